@@ -1,0 +1,482 @@
+//! Kafka record batch (magic 2) header parsing and validation, without decompressing.
+//!
+//! Layout (all integers big-endian), see `log/FORMAT.md`:
+//! baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12, magic i8 @16,
+//! crc u32 @17 (CRC-32C of bytes 21..end), attributes i16 @21, lastOffsetDelta i32 @23,
+//! baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43, producerEpoch i16 @51,
+//! baseSequence i32 @53, recordCount i32 @57, records @61.
+
+use crate::error::BatchError;
+
+/// Bytes before the records of a batch.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes not counted by `batchLength`: baseOffset and batchLength themselves.
+pub const LOG_OVERHEAD_BYTES: usize = 12;
+/// The smallest legal `batchLength`.
+pub const BATCH_LENGTH_MIN: i32 = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32;
+/// The smallest encoding of one record (every field a one-byte varint, no key, value or headers).
+const RECORD_BYTES_MIN: usize = 7;
+
+pub(crate) const BASE_OFFSET_AT: usize = 0;
+pub(crate) const LENGTH_AT: usize = 8;
+pub(crate) const PARTITION_LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+const DELETE_HORIZON_BIT: i16 = 0x40;
+const KNOWN_ATTRIBUTES: i16 =
+    COMPRESSION_MASK | TIMESTAMP_TYPE_BIT | TRANSACTIONAL_BIT | CONTROL_BIT | DELETE_HORIZON_BIT;
+
+/// Who wrote the batch being validated: clients are held to the strict rules of a producer,
+/// data read back from our own log only to the rules every stored batch obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Client,
+    Log,
+}
+
+/// Compression codec from the batch attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+/// The fixed 61-byte header of a record batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl BatchHeader {
+    /// Parses the header fields. Checks nothing but that 61 bytes are present.
+    pub fn parse(buf: &[u8]) -> Result<Self, BatchError> {
+        if buf.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Truncated { available: buf.len(), needed: BATCH_HEADER_BYTES });
+        }
+        Ok(BatchHeader {
+            base_offset: be_i64(buf, BASE_OFFSET_AT),
+            batch_length: be_i32(buf, LENGTH_AT),
+            partition_leader_epoch: be_i32(buf, PARTITION_LEADER_EPOCH_AT),
+            magic: buf[MAGIC_AT] as i8,
+            crc: u32::from_be_bytes(buf[CRC_AT..CRC_AT + 4].try_into().expect("4 bytes")),
+            attributes: be_i16(buf, ATTRIBUTES_AT),
+            last_offset_delta: be_i32(buf, 23),
+            base_timestamp: be_i64(buf, 27),
+            max_timestamp: be_i64(buf, 35),
+            producer_id: be_i64(buf, 43),
+            producer_epoch: be_i16(buf, 51),
+            base_sequence: be_i32(buf, 53),
+            record_count: be_i32(buf, 57),
+        })
+    }
+
+    /// Total bytes of the batch, header included. Only meaningful once `batch_length` was checked.
+    pub fn size(&self) -> usize {
+        self.batch_length as usize + LOG_OVERHEAD_BYTES
+    }
+
+    /// Offsets in the batch, from base to last inclusive.
+    pub fn offset_count(&self) -> u64 {
+        self.last_offset_delta as u64 + 1
+    }
+
+    pub fn compression(&self) -> Compression {
+        match self.attributes & COMPRESSION_MASK {
+            0 => Compression::None,
+            1 => Compression::Gzip,
+            2 => Compression::Snappy,
+            3 => Compression::Lz4,
+            _ => Compression::Zstd,
+        }
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+}
+
+/// Validates the batch at the start of `buf` and returns its header. `buf` may hold more bytes
+/// after the batch. Nothing is decompressed: the checks are length, magic, CRC-32C, attributes,
+/// record count against lastOffsetDelta and size, timestamps and producer fields.
+pub fn validate_batch(buf: &[u8], batch_bytes_max: usize, origin: Origin) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    if header.magic != 2 {
+        return Err(BatchError::UnsupportedMagic { magic: header.magic });
+    }
+    if header.batch_length < BATCH_LENGTH_MIN {
+        return Err(BatchError::LengthTooSmall { length: header.batch_length });
+    }
+    let size = header.size();
+    if size > batch_bytes_max {
+        return Err(BatchError::TooLarge { size, max: batch_bytes_max });
+    }
+    if size > buf.len() {
+        return Err(BatchError::Truncated { available: buf.len(), needed: size });
+    }
+    let actual = crc32c::crc32c(&buf[ATTRIBUTES_AT..size]);
+    if actual != header.crc {
+        return Err(BatchError::CrcMismatch { expected: header.crc, actual });
+    }
+    check_fields(&header, origin)?;
+    Ok(header)
+}
+
+fn check_fields(h: &BatchHeader, origin: Origin) -> Result<(), BatchError> {
+    let invalid = |reason| Err(BatchError::Invalid { reason });
+    if h.attributes & !KNOWN_ATTRIBUTES != 0 {
+        return invalid("unknown bits set in the batch attributes");
+    }
+    if h.attributes & COMPRESSION_MASK > 4 {
+        return invalid("unknown compression codec in the batch attributes");
+    }
+    if h.record_count < 0 || h.last_offset_delta < 0 {
+        return invalid("negative record count or lastOffsetDelta");
+    }
+    if h.record_count == 0 && !h.is_control() {
+        return invalid("batch holds no records");
+    }
+    match origin {
+        // A producer numbers its records 0..count-1.
+        Origin::Client if h.last_offset_delta != h.record_count - 1 => {
+            return invalid("lastOffsetDelta does not match the record count");
+        }
+        // Compaction may remove records and keep lastOffsetDelta, never the other way round.
+        Origin::Log if h.last_offset_delta < h.record_count - 1 => {
+            return invalid("lastOffsetDelta is below the record count");
+        }
+        _ => {}
+    }
+    let records_bytes = h.size() - BATCH_HEADER_BYTES;
+    if h.compression() == Compression::None
+        && (h.record_count as usize).saturating_mul(RECORD_BYTES_MIN) > records_bytes
+    {
+        return invalid("record count exceeds what the batch bytes can hold");
+    }
+    if h.max_timestamp < h.base_timestamp {
+        return Err(BatchError::InvalidTimestamp { base_timestamp: h.base_timestamp, max_timestamp: h.max_timestamp });
+    }
+    if h.producer_id < -1 {
+        return invalid("producerId below -1");
+    }
+    if h.producer_id == -1 {
+        if h.is_transactional() {
+            return invalid("transactional batch without a producerId");
+        }
+    } else if h.producer_epoch < 0 || h.base_sequence < 0 {
+        return invalid("idempotent batch with a negative producerEpoch or baseSequence");
+    }
+    if origin == Origin::Client && h.is_control() {
+        return invalid("control batches are written by the broker, not by clients");
+    }
+    Ok(())
+}
+
+/// Splits `records` (a Kafka `RECORDS` field: zero or more whole batches) into validated batches.
+/// Returns each batch's header and byte range. Either every batch is valid or an error is returned.
+pub fn validate_records(
+    records: &[u8],
+    batch_bytes_max: usize,
+    origin: Origin,
+) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let header = validate_batch(&records[at..], batch_bytes_max, origin)?;
+        let end = at + header.size();
+        batches.push((header, at..end));
+        at = end;
+    }
+    if batches.is_empty() {
+        return Err(BatchError::Invalid { reason: "the request holds no record batch" });
+    }
+    Ok(batches)
+}
+
+/// Writes the broker-assigned fields into a batch header; both lie outside the CRC.
+pub(crate) fn assign(header_bytes: &mut [u8], base_offset: u64, partition_leader_epoch: i32) {
+    header_bytes[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&(base_offset as i64).to_be_bytes());
+    header_bytes[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+        .copy_from_slice(&partition_leader_epoch.to_be_bytes());
+}
+
+/// Offset delta and timestamp of each record of an uncompressed batch, in order, or `None`
+/// if the batch is compressed or its records do not parse. Used to answer "first offset with a
+/// timestamp at or after T" at record precision.
+pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(u32, i64)>> {
+    if header.compression() != Compression::None || batch.len() < header.size() {
+        return None;
+    }
+    let log_append_time = header.attributes & TIMESTAMP_TYPE_BIT != 0;
+    let mut out = Vec::with_capacity(header.record_count.max(0) as usize);
+    let mut at = BATCH_HEADER_BYTES;
+    let end = header.size();
+    for _ in 0..header.record_count {
+        let (length, n) = read_varint(&batch[at..end])?;
+        at += n;
+        let record_end = at.checked_add(usize::try_from(length).ok()?)?;
+        if record_end > end {
+            return None;
+        }
+        let mut p = at + 1; // attributes
+        let (timestamp_delta, n) = read_varint(batch.get(p..record_end)?)?;
+        p += n;
+        let (offset_delta, _) = read_varint(batch.get(p..record_end)?)?;
+        let timestamp =
+            if log_append_time { header.max_timestamp } else { header.base_timestamp.wrapping_add(timestamp_delta) };
+        out.push((u32::try_from(offset_delta).ok()?, timestamp));
+        at = record_end;
+    }
+    Some(out)
+}
+
+/// Reads a zig-zag varint (Kafka's varint/varlong); returns the value and the bytes used.
+fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, &b) in buf.iter().take(10).enumerate() {
+        raw |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+/// Builds record batches for tests, benchmarks and fuzzing: uncompressed, CreateTime, no producer id.
+pub mod build {
+    use super::*;
+
+    fn put_varint(out: &mut Vec<u8>, value: i64) {
+        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A batch of `values.len()` records with the given values, no keys, timestamps
+    /// `base_timestamp + index`.
+    pub fn batch(values: &[&[u8]], base_timestamp: i64) -> Vec<u8> {
+        assert!(!values.is_empty());
+        let mut records = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let mut body = Vec::with_capacity(value.len() + 16);
+            body.push(0); // attributes
+            put_varint(&mut body, i as i64); // timestamp delta
+            put_varint(&mut body, i as i64); // offset delta
+            put_varint(&mut body, -1); // key length: null
+            put_varint(&mut body, value.len() as i64);
+            body.extend_from_slice(value);
+            put_varint(&mut body, 0); // header count
+            put_varint(&mut records, body.len() as i64);
+            records.extend_from_slice(&body);
+        }
+        let count = values.len() as i32;
+        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+        out.extend_from_slice(&0i64.to_be_bytes());
+        out.extend_from_slice(&((BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + records.len()) as i32).to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.push(2);
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&0i16.to_be_bytes());
+        out.extend_from_slice(&(count - 1).to_be_bytes());
+        out.extend_from_slice(&base_timestamp.to_be_bytes());
+        out.extend_from_slice(&(base_timestamp + count as i64 - 1).to_be_bytes());
+        out.extend_from_slice(&(-1i64).to_be_bytes());
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+        out.extend_from_slice(&records);
+        reseal(&mut out);
+        out
+    }
+
+    /// Recomputes the CRC after a test edited fields covered by it.
+    pub fn reseal(batch: &mut [u8]) {
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::{batch, reseal};
+    use super::*;
+
+    const MAX: usize = 1 << 20;
+
+    fn check(edit: impl FnOnce(&mut Vec<u8>), expected: Result<(), BatchError>) {
+        let mut b = batch(&[b"hello", b"world"], 1_000);
+        edit(&mut b);
+        let got = validate_batch(&b, MAX, Origin::Client).map(|_| ());
+        assert_eq!(got, expected);
+    }
+
+    fn invalid(reason: &'static str) -> Result<(), BatchError> {
+        Err(BatchError::Invalid { reason })
+    }
+
+    #[test]
+    fn accepts_a_well_formed_batch() {
+        let b = batch(&[b"hello", b"world"], 1_000);
+        let h = validate_batch(&b, MAX, Origin::Client).unwrap();
+        assert_eq!(h.record_count, 2);
+        assert_eq!(h.size(), b.len());
+        assert_eq!(h.max_timestamp, 1_001);
+    }
+
+    #[test]
+    fn rejects_bad_batches_with_the_kafka_error() {
+        check(|b| b.truncate(60), Err(BatchError::Truncated { available: 60, needed: 61 }));
+        check(|b| b.pop().map(|_| ()).unwrap(), Err(BatchError::Truncated { available: 84, needed: 85 }));
+        check(|b| b[16] = 1, Err(BatchError::UnsupportedMagic { magic: 1 }));
+        check(|b| b[8..12].copy_from_slice(&48i32.to_be_bytes()), Err(BatchError::LengthTooSmall { length: 48 }));
+        check(
+            |b| {
+                b[22] = 0x05;
+                reseal(b)
+            },
+            invalid("unknown compression codec in the batch attributes"),
+        );
+        check(
+            |b| {
+                b[21] = 0x01;
+                reseal(b)
+            },
+            invalid("unknown bits set in the batch attributes"),
+        );
+        check(
+            |b| {
+                b[23..27].copy_from_slice(&5i32.to_be_bytes());
+                reseal(b)
+            },
+            invalid("lastOffsetDelta does not match the record count"),
+        );
+        check(
+            |b| {
+                b[57..61].copy_from_slice(&9i32.to_be_bytes());
+                b[23..27].copy_from_slice(&8i32.to_be_bytes());
+                reseal(b)
+            },
+            invalid("record count exceeds what the batch bytes can hold"),
+        );
+        check(
+            |b| {
+                b[35..43].copy_from_slice(&5i64.to_be_bytes());
+                reseal(b)
+            },
+            Err(BatchError::InvalidTimestamp { base_timestamp: 1_000, max_timestamp: 5 }),
+        );
+        check(
+            |b| {
+                b[22] = 0x10;
+                reseal(b)
+            },
+            invalid("transactional batch without a producerId"),
+        );
+        check(
+            |b| {
+                b[22] = 0x20;
+                reseal(b)
+            },
+            invalid("control batches are written by the broker, not by clients"),
+        );
+        check(
+            |b| {
+                b[43..51].copy_from_slice(&7i64.to_be_bytes());
+                reseal(b)
+            },
+            invalid("idempotent batch with a negative producerEpoch or baseSequence"),
+        );
+        check(
+            |b| {
+                b[43..51].copy_from_slice(&(-2i64).to_be_bytes());
+                reseal(b)
+            },
+            invalid("producerId below -1"),
+        );
+    }
+
+    #[test]
+    fn crc_mismatch_reports_both_values() {
+        let mut b = batch(&[b"x"], 0);
+        let n = b.len() - 1;
+        b[n] ^= 0xff;
+        match validate_batch(&b, MAX, Origin::Client) {
+            Err(BatchError::CrcMismatch { expected, actual }) => assert_ne!(expected, actual),
+            other => panic!("expected a CRC mismatch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn size_limit_is_message_too_large() {
+        let b = batch(&[&[7u8; 1000]], 0);
+        let e = validate_batch(&b, 500, Origin::Client).unwrap_err();
+        assert_eq!(e, BatchError::TooLarge { size: b.len(), max: 500 });
+        assert_eq!(e.kafka_error_code(), crate::error::kafka_code::MESSAGE_TOO_LARGE);
+    }
+
+    #[test]
+    fn records_split_into_batches_all_or_nothing() {
+        let mut records = batch(&[b"a"], 0);
+        records.extend(batch(&[b"b", b"c"], 5));
+        let batches = validate_records(&records, MAX, Origin::Client).unwrap();
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].0.record_count, 2);
+        assert_eq!(batches[1].1.end, records.len());
+        records.push(0);
+        assert!(matches!(validate_records(&records, MAX, Origin::Client), Err(BatchError::Truncated { .. })));
+        assert!(validate_records(&[], MAX, Origin::Client).is_err());
+    }
+
+    #[test]
+    fn record_timestamps_of_an_uncompressed_batch() {
+        let b = batch(&[b"a", b"bb", b"ccc"], 500);
+        let h = validate_batch(&b, MAX, Origin::Client).unwrap();
+        assert_eq!(record_timestamps(&b, &h), Some(vec![(0, 500), (1, 501), (2, 502)]));
+        assert_eq!(record_timestamps(&b[..b.len() - 1], &h), None);
+    }
+
+    #[test]
+    fn assigned_fields_stay_outside_the_crc() {
+        let mut b = batch(&[b"a", b"b"], 0);
+        assign(&mut b, 1234, 7);
+        let h = validate_batch(&b, MAX, Origin::Log).unwrap();
+        assert_eq!((h.base_offset, h.partition_leader_epoch), (1234, 7));
+    }
+}

@@ -1,0 +1,89 @@
+//! Errors at the boundary of `ringtail-log`, and the one place they map to Kafka error codes.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Kafka error codes produced by the log. The numbers are Kafka's (`org.apache.kafka.common.protocol.Errors`).
+pub mod kafka_code {
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const INVALID_RECORD: i16 = 87;
+}
+
+/// Why a record batch was refused. Every variant is the sender's fault and leaves the log unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("record batch is truncated: {available} bytes present, {needed} needed")]
+    Truncated { available: usize, needed: usize },
+    #[error("record batch length {length} is below the 49-byte minimum of a magic 2 batch")]
+    LengthTooSmall { length: i32 },
+    #[error("record batch magic {magic} is not supported; send magic 2 batches (Kafka 0.11 or later clients)")]
+    UnsupportedMagic { magic: i8 },
+    #[error("record batch CRC-32C mismatch: header says {expected:#010x}, bytes give {actual:#010x}")]
+    CrcMismatch { expected: u32, actual: u32 },
+    #[error("record batch of {size} bytes exceeds the limit of {max} bytes (max.message.bytes)")]
+    TooLarge { size: usize, max: usize },
+    #[error("record batch timestamps are inconsistent: maxTimestamp {max_timestamp} < baseTimestamp {base_timestamp}")]
+    InvalidTimestamp { base_timestamp: i64, max_timestamp: i64 },
+    #[error("invalid record batch: {reason}")]
+    Invalid { reason: &'static str },
+}
+
+impl BatchError {
+    /// The Kafka error code a produce response carries for this error.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            BatchError::Truncated { .. } | BatchError::LengthTooSmall { .. } | BatchError::CrcMismatch { .. } => {
+                kafka_code::CORRUPT_MESSAGE
+            }
+            BatchError::UnsupportedMagic { .. } => kafka_code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            BatchError::TooLarge { .. } => kafka_code::MESSAGE_TOO_LARGE,
+            BatchError::InvalidTimestamp { .. } => kafka_code::INVALID_TIMESTAMP,
+            BatchError::Invalid { .. } => kafka_code::INVALID_RECORD,
+        }
+    }
+}
+
+/// Errors of a partition log.
+///
+/// `Io` and `Corrupt` are fatal: the log stops accepting work and every later call returns the
+/// same error, because after a failed write or fdatasync the kernel may have dropped dirty pages
+/// and nothing the log believes about the disk can be trusted. The broker must stop.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: u64, log_start_offset: u64, log_end_offset: u64 },
+    #[error("I/O error while {op} {path}: {source}; the log is stopped, restart the broker to recover")]
+    Io { op: &'static str, path: PathBuf, source: Arc<io::Error> },
+    #[error("corrupt log data in {path} at byte {position}: {reason}; the log is stopped")]
+    Corrupt { path: PathBuf, position: u64, reason: String },
+    #[error("invalid log configuration: {reason}")]
+    Config { reason: String },
+}
+
+impl LogError {
+    /// The Kafka error code a response carries for this error.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            LogError::Batch(e) => e.kafka_error_code(),
+            LogError::OffsetOutOfRange { .. } => kafka_code::OFFSET_OUT_OF_RANGE,
+            LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Config { .. } => kafka_code::KAFKA_STORAGE_ERROR,
+        }
+    }
+
+    /// True when the log can no longer be used and the broker should stop.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, LogError::Io { .. } | LogError::Corrupt { .. })
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
+        LogError::Io { op, path: path.into(), source: Arc::new(source.into()) }
+    }
+}

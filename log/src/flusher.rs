@@ -1,0 +1,140 @@
+//! The shard's group-commit flusher: one task per shard writes and syncs every log with queued
+//! batches, all logs at once, and completes every waiter a flush covers.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::Durability;
+use crate::fault::Faults;
+use crate::partition::PartitionLog;
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Flushes the logs of one shard. Owned by that shard (`!Send`); create one per executor and
+/// pass it to every [`PartitionLog::open`] on that executor.
+///
+/// Sync-durability logs ask for a flush on every append; while one round of flushes runs, new
+/// appends queue up and go together in the next round, each log with one write and one
+/// fdatasync (group commit). Async-durability logs are written every `tick` or once enough
+/// bytes wait, and fdatasynced on their `fsync_interval_ms`.
+pub struct Flusher {
+    faults: Faults,
+    tick: Duration,
+    queue: RefCell<Vec<Rc<PartitionLog>>>,
+    logs: RefCell<Vec<Weak<PartitionLog>>>,
+    signalled: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+    stopped: Cell<bool>,
+}
+
+impl Flusher {
+    pub fn new(faults: Faults, tick: Duration) -> Rc<Flusher> {
+        Rc::new(Flusher {
+            faults,
+            tick,
+            queue: RefCell::new(Vec::new()),
+            logs: RefCell::new(Vec::new()),
+            signalled: Cell::new(false),
+            waker: RefCell::new(None),
+            stopped: Cell::new(false),
+        })
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub(crate) fn register(&self, log: &Rc<PartitionLog>) {
+        let mut logs = self.logs.borrow_mut();
+        logs.retain(|l| l.strong_count() > 0);
+        logs.push(Rc::downgrade(log));
+    }
+
+    pub(crate) fn request(&self, log: Rc<PartitionLog>) {
+        self.queue.borrow_mut().push(log);
+        self.signal();
+    }
+
+    fn signal(&self) {
+        self.signalled.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Ends the task started by [`Flusher::spawn`] after its current round.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        self.signal();
+    }
+
+    /// Starts the flush loop on the current executor.
+    pub fn spawn(self: &Rc<Self>) -> glommio::Task<()> {
+        let this = self.clone();
+        glommio::spawn_local(async move { this.run().await })
+    }
+
+    async fn run(&self) {
+        while !self.stopped.get() {
+            futures_lite::future::or(Signalled { flusher: self }, async {
+                glommio::timer::sleep(self.tick).await;
+            })
+            .await;
+            self.signalled.set(false);
+            self.round().await;
+        }
+        self.round().await;
+    }
+
+    /// Flushes every log that asked, plus async logs that are due, concurrently.
+    async fn round(&self) {
+        let now = now_ms();
+        let mut work: Vec<(Rc<PartitionLog>, bool)> = self.queue.borrow_mut().drain(..).map(|l| (l, false)).collect();
+        for weak in self.logs.borrow().iter() {
+            let Some(log) = weak.upgrade() else { continue };
+            if log.config().durability != Durability::Async || log.failed().is_some() {
+                continue;
+            }
+            let (unflushed, sync_due) = log.flush_requested_or_due(now);
+            if unflushed {
+                work.push((log, sync_due));
+            }
+        }
+        work.sort_by_key(|(l, _)| Rc::as_ptr(l));
+        work.dedup_by(|a, b| Rc::ptr_eq(&a.0, &b.0));
+        let tasks: Vec<_> = work
+            .into_iter()
+            .map(|(log, _)| {
+                let sync = log.config().durability == Durability::Sync || log.flush_requested_or_due(now).1;
+                // A failed flush marks the log failed and wakes its waiters with the error.
+                glommio::spawn_local(async move { log.flush(sync, now).await })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Signalled<'a> {
+    flusher: &'a Flusher,
+}
+
+impl Future for Signalled<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flusher.signalled.get() {
+            return Poll::Ready(());
+        }
+        *self.flusher.waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}

@@ -1,0 +1,23 @@
+//! `ringtail-log`: Ringtail's storage engine. Segmented, append-only logs of Kafka record
+//! batches (magic 2) stored byte for byte as received, written with O_DIRECT through io_uring
+//! (glommio) in per-shard group commits, read back without copying cached data, recovered
+//! after crashes, and trimmed by retention. Knows nothing of the network.
+
+pub mod batch;
+mod checkpoint;
+mod config;
+mod error;
+mod fault;
+mod flusher;
+pub mod index;
+mod partition;
+mod segment;
+
+pub use batch::{BatchHeader, Compression, Origin};
+pub use config::{Durability, LogConfig, BLOCK_BYTES};
+pub use error::{kafka_code, BatchError, LogError};
+pub use fault::{Faults, IoOp};
+pub use flusher::{now_ms, Flusher};
+pub use partition::{AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport};
+#[doc(hidden)]
+pub use segment::write_state_for_tests;

@@ -1,0 +1,1078 @@
+//! The partition log: appends, group-committed flushes, reads, retention and crash recovery.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use glommio::io::{DmaFile, OpenOptions};
+use glommio::sync::Semaphore;
+
+use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES};
+use crate::checkpoint::{self, Kind, PartitionState};
+use crate::config::{align_down, align_up, Durability, LogConfig, BLOCK_BYTES};
+use crate::error::LogError;
+use crate::fault::{Faults, IoOp};
+use crate::flusher::Flusher;
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::segment::{self, ScanOutcome};
+
+/// Bytes of a batch header the broker rewrites (baseOffset, batchLength, partitionLeaderEpoch);
+/// cached batches keep their rewritten copy apart from the body received from the client.
+const PATCHED_HEADER_BYTES: usize = 16;
+
+pub(crate) const STATE_FILE: &str = "partition.state";
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+
+/// What `append` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub max_timestamp: i64,
+    pub log_start_offset: u64,
+}
+
+/// Whole batches read from the log, as byte chunks to send in order, without copying cached data.
+#[derive(Debug, Default, Clone)]
+pub struct ReadBatches {
+    pub chunks: Vec<Bytes>,
+    pub bytes: usize,
+    /// One past the last offset returned; the offset asked for if nothing was returned.
+    pub next_offset: u64,
+}
+
+/// What `open` found and repaired.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The previous run ended with `close`.
+    pub clean_shutdown: bool,
+    pub segments_loaded: usize,
+    /// Segments read batch by batch because they were past the recovery point or badly indexed.
+    pub segments_scanned: usize,
+    /// Bytes dropped at the first torn or corrupt batch, and in segments after it.
+    pub bytes_truncated: u64,
+    pub segments_removed: usize,
+}
+
+/// A batch in the recent-batch cache: the rewritten header and the body as received.
+#[derive(Debug)]
+struct CachedBatch {
+    base_offset: u64,
+    last_offset: u64,
+    max_timestamp: i64,
+    segment_base: u64,
+    position: u64,
+    header: Bytes,
+    body: Bytes,
+}
+
+impl CachedBatch {
+    fn size(&self) -> u64 {
+        (self.header.len() + self.body.len()) as u64
+    }
+
+    fn end(&self) -> u64 {
+        self.position + self.size()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: u64,
+    pub file: Option<Rc<DmaFile>>,
+    /// Logical length: bytes appended, written or not.
+    pub size: u64,
+    /// Bytes written to the file.
+    pub flushed: u64,
+    /// Bytes made durable by fdatasync.
+    pub synced: u64,
+    /// File length reserved by fallocate.
+    pub allocated: u64,
+    pub next_offset: u64,
+    pub offset_index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub max_timestamp: i64,
+    pub bytes_since_index: u64,
+    /// Wall-clock time of the first append, for rolling by age.
+    pub first_append_ms: Option<i64>,
+    /// Takes no more appends.
+    pub sealed: bool,
+    /// Sealed, written, truncated to `size`, indexed and synced.
+    pub finalized: bool,
+}
+
+impl Segment {
+    pub(crate) fn new(base_offset: u64) -> Self {
+        Segment {
+            base_offset,
+            file: None,
+            size: 0,
+            flushed: 0,
+            synced: 0,
+            allocated: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            max_timestamp: -1,
+            bytes_since_index: 0,
+            first_append_ms: None,
+            sealed: false,
+            finalized: false,
+        }
+    }
+
+    /// Records a batch of `size` bytes at the end of the segment in the indexes.
+    pub(crate) fn index_batch(
+        &mut self,
+        base_offset: u64,
+        last_offset: u64,
+        max_timestamp: i64,
+        size: u64,
+        index_interval_bytes: u64,
+    ) {
+        let relative = (base_offset - self.base_offset) as u32;
+        if self.size > 0 && self.bytes_since_index >= index_interval_bytes {
+            self.offset_index.push(relative, self.size as u32);
+            self.bytes_since_index = 0;
+        }
+        self.time_index.maybe_push(max_timestamp, relative);
+        self.max_timestamp = self.max_timestamp.max(max_timestamp);
+        self.bytes_since_index += size;
+        self.size += size;
+        self.next_offset = last_offset + 1;
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    /// Ordered by base offset; the last one takes appends unless sealed.
+    segments: VecDeque<Segment>,
+    log_start_offset: u64,
+    next_offset: u64,
+    /// Every offset below is written to its file (not necessarily synced).
+    written_offset: u64,
+    /// Every offset below is written and fdatasynced.
+    durable_offset: u64,
+    recovery_point: u64,
+    /// Contiguous recent batches ending at `next_offset`; holds every batch not yet written.
+    cache: VecDeque<CachedBatch>,
+    cache_bytes: u64,
+    unflushed_bytes: u64,
+    failed: Option<LogError>,
+    waiters: Vec<(u64, Waker)>,
+    /// Queued with the flusher and not yet flushed.
+    flush_requested: bool,
+    last_sync_ms: i64,
+}
+
+impl State {
+    fn check(&self) -> Result<(), LogError> {
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn segment_index(&self, base_offset: u64) -> usize {
+        self.segments.binary_search_by_key(&base_offset, |s| s.base_offset).expect("segment exists")
+    }
+
+    /// The segment holding `offset`: the last one based at or below it.
+    fn segment_for(&self, offset: u64) -> Option<usize> {
+        let i = self.segments.partition_point(|s| s.base_offset <= offset);
+        i.checked_sub(1)
+    }
+}
+
+/// One Kafka partition's log on disk.
+///
+/// Owned by the shard that owns the partition: it is `!Send` and every method must be called on
+/// that shard's executor. Appends are synchronous (validate, assign offsets, queue); the shard's
+/// [`Flusher`] writes queued batches in group commits; reads never block the executor.
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    faults: Faults,
+    flusher: Weak<Flusher>,
+    this: Weak<PartitionLog>,
+    state: RefCell<State>,
+    flush_lock: Semaphore,
+    report: RecoveryReport,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{extension}"))
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in `dir`, recovering after a crash: segments past the
+    /// recovery point are scanned batch by batch and cut at the first torn or corrupt batch.
+    pub async fn open(
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        flusher: &Rc<Flusher>,
+    ) -> Result<Rc<PartitionLog>, LogError> {
+        config.validate()?;
+        let dir = dir.into();
+        let faults = flusher.faults().clone();
+        let (state, report) = recover(&dir, &config, &faults).await?;
+        let log = Rc::new_cyclic(|this| PartitionLog {
+            dir,
+            config,
+            faults,
+            flusher: Rc::downgrade(flusher),
+            this: this.clone(),
+            state: RefCell::new(state),
+            flush_lock: Semaphore::new(1),
+            report,
+        });
+        flusher.register(&log);
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    pub fn log_start_offset(&self) -> u64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// One past the last offset appended.
+    pub fn log_end_offset(&self) -> u64 {
+        self.state.borrow().next_offset
+    }
+
+    /// One past the last offset that is written and fdatasynced.
+    pub fn durable_offset(&self) -> u64 {
+        self.state.borrow().durable_offset
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// Bytes of log held in segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.iter().map(|s| s.size).sum()
+    }
+
+    /// Bytes appended and not yet written.
+    pub fn unflushed_bytes(&self) -> u64 {
+        self.state.borrow().unflushed_bytes
+    }
+
+    pub fn failed(&self) -> Option<LogError> {
+        self.state.borrow().failed.clone()
+    }
+
+    /// Validates `records` (one or more batches), assigns their offsets and queues them for
+    /// writing. Either every batch is appended or none is. The batches become durable when
+    /// [`PartitionLog::wait_durable`] on `last_offset` completes.
+    pub fn append(&self, records: Bytes, partition_leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let batches = batch::validate_records(&records, self.config.batch_bytes_max, Origin::Client)?;
+        let mut st = self.state.borrow_mut();
+        st.check()?;
+        let base_offset = st.next_offset;
+        let mut max_timestamp = -1;
+        for (header, range) in batches {
+            let size = header.size() as u64;
+            self.maybe_roll(&mut st, size, now_ms);
+            let offset = st.next_offset;
+            let last_offset = offset + header.offset_count() - 1;
+            let mut patched = [0u8; PATCHED_HEADER_BYTES];
+            patched.copy_from_slice(&records[range.start..range.start + PATCHED_HEADER_BYTES]);
+            batch::assign(&mut patched, offset, partition_leader_epoch);
+            let segment = st.segments.back_mut().expect("maybe_roll leaves an open segment");
+            let position = segment.size;
+            segment.first_append_ms.get_or_insert(now_ms);
+            segment.index_batch(offset, last_offset, header.max_timestamp, size, self.config.index_interval_bytes);
+            let segment_base = segment.base_offset;
+            st.cache.push_back(CachedBatch {
+                base_offset: offset,
+                last_offset,
+                max_timestamp: header.max_timestamp,
+                segment_base,
+                position,
+                header: Bytes::copy_from_slice(&patched),
+                body: records.slice(range.start + PATCHED_HEADER_BYTES..range.end),
+            });
+            st.cache_bytes += size;
+            st.unflushed_bytes += size;
+            st.next_offset = last_offset + 1;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+        }
+        let info = AppendInfo {
+            base_offset,
+            last_offset: st.next_offset - 1,
+            max_timestamp,
+            log_start_offset: st.log_start_offset,
+        };
+        let wants_flush = match self.config.durability {
+            Durability::Sync => true,
+            Durability::Async => st.unflushed_bytes >= self.config.flush_bytes_min as u64,
+        };
+        if wants_flush && !st.flush_requested {
+            st.flush_requested = true;
+            drop(st);
+            if let (Some(flusher), Some(this)) = (self.flusher.upgrade(), self.this.upgrade()) {
+                flusher.request(this);
+            }
+        }
+        Ok(info)
+    }
+
+    /// Seals the active segment when a batch of `size` bytes does not fit or it is too old,
+    /// and opens a new one (its file is created by the next flush).
+    fn maybe_roll(&self, st: &mut State, size: u64, now_ms: i64) {
+        let next_offset = st.next_offset;
+        let roll = match st.segments.back() {
+            None => true,
+            Some(s) if s.sealed => true,
+            Some(s) => {
+                s.size > 0
+                    && (s.size + size > self.config.segment_bytes_max
+                        || s.first_append_ms
+                            .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_age_ms_max as i64))
+            }
+        };
+        if roll {
+            if let Some(s) = st.segments.back_mut() {
+                s.sealed = true;
+            }
+            st.segments.push_back(Segment::new(next_offset));
+        }
+    }
+
+    /// Completes once every offset up to and including `last_offset` is durable, or with the
+    /// error that stopped the log.
+    pub fn wait_durable(&self, last_offset: u64) -> DurableWait {
+        DurableWait { log: self.this.clone(), last_offset, durable: true }
+    }
+
+    /// Completes once every offset up to and including `last_offset` is written to its file
+    /// (not necessarily synced). Async-durability producers use it as backpressure.
+    pub fn wait_written(&self, last_offset: u64) -> DurableWait {
+        DurableWait { log: self.this.clone(), last_offset, durable: false }
+    }
+
+    /// Writes every queued batch; with `sync`, also fdatasyncs so they become durable. Seals
+    /// finished segments. One flush runs at a time; everything appended before it starts is in it.
+    pub async fn flush(&self, sync: bool, now_ms: i64) -> Result<(), LogError> {
+        let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
+        self.state.borrow().check()?;
+        let result = self.flush_locked(sync, now_ms).await;
+        if let Err(e) = &result {
+            self.fail(e.clone());
+        }
+        result
+    }
+
+    async fn flush_locked(&self, sync: bool, now_ms: i64) -> Result<(), LogError> {
+        self.state.borrow_mut().flush_requested = false;
+        // Everything appended before this point is in this flush; later appends wait for the next.
+        let (snapshot, target_offset) = {
+            let st = self.state.borrow();
+            let snapshot: Vec<(u64, u64)> =
+                st.segments.iter().filter(|s| s.size > s.flushed).map(|s| (s.base_offset, s.size)).collect();
+            (snapshot, st.next_offset)
+        };
+        for &(base, end) in &snapshot {
+            self.prepare_file(base, align_up(end)).await?;
+        }
+        // Copy the queued batches into one aligned buffer per segment: the one copy of record bytes.
+        let jobs: Vec<_> = {
+            let st = self.state.borrow();
+            snapshot
+                .iter()
+                .map(|&(base, end)| {
+                    let s = &st.segments[st.segment_index(base)];
+                    let file = s.file.clone().expect("prepare_file created it");
+                    let start = align_down(s.flushed);
+                    let mut buf = file.alloc_dma_buffer(align_up(end - start) as usize);
+                    copy_from_cache(&st.cache, base, start, end, buf.as_bytes_mut());
+                    (base, file, buf, start, end)
+                })
+                .collect()
+        };
+        let mut writes = Vec::with_capacity(jobs.len());
+        for (base, file, buf, start, end) in jobs {
+            let path = segment_path(&self.dir, base, "log");
+            self.faults.check(IoOp::Write, &path)?;
+            let length = buf.len();
+            writes.push((
+                base,
+                end,
+                path,
+                length,
+                glommio::spawn_local(async move { file.write_at(buf, start).await }),
+            ));
+        }
+        for (base, end, path, length, task) in writes {
+            let n = task.await.map_err(|e| LogError::io("writing", &path, e))?;
+            if n != length {
+                return Err(LogError::io(
+                    "writing",
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::WriteZero, "short direct write"),
+                ));
+            }
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(base);
+            let s = &mut st.segments[i];
+            let newly = end - s.flushed;
+            s.flushed = end;
+            st.unflushed_bytes -= newly;
+        }
+        {
+            let mut st = self.state.borrow_mut();
+            st.written_offset = st.written_offset.max(target_offset);
+        }
+        let must_sync = sync || self.state.borrow().segments.iter().any(|s| s.sealed && !s.finalized);
+        if must_sync {
+            self.sync_segments().await?;
+            let mut st = self.state.borrow_mut();
+            st.last_sync_ms = now_ms;
+            let durable = target_offset;
+            st.durable_offset = st.durable_offset.max(durable);
+        }
+        // Waiters re-check their own condition.
+        let waiters = std::mem::take(&mut self.state.borrow_mut().waiters);
+        waiters.into_iter().for_each(|(_, w)| w.wake());
+        self.finalize_sealed().await?;
+        self.evict_cache();
+        Ok(())
+    }
+
+    /// Makes sure the segment's file exists and is allocated up to `end`.
+    async fn prepare_file(&self, base: u64, end: u64) -> Result<(), LogError> {
+        let (file, allocated) = {
+            let st = self.state.borrow();
+            let s = &st.segments[st.segment_index(base)];
+            (s.file.clone(), s.allocated)
+        };
+        let path = segment_path(&self.dir, base, "log");
+        let (file, created) = match file {
+            Some(f) => (f, false),
+            None => {
+                self.faults.check(IoOp::Create, &path)?;
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .dma_open(&path)
+                    .await
+                    .map_err(|e| LogError::io("creating", &path, e))?;
+                (Rc::new(f), true)
+            }
+        };
+        if end > allocated {
+            let step = self.config.preallocate_bytes;
+            let target = end.div_ceil(step) * step;
+            self.faults.check(IoOp::Write, &path)?;
+            file.pre_allocate(target, false).await.map_err(|e| LogError::io("preallocating", &path, e))?;
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(base);
+            st.segments[i].allocated = target;
+        }
+        if created {
+            // The new file's directory entry must be durable before data in it is acknowledged.
+            checkpoint::sync_dir(&self.dir, &self.faults).await?;
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(base);
+            st.segments[i].file = Some(file);
+        }
+        Ok(())
+    }
+
+    /// fdatasyncs every segment with written but unsynced bytes.
+    async fn sync_segments(&self) -> Result<(), LogError> {
+        let targets: Vec<(u64, Rc<DmaFile>, u64)> = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .filter(|s| s.synced < s.flushed)
+                .map(|s| (s.base_offset, s.file.clone().expect("written segments have files"), s.flushed))
+                .collect()
+        };
+        let mut tasks = Vec::with_capacity(targets.len());
+        for (base, file, flushed) in targets {
+            let path = segment_path(&self.dir, base, "log");
+            self.faults.check(IoOp::Sync, &path)?;
+            tasks.push((base, flushed, path, glommio::spawn_local(async move { file.fdatasync().await })));
+        }
+        for (base, flushed, path, task) in tasks {
+            task.await.map_err(|e| LogError::io("syncing", &path, e))?;
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(base);
+            st.segments[i].synced = flushed;
+        }
+        Ok(())
+    }
+
+    /// Truncates, indexes and syncs sealed segments whose data is all durable, then moves the
+    /// recovery point past them.
+    async fn finalize_sealed(&self) -> Result<(), LogError> {
+        let ready: Vec<u64> = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .filter(|s| s.sealed && !s.finalized && s.synced == s.size)
+                .map(|s| s.base_offset)
+                .collect()
+        };
+        if ready.is_empty() {
+            return Ok(());
+        }
+        for base in &ready {
+            let (file, size, allocated, index, time_index) = {
+                let st = self.state.borrow();
+                let s = &st.segments[st.segment_index(*base)];
+                (s.file.clone(), s.size, s.allocated, s.offset_index.encode(), s.time_index.encode())
+            };
+            finalize_files(&self.dir, *base, file.as_deref(), size, allocated, index, time_index, &self.faults).await?;
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(*base);
+            st.segments[i].finalized = true;
+            st.segments[i].allocated = size;
+        }
+        let state = {
+            let mut st = self.state.borrow_mut();
+            let point = st.segments.iter().find(|s| !s.finalized).map_or(st.next_offset, |s| s.base_offset);
+            st.recovery_point = point;
+            PartitionState { log_start_offset: st.log_start_offset, recovery_point: point }
+        };
+        checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await
+    }
+
+    /// Drops cached batches beyond the cache budget, oldest first, keeping every batch not yet
+    /// written and those covering the last partial block of a segment (rewritten by the next flush).
+    fn evict_cache(&self) {
+        let mut st = self.state.borrow_mut();
+        while st.cache_bytes > self.config.cache_bytes_max as u64 {
+            let Some(front) = st.cache.front() else { break };
+            let s = &st.segments[st.segment_index(front.segment_base)];
+            let keep_from = if s.finalized { u64::MAX } else { align_down(s.flushed) };
+            if front.end() > keep_from {
+                break;
+            }
+            let size = front.size();
+            st.cache.pop_front();
+            st.cache_bytes -= size;
+        }
+    }
+
+    fn fail(&self, error: LogError) {
+        let mut st = self.state.borrow_mut();
+        if st.failed.is_none() {
+            st.failed = Some(error);
+        }
+        let waiters = std::mem::take(&mut st.waiters);
+        drop(st);
+        waiters.into_iter().for_each(|(_, w)| w.wake());
+    }
+
+    /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
+    /// one batch if any is there), stopping before any batch reaching `max_offset`.
+    pub async fn read(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<ReadBatches, LogError> {
+        let batches = self.read_batches(offset, max_bytes, max_offset).await?;
+        let mut out = ReadBatches { next_offset: offset, ..ReadBatches::default() };
+        for b in batches {
+            out.bytes += b.header.len() + b.body.len();
+            out.next_offset = b.last_offset + 1;
+            out.chunks.push(b.header);
+            if !b.body.is_empty() {
+                out.chunks.push(b.body);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_batches(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Vec<BatchBytes>, LogError> {
+        let (segment, start_position, flushed, file) = {
+            let st = self.state.borrow();
+            st.check()?;
+            if offset < st.log_start_offset || offset > st.next_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: st.log_start_offset,
+                    log_end_offset: st.next_offset,
+                });
+            }
+            if offset >= max_offset || offset == st.next_offset {
+                return Ok(Vec::new());
+            }
+            if st.cache.front().is_some_and(|c| c.base_offset <= offset) {
+                return Ok(read_cache(&st.cache, offset, max_bytes, max_offset));
+            }
+            let Some(i) = st.segment_for(offset) else {
+                return Ok(Vec::new());
+            };
+            let mut i = i;
+            // The offset may lie past the end of its segment (a gap left by compaction or deletion).
+            while st.segments[i].next_offset <= offset && i + 1 < st.segments.len() {
+                i += 1;
+            }
+            let s = &st.segments[i];
+            let relative = offset.saturating_sub(s.base_offset) as u32;
+            (s.base_offset, u64::from(s.offset_index.lookup(relative)), s.flushed, s.file.clone())
+        };
+        let Some(file) = file else {
+            return Ok(Vec::new());
+        };
+        let path = segment_path(&self.dir, segment, "log");
+        let result = segment::read_disk(
+            &file,
+            &path,
+            start_position,
+            flushed,
+            offset,
+            max_bytes,
+            max_offset,
+            &self.config,
+            &self.faults,
+        )
+        .await;
+        if let Err(e) = &result {
+            if e.is_fatal() {
+                self.fail(e.clone());
+            }
+        }
+        result
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp`, with that timestamp.
+    /// Exact for uncompressed batches; for compressed ones, the batch's base offset and its
+    /// newest timestamp. `None` when every record is older.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>, LogError> {
+        let mut offset = {
+            let st = self.state.borrow();
+            st.check()?;
+            let Some(s) =
+                st.segments.iter().find(|s| s.max_timestamp >= timestamp && s.next_offset > st.log_start_offset)
+            else {
+                return Ok(None);
+            };
+            (s.base_offset + u64::from(s.time_index.lookup(timestamp))).max(st.log_start_offset)
+        };
+        loop {
+            let batches = self.read_batches(offset, self.config.read_chunk_bytes, u64::MAX).await?;
+            if batches.is_empty() {
+                return Ok(None);
+            }
+            for b in &batches {
+                if b.max_timestamp < timestamp {
+                    continue;
+                }
+                let bytes = b.contiguous();
+                let header = BatchHeader::parse(&bytes)?;
+                let found = batch::record_timestamps(&bytes, &header)
+                    .and_then(|records| records.into_iter().find(|&(_, t)| t >= timestamp))
+                    .map(|(delta, t)| (b.base_offset + u64::from(delta), t))
+                    .unwrap_or((b.base_offset, b.max_timestamp));
+                return Ok(Some((found.0.max(offset), found.1)));
+            }
+            offset = batches.last().expect("not empty").last_offset + 1;
+        }
+    }
+
+    /// Deletes sealed segments past the retention time or size. Returns how many were deleted.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let new_start = {
+            let st = self.state.borrow();
+            st.check()?;
+            let mut total: u64 = st.segments.iter().map(|s| s.size).sum();
+            let mut new_start = None;
+            for s in st.segments.iter().take(st.segments.len().saturating_sub(1)) {
+                if !s.finalized {
+                    break;
+                }
+                let too_old =
+                    self.config.retention_age_ms_max.is_some_and(|r| s.max_timestamp < now_ms.saturating_sub(r as i64));
+                let too_big = self.config.retention_bytes_max.is_some_and(|r| total - s.size >= r);
+                if !(too_old || too_big) {
+                    break;
+                }
+                total -= s.size;
+                new_start = Some(s.next_offset);
+            }
+            new_start
+        };
+        match new_start {
+            Some(start) => self.advance_log_start_offset(start).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Moves the log start offset forward (DeleteRecords) and deletes the sealed segments wholly
+    /// below it. Returns how many segments were deleted.
+    pub async fn advance_log_start_offset(&self, offset: u64) -> Result<usize, LogError> {
+        let (state, victims) = {
+            let mut st = self.state.borrow_mut();
+            st.check()?;
+            if offset > st.next_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: st.log_start_offset,
+                    log_end_offset: st.next_offset,
+                });
+            }
+            if offset <= st.log_start_offset {
+                return Ok(0);
+            }
+            st.log_start_offset = offset;
+            let mut victims = Vec::new();
+            while st.segments.len() > 1 && st.segments[0].finalized && st.segments[0].next_offset <= offset {
+                let s = st.segments.pop_front().expect("checked");
+                victims.push(s);
+            }
+            while st
+                .cache
+                .front()
+                .is_some_and(|c| c.last_offset < offset && victims.iter().any(|v| v.base_offset == c.segment_base))
+            {
+                let c = st.cache.pop_front().expect("checked");
+                st.cache_bytes -= c.size();
+            }
+            (PartitionState { log_start_offset: offset, recovery_point: st.recovery_point }, victims)
+        };
+        // The new start is durable before any file goes, so a crash never resurrects deleted records.
+        let result = async {
+            checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await?;
+            for s in &victims {
+                remove_segment_files(&self.dir, s.base_offset, &self.faults).await?;
+            }
+            if !victims.is_empty() {
+                checkpoint::sync_dir(&self.dir, &self.faults).await?;
+            }
+            Ok::<usize, LogError>(victims.len())
+        }
+        .await;
+        if let Err(e) = &result {
+            self.fail(e.clone());
+        }
+        result
+    }
+
+    /// Writes and syncs everything, seals the active segment and leaves the clean-shutdown
+    /// marker, so the next open needs no scan. The log takes no appends afterwards.
+    pub async fn close(&self, now_ms: i64) -> Result<(), LogError> {
+        {
+            let mut st = self.state.borrow_mut();
+            st.check()?;
+            if let Some(s) = st.segments.back_mut() {
+                if s.size > 0 {
+                    s.sealed = true;
+                }
+            }
+        }
+        self.flush(true, now_ms).await?;
+        let next_offset = {
+            let mut st = self.state.borrow_mut();
+            st.failed = Some(LogError::Config { reason: "the log was closed".into() });
+            st.next_offset
+        };
+        let marker = checkpoint::encode(Kind::CleanShutdown, &next_offset.to_be_bytes());
+        checkpoint::write_atomic(&self.dir, CLEAN_SHUTDOWN_FILE, marker, &self.faults).await
+    }
+
+    pub(crate) fn flush_requested_or_due(&self, now_ms: i64) -> (bool, bool) {
+        let st = self.state.borrow();
+        let has_unflushed = st.unflushed_bytes > 0 || st.segments.iter().any(|s| s.synced < s.flushed);
+        let sync_due = now_ms.saturating_sub(st.last_sync_ms) >= self.config.fsync_interval_ms as i64;
+        (has_unflushed, sync_due)
+    }
+}
+
+/// A batch read from cache or disk: header and body chunks.
+pub(crate) struct BatchBytes {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub max_timestamp: i64,
+    pub header: Bytes,
+    pub body: Bytes,
+}
+
+impl BatchBytes {
+    fn contiguous(&self) -> Bytes {
+        if self.body.is_empty() {
+            return self.header.clone();
+        }
+        let mut b = BytesMut::with_capacity(self.header.len() + self.body.len());
+        b.extend_from_slice(&self.header);
+        b.extend_from_slice(&self.body);
+        b.freeze()
+    }
+}
+
+fn read_cache(cache: &VecDeque<CachedBatch>, offset: u64, max_bytes: usize, max_offset: u64) -> Vec<BatchBytes> {
+    let start = cache.partition_point(|c| c.last_offset < offset);
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for c in cache.iter().skip(start) {
+        if c.last_offset >= max_offset || (!out.is_empty() && bytes + c.size() as usize > max_bytes) {
+            break;
+        }
+        bytes += c.size() as usize;
+        out.push(BatchBytes {
+            base_offset: c.base_offset,
+            last_offset: c.last_offset,
+            max_timestamp: c.max_timestamp,
+            header: c.header.clone(),
+            body: c.body.clone(),
+        });
+    }
+    out
+}
+
+/// Copies the cached bytes of segment `segment_base` in `[start, end)` to `dst`, and zeroes the
+/// rest of `dst` (the padding up to the block boundary).
+fn copy_from_cache(cache: &VecDeque<CachedBatch>, segment_base: u64, start: u64, end: u64, dst: &mut [u8]) {
+    let first = cache
+        .partition_point(|c| c.segment_base < segment_base || (c.segment_base == segment_base && c.end() <= start));
+    let mut at = start;
+    for c in cache.iter().skip(first) {
+        if c.segment_base != segment_base || at >= end {
+            break;
+        }
+        assert_eq!(c.position.max(start), at, "cached batches of a segment are contiguous");
+        let mut pos = c.position;
+        for part in [&c.header, &c.body] {
+            let part_end = pos + part.len() as u64;
+            if part_end > at {
+                let from = (at - pos) as usize;
+                let n = (part_end - at) as usize;
+                let d = (at - start) as usize;
+                dst[d..d + n].copy_from_slice(&part[from..]);
+                at = part_end;
+            }
+            pos = part_end;
+        }
+    }
+    assert_eq!(at, end, "the cache holds every byte not yet written");
+    dst[(end - start) as usize..].fill(0);
+}
+
+/// Truncates a sealed segment to its length, writes its index files and syncs both.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finalize_files(
+    dir: &Path,
+    base: u64,
+    file: Option<&DmaFile>,
+    size: u64,
+    allocated: u64,
+    index: Vec<u8>,
+    time_index: Vec<u8>,
+    faults: &Faults,
+) -> Result<(), LogError> {
+    let path = segment_path(dir, base, "log");
+    if let Some(file) = file {
+        if allocated != size {
+            faults.check(IoOp::Truncate, &path)?;
+            file.truncate(size).await.map_err(|e| LogError::io("truncating", &path, e))?;
+            faults.check(IoOp::Sync, &path)?;
+            file.fdatasync().await.map_err(|e| LogError::io("syncing", &path, e))?;
+        }
+    }
+    checkpoint::write_durable(&segment_path(dir, base, "index"), index, faults).await?;
+    checkpoint::write_durable(&segment_path(dir, base, "timeindex"), time_index, faults).await
+}
+
+async fn remove_segment_files(dir: &Path, base: u64, faults: &Faults) -> Result<(), LogError> {
+    for extension in ["log", "index", "timeindex"] {
+        let path = segment_path(dir, base, extension);
+        faults.check(IoOp::Remove, &path)?;
+        if let Err(e) = glommio::io::remove(&path).await {
+            let e: std::io::Error = e.into();
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(LogError::io("removing", &path, e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Future of [`PartitionLog::wait_durable`] and [`PartitionLog::wait_written`].
+#[derive(Debug)]
+pub struct DurableWait {
+    log: Weak<PartitionLog>,
+    last_offset: u64,
+    durable: bool,
+}
+
+impl Future for DurableWait {
+    type Output = Result<(), LogError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(log) = self.log.upgrade() else {
+            return Poll::Ready(Err(LogError::Config { reason: "the log was dropped".into() }));
+        };
+        let mut st = log.state.borrow_mut();
+        if let Some(e) = &st.failed {
+            return Poll::Ready(Err(e.clone()));
+        }
+        let reached = if self.durable { st.durable_offset } else { st.written_offset };
+        if reached > self.last_offset {
+            return Poll::Ready(Ok(()));
+        }
+        st.waiters.push((self.last_offset, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+/// Loads the log in `dir`: reads the state checkpoint, loads indexed segments below the recovery
+/// point, scans the rest, cuts the log at the first bad batch, and seals the last segment so new
+/// appends start in a fresh, block-aligned segment.
+async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(State, RecoveryReport), LogError> {
+    segment::create_dir(dir, faults).await?;
+    segment::prime_direct_io(dir).await?;
+    let listing = segment::list_dir(dir)?;
+    for tmp in &listing.temporary {
+        faults.check(IoOp::Remove, tmp)?;
+        glommio::io::remove(tmp).await.map_err(|e| LogError::io("removing", tmp, e))?;
+    }
+    let mut report = RecoveryReport::default();
+    let saved = checkpoint::read_file(&dir.join(STATE_FILE), faults).await?;
+    let saved = saved.and_then(|b| PartitionState::decode(&b).ok());
+    let clean = checkpoint::read_file(&dir.join(CLEAN_SHUTDOWN_FILE), faults).await?;
+    let clean_next_offset = clean
+        .as_deref()
+        .and_then(|b| checkpoint::decode(Kind::CleanShutdown, b).ok())
+        .and_then(|p| p.try_into().ok())
+        .map(u64::from_be_bytes);
+    if clean.is_some() {
+        faults.check(IoOp::Remove, &dir.join(CLEAN_SHUTDOWN_FILE))?;
+        glommio::io::remove(dir.join(CLEAN_SHUTDOWN_FILE))
+            .await
+            .map_err(|e| LogError::io("removing", dir.join(CLEAN_SHUTDOWN_FILE), e))?;
+        checkpoint::sync_dir(dir, faults).await?;
+    }
+    // Without a readable checkpoint nothing is trusted: scan everything.
+    let (mut log_start_offset, recovery_point) = match saved {
+        Some(s) => (s.log_start_offset, s.recovery_point),
+        None => (0, 0),
+    };
+    report.clean_shutdown = clean_next_offset.is_some_and(|n| n == recovery_point);
+
+    let mut segments: VecDeque<Segment> = VecDeque::new();
+    let mut cut = false;
+    // One past the last offset of the longest valid prefix of segments, if any segment exists.
+    let mut valid_end = None;
+    let bases = listing.segments;
+    for (n, &base) in bases.iter().enumerate() {
+        let path = segment_path(dir, base, "log");
+        if cut {
+            report.bytes_truncated += segment::file_len(&path)?;
+            remove_segment_files(dir, base, faults).await?;
+            report.segments_removed += 1;
+            continue;
+        }
+        let expected_base = segments.back().map(|s: &Segment| s.next_offset);
+        if expected_base.is_some_and(|e| e != base) {
+            // A hole between segments: everything from here on is unusable.
+            cut = true;
+            report.bytes_truncated += segment::file_len(&path)?;
+            remove_segment_files(dir, base, faults).await?;
+            report.segments_removed += 1;
+            continue;
+        }
+        let next_base = bases.get(n + 1).copied();
+        let trusted_end =
+            if base < recovery_point { Some(next_base.unwrap_or(recovery_point).min(recovery_point)) } else { None };
+        let loaded = match trusted_end {
+            Some(end) => segment::load_indexed(dir, base, end, faults).await?,
+            None => None,
+        };
+        let segment = match loaded {
+            Some(s) => {
+                report.segments_loaded += 1;
+                s
+            }
+            None => {
+                report.segments_scanned += 1;
+                let ScanOutcome { segment, file_len, torn } = segment::scan(dir, base, config, faults).await?;
+                if torn {
+                    report.bytes_truncated += file_len - segment.size;
+                }
+                segment
+            }
+        };
+        valid_end = Some(segment.next_offset);
+        segments.push_back(segment);
+    }
+    // Drop an empty trailing segment: appends will open a fresh one.
+    while segments.back().is_some_and(|s| s.size == 0) {
+        let s = segments.pop_back().expect("checked");
+        remove_segment_files(dir, s.base_offset, faults).await?;
+    }
+    if let Some(first) = segments.front() {
+        log_start_offset = log_start_offset.max(first.base_offset);
+    }
+    // A log start offset past the surviving data (DeleteRecords beyond what was durable) wins,
+    // as in Kafka: offsets below it are never handed out again.
+    let next_offset = valid_end.unwrap_or(recovery_point).max(log_start_offset);
+    // Seal the last segment: truncate the preallocated tail, write its indexes.
+    if let Some(last) = segments.back_mut() {
+        if !last.finalized {
+            finalize_files(
+                dir,
+                last.base_offset,
+                last.file.as_deref(),
+                last.size,
+                last.allocated,
+                last.offset_index.encode(),
+                last.time_index.encode(),
+                faults,
+            )
+            .await?;
+            last.allocated = last.size;
+            last.sealed = true;
+            last.finalized = true;
+        }
+    }
+    // Segments wholly below the log start offset are left over from an interrupted deletion.
+    while segments.front().is_some_and(|s| s.next_offset <= log_start_offset) {
+        let s = segments.pop_front().expect("checked");
+        remove_segment_files(dir, s.base_offset, faults).await?;
+        report.segments_removed += 1;
+    }
+    let state = PartitionState { log_start_offset, recovery_point: next_offset };
+    checkpoint::write_atomic(dir, STATE_FILE, state.encode(), faults).await?;
+    let st = State {
+        segments,
+        log_start_offset,
+        next_offset,
+        written_offset: next_offset,
+        durable_offset: next_offset,
+        recovery_point: next_offset,
+        cache: VecDeque::new(),
+        cache_bytes: 0,
+        unflushed_bytes: 0,
+        failed: None,
+        waiters: Vec::new(),
+        flush_requested: false,
+        last_sync_ms: 0,
+    };
+    debug_assert!(BLOCK_BYTES as usize >= BATCH_HEADER_BYTES);
+    Ok((st, report))
+}

@@ -1,0 +1,176 @@
+//! Behaviour of one log: offsets, reads from cache and disk, rolling, timestamps, retention.
+
+use crate::common::*;
+use ringtail_log::{kafka_code, Durability, LogConfig, LogError};
+
+#[test]
+fn appends_get_offsets_and_read_back_byte_for_byte() {
+    run(|| async {
+        let dir = scratch("roundtrip");
+        let config = small_config();
+        let flusher = flusher();
+        let task = flusher.spawn();
+        let log = open(&dir, &config, &flusher).await;
+        let mut model = Model::default();
+        for i in 0..50u64 {
+            let b = batch(i, 3, 600, 1_000 + i as i64);
+            let info = log.append(b.clone(), 7, 0).unwrap();
+            assert_eq!(info.base_offset, i * 3);
+            assert_eq!(info.last_offset, i * 3 + 2);
+            model.push(&b, info.base_offset, 3, 7);
+        }
+        // Readable before it is durable (from the cache), then durable after the group commit.
+        let mut rng = Rng(1);
+        assert_matches(&log, &model, &mut rng).await;
+        log.wait_durable(149).await.unwrap();
+        assert_eq!(log.durable_offset(), 150);
+        assert!(log.segment_count() > 1, "64 KiB segments roll");
+        // The cache holds 16 KiB, so most of this comes from disk.
+        assert_matches(&log, &model, &mut rng).await;
+        // A read inside a batch returns the whole batch.
+        let got = log.read(4, 1, u64::MAX).await.unwrap();
+        assert_eq!(got.chunks.concat(), model.batches[1].2);
+        assert_eq!(got.next_offset, 6);
+        // Reads stop before max_offset, at the end, and refuse offsets outside the log.
+        assert!(log.read(3, 1 << 20, 3).await.unwrap().chunks.is_empty());
+        assert!(log.read(150, 1 << 20, u64::MAX).await.unwrap().chunks.is_empty());
+        let e = log.read(151, 1 << 20, u64::MAX).await.unwrap_err();
+        assert_eq!(e.kafka_error_code(), kafka_code::OFFSET_OUT_OF_RANGE);
+        flusher.stop();
+        task.await;
+        log.close(0).await.unwrap();
+        let log = open(&dir, &config, &flusher).await;
+        let report = log.recovery_report().clone();
+        assert!(report.clean_shutdown, "{report:?}");
+        assert_eq!(report.segments_scanned, 0, "{report:?}");
+        assert_matches(&log, &model, &mut rng).await;
+        // Appends continue after the last offset.
+        let b = batch(99, 1, 10, 5);
+        assert_eq!(log.append(b, 8, 0).unwrap().base_offset, 150);
+        log.flush(true, 0).await.unwrap();
+        assert_eq!(log.durable_offset(), 151);
+    });
+}
+
+#[test]
+fn bad_batches_are_refused_and_change_nothing() {
+    run(|| async {
+        let dir = scratch("refuse");
+        let flusher = flusher();
+        let log = open(&dir, &small_config(), &flusher).await;
+        let good = batch(1, 2, 10, 0);
+        let mut corrupt = good.to_vec();
+        let n = corrupt.len();
+        corrupt[n - 1] ^= 1;
+        let mut two = good.to_vec();
+        two.extend_from_slice(&corrupt);
+        for (records, code) in [
+            (corrupt.clone(), kafka_code::CORRUPT_MESSAGE),
+            (two, kafka_code::CORRUPT_MESSAGE),
+            (batch(2, 1, 40 << 10, 0).to_vec(), kafka_code::MESSAGE_TOO_LARGE),
+            (Vec::new(), kafka_code::INVALID_RECORD),
+        ] {
+            let e = log.append(records.into(), 0, 0).unwrap_err();
+            assert_eq!(e.kafka_error_code(), code, "{e}");
+            assert_eq!(log.log_end_offset(), 0);
+        }
+        log.append(good, 0, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 2);
+    });
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_first_record_at_or_after() {
+    run(|| async {
+        let dir = scratch("timestamps");
+        let flusher = flusher();
+        let log = open(&dir, &small_config(), &flusher).await;
+        // Batch i holds 4 records with timestamps 1000*i + 0..4.
+        for i in 0..100u64 {
+            log.append(batch(i, 4, 100, 1000 * i as i64), 0, 0).unwrap();
+        }
+        log.flush(true, 0).await.unwrap();
+        for (ts, expected) in [
+            (0, Some((0, 0))),
+            (2, Some((2, 2))),
+            (4, Some((4, 1000))),
+            (50_003, Some((203, 50_003))),
+            (99_003, Some((399, 99_003))),
+            (99_004, None),
+        ] {
+            assert_eq!(log.offset_for_timestamp(ts).await.unwrap(), expected, "timestamp {ts}");
+        }
+    });
+}
+
+#[test]
+fn retention_deletes_whole_sealed_segments_and_moves_the_start() {
+    run(|| async {
+        let dir = scratch("retention");
+        let config =
+            LogConfig { retention_bytes_max: Some(150 << 10), retention_age_ms_max: Some(60_000), ..small_config() };
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        let mut model = Model::default();
+        for i in 0..400u64 {
+            let b = batch(i, 2, 500, 1_000_000 + i as i64);
+            let info = log.append(b.clone(), 0, 0).unwrap();
+            model.push(&b, info.base_offset, 2, 0);
+        }
+        log.flush(true, 0).await.unwrap();
+        let before = log.segment_count();
+        let size = log.size_bytes();
+        assert!(size > 300 << 10);
+        // By size: the log shrinks to at most the limit plus one segment.
+        let deleted = log.enforce_retention(1_000_000).await.unwrap();
+        assert!(deleted > 0);
+        assert_eq!(log.segment_count(), before - deleted);
+        assert!(log.size_bytes() >= 150 << 10 && log.size_bytes() < (150 << 10) + (64 << 10), "{}", log.size_bytes());
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        assert!(matches!(log.read(start - 1, 100, u64::MAX).await, Err(LogError::OffsetOutOfRange { .. })));
+        assert!(!log.read(start, 100, u64::MAX).await.unwrap().chunks.is_empty());
+        // By time: everything sealed is older than a minute at t = 2_000_000; the active segment stays.
+        log.enforce_retention(2_000_000).await.unwrap();
+        assert_eq!(log.segment_count(), 1);
+        // DeleteRecords moves the start inside a segment; reads below it fail.
+        let end = log.log_end_offset();
+        log.advance_log_start_offset(end - 3).await.unwrap();
+        assert_eq!(log.log_start_offset(), end - 3);
+        assert!(log.read(end - 4, 100, u64::MAX).await.is_err());
+        assert!(log.advance_log_start_offset(end + 1).await.is_err());
+        // The start survives a restart.
+        log.close(0).await.unwrap();
+        let log = open(&dir, &config, &flusher).await;
+        assert_eq!(log.log_start_offset(), end - 3);
+        assert_eq!(log.log_end_offset(), end);
+        model.log_start_offset = end - 3;
+        assert_matches(&log, &model, &mut Rng(3)).await;
+    });
+}
+
+#[test]
+fn async_durability_acknowledges_before_the_disk_and_writes_soon_after() {
+    run(|| async {
+        let dir = scratch("async");
+        let config =
+            LogConfig { durability: Durability::Async, flush_interval_ms: 5, fsync_interval_ms: 20, ..small_config() };
+        let flusher = flusher();
+        let task = flusher.spawn();
+        let log = open(&dir, &config, &flusher).await;
+        let mut model = Model::default();
+        let mut last = 0;
+        for i in 0..20u64 {
+            let b = batch(i, 1, 100, 0);
+            let info = log.append(b.clone(), 0, 0).unwrap();
+            model.push(&b, info.base_offset, 1, 0);
+            last = info.last_offset;
+        }
+        assert_eq!(log.durable_offset(), 0, "nothing is synced at append time");
+        log.wait_written(last).await.unwrap();
+        log.wait_durable(last).await.unwrap();
+        assert_matches(&log, &model, &mut Rng(5)).await;
+        flusher.stop();
+        task.await;
+    });
+}

@@ -1,0 +1,1 @@
+//! `ringtail-perf`: micro-benchmarks of hot paths; see `src/bin/`.
