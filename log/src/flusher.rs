@@ -8,9 +8,11 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use glommio::io::{DmaBuffer, DmaFile};
+
 use crate::config::Durability;
 use crate::fault::Faults;
-use crate::partition::PartitionLog;
+use crate::partition::{PartitionLog, WRITE_BYTES_MAX};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -32,7 +34,12 @@ pub struct Flusher {
     signalled: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     stopped: Cell<bool>,
+    /// Reusable full-size write buffers: fresh large allocations cost a page fault per 4 KiB.
+    buffers: RefCell<Vec<DmaBuffer>>,
 }
+
+/// Write buffers kept for reuse by one shard.
+const POOLED_BUFFERS_MAX: usize = 16;
 
 impl Flusher {
     pub fn new(faults: Faults, tick: Duration) -> Rc<Flusher> {
@@ -44,7 +51,20 @@ impl Flusher {
             signalled: Cell::new(false),
             waker: RefCell::new(None),
             stopped: Cell::new(false),
+            buffers: RefCell::new(Vec::new()),
         })
+    }
+
+    /// A write buffer of `WRITE_BYTES_MAX` bytes, reused when one is free.
+    pub(crate) fn take_buffer(&self, file: &DmaFile) -> DmaBuffer {
+        self.buffers.borrow_mut().pop().unwrap_or_else(|| file.alloc_dma_buffer(WRITE_BYTES_MAX))
+    }
+
+    pub(crate) fn return_buffer(&self, buf: DmaBuffer) {
+        let mut buffers = self.buffers.borrow_mut();
+        if buf.len() == WRITE_BYTES_MAX && buffers.len() < POOLED_BUFFERS_MAX {
+            buffers.push(buf);
+        }
     }
 
     pub fn faults(&self) -> &Faults {

@@ -19,5 +19,6 @@ pub use error::{kafka_code, BatchError, LogError};
 pub use fault::{Faults, IoOp};
 pub use flusher::{now_ms, Flusher};
 pub use partition::{AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport};
+pub use segment::prime_direct_io;
 #[doc(hidden)]
 pub use segment::write_state_for_tests;

@@ -9,7 +9,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 use glommio::sync::Semaphore;
 
 use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES};
@@ -24,6 +24,11 @@ use crate::segment::{self, ScanOutcome};
 /// Bytes of a batch header the broker rewrites (baseOffset, batchLength, partitionLeaderEpoch);
 /// cached batches keep their rewritten copy apart from the body received from the client.
 const PATCHED_HEADER_BYTES: usize = 16;
+/// A flush writes in chunks of this size; full chunks reuse buffers from the shard's pool.
+pub(crate) const WRITE_BYTES_MAX: usize = 1 << 20;
+/// Chunk writes of one flush outstanding at once.
+const WRITES_IN_FLIGHT_MAX: usize = 8;
+const _: () = assert!(WRITE_BYTES_MAX % BLOCK_BYTES as usize == 0);
 
 pub(crate) const STATE_FILE: &str = "partition.state";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
@@ -399,49 +404,52 @@ impl PartitionLog {
         for &(base, end) in &snapshot {
             self.prepare_file(base, align_up(end)).await?;
         }
-        // Copy the queued batches into one aligned buffer per segment: the one copy of record bytes.
-        let jobs: Vec<_> = {
-            let st = self.state.borrow();
-            snapshot
-                .iter()
-                .map(|&(base, end)| {
-                    let s = &st.segments[st.segment_index(base)];
-                    let file = s.file.clone().expect("prepare_file created it");
-                    let start = align_down(s.flushed);
-                    let mut buf = file.alloc_dma_buffer(align_up(end - start) as usize);
-                    copy_from_cache(&st.cache, base, start, end, buf.as_bytes_mut());
-                    (base, file, buf, start, end)
-                })
-                .collect()
-        };
-        let mut writes = Vec::with_capacity(jobs.len());
-        for (base, file, buf, start, end) in jobs {
-            let path = segment_path(&self.dir, base, "log");
-            self.faults.check(IoOp::Write, &path)?;
-            let length = buf.len();
-            writes.push((
-                base,
-                end,
-                path,
-                length,
-                glommio::spawn_local(async move { file.write_at(buf, start).await }),
-            ));
-        }
-        for (base, end, path, length, task) in writes {
-            let n = task.await.map_err(|e| LogError::io("writing", &path, e))?;
-            if n != length {
-                return Err(LogError::io(
-                    "writing",
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::WriteZero, "short direct write"),
-                ));
+        // Copy the queued batches into aligned write buffers, the one copy of record bytes, in
+        // chunks of WRITE_BYTES_MAX, and keep up to WRITES_IN_FLIGHT_MAX chunk writes going while
+        // the next chunk is copied.
+        let pool = self.flusher.upgrade();
+        let mut in_flight = VecDeque::with_capacity(WRITES_IN_FLIGHT_MAX);
+        for &(base, end) in &snapshot {
+            let (file, start) = {
+                let st = self.state.borrow();
+                let s = &st.segments[st.segment_index(base)];
+                (s.file.clone().expect("prepare_file created it"), align_down(s.flushed))
+            };
+            let path = Rc::new(segment_path(&self.dir, base, "log"));
+            let mut chunk_start = start;
+            while chunk_start < end {
+                let chunk_end = (chunk_start + WRITE_BYTES_MAX as u64).min(end);
+                let length = align_up(chunk_end - chunk_start) as usize;
+                let mut buf = match &pool {
+                    Some(pool) if length == WRITE_BYTES_MAX => pool.take_buffer(&file),
+                    _ => file.alloc_dma_buffer(length),
+                };
+                copy_from_cache(&self.state.borrow().cache, base, chunk_start, chunk_end, buf.as_bytes_mut());
+                self.faults.check(IoOp::Write, &path)?;
+                if in_flight.len() == WRITES_IN_FLIGHT_MAX {
+                    finish_write(in_flight.pop_front().expect("full"), pool.as_deref()).await?;
+                }
+                let (file, buf) = (file.clone(), Rc::new(buf));
+                let task = glommio::spawn_local(async move {
+                    let result = file.write_rc_at(buf.clone(), chunk_start).await;
+                    (result, buf)
+                });
+                in_flight.push_back((task, length, path.clone()));
+                chunk_start = chunk_end;
             }
+        }
+        while let Some(write) = in_flight.pop_front() {
+            finish_write(write, pool.as_deref()).await?;
+        }
+        {
             let mut st = self.state.borrow_mut();
-            let i = st.segment_index(base);
-            let s = &mut st.segments[i];
-            let newly = end - s.flushed;
-            s.flushed = end;
-            st.unflushed_bytes -= newly;
+            for &(base, end) in &snapshot {
+                let i = st.segment_index(base);
+                let s = &mut st.segments[i];
+                let newly = end - s.flushed;
+                s.flushed = end;
+                st.unflushed_bytes -= newly;
+            }
         }
         {
             let mut st = self.state.borrow_mut();
@@ -859,18 +867,35 @@ fn copy_from_cache(cache: &VecDeque<CachedBatch>, segment_base: u64, start: u64,
         let mut pos = c.position;
         for part in [&c.header, &c.body] {
             let part_end = pos + part.len() as u64;
-            if part_end > at {
+            if part_end > at && at < end {
+                let stop = part_end.min(end);
                 let from = (at - pos) as usize;
-                let n = (part_end - at) as usize;
+                let n = (stop - at) as usize;
                 let d = (at - start) as usize;
-                dst[d..d + n].copy_from_slice(&part[from..]);
-                at = part_end;
+                dst[d..d + n].copy_from_slice(&part[from..from + n]);
+                at = stop;
             }
             pos = part_end;
         }
     }
     assert_eq!(at, end, "the cache holds every byte not yet written");
     dst[(end - start) as usize..].fill(0);
+}
+
+type WriteTask = (glommio::Task<(glommio::Result<usize, ()>, Rc<DmaBuffer>)>, usize, Rc<PathBuf>);
+
+/// Awaits one chunk write, checks it was whole, and gives its buffer back to the pool.
+async fn finish_write((task, length, path): WriteTask, pool: Option<&Flusher>) -> Result<(), LogError> {
+    let (result, buf) = task.await;
+    let n = result.map_err(|e| LogError::io("writing", path.as_path(), e))?;
+    if n != length {
+        let short = std::io::Error::new(std::io::ErrorKind::WriteZero, "short direct write");
+        return Err(LogError::io("writing", path.as_path(), short));
+    }
+    if let (Some(pool), Ok(buf)) = (pool, Rc::try_unwrap(buf)) {
+        pool.return_buffer(buf);
+    }
+    Ok(())
 }
 
 /// Truncates a sealed segment to its length, writes its index files and syncs both.

@@ -47,7 +47,7 @@ thread_local! {
 /// reading the first block of the first file opened for direct I/O. If that file is empty the
 /// read succeeds vacuously, polling is wrongly enabled, and every later read fails with
 /// EOPNOTSUPP. So before any segment file is opened, probe with a file that has data.
-pub(crate) async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
+pub async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
     let device = std::fs::metadata(dir).map_err(|e| LogError::io("inspecting", dir, e))?.dev();
     if PRIMED_DEVICES.with(|p| p.borrow().contains(&device)) {
         return Ok(());
