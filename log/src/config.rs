@@ -11,8 +11,9 @@ pub const BLOCK_BYTES: u64 = 4096;
 pub enum Durability {
     /// Acknowledge after the batch is on disk (written and fdatasynced), as Redpanda does.
     Sync,
-    /// Acknowledge once the batch is queued for writing; written within `flush_interval_ms`
-    /// and fdatasynced every `fsync_interval_ms`, as Kafka does.
+    /// Acknowledge once the batch is queued for writing; written on the shard flusher's next
+    /// tick (or sooner once `flush_bytes_min` bytes wait) and fdatasynced every
+    /// `fsync_interval_ms`, as Kafka does.
     Async,
 }
 
@@ -38,8 +39,6 @@ pub struct LogConfig {
     pub cache_bytes_max: usize,
     /// Bytes read from disk at a time when serving cold reads and scanning.
     pub read_chunk_bytes: usize,
-    /// Async durability: write out queued batches at least this often.
-    pub flush_interval_ms: u64,
     /// Async durability: write out queued batches early once this many bytes wait.
     pub flush_bytes_min: usize,
     /// Async durability: fdatasync written batches at least this often.
@@ -59,7 +58,6 @@ impl Default for LogConfig {
             durability: Durability::Sync,
             cache_bytes_max: 8 << 20,
             read_chunk_bytes: 256 << 10,
-            flush_interval_ms: 10,
             flush_bytes_min: 1 << 20,
             fsync_interval_ms: 1000,
         }
@@ -97,8 +95,8 @@ impl LogConfig {
         if self.read_chunk_bytes < BLOCK_BYTES as usize {
             return fail(format!("read_chunk_bytes {} must be at least {BLOCK_BYTES}", self.read_chunk_bytes));
         }
-        if self.segment_age_ms_max == 0 || self.flush_interval_ms == 0 || self.fsync_interval_ms == 0 {
-            return fail("segment_age_ms_max, flush_interval_ms and fsync_interval_ms must be positive".into());
+        if self.segment_age_ms_max == 0 || self.fsync_interval_ms == 0 {
+            return fail("segment_age_ms_max and fsync_interval_ms must be positive".into());
         }
         Ok(())
     }

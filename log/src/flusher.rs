@@ -116,22 +116,21 @@ impl Flusher {
     /// Flushes every log that asked, plus async logs that are due, concurrently.
     async fn round(&self) {
         let now = now_ms();
-        let mut work: Vec<(Rc<PartitionLog>, bool)> = self.queue.borrow_mut().drain(..).map(|l| (l, false)).collect();
+        let mut work: Vec<Rc<PartitionLog>> = self.queue.borrow_mut().drain(..).collect();
         for weak in self.logs.borrow().iter() {
             let Some(log) = weak.upgrade() else { continue };
             if log.config().durability != Durability::Async || log.failed().is_some() {
                 continue;
             }
-            let (unflushed, sync_due) = log.flush_requested_or_due(now);
-            if unflushed {
-                work.push((log, sync_due));
+            if log.flush_requested_or_due(now).0 {
+                work.push(log);
             }
         }
-        work.sort_by_key(|(l, _)| Rc::as_ptr(l));
-        work.dedup_by(|a, b| Rc::ptr_eq(&a.0, &b.0));
+        work.sort_by_key(Rc::as_ptr);
+        work.dedup_by(|a, b| Rc::ptr_eq(a, b));
         let tasks: Vec<_> = work
             .into_iter()
-            .map(|(log, _)| {
+            .map(|log| {
                 let sync = log.config().durability == Durability::Sync || log.flush_requested_or_due(now).1;
                 // A failed flush marks the log failed and wakes its waiters with the error.
                 glommio::spawn_local(async move { log.flush(sync, now).await })

@@ -1,6 +1,6 @@
 //! Sparse per-segment indexes: offset -> file position, and timestamp -> offset.
 //!
-//! Both live in memory (one entry per `index_interval_bytes` of log, so about 0.2% of the data)
+//! Both live in memory (an entry per `index_interval_bytes` of log, so about 0.3% of the data)
 //! and are written to `.index` / `.timeindex` files when a segment is sealed. Entry formats are
 //! in `log/FORMAT.md`.
 
@@ -37,11 +37,17 @@ impl OffsetIndex {
     /// Position of the last indexed batch whose base offset is at most `relative_offset`:
     /// the place to start scanning for that offset.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
+        self.lookup_entry(relative_offset).1
+    }
+
+    /// The entry `lookup` uses: (relative offset, position) of the last indexed batch based at
+    /// or below `relative_offset`, or (0, 0), the segment's first batch.
+    pub fn lookup_entry(&self, relative_offset: u32) -> (u32, u32) {
         let i = self.entries.partition_point(|&(o, _)| o <= relative_offset);
         if i == 0 {
-            0
+            (0, 0)
         } else {
-            self.entries[i - 1].1
+            self.entries[i - 1]
         }
     }
 

@@ -21,8 +21,9 @@ use crate::flusher::Flusher;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{self, ScanOutcome};
 
-/// Bytes of a batch header the broker rewrites (baseOffset, batchLength, partitionLeaderEpoch);
-/// cached batches keep their rewritten copy apart from the body received from the client.
+/// Bytes of a batch header up to the end of partitionLeaderEpoch: baseOffset and the epoch are
+/// rewritten by the broker, batchLength between them is kept. Cached batches keep this rewritten
+/// prefix apart from the body received from the client.
 const PATCHED_HEADER_BYTES: usize = 16;
 /// A flush writes in chunks of this size; full chunks reuse buffers from the shard's pool.
 pub(crate) const WRITE_BYTES_MAX: usize = 1 << 20;
@@ -102,6 +103,8 @@ pub(crate) struct Segment {
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
     pub max_timestamp: i64,
+    /// Offset of the batch carrying `max_timestamp`, relative to `base_offset`.
+    pub max_timestamp_relative: u32,
     pub bytes_since_index: u64,
     /// Wall-clock time of the first append, for rolling by age.
     pub first_append_ms: Option<i64>,
@@ -124,11 +127,24 @@ impl Segment {
             offset_index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             max_timestamp: -1,
+            max_timestamp_relative: 0,
             bytes_since_index: 0,
             first_append_ms: None,
             sealed: false,
             finalized: false,
         }
+    }
+
+    /// True when a batch spanning `offset_count` offsets still fits the u32 relative offsets
+    /// of the indexes.
+    pub(crate) fn fits_offsets(&self, offset_count: u64) -> bool {
+        self.next_offset + offset_count - 1 - self.base_offset <= u64::from(u32::MAX)
+    }
+
+    /// The index files of a sealed segment: the time index ends with the largest timestamp.
+    pub(crate) fn encode_indexes(&mut self) -> (Vec<u8>, Vec<u8>) {
+        self.time_index.maybe_push(self.max_timestamp, self.max_timestamp_relative);
+        (self.offset_index.encode(), self.time_index.encode())
     }
 
     /// Records a batch of `size` bytes at the end of the segment in the indexes.
@@ -140,13 +156,19 @@ impl Segment {
         size: u64,
         index_interval_bytes: u64,
     ) {
-        let relative = (base_offset - self.base_offset) as u32;
-        if self.size > 0 && self.bytes_since_index >= index_interval_bytes {
-            self.offset_index.push(relative, self.size as u32);
+        let relative =
+            u32::try_from(base_offset - self.base_offset).expect("maybe_roll keeps offsets within u32 of the base");
+        if self.size == 0 || max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.max_timestamp_relative = relative;
+        }
+        if self.size == 0 || self.bytes_since_index >= index_interval_bytes {
+            if self.size > 0 {
+                self.offset_index.push(relative, self.size as u32);
+            }
+            self.time_index.maybe_push(self.max_timestamp, self.max_timestamp_relative);
             self.bytes_since_index = 0;
         }
-        self.time_index.maybe_push(max_timestamp, relative);
-        self.max_timestamp = self.max_timestamp.max(max_timestamp);
         self.bytes_since_index += size;
         self.size += size;
         self.next_offset = last_offset + 1;
@@ -301,7 +323,7 @@ impl PartitionLog {
         let mut max_timestamp = -1;
         for (header, range) in batches {
             let size = header.size() as u64;
-            self.maybe_roll(&mut st, size, now_ms);
+            self.maybe_roll(&mut st, size, header.offset_count(), now_ms);
             let offset = st.next_offset;
             let last_offset = offset + header.offset_count() - 1;
             let mut patched = [0u8; PATCHED_HEADER_BYTES];
@@ -346,9 +368,9 @@ impl PartitionLog {
         Ok(info)
     }
 
-    /// Seals the active segment when a batch of `size` bytes does not fit or it is too old,
+    /// Seals the active segment when a batch of `size` bytes (or its offsets) does not fit or it is too old,
     /// and opens a new one (its file is created by the next flush).
-    fn maybe_roll(&self, st: &mut State, size: u64, now_ms: i64) {
+    fn maybe_roll(&self, st: &mut State, size: u64, offset_count: u64, now_ms: i64) {
         let next_offset = st.next_offset;
         let roll = match st.segments.back() {
             None => true,
@@ -356,6 +378,7 @@ impl PartitionLog {
             Some(s) => {
                 s.size > 0
                     && (s.size + size > self.config.segment_bytes_max
+                        || !s.fits_offsets(offset_count)
                         || s.first_append_ms
                             .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_age_ms_max as i64))
             }
@@ -553,12 +576,14 @@ impl PartitionLog {
             return Ok(());
         }
         for base in &ready {
-            let (file, size, allocated, index, time_index) = {
-                let st = self.state.borrow();
-                let s = &st.segments[st.segment_index(*base)];
-                (s.file.clone(), s.size, s.allocated, s.offset_index.encode(), s.time_index.encode())
+            let (file, size, allocated, (index, time_index)) = {
+                let mut st = self.state.borrow_mut();
+                let i = st.segment_index(*base);
+                let s = &mut st.segments[i];
+                (s.file.clone(), s.size, s.allocated, s.encode_indexes())
             };
-            finalize_files(&self.dir, *base, file.as_deref(), size, allocated, index, time_index, &self.faults).await?;
+            let sizes = SegmentSizes { size, allocated, sync_data: false };
+            finalize_files(&self.dir, *base, file.as_deref(), sizes, index, time_index, &self.faults).await?;
             let mut st = self.state.borrow_mut();
             let i = st.segment_index(*base);
             st.segments[i].finalized = true;
@@ -617,7 +642,7 @@ impl PartitionLog {
     }
 
     async fn read_batches(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Vec<BatchBytes>, LogError> {
-        let (segment, start_position, flushed, file) = {
+        let (segment, start_position, start_base, flushed, file) = {
             let st = self.state.borrow();
             st.check()?;
             if offset < st.log_start_offset || offset > st.next_offset {
@@ -642,8 +667,9 @@ impl PartitionLog {
                 i += 1;
             }
             let s = &st.segments[i];
-            let relative = offset.saturating_sub(s.base_offset) as u32;
-            (s.base_offset, u64::from(s.offset_index.lookup(relative)), s.flushed, s.file.clone())
+            let relative = u32::try_from(offset.saturating_sub(s.base_offset)).unwrap_or(u32::MAX);
+            let (entry_offset, position) = s.offset_index.lookup_entry(relative);
+            (s.base_offset, u64::from(position), s.base_offset + u64::from(entry_offset), s.flushed, s.file.clone())
         };
         let Some(file) = file else {
             return Ok(Vec::new());
@@ -653,6 +679,7 @@ impl PartitionLog {
             &file,
             &path,
             start_position,
+            start_base,
             flushed,
             offset,
             max_bytes,
@@ -898,23 +925,31 @@ async fn finish_write((task, length, path): WriteTask, pool: Option<&Flusher>) -
     Ok(())
 }
 
+/// Lengths of a segment being sealed, and whether its data still needs an fdatasync.
+pub(crate) struct SegmentSizes {
+    pub size: u64,
+    pub allocated: u64,
+    pub sync_data: bool,
+}
+
 /// Truncates a sealed segment to its length, writes its index files and syncs both.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn finalize_files(
     dir: &Path,
     base: u64,
     file: Option<&DmaFile>,
-    size: u64,
-    allocated: u64,
+    sizes: SegmentSizes,
     index: Vec<u8>,
     time_index: Vec<u8>,
     faults: &Faults,
 ) -> Result<(), LogError> {
     let path = segment_path(dir, base, "log");
     if let Some(file) = file {
-        if allocated != size {
+        let truncate = sizes.allocated != sizes.size;
+        if truncate {
             faults.check(IoOp::Truncate, &path)?;
-            file.truncate(size).await.map_err(|e| LogError::io("truncating", &path, e))?;
+            file.truncate(sizes.size).await.map_err(|e| LogError::io("truncating", &path, e))?;
+        }
+        if truncate || sizes.sync_data {
             faults.check(IoOp::Sync, &path)?;
             file.fdatasync().await.map_err(|e| LogError::io("syncing", &path, e))?;
         }
@@ -976,9 +1011,25 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         faults.check(IoOp::Remove, tmp)?;
         glommio::io::remove(tmp).await.map_err(|e| LogError::io("removing", tmp, e))?;
     }
+    for (base, path) in &listing.indexes {
+        if listing.segments.binary_search(base).is_err() {
+            faults.check(IoOp::Remove, path)?;
+            glommio::io::remove(path).await.map_err(|e| LogError::io("removing", path, e))?;
+        }
+    }
     let mut report = RecoveryReport::default();
     let saved = checkpoint::read_file(&dir.join(STATE_FILE), faults).await?;
-    let saved = saved.and_then(|b| PartitionState::decode(&b).ok());
+    let saved = match saved {
+        None => None,
+        Some(bytes) => Some(PartitionState::decode(&bytes).map_err(|reason| LogError::Corrupt {
+            path: dir.join(STATE_FILE),
+            position: 0,
+            reason: format!(
+                "{reason}; the log start offset and recovery point are lost. To recover, move the file \
+                 away: the whole log is then scanned and records removed by DeleteRecords may reappear"
+            ),
+        })?),
+    };
     let clean = checkpoint::read_file(&dir.join(CLEAN_SHUTDOWN_FILE), faults).await?;
     let clean_next_offset = clean
         .as_deref()
@@ -992,7 +1043,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
             .map_err(|e| LogError::io("removing", dir.join(CLEAN_SHUTDOWN_FILE), e))?;
         checkpoint::sync_dir(dir, faults).await?;
     }
-    // Without a readable checkpoint nothing is trusted: scan everything.
+    // Without a checkpoint (a new log, or one whose file was moved away) nothing is trusted: scan everything.
     let (mut log_start_offset, recovery_point) = match saved {
         Some(s) => (s.log_start_offset, s.recovery_point),
         None => (0, 0),
@@ -1025,7 +1076,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         let trusted_end =
             if base < recovery_point { Some(next_base.unwrap_or(recovery_point).min(recovery_point)) } else { None };
         let loaded = match trusted_end {
-            Some(end) => segment::load_indexed(dir, base, end, faults).await?,
+            Some(end) => segment::load_indexed(dir, base, end, !report.clean_shutdown, faults).await?,
             None => None,
         };
         let segment = match loaded {
@@ -1056,24 +1107,16 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
     // A log start offset past the surviving data (DeleteRecords beyond what was durable) wins,
     // as in Kafka: offsets below it are never handed out again.
     let next_offset = valid_end.unwrap_or(recovery_point).max(log_start_offset);
-    // Seal the last segment: truncate the preallocated tail, write its indexes.
-    if let Some(last) = segments.back_mut() {
-        if !last.finalized {
-            finalize_files(
-                dir,
-                last.base_offset,
-                last.file.as_deref(),
-                last.size,
-                last.allocated,
-                last.offset_index.encode(),
-                last.time_index.encode(),
-                faults,
-            )
-            .await?;
-            last.allocated = last.size;
-            last.sealed = true;
-            last.finalized = true;
-        }
+    // Seal every scanned segment: sync its data (it may have been written and never synced),
+    // truncate the preallocated tail, write its indexes. Only then may the recovery point move
+    // past it.
+    for s in segments.iter_mut().filter(|s| !s.finalized) {
+        let (index, time_index) = s.encode_indexes();
+        let sizes = SegmentSizes { size: s.size, allocated: s.allocated, sync_data: true };
+        finalize_files(dir, s.base_offset, s.file.as_deref(), sizes, index, time_index, faults).await?;
+        s.allocated = s.size;
+        s.sealed = true;
+        s.finalized = true;
     }
     // Segments wholly below the log start offset are left over from an interrupted deletion.
     while segments.front().is_some_and(|s| s.next_offset <= log_start_offset) {

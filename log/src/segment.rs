@@ -9,7 +9,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 
-use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES, BATCH_LENGTH_MIN};
+use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES, BATCH_LENGTH_MIN, STORED_BATCH_BYTES_MAX};
 use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::error::LogError;
@@ -27,16 +27,23 @@ pub(crate) struct Listing {
     pub segments: Vec<u64>,
     /// Leftover `*.tmp` files of interrupted checkpoint writes.
     pub temporary: Vec<PathBuf>,
+    /// Index files with their segment's base offset; those without a segment are removed.
+    pub indexes: Vec<(u64, PathBuf)>,
 }
 
 fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{extension}"))
 }
 
+/// Creates the partition directory if needed and makes its entry in the parent durable.
 pub(crate) async fn create_dir(dir: &Path, faults: &Faults) -> Result<(), LogError> {
     faults.check(IoOp::Create, dir)?;
     let d = glommio::io::Directory::create(dir).await.map_err(|e| LogError::io("creating directory", dir, e))?;
-    d.close().await.map_err(|e| LogError::io("closing directory", dir, e))
+    d.close().await.map_err(|e| LogError::io("closing directory", dir, e))?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => checkpoint::sync_dir(parent, faults).await,
+        _ => Ok(()),
+    }
 }
 
 thread_local! {
@@ -81,8 +88,13 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing, LogError> {
         if name.ends_with(".tmp") {
             listing.temporary.push(entry.path());
         } else if let Some(stem) = name.strip_suffix(".log") {
-            if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-                listing.segments.push(stem.parse().expect("20 digits fit in u64"));
+            // Anything else (including 20 digits beyond u64) is not ours and is left alone.
+            if let (20, Ok(base)) = (stem.len(), stem.parse::<u64>()) {
+                listing.segments.push(base);
+            }
+        } else if let Some(stem) = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex")) {
+            if let (20, Ok(base)) = (stem.len(), stem.parse::<u64>()) {
+                listing.indexes.push((base, entry.path()));
             }
         }
     }
@@ -110,11 +122,14 @@ async fn read_small(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Loads a sealed segment that ends at `next_offset` from its index files, or `None` if they
-/// are missing or inconsistent (the caller then scans the segment).
+/// are missing or inconsistent (the caller then scans the segment). With `verify_tail`, the
+/// batches after the last index entry are read and checked too; after a clean shutdown that
+/// read is skipped.
 pub(crate) async fn load_indexed(
     dir: &Path,
     base: u64,
     next_offset: u64,
+    verify_tail: bool,
     faults: &Faults,
 ) -> Result<Option<Segment>, LogError> {
     let path = segment_path(dir, base, "log");
@@ -130,29 +145,14 @@ pub(crate) async fn load_indexed(
     else {
         return Ok(None);
     };
-    // Check the tail: from the last indexed batch to the end of the file every batch must be
-    // valid and contiguous and the last must end at `next_offset`. This catches truncated and
-    // torn sealed segments without reading them whole.
-    let tail_start = u64::from(offset_index.lookup(u32::MAX));
-    let tail_len = (size - tail_start) as usize;
-    faults.check(IoOp::Read, &path)?;
-    let tail = file.read_at(tail_start, tail_len).await.map_err(|e| LogError::io("reading", &path, e))?;
-    let mut at = 0usize;
-    let mut expected_next = None;
-    while at < tail.len() {
-        match batch::validate_batch(&tail[at..], usize::MAX, Origin::Log) {
-            Ok(h) if expected_next.is_none_or(|n| n == h.base_offset as u64) => {
-                expected_next = Some(h.base_offset as u64 + h.offset_count());
-                at += h.size();
-            }
-            _ => return Ok(None),
-        }
-    }
-    if tail.len() != tail_len || expected_next != Some(next_offset) {
+    // Every non-empty segment has at least one time index entry: its largest timestamp.
+    let Some((max_timestamp, max_timestamp_relative)) = time_index.last() else { return Ok(None) };
+    if verify_tail && !tail_is_sound(&file, &path, &offset_index, base, size, next_offset, faults).await? {
         return Ok(None);
     }
     let mut s = Segment::new(base);
-    s.max_timestamp = time_index.last().map_or(-1, |(t, _)| t);
+    s.max_timestamp = max_timestamp;
+    s.max_timestamp_relative = max_timestamp_relative;
     s.file = Some(file);
     s.size = size;
     s.flushed = size;
@@ -164,6 +164,37 @@ pub(crate) async fn load_indexed(
     s.sealed = true;
     s.finalized = true;
     Ok(Some(s))
+}
+
+/// From the last indexed batch to the end of the file every batch must be valid and contiguous,
+/// and the last must end at `next_offset`. Catches truncated and torn sealed segments without
+/// reading them whole.
+async fn tail_is_sound(
+    file: &DmaFile,
+    path: &Path,
+    offset_index: &OffsetIndex,
+    base: u64,
+    size: u64,
+    next_offset: u64,
+    faults: &Faults,
+) -> Result<bool, LogError> {
+    let (relative, tail_start) = offset_index.lookup_entry(u32::MAX);
+    let tail_start = u64::from(tail_start);
+    let tail_len = (size - tail_start) as usize;
+    faults.check(IoOp::Read, path)?;
+    let tail = file.read_at(tail_start, tail_len).await.map_err(|e| LogError::io("reading", path, e))?;
+    let mut at = 0usize;
+    let mut expected_next = base + u64::from(relative);
+    while at < tail.len() {
+        match batch::validate_batch(&tail[at..], STORED_BATCH_BYTES_MAX, Origin::Log) {
+            Ok(h) if h.base_offset as u64 == expected_next => {
+                expected_next += h.offset_count();
+                at += h.size();
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(tail.len() == tail_len && expected_next == next_offset)
 }
 
 pub(crate) struct ScanOutcome {
@@ -191,8 +222,8 @@ pub(crate) async fn scan(dir: &Path, base: u64, config: &LogConfig, faults: &Fau
         let mut grow = None;
         while at < chunk.len() {
             let rest = &chunk[at..];
-            match batch::validate_batch(rest, config.segment_bytes_max as usize, Origin::Log) {
-                Ok(h) if h.base_offset as u64 == segment.next_offset => {
+            match batch::validate_batch(rest, STORED_BATCH_BYTES_MAX, Origin::Log) {
+                Ok(h) if h.base_offset as u64 == segment.next_offset && segment.fits_offsets(h.offset_count()) => {
                     let size = h.size() as u64;
                     segment.index_batch(
                         h.base_offset as u64,
@@ -235,12 +266,14 @@ pub(crate) async fn scan(dir: &Path, base: u64, config: &LogConfig, faults: &Fau
 }
 
 /// Reads whole batches from `[position, limit)` of a segment file for a fetch at `offset`,
-/// verifying each one's CRC so a corrupt batch is never served.
+/// verifying each one's CRC and offset so a corrupt batch is never served. `expected_base` is
+/// the base offset of the batch at `position`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn read_disk(
     file: &DmaFile,
     path: &Path,
     mut position: u64,
+    mut expected_base: u64,
     limit: u64,
     offset: u64,
     max_bytes: usize,
@@ -287,9 +320,15 @@ pub(crate) async fn read_disk(
                 break;
             }
             let whole = &rest[..size];
-            batch::validate_batch(whole, config.segment_bytes_max as usize, Origin::Log)
+            batch::validate_batch(whole, STORED_BATCH_BYTES_MAX, Origin::Log)
                 .map_err(|e| corrupt(position + at as u64, e.to_string()))?;
-            let last_offset = header.base_offset as u64 + header.offset_count() - 1;
+            // baseOffset lies outside the CRC: check it follows on, so a damaged one is never served.
+            if header.base_offset as u64 != expected_base {
+                let reason = format!("batch base offset {} where {expected_base} was expected", header.base_offset);
+                return Err(corrupt(position + at as u64, reason));
+            }
+            let last_offset = expected_base + header.offset_count() - 1;
+            expected_base = last_offset + 1;
             at += size;
             if last_offset < offset {
                 continue;

@@ -153,8 +153,7 @@ fn retention_deletes_whole_sealed_segments_and_moves_the_start() {
 fn async_durability_acknowledges_before_the_disk_and_writes_soon_after() {
     run(|| async {
         let dir = scratch("async");
-        let config =
-            LogConfig { durability: Durability::Async, flush_interval_ms: 5, fsync_interval_ms: 20, ..small_config() };
+        let config = LogConfig { durability: Durability::Async, fsync_interval_ms: 20, ..small_config() };
         let flusher = flusher();
         let task = flusher.spawn();
         let log = open(&dir, &config, &flusher).await;
@@ -172,5 +171,80 @@ fn async_durability_acknowledges_before_the_disk_and_writes_soon_after() {
         assert_matches(&log, &model, &mut Rng(5)).await;
         flusher.stop();
         task.await;
+    });
+}
+
+#[test]
+fn large_flushes_split_into_chunks_read_back_intact() {
+    run(|| async {
+        let dir = scratch("chunks");
+        let config = LogConfig { segment_bytes_max: 8 << 20, preallocate_bytes: 1 << 20, ..small_config() };
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        let mut model = Model::default();
+        // About 5 MiB in one flush: several 1 MiB write chunks, batches straddling chunk edges.
+        for i in 0..170u64 {
+            let b = batch(i, 1, 30_000 + i as usize, 0);
+            let info = log.append(b.clone(), 0, 0).unwrap();
+            model.push(&b, info.base_offset, 1, 0);
+        }
+        log.flush(true, 0).await.unwrap();
+        assert_eq!(log.durable_offset(), 170);
+        assert_matches(&log, &model, &mut Rng(11)).await;
+        log.close(0).await.unwrap();
+        let log = open(&dir, &config, &flusher).await;
+        assert_matches(&log, &model, &mut Rng(12)).await;
+    });
+}
+
+#[test]
+fn batches_claiming_huge_offset_spans_roll_segments_instead_of_overflowing() {
+    run(|| async {
+        let dir = scratch("huge-spans");
+        let flusher = flusher();
+        let log = open(&dir, &small_config(), &flusher).await;
+        // A "gzip" batch claiming 2^31 - 1 records: the broker cannot count them without
+        // decompressing, so it must cope with the offsets they take.
+        let mut b = batch(0, 1, 100, 0).to_vec();
+        b[22] = 0x01;
+        b[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        ringtail_log::batch::build::reseal(&mut b);
+        let b = bytes::Bytes::from(b);
+        for i in 0..4u64 {
+            let info = log.append(b.clone(), 0, 0).unwrap();
+            assert_eq!(info.base_offset, i * i32::MAX as u64);
+        }
+        log.flush(true, 0).await.unwrap();
+        assert!(log.segment_count() >= 2, "relative offsets must stay within u32");
+        log.close(0).await.unwrap();
+        let log = open(&dir, &small_config(), &flusher).await;
+        assert_eq!(log.log_end_offset(), 4 * i32::MAX as u64);
+        let got = log.read(3 * i32::MAX as u64 + 5, 1 << 20, u64::MAX).await.unwrap();
+        assert_eq!(got.chunks.len(), 1);
+    });
+}
+
+#[test]
+fn a_damaged_state_file_stops_the_open_and_stray_files_are_left_alone() {
+    run(|| async {
+        let dir = scratch("state");
+        let flusher = flusher();
+        let log = open(&dir, &small_config(), &flusher).await;
+        log.append(batch(0, 1, 10, 0), 0, 0).unwrap();
+        log.close(0).await.unwrap();
+        std::fs::write(dir.join("99999999999999999999.log"), b"not ours").unwrap();
+        std::fs::write(dir.join("00000000000000000077.index"), b"orphan").unwrap();
+        let log = open(&dir, &small_config(), &flusher).await;
+        assert_eq!(log.log_end_offset(), 1);
+        assert!(dir.join("99999999999999999999.log").exists());
+        assert!(!dir.join("00000000000000000077.index").exists(), "orphan index files are removed");
+        log.close(0).await.unwrap();
+        let state = dir.join("partition.state");
+        let mut bytes = std::fs::read(&state).unwrap();
+        bytes[14] ^= 1;
+        std::fs::write(&state, &bytes).unwrap();
+        let e = ringtail_log::PartitionLog::open(&dir, small_config(), &flusher).await.unwrap_err();
+        assert!(e.is_fatal() && e.to_string().contains("partition.state"), "{e}");
     });
 }

@@ -108,7 +108,7 @@ async fn append(dir: &Path, total: u64, batch: Bytes, durability: Durability, pr
     let log_dir = dir.join("log-0");
     let _ = std::fs::remove_dir_all(&log_dir);
     let config = LogConfig { durability, batch_bytes_max: 2 << 20, retention_age_ms_max: None, ..LogConfig::default() };
-    let flusher = Flusher::new(Faults::default(), Duration::from_millis(config.flush_interval_ms));
+    let flusher = Flusher::new(Faults::default(), Duration::from_millis(10));
     let flusher_task = flusher.spawn();
     let log = PartitionLog::open(&log_dir, config, &flusher).await.expect("open log");
     let count = total / batch.len() as u64;
