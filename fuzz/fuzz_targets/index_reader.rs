@@ -52,6 +52,18 @@ fn check_offset_index(file: &[u8], segment_bytes: u64, target: u32) {
 
     let lookup = |relative_offset: u32| {
         let position = index.lookup(relative_offset);
+        // Readers start scanning at the entry's position assuming its batch is based at the
+        // entry's offset, so the two must come from the same entry and never lie past the target.
+        let (entry_offset, entry_position) = index.lookup_entry(relative_offset);
+        assert_eq!(entry_position, position, "lookup and lookup_entry({relative_offset}) disagree");
+        assert!(
+            entry_offset <= relative_offset,
+            "lookup_entry({relative_offset}) returned an entry based after the target"
+        );
+        assert!(
+            (entry_offset, entry_position) == (0, 0) || entries.binary_search(&(entry_offset, entry_position)).is_ok(),
+            "lookup_entry({relative_offset}) = ({entry_offset}, {entry_position}) is not an entry of the index"
+        );
         assert!(
             position == 0 || u64::from(position) < segment_bytes,
             "lookup({relative_offset}) = {position} is past the end of a {segment_bytes} byte segment"

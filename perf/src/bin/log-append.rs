@@ -134,10 +134,13 @@ async fn append(dir: &Path, total: u64, batch: Bytes, durability: Durability, pr
             log.log_end_offset() - 1
         }
         Durability::Async => {
-            let mut last = 0;
+            let mut last: u64 = 0;
+            // On backpressure wait for the older half of what waits, so the disk never idles.
+            let offsets_per_batch = (batch.len() / RECORD_BYTES) as u64;
+            let half_backlog = ASYNC_UNFLUSHED_BYTES_MAX / 2 / batch.len() as u64 * offsets_per_batch;
             for _ in 0..count {
                 if log.unflushed_bytes() > ASYNC_UNFLUSHED_BYTES_MAX {
-                    log.wait_written(last).await.expect("written");
+                    log.wait_written(last.saturating_sub(half_backlog)).await.expect("written");
                 }
                 last = log.append(batch.clone(), 0, 0).expect("append").last_offset;
             }
