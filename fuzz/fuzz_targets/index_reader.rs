@@ -142,7 +142,7 @@ fn check_refused(
     entry_bytes: usize,
     decode: impl Fn(&[u8]) -> Result<(), IndexError>,
 ) {
-    let whole = file.len() % entry_bytes == 0;
+    let whole = file.len().is_multiple_of(entry_bytes);
     match *error {
         IndexError::PartialEntry { length, entry } => {
             assert!(!whole, "PartialEntry for a file of whole entries");

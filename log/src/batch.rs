@@ -103,9 +103,10 @@ impl BatchHeader {
         })
     }
 
-    /// Total bytes of the batch, header included. Only meaningful once `batch_length` was checked.
+    /// Total bytes of the batch, header included. Only meaningful once `batch_length` was checked;
+    /// a negative length counts as zero.
     pub fn size(&self) -> usize {
-        self.batch_length as usize + LOG_OVERHEAD_BYTES
+        self.batch_length.max(0) as usize + LOG_OVERHEAD_BYTES
     }
 
     /// Offsets in the batch, from base to last inclusive.
@@ -240,7 +241,10 @@ pub(crate) fn assign(header_bytes: &mut [u8], base_offset: u64, partition_leader
 /// if the batch is compressed or its records do not parse. Used to answer "first offset with a
 /// timestamp at or after T" at record precision.
 pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(u32, i64)>> {
-    if header.compression() != Compression::None || batch.len() < header.size() {
+    if header.compression() != Compression::None
+        || header.batch_length < BATCH_LENGTH_MIN
+        || batch.len() < header.size()
+    {
         return None;
     }
     let log_append_time = header.attributes & TIMESTAMP_TYPE_BIT != 0;
