@@ -29,7 +29,7 @@ const PATCHED_HEADER_BYTES: usize = 16;
 pub(crate) const WRITE_BYTES_MAX: usize = 1 << 20;
 /// Chunk writes of one flush outstanding at once.
 const WRITES_IN_FLIGHT_MAX: usize = 8;
-const _: () = assert!(WRITE_BYTES_MAX % BLOCK_BYTES as usize == 0);
+const _: () = assert!(WRITE_BYTES_MAX.is_multiple_of(BLOCK_BYTES as usize));
 
 pub(crate) const STATE_FILE: &str = "partition.state";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
