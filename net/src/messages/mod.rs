@@ -3,3 +3,5 @@
 //! write no tagged fields.
 
 pub mod api_versions;
+pub mod fetch;
+pub mod produce;
