@@ -15,7 +15,7 @@ pub const LOG_OVERHEAD_BYTES: usize = 12;
 /// The smallest legal `batchLength`.
 pub const BATCH_LENGTH_MIN: i32 = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32;
 /// Size limit applied to batches read back from our own files: whatever fits a batchLength.
-pub const STORED_BATCH_BYTES_MAX: usize = i32::MAX as usize;
+pub const STORED_BATCH_BYTES_MAX: usize = i32::MAX as usize + LOG_OVERHEAD_BYTES;
 /// The smallest encoding of one record (every field a one-byte varint, no key, value or headers).
 const RECORD_BYTES_MIN: usize = 7;
 

@@ -1076,7 +1076,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         let trusted_end =
             if base < recovery_point { Some(next_base.unwrap_or(recovery_point).min(recovery_point)) } else { None };
         let loaded = match trusted_end {
-            Some(end) => segment::load_indexed(dir, base, end, !report.clean_shutdown, faults).await?,
+            Some(end) => segment::load_indexed(dir, base, end, faults).await?,
             None => None,
         };
         let segment = match loaded {

@@ -41,8 +41,9 @@ pub(crate) async fn create_dir(dir: &Path, faults: &Faults) -> Result<(), LogErr
     let d = glommio::io::Directory::create(dir).await.map_err(|e| LogError::io("creating directory", dir, e))?;
     d.close().await.map_err(|e| LogError::io("closing directory", dir, e))?;
     match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => checkpoint::sync_dir(parent, faults).await,
-        _ => Ok(()),
+        Some(parent) if parent.as_os_str().is_empty() => checkpoint::sync_dir(Path::new("."), faults).await,
+        Some(parent) => checkpoint::sync_dir(parent, faults).await,
+        None => Ok(()),
     }
 }
 
@@ -77,6 +78,15 @@ pub async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
     Ok(())
 }
 
+/// A base offset from a file name stem: exactly 20 ASCII digits that fit a u64.
+fn parse_base(stem: &str) -> Option<u64> {
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// Lists the directory. Runs once when a partition is opened, before it takes traffic.
 pub(crate) fn list_dir(dir: &Path) -> Result<Listing, LogError> {
     let mut listing = Listing::default();
@@ -89,11 +99,11 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing, LogError> {
             listing.temporary.push(entry.path());
         } else if let Some(stem) = name.strip_suffix(".log") {
             // Anything else (including 20 digits beyond u64) is not ours and is left alone.
-            if let (20, Ok(base)) = (stem.len(), stem.parse::<u64>()) {
+            if let Some(base) = parse_base(stem) {
                 listing.segments.push(base);
             }
         } else if let Some(stem) = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex")) {
-            if let (20, Ok(base)) = (stem.len(), stem.parse::<u64>()) {
+            if let Some(base) = parse_base(stem) {
                 listing.indexes.push((base, entry.path()));
             }
         }
@@ -122,14 +132,13 @@ async fn read_small(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Loads a sealed segment that ends at `next_offset` from its index files, or `None` if they
-/// are missing or inconsistent (the caller then scans the segment). With `verify_tail`, the
-/// batches after the last index entry are read and checked too; after a clean shutdown that
-/// read is skipped.
+/// are missing or inconsistent (the caller then scans the segment). The batches after the last
+/// index entry are read and checked too, even after a clean shutdown: a segment file that lost
+/// its end while the broker was down must not claim offsets it no longer holds.
 pub(crate) async fn load_indexed(
     dir: &Path,
     base: u64,
     next_offset: u64,
-    verify_tail: bool,
     faults: &Faults,
 ) -> Result<Option<Segment>, LogError> {
     let path = segment_path(dir, base, "log");
@@ -147,7 +156,7 @@ pub(crate) async fn load_indexed(
     };
     // Every non-empty segment has at least one time index entry: its largest timestamp.
     let Some((max_timestamp, max_timestamp_relative)) = time_index.last() else { return Ok(None) };
-    if verify_tail && !tail_is_sound(&file, &path, &offset_index, base, size, next_offset, faults).await? {
+    if !tail_is_sound(&file, &path, &offset_index, base, size, next_offset, faults).await? {
         return Ok(None);
     }
     let mut s = Segment::new(base);
