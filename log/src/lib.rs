@@ -20,5 +20,11 @@ pub use fault::{Faults, IoOp};
 pub use flusher::{now_ms, Flusher};
 pub use partition::{AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport};
 pub use segment::prime_direct_io;
+
+/// Writes `dir/name` atomically and durably (temporary file, fdatasync, rename, directory
+/// fsync), without blocking the executor. For small state files of other crates.
+pub async fn write_file_atomic(dir: &std::path::Path, name: &str, bytes: Vec<u8>) -> Result<(), LogError> {
+    checkpoint::write_atomic(dir, name, bytes, &Faults::default()).await
+}
 #[doc(hidden)]
 pub use segment::write_state_for_tests;

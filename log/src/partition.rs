@@ -192,6 +192,8 @@ struct State {
     unflushed_bytes: u64,
     failed: Option<LogError>,
     waiters: Vec<(u64, Waker)>,
+    /// Readers waiting for the next append (long-polling fetches).
+    append_waiters: Vec<Waker>,
     /// Queued with the flusher and not yet flushed.
     flush_requested: bool,
     last_sync_ms: i64,
@@ -358,9 +360,12 @@ impl PartitionLog {
             Durability::Sync => true,
             Durability::Async => st.unflushed_bytes >= self.config.flush_bytes_min as u64,
         };
-        if wants_flush && !st.flush_requested {
-            st.flush_requested = true;
-            drop(st);
+        let request_flush = wants_flush && !st.flush_requested;
+        st.flush_requested |= request_flush;
+        let readers = std::mem::take(&mut st.append_waiters);
+        drop(st);
+        readers.into_iter().for_each(Waker::wake);
+        if request_flush {
             if let (Some(flusher), Some(this)) = (self.flusher.upgrade(), self.this.upgrade()) {
                 flusher.request(this);
             }
@@ -394,13 +399,18 @@ impl PartitionLog {
     /// Completes once every offset up to and including `last_offset` is durable, or with the
     /// error that stopped the log.
     pub fn wait_durable(&self, last_offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset, durable: true }
+        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Durable }
+    }
+
+    /// Completes once the log end offset is past `offset`: something was appended there.
+    pub fn wait_appended(&self, offset: u64) -> DurableWait {
+        DurableWait { log: self.this.clone(), last_offset: offset, kind: WaitKind::Appended }
     }
 
     /// Completes once every offset up to and including `last_offset` is written to its file
     /// (not necessarily synced). Async-durability producers use it as backpressure.
     pub fn wait_written(&self, last_offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset, durable: false }
+        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Written }
     }
 
     /// Writes every queued batch; with `sync`, also fdatasyncs so they become durable. Seals
@@ -621,8 +631,10 @@ impl PartitionLog {
             st.failed = Some(error);
         }
         let waiters = std::mem::take(&mut st.waiters);
+        let readers = std::mem::take(&mut st.append_waiters);
         drop(st);
         waiters.into_iter().for_each(|(_, w)| w.wake());
+        readers.into_iter().for_each(Waker::wake);
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
@@ -972,12 +984,20 @@ async fn remove_segment_files(dir: &Path, base: u64, faults: &Faults) -> Result<
     Ok(())
 }
 
-/// Future of [`PartitionLog::wait_durable`] and [`PartitionLog::wait_written`].
+/// Future of [`PartitionLog::wait_durable`], [`PartitionLog::wait_written`] and
+/// [`PartitionLog::wait_appended`].
 #[derive(Debug)]
 pub struct DurableWait {
     log: Weak<PartitionLog>,
     last_offset: u64,
-    durable: bool,
+    kind: WaitKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitKind {
+    Durable,
+    Written,
+    Appended,
 }
 
 impl Future for DurableWait {
@@ -991,11 +1011,19 @@ impl Future for DurableWait {
         if let Some(e) = &st.failed {
             return Poll::Ready(Err(e.clone()));
         }
-        let reached = if self.durable { st.durable_offset } else { st.written_offset };
+        let reached = match self.kind {
+            WaitKind::Durable => st.durable_offset,
+            WaitKind::Written => st.written_offset,
+            WaitKind::Appended => st.next_offset,
+        };
         if reached > self.last_offset {
             return Poll::Ready(Ok(()));
         }
-        st.waiters.push((self.last_offset, cx.waker().clone()));
+        if self.kind == WaitKind::Appended {
+            st.append_waiters.push(cx.waker().clone());
+        } else {
+            st.waiters.push((self.last_offset, cx.waker().clone()));
+        }
         Poll::Pending
     }
 }
@@ -1138,6 +1166,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         unflushed_bytes: 0,
         failed: None,
         waiters: Vec::new(),
+        append_waiters: Vec::new(),
         flush_requested: false,
         last_sync_ms: 0,
     };

@@ -60,7 +60,10 @@ pub async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
     if PRIMED_DEVICES.with(|p| p.borrow().contains(&device)) {
         return Ok(());
     }
-    let probe = dir.join(".direct-io-probe");
+    // One probe file per executor thread: shards prime the same directory at the same time.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".direct-io-probe-{}-{n}", std::process::id()));
     let file = OpenOptions::new()
         .write(true)
         .create(true)

@@ -154,19 +154,31 @@ impl Reader {
         Ok(self.nullable_array_len(flexible, what)?.unwrap_or(0))
     }
 
-    /// Reads an array of `element`s.
+    /// Reads an array of `element`s; a null array reads as empty.
     pub fn array<T>(
         &mut self,
         flexible: bool,
         what: &'static str,
-        mut element: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
+        element: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
-        let n = self.array_len(flexible, what)?;
+        Ok(self.nullable_array(flexible, what, element)?.unwrap_or_default())
+    }
+
+    /// Reads an array of `element`s, `None` when null.
+    pub fn nullable_array<T>(
+        &mut self,
+        flexible: bool,
+        what: &'static str,
+        mut element: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
+    ) -> Result<Option<Vec<T>>, DecodeError> {
+        let Some(n) = self.nullable_array_len(flexible, what)? else {
+            return Ok(None);
+        };
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(element(self)?);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Skips the tagged fields of a flexible structure; does nothing otherwise.
@@ -286,6 +298,14 @@ impl Writer {
         self.nullable_array_len(flexible, Some(n));
     }
 
+    /// An array of int32 (broker ids, replica lists).
+    pub fn i32_array(&mut self, flexible: bool, v: &[i32]) {
+        self.array_len(flexible, v.len());
+        for x in v {
+            self.i32(*x);
+        }
+    }
+
     /// Tagged fields are written only when they differ from their defaults; we write none.
     pub fn no_tagged_fields(&mut self, flexible: bool) {
         if flexible {
@@ -329,6 +349,8 @@ mod tests {
             w.array_len(flexible, 2);
             w.i32(7);
             w.i32(8);
+            w.i32_array(flexible, &[-1, 9]);
+            w.nullable_array_len(flexible, None);
             w.no_tagged_fields(flexible);
             w.uvarint(300);
             let mut r = Reader::new(w.buf.freeze());
@@ -337,6 +359,8 @@ mod tests {
             assert_eq!(r.nullable_bytes(flexible).unwrap().unwrap(), &b"xyz"[..]);
             assert_eq!(r.nullable_bytes(flexible).unwrap(), None);
             assert_eq!(r.array(flexible, "a", |r| r.i32()).unwrap(), vec![7, 8]);
+            assert_eq!(r.nullable_array(flexible, "b", Reader::i32).unwrap(), Some(vec![-1, 9]));
+            assert_eq!(r.nullable_array(flexible, "c", Reader::i32).unwrap(), None);
             r.tagged_fields(flexible).unwrap();
             assert_eq!(r.uvarint().unwrap(), 300);
             assert_eq!(r.remaining(), 0);

@@ -3,6 +3,7 @@
 //! bytes actually received. Knows nothing of storage.
 
 pub mod codec;
+pub mod error_code;
 pub mod header;
 pub mod messages;
 

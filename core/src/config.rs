@@ -1,0 +1,185 @@
+//! Broker configuration: command-line flags, a TOML file, and `RINGTAIL_*` environment
+//! variables, in that order of precedence, over embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use ringtail_log::{Durability, LogConfig};
+use serde::Deserialize;
+
+/// Largest request frame accepted (Kafka's socket.request.max.bytes).
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 << 20;
+
+/// `ringtail serve` options. Every option can also come from the TOML file given with
+/// `--config` (same names, with `_` for `-`) or from the environment (`RINGTAIL_` + upper case).
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// Address to accept Kafka clients on.
+    #[arg(long, env = "RINGTAIL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// host:port clients are told to connect to (defaults to the listen address).
+    #[arg(long, env = "RINGTAIL_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+    /// Directory for topic data and broker state.
+    #[arg(long, env = "RINGTAIL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of shards (one per core); defaults to the cores available.
+    #[arg(long, env = "RINGTAIL_SHARDS")]
+    pub shards: Option<usize>,
+    /// TOML configuration file.
+    #[arg(long, env = "RINGTAIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This broker's node id.
+    #[arg(long, env = "RINGTAIL_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Create topics on first use in Metadata and Produce requests (true or false).
+    #[arg(long, env = "RINGTAIL_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic, or of CreateTopics asking for the default (-1).
+    #[arg(long, env = "RINGTAIL_DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<i32>,
+    /// When an acknowledged write is safe: `sync` (after fdatasync) or `async` (after it is
+    /// queued; synced every `fsync-interval-ms`). Topics may override it (`ringtail.durability`).
+    #[arg(long, env = "RINGTAIL_DURABILITY")]
+    pub durability: Option<String>,
+    /// Largest request accepted, in bytes.
+    #[arg(long, env = "RINGTAIL_REQUEST_BYTES_MAX")]
+    pub request_bytes_max: Option<usize>,
+    /// Log level filter, e.g. `info` or `ringtail=debug` (also RUST_LOG).
+    #[arg(long, env = "RINGTAIL_LOG")]
+    pub log: Option<String>,
+}
+
+/// The TOML file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    advertised_listener: Option<String>,
+    data_dir: Option<PathBuf>,
+    shards: Option<usize>,
+    node_id: Option<i32>,
+    auto_create_topics: Option<bool>,
+    default_partitions: Option<i32>,
+    durability: Option<String>,
+    request_bytes_max: Option<usize>,
+    log: Option<String>,
+}
+
+/// The resolved configuration of a broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub data_dir: PathBuf,
+    pub shards: usize,
+    pub node_id: i32,
+    pub auto_create_topics: bool,
+    pub default_partitions: i32,
+    pub request_bytes_max: usize,
+    pub log_filter: String,
+    /// Defaults for every partition log; topic configs override some of them.
+    pub log: LogConfig,
+}
+
+/// Why the configuration is unusable; says which setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{setting}: {message}")]
+    Invalid { setting: &'static str, message: String },
+}
+
+pub fn parse_durability(value: &str) -> Option<Durability> {
+    match value {
+        "sync" => Some(Durability::Sync),
+        "async" => Some(Durability::Async),
+        _ => None,
+    }
+}
+
+impl BrokerConfig {
+    pub fn resolve(args: ServeArgs) -> Result<BrokerConfig, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
+        let advertised = args.advertised_listener.or(file.advertised_listener).unwrap_or_else(|| listen.to_string());
+        let (host, port) = advertised.rsplit_once(':').ok_or_else(|| ConfigError::Invalid {
+            setting: "advertised-listener",
+            message: format!("`{advertised}` is not host:port"),
+        })?;
+        let advertised_port = port.parse().map_err(|_| ConfigError::Invalid {
+            setting: "advertised-listener",
+            message: format!("port `{port}` is not a number from 1 to 65535"),
+        })?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = args.shards.or(file.shards).unwrap_or(cores);
+        if shards == 0 || shards > 1024 {
+            return Err(ConfigError::Invalid {
+                setting: "shards",
+                message: format!("{shards} is not between 1 and 1024"),
+            });
+        }
+        let default_partitions = args.default_partitions.or(file.default_partitions).unwrap_or(4);
+        if !(1..=10_000).contains(&default_partitions) {
+            return Err(ConfigError::Invalid {
+                setting: "default-partitions",
+                message: format!("{default_partitions} is not between 1 and 10000"),
+            });
+        }
+        let durability_name = args.durability.or(file.durability).unwrap_or_else(|| "sync".into());
+        let durability = parse_durability(&durability_name).ok_or_else(|| ConfigError::Invalid {
+            setting: "durability",
+            message: format!("`{durability_name}` is neither `sync` nor `async`"),
+        })?;
+        let request_bytes_max = args.request_bytes_max.or(file.request_bytes_max).unwrap_or(REQUEST_BYTES_MAX_DEFAULT);
+        if !(1024..=1 << 30).contains(&request_bytes_max) {
+            return Err(ConfigError::Invalid {
+                setting: "request-bytes-max",
+                message: format!("{request_bytes_max} is not between 1 KiB and 1 GiB"),
+            });
+        }
+        Ok(BrokerConfig {
+            listen,
+            advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            advertised_port,
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("ringtail-data")),
+            shards,
+            node_id: args.node_id.or(file.node_id).unwrap_or(0),
+            auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
+            default_partitions,
+            request_bytes_max,
+            log_filter: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log: LogConfig { durability, ..LogConfig::default() },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let c = BrokerConfig::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 9092));
+        assert_eq!(c.data_dir, PathBuf::from("ringtail-data"));
+        let bad = ServeArgs { durability: Some("maybe".into()), ..ServeArgs::default() };
+        assert!(BrokerConfig::resolve(bad).unwrap_err().to_string().contains("durability"));
+        let bad = ServeArgs { advertised_listener: Some("nohost".into()), ..ServeArgs::default() };
+        assert!(BrokerConfig::resolve(bad).is_err());
+    }
+}

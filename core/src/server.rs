@@ -1,0 +1,268 @@
+//! The broker's start-up and shutdown, each shard's run loop, and the connection loop: frames
+//! are read with their size checked before any allocation, handled concurrently, and answered
+//! in request order.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::BrokerConfig;
+use crate::handlers::{handle_request, Outcome};
+use crate::metadata::{random_id, Metadata, METADATA_FILE};
+use crate::shard::{Shard, ShardMsg, INBOX_MESSAGES_MAX};
+
+/// Requests of one connection handled at once; the reader stops reading beyond this.
+const IN_FLIGHT_PER_CONNECTION_MAX: usize = 32;
+/// How long shutdown waits for requests in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Loads (or creates) the topic metadata. Runs on the main thread before any shard starts.
+fn load_metadata(config: &BrokerConfig) -> anyhow::Result<Metadata> {
+    let path = config.data_dir.join(METADATA_FILE);
+    let mut md = match std::fs::read(&path) {
+        Ok(bytes) => Metadata::decode(&bytes).map_err(|e| {
+            anyhow::anyhow!("{} is damaged ({e}); restore it from a backup or fix it by hand", path.display())
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Metadata { cluster_id: random_id(), ..Metadata::default() }
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    if md.fit_to_shards(config.shards) {
+        tracing::info!(shards = config.shards, "re-placed partitions of shards that no longer exist");
+    }
+    write_now(&config.data_dir, &md)?;
+    Ok(md)
+}
+
+/// Writes the metadata file atomically from the main thread (start-up only).
+fn write_now(dir: &Path, md: &Metadata) -> anyhow::Result<()> {
+    let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
+    std::fs::write(&tmp, md.encode())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(METADATA_FILE))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
+pub fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+    let metadata = Arc::new(load_metadata(&config)?);
+    let config = Arc::new(config);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(INBOX_MESSAGES_MAX)).unzip();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = Vec::new();
+    for (id, inbox) in receivers.into_iter().enumerate() {
+        let (config, peers, metadata) = (config.clone(), senders.clone(), metadata.clone());
+        let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores)).name(&format!("shard-{id}"));
+        let handle = builder
+            .spawn(move || async move {
+                let result = run_shard(id, config, peers, metadata, inbox).await;
+                if let Err(e) = &result {
+                    // A shard that cannot run leaves its partitions unserved: stop the broker.
+                    tracing::error!(shard = id, error = %e, "shard failed; stopping the broker");
+                    std::process::exit(1);
+                }
+                result
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start shard {id}: {e}"))?;
+        threads.push(handle);
+    }
+    tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "ringtail is serving");
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "stopping: finishing requests in progress and flushing");
+    }
+    for tx in &senders {
+        let _ = tx.send(ShardMsg::Shutdown);
+    }
+    let mut failed = false;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "shard failed");
+                failed = true;
+            }
+            Err(_) => failed = true,
+        }
+    }
+    if failed {
+        anyhow::bail!("a shard failed; see the log above");
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn run_shard(
+    id: usize,
+    config: Arc<BrokerConfig>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+    metadata: Arc<Metadata>,
+    inbox: flume::Receiver<ShardMsg>,
+) -> Result<(), String> {
+    let shard = Shard::new(id, config.clone(), peers, metadata);
+    ringtail_log::prime_direct_io(&config.data_dir).await.map_err(|e| e.to_string())?;
+    shard.open_owned().await.map_err(|e| format!("shard {id}: {e}"))?;
+    let flusher_task = shard.flusher.spawn();
+    let listener = TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let acceptor = {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(stream) => {
+                        let shard = shard.clone();
+                        glommio::spawn_local(async move { serve_connection(shard, stream).await }).detach();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        })
+    };
+    let retention = {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_secs(60)).await;
+                let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
+                for log in logs {
+                    if let Err(e) = log.enforce_retention(ringtail_log::now_ms()).await {
+                        tracing::error!(error = %e, dir = %log.dir().display(), "retention failed");
+                    }
+                }
+            }
+        })
+    };
+    while let Ok(msg) = inbox.recv_async().await {
+        if matches!(msg, ShardMsg::Shutdown) {
+            break;
+        }
+        let shard = shard.clone();
+        glommio::spawn_local(async move { shard.handle(msg).await }).detach();
+    }
+    // Stop accepting, let requests in progress finish, then flush and seal every log.
+    shard.shutting_down.set(true);
+    drop(acceptor.cancel());
+    drop(retention.cancel());
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while shard.in_flight.get() > 0 && std::time::Instant::now() < deadline {
+        // Keep serving other shards' messages meanwhile: their requests may be ours to finish.
+        while let Ok(msg) = inbox.try_recv() {
+            let shard = shard.clone();
+            glommio::spawn_local(async move { shard.handle(msg).await }).detach();
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    shard.close_logs().await;
+    shard.flusher.stop();
+    flusher_task.await;
+    Ok(())
+}
+
+/// Counts a request as in progress on its shard until dropped, even if its task is cancelled.
+struct InFlight(Rc<Shard>);
+
+impl InFlight {
+    fn new(shard: &Rc<Shard>) -> Self {
+        shard.in_flight.set(shard.in_flight.get() + 1);
+        InFlight(shard.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+/// Reads one frame: a big-endian i32 size, then that many bytes. The size is checked against
+/// the limit before anything is allocated.
+async fn read_frame(
+    stream: &mut (impl futures_lite::AsyncRead + Unpin),
+    limit: usize,
+) -> Result<Option<Bytes>, String> {
+    let mut size = [0u8; 4];
+    match stream.read_exact(&mut size).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(format!("read failed: {e}")),
+    }
+    let size = i32::from_be_bytes(size);
+    if size < 8 || size as usize > limit {
+        return Err(format!("request size {size} is outside 8..={limit} bytes (request-bytes-max)"));
+    }
+    let mut buf = BytesMut::zeroed(size as usize);
+    stream.read_exact(&mut buf).await.map_err(|e| format!("read failed mid-request: {e}"))?;
+    Ok(Some(buf.freeze()))
+}
+
+async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let (queue_tx, queue_rx) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_PER_CONNECTION_MAX);
+    let limit = shard.config.request_bytes_max;
+    let reading = {
+        let shard = shard.clone();
+        let peer = peer.clone();
+        glommio::spawn_local(async move {
+            loop {
+                if shard.shutting_down.get() {
+                    break;
+                }
+                let frame = match read_frame(&mut reader, limit).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(reason) => {
+                        tracing::info!(%peer, %reason, "closing connection");
+                        break;
+                    }
+                };
+                let guard = InFlight::new(&shard);
+                let worker = shard.clone();
+                let task = glommio::spawn_local(async move {
+                    let _guard = guard;
+                    handle_request(&worker, frame).await
+                });
+                // Waits while too many requests of this connection are in progress: backpressure.
+                if queue_tx.send(task).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    // Responses go out in request order, whatever order the handlers finish in.
+    while let Some(task) = queue_rx.recv().await {
+        match task.await {
+            Outcome::Respond(chunks) => {
+                let size: usize = chunks.iter().map(Bytes::len).sum();
+                let mut ok = writer.write_all(&(size as i32).to_be_bytes()).await.is_ok();
+                for c in &chunks {
+                    ok = ok && writer.write_all(c).await.is_ok();
+                }
+                if !ok || writer.flush().await.is_err() {
+                    break;
+                }
+            }
+            Outcome::Silent => {}
+            Outcome::Close(reason) => {
+                tracing::info!(%peer, %reason, "closing connection");
+                break;
+            }
+        }
+    }
+    drop(reading.cancel());
+    let _ = writer.close().await;
+}

@@ -1,0 +1,470 @@
+//! A shard: one glommio executor pinned to one core, owning a set of partitions (their logs and
+//! everything about them), accepting connections on its own `SO_REUSEPORT` listener, and
+//! serving requests for other shards' partitions by messages over bounded channels.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ringtail_log::{Durability, Faults, Flusher, LogConfig, LogError, PartitionLog};
+use ringtail_net::error_code;
+
+use crate::config::{parse_durability, BrokerConfig};
+use crate::metadata::Metadata;
+
+/// Messages waiting in one shard's inbox; senders wait when it is full.
+pub const INBOX_MESSAGES_MAX: usize = 1024;
+/// How often async-durability logs are written out.
+const FLUSH_TICK: Duration = Duration::from_millis(10);
+
+/// A partition: topic name and index.
+pub type TopicPartition = (String, i32);
+
+/// One partition's part of a produce request.
+#[derive(Debug)]
+pub struct ProduceItem {
+    pub topic: String,
+    pub partition: i32,
+    pub records: Bytes,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProduceResult {
+    pub error_code: i16,
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// One partition's part of a fetch request.
+#[derive(Debug, Clone)]
+pub struct FetchItem {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FetchResult {
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Vec<Bytes>,
+    pub bytes: usize,
+}
+
+/// Offsets of a partition for ListOffsets.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetsResult {
+    pub error_code: i16,
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// Work one shard asks of another. Replies travel on one-message channels.
+pub enum ShardMsg {
+    Produce {
+        acks: i16,
+        items: Vec<ProduceItem>,
+        reply: flume::Sender<Vec<ProduceResult>>,
+    },
+    Fetch {
+        items: Vec<FetchItem>,
+        reply: flume::Sender<Vec<FetchResult>>,
+    },
+    /// Completes when any of the partitions has data past its offset, or after `wait`.
+    WaitForData {
+        items: Vec<(TopicPartition, i64)>,
+        wait: Duration,
+        reply: flume::Sender<()>,
+    },
+    ListOffsets {
+        items: Vec<(TopicPartition, i64)>,
+        reply: flume::Sender<Vec<OffsetsResult>>,
+    },
+    /// Open (creating if needed) logs of partitions this shard now owns.
+    OpenPartitions {
+        topic: String,
+        partitions: Vec<i32>,
+        configs: Vec<(String, String)>,
+        reply: flume::Sender<Result<(), String>>,
+    },
+    /// Close and delete the logs of a deleted topic.
+    DeletePartitions {
+        topic: String,
+        reply: flume::Sender<()>,
+    },
+    /// Admin work done by the controller (shard 0).
+    Admin {
+        request: crate::admin::AdminRequest,
+        reply: flume::Sender<crate::admin::AdminReply>,
+    },
+    /// A new metadata snapshot; the reply says it is in place.
+    Metadata(Arc<Metadata>, flume::Sender<()>),
+    Shutdown,
+}
+
+/// The state of one shard. Owned by its executor thread; never shared.
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<BrokerConfig>,
+    pub peers: Vec<flume::Sender<ShardMsg>>,
+    pub metadata: RefCell<Arc<Metadata>>,
+    pub logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
+    pub flusher: Rc<Flusher>,
+    pub shutting_down: Cell<bool>,
+    /// Requests being handled on this shard's connections.
+    pub in_flight: Cell<usize>,
+    /// The controller's state, on shard 0 only.
+    pub controller: Option<RefCell<crate::admin::Controller>>,
+    /// Serializes admin requests on the controller.
+    pub admin_lock: glommio::sync::Semaphore,
+}
+
+pub fn partition_dir(data_dir: &std::path::Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+/// The log configuration of a topic: broker defaults overridden by the topic's configs.
+pub fn log_config(base: &LogConfig, configs: &[(String, String)]) -> Result<LogConfig, String> {
+    let mut c = base.clone();
+    for (name, value) in configs {
+        let number = || value.parse::<i64>().map_err(|_| format!("config {name}={value}: not a number"));
+        match name.as_str() {
+            "retention.ms" => c.retention_age_ms_max = u64::try_from(number()?).ok(),
+            "retention.bytes" => c.retention_bytes_max = u64::try_from(number()?).ok(),
+            "segment.bytes" => {
+                c.segment_bytes_max = u64::try_from(number()?).map_err(|_| format!("{name} must be positive"))?
+            }
+            "segment.ms" => {
+                c.segment_age_ms_max = u64::try_from(number()?).map_err(|_| format!("{name} must be positive"))?
+            }
+            "max.message.bytes" => {
+                c.batch_bytes_max = usize::try_from(number()?).map_err(|_| format!("{name} must be positive"))?
+            }
+            "cleanup.policy" if value == "delete" => {}
+            "cleanup.policy" => return Err(format!("cleanup.policy={value} is not supported yet; use delete")),
+            "ringtail.durability" => {
+                c.durability =
+                    parse_durability(value).ok_or_else(|| format!("ringtail.durability={value}: use sync or async"))?
+            }
+            other => return Err(format!("unknown topic config `{other}`")),
+        }
+    }
+    if c.segment_bytes_max < c.batch_bytes_max as u64 {
+        c.segment_bytes_max = c.batch_bytes_max as u64;
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        config: Arc<BrokerConfig>,
+        peers: Vec<flume::Sender<ShardMsg>>,
+        metadata: Arc<Metadata>,
+    ) -> Rc<Shard> {
+        let controller = (id == 0).then(|| RefCell::new(crate::admin::Controller::new(metadata.as_ref().clone())));
+        Rc::new(Shard {
+            id,
+            config,
+            peers,
+            metadata: RefCell::new(metadata),
+            logs: RefCell::new(HashMap::new()),
+            flusher: Flusher::new(Faults::default(), FLUSH_TICK),
+            shutting_down: Cell::new(false),
+            in_flight: Cell::new(0),
+            controller,
+            admin_lock: glommio::sync::Semaphore::new(1),
+        })
+    }
+
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.metadata.borrow().clone()
+    }
+
+    /// Owner shard of a partition, or `None` if the topic or partition does not exist.
+    pub fn owner(&self, topic: &str, partition: i32) -> Option<usize> {
+        let md = self.metadata.borrow();
+        let t = md.topics.get(topic)?;
+        usize::try_from(partition).ok().and_then(|p| t.shards.get(p).copied())
+    }
+
+    pub async fn send(&self, shard: usize, msg: ShardMsg) {
+        // A full inbox makes the sender wait: backpressure, not unbounded memory.
+        if self.peers[shard].send_async(msg).await.is_err() {
+            tracing::error!(shard, "shard inbox closed; the broker is stopping");
+        }
+    }
+
+    /// Opens the logs of the partitions this shard owns, at start-up.
+    pub async fn open_owned(self: &Rc<Self>) -> Result<(), LogError> {
+        let md = self.metadata();
+        for (name, topic) in &md.topics {
+            let owned: Vec<i32> =
+                topic.shards.iter().enumerate().filter(|(_, &s)| s == self.id).map(|(p, _)| p as i32).collect();
+            if owned.is_empty() {
+                continue;
+            }
+            let configs: Vec<(String, String)> = topic.configs.clone().into_iter().collect();
+            self.open_partitions(name, &owned, &configs).await.map_err(|reason| LogError::Config { reason })?;
+        }
+        Ok(())
+    }
+
+    pub async fn open_partitions(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        configs: &[(String, String)],
+    ) -> Result<(), String> {
+        let config = log_config(&self.config.log, configs)?;
+        for &p in partitions {
+            if self.logs.borrow().contains_key(&(topic.to_string(), p)) {
+                continue;
+            }
+            let dir = partition_dir(&self.config.data_dir, topic, p);
+            let log = PartitionLog::open(dir, config.clone(), &self.flusher).await.map_err(|e| e.to_string())?;
+            let report = log.recovery_report();
+            if !report.clean_shutdown && (report.segments_scanned > 0 || report.bytes_truncated > 0) {
+                tracing::warn!(topic, partition = p, ?report, "recovered partition after an unclean shutdown");
+            }
+            self.logs.borrow_mut().insert((topic.to_string(), p), log);
+        }
+        Ok(())
+    }
+
+    fn log(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+        self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
+    }
+
+    /// A fatal storage error stops the broker: after a failed write or fdatasync nothing about
+    /// the disk can be trusted.
+    fn check_fatal(&self, error: &LogError) {
+        if error.is_fatal() {
+            tracing::error!(%error, "fatal storage error; stopping the broker");
+            std::process::exit(70);
+        }
+    }
+
+    /// Offsets visible to consumers: durable ones under sync durability, all under async.
+    pub fn high_watermark(log: &PartitionLog) -> u64 {
+        match log.config().durability {
+            Durability::Sync => log.durable_offset(),
+            Durability::Async => log.log_end_offset(),
+        }
+    }
+
+    pub async fn produce_local(&self, acks: i16, items: Vec<ProduceItem>) -> Vec<ProduceResult> {
+        let now = ringtail_log::now_ms();
+        let mut results = Vec::with_capacity(items.len());
+        let mut waits = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let Some(log) = self.log(&item.topic, item.partition) else {
+                results.push(ProduceResult {
+                    error_code: error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    base_offset: -1,
+                    log_start_offset: -1,
+                });
+                continue;
+            };
+            match log.append(item.records, 0, now) {
+                Ok(info) => {
+                    results.push(ProduceResult {
+                        error_code: error_code::NONE,
+                        base_offset: info.base_offset as i64,
+                        log_start_offset: info.log_start_offset as i64,
+                    });
+                    if acks != 0 && log.config().durability == Durability::Sync {
+                        waits.push((i, log.wait_durable(info.last_offset)));
+                    }
+                }
+                Err(e) => {
+                    self.check_fatal(&e);
+                    results.push(ProduceResult {
+                        error_code: e.kafka_error_code(),
+                        base_offset: -1,
+                        log_start_offset: -1,
+                    });
+                }
+            }
+        }
+        // Every append is queued before the first wait, so one group commit covers them all.
+        for (i, wait) in waits {
+            if let Err(e) = wait.await {
+                self.check_fatal(&e);
+                results[i].error_code = e.kafka_error_code();
+            }
+        }
+        results
+    }
+
+    pub async fn fetch_local(&self, items: Vec<FetchItem>) -> Vec<FetchResult> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(log) = self.log(&item.topic, item.partition) else {
+                results.push(FetchResult {
+                    error_code: error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    ..FetchResult::default()
+                });
+                continue;
+            };
+            let high_watermark = Self::high_watermark(&log);
+            let mut result = FetchResult {
+                high_watermark: high_watermark as i64,
+                log_start_offset: log.log_start_offset() as i64,
+                ..FetchResult::default()
+            };
+            if item.offset < 0 || item.offset as u64 > high_watermark {
+                result.error_code = error_code::OFFSET_OUT_OF_RANGE;
+            } else {
+                match log.read(item.offset as u64, item.max_bytes.max(1), high_watermark).await {
+                    Ok(read) => {
+                        result.bytes = read.bytes;
+                        result.records = read.chunks;
+                    }
+                    Err(e) => {
+                        self.check_fatal(&e);
+                        result.error_code = e.kafka_error_code();
+                    }
+                }
+            }
+            results.push(result);
+        }
+        results
+    }
+
+    /// Waits until one of the partitions has data visible past its offset, or `wait` passes.
+    pub async fn wait_for_data_local(&self, items: Vec<(TopicPartition, i64)>, wait: Duration) {
+        let mut waits = Vec::new();
+        for ((topic, partition), offset) in items {
+            let Some(log) = self.log(&topic, partition) else { continue };
+            let offset = offset.max(0) as u64;
+            if Self::high_watermark(&log) > offset {
+                return;
+            }
+            waits.push(match log.config().durability {
+                Durability::Sync => log.wait_durable(offset),
+                Durability::Async => log.wait_appended(offset),
+            });
+        }
+        if waits.is_empty() {
+            glommio::timer::sleep(wait).await;
+            return;
+        }
+        let any = futures_lite::future::poll_fn(move |cx| {
+            for w in waits.iter_mut() {
+                if std::pin::Pin::new(w).poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        });
+        futures_lite::future::or(any, glommio::timer::sleep(wait)).await;
+    }
+
+    pub async fn list_offsets_local(&self, items: Vec<(TopicPartition, i64)>) -> Vec<OffsetsResult> {
+        let mut results = Vec::with_capacity(items.len());
+        for ((topic, partition), timestamp) in items {
+            let Some(log) = self.log(&topic, partition) else {
+                results.push(OffsetsResult {
+                    error_code: error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    offset: -1,
+                    timestamp: -1,
+                });
+                continue;
+            };
+            let result = match timestamp {
+                -1 => OffsetsResult { error_code: 0, offset: Self::high_watermark(&log) as i64, timestamp: -1 },
+                -2 => OffsetsResult { error_code: 0, offset: log.log_start_offset() as i64, timestamp: -1 },
+                t if t < 0 => OffsetsResult { error_code: error_code::INVALID_REQUEST, offset: -1, timestamp: -1 },
+                t => match log.offset_for_timestamp(t).await {
+                    Ok(Some((o, ts))) if o < Self::high_watermark(&log) => {
+                        OffsetsResult { error_code: 0, offset: o as i64, timestamp: ts }
+                    }
+                    Ok(_) => OffsetsResult { error_code: 0, offset: -1, timestamp: -1 },
+                    Err(e) => {
+                        self.check_fatal(&e);
+                        OffsetsResult { error_code: e.kafka_error_code(), offset: -1, timestamp: -1 }
+                    }
+                },
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    pub async fn delete_partitions_local(&self, topic: &str) {
+        let victims: Vec<(i32, Rc<PartitionLog>)> = {
+            let mut logs = self.logs.borrow_mut();
+            let keys: Vec<TopicPartition> = logs.keys().filter(|(t, _)| t == topic).cloned().collect();
+            keys.into_iter().filter_map(|k| logs.remove(&k).map(|l| (k.1, l))).collect()
+        };
+        for (partition, log) in victims {
+            let _ = log.close(ringtail_log::now_ms()).await;
+            let dir = partition_dir(&self.config.data_dir, topic, partition);
+            // Removing a directory tree is blocking work: a helper thread does it, off the shard.
+            let (tx, rx) = flume::bounded(1);
+            std::thread::spawn(move || {
+                let result = std::fs::remove_dir_all(&dir);
+                let _ = tx.send((dir, result));
+            });
+            if let Ok((dir, Err(e))) = rx.recv_async().await {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's directory");
+            }
+        }
+    }
+
+    /// Serves one message from another shard.
+    pub async fn handle(self: &Rc<Self>, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Produce { acks, items, reply } => {
+                let _ = reply.send_async(self.produce_local(acks, items).await).await;
+            }
+            ShardMsg::Fetch { items, reply } => {
+                let _ = reply.send_async(self.fetch_local(items).await).await;
+            }
+            ShardMsg::WaitForData { items, wait, reply } => {
+                self.wait_for_data_local(items, wait).await;
+                let _ = reply.send_async(()).await;
+            }
+            ShardMsg::ListOffsets { items, reply } => {
+                let _ = reply.send_async(self.list_offsets_local(items).await).await;
+            }
+            ShardMsg::OpenPartitions { topic, partitions, configs, reply } => {
+                let _ = reply.send_async(self.open_partitions(&topic, &partitions, &configs).await).await;
+            }
+            ShardMsg::DeletePartitions { topic, reply } => {
+                self.delete_partitions_local(&topic).await;
+                let _ = reply.send_async(()).await;
+            }
+            ShardMsg::Admin { request, reply } => {
+                let answer = crate::admin::handle(self, request).await;
+                let _ = reply.send_async(answer).await;
+            }
+            ShardMsg::Metadata(md, ack) => {
+                *self.metadata.borrow_mut() = md;
+                let _ = ack.send_async(()).await;
+            }
+            ShardMsg::Shutdown => self.shutting_down.set(true),
+        }
+    }
+
+    /// Closes every log: final flush, sealed segments, clean-shutdown markers.
+    pub async fn close_logs(&self) {
+        let logs: Vec<(TopicPartition, Rc<PartitionLog>)> = self.logs.borrow_mut().drain().collect();
+        for ((topic, partition), log) in logs {
+            if let Err(e) = log.close(ringtail_log::now_ms()).await {
+                tracing::error!(topic, partition, error = %e, "closing a partition log failed");
+            }
+        }
+    }
+}
