@@ -19,6 +19,8 @@ use crate::shard::{Shard, ShardMsg, INBOX_MESSAGES_MAX};
 
 /// Requests of one connection handled at once; the reader stops reading beyond this.
 const IN_FLIGHT_PER_CONNECTION_MAX: usize = 32;
+/// Requests slower than this are logged at debug level.
+const SLOW_REQUEST: Duration = Duration::from_millis(5);
 /// How long shutdown waits for requests in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -234,7 +236,14 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
                 let worker = shard.clone();
                 let task = glommio::spawn_local(async move {
                     let _guard = guard;
-                    handle_request(&worker, frame).await
+                    let started = std::time::Instant::now();
+                    let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+                    let outcome = handle_request(&worker, frame).await;
+                    let elapsed = started.elapsed();
+                    if elapsed > SLOW_REQUEST {
+                        tracing::debug!(api_key, elapsed_us = elapsed.as_micros() as u64, "slow request");
+                    }
+                    outcome
                 });
                 // Waits while too many requests of this connection are in progress: backpressure.
                 if queue_tx.send(task).await.is_err() {

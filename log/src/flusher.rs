@@ -1,11 +1,9 @@
-//! The shard's group-commit flusher: one task per shard writes and syncs every log with queued
-//! batches, all logs at once, and completes every waiter a flush covers.
+//! The shard's flusher: group commits per log (one write and one fdatasync for everything
+//! queued, completing every waiter it covers), the async-durability tick, and the shard's pool
+//! of write buffers.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use glommio::io::{DmaBuffer, DmaFile};
@@ -22,17 +20,15 @@ pub fn now_ms() -> i64 {
 /// Flushes the logs of one shard. Owned by that shard (`!Send`); create one per executor and
 /// pass it to every [`PartitionLog::open`] on that executor.
 ///
-/// Sync-durability logs ask for a flush on every append; while one round of flushes runs, new
-/// appends queue up and go together in the next round, each log with one write and one
-/// fdatasync (group commit). Async-durability logs are written every `tick` or once enough
-/// bytes wait, and fdatasynced on their `fsync_interval_ms`.
+/// Sync-durability logs ask for a flush on every append that finds none pending; while a
+/// flush of a log runs, its new appends queue up and go together in its next flush, with one
+/// write and one fdatasync (group commit). Logs flush independently of each other.
+/// Async-durability logs are written every `tick` or once `flush_bytes_min` bytes wait, and
+/// fdatasynced every `fsync_interval_ms`.
 pub struct Flusher {
     faults: Faults,
     tick: Duration,
-    queue: RefCell<Vec<Rc<PartitionLog>>>,
     logs: RefCell<Vec<Weak<PartitionLog>>>,
-    signalled: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
     stopped: Cell<bool>,
     /// Reusable full-size write buffers: fresh large allocations cost a page fault per 4 KiB.
     buffers: RefCell<Vec<DmaBuffer>>,
@@ -46,10 +42,7 @@ impl Flusher {
         Rc::new(Flusher {
             faults,
             tick,
-            queue: RefCell::new(Vec::new()),
             logs: RefCell::new(Vec::new()),
-            signalled: Cell::new(false),
-            waker: RefCell::new(None),
             stopped: Cell::new(false),
             buffers: RefCell::new(Vec::new()),
         })
@@ -77,25 +70,25 @@ impl Flusher {
         logs.push(Rc::downgrade(log));
     }
 
+    /// Starts a flush of `log` now. Each log flushes on its own, so a slow fdatasync of one
+    /// partition never delays another's commit; flushes of one log queue on its flush lock,
+    /// and appends made while one runs go together in the next (group commit).
     pub(crate) fn request(&self, log: Rc<PartitionLog>) {
-        self.queue.borrow_mut().push(log);
-        self.signal();
+        let now = now_ms();
+        let sync = log.config().durability == Durability::Sync || log.flush_requested_or_due(now).1;
+        // A failed flush marks the log failed and wakes its waiters with the error.
+        glommio::spawn_local(async move {
+            let _ = log.flush(sync, now).await;
+        })
+        .detach();
     }
 
-    fn signal(&self) {
-        self.signalled.set(true);
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    /// Ends the task started by [`Flusher::spawn`] after its current round.
+    /// Ends the task started by [`Flusher::spawn`] within one tick.
     pub fn stop(&self) {
         self.stopped.set(true);
-        self.signal();
     }
 
-    /// Starts the flush loop on the current executor.
+    /// Starts the async-durability tick on the current executor.
     pub fn spawn(self: &Rc<Self>) -> glommio::Task<()> {
         let this = self.clone();
         glommio::spawn_local(async move { this.run().await })
@@ -103,57 +96,31 @@ impl Flusher {
 
     async fn run(&self) {
         while !self.stopped.get() {
-            futures_lite::future::or(Signalled { flusher: self }, async {
-                glommio::timer::sleep(self.tick).await;
-            })
-            .await;
-            self.signalled.set(false);
-            self.round().await;
+            glommio::timer::sleep(self.tick).await;
+            self.tick_async_logs().await;
         }
-        self.round().await;
     }
 
-    /// Flushes every log that asked, plus async logs that are due, concurrently.
-    async fn round(&self) {
+    /// Writes out async-durability logs with queued batches, and syncs those that are due.
+    async fn tick_async_logs(&self) {
         let now = now_ms();
-        let mut work: Vec<Rc<PartitionLog>> = self.queue.borrow_mut().drain(..).collect();
-        for weak in self.logs.borrow().iter() {
-            let Some(log) = weak.upgrade() else { continue };
-            if log.config().durability != Durability::Async || log.failed().is_some() {
-                continue;
-            }
-            if log.flush_requested_or_due(now).0 {
-                work.push(log);
-            }
-        }
-        work.sort_by_key(Rc::as_ptr);
-        work.dedup_by(|a, b| Rc::ptr_eq(a, b));
-        let tasks: Vec<_> = work
+        let due: Vec<Rc<PartitionLog>> = self
+            .logs
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|log| log.config().durability == Durability::Async && log.failed().is_none())
+            .filter(|log| log.flush_requested_or_due(now).0)
+            .collect();
+        let tasks: Vec<_> = due
             .into_iter()
             .map(|log| {
-                let sync = log.config().durability == Durability::Sync || log.flush_requested_or_due(now).1;
-                // A failed flush marks the log failed and wakes its waiters with the error.
+                let sync = log.flush_requested_or_due(now).1;
                 glommio::spawn_local(async move { log.flush(sync, now).await })
             })
             .collect();
         for t in tasks {
             let _ = t.await;
         }
-    }
-}
-
-struct Signalled<'a> {
-    flusher: &'a Flusher,
-}
-
-impl Future for Signalled<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.flusher.signalled.get() {
-            return Poll::Ready(());
-        }
-        *self.flusher.waker.borrow_mut() = Some(cx.waker().clone());
-        Poll::Pending
     }
 }

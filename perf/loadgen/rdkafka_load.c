@@ -1,0 +1,207 @@
+/* rdkafka_load: a librdkafka load generator for broker benchmarks (any Kafka-compatible
+ * broker). Until the bundled bench harness exists, this is the fastest client we can run here.
+ *
+ *   rdkafka_load produce  BROKER TOPIC COUNT SIZE [ACKS]   throughput, all delivered
+ *   rdkafka_load consume  BROKER TOPIC COUNT              throughput, from the beginning
+ *   rdkafka_load latency  BROKER TOPIC RATE_MSGS SECONDS SIZE
+ *        produces at a fixed rate (timestamps in the payload) while consuming the topic from
+ *        its end, and prints end-to-end latency percentiles (send -> receive, microseconds).
+ *
+ * Output: one line of key=value pairs, easy to parse. Exit status 0 on success.
+ */
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void die(const char *what, const char *detail) {
+    fprintf(stderr, "rdkafka_load: %s: %s\n", what, detail);
+    exit(1);
+}
+
+static void set(rd_kafka_conf_t *conf, const char *k, const char *v) {
+    char err[512];
+    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) die(k, err);
+}
+
+static long delivered, failed;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (m->err) failed++;
+    else delivered++;
+}
+
+static rd_kafka_t *producer(const char *broker, const char *acks) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    set(conf, "bootstrap.servers", broker);
+    set(conf, "acks", acks);
+    set(conf, "linger.ms", getenv("LINGER_MS") ? getenv("LINGER_MS") : "5");
+    set(conf, "batch.size", "1000000");
+    set(conf, "queue.buffering.max.messages", "1000000");
+    set(conf, "queue.buffering.max.kbytes", "1048576");
+    set(conf, "enable.idempotence", "false");
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) die("producer", err);
+    return rk;
+}
+
+static rd_kafka_t *consumer(const char *broker) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    set(conf, "bootstrap.servers", broker);
+    set(conf, "group.id", "rdkafka-load");
+    set(conf, "enable.auto.commit", "false");
+    set(conf, "fetch.wait.max.ms", "100");
+    set(conf, "fetch.min.bytes", "1");
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) die("consumer", err);
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+/* Assigns every partition of the topic at `offset` (RD_KAFKA_OFFSET_BEGINNING or _END). */
+static void assign_all(rd_kafka_t *rk, const char *topic, int64_t offset) {
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, t, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1)
+        die("metadata", topic);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset = offset;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    if (rd_kafka_assign(rk, parts)) die("assign", topic);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static int produce_one(rd_kafka_t *rk, const char *topic, const void *buf, size_t size) {
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)buf, size),
+                                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) die("produce", rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 1);
+    }
+}
+
+static int cmp64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: rdkafka_load produce|consume|latency BROKER TOPIC ...\n");
+        return 2;
+    }
+    const char *mode = argv[1], *broker = argv[2], *topic = argv[3];
+    if (!strcmp(mode, "produce") && argc >= 6) {
+        long count = atol(argv[4]);
+        size_t size = (size_t)atol(argv[5]);
+        rd_kafka_t *rk = producer(broker, argc > 6 ? argv[6] : "all");
+        char *buf = malloc(size);
+        memset(buf, 'r', size);
+        int64_t start = now_us();
+        for (long i = 0; i < count; i++) {
+            produce_one(rk, topic, buf, size);
+            rd_kafka_poll(rk, 0);
+        }
+        rd_kafka_flush(rk, 60000);
+        double secs = (now_us() - start) / 1e6;
+        printf("mode=produce messages=%ld delivered=%ld failed=%ld seconds=%.3f MBps=%.1f msgps=%.0f\n", count,
+               delivered, failed, secs, count * (double)size / secs / 1e6, count / secs);
+        rd_kafka_destroy(rk);
+        return failed ? 1 : 0;
+    }
+    if (!strcmp(mode, "consume")) {
+        long want = atol(argv[4]), got = 0;
+        double bytes = 0;
+        rd_kafka_t *rk = consumer(broker);
+        assign_all(rk, topic, RD_KAFKA_OFFSET_BEGINNING);
+        int64_t start = 0, deadline = now_us() + 120000000;
+        while (got < want && now_us() < deadline) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+            if (!m) continue;
+            if (!m->err) {
+                if (!got) start = now_us();
+                got++;
+                bytes += m->len;
+            }
+            rd_kafka_message_destroy(m);
+        }
+        double secs = (now_us() - start) / 1e6;
+        printf("mode=consume messages=%ld seconds=%.3f MBps=%.1f msgps=%.0f\n", got, secs, bytes / secs / 1e6, got / secs);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return got == want ? 0 : 1;
+    }
+    if (!strcmp(mode, "latency") && argc >= 7) {
+        long rate = atol(argv[4]);
+        double seconds = atof(argv[5]);
+        size_t size = (size_t)atol(argv[6]);
+        if (size < 16) size = 16;
+        long total = (long)(rate * seconds);
+        int64_t *lat = calloc((size_t)total, sizeof *lat);
+        rd_kafka_t *p = producer(broker, "all");
+        /* A first message creates the topic when the broker auto-creates topics. */
+        produce_one(p, topic, "warm-up", 7);
+        rd_kafka_flush(p, 10000);
+        rd_kafka_t *c = consumer(broker);
+        assign_all(c, topic, RD_KAFKA_OFFSET_END);
+        for (int i = 0; i < 20; i++) { /* let the consumer reach the end before producing */
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 50);
+            if (m) rd_kafka_message_destroy(m);
+        }
+        char *buf = malloc(size);
+        memset(buf, 'l', size);
+        long sent = 0, got = 0;
+        int64_t start = now_us(), end = start + (int64_t)(seconds * 1e6);
+        while (got < total && now_us() < end + 10000000) {
+            int64_t t = now_us();
+            /* Fixed-rate schedule: send everything due by now (no coordinated omission on the send side). */
+            while (sent < total && start + (int64_t)(sent * 1e6 / rate) <= t) {
+                int64_t due = start + (int64_t)(sent * 1e6 / rate);
+                memcpy(buf, &due, sizeof due);
+                produce_one(p, topic, buf, size);
+                sent++;
+            }
+            rd_kafka_poll(p, 0);
+            rd_kafka_message_t *m;
+            int wait_ms = 1; /* sleep at most 1 ms when idle instead of spinning a core */
+            while ((m = rd_kafka_consumer_poll(c, wait_ms))) {
+                wait_ms = 0;
+                if (!m->err && m->len >= sizeof(int64_t) && got < total) {
+                    int64_t due;
+                    memcpy(&due, m->payload, sizeof due);
+                    lat[got++] = now_us() - due;
+                }
+                rd_kafka_message_destroy(m);
+            }
+        }
+        rd_kafka_flush(p, 10000);
+        qsort(lat, (size_t)got, sizeof *lat, cmp64);
+#define PCT(q) (got ? lat[(long)((got - 1) * (q))] : -1)
+        printf("mode=latency rate=%ld size=%zu sent=%ld received=%ld MBps=%.1f p50_us=%ld p90_us=%ld p99_us=%ld "
+               "p999_us=%ld max_us=%ld\n",
+               rate, size, sent, got, rate * (double)size / 1e6, (long)PCT(0.5), (long)PCT(0.9), (long)PCT(0.99),
+               (long)PCT(0.999), (long)(got ? lat[got - 1] : -1));
+        rd_kafka_consumer_close(c);
+        rd_kafka_destroy(c);
+        rd_kafka_destroy(p);
+        return got == total ? 0 : 1;
+    }
+    fprintf(stderr, "rdkafka_load: unknown mode or missing arguments\n");
+    return 2;
+}
