@@ -20,6 +20,7 @@ use ringtail_net::messages::describe_configs::{
     DescribeConfigsRequest, DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse};
+use ringtail_net::messages::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
 use ringtail_net::messages::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
@@ -83,6 +84,21 @@ pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
         ApiKey::CreatePartitions => create_partitions(shard, &mut body, version, w).await,
         ApiKey::DescribeConfigs => describe_configs(shard, &mut body, version, w).await,
         ApiKey::DescribeCluster => describe_cluster(shard, &mut body, version, w),
+        ApiKey::FindCoordinator => FindCoordinatorRequest::decode(&mut body, version).map(|req| {
+            // No group or transaction coordinator yet: clients get a retriable error and an
+            // honest message. Answering at all matters: librdkafka enables lz4 only when
+            // FindCoordinator is advertised.
+            let kind = if req.key_type == 1 { "transaction" } else { "group" };
+            FindCoordinatorResponse {
+                error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+                error_message: Some(format!("{kind} coordination is not supported by this broker yet")),
+                node_id: -1,
+                port: -1,
+                ..FindCoordinatorResponse::default()
+            }
+            .encode(&mut w, version);
+            Some(vec![w.buf.freeze()])
+        }),
     };
     match result {
         Ok(Some(chunks)) => Outcome::Respond(chunks),
@@ -310,6 +326,8 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
                 shard.send(owner, msg).await;
             }
         }
+        // Only the owners hold senders now: if they all go away, the wait ends.
+        drop(tx);
         let _ = rx.recv_async().await;
         results = scatter(shard, items, |items, reply| ShardMsg::Fetch { items, reply }).await;
     }

@@ -83,8 +83,21 @@ pub fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "stopping: finishing requests in progress and flushing");
     }
+    // Two phases, so that no shard closes while another still needs it for a request in
+    // progress: every shard drains (still serving its inbox), then every shard closes its logs.
+    let (drained_tx, drained_rx) = flume::bounded(config.shards);
     for tx in &senders {
-        let _ = tx.send(ShardMsg::Shutdown);
+        let _ = tx.send(ShardMsg::Drain { reply: drained_tx.clone() });
+    }
+    drop(drained_tx);
+    for _ in 0..config.shards {
+        if drained_rx.recv_timeout(SHUTDOWN_GRACE + Duration::from_secs(5)).is_err() {
+            tracing::warn!("a shard did not drain in time; closing anyway");
+            break;
+        }
+    }
+    for tx in &senders {
+        let _ = tx.send(ShardMsg::Close);
     }
     let mut failed = false;
     for t in threads {
@@ -147,25 +160,34 @@ async fn run_shard(
             }
         })
     };
+    let mut acceptor = Some(acceptor);
+    let mut retention = Some(retention);
     while let Ok(msg) = inbox.recv_async().await {
-        if matches!(msg, ShardMsg::Shutdown) {
-            break;
+        match msg {
+            ShardMsg::Close => break,
+            ShardMsg::Drain { reply } => {
+                shard.begin_shutdown();
+                if let Some(task) = acceptor.take() {
+                    task.cancel().await;
+                }
+                if let Some(task) = retention.take() {
+                    task.cancel().await;
+                }
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+                    while shard.in_flight.get() > 0 && std::time::Instant::now() < deadline {
+                        glommio::timer::sleep(Duration::from_millis(2)).await;
+                    }
+                    let _ = reply.send_async(()).await;
+                })
+                .detach();
+            }
+            msg => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move { shard.handle(msg).await }).detach();
+            }
         }
-        let shard = shard.clone();
-        glommio::spawn_local(async move { shard.handle(msg).await }).detach();
-    }
-    // Stop accepting, let requests in progress finish, then flush and seal every log.
-    shard.shutting_down.set(true);
-    drop(acceptor.cancel());
-    drop(retention.cancel());
-    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    while shard.in_flight.get() > 0 && std::time::Instant::now() < deadline {
-        // Keep serving other shards' messages meanwhile: their requests may be ours to finish.
-        while let Ok(msg) = inbox.try_recv() {
-            let shard = shard.clone();
-            glommio::spawn_local(async move { shard.handle(msg).await }).detach();
-        }
-        glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     shard.close_logs().await;
     shard.flusher.stop();

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -106,7 +107,14 @@ pub enum ShardMsg {
     },
     /// A new metadata snapshot; the reply says it is in place.
     Metadata(Arc<Metadata>, flume::Sender<()>),
-    Shutdown,
+    /// Shutdown, phase one: stop accepting, answer parked fetches, and reply once no request
+    /// of this shard is in progress (or the grace period ends). The inbox keeps being served,
+    /// because other shards' requests in progress may still need this shard.
+    Drain {
+        reply: flume::Sender<()>,
+    },
+    /// Shutdown, phase two (after every shard drained): close the logs and stop.
+    Close,
 }
 
 /// The state of one shard. Owned by its executor thread; never shared.
@@ -120,6 +128,8 @@ pub struct Shard {
     pub shutting_down: Cell<bool>,
     /// Requests being handled on this shard's connections.
     pub in_flight: Cell<usize>,
+    /// Tasks to wake when shutdown begins (parked fetches).
+    shutdown_wakers: RefCell<Vec<Waker>>,
     /// The controller's state, on shard 0 only.
     pub controller: Option<RefCell<crate::admin::Controller>>,
     /// Serializes admin requests on the controller.
@@ -180,6 +190,7 @@ impl Shard {
             flusher: Flusher::new(Faults::default(), FLUSH_TICK),
             shutting_down: Cell::new(false),
             in_flight: Cell::new(0),
+            shutdown_wakers: RefCell::new(Vec::new()),
             controller,
             admin_lock: glommio::sync::Semaphore::new(1),
         })
@@ -199,7 +210,7 @@ impl Shard {
     pub async fn send(&self, shard: usize, msg: ShardMsg) {
         // A full inbox makes the sender wait: backpressure, not unbounded memory.
         if self.peers[shard].send_async(msg).await.is_err() {
-            tracing::error!(shard, "shard inbox closed; the broker is stopping");
+            tracing::debug!(shard, "shard inbox closed; the broker is stopping");
         }
     }
 
@@ -363,12 +374,31 @@ impl Shard {
         let any = futures_lite::future::poll_fn(move |cx| {
             for w in waits.iter_mut() {
                 if std::pin::Pin::new(w).poll(cx).is_ready() {
-                    return std::task::Poll::Ready(());
+                    return Poll::Ready(());
                 }
             }
-            std::task::Poll::Pending
+            Poll::Pending
         });
-        futures_lite::future::or(any, glommio::timer::sleep(wait)).await;
+        let stopping = futures_lite::future::or(self.shutdown_begun(), glommio::timer::sleep(wait));
+        futures_lite::future::or(any, stopping).await;
+    }
+
+    /// Starts shutdown on this shard: no new connections or requests, parked fetches answered.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.set(true);
+        let wakers = std::mem::take(&mut *self.shutdown_wakers.borrow_mut());
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Completes once shutdown has begun.
+    pub fn shutdown_begun(&self) -> impl Future<Output = ()> + '_ {
+        futures_lite::future::poll_fn(move |cx| {
+            if self.shutting_down.get() {
+                return Poll::Ready(());
+            }
+            self.shutdown_wakers.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
     }
 
     pub async fn list_offsets_local(&self, items: Vec<(TopicPartition, i64)>) -> Vec<OffsetsResult> {
@@ -454,7 +484,9 @@ impl Shard {
                 *self.metadata.borrow_mut() = md;
                 let _ = ack.send_async(()).await;
             }
-            ShardMsg::Shutdown => self.shutting_down.set(true),
+            ShardMsg::Drain { .. } | ShardMsg::Close => {
+                unreachable!("the shard run loop handles shutdown messages itself")
+            }
         }
     }
 

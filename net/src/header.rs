@@ -12,6 +12,7 @@ pub enum ApiKey {
     Fetch = 1,
     ListOffsets = 2,
     Metadata = 3,
+    FindCoordinator = 10,
     ApiVersions = 18,
     CreateTopics = 19,
     DeleteTopics = 20,
@@ -22,13 +23,15 @@ pub enum ApiKey {
 
 /// Supported versions per API: (key, lowest, highest, first flexible version).
 ///
+/// ListOffsets stops at v6: v7 adds the max-timestamp query (-3), not implemented yet.
 /// Produce is advertised from v0 although v0-v2 (message formats 0 and 1) are refused when
 /// used: librdkafka turns compression off when a broker does not list Produce v0.
 const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::Produce, 0, 9, 9),
     (ApiKey::Fetch, 4, 12, 12),
-    (ApiKey::ListOffsets, 1, 7, 6),
+    (ApiKey::ListOffsets, 1, 6, 6),
     (ApiKey::Metadata, 0, 12, 9),
+    (ApiKey::FindCoordinator, 0, 3, 3),
     (ApiKey::ApiVersions, 0, 3, 3),
     (ApiKey::CreateTopics, 0, 7, 5),
     (ApiKey::DeleteTopics, 0, 6, 4),

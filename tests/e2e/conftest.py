@@ -1,0 +1,216 @@
+"""Fixtures that run the real `ringtail` binary for the end-to-end tests.
+
+`broker` starts one broker per test (2 shards, fresh data directory, free port);
+`broker_factory` starts brokers with extra flags. At teardown every broker still running is
+stopped with SIGTERM by process id and must exit 0: a clean shutdown is a feature under test.
+The broker's stderr goes to a file that is attached to the report of a failing test.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BIN = "target/release/ringtail"
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+# Lines of the broker log attached to a failing test's report.
+LOG_LINES_SHOWN_MAX = 300
+# Lines of the broker log quoted in a start or stop failure message.
+LOG_LINES_QUOTED_MAX = 40
+
+
+def ringtail_bin() -> Path:
+    path = Path(os.environ.get("RINGTAIL_BIN", DEFAULT_BIN))
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if not path.is_file():
+        pytest.exit(f"ringtail binary {path} not found; build it with "
+                    f"`cargo build --release -p ringtail-core` or set RINGTAIL_BIN", returncode=2)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class BrokerError(AssertionError):
+    pass
+
+
+class Broker:
+    """One `ringtail serve` process; restart() and kill9() keep its port and data directory."""
+
+    def __init__(self, workdir: Path, args: list[str], shards: int = 2):
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "broker.log"
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.args = list(args)
+        self.shards = shards
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        # Set when the test stopped or killed the process on purpose; cleared by start().
+        self.ended_on_purpose = False
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "the broker is not running"
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        return [str(ringtail_bin()), "serve",
+                "--listen", self.bootstrap,
+                "--data-dir", str(self.data_dir),
+                "--shards", str(self.shards), *self.args]
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no broker log)"
+
+    def log_tail(self, lines: int = LOG_LINES_SHOWN_MAX) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def start(self) -> "Broker":
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        self.starts += 1
+        self.ended_on_purpose = False
+        # Only the command line configures the broker: drop RINGTAIL_* settings of the caller.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTAIL_") or k == "RINGTAIL_LOG"}
+        env["NO_COLOR"] = "1"
+        env.setdefault("RINGTAIL_LOG", "info")
+        with open(self.log_path, "a") as log:
+            log.write(f"===== e2e: start #{self.starts}: {' '.join(self.command())}\n")
+            log.flush()
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, env=env, cwd=self.workdir)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                raise BrokerError(
+                    f"broker exited with code {code} while starting:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
+            if port_accepts(self.port):
+                return self
+            time.sleep(0.05)
+        self.kill9()
+        raise BrokerError(f"broker did not accept connections on {self.bootstrap} within "
+                          f"{START_TIMEOUT_S} s:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM by pid, wait up to timeout_s, then SIGKILL. Returns the exit code (negative:
+        the signal that ended it)."""
+        assert self.proc is not None, "the broker was never started"
+        proc = self.proc
+        self.ended_on_purpose = True
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                self._note(f"did not stop within {timeout_s} s of SIGTERM; sent SIGKILL")
+                return -signal.SIGKILL
+        return proc.returncode
+
+    def stop_cleanly(self) -> None:
+        """Stops the broker and asserts it exited 0 after SIGTERM."""
+        running_before = self.is_running()
+        code = self.stop()
+        if not running_before:
+            raise BrokerError(f"broker (pid {self.proc.pid}) had already exited with code {code} "
+                              f"before it was asked to stop:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
+        if code != 0:
+            raise BrokerError(f"broker (pid {self.proc.pid}) exited with code {code} after SIGTERM "
+                              f"(expected 0: clean shutdown):\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
+
+    def kill9(self) -> None:
+        """SIGKILL by pid: a crash, with no chance to flush."""
+        assert self.is_running(), f"broker is not running:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}"
+        self.ended_on_purpose = True
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._note(f"SIGKILL sent to pid {self.proc.pid}")
+
+    def restart(self, clean: bool = True) -> "Broker":
+        """Stops (cleanly, asserting exit 0, unless already dead) and starts on the same port and data."""
+        if self.is_running():
+            if clean:
+                self.stop_cleanly()
+            else:
+                self.kill9()
+        return self.start()
+
+    def _note(self, text: str) -> None:
+        with open(self.log_path, "a") as log:
+            log.write(f"===== e2e: {text}\n")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for broker in getattr(item, "_ringtail_brokers", []):
+            report.sections.append((f"ringtail broker log ({broker.log_path})", broker.log_tail()))
+
+
+@pytest.fixture
+def broker_factory(request, tmp_path):
+    """Starts brokers: broker_factory("--durability", "async", shards=2)."""
+    brokers: list[Broker] = []
+    request.node._ringtail_brokers = brokers
+
+    def start(*args: str, shards: int = 2) -> Broker:
+        workdir = tmp_path / f"broker{len(brokers)}"
+        workdir.mkdir()
+        b = Broker(workdir, list(args), shards=shards)
+        brokers.append(b)
+        return b.start()
+
+    yield start
+    errors = []
+    for b in brokers:
+        if b.proc is None or b.ended_on_purpose and not b.is_running():
+            continue  # never started, or stopped or killed by the test itself
+        if not b.is_running():
+            errors.append(f"broker {b.bootstrap} (pid {b.proc.pid}) exited on its own with code "
+                          f"{b.proc.returncode} during the test:\n{b.log_tail(LOG_LINES_QUOTED_MAX)}")
+            continue
+        try:
+            b.stop_cleanly()
+        except BrokerError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    return broker_factory()

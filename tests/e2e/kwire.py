@@ -1,0 +1,363 @@
+"""Kafka wire protocol by hand, for tests that need exact bytes: request frames (header v1),
+a few requests and response parsers, and record batches (magic 2, CRC-32C).
+
+Only the non-flexible versions are encoded here; that is all the hostile tests need.
+"""
+
+import socket
+import struct
+import time
+
+API_PRODUCE = 0
+API_FETCH = 1
+API_LIST_OFFSETS = 2
+API_METADATA = 3
+API_API_VERSIONS = 18
+API_CREATE_TOPICS = 19
+
+NONE = 0
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC_EXCEPTION = 17
+UNSUPPORTED_VERSION = 35
+
+CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+# ---- primitives ---------------------------------------------------------------------------
+
+def i8(v): return struct.pack(">b", v)
+def i16(v): return struct.pack(">h", v)
+def i32(v): return struct.pack(">i", v)
+def i64(v): return struct.pack(">q", v)
+
+
+def string(s: str | None) -> bytes:
+    if s is None:
+        return i16(-1)
+    b = s.encode()
+    return i16(len(b)) + b
+
+
+def bytes_field(b: bytes | None) -> bytes:
+    if b is None:
+        return i32(-1)
+    return i32(len(b)) + b
+
+
+def array(items: list[bytes]) -> bytes:
+    return i32(len(items)) + b"".join(items)
+
+
+def varint(v: int) -> bytes:
+    """Zig-zag varint (Kafka's signed varint and varlong)."""
+    z = (v << 1) ^ (v >> 63)
+    out = bytearray()
+    while True:
+        byte = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+class Reader:
+    """Reads big-endian fields; raises on reading past the end."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise ValueError(f"read of {n} bytes at {self.pos} runs past the end ({len(self.data)})")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def i8(self): return struct.unpack(">b", self.take(1))[0]
+    def i16(self): return struct.unpack(">h", self.take(2))[0]
+    def i32(self): return struct.unpack(">i", self.take(4))[0]
+    def u32(self): return struct.unpack(">I", self.take(4))[0]
+    def i64(self): return struct.unpack(">q", self.take(8))[0]
+
+    def string(self) -> str | None:
+        n = self.i16()
+        return None if n < 0 else self.take(n).decode()
+
+    def bytes(self) -> bytes | None:
+        n = self.i32()
+        return None if n < 0 else self.take(n)
+
+    def array(self, item) -> list:
+        n = self.i32()
+        return [] if n < 0 else [item(self) for _ in range(n)]
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+
+# ---- CRC-32C (Castagnoli), table driven ------------------------------------------------------
+
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283, "CRC-32C check value"
+
+
+# ---- record batches -----------------------------------------------------------------------
+
+def record_batch(values: list[bytes], base_timestamp_ms: int | None = None) -> bytes:
+    """An uncompressed magic-2 record batch of keyless records, base offset 0, no producer id."""
+    ts = int(time.time() * 1000) if base_timestamp_ms is None else base_timestamp_ms
+    records = b""
+    for i, v in enumerate(values):
+        body = i8(0) + varint(0) + varint(i) + varint(-1) + varint(len(v)) + v + varint(0)
+        records += varint(len(body)) + body
+    after_crc = (i16(0) + i32(len(values) - 1) + i64(ts) + i64(ts) + i64(-1) + i16(-1) + i32(-1)
+                 + i32(len(values)) + records)
+    crc = crc32c(after_crc)
+    after_length = i32(0) + i8(2) + struct.pack(">I", crc) + after_crc
+    return i64(0) + i32(len(after_length)) + after_length
+
+
+def corrupt_crc(batch: bytes) -> bytes:
+    """The same batch with its CRC field inverted (bytes 17..21)."""
+    crc = struct.unpack(">I", batch[17:21])[0]
+    return batch[:17] + struct.pack(">I", crc ^ 0xFFFFFFFF) + batch[21:]
+
+
+def parse_batch_headers(records: bytes) -> list[dict]:
+    """Headers of the whole batches in a fetched records field (a trailing partial batch is skipped)."""
+    out = []
+    r = Reader(records)
+    while r.remaining() >= 61:
+        start = r.pos
+        base_offset = r.i64()
+        length = r.i32()
+        if r.remaining() < length:
+            break
+        r.i32()  # partition leader epoch
+        magic = r.i8()
+        crc = r.u32()
+        body = r.data[r.pos:start + 12 + length]
+        attributes = r.i16()
+        last_offset_delta = r.i32()
+        r.pos = start + 12 + length
+        out.append({"base_offset": base_offset, "magic": magic, "codec": attributes & 7,
+                    "last_offset_delta": last_offset_delta, "crc_ok": crc32c(body) == crc})
+    return out
+
+
+# ---- connections and frames ---------------------------------------------------------------
+
+def header(api_key: int, version: int, correlation_id: int, client_id: str | None = "e2e-raw") -> bytes:
+    """Request header v1."""
+    return i16(api_key) + i16(version) + i32(correlation_id) + string(client_id)
+
+
+def frame(payload: bytes) -> bytes:
+    return i32(len(payload)) + payload
+
+
+def request(api_key: int, version: int, body: bytes, correlation_id: int = 1) -> bytes:
+    return frame(header(api_key, version, correlation_id) + body)
+
+
+def connect(bootstrap: str, timeout: float = 10.0) -> socket.socket:
+    host, port = bootstrap.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    """n bytes, or None if the peer closed the connection first."""
+    buf = bytearray()
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except ConnectionResetError:
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_frame(sock: socket.socket) -> bytes | None:
+    """One response frame (without its size), or None if the connection was closed."""
+    size = recv_exact(sock, 4)
+    if size is None:
+        return None
+    (n,) = struct.unpack(">i", size)
+    assert 0 <= n < 1 << 30, f"response frame size {n}"
+    return recv_exact(sock, n)
+
+
+def roundtrip(sock: socket.socket, api_key: int, version: int, body: bytes,
+              correlation_id: int = 1) -> Reader:
+    """Sends a request and returns a reader positioned after the response header v0."""
+    sock.sendall(request(api_key, version, body, correlation_id))
+    resp = recv_frame(sock)
+    assert resp is not None, f"connection closed instead of answering API {api_key} v{version}"
+    r = Reader(resp)
+    got = r.i32()
+    assert got == correlation_id, f"correlation id {got}, expected {correlation_id}"
+    return r
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
+    """True if the peer closes the connection (EOF or reset) within `timeout`, reading and
+    discarding anything it sends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        if not chunk:
+            return True
+    return False
+
+
+# ---- requests -----------------------------------------------------------------------------
+
+def api_versions(sock: socket.socket, version: int = 0, correlation_id: int = 7) -> tuple[int, dict]:
+    """ApiVersions at `version`, read as v0 (error code, api keys). Asserts the whole
+    response is consumed when the response is v0 shaped. Returns (error_code, {key: (min, max)})."""
+    r = roundtrip(sock, API_API_VERSIONS, version, b"", correlation_id)
+    error = r.i16()
+    keys = {}
+    for _ in range(r.i32()):
+        k, lo, hi = r.i16(), r.i16(), r.i16()
+        keys[k] = (lo, hi)
+    if version == 0 or error == UNSUPPORTED_VERSION:
+        assert r.remaining() == 0, f"{r.remaining()} bytes after a v0 ApiVersions response"
+    return error, keys
+
+
+def broker_answers(bootstrap: str) -> bool:
+    """A new connection gets a well-formed ApiVersions v0 answer with error 0."""
+    try:
+        with connect(bootstrap, timeout=10) as s:
+            error, keys = api_versions(s)
+            return error == NONE and API_API_VERSIONS in keys
+    except (OSError, AssertionError):
+        return False
+
+
+def metadata_v1(sock: socket.socket, topics: list[str] | None) -> dict:
+    """Metadata v1. Returns {"brokers": [...], "topics": {name: (error_code, partition_count)}}."""
+    body = i32(-1) if topics is None else array([string(t) for t in topics])
+    r = roundtrip(sock, API_METADATA, 1, body)
+    brokers = r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))
+    r.i32()  # controller id
+    out = {}
+    for _ in range(r.i32()):
+        error, name = r.i16(), r.string()
+        r.i8()  # is_internal
+        partitions = r.array(lambda r: (r.i16(), r.i32(), r.i32(), r.array(Reader.i32), r.array(Reader.i32)))
+        out[name] = (error, len(partitions))
+    assert r.remaining() == 0
+    return {"brokers": brokers, "topics": out}
+
+
+def create_topics_v1(sock: socket.socket, topics: list[tuple[str, int]], timeout_ms: int = 10000) -> dict:
+    """CreateTopics v1. Returns {name: (error_code, error_message)}."""
+    body = array([string(name) + i32(partitions) + i16(1) + array([]) + array([])
+                  for name, partitions in topics]) + i32(timeout_ms) + i8(0)
+    r = roundtrip(sock, API_CREATE_TOPICS, 1, body)
+    out = {}
+    for _ in range(r.i32()):
+        name, error, message = r.string(), r.i16(), r.string()
+        out[name] = (error, message)
+    assert r.remaining() == 0
+    return out
+
+
+def list_offsets_v1(sock: socket.socket, topic: str, partitions: list[int], timestamp: int = -1) -> dict:
+    """ListOffsets v1 (-1: latest, -2: earliest). Returns {partition: (error_code, offset)}."""
+    body = i32(-1) + array([string(topic) + array([i32(p) + i64(timestamp) for p in partitions])])
+    r = roundtrip(sock, API_LIST_OFFSETS, 1, body)
+    out = {}
+    for _ in range(r.i32()):
+        r.string()
+        for _ in range(r.i32()):
+            p, error = r.i32(), r.i16()
+            r.i64()  # timestamp
+            offset = r.i64()
+            out[p] = (error, offset)
+    assert r.remaining() == 0
+    return out
+
+
+def produce_v3(sock: socket.socket, topic: str, partition: int, batch: bytes, acks: int = -1,
+               correlation_id: int = 1) -> tuple[int, int]:
+    """Produce v3 of one batch to one partition. Returns (error_code, base_offset)."""
+    body = (string(None) + i16(acks) + i32(10000)
+            + array([string(topic) + array([i32(partition) + bytes_field(batch)])]))
+    r = roundtrip(sock, API_PRODUCE, 3, body, correlation_id)
+    topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16(), r.i64(), r.i64()))))
+    r.i32()  # throttle
+    assert r.remaining() == 0
+    assert len(topics) == 1 and topics[0][0] == topic and len(topics[0][1]) == 1, topics
+    index, error, base_offset, _append_time = topics[0][1][0]
+    assert index == partition
+    return error, base_offset
+
+
+def fetch_v4(sock: socket.socket, topic: str, partition: int, offset: int,
+             max_bytes: int = 1 << 20, max_wait_ms: int = 0) -> dict:
+    """Fetch v4 of one partition. Returns error_code, high_watermark and records."""
+    body = (i32(-1) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0)
+            + array([string(topic) + array([i32(partition) + i64(offset) + i32(max_bytes)])]))
+    r = roundtrip(sock, API_FETCH, 4, body)
+    r.i32()  # throttle
+    topics = r.array(lambda r: (r.string(), r.array(lambda r: {
+        "partition": r.i32(), "error_code": r.i16(), "high_watermark": r.i64(),
+        "last_stable_offset": r.i64(),
+        "aborted": r.array(lambda r: (r.i64(), r.i64())),
+        "records": r.bytes() or b""})))
+    assert r.remaining() == 0
+    assert len(topics) == 1 and len(topics[0][1]) == 1, topics
+    return topics[0][1][0]
+
+
+def stored_batches(bootstrap: str, topic: str, partition: int) -> list[dict]:
+    """Headers of every batch of a partition, fetched from offset 0 with raw Fetch v4."""
+    out = []
+    with connect(bootstrap) as s:
+        offset = 0
+        while True:
+            p = fetch_v4(s, topic, partition, offset)
+            assert p["error_code"] == NONE, p
+            batches = parse_batch_headers(p["records"])
+            batches = [b for b in batches if b["base_offset"] + b["last_offset_delta"] >= offset]
+            if not batches:
+                assert offset >= p["high_watermark"], f"no batch at offset {offset} below {p}"
+                return out
+            out += batches
+            offset = batches[-1]["base_offset"] + batches[-1]["last_offset_delta"] + 1
