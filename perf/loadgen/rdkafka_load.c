@@ -14,12 +14,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static int64_t now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* CPU seconds this process used (all threads, user + system). */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void die(const char *what, const char *detail) {
@@ -113,6 +121,7 @@ int main(int argc, char **argv) {
         rd_kafka_t *rk = producer(broker, argc > 6 ? argv[6] : "all");
         char *buf = malloc(size);
         memset(buf, 'r', size);
+        double cpu0 = cpu_seconds();
         int64_t start = now_us();
         for (long i = 0; i < count; i++) {
             produce_one(rk, topic, buf, size);
@@ -120,14 +129,15 @@ int main(int argc, char **argv) {
         }
         rd_kafka_flush(rk, 60000);
         double secs = (now_us() - start) / 1e6;
-        printf("mode=produce messages=%ld delivered=%ld failed=%ld seconds=%.3f MBps=%.1f msgps=%.0f\n", count,
-               delivered, failed, secs, count * (double)size / secs / 1e6, count / secs);
+        printf("mode=produce messages=%ld delivered=%ld failed=%ld seconds=%.3f MBps=%.1f msgps=%.0f client_cpu=%.0f%%\n",
+               count, delivered, failed, secs, count * (double)size / secs / 1e6, count / secs,
+               100 * (cpu_seconds() - cpu0) / secs);
         rd_kafka_destroy(rk);
         return failed ? 1 : 0;
     }
     if (!strcmp(mode, "consume")) {
         long want = atol(argv[4]), got = 0;
-        double bytes = 0;
+        double bytes = 0, cpu0 = 0;
         rd_kafka_t *rk = consumer(broker);
         assign_all(rk, topic, RD_KAFKA_OFFSET_BEGINNING);
         int64_t start = 0, deadline = now_us() + 120000000;
@@ -135,14 +145,18 @@ int main(int argc, char **argv) {
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
             if (!m) continue;
             if (!m->err) {
-                if (!got) start = now_us();
+                if (!got) {
+                    start = now_us();
+                    cpu0 = cpu_seconds();
+                }
                 got++;
                 bytes += m->len;
             }
             rd_kafka_message_destroy(m);
         }
         double secs = (now_us() - start) / 1e6;
-        printf("mode=consume messages=%ld seconds=%.3f MBps=%.1f msgps=%.0f\n", got, secs, bytes / secs / 1e6, got / secs);
+        printf("mode=consume messages=%ld seconds=%.3f MBps=%.1f msgps=%.0f client_cpu=%.0f%%\n", got, secs,
+               bytes / secs / 1e6, got / secs, 100 * (cpu_seconds() - cpu0) / secs);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
         return got == want ? 0 : 1;
