@@ -84,10 +84,13 @@ def produce_until_interrupted(broker, topic: str, interrupt) -> BackgroundProduc
             f"only {len(bp.acked)} acknowledgements after {PRODUCE_DEADLINE_S} s ({bp.failed} failures)")
         assert bp.thread.is_alive()
         time.sleep(0.05)
+    # The producer must still be producing when the broker goes down. Checked just before the
+    # interrupt: once the broker is gone, a producer whose queue is full cannot send any more.
     sent_before = bp.sent
+    time.sleep(0.2)
+    assert bp.sent > sent_before, "the producer stopped producing before the interrupt"
     interrupt(broker)
     bp.finish()
-    assert bp.sent > sent_before, "the producer must still be producing when the broker goes down"
     return bp
 
 
