@@ -309,7 +309,9 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
     let total: usize = results.iter().map(|r| r.bytes).sum();
     let errors = results.iter().any(|r| r.error_code != 0);
     let wait_ms = req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
-    if !errors && total < req.min_bytes.max(1) as usize && wait_ms > 0 && !items.is_empty() {
+    // Kafka waits while fewer than min_bytes are ready; min_bytes <= 0 never waits.
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    if !errors && total < min_bytes && wait_ms > 0 && !items.is_empty() {
         // Long poll: park on the owners until any partition gets data or the wait ends, then read again.
         let wait = Duration::from_millis(wait_ms as u64);
         let (tx, rx) = flume::bounded(shard.config.shards);
