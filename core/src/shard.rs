@@ -128,6 +128,8 @@ pub struct Shard {
     pub shutting_down: Cell<bool>,
     /// Requests being handled on this shard's connections.
     pub in_flight: Cell<usize>,
+    /// Client connections open on this shard.
+    pub connections: Cell<usize>,
     /// Tasks to wake when shutdown begins (parked fetches).
     shutdown_wakers: RefCell<Vec<Waker>>,
     /// The controller's state, on shard 0 only.
@@ -190,6 +192,7 @@ impl Shard {
             flusher: Flusher::new(Faults::default(), FLUSH_TICK),
             shutting_down: Cell::new(false),
             in_flight: Cell::new(0),
+            connections: Cell::new(0),
             shutdown_wakers: RefCell::new(Vec::new()),
             controller,
             admin_lock: glommio::sync::Semaphore::new(1),
