@@ -62,11 +62,18 @@ fn failed(name: &str, code: i16, message: impl Into<String>) -> TopicOutcome {
 
 /// Sends an admin request to the controller (shard 0) and waits for its answer.
 pub async fn submit(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
-    if shard.id == 0 {
-        return handle(shard, request).await;
-    }
     let (tx, rx) = flume::bounded(1);
-    shard.send(0, ShardMsg::Admin { request, reply: tx }).await;
+    if shard.id == 0 {
+        // A task of its own: if the requesting connection goes away, its task is cancelled,
+        // and an admin change must never stop halfway (metadata written, logs not opened).
+        let controller = shard.clone();
+        glommio::spawn_local(async move {
+            let _ = tx.send_async(handle(&controller, request).await).await;
+        })
+        .detach();
+    } else {
+        shard.send(0, ShardMsg::Admin { request, reply: tx }).await;
+    }
     rx.recv_async().await.unwrap_or_default()
 }
 

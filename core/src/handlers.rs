@@ -304,8 +304,9 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
         }
         resp.topics.push(topic);
     }
+    let budget = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut results: Vec<FetchResult> =
-        scatter(shard, items.clone(), |items, reply| ShardMsg::Fetch { items, reply }).await;
+        scatter(shard, items.clone(), |items, reply| ShardMsg::Fetch { items, budget, reply }).await;
     let total: usize = results.iter().map(|r| r.bytes).sum();
     let errors = results.iter().any(|r| r.error_code != 0);
     let wait_ms = req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
@@ -331,7 +332,7 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
         // Only the owners hold senders now: if they all go away, the wait ends.
         drop(tx);
         let _ = rx.recv_async().await;
-        results = scatter(shard, items, |items, reply| ShardMsg::Fetch { items, reply }).await;
+        results = scatter(shard, items, |items, reply| ShardMsg::Fetch { items, budget, reply }).await;
     }
     // The response size limit is soft, as in Kafka: the first partition with data always gets
     // its batches; later ones are left empty once the limit is reached.

@@ -1,4 +1,5 @@
-//! The `ringtail` binary: `ringtail serve` runs a broker.
+//! The `ringtail` binary: `ringtail serve` runs a broker; `ringtail tune` and `ringtail iotune`
+//! check the machine and measure its disk.
 
 mod admin;
 mod config;
@@ -22,11 +23,57 @@ enum Command {
     /// Run a broker. With no options: a single node on 127.0.0.1:9092 with data in
     /// ./ringtail-data, one shard per core.
     Serve(config::ServeArgs),
+    /// Check (and with --apply, change) the system settings that matter for a thread-per-core
+    /// io_uring broker: CPU governor, IRQ affinity, disk scheduler, limits, swappiness, ...
+    Tune {
+        /// The broker's data directory (its disk and file system are checked).
+        #[arg(long, default_value = "ringtail-data")]
+        data_dir: std::path::PathBuf,
+        /// Change what can be changed; prints each change and how to undo it.
+        #[arg(long)]
+        apply: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Shards the broker will run (default: one per online CPU).
+        #[arg(long)]
+        shards: Option<usize>,
+    },
+    /// Measure the data disk (sequential bandwidth by block size and queue depth, fdatasync
+    /// latency) and write DATA_DIR/io-properties.toml.
+    Iotune {
+        #[arg(long, default_value = "ringtail-data")]
+        data_dir: std::path::PathBuf,
+        /// Time budget of the measurement, in seconds (2 to 600).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Tune { data_dir, apply, json, shards } => {
+            let options = ringtail_tuning::TuneOptions { data_dir, apply, json, shards };
+            match ringtail_tuning::tune(options) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => {
+                    eprintln!("ringtail tune: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Command::Iotune { data_dir, seconds } => {
+            match ringtail_tuning::iotune(ringtail_tuning::IotuneOptions { data_dir, seconds }) {
+                Ok(_) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("ringtail iotune: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
     let config = match config::BrokerConfig::resolve(args) {
         Ok(c) => c,
         Err(e) => {
@@ -38,6 +85,9 @@ fn main() {
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    for warning in ringtail_tuning::startup_warnings(&config.data_dir, config.shards) {
+        tracing::warn!("system setting: {warning} (see `ringtail tune`)");
+    }
     if let Err(e) = server::serve(config) {
         tracing::error!("{e:#}");
         std::process::exit(1);

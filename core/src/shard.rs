@@ -20,6 +20,8 @@ use crate::metadata::Metadata;
 
 /// Messages waiting in one shard's inbox; senders wait when it is full.
 pub const INBOX_MESSAGES_MAX: usize = 1024;
+/// Unwritten bytes a partition may hold before producers wait for the disk.
+const UNFLUSHED_BYTES_MAX: u64 = 64 << 20;
 /// How often async-durability logs are written out.
 const FLUSH_TICK: Duration = Duration::from_millis(10);
 
@@ -74,8 +76,10 @@ pub enum ShardMsg {
         items: Vec<ProduceItem>,
         reply: flume::Sender<Vec<ProduceResult>>,
     },
+    /// Reads for a fetch, up to `budget` bytes in all (the request's max_bytes).
     Fetch {
         items: Vec<FetchItem>,
+        budget: usize,
         reply: flume::Sender<Vec<FetchResult>>,
     },
     /// Completes when any of the partitions has data past its offset, or after `wait`.
@@ -117,6 +121,44 @@ pub enum ShardMsg {
     Close,
 }
 
+/// Future of [`Shard::shutdown_begun`].
+pub struct ShutdownBegun<'a> {
+    shard: &'a Shard,
+    id: Option<u64>,
+}
+
+impl Future for ShutdownBegun<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.shard.shutting_down.get() {
+            return Poll::Ready(());
+        }
+        let mut wakers = self.shard.shutdown_wakers.borrow_mut();
+        match self.id.and_then(|id| wakers.iter_mut().find(|(i, _)| *i == id)) {
+            Some((_, w)) => w.clone_from(cx.waker()),
+            None => {
+                let id = self.shard.next_waker_id.get() + 1;
+                self.shard.next_waker_id.set(id);
+                wakers.push((id, cx.waker().clone()));
+                drop(wakers);
+                self.id = Some(id);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ShutdownBegun<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            if let Ok(mut wakers) = self.shard.shutdown_wakers.try_borrow_mut() {
+                wakers.retain(|(i, _)| *i != id);
+            }
+        }
+    }
+}
+
 /// The state of one shard. Owned by its executor thread; never shared.
 pub struct Shard {
     pub id: usize,
@@ -130,8 +172,9 @@ pub struct Shard {
     pub in_flight: Cell<usize>,
     /// Client connections open on this shard.
     pub connections: Cell<usize>,
-    /// Tasks to wake when shutdown begins (parked fetches).
-    shutdown_wakers: RefCell<Vec<Waker>>,
+    /// Tasks to wake when shutdown begins (parked fetches), by registration id.
+    shutdown_wakers: RefCell<Vec<(u64, Waker)>>,
+    next_waker_id: Cell<u64>,
     /// The controller's state, on shard 0 only.
     pub controller: Option<RefCell<crate::admin::Controller>>,
     /// Serializes admin requests on the controller.
@@ -194,6 +237,7 @@ impl Shard {
             in_flight: Cell::new(0),
             connections: Cell::new(0),
             shutdown_wakers: RefCell::new(Vec::new()),
+            next_waker_id: Cell::new(0),
             controller,
             admin_lock: glommio::sync::Semaphore::new(1),
         })
@@ -297,6 +341,10 @@ impl Shard {
                     });
                     if acks != 0 && log.config().durability == Durability::Sync {
                         waits.push((i, log.wait_durable(info.last_offset)));
+                    } else if log.unflushed_bytes() > UNFLUSHED_BYTES_MAX {
+                        // acks=0 and async durability answer before the write; past this much
+                        // unwritten data the producer waits for the disk (backpressure).
+                        waits.push((i, log.wait_written(info.last_offset)));
                     }
                 }
                 Err(e) => {
@@ -319,8 +367,12 @@ impl Shard {
         results
     }
 
-    pub async fn fetch_local(&self, items: Vec<FetchItem>) -> Vec<FetchResult> {
+    /// Reads the partitions in order until `budget` bytes are read; later partitions then get
+    /// no records (as in Kafka, the response fills in request order), but at least one batch is
+    /// returned if any is there.
+    pub async fn fetch_local(&self, items: Vec<FetchItem>, mut budget: usize) -> Vec<FetchResult> {
         let mut results = Vec::with_capacity(items.len());
+        let mut first = true;
         for item in items {
             let Some(log) = self.log(&item.topic, item.partition) else {
                 results.push(FetchResult {
@@ -337,11 +389,16 @@ impl Shard {
                 log_start_offset: log.log_start_offset() as i64,
                 ..FetchResult::default()
             };
-            if item.offset < 0 || item.offset as u64 > high_watermark {
+            if item.offset < 0 || item.offset as u64 > log.log_end_offset() {
                 result.error_code = error_code::OFFSET_OUT_OF_RANGE;
+            } else if item.offset as u64 >= high_watermark || (budget == 0 && !first) {
+                // Between the high watermark and the log end: nothing visible yet, no error.
             } else {
-                match log.read(item.offset as u64, item.max_bytes.max(1), high_watermark).await {
+                let max_bytes = if first { item.max_bytes.max(1) } else { item.max_bytes.min(budget).max(1) };
+                match log.read(item.offset as u64, max_bytes, high_watermark).await {
                     Ok(read) => {
+                        first &= read.bytes == 0;
+                        budget = budget.saturating_sub(read.bytes);
                         result.bytes = read.bytes;
                         result.records = read.chunks;
                     }
@@ -390,18 +447,13 @@ impl Shard {
     pub fn begin_shutdown(&self) {
         self.shutting_down.set(true);
         let wakers = std::mem::take(&mut *self.shutdown_wakers.borrow_mut());
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.into_iter().for_each(|(_, w)| w.wake());
     }
 
-    /// Completes once shutdown has begun.
-    pub fn shutdown_begun(&self) -> impl Future<Output = ()> + '_ {
-        futures_lite::future::poll_fn(move |cx| {
-            if self.shutting_down.get() {
-                return Poll::Ready(());
-            }
-            self.shutdown_wakers.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
+    /// Completes once shutdown has begun. Its registration goes away when it is dropped, so
+    /// fetches that time out leave nothing behind.
+    pub fn shutdown_begun(&self) -> ShutdownBegun<'_> {
+        ShutdownBegun { shard: self, id: None }
     }
 
     pub async fn list_offsets_local(&self, items: Vec<(TopicPartition, i64)>) -> Vec<OffsetsResult> {
@@ -462,8 +514,8 @@ impl Shard {
             ShardMsg::Produce { acks, items, reply } => {
                 let _ = reply.send_async(self.produce_local(acks, items).await).await;
             }
-            ShardMsg::Fetch { items, reply } => {
-                let _ = reply.send_async(self.fetch_local(items).await).await;
+            ShardMsg::Fetch { items, budget, reply } => {
+                let _ = reply.send_async(self.fetch_local(items, budget).await).await;
             }
             ShardMsg::WaitForData { items, wait, reply } => {
                 self.wait_for_data_local(items, wait).await;

@@ -18,6 +18,8 @@ pub const BATCH_LENGTH_MIN: i32 = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i
 pub const STORED_BATCH_BYTES_MAX: usize = i32::MAX as usize + LOG_OVERHEAD_BYTES;
 /// The smallest encoding of one record (every field a one-byte varint, no key, value or headers).
 const RECORD_BYTES_MIN: usize = 7;
+/// Most records a client batch may claim per byte of (compressed) records.
+const COMPRESSED_RECORDS_PER_BYTE_MAX: usize = 1024;
 
 pub(crate) const BASE_OFFSET_AT: usize = 0;
 pub(crate) const LENGTH_AT: usize = 8;
@@ -189,6 +191,14 @@ fn check_fields(h: &BatchHeader, origin: Origin) -> Result<(), BatchError> {
         && (h.record_count as usize).saturating_mul(RECORD_BYTES_MIN) > records_bytes
     {
         return invalid("record count exceeds what the batch bytes can hold");
+    }
+    // Compressed records are not counted (that would mean decompressing), but no codec packs
+    // more than about a thousand minimal records into one byte; a claim beyond that would only
+    // burn offsets (2^31 per batch) and segments.
+    if origin == Origin::Client
+        && (h.record_count as usize) > records_bytes.saturating_add(1).saturating_mul(COMPRESSED_RECORDS_PER_BYTE_MAX)
+    {
+        return invalid("record count is implausible for the compressed size of the batch");
     }
     if h.max_timestamp < h.base_timestamp {
         return Err(BatchError::InvalidTimestamp { base_timestamp: h.base_timestamp, max_timestamp: h.max_timestamp });

@@ -191,9 +191,11 @@ struct State {
     cache_bytes: u64,
     unflushed_bytes: u64,
     failed: Option<LogError>,
+    /// Tasks waiting for a flush, by registration id (see `DurableWait`).
     waiters: Vec<(u64, Waker)>,
     /// Readers waiting for the next append (long-polling fetches).
-    append_waiters: Vec<Waker>,
+    append_waiters: Vec<(u64, Waker)>,
+    next_waiter_id: u64,
     /// Queued with the flusher and not yet flushed.
     flush_requested: bool,
     last_sync_ms: i64,
@@ -364,7 +366,7 @@ impl PartitionLog {
         st.flush_requested |= request_flush;
         let readers = std::mem::take(&mut st.append_waiters);
         drop(st);
-        readers.into_iter().for_each(Waker::wake);
+        readers.into_iter().for_each(|(_, w)| w.wake());
         if request_flush {
             if let (Some(flusher), Some(this)) = (self.flusher.upgrade(), self.this.upgrade()) {
                 flusher.request(this);
@@ -399,18 +401,18 @@ impl PartitionLog {
     /// Completes once every offset up to and including `last_offset` is durable, or with the
     /// error that stopped the log.
     pub fn wait_durable(&self, last_offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Durable }
+        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Durable, id: None }
     }
 
     /// Completes once the log end offset is past `offset`: something was appended there.
     pub fn wait_appended(&self, offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset: offset, kind: WaitKind::Appended }
+        DurableWait { log: self.this.clone(), last_offset: offset, kind: WaitKind::Appended, id: None }
     }
 
     /// Completes once every offset up to and including `last_offset` is written to its file
     /// (not necessarily synced). Async-durability producers use it as backpressure.
     pub fn wait_written(&self, last_offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Written }
+        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Written, id: None }
     }
 
     /// Writes every queued batch; with `sync`, also fdatasyncs so they become durable. Seals
@@ -528,8 +530,10 @@ impl PartitionLog {
             }
         };
         if end > allocated {
+            // Grow by doubling, at most one step at a time: a segment that is sealed while
+            // small (many rolls in a row) never reserves much more than it holds.
             let step = self.config.preallocate_bytes;
-            let target = end.div_ceil(step) * step;
+            let target = align_up(end.max(allocated.saturating_mul(2)).min(end + step));
             self.faults.check(IoOp::Write, &path)?;
             file.pre_allocate(target, false).await.map_err(|e| LogError::io("preallocating", &path, e))?;
             let mut st = self.state.borrow_mut();
@@ -634,7 +638,7 @@ impl PartitionLog {
         let readers = std::mem::take(&mut st.append_waiters);
         drop(st);
         waiters.into_iter().for_each(|(_, w)| w.wake());
-        readers.into_iter().for_each(Waker::wake);
+        readers.into_iter().for_each(|(_, w)| w.wake());
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
@@ -991,6 +995,9 @@ pub struct DurableWait {
     log: Weak<PartitionLog>,
     last_offset: u64,
     kind: WaitKind,
+    /// Registration in the log's waiter list, removed on drop so that abandoned waits (a
+    /// fetch that timed out on an idle partition) do not pile up.
+    id: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1003,28 +1010,50 @@ enum WaitKind {
 impl Future for DurableWait {
     type Output = Result<(), LogError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(log) = self.log.upgrade() else {
             return Poll::Ready(Err(LogError::Config { reason: "the log was dropped".into() }));
         };
         let mut st = log.state.borrow_mut();
-        if let Some(e) = &st.failed {
-            return Poll::Ready(Err(e.clone()));
-        }
         let reached = match self.kind {
             WaitKind::Durable => st.durable_offset,
             WaitKind::Written => st.written_offset,
             WaitKind::Appended => st.next_offset,
         };
+        // Reached first: a close that made everything durable also marks the log closed.
         if reached > self.last_offset {
             return Poll::Ready(Ok(()));
         }
-        if self.kind == WaitKind::Appended {
-            st.append_waiters.push(cx.waker().clone());
-        } else {
-            st.waiters.push((self.last_offset, cx.waker().clone()));
+        if let Some(e) = &st.failed {
+            return Poll::Ready(Err(e.clone()));
+        }
+        let appended = self.kind == WaitKind::Appended;
+        let list = if appended { &mut st.append_waiters } else { &mut st.waiters };
+        match self.id.and_then(|id| list.iter_mut().find(|(i, _)| *i == id)) {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => {
+                let id = self.id.unwrap_or_else(|| {
+                    st.next_waiter_id += 1;
+                    st.next_waiter_id
+                });
+                let list = if appended { &mut st.append_waiters } else { &mut st.waiters };
+                list.push((id, cx.waker().clone()));
+                drop(st);
+                self.id = Some(id);
+            }
         }
         Poll::Pending
+    }
+}
+
+impl Drop for DurableWait {
+    fn drop(&mut self) {
+        if let (Some(id), Some(log)) = (self.id, self.log.upgrade()) {
+            if let Ok(mut st) = log.state.try_borrow_mut() {
+                st.waiters.retain(|(i, _)| *i != id);
+                st.append_waiters.retain(|(i, _)| *i != id);
+            }
+        }
     }
 }
 
@@ -1167,6 +1196,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         failed: None,
         waiters: Vec::new(),
         append_waiters: Vec::new(),
+        next_waiter_id: 0,
         flush_requested: false,
         last_sync_ms: 0,
     };

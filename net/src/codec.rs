@@ -4,6 +4,9 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+/// Elements reserved up front when decoding an array.
+const ARRAY_PREALLOCATE_MAX: usize = 64;
+
 /// Why a request could not be decoded. The connection that sent it is closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -174,7 +177,9 @@ impl Reader {
         let Some(n) = self.nullable_array_len(flexible, what)? else {
             return Ok(None);
         };
-        let mut out = Vec::with_capacity(n);
+        // The count is bounded by the bytes left, but an element in memory can be far larger than
+        // its wire form: reserve modestly and let the vector grow as elements really decode.
+        let mut out = Vec::with_capacity(n.min(ARRAY_PREALLOCATE_MAX));
         for _ in 0..n {
             out.push(element(self)?);
         }

@@ -51,6 +51,16 @@ pub async fn open(dir: &Path, config: &LogConfig, flusher: &Rc<Flusher>) -> Rc<P
     PartitionLog::open(dir, config.clone(), flusher).await.expect("open log")
 }
 
+/// Drops the test's handle and waits until background flushes started by appends let go of
+/// the log too: a "crash" must not leave the old log writing while a new one opens the files.
+pub async fn drop_and_wait(log: Rc<PartitionLog>) {
+    let weak = Rc::downgrade(&log);
+    drop(log);
+    while weak.strong_count() > 0 {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A batch of `count` records of `value_len` bytes whose values encode `tag`.
 pub fn batch(tag: u64, count: usize, value_len: usize, timestamp: i64) -> Bytes {
     let values: Vec<Vec<u8>> = (0..count)

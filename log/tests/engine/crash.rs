@@ -21,6 +21,7 @@ async fn crashed_log(dir: &Path) -> Model {
         }
     }
     log.flush(true, 0).await.unwrap();
+    drop_and_wait(log).await;
     model
 }
 

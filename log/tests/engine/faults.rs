@@ -68,7 +68,7 @@ fn injected_io_errors_are_fatal_and_lose_nothing_acknowledged() {
                 }
                 flusher.stop();
                 task.await;
-                drop(log);
+                drop_and_wait(log).await;
                 // Restart without faults: every acknowledged batch is there.
                 let clean = flusher_plain();
                 let log = open(&dir, &config, &clean).await;

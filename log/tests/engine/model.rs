@@ -81,7 +81,7 @@ fn random_operations_match_the_model() {
                 _ => {
                     // Crash: what was durable must survive; what was written may; nothing else.
                     let durable = log.durable_offset();
-                    drop(log);
+                    drop_and_wait(log).await;
                     log = open(&dir, &config, &flusher).await;
                     let end = log.log_end_offset();
                     assert!(end >= durable, "step {step}: lost durable data: end {end} < durable {durable}");
