@@ -15,13 +15,13 @@ pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 << 20;
 /// `--config` (same names, with `_` for `-`) or from the environment (`RINGTAIL_` + upper case).
 #[derive(Debug, Clone, Args, Default)]
 pub struct ServeArgs {
-    /// Address to accept Kafka clients on.
+    /// Address to accept Kafka clients on (default 127.0.0.1:9092).
     #[arg(long, env = "RINGTAIL_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// host:port clients are told to connect to (defaults to the listen address).
     #[arg(long, env = "RINGTAIL_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
-    /// Directory for topic data and broker state.
+    /// Directory for topic data and broker state (default ./ringtail-data).
     #[arg(long, env = "RINGTAIL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Number of shards (one per core); defaults to the cores available.
@@ -30,23 +30,26 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "RINGTAIL_CONFIG")]
     pub config: Option<PathBuf>,
-    /// This broker's node id.
+    /// This broker's node id (default 0).
     #[arg(long, env = "RINGTAIL_NODE_ID")]
     pub node_id: Option<i32>,
-    /// Create topics on first use in Metadata and Produce requests (true or false).
+    /// Create topics on first use in Metadata and Produce requests (default true).
     #[arg(long, env = "RINGTAIL_AUTO_CREATE_TOPICS")]
     pub auto_create_topics: Option<bool>,
-    /// Partitions of an auto-created topic, or of CreateTopics asking for the default (-1).
+    /// Partitions of an auto-created topic, or of CreateTopics asking for the default (-1);
+    /// default 4.
     #[arg(long, env = "RINGTAIL_DEFAULT_PARTITIONS")]
     pub default_partitions: Option<i32>,
-    /// When an acknowledged write is safe: `sync` (after fdatasync) or `async` (after it is
-    /// queued; synced every `fsync-interval-ms`). Topics may override it (`ringtail.durability`).
+    /// When a write is acknowledged: `sync` (after fdatasync; the default) or `async` (once
+    /// queued; written within 10 ms and fdatasynced every second). Topics may override it with
+    /// the config `ringtail.durability`.
     #[arg(long, env = "RINGTAIL_DURABILITY")]
     pub durability: Option<String>,
-    /// Largest request accepted, in bytes.
+    /// Largest request accepted, in bytes (default 104857600).
     #[arg(long, env = "RINGTAIL_REQUEST_BYTES_MAX")]
     pub request_bytes_max: Option<usize>,
-    /// Log level filter, e.g. `info` or `ringtail=debug` (also RUST_LOG).
+    /// Log level filter, e.g. `info` (the default) or `ringtail=debug`; RUST_LOG, when set,
+    /// takes precedence.
     #[arg(long, env = "RINGTAIL_LOG")]
     pub log: Option<String>,
 }
