@@ -85,6 +85,9 @@ pub struct BrokerConfig {
     pub log_filter: String,
     /// Defaults for every partition log; topic configs override some of them.
     pub log: LogConfig,
+    /// Flush write chunk size and chunk writes in flight, from `io-properties.toml` written by
+    /// `ringtail iotune` in the data directory; the log's defaults without it.
+    pub write_shape: Option<(usize, usize)>,
 }
 
 /// Why the configuration is unusable; says which setting to fix.
@@ -166,6 +169,7 @@ impl BrokerConfig {
             request_bytes_max,
             log_filter: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             log: LogConfig { durability, ..LogConfig::default() },
+            write_shape: None,
         })
     }
 }

@@ -85,6 +85,15 @@ fn main() {
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let mut config = config;
+    if let Some(p) = ringtail_tuning::read_properties(&config.data_dir) {
+        // What `ringtail iotune` found the disk needs: the smallest write that reaches its
+        // bandwidth, and the queue depth that does. Bounded to sane values whatever the file says.
+        let write_bytes = (p.write_block_bytes as usize).clamp(64 << 10, 8 << 20);
+        let writes_in_flight = (p.flush_concurrency as usize).clamp(1, 64);
+        tracing::info!(write_bytes, writes_in_flight, "flush shape from io-properties.toml (ringtail iotune)");
+        config.write_shape = Some((write_bytes, writes_in_flight));
+    }
     for warning in ringtail_tuning::startup_warnings(&config.data_dir, config.shards) {
         tracing::warn!("system setting: {warning} (see `ringtail tune`)");
     }

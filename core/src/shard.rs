@@ -226,13 +226,17 @@ impl Shard {
         metadata: Arc<Metadata>,
     ) -> Rc<Shard> {
         let controller = (id == 0).then(|| RefCell::new(crate::admin::Controller::new(metadata.as_ref().clone())));
+        let flusher = Flusher::new(Faults::default(), FLUSH_TICK);
+        if let Some((write_bytes, writes_in_flight)) = config.write_shape {
+            flusher.set_write_shape(write_bytes, writes_in_flight);
+        }
         Rc::new(Shard {
             id,
             config,
             peers,
             metadata: RefCell::new(metadata),
             logs: RefCell::new(HashMap::new()),
-            flusher: Flusher::new(Faults::default(), FLUSH_TICK),
+            flusher,
             shutting_down: Cell::new(false),
             in_flight: Cell::new(0),
             connections: Cell::new(0),

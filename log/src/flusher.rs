@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use glommio::io::{DmaBuffer, DmaFile};
 
-use crate::config::Durability;
+use crate::config::{Durability, BLOCK_BYTES};
 use crate::fault::Faults;
-use crate::partition::{PartitionLog, WRITE_BYTES_MAX};
+use crate::partition::{PartitionLog, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -32,6 +32,8 @@ pub struct Flusher {
     stopped: Cell<bool>,
     /// Reusable full-size write buffers: fresh large allocations cost a page fault per 4 KiB.
     buffers: RefCell<Vec<DmaBuffer>>,
+    write_bytes: Cell<usize>,
+    writes_in_flight: Cell<usize>,
 }
 
 /// Write buffers kept for reuse by one shard.
@@ -45,17 +47,33 @@ impl Flusher {
             logs: RefCell::new(Vec::new()),
             stopped: Cell::new(false),
             buffers: RefCell::new(Vec::new()),
+            write_bytes: Cell::new(WRITE_BYTES_DEFAULT),
+            writes_in_flight: Cell::new(WRITES_IN_FLIGHT_DEFAULT),
         })
     }
 
-    /// A write buffer of `WRITE_BYTES_MAX` bytes, reused when one is free.
+    /// Sets the size of flush write chunks (rounded to 4 KiB, at least 4 KiB) and how many of
+    /// one flush may be outstanding (at least 1). Buffers pooled at the old size are dropped.
+    pub fn set_write_shape(&self, write_bytes: usize, writes_in_flight: usize) {
+        let block = BLOCK_BYTES as usize;
+        self.write_bytes.set((write_bytes / block * block).max(block));
+        self.writes_in_flight.set(writes_in_flight.max(1));
+        self.buffers.borrow_mut().clear();
+    }
+
+    /// Write chunk size and chunk writes in flight per flush.
+    pub fn write_shape(&self) -> (usize, usize) {
+        (self.write_bytes.get(), self.writes_in_flight.get())
+    }
+
+    /// A write buffer of the chunk size, reused when one is free.
     pub(crate) fn take_buffer(&self, file: &DmaFile) -> DmaBuffer {
-        self.buffers.borrow_mut().pop().unwrap_or_else(|| file.alloc_dma_buffer(WRITE_BYTES_MAX))
+        self.buffers.borrow_mut().pop().unwrap_or_else(|| file.alloc_dma_buffer(self.write_bytes.get()))
     }
 
     pub(crate) fn return_buffer(&self, buf: DmaBuffer) {
         let mut buffers = self.buffers.borrow_mut();
-        if buf.len() == WRITE_BYTES_MAX && buffers.len() < POOLED_BUFFERS_MAX {
+        if buf.len() == self.write_bytes.get() && buffers.len() < POOLED_BUFFERS_MAX {
             buffers.push(buf);
         }
     }

@@ -18,7 +18,9 @@ pub use config::{Durability, LogConfig, BLOCK_BYTES};
 pub use error::{kafka_code, BatchError, LogError};
 pub use fault::{Faults, IoOp};
 pub use flusher::{now_ms, Flusher};
-pub use partition::{AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport};
+pub use partition::{
+    AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT,
+};
 pub use segment::prime_direct_io;
 
 /// Writes `dir/name` atomically and durably (temporary file, fdatasync, rename, directory

@@ -25,11 +25,12 @@ use crate::segment::{self, ScanOutcome};
 /// rewritten by the broker, batchLength between them is kept. Cached batches keep this rewritten
 /// prefix apart from the body received from the client.
 const PATCHED_HEADER_BYTES: usize = 16;
-/// A flush writes in chunks of this size; full chunks reuse buffers from the shard's pool.
-pub(crate) const WRITE_BYTES_MAX: usize = 1 << 20;
-/// Chunk writes of one flush outstanding at once.
-const WRITES_IN_FLIGHT_MAX: usize = 8;
-const _: () = assert!(WRITE_BYTES_MAX.is_multiple_of(BLOCK_BYTES as usize));
+/// Default size of a flush's write chunks; full chunks reuse buffers from the shard's pool.
+/// The shard's [`Flusher`] may set another (`ringtail iotune` measures what the disk likes).
+pub const WRITE_BYTES_DEFAULT: usize = 1 << 20;
+/// Default number of chunk writes of one flush outstanding at once.
+pub const WRITES_IN_FLIGHT_DEFAULT: usize = 8;
+const _: () = assert!(WRITE_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES as usize));
 
 pub(crate) const STATE_FILE: &str = "partition.state";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
@@ -440,10 +441,12 @@ impl PartitionLog {
             self.prepare_file(base, align_up(end)).await?;
         }
         // Copy the queued batches into aligned write buffers, the one copy of record bytes, in
-        // chunks of WRITE_BYTES_MAX, and keep up to WRITES_IN_FLIGHT_MAX chunk writes going while
+        // chunks of the flusher's write size, and keep its number of chunk writes going while
         // the next chunk is copied.
         let pool = self.flusher.upgrade();
-        let mut in_flight = VecDeque::with_capacity(WRITES_IN_FLIGHT_MAX);
+        let (write_bytes, writes_in_flight) =
+            pool.as_ref().map_or((WRITE_BYTES_DEFAULT, WRITES_IN_FLIGHT_DEFAULT), |p| p.write_shape());
+        let mut in_flight = VecDeque::with_capacity(writes_in_flight);
         for &(base, end) in &snapshot {
             let (file, start) = {
                 let st = self.state.borrow();
@@ -453,15 +456,15 @@ impl PartitionLog {
             let path = Rc::new(segment_path(&self.dir, base, "log"));
             let mut chunk_start = start;
             while chunk_start < end {
-                let chunk_end = (chunk_start + WRITE_BYTES_MAX as u64).min(end);
+                let chunk_end = (chunk_start + write_bytes as u64).min(end);
                 let length = align_up(chunk_end - chunk_start) as usize;
                 let mut buf = match &pool {
-                    Some(pool) if length == WRITE_BYTES_MAX => pool.take_buffer(&file),
+                    Some(pool) if length == write_bytes => pool.take_buffer(&file),
                     _ => file.alloc_dma_buffer(length),
                 };
                 copy_from_cache(&self.state.borrow().cache, base, chunk_start, chunk_end, buf.as_bytes_mut());
                 self.faults.check(IoOp::Write, &path)?;
-                if in_flight.len() == WRITES_IN_FLIGHT_MAX {
+                if in_flight.len() == writes_in_flight {
                     finish_write(in_flight.pop_front().expect("full"), pool.as_deref()).await?;
                 }
                 let (file, buf) = (file.clone(), Rc::new(buf));

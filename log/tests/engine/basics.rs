@@ -176,10 +176,18 @@ fn async_durability_acknowledges_before_the_disk_and_writes_soon_after() {
 
 #[test]
 fn large_flushes_split_into_chunks_read_back_intact() {
-    run(|| async {
+    large_flush((1 << 20, 8));
+    // A shape `ringtail iotune` may choose: small chunks, few in flight.
+    large_flush((64 << 10, 2));
+}
+
+fn large_flush(shape: (usize, usize)) {
+    run(move || async move {
         let dir = scratch("chunks");
         let config = LogConfig { segment_bytes_max: 8 << 20, preallocate_bytes: 1 << 20, ..small_config() };
         let flusher = flusher();
+        flusher.set_write_shape(shape.0, shape.1);
+        assert_eq!(flusher.write_shape(), shape);
         let log = open(&dir, &config, &flusher).await;
         let mut model = Model::default();
         // About 5 MiB in one flush: several 1 MiB write chunks, batches straddling chunk edges.
