@@ -254,6 +254,9 @@ async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writ
             for (pi, p) in t.partitions.into_iter().enumerate() {
                 let slot = &mut resp.topics[ti].partitions[pi];
                 match (shard.owner(&t.name, p.index), p.records) {
+                    (None, _) if validate_topic_name(&t.name).is_err() => {
+                        slot.error_code = error_code::INVALID_TOPIC_EXCEPTION
+                    }
                     (None, _) => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                     (Some(_), None) => slot.error_code = error_code::INVALID_RECORD,
                     (Some(owner), Some(records)) => {
@@ -308,7 +311,9 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
     let mut results: Vec<FetchResult> =
         scatter(shard, items.clone(), |items, reply| ShardMsg::Fetch { items, budget, reply }).await;
     let total: usize = results.iter().map(|r| r.bytes).sum();
-    let errors = results.iter().any(|r| r.error_code != 0);
+    // Any error, including a partition no shard owns, is answered at once, as Kafka does.
+    let errors =
+        results.iter().any(|r| r.error_code != 0) || slots.len() < req.topics.iter().map(|t| t.partitions.len()).sum();
     let wait_ms = req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
     // Kafka waits while fewer than min_bytes are ready; min_bytes <= 0 never waits.
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);

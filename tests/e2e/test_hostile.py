@@ -155,6 +155,17 @@ def test_invalid_topic_name(broker):
         assert created["a b"][0] == kwire.INVALID_TOPIC_EXCEPTION
         assert created["a b"][1], "the error message should say what is wrong with the name"
         assert "a b" not in kwire.metadata_v1(s, None)["topics"]
+        error, _ = kwire.produce_v3(s, "a b", 0, kwire.record_batch([b"x"]))
+        assert error == kwire.INVALID_TOPIC_EXCEPTION, f"produce to an invalid name answered {error}"
+
+
+def test_fetch_of_an_unknown_partition_is_answered_at_once(broker):
+    with kwire.connect(broker.bootstrap) as s:
+        started = time.monotonic()
+        fetched = kwire.fetch_v4(s, "no-such-topic", 0, 0, max_wait_ms=5000)
+        assert fetched["error_code"] == kwire.UNKNOWN_TOPIC_OR_PARTITION
+        assert time.monotonic() - started < 2, "an unknown partition should not long-poll"
+    assert_alive(broker)
     assert not list(broker.data_dir.glob("a b*")), "a directory was made for an invalid topic"
     assert_alive(broker)
 
