@@ -19,7 +19,7 @@ use crate::error::LogError;
 use crate::fault::{Faults, IoOp};
 use crate::flusher::Flusher;
 use crate::index::{OffsetIndex, TimeIndex};
-use crate::segment::{self, ScanOutcome};
+use crate::segment::{self, segment_path, ScanOutcome};
 
 /// Bytes of a batch header up to the end of partitionLeaderEpoch: baseOffset and the epoch are
 /// rewritten by the broker, batchLength between them is kept. Cached batches keep this rewritten
@@ -241,10 +241,6 @@ impl std::fmt::Debug for PartitionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartitionLog").field("dir", &self.dir).finish_non_exhaustive()
     }
-}
-
-fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
-    dir.join(format!("{base_offset:020}.{extension}"))
 }
 
 impl PartitionLog {

@@ -31,7 +31,8 @@ pub(crate) struct Listing {
     pub indexes: Vec<(u64, PathBuf)>,
 }
 
-fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
+/// `<dir>/<base offset, 20 digits>.<extension>`: the name of a segment's files.
+pub(crate) fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{extension}"))
 }
 
