@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ringtail_log::{Durability, LogConfig};
+
+use crate::group::state::GroupConfig;
 use serde::Deserialize;
 
 /// Largest request frame accepted (Kafka's socket.request.max.bytes).
@@ -52,6 +54,20 @@ pub struct ServeArgs {
     /// takes precedence.
     #[arg(long, env = "RINGTAIL_LOG")]
     pub log: Option<String>,
+    /// Partitions of the internal `__consumer_offsets` topic, fixed when it is first created;
+    /// a group's coordinator is the owner of partition hash(group) % this (default 16).
+    #[arg(long, env = "RINGTAIL_OFFSETS_TOPIC_PARTITIONS")]
+    pub offsets_topic_partitions: Option<i32>,
+    /// How long a new consumer group waits for more members before its first rebalance
+    /// completes, in ms (default 3000, as in Kafka).
+    #[arg(long, env = "RINGTAIL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<i32>,
+    /// Shortest session timeout a group member may ask for, in ms (default 6000).
+    #[arg(long, env = "RINGTAIL_GROUP_SESSION_TIMEOUT_MS_MIN")]
+    pub group_session_timeout_ms_min: Option<i32>,
+    /// Longest session timeout a group member may ask for, in ms (default 1800000).
+    #[arg(long, env = "RINGTAIL_GROUP_SESSION_TIMEOUT_MS_MAX")]
+    pub group_session_timeout_ms_max: Option<i32>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -68,6 +84,10 @@ struct FileConfig {
     durability: Option<String>,
     request_bytes_max: Option<usize>,
     log: Option<String>,
+    offsets_topic_partitions: Option<i32>,
+    group_initial_rebalance_delay_ms: Option<i32>,
+    group_session_timeout_ms_min: Option<i32>,
+    group_session_timeout_ms_max: Option<i32>,
 }
 
 /// The resolved configuration of a broker.
@@ -88,6 +108,9 @@ pub struct BrokerConfig {
     /// Flush write chunk size and chunk writes in flight, from `io-properties.toml` written by
     /// `ringtail iotune` in the data directory; the log's defaults without it.
     pub write_shape: Option<(usize, usize)>,
+    /// Partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_partitions: i32,
+    pub groups: GroupConfig,
 }
 
 /// Why the configuration is unusable; says which setting to fix.
@@ -157,6 +180,42 @@ impl BrokerConfig {
                 message: format!("{request_bytes_max} is not between 1 KiB and 1 GiB"),
             });
         }
+        let offsets_topic_partitions = args.offsets_topic_partitions.or(file.offsets_topic_partitions).unwrap_or(16);
+        if !(1..=1000).contains(&offsets_topic_partitions) {
+            return Err(ConfigError::Invalid {
+                setting: "offsets-topic-partitions",
+                message: format!("{offsets_topic_partitions} is not between 1 and 1000"),
+            });
+        }
+        let groups = GroupConfig {
+            initial_rebalance_delay_ms: args
+                .group_initial_rebalance_delay_ms
+                .or(file.group_initial_rebalance_delay_ms)
+                .unwrap_or(3000),
+            session_timeout_ms_min: args
+                .group_session_timeout_ms_min
+                .or(file.group_session_timeout_ms_min)
+                .unwrap_or(6000),
+            session_timeout_ms_max: args
+                .group_session_timeout_ms_max
+                .or(file.group_session_timeout_ms_max)
+                .unwrap_or(1_800_000),
+        };
+        if !(0..=300_000).contains(&groups.initial_rebalance_delay_ms) {
+            return Err(ConfigError::Invalid {
+                setting: "group-initial-rebalance-delay-ms",
+                message: format!("{} is not between 0 and 300000", groups.initial_rebalance_delay_ms),
+            });
+        }
+        if groups.session_timeout_ms_min < 1 || groups.session_timeout_ms_min > groups.session_timeout_ms_max {
+            return Err(ConfigError::Invalid {
+                setting: "group-session-timeout-ms-min",
+                message: format!(
+                    "{} must be at least 1 and at most group-session-timeout-ms-max ({})",
+                    groups.session_timeout_ms_min, groups.session_timeout_ms_max
+                ),
+            });
+        }
         Ok(BrokerConfig {
             listen,
             advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
@@ -170,6 +229,8 @@ impl BrokerConfig {
             log_filter: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             log: LogConfig { durability, ..LogConfig::default() },
             write_shape: None,
+            offsets_topic_partitions,
+            groups,
         })
     }
 }

@@ -20,7 +20,6 @@ use ringtail_net::messages::describe_configs::{
     DescribeConfigsRequest, DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse};
-use ringtail_net::messages::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
 use ringtail_net::messages::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
@@ -33,6 +32,7 @@ use ringtail_net::messages::produce::{
 use ringtail_net::{DecodeError, Reader, Writer};
 
 use crate::admin::{self, AdminRequest, NewTopic};
+use crate::group;
 use crate::metadata::validate_topic_name;
 use crate::shard::{FetchItem, FetchResult, OffsetsResult, ProduceItem, ProduceResult, Shard, ShardMsg};
 
@@ -48,7 +48,8 @@ pub enum Outcome {
     Close(String),
 }
 
-pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
+/// `client_host` is the peer's address in Kafka's form (`/127.0.0.1`).
+pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes, client_host: &str) -> Outcome {
     let (header, mut body) = match decode_frame(frame) {
         Ok(x) => x,
         Err(e) => return Outcome::Close(format!("unreadable request header: {e}")),
@@ -70,6 +71,7 @@ pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
     }
     let mut w = Writer::new();
     write_response_header(&mut w, key, version, header.correlation_id);
+    let client = group::api::Client { client_id: header.client_id.as_deref().unwrap_or(""), host: client_host };
     let result = match key {
         ApiKey::ApiVersions => ApiVersionsRequest::decode(&mut body, version).map(|_| {
             ApiVersionsResponse::supported(error_code::NONE).encode(&mut w, version);
@@ -84,21 +86,17 @@ pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
         ApiKey::CreatePartitions => create_partitions(shard, &mut body, version, w).await,
         ApiKey::DescribeConfigs => describe_configs(shard, &mut body, version, w).await,
         ApiKey::DescribeCluster => describe_cluster(shard, &mut body, version, w),
-        ApiKey::FindCoordinator => FindCoordinatorRequest::decode(&mut body, version).map(|req| {
-            // No group or transaction coordinator yet: clients get a retriable error and an
-            // honest message. Answering at all matters: librdkafka enables lz4 only when
-            // FindCoordinator is advertised.
-            let kind = if req.key_type == 1 { "transaction" } else { "group" };
-            FindCoordinatorResponse {
-                error_code: error_code::COORDINATOR_NOT_AVAILABLE,
-                error_message: Some(format!("{kind} coordination is not supported by this broker yet")),
-                node_id: -1,
-                port: -1,
-                ..FindCoordinatorResponse::default()
-            }
-            .encode(&mut w, version);
-            Some(vec![w.buf.freeze()])
-        }),
+        ApiKey::FindCoordinator => group::api::find_coordinator(shard, &mut body, version, w),
+        ApiKey::JoinGroup => group::api::join_group(shard, &mut body, version, w, &client).await,
+        ApiKey::SyncGroup => group::api::sync_group(shard, &mut body, version, w).await,
+        ApiKey::Heartbeat => group::api::heartbeat(shard, &mut body, version, w).await,
+        ApiKey::LeaveGroup => group::api::leave_group(shard, &mut body, version, w).await,
+        ApiKey::OffsetCommit => group::api::offset_commit(shard, &mut body, version, w).await,
+        ApiKey::OffsetFetch => group::api::offset_fetch(shard, &mut body, version, w).await,
+        ApiKey::OffsetDelete => group::api::offset_delete(shard, &mut body, version, w).await,
+        ApiKey::DescribeGroups => group::api::describe_groups(shard, &mut body, version, w).await,
+        ApiKey::ListGroups => group::api::list_groups(shard, &mut body, version, w).await,
+        ApiKey::DeleteGroups => group::api::delete_groups(shard, &mut body, version, w).await,
     };
     match result {
         Ok(Some(chunks)) => Outcome::Respond(chunks),
@@ -107,9 +105,9 @@ pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes) -> Outcome {
     }
 }
 
-type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
+pub type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
 
-fn single(w: Writer) -> Handled {
+pub fn single(w: Writer) -> Handled {
     Ok(Some(vec![w.buf.freeze()]))
 }
 
@@ -169,7 +167,7 @@ async fn metadata(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Wri
                 error_code: 0,
                 name: Some(name.to_string()),
                 topic_id: t.id_bytes(),
-                is_internal: false,
+                is_internal: group::api::is_internal(name),
                 partitions: (0..t.shards.len() as i32)
                     .map(|p| MetadataResponsePartition {
                         error_code: 0,
@@ -256,6 +254,11 @@ async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writ
                 match (shard.owner(&t.name, p.index), p.records) {
                     (None, _) if validate_topic_name(&t.name).is_err() => {
                         slot.error_code = error_code::INVALID_TOPIC_EXCEPTION
+                    }
+                    (Some(_), _) if group::api::is_internal(&t.name) => {
+                        // Only the broker writes its internal topics.
+                        slot.error_code = error_code::INVALID_TOPIC_EXCEPTION;
+                        slot.error_message = Some(format!("`{}` is an internal topic", t.name));
                     }
                     (None, _) => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                     (Some(_), None) => slot.error_code = error_code::INVALID_RECORD,

@@ -3,6 +3,8 @@
 
 mod admin;
 mod config;
+mod group;
+mod group_cli;
 mod handlers;
 mod metadata;
 mod server;
@@ -39,6 +41,12 @@ enum Command {
         #[arg(long)]
         shards: Option<usize>,
     },
+    /// Consumer groups of a running broker: `list`, or `describe GROUP` (members,
+    /// assignments, committed offsets and lag).
+    Group {
+        #[command(subcommand)]
+        command: group_cli::GroupCommand,
+    },
     /// Measure the data disk (sequential bandwidth by block size and queue depth, fdatasync
     /// latency) and write DATA_DIR/io-properties.toml.
     Iotune {
@@ -64,6 +72,13 @@ fn main() {
                 }
             }
         }
+        Command::Group { command } => match group_cli::run(command) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("ringtail group: {e:#}");
+                std::process::exit(1);
+            }
+        },
         Command::Iotune { data_dir, seconds } => {
             match ringtail_tuning::iotune(ringtail_tuning::IotuneOptions { data_dir, seconds }) {
                 Ok(_) => std::process::exit(0),

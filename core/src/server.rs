@@ -14,8 +14,9 @@ use glommio::sync::{Semaphore, StaticPermit};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::BrokerConfig;
+use crate::group::OFFSETS_TOPIC;
 use crate::handlers::{handle_request, Outcome};
-use crate::metadata::{random_id, Metadata, METADATA_FILE};
+use crate::metadata::{random_id, Metadata, Topic, METADATA_FILE};
 use crate::shard::{Shard, ShardMsg, INBOX_MESSAGES_MAX};
 
 /// Requests of one connection handled at once; the reader stops reading beyond this. Many
@@ -44,6 +45,13 @@ fn load_metadata(config: &BrokerConfig) -> anyhow::Result<Metadata> {
         }
         Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
     };
+    if !md.topics.contains_key(OFFSETS_TOPIC) {
+        // Created before any shard starts, so every group has a coordinator from the first request.
+        let placement = md.place(config.shards, config.offsets_topic_partitions as usize);
+        let configs = crate::group::offsets_topic_configs().into_iter().collect();
+        md.topics.insert(OFFSETS_TOPIC.to_string(), Topic { id: random_id(), shards: placement, configs });
+        tracing::info!(partitions = config.offsets_topic_partitions, "created {OFFSETS_TOPIC}");
+    }
     if md.fit_to_shards(config.shards) {
         tracing::info!(shards = config.shards, "re-placed partitions of shards that no longer exist");
     }
@@ -62,9 +70,12 @@ fn write_now(dir: &Path, md: &Metadata) -> anyhow::Result<()> {
 }
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly.
-pub fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+    // glommio cannot create directories under a relative path (EBADF): work with an absolute one.
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot resolve data directory {}: {e}", config.data_dir.display()))?;
     let metadata = Arc::new(load_metadata(&config)?);
     let config = Arc::new(config);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(INBOX_MESSAGES_MAX)).unzip();
@@ -178,8 +189,10 @@ async fn run_shard(
             }
         })
     };
+    let group_timers = glommio::spawn_local(crate::group::run_timers(shard.clone()));
     let mut acceptor = Some(acceptor);
     let mut retention = Some(retention);
+    let mut group_timers = Some(group_timers);
     while let Ok(msg) = inbox.recv_async().await {
         match msg {
             ShardMsg::Close => break,
@@ -189,6 +202,9 @@ async fn run_shard(
                     task.cancel().await;
                 }
                 if let Some(task) = retention.take() {
+                    task.cancel().await;
+                }
+                if let Some(task) = group_timers.take() {
                     task.cancel().await;
                 }
                 let shard = shard.clone();
@@ -256,6 +272,7 @@ async fn read_frame(
 
 async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (queue_tx, queue_rx) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_PER_CONNECTION_MAX);
@@ -279,12 +296,13 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
                 };
                 let guard = InFlight::new(&shard);
                 let worker = shard.clone();
+                let client_host = client_host.clone();
                 let task = glommio::spawn_local(async move {
                     let _guard = guard;
                     let _permit = permit;
                     let started = std::time::Instant::now();
                     let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
-                    let outcome = handle_request(&worker, frame).await;
+                    let outcome = handle_request(&worker, frame, &client_host).await;
                     let elapsed = started.elapsed();
                     if elapsed > SLOW_REQUEST {
                         tracing::debug!(api_key, elapsed_us = elapsed.as_micros() as u64, "slow request");

@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -69,8 +70,13 @@ pub struct OffsetsResult {
     pub timestamp: i64,
 }
 
+/// Work to run on another shard: it builds its future there, so the future need not be `Send`.
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
 /// Work one shard asks of another. Replies travel on one-message channels.
 pub enum ShardMsg {
+    /// Run a job on the target shard (group coordination and other owner-bound work).
+    Run(Job),
     Produce {
         acks: i16,
         items: Vec<ProduceItem>,
@@ -179,6 +185,8 @@ pub struct Shard {
     pub controller: Option<RefCell<crate::admin::Controller>>,
     /// Serializes admin requests on the controller.
     pub admin_lock: glommio::sync::Semaphore,
+    /// The group coordinator for the `__consumer_offsets` partitions this shard owns.
+    pub coordinator: crate::group::Coordinator,
 }
 
 pub fn partition_dir(data_dir: &std::path::Path, topic: &str, partition: i32) -> PathBuf {
@@ -227,6 +235,7 @@ impl Shard {
     ) -> Rc<Shard> {
         let controller = (id == 0).then(|| RefCell::new(crate::admin::Controller::new(metadata.as_ref().clone())));
         let flusher = Flusher::new(Faults::default(), FLUSH_TICK);
+        let config_groups = config.groups;
         if let Some((write_bytes, writes_in_flight)) = config.write_shape {
             flusher.set_write_shape(write_bytes, writes_in_flight);
         }
@@ -244,6 +253,7 @@ impl Shard {
             next_waker_id: Cell::new(0),
             controller,
             admin_lock: glommio::sync::Semaphore::new(1),
+            coordinator: crate::group::Coordinator::new(config_groups),
         })
     }
 
@@ -277,7 +287,30 @@ impl Shard {
             let configs: Vec<(String, String)> = topic.configs.clone().into_iter().collect();
             self.open_partitions(name, &owned, &configs).await.map_err(|reason| LogError::Config { reason })?;
         }
-        Ok(())
+        crate::group::load(self).await
+    }
+
+    /// Runs `job` on shard `target` (here, if it is this shard) and returns its result, or
+    /// `None` if that shard stopped first.
+    pub async fn on_shard<R, F, Fut>(self: &Rc<Self>, target: usize, job: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let (tx, rx) = flume::bounded(1);
+        let job: Job = Box::new(move |shard| {
+            Box::pin(async move {
+                let result = job(shard).await;
+                let _ = tx.send_async(result).await;
+            })
+        });
+        if target == self.id {
+            glommio::spawn_local(job(self.clone())).detach();
+        } else {
+            self.send(target, ShardMsg::Run(job)).await;
+        }
+        rx.recv_async().await.ok()
     }
 
     pub async fn open_partitions(
@@ -302,13 +335,13 @@ impl Shard {
         Ok(())
     }
 
-    fn log(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
+    pub fn log(&self, topic: &str, partition: i32) -> Option<Rc<PartitionLog>> {
         self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
     }
 
     /// A fatal storage error stops the broker: after a failed write or fdatasync nothing about
     /// the disk can be trusted.
-    fn check_fatal(&self, error: &LogError) {
+    pub fn check_fatal(&self, error: &LogError) {
         if error.is_fatal() {
             tracing::error!(%error, "fatal storage error; stopping the broker");
             std::process::exit(70);
@@ -515,6 +548,7 @@ impl Shard {
     /// Serves one message from another shard.
     pub async fn handle(self: &Rc<Self>, msg: ShardMsg) {
         match msg {
+            ShardMsg::Run(job) => job(self.clone()).await,
             ShardMsg::Produce { acks, items, reply } => {
                 let _ = reply.send_async(self.produce_local(acks, items).await).await;
             }

@@ -280,6 +280,67 @@ pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(u32,
     Some(out)
 }
 
+/// One record of an uncompressed batch, borrowed from the batch bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset_delta: u32,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of a validated, uncompressed batch with their keys and values (headers are
+/// skipped), or `None` if the batch is compressed or a record does not parse. Used to replay
+/// the broker's own internal topics.
+pub fn records<'a>(batch: &'a [u8], header: &BatchHeader) -> Option<Vec<RecordView<'a>>> {
+    if header.compression() != Compression::None
+        || header.batch_length < BATCH_LENGTH_MIN
+        || batch.len() < header.size()
+    {
+        return None;
+    }
+    let end = header.size();
+    let mut out = Vec::with_capacity((header.record_count.max(0) as usize).min(end / RECORD_BYTES_MIN));
+    let mut at = BATCH_HEADER_BYTES;
+    for _ in 0..header.record_count {
+        let (length, n) = read_varint(&batch[at..end])?;
+        at += n;
+        let record_end = at.checked_add(usize::try_from(length).ok()?)?;
+        if record_end > end {
+            return None;
+        }
+        let mut p = at + 1; // attributes
+        let (timestamp_delta, n) = read_varint(batch.get(p..record_end)?)?;
+        p += n;
+        let (offset_delta, n) = read_varint(batch.get(p..record_end)?)?;
+        p += n;
+        let field = |p: &mut usize| -> Option<Option<&'a [u8]>> {
+            let (length, n) = read_varint(batch.get(*p..record_end)?)?;
+            *p += n;
+            if length < 0 {
+                return Some(None);
+            }
+            let field_end = p.checked_add(usize::try_from(length).ok()?)?;
+            if field_end > record_end {
+                return None;
+            }
+            let bytes = &batch[*p..field_end];
+            *p = field_end;
+            Some(Some(bytes))
+        };
+        let key = field(&mut p)?;
+        let value = field(&mut p)?;
+        out.push(RecordView {
+            offset_delta: u32::try_from(offset_delta).ok()?,
+            timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
+            key,
+            value,
+        });
+        at = record_end;
+    }
+    Some(out)
+}
+
 /// Reads a zig-zag varint (Kafka's varint/varlong); returns the value and the bytes used.
 fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
@@ -292,9 +353,13 @@ fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
-/// Builds record batches for tests, benchmarks and fuzzing: uncompressed, CreateTime, no producer id.
+/// Builds record batches: uncompressed, CreateTime, no producer id. Used by the broker for its
+/// internal topics, and by tests, benchmarks and fuzzing.
 pub mod build {
     use super::*;
+
+    /// A record's key and value; `None` is null.
+    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
     fn put_varint(out: &mut Vec<u8>, value: i64) {
         let mut v = ((value << 1) ^ (value >> 63)) as u64;
@@ -308,21 +373,36 @@ pub mod build {
     /// A batch of `values.len()` records with the given values, no keys, timestamps
     /// `base_timestamp + index`.
     pub fn batch(values: &[&[u8]], base_timestamp: i64) -> Vec<u8> {
-        assert!(!values.is_empty());
+        let records: Vec<KeyValue> = values.iter().map(|v| (None, Some(*v))).collect();
+        keyed_batch(&records, base_timestamp, true)
+    }
+
+    /// A batch of records with the given keys and values (`None` is null: a tombstone value).
+    /// Timestamps are `base_timestamp + index` when `spread_timestamps`, else all `base_timestamp`.
+    pub fn keyed_batch(entries: &[KeyValue], base_timestamp: i64, spread_timestamps: bool) -> Vec<u8> {
+        assert!(!entries.is_empty());
         let mut records = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            let mut body = Vec::with_capacity(value.len() + 16);
+        let mut body = Vec::new();
+        for (i, (key, value)) in entries.iter().enumerate() {
+            body.clear();
             body.push(0); // attributes
-            put_varint(&mut body, i as i64); // timestamp delta
+            put_varint(&mut body, if spread_timestamps { i as i64 } else { 0 }); // timestamp delta
             put_varint(&mut body, i as i64); // offset delta
-            put_varint(&mut body, -1); // key length: null
-            put_varint(&mut body, value.len() as i64);
-            body.extend_from_slice(value);
+            for field in [key, value] {
+                match field {
+                    Some(bytes) => {
+                        put_varint(&mut body, bytes.len() as i64);
+                        body.extend_from_slice(bytes);
+                    }
+                    None => put_varint(&mut body, -1),
+                }
+            }
             put_varint(&mut body, 0); // header count
             put_varint(&mut records, body.len() as i64);
             records.extend_from_slice(&body);
         }
-        let count = values.len() as i32;
+        let count = entries.len() as i32;
+        let max_timestamp = if spread_timestamps { base_timestamp + count as i64 - 1 } else { base_timestamp };
         let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
         out.extend_from_slice(&0i64.to_be_bytes());
         out.extend_from_slice(&((BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + records.len()) as i32).to_be_bytes());
@@ -332,7 +412,7 @@ pub mod build {
         out.extend_from_slice(&0i16.to_be_bytes());
         out.extend_from_slice(&(count - 1).to_be_bytes());
         out.extend_from_slice(&base_timestamp.to_be_bytes());
-        out.extend_from_slice(&(base_timestamp + count as i64 - 1).to_be_bytes());
+        out.extend_from_slice(&max_timestamp.to_be_bytes());
         out.extend_from_slice(&(-1i64).to_be_bytes());
         out.extend_from_slice(&(-1i16).to_be_bytes());
         out.extend_from_slice(&(-1i32).to_be_bytes());
@@ -365,6 +445,24 @@ mod tests {
 
     fn invalid(reason: &'static str) -> Result<(), BatchError> {
         Err(BatchError::Invalid { reason })
+    }
+
+    #[test]
+    fn keyed_records_read_back() {
+        let entries: Vec<super::build::KeyValue> =
+            vec![(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None), (None, Some(b""))];
+        let b = super::build::keyed_batch(&entries, 5_000, false);
+        let header = validate_batch(&b, MAX, Origin::Client).unwrap();
+        let got = records(&b, &header).unwrap();
+        assert_eq!(got.len(), 3);
+        for (i, (r, (k, v))) in got.iter().zip(&entries).enumerate() {
+            assert_eq!((r.offset_delta as usize, r.timestamp, r.key, r.value), (i, 5_000, *k, *v));
+        }
+        // A record whose value runs past its end does not parse.
+        let mut cut = b.clone();
+        let last = cut.len() - 2;
+        cut[last] = 0x7e;
+        assert_eq!(records(&cut, &header), None);
     }
 
     #[test]

@@ -290,6 +290,10 @@ impl Writer {
         }
     }
 
+    pub fn bytes(&mut self, flexible: bool, v: &[u8]) {
+        self.nullable_bytes(flexible, Some(v));
+    }
+
     pub fn nullable_array_len(&mut self, flexible: bool, n: Option<usize>) {
         match (flexible, n) {
             (true, None) => self.uvarint(0),
@@ -351,6 +355,7 @@ mod tests {
             w.nullable_string(flexible, None);
             w.nullable_bytes(flexible, Some(b"xyz"));
             w.nullable_bytes(flexible, None);
+            w.bytes(flexible, b"");
             w.array_len(flexible, 2);
             w.i32(7);
             w.i32(8);
@@ -363,6 +368,7 @@ mod tests {
             assert_eq!(r.nullable_string(flexible).unwrap(), None);
             assert_eq!(r.nullable_bytes(flexible).unwrap().unwrap(), &b"xyz"[..]);
             assert_eq!(r.nullable_bytes(flexible).unwrap(), None);
+            assert_eq!(r.nullable_bytes(flexible).unwrap().unwrap(), &b""[..]);
             assert_eq!(r.array(flexible, "a", |r| r.i32()).unwrap(), vec![7, 8]);
             assert_eq!(r.nullable_array(flexible, "b", Reader::i32).unwrap(), Some(vec![-1, 9]));
             assert_eq!(r.nullable_array(flexible, "c", Reader::i32).unwrap(), None);

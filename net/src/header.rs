@@ -12,31 +12,60 @@ pub enum ApiKey {
     Fetch = 1,
     ListOffsets = 2,
     Metadata = 3,
+    OffsetCommit = 8,
+    OffsetFetch = 9,
     FindCoordinator = 10,
+    JoinGroup = 11,
+    Heartbeat = 12,
+    LeaveGroup = 13,
+    SyncGroup = 14,
+    DescribeGroups = 15,
+    ListGroups = 16,
     ApiVersions = 18,
     CreateTopics = 19,
     DeleteTopics = 20,
     DescribeConfigs = 32,
     CreatePartitions = 37,
+    DeleteGroups = 42,
+    OffsetDelete = 47,
     DescribeCluster = 60,
 }
+
+/// The "first flexible version" of an API that has none.
+const NEVER_FLEXIBLE: i16 = i16::MAX;
 
 /// Supported versions per API: (key, lowest, highest, first flexible version).
 ///
 /// ListOffsets stops at v6: v7 adds the max-timestamp query (-3), not implemented yet.
 /// Produce is advertised from v0 although v0-v2 (message formats 0 and 1) are refused when
 /// used: librdkafka turns compression off when a broker does not list Produce v0.
+///
+/// The group APIs serve the classic group protocol: OffsetCommit and OffsetFetch stop before v9
+/// (the member epoch of the new consumer protocol, KIP-848), FindCoordinator before v5
+/// (TRANSACTION_ABORTABLE) and DescribeGroups before v6 (a per-group error message).
+/// OffsetCommit v0-1 and OffsetFetch v0, which Kafka 4 removed, are kept: they are small, and
+/// the tests check them against Kafka's older schemas.
 const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::Produce, 0, 9, 9),
     (ApiKey::Fetch, 4, 12, 12),
     (ApiKey::ListOffsets, 1, 6, 6),
     (ApiKey::Metadata, 0, 12, 9),
-    (ApiKey::FindCoordinator, 0, 3, 3),
+    (ApiKey::OffsetCommit, 0, 8, 8),
+    (ApiKey::OffsetFetch, 0, 8, 6),
+    (ApiKey::FindCoordinator, 0, 4, 3),
+    (ApiKey::JoinGroup, 0, 9, 6),
+    (ApiKey::Heartbeat, 0, 4, 4),
+    (ApiKey::LeaveGroup, 0, 5, 4),
+    (ApiKey::SyncGroup, 0, 5, 4),
+    (ApiKey::DescribeGroups, 0, 5, 5),
+    (ApiKey::ListGroups, 0, 5, 3),
     (ApiKey::ApiVersions, 0, 3, 3),
     (ApiKey::CreateTopics, 0, 7, 5),
     (ApiKey::DeleteTopics, 0, 6, 4),
     (ApiKey::DescribeConfigs, 0, 4, 4),
     (ApiKey::CreatePartitions, 0, 3, 2),
+    (ApiKey::DeleteGroups, 0, 2, 2),
+    (ApiKey::OffsetDelete, 0, 0, NEVER_FLEXIBLE),
     (ApiKey::DescribeCluster, 0, 1, 0),
 ];
 
@@ -128,6 +157,7 @@ mod tests {
         assert!(ApiKey::Produce.supports(0));
         assert!(!ApiKey::Fetch.supports(3));
         assert!(ApiKey::Metadata.is_flexible(9) && !ApiKey::Metadata.is_flexible(8));
+        assert!(!ApiKey::OffsetDelete.is_flexible(0));
         assert_eq!(ApiKey::from_i16(9999), None);
     }
 }

@@ -13,11 +13,22 @@ use common::{request_bytes, versions};
 use ringtail_net::header::ApiKey;
 use ringtail_net::messages::create_partitions::CreatePartitionsRequest;
 use ringtail_net::messages::create_topics::CreateTopicsRequest;
+use ringtail_net::messages::delete_groups::DeleteGroupsRequest;
 use ringtail_net::messages::delete_topics::DeleteTopicsRequest;
 use ringtail_net::messages::describe_cluster::DescribeClusterRequest;
 use ringtail_net::messages::describe_configs::DescribeConfigsRequest;
+use ringtail_net::messages::describe_groups::DescribeGroupsRequest;
+use ringtail_net::messages::find_coordinator::FindCoordinatorRequest;
+use ringtail_net::messages::heartbeat::HeartbeatRequest;
+use ringtail_net::messages::join_group::JoinGroupRequest;
+use ringtail_net::messages::leave_group::LeaveGroupRequest;
+use ringtail_net::messages::list_groups::ListGroupsRequest;
 use ringtail_net::messages::list_offsets::ListOffsetsRequest;
 use ringtail_net::messages::metadata::MetadataRequest;
+use ringtail_net::messages::offset_commit::OffsetCommitRequest;
+use ringtail_net::messages::offset_delete::OffsetDeleteRequest;
+use ringtail_net::messages::offset_fetch::OffsetFetchRequest;
+use ringtail_net::messages::sync_group::SyncGroupRequest;
 use ringtail_net::{DecodeError, Reader};
 
 /// Records the largest single allocation per thread, so each test measures only its own decoder
@@ -132,4 +143,59 @@ fn describe_configs() {
 #[test]
 fn describe_cluster() {
     check(ApiKey::DescribeCluster, DescribeClusterRequest::decode);
+}
+
+#[test]
+fn find_coordinator() {
+    check(ApiKey::FindCoordinator, FindCoordinatorRequest::decode);
+}
+
+#[test]
+fn join_group() {
+    check(ApiKey::JoinGroup, JoinGroupRequest::decode);
+}
+
+#[test]
+fn sync_group() {
+    check(ApiKey::SyncGroup, SyncGroupRequest::decode);
+}
+
+#[test]
+fn heartbeat() {
+    check(ApiKey::Heartbeat, HeartbeatRequest::decode);
+}
+
+#[test]
+fn leave_group() {
+    check(ApiKey::LeaveGroup, LeaveGroupRequest::decode);
+}
+
+#[test]
+fn offset_commit() {
+    check(ApiKey::OffsetCommit, OffsetCommitRequest::decode);
+}
+
+#[test]
+fn offset_fetch() {
+    check(ApiKey::OffsetFetch, OffsetFetchRequest::decode);
+}
+
+#[test]
+fn offset_delete() {
+    check(ApiKey::OffsetDelete, OffsetDeleteRequest::decode);
+}
+
+#[test]
+fn list_groups() {
+    check(ApiKey::ListGroups, ListGroupsRequest::decode);
+}
+
+#[test]
+fn describe_groups() {
+    check(ApiKey::DescribeGroups, DescribeGroupsRequest::decode);
+}
+
+#[test]
+fn delete_groups() {
+    check(ApiKey::DeleteGroups, DeleteGroupsRequest::decode);
 }

@@ -165,35 +165,3 @@ fn fetch() {
         assert!(chunks.iter().any(|c| c.as_ptr() == records[0].as_ptr()));
     }
 }
-
-#[test]
-fn find_coordinator() {
-    use ringtail_net::messages::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
-    for v in versions(ApiKey::FindCoordinator) {
-        let req = kp::FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_static_str("group-a"))
-            .with_key_type(if v >= 1 { 1 } else { 0 });
-        let mut r = Reader::new(oracle_encode(&req, v));
-        let ours = FindCoordinatorRequest::decode(&mut r, v).unwrap();
-        assert_eq!(r.remaining(), 0, "v{v}");
-        assert_eq!((ours.key.as_str(), ours.key_type), ("group-a", if v >= 1 { 1 } else { 0 }));
-        let resp = FindCoordinatorResponse {
-            throttle_time_ms: 3,
-            error_code: 15,
-            error_message: Some("no coordinator".into()),
-            node_id: -1,
-            host: String::new(),
-            port: -1,
-        };
-        let mut w = Writer::new();
-        resp.encode(&mut w, v);
-        let mut b = w.buf.freeze();
-        let theirs = kp::FindCoordinatorResponse::decode(&mut b, v).unwrap();
-        assert!(b.is_empty(), "v{v}");
-        assert_eq!((theirs.error_code, theirs.node_id, theirs.port), (15, kp::BrokerId(-1), -1), "v{v}");
-        if v >= 1 {
-            assert_eq!(theirs.throttle_time_ms, 3);
-            assert_eq!(theirs.error_message.as_ref().map(|s| s.as_str()), Some("no coordinator"));
-        }
-    }
-}

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use ringtail_net::header::ApiKey;
+use ringtail_net::Writer;
 
 /// Encodes `msg` with the oracle at `version`.
 pub fn oracle_encode<M: Encodable>(msg: &M, version: i16) -> Bytes {
@@ -36,6 +37,10 @@ pub fn s(x: &'static str) -> StrBytes {
 
 pub fn topic(x: &'static str) -> kp::TopicName {
     kp::TopicName(s(x))
+}
+
+pub fn group(x: &'static str) -> kp::GroupId {
+    kp::GroupId(s(x))
 }
 
 /// A topic id of sixteen `b` bytes. Generic so the oracle's `Uuid` type need not be named: the
@@ -196,6 +201,191 @@ pub fn describe_cluster_request(v: i16) -> kp::DescribeClusterRequest {
         .with_endpoint_type(if v >= 1 { 2 } else { 1 })
 }
 
+pub fn find_coordinator_request(v: i16) -> kp::FindCoordinatorRequest {
+    match v {
+        0 => kp::FindCoordinatorRequest::default().with_key(s("orders-app")),
+        1..=3 => kp::FindCoordinatorRequest::default().with_key(s("tx-a")).with_key_type(1),
+        _ => kp::FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![s("tx-a"), s("tx-b")]),
+    }
+}
+
+pub fn join_group_request(v: i16) -> kp::JoinGroupRequest {
+    use kp::join_group_request::JoinGroupRequestProtocol;
+    let protocol = |name: &'static str, metadata: &'static [u8]| {
+        JoinGroupRequestProtocol::default().with_name(s(name)).with_metadata(Bytes::from_static(metadata))
+    };
+    kp::JoinGroupRequest::default()
+        .with_group_id(group("orders-app"))
+        .with_session_timeout_ms(45_000)
+        .with_rebalance_timeout_ms(if v >= 1 { 300_000 } else { -1 })
+        .with_member_id(s("consumer-1-5f2a"))
+        .with_group_instance_id(if v >= 5 { Some(s("instance-a")) } else { None })
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![protocol("cooperative-sticky", b"\x00\x03sub"), protocol("range", b"")])
+        .with_reason(if v >= 8 { Some(s("the metadata of a subscribed topic changed")) } else { None })
+}
+
+pub fn sync_group_request(v: i16) -> kp::SyncGroupRequest {
+    use kp::sync_group_request::SyncGroupRequestAssignment;
+    let assignment = |member_id: &'static str, assignment: &'static [u8]| {
+        SyncGroupRequestAssignment::default()
+            .with_member_id(s(member_id))
+            .with_assignment(Bytes::from_static(assignment))
+    };
+    kp::SyncGroupRequest::default()
+        .with_group_id(group("orders-app"))
+        .with_generation_id(7)
+        .with_member_id(s("consumer-1-5f2a"))
+        .with_group_instance_id(if v >= 3 { Some(s("instance-a")) } else { None })
+        .with_protocol_type(if v >= 5 { Some(s("consumer")) } else { None })
+        .with_protocol_name(if v >= 5 { Some(s("range")) } else { None })
+        .with_assignments(vec![assignment("consumer-1-5f2a", b"\x00\x01orders"), assignment("consumer-2-9c1d", b"")])
+}
+
+pub fn heartbeat_request(v: i16) -> kp::HeartbeatRequest {
+    kp::HeartbeatRequest::default()
+        .with_group_id(group("orders-app"))
+        .with_generation_id(7)
+        .with_member_id(s("consumer-1-5f2a"))
+        .with_group_instance_id(if v >= 3 { Some(s("instance-a")) } else { None })
+}
+
+pub fn leave_group_request(v: i16) -> kp::LeaveGroupRequest {
+    use kp::leave_group_request::MemberIdentity;
+    let request = kp::LeaveGroupRequest::default().with_group_id(group("orders-app"));
+    if v >= 3 {
+        request.with_members(vec![
+            MemberIdentity::default().with_member_id(s("consumer-1-5f2a")).with_reason(if v >= 5 {
+                Some(s("the consumer is being closed"))
+            } else {
+                None
+            }),
+            MemberIdentity::default().with_member_id(s("")).with_group_instance_id(Some(s("instance-b"))),
+        ])
+    } else {
+        request.with_member_id(s("consumer-1-5f2a"))
+    }
+}
+
+/// The commit timestamp of a partition in an OffsetCommit v1 request.
+pub fn commit_timestamp(partition_index: i32) -> i64 {
+    1_700_000_000_000 + i64::from(partition_index)
+}
+
+/// Versions 0 and 1, which the oracle no longer encodes, are laid out by hand from Kafka's schemas
+/// of those versions: version 0 has neither generation nor member id, version 1 adds them and a
+/// commit timestamp per partition, and neither has the retention time of version 2.
+pub fn offset_commit_request_bytes(v: i16) -> Bytes {
+    let req = offset_commit_request(v);
+    if v >= 2 {
+        return oracle_encode(&req, v);
+    }
+    let mut w = Writer::new();
+    w.string(false, &req.group_id.0);
+    if v == 1 {
+        w.i32(req.generation_id_or_member_epoch);
+        w.string(false, &req.member_id);
+    }
+    w.array_len(false, req.topics.len());
+    for t in &req.topics {
+        w.string(false, &t.name.0);
+        w.array_len(false, t.partitions.len());
+        for p in &t.partitions {
+            w.i32(p.partition_index);
+            w.i64(p.committed_offset);
+            if v == 1 {
+                w.i64(commit_timestamp(p.partition_index));
+            }
+            w.nullable_string(false, p.committed_metadata.as_deref());
+        }
+    }
+    w.buf.freeze()
+}
+
+pub fn offset_commit_request(v: i16) -> kp::OffsetCommitRequest {
+    use kp::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    let partition = |index: i32, offset: i64, metadata: Option<&'static str>| {
+        OffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(offset)
+            .with_committed_leader_epoch(if v >= 6 { 5 + index } else { -1 })
+            .with_committed_metadata(metadata.map(s))
+    };
+    kp::OffsetCommitRequest::default()
+        .with_group_id(group("orders-app"))
+        .with_generation_id_or_member_epoch(if v >= 1 { 7 } else { -1 })
+        .with_member_id(s(if v >= 1 { "consumer-1-5f2a" } else { "" }))
+        .with_group_instance_id(if v >= 7 { Some(s("instance-a")) } else { None })
+        .with_retention_time_ms(if (2..=4).contains(&v) { 86_400_000 } else { -1 })
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![partition(0, 42, Some("checkpoint 9")), partition(1, 0, None)]),
+            OffsetCommitRequestTopic::default().with_name(topic("payments")).with_partitions(vec![partition(
+                2,
+                1_000_000,
+                Some(""),
+            )]),
+        ])
+}
+
+/// Version 0, which the oracle no longer encodes, is the same on the wire as version 1.
+pub fn offset_fetch_request_bytes(v: i16) -> Bytes {
+    oracle_encode(&offset_fetch_request(v), v.max(1))
+}
+
+pub fn offset_fetch_request(v: i16) -> kp::OffsetFetchRequest {
+    let request = kp::OffsetFetchRequest::default().with_require_stable(v >= 7);
+    if v >= 8 {
+        use kp::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+        let t = |name: &'static str, partitions: Vec<i32>| {
+            OffsetFetchRequestTopics::default().with_name(topic(name)).with_partition_indexes(partitions)
+        };
+        request.with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group("orders-app"))
+                .with_topics(Some(vec![t("orders", vec![0, 1]), t("payments", vec![2])])),
+            OffsetFetchRequestGroup::default().with_group_id(group("audit")).with_topics(None),
+        ])
+    } else {
+        use kp::offset_fetch_request::OffsetFetchRequestTopic;
+        let t = |name: &'static str, partitions: Vec<i32>| {
+            OffsetFetchRequestTopic::default().with_name(topic(name)).with_partition_indexes(partitions)
+        };
+        request
+            .with_group_id(group("orders-app"))
+            .with_topics(Some(vec![t("orders", vec![0, 1]), t("payments", vec![2])]))
+    }
+}
+
+pub fn offset_delete_request(_v: i16) -> kp::OffsetDeleteRequest {
+    use kp::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+    let t = |name: &'static str, partitions: &[i32]| {
+        OffsetDeleteRequestTopic::default().with_name(topic(name)).with_partitions(
+            partitions.iter().map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p)).collect(),
+        )
+    };
+    kp::OffsetDeleteRequest::default()
+        .with_group_id(group("orders-app"))
+        .with_topics(vec![t("orders", &[0, 1]), t("payments", &[2])])
+}
+
+pub fn list_groups_request(v: i16) -> kp::ListGroupsRequest {
+    kp::ListGroupsRequest::default()
+        .with_states_filter(if v >= 4 { vec![s("Stable"), s("Empty")] } else { vec![] })
+        .with_types_filter(if v >= 5 { vec![s("classic")] } else { vec![] })
+}
+
+pub fn describe_groups_request(v: i16) -> kp::DescribeGroupsRequest {
+    kp::DescribeGroupsRequest::default()
+        .with_groups(vec![group("orders-app"), group("audit")])
+        .with_include_authorized_operations(v >= 3)
+}
+
+pub fn delete_groups_request(_v: i16) -> kp::DeleteGroupsRequest {
+    kp::DeleteGroupsRequest::default().with_groups_names(vec![group("orders-app"), group("audit")])
+}
+
 /// A valid encoded request of every API this module covers, at `v`.
 pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
     match key {
@@ -206,6 +396,17 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::CreatePartitions => oracle_encode(&create_partitions_request(v), v),
         ApiKey::DescribeConfigs => describe_configs_request_bytes(v),
         ApiKey::DescribeCluster => oracle_encode(&describe_cluster_request(v), v),
+        ApiKey::FindCoordinator => oracle_encode(&find_coordinator_request(v), v),
+        ApiKey::JoinGroup => oracle_encode(&join_group_request(v), v),
+        ApiKey::SyncGroup => oracle_encode(&sync_group_request(v), v),
+        ApiKey::Heartbeat => oracle_encode(&heartbeat_request(v), v),
+        ApiKey::LeaveGroup => oracle_encode(&leave_group_request(v), v),
+        ApiKey::OffsetCommit => offset_commit_request_bytes(v),
+        ApiKey::OffsetFetch => offset_fetch_request_bytes(v),
+        ApiKey::OffsetDelete => oracle_encode(&offset_delete_request(v), v),
+        ApiKey::ListGroups => oracle_encode(&list_groups_request(v), v),
+        ApiKey::DescribeGroups => oracle_encode(&describe_groups_request(v), v),
+        ApiKey::DeleteGroups => oracle_encode(&delete_groups_request(v), v),
         other => panic!("no sample request for {other:?}"),
     }
 }

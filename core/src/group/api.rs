@@ -1,0 +1,438 @@
+//! Request handlers of the group APIs: decode on the connection's shard, run on the group's
+//! coordinator shard, encode the answer. FindCoordinator lives here too.
+
+use std::future::Future;
+use std::rc::Rc;
+
+use ringtail_net::error_code;
+use ringtail_net::messages::delete_groups::{DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse};
+use ringtail_net::messages::describe_groups::{
+    DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+};
+use ringtail_net::messages::find_coordinator::{Coordinator, FindCoordinatorRequest, FindCoordinatorResponse};
+use ringtail_net::messages::heartbeat::{HeartbeatRequest, HeartbeatResponse};
+use ringtail_net::messages::join_group::{JoinGroupRequest, JoinGroupResponse, JoinGroupResponseMember};
+use ringtail_net::messages::leave_group::{LeaveGroupRequest, LeaveGroupResponse, MemberResponse};
+use ringtail_net::messages::list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
+use ringtail_net::messages::offset_commit::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use ringtail_net::messages::offset_delete::{
+    OffsetDeleteRequest, OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use ringtail_net::messages::offset_fetch::{
+    OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
+    OffsetFetchResponseTopic,
+};
+use ringtail_net::messages::sync_group::{SyncGroupRequest, SyncGroupResponse};
+use ringtail_net::{Reader, Writer};
+
+use super::state::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
+use super::{coordinator_of, OffsetToCommit, OFFSETS_TOPIC};
+use crate::handlers::{single, Handled};
+use crate::shard::Shard;
+
+/// Who sent a request, as group members are described.
+pub struct Client<'a> {
+    pub client_id: &'a str,
+    /// Kafka's form: `/` and the peer's IP address.
+    pub host: &'a str,
+}
+
+/// Runs `job` on the coordinator shard of `group_id`; `None` if there is none (no
+/// `__consumer_offsets`) or it stopped.
+async fn on_coordinator<R, F, Fut>(shard: &Rc<Shard>, group_id: &str, job: F) -> Option<R>
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    let (owner, _) = coordinator_of(shard, group_id)?;
+    shard.on_shard(owner, job).await
+}
+
+pub fn find_coordinator(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = FindCoordinatorRequest::decode(body, version)?;
+    let coordinators = req
+        .coordinator_keys
+        .into_iter()
+        .map(|key| {
+            let found = req.key_type == 0 && coordinator_of(shard, &key).is_some();
+            let mut c = Coordinator {
+                key,
+                node_id: shard.config.node_id,
+                host: shard.config.advertised_host.clone(),
+                port: i32::from(shard.config.advertised_port),
+                error_code: error_code::NONE,
+                error_message: None,
+            };
+            if !found {
+                c.node_id = -1;
+                c.host = String::new();
+                c.port = -1;
+                c.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
+                c.error_message = Some(if req.key_type == 1 {
+                    "transactions are not supported by this broker yet".into()
+                } else if req.key_type == 0 {
+                    format!("{OFFSETS_TOPIC} does not exist")
+                } else {
+                    format!("key type {} is neither 0 (group) nor 1 (transaction)", req.key_type)
+                });
+            }
+            c
+        })
+        .collect();
+    FindCoordinatorResponse { throttle_time_ms: 0, coordinators }.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn join_group(
+    shard: &Rc<Shard>,
+    body: &mut Reader,
+    version: i16,
+    mut w: Writer,
+    client: &Client<'_>,
+) -> Handled {
+    let req = JoinGroupRequest::decode(body, version)?;
+    let group_id = req.group_id.clone();
+    let join = JoinRequest {
+        group_id: req.group_id,
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        member_id: req.member_id.clone(),
+        group_instance_id: req.group_instance_id,
+        protocol_type: req.protocol_type,
+        protocols: req.protocols.into_iter().map(|p| (p.name, p.metadata)).collect(),
+        client_id: client.client_id.to_string(),
+        client_host: client.host.to_string(),
+        member_id_required: version >= 4,
+    };
+    let answer = on_coordinator(shard, &group_id, move |s| async move { super::join(&s, join).await })
+        .await
+        .unwrap_or_else(|| JoinResponse {
+            error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+            generation_id: -1,
+            member_id: req.member_id,
+            ..JoinResponse::default()
+        });
+    JoinGroupResponse {
+        throttle_time_ms: 0,
+        error_code: answer.error_code,
+        generation_id: answer.generation_id,
+        protocol_type: answer.protocol_type,
+        protocol_name: answer.protocol_name,
+        leader: answer.leader,
+        skip_assignment: answer.skip_assignment,
+        member_id: answer.member_id,
+        members: answer
+            .members
+            .into_iter()
+            .map(|m| JoinGroupResponseMember {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                metadata: m.metadata,
+            })
+            .collect(),
+    }
+    .encode(&mut w, version);
+    single(w)
+}
+
+pub async fn sync_group(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = SyncGroupRequest::decode(body, version)?;
+    let group_id = req.group_id.clone();
+    let sync = SyncRequest {
+        group_id: req.group_id,
+        generation_id: req.generation_id,
+        member_id: req.member_id,
+        group_instance_id: req.group_instance_id,
+        protocol_type: req.protocol_type,
+        protocol_name: req.protocol_name,
+        assignments: req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect(),
+    };
+    let answer = on_coordinator(shard, &group_id, move |s| async move { super::sync(&s, sync).await })
+        .await
+        .unwrap_or(SyncResponse { error_code: error_code::COORDINATOR_NOT_AVAILABLE, ..SyncResponse::default() });
+    SyncGroupResponse {
+        throttle_time_ms: 0,
+        error_code: answer.error_code,
+        protocol_type: answer.protocol_type,
+        protocol_name: answer.protocol_name,
+        assignment: answer.assignment,
+    }
+    .encode(&mut w, version);
+    single(w)
+}
+
+pub async fn heartbeat(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = HeartbeatRequest::decode(body, version)?;
+    let group_id = req.group_id.clone();
+    let code = on_coordinator(shard, &group_id, move |s| async move {
+        super::heartbeat(&s, &req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id)
+    })
+    .await
+    .unwrap_or(error_code::COORDINATOR_NOT_AVAILABLE);
+    HeartbeatResponse { throttle_time_ms: 0, error_code: code }.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn leave_group(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = LeaveGroupRequest::decode(body, version)?;
+    let leaving: Vec<(String, Option<String>)> =
+        req.members.iter().map(|m| (m.member_id.clone(), m.group_instance_id.clone())).collect();
+    let group_id = req.group_id.clone();
+    let count = leaving.len();
+    let codes = on_coordinator(shard, &req.group_id, move |s| async move { super::leave(&s, &group_id, &leaving) })
+        .await
+        .unwrap_or_else(|| vec![error_code::COORDINATOR_NOT_AVAILABLE; count]);
+    let all_failed = codes.first().is_some_and(|&c| c == error_code::COORDINATOR_NOT_AVAILABLE);
+    LeaveGroupResponse {
+        throttle_time_ms: 0,
+        error_code: if all_failed { error_code::COORDINATOR_NOT_AVAILABLE } else { error_code::NONE },
+        members: req
+            .members
+            .into_iter()
+            .zip(codes)
+            .map(|(m, error_code)| MemberResponse {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                error_code,
+            })
+            .collect(),
+    }
+    .encode(&mut w, version);
+    single(w)
+}
+
+pub async fn offset_commit(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = OffsetCommitRequest::decode(body, version)?;
+    let mut resp = OffsetCommitResponse { throttle_time_ms: 0, topics: Vec::new() };
+    let mut offsets = Vec::new();
+    let mut slots = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let mut topic = OffsetCommitResponseTopic { name: t.name.clone(), partitions: Vec::new() };
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let known = shard.owner(&t.name, p.partition_index).is_some();
+            topic.partitions.push(OffsetCommitResponsePartition {
+                partition_index: p.partition_index,
+                error_code: if known { error_code::NONE } else { error_code::UNKNOWN_TOPIC_OR_PARTITION },
+            });
+            if known {
+                slots.push((ti, pi));
+                offsets.push(OffsetToCommit {
+                    topic: t.name.clone(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.clone(),
+                });
+            }
+        }
+        resp.topics.push(topic);
+    }
+    if !offsets.is_empty() {
+        let count = offsets.len();
+        let group_id = req.group_id.clone();
+        let codes = on_coordinator(shard, &group_id, move |s| async move {
+            super::commit(
+                &s,
+                &req.group_id,
+                req.generation_id_or_member_epoch,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                offsets,
+            )
+            .await
+        })
+        .await
+        .unwrap_or_else(|| vec![error_code::COORDINATOR_NOT_AVAILABLE; count]);
+        for ((ti, pi), code) in slots.into_iter().zip(codes) {
+            resp.topics[ti].partitions[pi].error_code = code;
+        }
+    }
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn offset_fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = OffsetFetchRequest::decode(body, version)?;
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for g in req.groups {
+        let wanted: Option<Vec<(String, Vec<i32>)>> =
+            g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.clone(), t.partition_indexes.clone())).collect());
+        let group_id = g.group_id.clone();
+        let fetched =
+            on_coordinator(shard, &g.group_id, move |s| async move { super::fetch_offsets(&s, &group_id, wanted) })
+                .await;
+        let mut group =
+            OffsetFetchResponseGroup { group_id: g.group_id, topics: Vec::new(), error_code: error_code::NONE };
+        match fetched {
+            Some(offsets) => {
+                for o in offsets {
+                    if group.topics.last().is_none_or(|t: &OffsetFetchResponseTopic| t.name != o.topic) {
+                        group.topics.push(OffsetFetchResponseTopic { name: o.topic.clone(), partitions: Vec::new() });
+                    }
+                    let topic = group.topics.last_mut().expect("pushed above");
+                    topic.partitions.push(OffsetFetchResponsePartition {
+                        partition_index: o.partition,
+                        committed_offset: o.offset,
+                        committed_leader_epoch: o.leader_epoch,
+                        metadata: Some(o.metadata),
+                        error_code: error_code::NONE,
+                    });
+                }
+            }
+            None if version <= 1 => {
+                // v0-1 have no group error: Kafka puts it on each partition asked for.
+                for t in g.topics.unwrap_or_default() {
+                    group.topics.push(OffsetFetchResponseTopic {
+                        name: t.name,
+                        partitions: t
+                            .partition_indexes
+                            .into_iter()
+                            .map(|p| OffsetFetchResponsePartition {
+                                partition_index: p,
+                                committed_offset: -1,
+                                committed_leader_epoch: -1,
+                                metadata: Some(String::new()),
+                                error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+                            })
+                            .collect(),
+                    });
+                }
+            }
+            None => group.error_code = error_code::COORDINATOR_NOT_AVAILABLE,
+        }
+        groups.push(group);
+    }
+    OffsetFetchResponse { throttle_time_ms: 0, groups }.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn offset_delete(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = OffsetDeleteRequest::decode(body, version)?;
+    let mut resp = OffsetDeleteResponse { error_code: 0, throttle_time_ms: 0, topics: Vec::new() };
+    let mut partitions = Vec::new();
+    let mut slots = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let mut topic = OffsetDeleteResponseTopic { name: t.name.clone(), partitions: Vec::new() };
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let known = shard.owner(&t.name, p.partition_index).is_some();
+            topic.partitions.push(OffsetDeleteResponsePartition {
+                partition_index: p.partition_index,
+                error_code: if known { error_code::NONE } else { error_code::UNKNOWN_TOPIC_OR_PARTITION },
+            });
+            if known {
+                slots.push((ti, pi));
+                partitions.push((t.name.clone(), p.partition_index));
+            }
+        }
+        resp.topics.push(topic);
+    }
+    let group_id = req.group_id.clone();
+    let result =
+        on_coordinator(
+            shard,
+            &group_id,
+            move |s| async move { super::delete_offsets(&s, &req.group_id, partitions).await },
+        )
+        .await
+        .unwrap_or(Err(error_code::COORDINATOR_NOT_AVAILABLE));
+    match result {
+        Ok(codes) => {
+            for ((ti, pi), code) in slots.into_iter().zip(codes) {
+                resp.topics[ti].partitions[pi].error_code = code;
+            }
+        }
+        Err(code) => {
+            resp.error_code = code;
+            resp.topics.clear();
+        }
+    }
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn describe_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = DescribeGroupsRequest::decode(body, version)?;
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for group_id in req.groups {
+        let id = group_id.clone();
+        let summary = on_coordinator(shard, &group_id, move |s| async move { super::describe(&s, &id) }).await;
+        let described = match summary {
+            Some(s) => DescribedGroup {
+                error_code: error_code::NONE,
+                group_id,
+                group_state: s.state.name().to_string(),
+                protocol_type: s.protocol_type,
+                protocol_data: s.protocol,
+                members: s
+                    .members
+                    .into_iter()
+                    .map(|m| DescribedGroupMember {
+                        member_id: m.member_id,
+                        group_instance_id: m.group_instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        member_metadata: m.metadata,
+                        member_assignment: m.assignment,
+                    })
+                    .collect(),
+                authorized_operations: i32::MIN,
+            },
+            None => DescribedGroup {
+                error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+                group_id,
+                authorized_operations: i32::MIN,
+                ..DescribedGroup::default()
+            },
+        };
+        groups.push(described);
+    }
+    DescribeGroupsResponse { throttle_time_ms: 0, groups }.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn list_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = ListGroupsRequest::decode(body, version)?;
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+    // Every group here uses the classic protocol.
+    let classic = req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic"));
+    let mut groups = Vec::new();
+    for s in 0..shard.config.shards {
+        let listed = shard.on_shard(s, |s| async move { super::list(&s) }).await.unwrap_or_default();
+        for (group_id, state, protocol_type) in listed {
+            if !classic || (!states.is_empty() && !states.contains(&state.name().to_ascii_lowercase())) {
+                continue;
+            }
+            groups.push(ListedGroup {
+                group_id,
+                protocol_type,
+                group_state: state.name().to_string(),
+                group_type: "classic".to_string(),
+            });
+        }
+    }
+    groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    ListGroupsResponse { throttle_time_ms: 0, error_code: error_code::NONE, groups }.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn delete_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = DeleteGroupsRequest::decode(body, version)?;
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for group_id in req.groups_names {
+        let id = group_id.clone();
+        let code = on_coordinator(shard, &group_id, move |s| async move { super::delete_group(&s, &id).await })
+            .await
+            .unwrap_or(error_code::COORDINATOR_NOT_AVAILABLE);
+        results.push(DeletableGroupResult { group_id, error_code: code });
+    }
+    DeleteGroupsResponse { throttle_time_ms: 0, results }.encode(&mut w, version);
+    single(w)
+}
+
+/// Whether a client may write to this topic with Produce: internal topics are the broker's.
+pub fn is_internal(topic: &str) -> bool {
+    topic == OFFSETS_TOPIC
+}

@@ -1,0 +1,401 @@
+//! `ringtail group list` and `ringtail group describe GROUP`: consumer groups of a running
+//! broker, asked over the Kafka protocol like any client would (blocking I/O: this is a
+//! command-line tool, not a shard). Requests are encoded and responses decoded with the
+//! `kafka-protocol` crate.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{self as kp, ApiKey};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use serde::Serialize;
+
+/// Largest response accepted from the broker.
+const RESPONSE_BYTES_MAX: usize = 64 << 20;
+const IO_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, clap::Subcommand)]
+pub enum GroupCommand {
+    /// Lists the consumer groups with their state.
+    List {
+        /// Broker to ask (host:port).
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows a group's members, their assignments, committed offsets and lag.
+    Describe {
+        group: String,
+        /// Broker to ask (host:port).
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct Client {
+    address: String,
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    fn connect(address: &str) -> Result<Client> {
+        let stream =
+            TcpStream::connect(address).with_context(|| format!("cannot connect to the broker at {address}"))?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(Client { address: address.to_string(), stream, correlation_id: 0 })
+    }
+
+    fn call<Q: Encodable, R: Decodable>(&mut self, key: ApiKey, version: i16, request: &Q) -> Result<R> {
+        self.correlation_id += 1;
+        let header = kp::RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("ringtail-group")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, key.request_header_version(version))?;
+        request.encode(&mut body, version)?;
+        let mut frame = Vec::with_capacity(body.len() + 4);
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).with_context(|| format!("sending {key:?} to {}", self.address))?;
+        let mut size = [0u8; 4];
+        self.stream
+            .read_exact(&mut size)
+            .with_context(|| format!("reading the {key:?} response from {}", self.address))?;
+        let size = u32::from_be_bytes(size) as usize;
+        if size > RESPONSE_BYTES_MAX {
+            bail!("{key:?} response of {size} bytes is larger than {RESPONSE_BYTES_MAX}");
+        }
+        let mut buf = vec![0u8; size];
+        self.stream.read_exact(&mut buf)?;
+        let mut buf = Bytes::from(buf);
+        let response_header = kp::ResponseHeader::decode(&mut buf, key.response_header_version(version))?;
+        if response_header.correlation_id != self.correlation_id {
+            bail!(
+                "{key:?} response has correlation id {} instead of {}",
+                response_header.correlation_id,
+                self.correlation_id
+            );
+        }
+        let response = R::decode(&mut buf, version)?;
+        if buf.has_remaining() {
+            bail!("{} bytes left over after the {key:?} response", buf.remaining());
+        }
+        Ok(response)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ListedGroup {
+    group: String,
+    state: String,
+    protocol_type: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Assigned {
+    topic: String,
+    partitions: Vec<i32>,
+}
+
+#[derive(Debug, Serialize)]
+struct MemberView {
+    member_id: String,
+    group_instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    assignment: Vec<Assigned>,
+}
+
+#[derive(Debug, Serialize)]
+struct OffsetView {
+    topic: String,
+    partition: i32,
+    /// -1 when the group has not committed this (assigned) partition.
+    committed: i64,
+    log_end: i64,
+    /// `log_end - committed`; null without a committed offset.
+    lag: Option<i64>,
+    metadata: Option<String>,
+    member_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupView {
+    group: String,
+    state: String,
+    protocol_type: String,
+    protocol: String,
+    members: Vec<MemberView>,
+    offsets: Vec<OffsetView>,
+}
+
+pub fn run(command: GroupCommand) -> Result<()> {
+    match command {
+        GroupCommand::List { bootstrap, json } => {
+            let groups = list(&bootstrap)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&groups)?);
+            } else {
+                let rows: Vec<Vec<String>> =
+                    groups.into_iter().map(|g| vec![g.group, g.state, g.protocol_type]).collect();
+                print_table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows);
+            }
+        }
+        GroupCommand::Describe { group, bootstrap, json } => {
+            let view = describe(&bootstrap, &group)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_group(&view);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn list(bootstrap: &str) -> Result<Vec<ListedGroup>> {
+    let mut client = Client::connect(bootstrap)?;
+    let response: kp::ListGroupsResponse = client.call(ApiKey::ListGroups, 4, &kp::ListGroupsRequest::default())?;
+    if response.error_code != 0 {
+        bail!("ListGroups failed with Kafka error {}", response.error_code);
+    }
+    let mut groups: Vec<ListedGroup> = response
+        .groups
+        .into_iter()
+        .map(|g| ListedGroup {
+            group: g.group_id.0.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(groups)
+}
+
+/// The coordinator of `group`, as FindCoordinator names it.
+fn coordinator(bootstrap: &str, group: &str) -> Result<String> {
+    let mut client = Client::connect(bootstrap)?;
+    let request = kp::FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
+    let response: kp::FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 3, &request)?;
+    if response.error_code != 0 {
+        bail!(
+            "FindCoordinator for group `{group}` failed with Kafka error {}: {}",
+            response.error_code,
+            response.error_message.map(|m| m.to_string()).unwrap_or_default()
+        );
+    }
+    Ok(format!("{}:{}", response.host, response.port))
+}
+
+fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
+    let mut client = Client::connect(&coordinator(bootstrap, group)?)?;
+    let request =
+        kp::DescribeGroupsRequest::default().with_groups(vec![kp::GroupId(StrBytes::from_string(group.into()))]);
+    let response: kp::DescribeGroupsResponse = client.call(ApiKey::DescribeGroups, 5, &request)?;
+    let described = response.groups.into_iter().next().ok_or_else(|| anyhow!("DescribeGroups returned no group"))?;
+    if described.error_code != 0 {
+        bail!("DescribeGroups for `{group}` failed with Kafka error {}", described.error_code);
+    }
+    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
+    let members: Vec<MemberView> = described
+        .members
+        .into_iter()
+        .map(|m| {
+            let assignment = parse_assignment(m.member_assignment);
+            for a in &assignment {
+                for p in &a.partitions {
+                    owner.insert((a.topic.clone(), *p), m.member_id.to_string());
+                }
+            }
+            MemberView {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.map(|i| i.to_string()),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                assignment,
+            }
+        })
+        .collect();
+    let request = kp::OffsetFetchRequest::default()
+        .with_group_id(kp::GroupId(StrBytes::from_string(group.into())))
+        .with_topics(None);
+    let fetched: kp::OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 7, &request)?;
+    if fetched.error_code != 0 {
+        bail!("OffsetFetch for `{group}` failed with Kafka error {}", fetched.error_code);
+    }
+    let mut committed: BTreeMap<(String, i32), (i64, Option<String>)> = BTreeMap::new();
+    for t in fetched.topics {
+        for p in t.partitions {
+            if p.error_code == 0 && p.committed_offset >= 0 {
+                committed.insert(
+                    (t.name.0.to_string(), p.partition_index),
+                    (p.committed_offset, p.metadata.map(|m| m.to_string())),
+                );
+            }
+        }
+    }
+    let mut partitions: Vec<(String, i32)> = committed.keys().cloned().collect();
+    partitions.extend(owner.keys().cloned());
+    partitions.sort();
+    partitions.dedup();
+    // A single node leads every partition: the log ends come from the bootstrap broker.
+    let log_ends = log_ends(bootstrap, &partitions)?;
+    let offsets = partitions
+        .into_iter()
+        .map(|tp| {
+            let (offset, metadata) = committed.get(&tp).cloned().unwrap_or((-1, None));
+            let log_end = log_ends.get(&tp).copied().unwrap_or(-1);
+            OffsetView {
+                lag: (offset >= 0 && log_end >= 0).then(|| (log_end - offset).max(0)),
+                member_id: owner.get(&tp).cloned(),
+                topic: tp.0,
+                partition: tp.1,
+                committed: offset,
+                log_end,
+                metadata,
+            }
+        })
+        .collect();
+    Ok(GroupView {
+        group: group.to_string(),
+        state: described.group_state.to_string(),
+        protocol_type: described.protocol_type.to_string(),
+        protocol: described.protocol_data.to_string(),
+        members,
+        offsets,
+    })
+}
+
+/// The high watermark of each partition (ListOffsets, latest).
+fn log_ends(bootstrap: &str, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), i64>> {
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t).or_default().push(*p);
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(t, ps)| {
+            kp::list_offsets_request::ListOffsetsTopic::default()
+                .with_name(kp::TopicName(StrBytes::from_string(t.to_string())))
+                .with_partitions(
+                    ps.into_iter()
+                        .map(|p| {
+                            kp::list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(p)
+                                .with_timestamp(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let request = kp::ListOffsetsRequest::default().with_replica_id(kp::BrokerId(-1)).with_topics(topics);
+    let mut client = Client::connect(bootstrap)?;
+    let response: kp::ListOffsetsResponse = client.call(ApiKey::ListOffsets, 6, &request)?;
+    let mut out = BTreeMap::new();
+    for t in response.topics {
+        for p in t.partitions {
+            if p.error_code == 0 {
+                out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A consumer-protocol assignment (version, then topics with partitions); empty if the group
+/// uses another protocol.
+fn parse_assignment(mut bytes: Bytes) -> Vec<Assigned> {
+    if bytes.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = bytes.get_i16().clamp(0, 3);
+    match kp::ConsumerProtocolAssignment::decode(&mut bytes, version) {
+        Ok(a) => a
+            .assigned_partitions
+            .into_iter()
+            .map(|tp| Assigned { topic: tp.topic.0.to_string(), partitions: tp.partitions })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn print_group(view: &GroupView) {
+    println!(
+        "group {}: {} ({} members, protocol type `{}`, assignor `{}`)",
+        view.group,
+        view.state,
+        view.members.len(),
+        view.protocol_type,
+        view.protocol
+    );
+    if !view.members.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = view
+            .members
+            .iter()
+            .map(|m| {
+                let assignment: Vec<String> =
+                    m.assignment.iter().map(|a| format!("{}:{:?}", a.topic, a.partitions)).collect();
+                vec![
+                    m.member_id.clone(),
+                    m.group_instance_id.clone().unwrap_or_else(|| "-".into()),
+                    m.client_id.clone(),
+                    m.client_host.clone(),
+                    assignment.join(" "),
+                ]
+            })
+            .collect();
+        print_table(&["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"], &rows);
+    }
+    if !view.offsets.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = view
+            .offsets
+            .iter()
+            .map(|o| {
+                vec![
+                    o.topic.clone(),
+                    o.partition.to_string(),
+                    if o.committed < 0 { "-".into() } else { o.committed.to_string() },
+                    o.log_end.to_string(),
+                    o.lag.map_or_else(|| "-".into(), |l| l.to_string()),
+                    o.member_id.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        print_table(&["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER-ID"], &rows);
+    }
+}
