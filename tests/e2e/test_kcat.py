@@ -60,13 +60,14 @@ def test_metadata_lists_broker_and_topics(broker):
     empty = kcat_metadata(broker.bootstrap)
     assert [(b["id"], b["name"]) for b in empty["brokers"]] == [(0, broker.bootstrap)]
     assert empty["controllerid"] == 0
-    assert empty["topics"] == []
+    # Only the internal topic that stores consumer groups' offsets exists at first.
+    assert [t["topic"] for t in empty["topics"]] == ["__consumer_offsets"]
 
     a, b = helpers.topic_name("kcat-meta-a"), helpers.topic_name("kcat-meta-b")
     helpers.create_topic(broker.bootstrap, a, 3)
     helpers.create_topic(broker.bootstrap, b, 1)
     md = kcat_metadata(broker.bootstrap)
-    topics = {t["topic"]: t for t in md["topics"]}
+    topics = {t["topic"]: t for t in md["topics"] if t["topic"] != "__consumer_offsets"}
     assert set(topics) == {a, b}
     for name, count in ((a, 3), (b, 1)):
         parts = sorted(topics[name]["partitions"], key=lambda p: p["partition"])
