@@ -1,11 +1,13 @@
-"""Client-side helpers shared by the end-to-end tests: topic names, admin calls and consuming
-a whole topic with confluent-kafka by manual assignment (Ringtail has no consumer groups yet)."""
+"""Client-side helpers shared by the end-to-end tests: topic names, admin calls, producing
+numbered messages fast, consuming a whole topic with confluent-kafka by manual assignment, and
+reading a consumer group's committed offsets."""
 
 import logging
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaError, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ADMIN_TIMEOUT_S = 15.0
@@ -109,3 +111,67 @@ def assert_contiguous(topic: str, got: dict[int, list], low: int = 0) -> None:
 
 def is_ok(err) -> bool:
     return err is None or (isinstance(err, KafkaError) and err.code() == KafkaError.NO_ERROR)
+
+
+def produce_numbered(bootstrap: str, topic: str, count: int, partitions: int, first: int = 0) -> dict[tuple[int, int], bytes]:
+    """Produces values b"first" .. b"first+count-1", value i to partition i % partitions, as fast as
+    librdkafka batches them. Returns {(partition, offset): value} from the delivery reports; fails
+    on any delivery error."""
+    reports: dict[tuple[int, int], bytes] = {}
+    errors = []
+
+    def delivered(err, msg):
+        if is_ok(err):
+            reports[(msg.partition(), msg.offset())] = msg.value()
+        else:
+            errors.append(err)
+
+    p = producer(bootstrap, **{"linger.ms": 20, "batch.num.messages": 10_000,
+                               "queue.buffering.max.messages": 200_000})
+    for i in range(first, first + count):
+        while True:
+            try:
+                p.produce(topic, value=b"%d" % i, partition=i % partitions, on_delivery=delivered)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0, "messages still undelivered after 60 s"
+    assert not errors, f"{len(errors)} delivery errors, first: {errors[:5]}"
+    assert len(reports) == count, f"{count} messages produced, {len(reports)} distinct offsets acknowledged"
+    return reports
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """{partition: high watermark}."""
+    return {p: hw for p, (_low, hw) in high_watermarks(bootstrap, topic, partitions).items()}
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], tuple[int, str | None]]:
+    """Every committed offset of a group, through the AdminClient (OffsetFetch for all topics):
+    {(topic, partition): (offset, metadata)}."""
+    client = admin(bootstrap)  # must outlive the future
+    futures = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                 request_timeout=ADMIN_TIMEOUT_S)
+    result = futures[group].result(timeout=ADMIN_TIMEOUT_S)
+    assert result.group_id == group
+    out = {}
+    for tp in result.topic_partitions or []:
+        assert tp.error is None, f"OffsetFetch of {group} {tp.topic}[{tp.partition}]: {tp.error}"
+        if tp.offset >= 0:
+            out[(tp.topic, tp.partition)] = (tp.offset, tp.metadata)
+    return out
+
+
+def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.05):
+    """Calls condition() until it returns something truthy, and returns that; fails after timeout_s
+    with `what` (a string, or a function giving one, for details known only at the time)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what() if callable(what) else what}")
+        time.sleep(interval_s)

@@ -1,5 +1,6 @@
 """Kafka wire protocol by hand, for tests that need exact bytes: request frames (header v1),
-a few requests and response parsers, and record batches (magic 2, CRC-32C).
+a few requests and response parsers, record batches (magic 2, CRC-32C), the classic consumer
+group requests and the consumer protocol's subscription and assignment.
 
 Only the non-flexible versions are encoded here; that is all the hostile tests need.
 """
@@ -12,14 +13,39 @@ API_PRODUCE = 0
 API_FETCH = 1
 API_LIST_OFFSETS = 2
 API_METADATA = 3
+API_OFFSET_COMMIT = 8
+API_OFFSET_FETCH = 9
+API_FIND_COORDINATOR = 10
+API_JOIN_GROUP = 11
+API_HEARTBEAT = 12
+API_LEAVE_GROUP = 13
+API_SYNC_GROUP = 14
+API_DESCRIBE_GROUPS = 15
+API_LIST_GROUPS = 16
 API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
+API_DELETE_TOPICS = 20
+API_DELETE_GROUPS = 42
+API_OFFSET_DELETE = 47
 
 NONE = 0
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
+OFFSET_METADATA_TOO_LARGE = 12
 INVALID_TOPIC_EXCEPTION = 17
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+INVALID_GROUP_ID = 24
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
 UNSUPPORTED_VERSION = 35
+NON_EMPTY_GROUP = 68
+GROUP_ID_NOT_FOUND = 69
+MEMBER_ID_REQUIRED = 79
+FENCED_INSTANCE_ID = 82
+GROUP_SUBSCRIBED_TO_TOPIC = 86
+
+CONSUMER_OFFSETS_TOPIC = "__consumer_offsets"
 
 CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
@@ -361,3 +387,186 @@ def stored_batches(bootstrap: str, topic: str, partition: int) -> list[dict]:
                 return out
             out += batches
             offset = batches[-1]["base_offset"] + batches[-1]["last_offset_delta"] + 1
+
+
+def topics_v1(sock: socket.socket, topics: list[str] | None = None) -> dict:
+    """Metadata v1, topics only. Returns {name: {"error", "is_internal", "partitions"}}."""
+    body = i32(-1) if topics is None else array([string(t) for t in topics])
+    r = roundtrip(sock, API_METADATA, 1, body)
+    r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))  # brokers
+    r.i32()  # controller id
+    out = {}
+    for _ in range(r.i32()):
+        error, name, is_internal = r.i16(), r.string(), r.i8()
+        partitions = r.array(lambda r: (r.i16(), r.i32(), r.i32(), r.array(Reader.i32), r.array(Reader.i32)))
+        out[name] = {"error": error, "is_internal": bool(is_internal), "partitions": len(partitions)}
+    assert r.remaining() == 0
+    return out
+
+
+def delete_topics_v1(sock: socket.socket, topics: list[str], timeout_ms: int = 10000) -> dict:
+    """DeleteTopics v1. Returns {name: error_code}."""
+    r = roundtrip(sock, API_DELETE_TOPICS, 1, array([string(t) for t in topics]) + i32(timeout_ms))
+    r.i32()  # throttle
+    out = dict(r.array(lambda r: (r.string(), r.i16())))
+    assert r.remaining() == 0
+    return out
+
+
+# ---- consumer groups (classic protocol) -----------------------------------------------------
+
+def consumer_subscription(topics: list[str]) -> bytes:
+    """ConsumerProtocolSubscription v0: the JoinGroup metadata of a consumer."""
+    return i16(0) + array([string(t) for t in topics]) + bytes_field(None)
+
+
+def consumer_assignment(partitions: dict[str, list[int]]) -> bytes:
+    """ConsumerProtocolAssignment v0: what SyncGroup hands a consumer."""
+    return (i16(0) + array([string(t) + array([i32(p) for p in ps]) for t, ps in partitions.items()])
+            + bytes_field(None))
+
+
+def find_coordinator_v1(sock: socket.socket, key: str, key_type: int = 0) -> dict:
+    """FindCoordinator v1 (key_type 0: a group)."""
+    r = roundtrip(sock, API_FIND_COORDINATOR, 1, string(key) + i8(key_type))
+    out = {"throttle_ms": r.i32(), "error": r.i16(), "message": r.string(),
+           "node_id": r.i32(), "host": r.string(), "port": r.i32()}
+    assert r.remaining() == 0
+    return out
+
+
+def join_group_v5(sock: socket.socket, group: str, member_id: str = "", instance_id: str | None = None,
+                  session_timeout_ms: int = 30000, rebalance_timeout_ms: int = 30000,
+                  protocol_type: str = "consumer", protocols: list[tuple[str, bytes]] | None = None) -> dict:
+    """JoinGroup v5. The broker answers when the rebalance completes (or at once with an error)."""
+    if protocols is None:
+        protocols = [("range", consumer_subscription(["e2e-raw-topic"]))]
+    body = (string(group) + i32(session_timeout_ms) + i32(rebalance_timeout_ms) + string(member_id)
+            + string(instance_id) + string(protocol_type)
+            + array([string(name) + bytes_field(meta) for name, meta in protocols]))
+    r = roundtrip(sock, API_JOIN_GROUP, 5, body)
+    out = {"throttle_ms": r.i32(), "error": r.i16(), "generation": r.i32(), "protocol": r.string(),
+           "leader": r.string(), "member_id": r.string(),
+           "members": r.array(lambda r: (r.string(), r.string(), r.bytes()))}
+    assert r.remaining() == 0
+    return out
+
+
+def sync_group_v3(sock: socket.socket, group: str, generation: int, member_id: str,
+                  assignments: dict[str, bytes] | None = None, instance_id: str | None = None) -> tuple[int, bytes]:
+    """SyncGroup v3 (the leader sends `assignments`, {member_id: bytes}). Returns (error, assignment)."""
+    body = (string(group) + i32(generation) + string(member_id) + string(instance_id)
+            + array([string(m) + bytes_field(a) for m, a in (assignments or {}).items()]))
+    r = roundtrip(sock, API_SYNC_GROUP, 3, body)
+    r.i32()  # throttle
+    error, assignment = r.i16(), r.bytes()
+    assert r.remaining() == 0
+    return error, assignment or b""
+
+
+def heartbeat_v3(sock: socket.socket, group: str, generation: int, member_id: str,
+                 instance_id: str | None = None) -> int:
+    """Heartbeat v3. Returns the error code."""
+    r = roundtrip(sock, API_HEARTBEAT, 3, string(group) + i32(generation) + string(member_id) + string(instance_id))
+    r.i32()  # throttle
+    error = r.i16()
+    assert r.remaining() == 0
+    return error
+
+
+def leave_group_v3(sock: socket.socket, group: str, members: list[tuple[str, str | None]]) -> tuple[int, list]:
+    """LeaveGroup v3 of [(member_id, instance_id)]. Returns (error, [(member_id, instance_id, error)])."""
+    body = string(group) + array([string(m) + string(i) for m, i in members])
+    r = roundtrip(sock, API_LEAVE_GROUP, 3, body)
+    r.i32()  # throttle
+    error = r.i16()
+    results = r.array(lambda r: (r.string(), r.string(), r.i16()))
+    assert r.remaining() == 0
+    return error, results
+
+
+def offset_commit_v7(sock: socket.socket, group: str, generation: int, member_id: str,
+                     offsets: dict[tuple[str, int], tuple[int, str | None]],
+                     instance_id: str | None = None) -> dict[tuple[str, int], int]:
+    """OffsetCommit v7 of {(topic, partition): (offset, metadata)}. Returns {(topic, partition): error}."""
+    by_topic: dict[str, list[bytes]] = {}
+    for (topic, p), (offset, metadata) in offsets.items():
+        by_topic.setdefault(topic, []).append(i32(p) + i64(offset) + i32(-1) + string(metadata))
+    body = (string(group) + i32(generation) + string(member_id) + string(instance_id)
+            + array([string(t) + array(ps) for t, ps in by_topic.items()]))
+    r = roundtrip(sock, API_OFFSET_COMMIT, 7, body)
+    r.i32()  # throttle
+    out = {}
+    for topic, partitions in r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16())))):
+        for p, error in partitions:
+            out[(topic, p)] = error
+    assert r.remaining() == 0
+    return out
+
+
+def offset_fetch_v5(sock: socket.socket, group: str,
+                    partitions: dict[str, list[int]] | None = None) -> tuple[int, dict]:
+    """OffsetFetch v5 of the given partitions, or of every committed one (None). Returns
+    (error, {(topic, partition): (offset, metadata, error)})."""
+    body = string(group) + (i32(-1) if partitions is None else
+                            array([string(t) + array([i32(p) for p in ps]) for t, ps in partitions.items()]))
+    r = roundtrip(sock, API_OFFSET_FETCH, 5, body)
+    r.i32()  # throttle
+    out = {}
+    for topic, parts in r.array(lambda r: (r.string(), r.array(
+            lambda r: (r.i32(), r.i64(), r.i32(), r.string(), r.i16())))):
+        for p, offset, _leader_epoch, metadata, error in parts:
+            out[(topic, p)] = (offset, metadata, error)
+    error = r.i16()
+    assert r.remaining() == 0
+    return error, out
+
+
+def describe_groups_v4(sock: socket.socket, groups: list[str]) -> dict[str, dict]:
+    """DescribeGroups v4. Returns {group: {"error", "state", "protocol_type", "protocol", "members"}},
+    each member a dict of member_id, instance_id, client_id, client_host, metadata, assignment."""
+    r = roundtrip(sock, API_DESCRIBE_GROUPS, 4, array([string(g) for g in groups]) + i8(0))
+    r.i32()  # throttle
+    out = {}
+    for _ in range(r.i32()):
+        error, group, state, protocol_type, protocol = r.i16(), r.string(), r.string(), r.string(), r.string()
+        members = r.array(lambda r: {"member_id": r.string(), "instance_id": r.string(), "client_id": r.string(),
+                                     "client_host": r.string(), "metadata": r.bytes(), "assignment": r.bytes()})
+        r.i32()  # authorized operations
+        out[group] = {"error": error, "state": state, "protocol_type": protocol_type, "protocol": protocol,
+                      "members": members}
+    assert r.remaining() == 0
+    return out
+
+
+def list_groups_v2(sock: socket.socket) -> tuple[int, dict[str, str]]:
+    """ListGroups v2. Returns (error, {group: protocol_type})."""
+    r = roundtrip(sock, API_LIST_GROUPS, 2, b"")
+    r.i32()  # throttle
+    error = r.i16()
+    groups = dict(r.array(lambda r: (r.string(), r.string())))
+    assert r.remaining() == 0
+    return error, groups
+
+
+def delete_groups_v1(sock: socket.socket, groups: list[str]) -> dict[str, int]:
+    """DeleteGroups v1. Returns {group: error}."""
+    r = roundtrip(sock, API_DELETE_GROUPS, 1, array([string(g) for g in groups]))
+    r.i32()  # throttle
+    out = dict(r.array(lambda r: (r.string(), r.i16())))
+    assert r.remaining() == 0
+    return out
+
+
+def offset_delete_v0(sock: socket.socket, group: str, partitions: dict[str, list[int]]) -> tuple[int, dict]:
+    """OffsetDelete v0. Returns (error, {(topic, partition): error})."""
+    body = string(group) + array([string(t) + array([i32(p) for p in ps]) for t, ps in partitions.items()])
+    r = roundtrip(sock, API_OFFSET_DELETE, 0, body)
+    error = r.i16()
+    r.i32()  # throttle
+    out = {}
+    for topic, parts in r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16())))):
+        for p, e in parts:
+            out[(topic, p)] = e
+    assert r.remaining() == 0
+    return error, out
