@@ -60,6 +60,12 @@ fn failed(name: &str, code: i16, message: impl Into<String>) -> TopicOutcome {
     }
 }
 
+fn internal_message(name: &str) -> String {
+    format!(
+        "`{name}` is internal: it holds consumer groups' offsets, and its partition count decides their coordinators"
+    )
+}
+
 /// Sends an admin request to the controller (shard 0) and waits for its answer.
 pub async fn submit(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
     let (tx, rx) = flume::bounded(1);
@@ -167,6 +173,10 @@ pub async fn handle(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
         AdminRequest::DeleteTopics { names } => {
             apply = true;
             for name in names {
+                if crate::group::api::is_internal(&name) {
+                    outcomes.push(failed(&name, error_code::INVALID_TOPIC_EXCEPTION, internal_message(&name)));
+                    continue;
+                }
                 match next.topics.remove(&name) {
                     Some(t) => {
                         outcomes.push(TopicOutcome {
@@ -187,6 +197,10 @@ pub async fn handle(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
         AdminRequest::CreatePartitions { topics, validate_only } => {
             apply = !validate_only;
             for (name, count) in topics {
+                if crate::group::api::is_internal(&name) {
+                    outcomes.push(failed(&name, error_code::INVALID_TOPIC_EXCEPTION, internal_message(&name)));
+                    continue;
+                }
                 let Some(current) = next.topics.get(&name).map(|t| t.shards.len() as i32) else {
                     outcomes.push(failed(
                         &name,
