@@ -49,6 +49,21 @@ def port_accepts(port: int) -> bool:
         return False
 
 
+def listening(port: int) -> bool:
+    """Whether any socket listens on `port` (from /proc/net/tcp: state 0A is LISTEN)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 class BrokerError(AssertionError):
     pass
 
@@ -157,6 +172,11 @@ class Broker:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self._note(f"SIGKILL sent to pid {self.proc.pid}")
+        # The kernel tears a dead process's io_uring rings down asynchronously; until then its
+        # SO_REUSEPORT listeners linger and take (then reset) connections meant for a restart.
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while listening(self.port) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def restart(self, clean: bool = True) -> "Broker":
         """Stops (cleanly, asserting exit 0, unless already dead) and starts on the same port and data."""

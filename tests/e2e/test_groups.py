@@ -1084,3 +1084,31 @@ def test_mutated_group_requests(raw_broker):
     with kwire.connect(raw_broker.bootstrap) as s:
         member, gen = join_alone(s, "after-mutations")
         assert kwire.heartbeat_v3(s, "after-mutations", gen, member) == kwire.NONE
+
+
+def test_consumer_offsets_is_compacted_and_replays_after_kill9(broker_factory):
+    """Commits that overwrite the same keys again and again make `__consumer_offsets` compact
+    itself (live records re-appended, log start moved past the old ones); the latest offsets
+    survive the compaction and a kill -9 with replay from the new log start."""
+    broker = broker_factory(*NO_JOIN_DELAY, "--offsets-topic-partitions", "1")
+    topic, group, partitions, rounds = helpers.topic_name("grp-compact"), helpers.topic_name("compact"), 100, 120
+    with kwire.connect(broker.bootstrap) as s:
+        assert kwire.create_topics_v1(s, [(topic, partitions)]) == {topic: (kwire.NONE, None)}
+        for r in range(rounds):
+            # Generation -1 and no member id: a commit from outside group management.
+            errors = kwire.offset_commit_v7(s, group, -1, "", {(topic, p): (r * 1000 + p, f"m{r}") for p in range(partitions)})
+            assert set(errors.values()) == {kwire.NONE}, errors
+        # 12,000 records for 100 live keys: past the compaction threshold (2 x live + 10,000).
+        start = lambda: kwire.list_offsets_v1(s, kwire.CONSUMER_OFFSETS_TOPIC, [0], timestamp=-2)[0][1]
+        end = kwire.list_offsets_v1(s, kwire.CONSUMER_OFFSETS_TOPIC, [0])[0][1]
+        assert end >= rounds * partitions
+        helpers.wait_for(lambda: start() >= end, 15, lambda: f"__consumer_offsets to be compacted (start {start()}, end {end})")
+        expected = {(topic, p): ((rounds - 1) * 1000 + p, f"m{rounds - 1}", kwire.NONE) for p in range(partitions)}
+        assert kwire.offset_fetch_v5(s, group) == (kwire.NONE, expected)
+    broker.kill9()
+    broker.start()
+    with kwire.connect(broker.bootstrap) as s:
+        assert kwire.offset_fetch_v5(s, group) == (kwire.NONE, expected), "after kill -9 and replay"
+        # Still writable after the restart, and still readable.
+        assert kwire.offset_commit_v7(s, group, -1, "", {(topic, 0): (7, None)}) == {(topic, 0): kwire.NONE}
+        assert kwire.offset_fetch_v5(s, group, {topic: [0]})[1][(topic, 0)][0] == 7

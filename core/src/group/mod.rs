@@ -32,7 +32,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// How often sessions, pending members and rebalance deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
 /// How often each partition is considered for compaction.
-const COMPACTION_CHECK_TICKS: u32 = 300;
+const COMPACTION_CHECK_TICKS: u32 = 10;
 /// Dead records tolerated beyond the live ones before a partition is compacted.
 const COMPACTION_SLACK_RECORDS: u64 = 10_000;
 /// Records per batch appended to `__consumer_offsets`.
