@@ -353,6 +353,10 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 fn print_group(view: &GroupView) {
+    if view.state == "Dead" && view.members.is_empty() && view.offsets.is_empty() {
+        println!("group {} does not exist (no members, no committed offsets)", view.group);
+        return;
+    }
     println!(
         "group {}: {} ({} members, protocol type `{}`, assignor `{}`)",
         view.group,

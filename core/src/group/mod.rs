@@ -186,9 +186,24 @@ fn replay_batch(shard: &Shard, partition: i32, batch: &[u8], header: &BatchHeade
 
 /// Appends records to a `__consumer_offsets` partition in as many batches as needed and
 /// returns the offset of each. The live-record map follows at once; the group state is the
-/// caller's business.
+/// caller's business. On an error after some batches, the offsets of those come with it.
+fn append_partial(shard: &Shard, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> (Vec<u64>, Option<i16>) {
+    match append_inner(shard, partition, entries) {
+        Ok(offsets) => (offsets, None),
+        Err((offsets, code)) => (offsets, Some(code)),
+    }
+}
+
 fn append(shard: &Shard, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> Result<Vec<u64>, i16> {
-    let Some(log) = shard.log(OFFSETS_TOPIC, partition) else { return Err(error_code::NOT_COORDINATOR) };
+    append_inner(shard, partition, entries).map_err(|(_, code)| code)
+}
+
+fn append_inner(
+    shard: &Shard,
+    partition: i32,
+    entries: &[(Bytes, Option<Bytes>)],
+) -> Result<Vec<u64>, (Vec<u64>, i16)> {
+    let Some(log) = shard.log(OFFSETS_TOPIC, partition) else { return Err((Vec::new(), error_code::NOT_COORDINATOR)) };
     let now = ringtail_log::now_ms();
     let mut offsets = Vec::with_capacity(entries.len());
     let mut start = 0;
@@ -218,7 +233,7 @@ fn append(shard: &Shard, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> 
             Err(e) => {
                 shard.check_fatal(&e);
                 tracing::warn!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
-                return Err(e.kafka_error_code());
+                return Err((offsets, e.kafka_error_code()));
             }
         }
         start = end;
@@ -235,8 +250,9 @@ async fn wait_durable(shard: &Shard, partition: i32, offset: u64) -> Result<(), 
     })
 }
 
-/// Appends the group metadata the state machine queued (after rebalances).
-fn write_queued(shard: &Shard) {
+/// Appends the group metadata the state machine queued (after rebalances); returns the last
+/// offset appended per partition.
+fn write_queued(shard: &Shard) -> Vec<(i32, u64)> {
     let writes = std::mem::take(&mut shard.coordinator.groups.borrow_mut().writes);
     let mut per_partition: HashMap<i32, Vec<(Bytes, Option<Bytes>)>> = HashMap::new();
     for (key, value) in writes {
@@ -244,10 +260,14 @@ fn write_queued(shard: &Shard) {
             per_partition.entry(p).or_default().push((key.encode(), value));
         }
     }
+    let mut appended = Vec::new();
     for (p, entries) in per_partition {
-        // Failure was logged; members keep their in-memory generation.
-        let _ = append(shard, p, &entries);
+        // A failure was logged; members keep their in-memory generation.
+        if let Ok(offsets) = append(shard, p, &entries) {
+            appended.extend(offsets.last().map(|&o| (p, o)));
+        }
     }
+    appended
 }
 
 /// Runs timeouts every tick and compaction now and then, until the shard stops.
@@ -320,7 +340,13 @@ async fn answer<T>(shard: &Shard, rx: flume::Receiver<T>, stopping: T) -> T {
 
 pub async fn join(shard: &Rc<Shard>, req: state::JoinRequest) -> state::JoinResponse {
     let rx = shard.coordinator.groups.borrow_mut().join(req, ringtail_log::now_ms());
-    write_queued(shard);
+    // A returning static member's new id is durable before it is told: after a coordinator
+    // restart the old id would fence it.
+    for (p, offset) in write_queued(shard) {
+        if let Err(code) = wait_durable(shard, p, offset).await {
+            return state::JoinResponse { error_code: code, generation_id: -1, ..Default::default() };
+        }
+    }
     let stopping =
         state::JoinResponse { error_code: error_code::NOT_COORDINATOR, generation_id: -1, ..Default::default() };
     answer(shard, rx, stopping).await
@@ -386,24 +412,21 @@ pub async fn commit(
     if entries.is_empty() {
         return codes;
     }
-    let result = match append(shard, partition, &entries) {
-        Ok(record_offsets) => {
-            let last = *record_offsets.last().expect("entries is not empty");
-            wait_durable(shard, partition, last).await.map(|()| record_offsets)
-        }
-        Err(code) => Err(code),
+    // Batches appended before a failure are in the log and would be replayed: they are
+    // applied and acknowledged like the rest; only the partitions not appended fail.
+    let (record_offsets, failed) = append_partial(shard, partition, &entries);
+    let durable = match record_offsets.last() {
+        Some(&last) => wait_durable(shard, partition, last).await,
+        None => Ok(()),
     };
-    match result {
-        Ok(record_offsets) => {
-            let mut groups = shard.coordinator.groups.borrow_mut();
-            for ((_, tp, value), record_offset) in keyed.into_iter().zip(record_offsets) {
-                groups.apply_offset(group_id, tp, Some(value), record_offset);
+    let appended = record_offsets.len();
+    for (n, (i, tp, value)) in keyed.into_iter().enumerate() {
+        match (n < appended, durable) {
+            (true, Ok(())) => {
+                shard.coordinator.groups.borrow_mut().apply_offset(group_id, tp, Some(value), record_offsets[n])
             }
-        }
-        Err(code) => {
-            for (i, _, _) in keyed {
-                codes[i] = code;
-            }
+            (true, Err(code)) => codes[i] = code,
+            (false, _) => codes[i] = failed.unwrap_or(error_code::UNKNOWN_SERVER_ERROR),
         }
     }
     codes
@@ -484,17 +507,35 @@ pub async fn delete_group(shard: &Rc<Shard>, group_id: &str) -> i16 {
     if group_id.is_empty() {
         return error_code::INVALID_GROUP_ID;
     }
-    let keys = match shard.coordinator.groups.borrow_mut().delete(group_id) {
-        Ok(keys) => keys,
+    if let Err(code) = shard.coordinator.groups.borrow().check_delete(group_id) {
+        return code;
+    }
+    let Some(p) = partition_of(shard, group_id) else { return error_code::COORDINATOR_NOT_AVAILABLE };
+    // Every key of the group in the log, including commits appended but not yet applied.
+    let mut entries: Vec<(Bytes, Option<Bytes>)> = shard
+        .coordinator
+        .live
+        .borrow()
+        .get(&p)
+        .map(|live| {
+            live.keys()
+                .filter(|k| RecordKey::decode((*k).clone()).is_ok_and(|key| key.group() == group_id))
+                .map(|k| (k.clone(), None))
+                .collect()
+        })
+        .unwrap_or_default();
+    let group_key = RecordKey::Group { group: group_id.to_string() }.encode();
+    if !entries.iter().any(|(k, _)| *k == group_key) {
+        entries.push((group_key, None));
+    }
+    let offsets = match append(shard, p, &entries) {
+        Ok(offsets) => offsets,
         Err(code) => return code,
     };
-    let Some(p) = partition_of(shard, group_id) else { return error_code::COORDINATOR_NOT_AVAILABLE };
-    let entries: Vec<(Bytes, Option<Bytes>)> = keys.iter().map(|k| (k.encode(), None)).collect();
-    match append(shard, p, &entries) {
-        Ok(offsets) => match wait_durable(shard, p, *offsets.last().expect("a group key at least")).await {
-            Ok(()) => error_code::NONE,
-            Err(code) => code,
-        },
+    let last = *offsets.last().expect("a group key at least");
+    shard.coordinator.groups.borrow_mut().remove(group_id, last, ringtail_log::now_ms());
+    match wait_durable(shard, p, last).await {
+        Ok(()) => error_code::NONE,
         Err(code) => code,
     }
 }

@@ -176,14 +176,16 @@ impl GroupValue {
 }
 
 /// Kafka's partition of `__consumer_offsets` for a group: Java's `String.hashCode` of the
-/// group id, made non-negative, modulo the partition count. The same group lands on the same
+/// group id, made non-negative with Kafka's `Utils.abs`, modulo the partition count. The same group lands on the same
 /// partition as in Kafka.
 pub fn partition_for(group: &str, partitions: usize) -> i32 {
     let mut hash: i32 = 0;
     for unit in group.encode_utf16() {
         hash = hash.wrapping_mul(31).wrapping_add(i32::from(unit));
     }
-    ((hash & 0x7fff_ffff) as usize % partitions.max(1)) as i32
+    // Kafka's Utils.abs: Math.abs, except that i32::MIN maps to 0.
+    let non_negative = if hash == i32::MIN { 0 } else { hash.abs() };
+    (non_negative as usize % partitions.max(1)) as i32
 }
 
 #[cfg(test)]
@@ -223,9 +225,14 @@ mod tests {
 
     #[test]
     fn partitions_match_kafka() {
-        // Java: Math.abs("my-group".hashCode()) % 50 style values, computed with Kafka's
-        // Utils.abs (hash & 0x7fffffff).
+        // Java: Utils.abs("...".hashCode()) % 50.
         assert_eq!(partition_for("", 50), 0);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE: Utils.abs gives 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // Negative and positive hashes, values from Java's String.hashCode.
+        assert_eq!(partition_for("my-group", 50), 1_906_497_762 % 50);
+        assert_eq!(partition_for("abcdefghij", 50), 634_317_659 % 50);
+        assert_eq!(partition_for("payments-consumers", 50), 1_080_531_101 % 50);
         assert_eq!(partition_for("a", 50), 97 % 50);
         assert_eq!(partition_for("ab", 50), (97 * 31 + 98) % 50);
         for p in 1..64 {

@@ -18,6 +18,14 @@ use super::records::{GroupValue, OffsetValue, RecordKey, StoredMember};
 pub const GROUP_MEMBERS_MAX: usize = 1000;
 /// Protocols a member may offer in one JoinGroup.
 pub const MEMBER_PROTOCOLS_MAX: usize = 32;
+/// Groups one shard coordinates; joins and commits that would create more are refused.
+pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
+/// How long an empty group without committed offsets is kept before it is forgotten (Kafka's
+/// offsets.retention.check.interval.ms: its cleanup runs that often).
+const EMPTY_GROUP_KEPT_MS: i64 = 600_000;
+/// How long a deleted group's record offset is remembered, so that a commit that was in
+/// flight when the group was deleted cannot bring its offsets back.
+const DELETED_GROUP_MEMORY_MS: i64 = 60_000;
 /// Bytes of metadata a committed offset may carry (Kafka's offset.metadata.max.bytes).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 
@@ -339,6 +347,8 @@ pub struct Groups {
     /// Records to append to `__consumer_offsets`: group metadata after each rebalance.
     pub writes: Vec<(RecordKey, Option<Bytes>)>,
     next_member_number: u64,
+    /// Recently deleted groups: the record offset of the deletion and when it happened.
+    deleted: HashMap<String, (u64, i64)>,
 }
 
 /// Why a JoinGroup or other request was refused before touching any group.
@@ -357,7 +367,7 @@ fn reply<T>(value: T) -> flume::Receiver<T> {
 
 impl Groups {
     pub fn new(config: GroupConfig) -> Groups {
-        Groups { config, groups: HashMap::new(), writes: Vec::new(), next_member_number: 0 }
+        Groups { config, groups: HashMap::new(), writes: Vec::new(), next_member_number: 0, deleted: HashMap::new() }
     }
 
     fn new_member_id(&mut self, prefix: &str) -> String {
@@ -412,6 +422,9 @@ impl Groups {
             if !req.member_id.is_empty() {
                 return Err(fail(error_code::UNKNOWN_MEMBER_ID));
             }
+            if self.groups.len() >= GROUPS_PER_SHARD_MAX {
+                return Err(fail(error_code::COORDINATOR_NOT_AVAILABLE));
+            }
             self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
         }
         let new_id = if req.member_id.is_empty() {
@@ -435,7 +448,6 @@ impl Groups {
                 // A static member came back (or a second process uses its instance id): the new
                 // member id replaces the old, and the old one is fenced.
                 let member = g.member(&old_id).expect("found by instance");
-                let unchanged = member.protocols == req.protocols;
                 if let Some(old) = member.awaiting_join.take() {
                     let _ = old.try_send(JoinResponse::error(error_code::FENCED_INSTANCE_ID, &old_id));
                 }
@@ -452,11 +464,17 @@ impl Groups {
                 if g.leader.as_deref() == Some(old_id.as_str()) {
                     g.leader = Some(new_id.clone());
                 }
+                // Kafka's rule (KIP-345): no rebalance if the group would still pick the same
+                // protocol; subscription bytes change with every generation and do not count.
+                let unchanged = g.select_protocol() == g.protocol;
                 match g.state {
                     GroupState::Stable if unchanged => {
-                        // Same subscription: the member gets its assignment back without a
-                        // rebalance; a returning leader is told to skip assigning.
+                        // The member gets its assignment back without a rebalance; a returning
+                        // leader is told to skip assigning. The new member id is stored, so a
+                        // coordinator restart does not fence the member under its old id.
                         let _ = tx.try_send(g.join_answer(&new_id, true));
+                        let group_id = req.group_id.clone();
+                        self.store_group(&group_id);
                         return Ok(rx);
                     }
                     GroupState::PreparingRebalance => {
@@ -467,6 +485,8 @@ impl Groups {
                         g.member(&new_id).expect("renamed").awaiting_join = Some(tx);
                     }
                 }
+            } else if g.members.len() + g.pending.len() >= GROUP_MEMBERS_MAX {
+                return Err((error_code::GROUP_MAX_SIZE_REACHED, String::new()));
             } else if req.member_id_required && instance.is_none() {
                 // KIP-394: a dynamic member first learns its id, then joins with it, so that a
                 // client retrying a lost response does not leave a ghost member behind.
@@ -543,10 +563,16 @@ impl Groups {
         }
         g.pending.clear();
         g.generation += 1;
+        // The new generation's assignment comes with the leader's SyncGroup.
+        for m in &mut g.members {
+            m.assignment = Bytes::new();
+        }
         if g.members.is_empty() {
             g.protocol = None;
             g.leader = None;
             g.set_state(GroupState::Empty, now_ms);
+            // Stored now, like a completed assignment: the generation must not go back.
+            self.store_group(group_id);
         } else {
             g.protocol = g.select_protocol();
             if !g.leader.as_ref().is_some_and(|l| g.has_member(l)) {
@@ -570,7 +596,6 @@ impl Groups {
                 let _ = tx.try_send(answer);
             }
         }
-        self.store_group(group_id);
     }
 
     pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> flume::Receiver<SyncResponse> {
@@ -714,7 +739,7 @@ impl Groups {
             let expired: Vec<String> = g
                 .members
                 .iter()
-                .filter(|m| m.awaiting_join.is_none() && m.session_deadline_ms <= now_ms)
+                .filter(|m| m.awaiting_join.is_none() && m.awaiting_sync.is_none() && m.session_deadline_ms <= now_ms)
                 .map(|m| m.member_id.clone())
                 .collect();
             for member_id in expired {
@@ -722,7 +747,18 @@ impl Groups {
                 g.remove_member(&member_id, now_ms);
             }
             self.try_complete_join(&id, now_ms);
+            let g = &self.groups[&id];
+            if g.state == GroupState::Empty
+                && g.offsets.is_empty()
+                && g.pending.is_empty()
+                && now_ms - g.state_timestamp_ms >= EMPTY_GROUP_KEPT_MS
+            {
+                // Nothing left to remember (Kafka drops such groups at its next cleanup too).
+                self.groups.remove(&id);
+                self.writes.push((RecordKey::Group { group: id }, None));
+            }
         }
+        self.deleted.retain(|_, (_, at)| now_ms - *at < DELETED_GROUP_MEMORY_MS);
     }
 
     /// Checks that a member may commit offsets for the group; creates the group for a
@@ -737,6 +773,9 @@ impl Groups {
     ) -> Result<(), i16> {
         let Some(g) = self.groups.get_mut(group_id) else {
             if generation < 0 {
+                if self.groups.len() >= GROUPS_PER_SHARD_MAX {
+                    return Err(error_code::COORDINATOR_NOT_AVAILABLE);
+                }
                 self.groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
                 return Ok(());
             }
@@ -763,6 +802,9 @@ impl Groups {
     /// Records a committed offset (or its deletion) once its record is durable. A record older
     /// than the one already applied is ignored: durable waits may finish in any order.
     pub fn apply_offset(&mut self, group_id: &str, tp: (String, i32), value: Option<OffsetValue>, record_offset: u64) {
+        if self.deleted.get(group_id).is_some_and(|(deleted_at, _)| *deleted_at > record_offset) {
+            return;
+        }
         let now = ringtail_log::now_ms();
         let g = self.groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id, now));
         match g.offsets.get(&tp) {
@@ -852,20 +894,20 @@ impl Groups {
         Some(topics)
     }
 
-    /// Removes an empty group for DeleteGroups; returns the keys to delete in the log.
-    pub fn delete(&mut self, group_id: &str) -> Result<Vec<RecordKey>, i16> {
+    /// Checks that DeleteGroups may delete the group: it exists and has no members.
+    pub fn check_delete(&self, group_id: &str) -> Result<(), i16> {
         let Some(g) = self.groups.get(group_id) else { return Err(error_code::GROUP_ID_NOT_FOUND) };
         if !g.members.is_empty() || g.state != GroupState::Empty {
             return Err(error_code::NON_EMPTY_GROUP);
         }
-        let mut keys: Vec<RecordKey> = g
-            .offsets
-            .keys()
-            .map(|(t, p)| RecordKey::Offset { group: group_id.to_string(), topic: t.clone(), partition: *p })
-            .collect();
-        keys.push(RecordKey::Group { group: group_id.to_string() });
+        Ok(())
+    }
+
+    /// Forgets a group whose tombstones end at `record_offset`; commits appended before them
+    /// and applied later are ignored.
+    pub fn remove(&mut self, group_id: &str, record_offset: u64, now_ms: i64) {
         self.groups.remove(group_id);
-        Ok(keys)
+        self.deleted.insert(group_id.to_string(), (record_offset, now_ms));
     }
 
     pub fn describe(&self, group_id: &str) -> GroupSummary {
@@ -913,7 +955,7 @@ fn add_member(
     now_ms: i64,
     config: GroupConfig,
 ) -> Result<(), (i16, String)> {
-    if g.members.len() >= GROUP_MEMBERS_MAX {
+    if g.members.len() + g.pending.len() >= GROUP_MEMBERS_MAX {
         return Err((error_code::GROUP_MAX_SIZE_REACHED, member_id));
     }
     g.members.push(Member {
@@ -1039,9 +1081,9 @@ mod tests {
         assert_eq!(answered(&sync_b).unwrap().assignment, Bytes::from("p1"));
         assert_eq!(groups.heartbeat("g", "nobody", None, 2, 300), error_code::UNKNOWN_MEMBER_ID);
         assert_eq!(groups.heartbeat("g", &b, None, 2, 300), error_code::NONE);
-        // Every completed rebalance is stored.
+        // Every completed assignment is stored.
         assert!(groups.writes.iter().all(|(k, v)| matches!(k, RecordKey::Group { .. }) && v.is_some()));
-        assert_eq!(groups.writes.len(), 4);
+        assert_eq!(groups.writes.len(), 2, "stored after each SyncGroup of the leader");
     }
 
     #[test]
@@ -1069,8 +1111,12 @@ mod tests {
         answered(&sync(&mut groups, &b, 3, &[])).unwrap();
         assert_eq!(groups.leave("g", &[(b.clone(), None), ("x".into(), None)], 10_003), vec![0, 25]);
         assert_eq!(groups.state("g"), Some(GroupState::Empty));
-        assert!(groups.delete("g").is_ok());
-        assert_eq!(groups.delete("g"), Err(error_code::GROUP_ID_NOT_FOUND));
+        assert!(groups.check_delete("g").is_ok());
+        groups.remove("g", 100, 10_003);
+        assert_eq!(groups.check_delete("g"), Err(error_code::GROUP_ID_NOT_FOUND));
+        let v = OffsetValue { offset: 1, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: 0 };
+        groups.apply_offset("g", ("t".into(), 0), Some(v), 99);
+        assert!(groups.committed("g", None).is_empty(), "a commit older than the deletion stays deleted");
     }
 
     #[test]
@@ -1133,7 +1179,7 @@ mod tests {
         assert_eq!(groups.validate_commit("g", 1, "ghost", None, 0), Err(error_code::UNKNOWN_MEMBER_ID));
         assert_eq!(groups.validate_commit("g", 7, &a, None, 0), Err(error_code::ILLEGAL_GENERATION));
         assert_eq!(groups.validate_commit("g", 1, &a, None, 0), Ok(()));
-        assert_eq!(groups.delete("g"), Err(error_code::NON_EMPTY_GROUP));
+        assert_eq!(groups.check_delete("g"), Err(error_code::NON_EMPTY_GROUP));
         assert_eq!(groups.validate_commit("other", -1, "", None, 0), Ok(()));
         assert_eq!(groups.validate_commit("third", 3, "m", None, 0), Err(error_code::ILLEGAL_GENERATION));
     }
@@ -1188,7 +1234,13 @@ mod tests {
         groups.apply_group("g", Some(stored), 1_000);
         assert_eq!(groups.state("g"), Some(GroupState::Stable));
         assert_eq!(groups.heartbeat("g", "m", None, 4, 2_000), error_code::NONE);
+        groups.writes.clear();
         groups.tick(12_001);
         assert_eq!(groups.state("g"), Some(GroupState::Empty), "a restored member that never returns expires");
+        groups.tick(12_001 + EMPTY_GROUP_KEPT_MS);
+        // Empty and without offsets for long enough, the group is forgotten (its metadata
+        // tombstoned).
+        assert_eq!(groups.state("g"), None);
+        assert_eq!(groups.writes.last(), Some(&(RecordKey::Group { group: "g".into() }, None)));
     }
 }
