@@ -47,12 +47,15 @@ enum Command {
         #[command(subcommand)]
         command: group_cli::GroupCommand,
     },
-    /// Measure the data disk (sequential bandwidth by block size and queue depth, fdatasync
-    /// latency) and write DATA_DIR/io-properties.toml.
+    /// Measure the data disk (O_DIRECT sequential bandwidth by block size and queue depth,
+    /// 4 KiB write + fdatasync latency), write DATA_DIR/io-properties.toml, and print the fio
+    /// commands that repeat the measurement.
     Iotune {
         #[arg(long, default_value = "ringtail-data")]
         data_dir: std::path::PathBuf,
-        /// Time budget of the measurement, in seconds (2 to 600).
+        /// Time budget of the measurement, in seconds (2 to 600): each of the 12 bandwidth
+        /// points gets SECONDS/18 (a fifth warm-up, the rest measured), the fdatasync test
+        /// SECONDS/6. Use 90 or more for 5 s points that fio can confirm.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },

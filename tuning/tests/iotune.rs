@@ -2,7 +2,7 @@
 //! its time budget, fills every field, cleans up, and its properties file reads back.
 //! It asserts behaviour only, never speed.
 
-use ringtail_tuning::iotune::{measure, write_properties, BLOCK_SIZES_BYTES, QUEUE_DEPTHS};
+use ringtail_tuning::iotune::{fio_commands, measure, write_properties, Plan, BLOCK_SIZES_BYTES, QUEUE_DEPTHS};
 use ringtail_tuning::{iotune, read_properties, IotuneOptions, PROPERTIES_FILE_NAME};
 use std::fs;
 use std::path::Path;
@@ -27,6 +27,14 @@ fn measures_within_budget_and_round_trips_the_properties_file() {
     assert!(BLOCK_SIZES_BYTES.contains(&properties.write_block_bytes));
     assert!(QUEUE_DEPTHS.contains(&properties.flush_concurrency));
     assert_eq!(properties.write_bytes_per_s_max, properties.write.iter().map(|m| m.bytes_per_s).max().unwrap());
+    assert!(properties.fdatasync_call_p50_us <= properties.fdatasync_call_p99_us);
+    assert!(properties.test_file_bytes > 0 && properties.test_file_bytes <= 8 * 1024 * 1024);
+    let plan = Plan::for_budget(2);
+    assert_eq!(properties.ramp_ms, plan.ramp.as_millis() as u64);
+    assert_eq!(properties.window_ms, plan.window.as_millis() as u64);
+    assert_eq!(properties.sync_test_ms, plan.sync_test.as_millis() as u64);
+    let commands = fio_commands(&properties, &dir);
+    assert_eq!(commands.len(), 2 + 2 * runs + 2, "remove, fill, every point, fdatasync, remove: {commands:#?}");
     let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(leftovers.is_empty(), "test files left behind: {leftovers:?}");
 
@@ -44,5 +52,8 @@ fn rejects_a_time_budget_out_of_range() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("iotune-range");
     let error = iotune(IotuneOptions { data_dir: dir.clone(), seconds: 0 }).unwrap_err();
     assert!(error.to_string().contains("--seconds 0 is out of range"), "{error}");
-    assert!(measure(&dir, 2, 1000).is_err(), "test file size must be a multiple of the largest block");
+    assert!(
+        measure(&dir, 2, 1000).is_err(),
+        "test file size must be a multiple of 4 MiB (1 MiB blocks for each of 4 threads)"
+    );
 }
