@@ -251,33 +251,7 @@ pub(crate) fn assign(header_bytes: &mut [u8], base_offset: u64, partition_leader
 /// if the batch is compressed or its records do not parse. Used to answer "first offset with a
 /// timestamp at or after T" at record precision.
 pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(u32, i64)>> {
-    if header.compression() != Compression::None
-        || header.batch_length < BATCH_LENGTH_MIN
-        || batch.len() < header.size()
-    {
-        return None;
-    }
-    let log_append_time = header.attributes & TIMESTAMP_TYPE_BIT != 0;
-    let mut out = Vec::with_capacity(header.record_count.max(0) as usize);
-    let mut at = BATCH_HEADER_BYTES;
-    let end = header.size();
-    for _ in 0..header.record_count {
-        let (length, n) = read_varint(&batch[at..end])?;
-        at += n;
-        let record_end = at.checked_add(usize::try_from(length).ok()?)?;
-        if record_end > end {
-            return None;
-        }
-        let mut p = at + 1; // attributes
-        let (timestamp_delta, n) = read_varint(batch.get(p..record_end)?)?;
-        p += n;
-        let (offset_delta, _) = read_varint(batch.get(p..record_end)?)?;
-        let timestamp =
-            if log_append_time { header.max_timestamp } else { header.base_timestamp.wrapping_add(timestamp_delta) };
-        out.push((u32::try_from(offset_delta).ok()?, timestamp));
-        at = record_end;
-    }
-    Some(out)
+    Some(records(batch, header)?.into_iter().map(|r| (r.offset_delta, r.timestamp)).collect())
 }
 
 /// One record of an uncompressed batch, borrowed from the batch bytes.
@@ -289,9 +263,9 @@ pub struct RecordView<'a> {
     pub value: Option<&'a [u8]>,
 }
 
-/// The records of a validated, uncompressed batch with their keys and values (headers are
-/// skipped), or `None` if the batch is compressed or a record does not parse. Used to replay
-/// the broker's own internal topics.
+/// The records of a validated, uncompressed batch with their offset deltas, timestamps, keys
+/// and values (headers are skipped), or `None` if the batch is compressed or a record does not
+/// parse. Used for timestamp lookups and to replay the broker's own internal topics.
 pub fn records<'a>(batch: &'a [u8], header: &BatchHeader) -> Option<Vec<RecordView<'a>>> {
     if header.compression() != Compression::None
         || header.batch_length < BATCH_LENGTH_MIN
@@ -299,6 +273,7 @@ pub fn records<'a>(batch: &'a [u8], header: &BatchHeader) -> Option<Vec<RecordVi
     {
         return None;
     }
+    let log_append_time = header.attributes & TIMESTAMP_TYPE_BIT != 0;
     let end = header.size();
     let mut out = Vec::with_capacity((header.record_count.max(0) as usize).min(end / RECORD_BYTES_MIN));
     let mut at = BATCH_HEADER_BYTES;
@@ -332,7 +307,11 @@ pub fn records<'a>(batch: &'a [u8], header: &BatchHeader) -> Option<Vec<RecordVi
         let value = field(&mut p)?;
         out.push(RecordView {
             offset_delta: u32::try_from(offset_delta).ok()?,
-            timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
+            timestamp: if log_append_time {
+                header.max_timestamp
+            } else {
+                header.base_timestamp.wrapping_add(timestamp_delta)
+            },
             key,
             value,
         });
