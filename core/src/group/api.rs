@@ -11,7 +11,7 @@ use ringtail_net::messages::describe_groups::{
 };
 use ringtail_net::messages::find_coordinator::{Coordinator, FindCoordinatorRequest, FindCoordinatorResponse};
 use ringtail_net::messages::heartbeat::{HeartbeatRequest, HeartbeatResponse};
-use ringtail_net::messages::join_group::{JoinGroupRequest, JoinGroupResponse, JoinGroupResponseMember};
+use ringtail_net::messages::join_group::JoinGroupRequest;
 use ringtail_net::messages::leave_group::{LeaveGroupRequest, LeaveGroupResponse, MemberResponse};
 use ringtail_net::messages::list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
 use ringtail_net::messages::offset_commit::{
@@ -24,7 +24,7 @@ use ringtail_net::messages::offset_fetch::{
     OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
     OffsetFetchResponseTopic,
 };
-use ringtail_net::messages::sync_group::{SyncGroupRequest, SyncGroupResponse};
+use ringtail_net::messages::sync_group::SyncGroupRequest;
 use ringtail_net::{Reader, Writer};
 
 use super::state::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
@@ -115,26 +115,7 @@ pub async fn join_group(
             member_id: req.member_id,
             ..JoinResponse::default()
         });
-    JoinGroupResponse {
-        throttle_time_ms: 0,
-        error_code: answer.error_code,
-        generation_id: answer.generation_id,
-        protocol_type: answer.protocol_type,
-        protocol_name: answer.protocol_name,
-        leader: answer.leader,
-        skip_assignment: answer.skip_assignment,
-        member_id: answer.member_id,
-        members: answer
-            .members
-            .into_iter()
-            .map(|m| JoinGroupResponseMember {
-                member_id: m.member_id,
-                group_instance_id: m.group_instance_id,
-                metadata: m.metadata,
-            })
-            .collect(),
-    }
-    .encode(&mut w, version);
+    answer.encode(&mut w, version);
     single(w)
 }
 
@@ -153,14 +134,7 @@ pub async fn sync_group(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut 
     let answer = on_coordinator(shard, &group_id, move |s| async move { super::sync(&s, sync).await })
         .await
         .unwrap_or(SyncResponse { error_code: error_code::COORDINATOR_NOT_AVAILABLE, ..SyncResponse::default() });
-    SyncGroupResponse {
-        throttle_time_ms: 0,
-        error_code: answer.error_code,
-        protocol_type: answer.protocol_type,
-        protocol_name: answer.protocol_name,
-        assignment: answer.assignment,
-    }
-    .encode(&mut w, version);
+    answer.encode(&mut w, version);
     single(w)
 }
 

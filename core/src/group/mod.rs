@@ -186,18 +186,12 @@ fn replay_batch(shard: &Shard, partition: i32, batch: &[u8], header: &BatchHeade
 
 /// Appends records to a `__consumer_offsets` partition in as many batches as needed and
 /// returns the offset of each. The live-record map follows at once; the group state is the
-/// caller's business. On an error after some batches, the offsets of those come with it.
-fn append_partial(shard: &Shard, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> (Vec<u64>, Option<i16>) {
-    match append_inner(shard, partition, entries) {
-        Ok(offsets) => (offsets, None),
-        Err((offsets, code)) => (offsets, Some(code)),
-    }
-}
-
+/// caller's business.
 fn append(shard: &Shard, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> Result<Vec<u64>, i16> {
     append_inner(shard, partition, entries).map_err(|(_, code)| code)
 }
 
+/// [`append`], but on an error after some batches the offsets of those come with the error.
 fn append_inner(
     shard: &Shard,
     partition: i32,
@@ -414,7 +408,10 @@ pub async fn commit(
     }
     // Batches appended before a failure are in the log and would be replayed: they are
     // applied and acknowledged like the rest; only the partitions not appended fail.
-    let (record_offsets, failed) = append_partial(shard, partition, &entries);
+    let (record_offsets, failed) = match append_inner(shard, partition, &entries) {
+        Ok(offsets) => (offsets, None),
+        Err((offsets, code)) => (offsets, Some(code)),
+    };
     let durable = match record_offsets.last() {
         Some(&last) => wait_durable(shard, partition, last).await,
         None => Ok(()),

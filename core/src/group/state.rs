@@ -13,6 +13,11 @@ use bytes::Bytes;
 use ringtail_net::error_code;
 
 use super::records::{GroupValue, OffsetValue, RecordKey, StoredMember};
+/// JoinGroup and SyncGroup answers are the wire responses themselves.
+pub use ringtail_net::messages::join_group::{
+    JoinGroupResponse as JoinResponse, JoinGroupResponseMember as JoinMember,
+};
+pub use ringtail_net::messages::sync_group::SyncGroupResponse as SyncResponse;
 
 /// Members per group (Kafka's group.max.size).
 pub const GROUP_MEMBERS_MAX: usize = 1000;
@@ -74,34 +79,8 @@ pub struct JoinRequest {
     pub member_id_required: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinMember {
-    pub member_id: String,
-    pub group_instance_id: Option<String>,
-    pub metadata: Bytes,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JoinResponse {
-    pub error_code: i16,
-    pub generation_id: i32,
-    pub protocol_type: Option<String>,
-    pub protocol_name: Option<String>,
-    pub leader: String,
-    pub skip_assignment: bool,
-    pub member_id: String,
-    pub members: Vec<JoinMember>,
-}
-
-impl JoinResponse {
-    fn error(code: i16, member_id: &str) -> JoinResponse {
-        JoinResponse {
-            error_code: code,
-            generation_id: -1,
-            member_id: member_id.to_string(),
-            ..JoinResponse::default()
-        }
-    }
+fn join_error(code: i16, member_id: &str) -> JoinResponse {
+    JoinResponse { error_code: code, generation_id: -1, member_id: member_id.to_string(), ..JoinResponse::default() }
 }
 
 #[derive(Debug, Clone)]
@@ -115,18 +94,8 @@ pub struct SyncRequest {
     pub assignments: Vec<(String, Bytes)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncResponse {
-    pub error_code: i16,
-    pub protocol_type: Option<String>,
-    pub protocol_name: Option<String>,
-    pub assignment: Bytes,
-}
-
-impl SyncResponse {
-    fn error(code: i16) -> SyncResponse {
-        SyncResponse { error_code: code, ..SyncResponse::default() }
-    }
+fn sync_error(code: i16) -> SyncResponse {
+    SyncResponse { error_code: code, ..SyncResponse::default() }
 }
 
 /// A member as DescribeGroups shows it.
@@ -284,6 +253,7 @@ impl Group {
     fn join_answer(&self, member_id: &str, skip_assignment: bool) -> JoinResponse {
         let leader = self.is_leader(member_id);
         JoinResponse {
+            throttle_time_ms: 0,
             error_code: error_code::NONE,
             generation_id: self.generation,
             protocol_type: self.protocol_type.clone(),
@@ -312,7 +282,7 @@ impl Group {
             for m in &mut self.members {
                 m.assignment = Bytes::new();
                 if let Some(tx) = m.awaiting_sync.take() {
-                    let _ = tx.try_send(SyncResponse::error(error_code::REBALANCE_IN_PROGRESS));
+                    let _ = tx.try_send(sync_error(error_code::REBALANCE_IN_PROGRESS));
                 }
             }
         }
@@ -328,10 +298,10 @@ impl Group {
         let Some(i) = self.members.iter().position(|m| m.member_id == member_id) else { return };
         let m = self.members.remove(i);
         if let Some(tx) = m.awaiting_join {
-            let _ = tx.try_send(JoinResponse::error(error_code::UNKNOWN_MEMBER_ID, member_id));
+            let _ = tx.try_send(join_error(error_code::UNKNOWN_MEMBER_ID, member_id));
         }
         if let Some(tx) = m.awaiting_sync {
-            let _ = tx.try_send(SyncResponse::error(error_code::UNKNOWN_MEMBER_ID));
+            let _ = tx.try_send(sync_error(error_code::UNKNOWN_MEMBER_ID));
         }
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now_ms),
@@ -404,7 +374,7 @@ impl Groups {
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> flume::Receiver<JoinResponse> {
         match self.try_join(req, now_ms) {
             Ok(rx) => rx,
-            Err((code, member_id)) => reply(JoinResponse::error(code, &member_id)),
+            Err((code, member_id)) => reply(join_error(code, &member_id)),
         }
     }
 
@@ -449,10 +419,10 @@ impl Groups {
                 // member id replaces the old, and the old one is fenced.
                 let member = g.member(&old_id).expect("found by instance");
                 if let Some(old) = member.awaiting_join.take() {
-                    let _ = old.try_send(JoinResponse::error(error_code::FENCED_INSTANCE_ID, &old_id));
+                    let _ = old.try_send(join_error(error_code::FENCED_INSTANCE_ID, &old_id));
                 }
                 if let Some(old) = member.awaiting_sync.take() {
-                    let _ = old.try_send(SyncResponse::error(error_code::FENCED_INSTANCE_ID));
+                    let _ = old.try_send(sync_error(error_code::FENCED_INSTANCE_ID));
                 }
                 member.member_id = new_id.clone();
                 member.client_id = req.client_id.clone();
@@ -600,35 +570,36 @@ impl Groups {
 
     pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> flume::Receiver<SyncResponse> {
         let Some(g) = self.groups.get_mut(&req.group_id) else {
-            return reply(SyncResponse::error(if req.group_id.is_empty() {
+            return reply(sync_error(if req.group_id.is_empty() {
                 error_code::INVALID_GROUP_ID
             } else {
                 error_code::UNKNOWN_MEMBER_ID
             }));
         };
         if g.fenced(req.group_instance_id.as_deref(), &req.member_id) {
-            return reply(SyncResponse::error(error_code::FENCED_INSTANCE_ID));
+            return reply(sync_error(error_code::FENCED_INSTANCE_ID));
         }
         if !g.has_member(&req.member_id) {
-            return reply(SyncResponse::error(error_code::UNKNOWN_MEMBER_ID));
+            return reply(sync_error(error_code::UNKNOWN_MEMBER_ID));
         }
         if req.generation_id != g.generation {
-            return reply(SyncResponse::error(error_code::ILLEGAL_GENERATION));
+            return reply(sync_error(error_code::ILLEGAL_GENERATION));
         }
         if req.protocol_type.as_ref().is_some_and(|t| Some(t) != g.protocol_type.as_ref())
             || req.protocol_name.as_ref().is_some_and(|p| Some(p) != g.protocol.as_ref())
         {
-            return reply(SyncResponse::error(error_code::INCONSISTENT_GROUP_PROTOCOL));
+            return reply(sync_error(error_code::INCONSISTENT_GROUP_PROTOCOL));
         }
         let answer = |g: &Group, assignment: Bytes| SyncResponse {
+            throttle_time_ms: 0,
             error_code: error_code::NONE,
             protocol_type: g.protocol_type.clone(),
             protocol_name: g.protocol.clone(),
             assignment,
         };
         match g.state {
-            GroupState::Empty | GroupState::Dead => reply(SyncResponse::error(error_code::UNKNOWN_MEMBER_ID)),
-            GroupState::PreparingRebalance => reply(SyncResponse::error(error_code::REBALANCE_IN_PROGRESS)),
+            GroupState::Empty | GroupState::Dead => reply(sync_error(error_code::UNKNOWN_MEMBER_ID)),
+            GroupState::PreparingRebalance => reply(sync_error(error_code::REBALANCE_IN_PROGRESS)),
             GroupState::Stable => {
                 let m = g.member(&req.member_id).expect("checked");
                 m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
