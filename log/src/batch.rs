@@ -216,6 +216,9 @@ fn check_fields(h: &BatchHeader, origin: Origin) -> Result<(), BatchError> {
     if origin == Origin::Client && h.is_control() {
         return invalid("control batches are written by the broker, not by clients");
     }
+    if origin == Origin::Client && h.is_transactional() {
+        return invalid("transactional batches need a transaction, and transactions are not supported yet");
+    }
     Ok(())
 }
 
@@ -399,6 +402,15 @@ pub mod build {
         out.extend_from_slice(&records);
         reseal(&mut out);
         out
+    }
+
+    /// Marks a built batch as sent by idempotent producer `producer_id` at `epoch`, its first
+    /// record numbered `base_sequence`.
+    pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+        batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+        batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        reseal(batch);
     }
 
     /// Recomputes the CRC after a test edited fields covered by it.

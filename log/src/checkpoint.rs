@@ -23,6 +23,8 @@ const CHECKPOINT_BYTES_MAX: u64 = 1 << 20;
 pub(crate) enum Kind {
     PartitionState = 1,
     CleanShutdown = 2,
+    /// An rkyv archive of a partition's idempotent producer state (`producer::ProducerStates`).
+    ProducerSnapshot = 3,
 }
 
 /// The state a partition keeps beside its segments.
@@ -97,6 +99,11 @@ pub(crate) fn decode(kind: Kind, bytes: &[u8]) -> Result<&[u8], String> {
 
 /// Reads a whole small file, or `None` if it does not exist.
 pub(crate) async fn read_file(path: &Path, faults: &Faults) -> Result<Option<Vec<u8>>, LogError> {
+    read_file_limited(path, faults, CHECKPOINT_BYTES_MAX).await
+}
+
+/// Reads a whole state file of at most `limit` bytes, or `None` if it does not exist.
+pub(crate) async fn read_file_limited(path: &Path, faults: &Faults, limit: u64) -> Result<Option<Vec<u8>>, LogError> {
     faults.check(IoOp::Read, path)?;
     let file = match BufferedFile::open(path).await {
         Ok(f) => f,
@@ -109,7 +116,7 @@ pub(crate) async fn read_file(path: &Path, faults: &Faults) -> Result<Option<Vec
         }
     };
     let size = file.file_size().await.map_err(|e| LogError::io("sizing", path, e))?;
-    if size > CHECKPOINT_BYTES_MAX {
+    if size > limit {
         return Err(LogError::Corrupt {
             path: path.into(),
             position: 0,

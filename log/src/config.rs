@@ -43,6 +43,9 @@ pub struct LogConfig {
     pub flush_bytes_min: usize,
     /// Async durability: fdatasync written batches at least this often.
     pub fsync_interval_ms: u64,
+    /// Forget an idempotent producer's state after it has not written for this long
+    /// (producer.id.expiration.ms); a retry arriving later is no longer recognised.
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -60,6 +63,7 @@ impl Default for LogConfig {
             read_chunk_bytes: 256 << 10,
             flush_bytes_min: 1 << 20,
             fsync_interval_ms: 1000,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod kafka_code {
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const INVALID_RECORD: i16 = 87;
@@ -58,6 +60,8 @@ impl BatchError {
 pub enum LogError {
     #[error(transparent)]
     Batch(#[from] BatchError),
+    #[error(transparent)]
+    Sequence(#[from] crate::producer::SequenceError),
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange { offset: u64, log_start_offset: u64, log_end_offset: u64 },
     #[error("I/O error while {op} {path}: {source}; the log is stopped, restart the broker to recover")]
@@ -73,6 +77,7 @@ impl LogError {
     pub fn kafka_error_code(&self) -> i16 {
         match self {
             LogError::Batch(e) => e.kafka_error_code(),
+            LogError::Sequence(e) => e.kafka_error_code(),
             LogError::OffsetOutOfRange { .. } => kafka_code::OFFSET_OUT_OF_RANGE,
             LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Config { .. } => kafka_code::KAFKA_STORAGE_ERROR,
         }

@@ -11,6 +11,7 @@ mod fault;
 mod flusher;
 pub mod index;
 mod partition;
+pub mod producer;
 mod segment;
 
 pub use batch::{BatchHeader, Compression, Origin};

@@ -19,6 +19,7 @@ use crate::error::LogError;
 use crate::fault::{Faults, IoOp};
 use crate::flusher::Flusher;
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::producer::{ProducerStates, Verdict};
 use crate::segment::{self, segment_path, ScanOutcome};
 
 /// Bytes of a batch header up to the end of partitionLeaderEpoch: baseOffset and the epoch are
@@ -34,6 +35,12 @@ const _: () = assert!(WRITE_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES as usize));
 
 pub(crate) const STATE_FILE: &str = "partition.state";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+pub(crate) const PRODUCER_SNAPSHOT_FILE: &str = "producer.snapshot";
+/// A producer snapshot larger than this is not read (the state is rebuilt from the log).
+const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
+/// Producer snapshots taken at segment rolls and not yet written; older ones are dropped
+/// (recovery then replays a little more of the log).
+const PENDING_SNAPSHOTS_MAX: usize = 2;
 
 /// What `append` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +49,9 @@ pub struct AppendInfo {
     pub last_offset: u64,
     pub max_timestamp: i64,
     pub log_start_offset: u64,
+    /// The batch repeats one an idempotent producer already wrote: nothing was appended and
+    /// the offsets are those of the original.
+    pub duplicate: bool,
 }
 
 /// Whole batches read from the log, as byte chunks to send in order, without copying cached data.
@@ -64,6 +74,12 @@ pub struct RecoveryReport {
     /// Bytes dropped at the first torn or corrupt batch, and in segments after it.
     pub bytes_truncated: u64,
     pub segments_removed: usize,
+    /// Offset of the producer snapshot used, if one was.
+    pub producer_snapshot: Option<u64>,
+    /// Batches read from the log to rebuild the idempotent producer state.
+    pub producer_batches_replayed: u64,
+    /// Why a producer snapshot found on disk was not used (the whole log was replayed).
+    pub producer_snapshot_ignored: Option<String>,
 }
 
 /// A batch in the recent-batch cache: the rewritten header and the body as received.
@@ -200,6 +216,13 @@ struct State {
     /// Queued with the flusher and not yet flushed.
     flush_requested: bool,
     last_sync_ms: i64,
+    /// Idempotent producers' sequences, as of `next_offset`.
+    producers: ProducerStates,
+    /// Producer snapshots taken when segments were created (at their base offsets), waiting
+    /// until the data below them is durable.
+    pending_snapshots: VecDeque<(u64, Vec<u8>)>,
+    /// Offset of the producer snapshot on disk.
+    snapshot_offset: Option<u64>,
 }
 
 impl State {
@@ -233,8 +256,9 @@ pub struct PartitionLog {
     flusher: Weak<Flusher>,
     this: Weak<PartitionLog>,
     state: RefCell<State>,
+    /// Held by a flush, and by anything else that writes the log's state files.
     flush_lock: Semaphore,
-    report: RecoveryReport,
+    report: RefCell<RecoveryReport>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -263,8 +287,15 @@ impl PartitionLog {
             this: this.clone(),
             state: RefCell::new(state),
             flush_lock: Semaphore::new(1),
-            report,
+            report: RefCell::new(report),
         });
+        let (snapshot, replayed, ignored) = log.rebuild_producers().await?;
+        {
+            let mut report = log.report.borrow_mut();
+            report.producer_snapshot = snapshot;
+            report.producer_batches_replayed = replayed;
+            report.producer_snapshot_ignored = ignored;
+        }
         flusher.register(&log);
         Ok(log)
     }
@@ -277,8 +308,8 @@ impl PartitionLog {
         &self.config
     }
 
-    pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.report
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.report.borrow().clone()
     }
 
     pub fn log_start_offset(&self) -> u64 {
@@ -313,6 +344,69 @@ impl PartitionLog {
         self.state.borrow().failed.clone()
     }
 
+    /// The idempotent producer state, as of the log end.
+    pub fn producer_states(&self) -> ProducerStates {
+        self.state.borrow().producers.clone()
+    }
+
+    /// Idempotent producer ids with state in this partition.
+    pub fn producer_count(&self) -> usize {
+        self.state.borrow().producers.len()
+    }
+
+    /// Forgets producers idle for longer than `producer_id_expiration_ms`. Returns how many.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        self.state.borrow_mut().producers.expire(now_ms, self.config.producer_id_expiration_ms)
+    }
+
+    /// Loads the producer snapshot and replays the log after it, so the state equals what
+    /// replaying the whole log would give. Without a usable snapshot the whole log is read.
+    /// Returns the snapshot's offset, if one was used, how many batches were replayed, and why
+    /// a snapshot on disk was not used.
+    async fn rebuild_producers(&self) -> Result<(Option<u64>, u64, Option<String>), LogError> {
+        let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        let loaded = match checkpoint::read_file_limited(&path, &self.faults, PRODUCER_SNAPSHOT_BYTES_MAX).await {
+            Ok(Some(bytes)) => {
+                checkpoint::decode(Kind::ProducerSnapshot, &bytes).and_then(ProducerStates::decode_snapshot).map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(LogError::Corrupt { reason, .. }) => Err(reason),
+            Err(e) => return Err(e),
+        };
+        // A snapshot past the recovered end describes data that is gone: rebuild from the log.
+        let (snapshot, mut producers, mut offset, ignored) = match loaded {
+            Ok(Some((at, mut producers))) if at <= end => {
+                producers.fit_to_log(start, end);
+                (Some(at), producers, at.max(start), None)
+            }
+            Ok(Some((at, _))) => {
+                let reason = format!("its offset {at} is past the recovered log end {end}");
+                (None, ProducerStates::default(), start, Some(reason))
+            }
+            Ok(None) => (None, ProducerStates::default(), start, None),
+            Err(reason) => (None, ProducerStates::default(), start, Some(reason)),
+        };
+        let now = crate::flusher::now_ms();
+        let mut replayed = 0u64;
+        while offset < end {
+            let batches = self.read_batches(offset, self.config.read_chunk_bytes, u64::MAX).await?;
+            let Some(last) = batches.last() else { break };
+            let next = last.last_offset + 1;
+            for b in &batches {
+                let bytes = b.contiguous();
+                let header = BatchHeader::parse(&bytes)?;
+                producers.record(&header, b.base_offset, b.last_offset, now);
+                replayed += 1;
+            }
+            offset = next;
+        }
+        let mut st = self.state.borrow_mut();
+        st.producers = producers;
+        st.snapshot_offset = snapshot;
+        Ok((snapshot, replayed, ignored))
+    }
+
     /// Validates `records` (one or more batches), assigns their offsets and queues them for
     /// writing. Either every batch is appended or none is. The batches become durable when
     /// [`PartitionLog::wait_durable`] on `last_offset` completes.
@@ -320,6 +414,15 @@ impl PartitionLog {
         let batches = batch::validate_records(&records, self.config.batch_bytes_max, Origin::Client)?;
         let mut st = self.state.borrow_mut();
         st.check()?;
+        if let Some(original) = check_producers(&st, &batches, now_ms)? {
+            return Ok(AppendInfo {
+                base_offset: original.base_offset,
+                last_offset: original.last_offset,
+                max_timestamp: original.max_timestamp,
+                log_start_offset: st.log_start_offset,
+                duplicate: true,
+            });
+        }
         let base_offset = st.next_offset;
         let mut max_timestamp = -1;
         for (header, range) in batches {
@@ -347,6 +450,7 @@ impl PartitionLog {
             st.cache_bytes += size;
             st.unflushed_bytes += size;
             st.next_offset = last_offset + 1;
+            st.producers.record(&header, offset, last_offset, now_ms);
             max_timestamp = max_timestamp.max(header.max_timestamp);
         }
         let info = AppendInfo {
@@ -354,6 +458,7 @@ impl PartitionLog {
             last_offset: st.next_offset - 1,
             max_timestamp,
             log_start_offset: st.log_start_offset,
+            duplicate: false,
         };
         let wants_flush = match self.config.durability {
             Durability::Sync => true,
@@ -392,6 +497,13 @@ impl PartitionLog {
                 s.sealed = true;
             }
             st.segments.push_back(Segment::new(next_offset));
+            // The producer state as of the new segment's base: written once the data below it
+            // is durable, so that recovery replays only from there.
+            let snapshot = st.producers.encode_snapshot(next_offset);
+            if st.pending_snapshots.len() == PENDING_SNAPSHOTS_MAX {
+                st.pending_snapshots.pop_front();
+            }
+            st.pending_snapshots.push_back((next_offset, snapshot));
         }
     }
 
@@ -602,12 +714,20 @@ impl PartitionLog {
             st.segments[i].finalized = true;
             st.segments[i].allocated = size;
         }
-        let state = {
+        let (state, snapshot) = {
             let mut st = self.state.borrow_mut();
             let point = st.segments.iter().find(|s| !s.finalized).map_or(st.next_offset, |s| s.base_offset);
             st.recovery_point = point;
-            PartitionState { log_start_offset: st.log_start_offset, recovery_point: point }
+            let snapshot = take_snapshot(&mut st, point);
+            (PartitionState { log_start_offset: st.log_start_offset, recovery_point: point }, snapshot)
         };
+        // Only durable batches are in the snapshot (it was taken at or below the point), and
+        // recovery replays the log from whichever snapshot it finds.
+        if let Some((offset, bytes)) = snapshot {
+            let framed = checkpoint::encode(Kind::ProducerSnapshot, &bytes);
+            checkpoint::write_atomic(&self.dir, PRODUCER_SNAPSHOT_FILE, framed, &self.faults).await?;
+            self.state.borrow_mut().snapshot_offset = Some(offset);
+        }
         checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await
     }
 
@@ -777,6 +897,9 @@ impl PartitionLog {
     /// Moves the log start offset forward (DeleteRecords) and deletes the sealed segments wholly
     /// below it. Returns how many segments were deleted.
     pub async fn advance_log_start_offset(&self, offset: u64) -> Result<usize, LogError> {
+        // Flushes write the same state file: one writer at a time, or their temporary files
+        // collide.
+        let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
         let (state, victims) = {
             let mut st = self.state.borrow_mut();
             st.check()?;
@@ -791,6 +914,7 @@ impl PartitionLog {
                 return Ok(0);
             }
             st.log_start_offset = offset;
+            st.producers.truncate_below(offset);
             let mut victims = Vec::new();
             while st.segments.len() > 1 && st.segments[0].finalized && st.segments[0].next_offset <= offset {
                 let s = st.segments.pop_front().expect("checked");
@@ -852,6 +976,54 @@ impl PartitionLog {
         let sync_due = now_ms.saturating_sub(st.last_sync_ms) >= self.config.fsync_interval_ms as i64;
         (has_unflushed, sync_due)
     }
+}
+
+/// Checks a client's batches against the producer state, as if each were appended in turn.
+/// Returns the original of a retried batch (which must then be the only batch), `None` if
+/// every batch may be appended.
+fn check_producers(
+    st: &State,
+    batches: &[(BatchHeader, std::ops::Range<usize>)],
+    now_ms: i64,
+) -> Result<Option<crate::producer::BatchMeta>, LogError> {
+    match batches {
+        [(h, _)] => match st.producers.check(h)? {
+            Verdict::Duplicate(original) => Ok(Some(original)),
+            Verdict::Append => Ok(None),
+        },
+        _ if batches.iter().all(|(h, _)| h.producer_id < 0) => Ok(None),
+        _ => {
+            // Several batches of idempotent producers in one request (Kafka allows one per
+            // partition): check each against the state the ones before it would leave.
+            let mut scratch = st.producers.subset(batches.iter().map(|(h, _)| h.producer_id));
+            let mut offset = st.next_offset;
+            for (h, _) in batches {
+                if let Verdict::Duplicate(_) = scratch.check(h)? {
+                    return Err(crate::error::BatchError::Invalid {
+                        reason: "a retried batch of an idempotent producer must be sent alone",
+                    }
+                    .into());
+                }
+                scratch.record(h, offset, offset + h.offset_count() - 1, now_ms);
+                offset += h.offset_count();
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The producer snapshot to write now that everything below `point` is durable: the newest
+/// pending one at or below it, or the current state if every batch is below it. `None` if
+/// the one on disk is as new.
+fn take_snapshot(st: &mut State, point: u64) -> Option<(u64, Vec<u8>)> {
+    let mut chosen = None;
+    while st.pending_snapshots.front().is_some_and(|(at, _)| *at <= point) {
+        chosen = st.pending_snapshots.pop_front();
+    }
+    if point == st.next_offset && chosen.as_ref().is_none_or(|(at, _)| *at < point) {
+        chosen = Some((point, st.producers.encode_snapshot(point)));
+    }
+    chosen.filter(|(at, _)| st.snapshot_offset.is_none_or(|on_disk| *at > on_disk))
 }
 
 /// A batch read from cache or disk: header and body chunks.
@@ -1198,6 +1370,9 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         next_waiter_id: 0,
         flush_requested: false,
         last_sync_ms: 0,
+        producers: ProducerStates::default(),
+        pending_snapshots: VecDeque::new(),
+        snapshot_offset: None,
     };
     debug_assert!(BLOCK_BYTES as usize >= BATCH_HEADER_BYTES);
     Ok((st, report))

@@ -40,7 +40,7 @@ fn appends_get_offsets_and_read_back_byte_for_byte() {
         task.await;
         log.close(0).await.unwrap();
         let log = open(&dir, &config, &flusher).await;
-        let report = log.recovery_report().clone();
+        let report = log.recovery_report();
         assert!(report.clean_shutdown, "{report:?}");
         assert_eq!(report.segments_scanned, 0, "{report:?}");
         assert_matches(&log, &model, &mut rng).await;
