@@ -68,6 +68,11 @@ pub struct ServeArgs {
     /// Longest session timeout a group member may ask for, in ms (default 1800000).
     #[arg(long, env = "RINGTAIL_GROUP_SESSION_TIMEOUT_MS_MAX")]
     pub group_session_timeout_ms_max: Option<i32>,
+    /// Forget an idempotent producer's sequence numbers in a partition after it has not
+    /// written there for this long, in ms (default 86400000, a day, as Kafka's
+    /// producer.id.expiration.ms). A retry arriving later is appended again.
+    #[arg(long, env = "RINGTAIL_PRODUCER_ID_EXPIRATION_MS")]
+    pub producer_id_expiration_ms: Option<u64>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -88,6 +93,7 @@ struct FileConfig {
     group_initial_rebalance_delay_ms: Option<i32>,
     group_session_timeout_ms_min: Option<i32>,
     group_session_timeout_ms_max: Option<i32>,
+    producer_id_expiration_ms: Option<u64>,
 }
 
 /// The resolved configuration of a broker.
@@ -216,6 +222,14 @@ impl BrokerConfig {
                 ),
             });
         }
+        let producer_id_expiration_ms =
+            args.producer_id_expiration_ms.or(file.producer_id_expiration_ms).unwrap_or(24 * 3600 * 1000);
+        if producer_id_expiration_ms < 1000 {
+            return Err(ConfigError::Invalid {
+                setting: "producer-id-expiration-ms",
+                message: format!("{producer_id_expiration_ms} is below 1000"),
+            });
+        }
         Ok(BrokerConfig {
             listen,
             advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
@@ -227,7 +241,7 @@ impl BrokerConfig {
             default_partitions,
             request_bytes_max,
             log_filter: args.log.or(file.log).unwrap_or_else(|| "info".into()),
-            log: LogConfig { durability, ..LogConfig::default() },
+            log: LogConfig { durability, producer_id_expiration_ms, ..LogConfig::default() },
             write_shape: None,
             offsets_topic_partitions,
             groups,

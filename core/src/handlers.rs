@@ -20,6 +20,7 @@ use ringtail_net::messages::describe_configs::{
     DescribeConfigsRequest, DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse};
+use ringtail_net::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use ringtail_net::messages::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
@@ -97,6 +98,7 @@ pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes, client_host: &str) 
         ApiKey::DescribeGroups => group::api::describe_groups(shard, &mut body, version, w).await,
         ApiKey::ListGroups => group::api::list_groups(shard, &mut body, version, w).await,
         ApiKey::DeleteGroups => group::api::delete_groups(shard, &mut body, version, w).await,
+        ApiKey::InitProducerId => init_producer_id(shard, &mut body, version, w).await,
     };
     match result {
         Ok(Some(chunks)) => Outcome::Respond(chunks),
@@ -277,10 +279,44 @@ async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writ
             slot.error_code = r.error_code;
             slot.base_offset = r.base_offset;
             slot.log_start_offset = r.log_start_offset;
+            slot.error_message = r.error_message;
         }
     }
     if req.acks == 0 {
         return Ok(None);
+    }
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+/// Hands out a new producer id at epoch 0 for idempotence. As in Kafka, a producer without a
+/// transactional id that sends its current id and epoch (v3+, to bump the epoch after an
+/// error) gets a new id. Transactional ids are refused until transactions exist.
+async fn init_producer_id(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = InitProducerIdRequest::decode(body, version)?;
+    let mut resp = InitProducerIdResponse { throttle_time_ms: 0, error_code: 0, producer_id: -1, producer_epoch: -1 };
+    if req.transactional_id.is_some() {
+        resp.error_code = error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    } else {
+        let allocated = shard
+            .on_shard(0, |s| async move {
+                match &s.producer_ids {
+                    Some(ids) => ids.allocate().await,
+                    None => Err("shard 0 has no producer id allocator".to_string()),
+                }
+            })
+            .await;
+        match allocated {
+            Some(Ok(id)) => {
+                resp.producer_id = id;
+                resp.producer_epoch = 0;
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot allocate a producer id");
+                resp.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
+            }
+            None => resp.error_code = error_code::COORDINATOR_NOT_AVAILABLE,
+        }
     }
     resp.encode(&mut w, version);
     single(w)
@@ -583,7 +619,12 @@ fn describe_cluster(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: W
 
 impl Default for ProduceResult {
     fn default() -> Self {
-        ProduceResult { error_code: error_code::UNKNOWN_SERVER_ERROR, base_offset: -1, log_start_offset: -1 }
+        ProduceResult {
+            error_code: error_code::UNKNOWN_SERVER_ERROR,
+            base_offset: -1,
+            log_start_offset: -1,
+            error_message: None,
+        }
     }
 }
 

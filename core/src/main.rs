@@ -7,6 +7,7 @@ mod group;
 mod group_cli;
 mod handlers;
 mod metadata;
+mod producer_ids;
 mod server;
 mod shard;
 

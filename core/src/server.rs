@@ -77,6 +77,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot resolve data directory {}: {e}", config.data_dir.display()))?;
     let metadata = Arc::new(load_metadata(&config)?);
+    let producer_ids_start = crate::producer_ids::load(&config.data_dir)?;
     let config = Arc::new(config);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(INBOX_MESSAGES_MAX)).unzip();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -86,7 +87,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores)).name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
-                let result = run_shard(id, config, peers, metadata, inbox).await;
+                let result = run_shard(id, config, peers, metadata, inbox, producer_ids_start).await;
                 if let Err(e) = &result {
                     // A shard that cannot run leaves its partitions unserved: stop the broker.
                     tracing::error!(shard = id, error = %e, "shard failed; stopping the broker");
@@ -142,8 +143,9 @@ async fn run_shard(
     peers: Vec<flume::Sender<ShardMsg>>,
     metadata: Arc<Metadata>,
     inbox: flume::Receiver<ShardMsg>,
+    producer_ids_start: i64,
 ) -> Result<(), String> {
-    let shard = Shard::new(id, config.clone(), peers, metadata);
+    let shard = Shard::new(id, config.clone(), peers, metadata, producer_ids_start);
     ringtail_log::prime_direct_io(&config.data_dir).await.map_err(|e| e.to_string())?;
     shard.open_owned().await.map_err(|e| format!("shard {id}: {e}"))?;
     let flusher_task = shard.flusher.spawn();
@@ -184,6 +186,10 @@ async fn run_shard(
                 for log in logs {
                     if let Err(e) = log.enforce_retention(ringtail_log::now_ms()).await {
                         tracing::error!(error = %e, dir = %log.dir().display(), "retention failed");
+                    }
+                    let expired = log.expire_producers(ringtail_log::now_ms());
+                    if expired > 0 {
+                        tracing::debug!(expired, dir = %log.dir().display(), "expired idle producer ids");
                     }
                 }
             }

@@ -37,11 +37,13 @@ pub struct ProduceItem {
     pub records: Bytes,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProduceResult {
     pub error_code: i16,
     pub base_offset: i64,
     pub log_start_offset: i64,
+    /// Why the batch was refused, for the response's error message.
+    pub error_message: Option<String>,
 }
 
 /// One partition's part of a fetch request.
@@ -187,6 +189,8 @@ pub struct Shard {
     pub admin_lock: glommio::sync::Semaphore,
     /// The group coordinator for the `__consumer_offsets` partitions this shard owns.
     pub coordinator: crate::group::Coordinator,
+    /// Producer id allocation, on shard 0 only.
+    pub producer_ids: Option<crate::producer_ids::ProducerIds>,
 }
 
 pub fn partition_dir(data_dir: &std::path::Path, topic: &str, partition: i32) -> PathBuf {
@@ -232,10 +236,13 @@ impl Shard {
         config: Arc<BrokerConfig>,
         peers: Vec<flume::Sender<ShardMsg>>,
         metadata: Arc<Metadata>,
+        producer_ids_start: i64,
     ) -> Rc<Shard> {
         let controller = (id == 0).then(|| RefCell::new(crate::admin::Controller::new(metadata.as_ref().clone())));
         let flusher = Flusher::new(Faults::default(), FLUSH_TICK);
         let config_groups = config.groups;
+        let producer_ids =
+            (id == 0).then(|| crate::producer_ids::ProducerIds::new(config.data_dir.clone(), producer_ids_start));
         if let Some((write_bytes, writes_in_flight)) = config.write_shape {
             flusher.set_write_shape(write_bytes, writes_in_flight);
         }
@@ -254,6 +261,7 @@ impl Shard {
             controller,
             admin_lock: glommio::sync::Semaphore::new(1),
             coordinator: crate::group::Coordinator::new(config_groups),
+            producer_ids,
         })
     }
 
@@ -330,6 +338,14 @@ impl Shard {
             if !report.clean_shutdown && (report.segments_scanned > 0 || report.bytes_truncated > 0) {
                 tracing::warn!(topic, partition = p, ?report, "recovered partition after an unclean shutdown");
             }
+            if let Some(reason) = &report.producer_snapshot_ignored {
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    reason,
+                    "producer snapshot not used; rebuilt the producer state from the log"
+                );
+            }
             self.logs.borrow_mut().insert((topic.to_string(), p), log);
         }
         Ok(())
@@ -366,6 +382,7 @@ impl Shard {
                     error_code: error_code::UNKNOWN_TOPIC_OR_PARTITION,
                     base_offset: -1,
                     log_start_offset: -1,
+                    error_message: None,
                 });
                 continue;
             };
@@ -375,6 +392,7 @@ impl Shard {
                         error_code: error_code::NONE,
                         base_offset: info.base_offset as i64,
                         log_start_offset: info.log_start_offset as i64,
+                        error_message: None,
                     });
                     if acks != 0 && log.config().durability == Durability::Sync {
                         waits.push((i, log.wait_durable(info.last_offset)));
@@ -386,10 +404,12 @@ impl Shard {
                 }
                 Err(e) => {
                     self.check_fatal(&e);
+                    tracing::debug!(topic = item.topic, partition = item.partition, error = %e, "produce refused");
                     results.push(ProduceResult {
                         error_code: e.kafka_error_code(),
                         base_offset: -1,
                         log_start_offset: -1,
+                        error_message: Some(e.to_string()),
                     });
                 }
             }

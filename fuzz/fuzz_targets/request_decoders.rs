@@ -42,5 +42,6 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::DeleteGroups => delete_groups::DeleteGroupsRequest::decode(r, version).map(drop),
         ApiKey::OffsetDelete => offset_delete::OffsetDeleteRequest::decode(r, version).map(drop),
         ApiKey::DescribeCluster => describe_cluster::DescribeClusterRequest::decode(r, version).map(drop),
+        ApiKey::InitProducerId => init_producer_id::InitProducerIdRequest::decode(r, version).map(drop),
     };
 });

@@ -20,6 +20,7 @@ use ringtail_net::messages::describe_configs::DescribeConfigsRequest;
 use ringtail_net::messages::describe_groups::DescribeGroupsRequest;
 use ringtail_net::messages::find_coordinator::FindCoordinatorRequest;
 use ringtail_net::messages::heartbeat::HeartbeatRequest;
+use ringtail_net::messages::init_producer_id::InitProducerIdRequest;
 use ringtail_net::messages::join_group::JoinGroupRequest;
 use ringtail_net::messages::leave_group::LeaveGroupRequest;
 use ringtail_net::messages::list_groups::ListGroupsRequest;
@@ -163,6 +164,11 @@ fn sync_group() {
 #[test]
 fn heartbeat() {
     check(ApiKey::Heartbeat, HeartbeatRequest::decode);
+}
+
+#[test]
+fn init_producer_id() {
+    check(ApiKey::InitProducerId, InitProducerIdRequest::decode);
 }
 
 #[test]

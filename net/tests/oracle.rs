@@ -21,6 +21,7 @@ use ringtail_net::messages::describe_configs::*;
 use ringtail_net::messages::describe_groups::*;
 use ringtail_net::messages::find_coordinator::*;
 use ringtail_net::messages::heartbeat::*;
+use ringtail_net::messages::init_producer_id::*;
 use ringtail_net::messages::join_group::*;
 use ringtail_net::messages::leave_group::*;
 use ringtail_net::messages::list_groups::*;
@@ -1000,6 +1001,36 @@ fn heartbeat() {
         let resp = HeartbeatResponse { throttle_time_ms: if v >= 1 { 100 } else { 0 }, error_code: 27 };
         let theirs: kp::HeartbeatResponse = oracle_decode(encode_ours(|w| resp.encode(w, v)), v);
         let back = HeartbeatResponse { throttle_time_ms: theirs.throttle_time_ms, error_code: theirs.error_code };
+        assert_eq!(back, resp, "v{v}");
+    }
+}
+
+#[test]
+fn init_producer_id() {
+    for v in versions(ApiKey::InitProducerId) {
+        let req = common::init_producer_id_request(v);
+        let ours = decode_ours(oracle_encode(&req, v), v, InitProducerIdRequest::decode);
+        let expected = InitProducerIdRequest {
+            transactional_id: Some("orders-txn".into()),
+            transaction_timeout_ms: 60_000,
+            producer_id: if v >= 3 { 4001 } else { -1 },
+            producer_epoch: if v >= 3 { 3 } else { -1 },
+        };
+        assert_eq!(ours, expected, "v{v}");
+        // Idempotence only: no transactional id.
+        let bare = kp::InitProducerIdRequest::default().with_transactional_id(None);
+        let ours = decode_ours(oracle_encode(&bare, v), v, InitProducerIdRequest::decode);
+        assert_eq!(ours.transactional_id, None, "v{v}");
+
+        let resp =
+            InitProducerIdResponse { throttle_time_ms: 5, error_code: 0, producer_id: 1 << 40, producer_epoch: 7 };
+        let theirs: kp::InitProducerIdResponse = oracle_decode(encode_ours(|w| resp.encode(w, v)), v);
+        let back = InitProducerIdResponse {
+            throttle_time_ms: theirs.throttle_time_ms,
+            error_code: theirs.error_code,
+            producer_id: theirs.producer_id.0,
+            producer_epoch: theirs.producer_epoch,
+        };
         assert_eq!(back, resp, "v{v}");
     }
 }

@@ -25,6 +25,7 @@ API_LIST_GROUPS = 16
 API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
 API_DELETE_TOPICS = 20
+API_INIT_PRODUCER_ID = 22
 API_DELETE_GROUPS = 42
 API_OFFSET_DELETE = 47
 
@@ -152,15 +153,18 @@ assert crc32c(b"123456789") == 0xE3069283, "CRC-32C check value"
 
 # ---- record batches -----------------------------------------------------------------------
 
-def record_batch(values: list[bytes], base_timestamp_ms: int | None = None) -> bytes:
-    """An uncompressed magic-2 record batch of keyless records, base offset 0, no producer id."""
+def record_batch(values: list[bytes], base_timestamp_ms: int | None = None,
+                 producer: tuple[int, int, int] = (-1, -1, -1)) -> bytes:
+    """An uncompressed magic-2 record batch of keyless records, base offset 0; `producer` is
+    (producer id, epoch, base sequence), none by default."""
     ts = int(time.time() * 1000) if base_timestamp_ms is None else base_timestamp_ms
     records = b""
     for i, v in enumerate(values):
         body = i8(0) + varint(0) + varint(i) + varint(-1) + varint(len(v)) + v + varint(0)
         records += varint(len(body)) + body
-    after_crc = (i16(0) + i32(len(values) - 1) + i64(ts) + i64(ts) + i64(-1) + i16(-1) + i32(-1)
-                 + i32(len(values)) + records)
+    producer_id, epoch, sequence = producer
+    after_crc = (i16(0) + i32(len(values) - 1) + i64(ts) + i64(ts) + i64(producer_id) + i16(epoch)
+                 + i32(sequence) + i32(len(values)) + records)
     crc = crc32c(after_crc)
     after_length = i32(0) + i8(2) + struct.pack(">I", crc) + after_crc
     return i64(0) + i32(len(after_length)) + after_length
@@ -353,6 +357,35 @@ def produce_v3(sock: socket.socket, topic: str, partition: int, batch: bytes, ac
     index, error, base_offset, _append_time = topics[0][1][0]
     assert index == partition
     return error, base_offset
+
+
+def produce_v8(sock: socket.socket, topic: str, partition: int, batch: bytes, acks: int = -1,
+               correlation_id: int = 1) -> tuple[int, int, str | None]:
+    """Produce v8 of one batch to one partition. Returns (error_code, base_offset, error_message)."""
+    body = (string(None) + i16(acks) + i32(10000)
+            + array([string(topic) + array([i32(partition) + bytes_field(batch)])]))
+    r = roundtrip(sock, API_PRODUCE, 8, body, correlation_id)
+
+    def partition_response(r):
+        index, error, base_offset, _append_time, _log_start = r.i32(), r.i16(), r.i64(), r.i64(), r.i64()
+        r.array(lambda r: (r.i32(), r.string()))  # record errors
+        return index, error, base_offset, r.string()
+
+    topics = r.array(lambda r: (r.string(), r.array(partition_response)))
+    r.i32()  # throttle
+    assert r.remaining() == 0
+    index, error, base_offset, message = topics[0][1][0]
+    assert index == partition
+    return error, base_offset, message
+
+
+def init_producer_id_v1(sock: socket.socket, transactional_id: str | None = None) -> tuple[int, int, int]:
+    """InitProducerId v1. Returns (error_code, producer_id, producer_epoch)."""
+    r = roundtrip(sock, API_INIT_PRODUCER_ID, 1, string(transactional_id) + i32(60000))
+    r.i32()  # throttle
+    out = (r.i16(), r.i64(), r.i16())
+    assert r.remaining() == 0
+    return out
 
 
 def fetch_v4(sock: socket.socket, topic: str, partition: int, offset: int,

@@ -386,6 +386,17 @@ pub fn delete_groups_request(_v: i16) -> kp::DeleteGroupsRequest {
     kp::DeleteGroupsRequest::default().with_groups_names(vec![group("orders-app"), group("audit")])
 }
 
+pub fn init_producer_id_request(v: i16) -> kp::InitProducerIdRequest {
+    let request = kp::InitProducerIdRequest::default()
+        .with_transactional_id(Some(kp::TransactionalId(s("orders-txn"))))
+        .with_transaction_timeout_ms(60_000);
+    if v >= 3 {
+        request.with_producer_id(kp::ProducerId(4001)).with_producer_epoch(3)
+    } else {
+        request
+    }
+}
+
 /// A valid encoded request of every API this module covers, at `v`.
 pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
     match key {
@@ -407,6 +418,7 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::ListGroups => oracle_encode(&list_groups_request(v), v),
         ApiKey::DescribeGroups => oracle_encode(&describe_groups_request(v), v),
         ApiKey::DeleteGroups => oracle_encode(&delete_groups_request(v), v),
+        ApiKey::InitProducerId => oracle_encode(&init_producer_id_request(v), v),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -1,0 +1,122 @@
+//! Producer ids for InitProducerId: handed out by shard 0, never twice, not even across crashes.
+//!
+//! Ids are reserved in blocks, as Kafka's controller does: the file `producer-ids` records the
+//! end of the block in use, and is rewritten (atomically and durably) before the first id of
+//! the next block is handed out. After a restart allocation starts at the recorded end, so ids
+//! of a block that was not used up are skipped, never reused. Layout in `log/FORMAT.md`.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+pub const FILE: &str = "producer-ids";
+/// Ids reserved by one write of the file.
+pub const BLOCK: i64 = 1000;
+const MAGIC: &[u8; 4] = b"RTPI";
+const VERSION: u16 = 1;
+const FILE_BYTES: usize = 4 + 2 + 8 + 4;
+
+/// The end of the reserved block, framed: magic, version, end (i64 big-endian), CRC-32C.
+pub fn encode(end: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FILE_BYTES);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_be_bytes());
+    out.extend_from_slice(&end.to_be_bytes());
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Result<i64, String> {
+    if bytes.len() != FILE_BYTES || &bytes[0..4] != MAGIC {
+        return Err(format!("not a producer id file ({} bytes)", bytes.len()));
+    }
+    let version = u16::from_be_bytes([bytes[4], bytes[5]]);
+    if version != VERSION {
+        return Err(format!("version {version} is not supported (this build reads {VERSION})"));
+    }
+    let crc = u32::from_be_bytes(bytes[14..18].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&bytes[..14]) != crc {
+        return Err("CRC mismatch".into());
+    }
+    let end = i64::from_be_bytes(bytes[6..14].try_into().expect("8 bytes"));
+    if end < 0 {
+        return Err(format!("negative block end {end}"));
+    }
+    Ok(end)
+}
+
+/// Reads where allocation resumes, at start-up (main thread, before the shards run).
+pub fn load(data_dir: &Path) -> anyhow::Result<i64> {
+    let path = data_dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is damaged ({e}). Producer ids must never be reused: restore the file, or write one \
+                 past every id in use (see log/FORMAT.md)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The allocator, on shard 0.
+pub struct ProducerIds {
+    dir: PathBuf,
+    next: Cell<i64>,
+    /// Ids below this are reserved on disk.
+    end: Cell<i64>,
+    /// One block write at a time.
+    lock: glommio::sync::Semaphore,
+    /// Set after a failed write: the disk cannot be trusted, nothing more is handed out.
+    failed: Cell<bool>,
+}
+
+impl ProducerIds {
+    pub fn new(dir: PathBuf, start: i64) -> Self {
+        ProducerIds {
+            dir,
+            next: Cell::new(start),
+            end: Cell::new(start),
+            lock: glommio::sync::Semaphore::new(1),
+            failed: Cell::new(false),
+        }
+    }
+
+    /// A producer id never handed out before, or why none can be.
+    pub async fn allocate(&self) -> Result<i64, String> {
+        let _permit = self.lock.acquire_permit(1).await.map_err(|_| "the allocator is closed".to_string())?;
+        if self.failed.get() {
+            return Err("an earlier write of the producer id file failed; restart the broker".into());
+        }
+        if self.next.get() >= self.end.get() {
+            let end = self.next.get().checked_add(BLOCK).ok_or("producer ids are exhausted")?;
+            if let Err(e) = ringtail_log::write_file_atomic(&self.dir, FILE, encode(end)).await {
+                self.failed.set(true);
+                return Err(e.to_string());
+            }
+            self.end.set(end);
+        }
+        let id = self.next.get();
+        self.next.set(id + 1);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_round_trip_and_damage() {
+        let bytes = encode(12_000);
+        assert_eq!(decode(&bytes), Ok(12_000));
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(decode(&bad).is_err(), "flip at {i}");
+        }
+        assert!(decode(&bytes[..10]).is_err());
+    }
+}
