@@ -13,6 +13,8 @@ import struct
 import threading
 from collections import Counter
 
+import kwire
+
 API_PRODUCE = 0
 
 
@@ -87,24 +89,12 @@ def produce_batches(payload: bytes) -> list[tuple[str, int, int, int, int]]:
     return out
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        try:
-            chunk = sock.recv(n - len(buf))
-        except OSError:
-            return None
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
-
-
 def _recv_frame(sock: socket.socket) -> bytes | None:
-    size = _recv_exact(sock, 4)
-    if size is None:
+    """One frame, or None once either side closed (another thread may close the socket)."""
+    try:
+        return kwire.recv_frame(sock)
+    except OSError:
         return None
-    return _recv_exact(sock, struct.unpack(">i", size)[0])
 
 
 class ResponseDroppingProxy:
