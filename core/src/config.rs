@@ -73,6 +73,13 @@ pub struct ServeArgs {
     /// producer.id.expiration.ms). A retry arriving later is appended again.
     #[arg(long, env = "RINGTAIL_PRODUCER_ID_EXPIRATION_MS")]
     pub producer_id_expiration_ms: Option<u64>,
+    /// Address of the admin HTTP endpoint (/metrics, /health, /ready), or `none`
+    /// (default 127.0.0.1:9644).
+    #[arg(long, env = "RINGTAIL_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Record metrics (default true); `false` only to measure what recording costs.
+    #[arg(long, env = "RINGTAIL_METRICS")]
+    pub metrics: Option<bool>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -94,6 +101,8 @@ struct FileConfig {
     group_session_timeout_ms_min: Option<i32>,
     group_session_timeout_ms_max: Option<i32>,
     producer_id_expiration_ms: Option<u64>,
+    admin_listen: Option<String>,
+    metrics: Option<bool>,
 }
 
 /// The resolved configuration of a broker.
@@ -117,6 +126,9 @@ pub struct BrokerConfig {
     /// Partitions of `__consumer_offsets` when it is created.
     pub offsets_topic_partitions: i32,
     pub groups: GroupConfig,
+    /// The admin HTTP endpoint, if any.
+    pub admin_listen: Option<SocketAddr>,
+    pub metrics: bool,
 }
 
 /// Why the configuration is unusable; says which setting to fix.
@@ -230,6 +242,14 @@ impl BrokerConfig {
                 message: format!("{producer_id_expiration_ms} is below 1000"),
             });
         }
+        let admin_name = args.admin_listen.or(file.admin_listen).unwrap_or_else(|| "127.0.0.1:9644".into());
+        let admin_listen = match admin_name.as_str() {
+            "none" => None,
+            name => Some(name.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid {
+                setting: "admin-listen",
+                message: format!("`{name}` is neither ip:port nor `none`"),
+            })?),
+        };
         Ok(BrokerConfig {
             listen,
             advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
@@ -245,6 +265,8 @@ impl BrokerConfig {
             write_shape: None,
             offsets_topic_partitions,
             groups,
+            admin_listen,
+            metrics: args.metrics.or(file.metrics).unwrap_or(true),
         })
     }
 }

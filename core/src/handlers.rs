@@ -282,6 +282,19 @@ async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writ
             slot.error_message = r.error_message;
         }
     }
+    let refused =
+        resp.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t, p))).find(|(_, p)| p.error_code != 0);
+    if let Some((t, p)) = refused {
+        // One line per refused request, with the first partition's reason.
+        shard.metrics.error(ApiKey::Produce);
+        tracing::info!(
+            topic = t.name,
+            partition = p.index,
+            error_code = p.error_code,
+            reason = p.error_message.as_deref().unwrap_or(""),
+            "produce refused"
+        );
+    }
     if req.acks == 0 {
         return Ok(None);
     }
@@ -317,6 +330,9 @@ async fn init_producer_id(shard: &Rc<Shard>, body: &mut Reader, version: i16, mu
             }
             None => resp.error_code = error_code::COORDINATOR_NOT_AVAILABLE,
         }
+    }
+    if resp.error_code != 0 {
+        shard.metrics.error(ApiKey::InitProducerId);
     }
     resp.encode(&mut w, version);
     single(w)
@@ -394,6 +410,9 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
             slot.records = r.records;
         }
     }
+    if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
+        shard.metrics.error(ApiKey::Fetch);
+    }
     Ok(Some(resp.encode_chunks(w, version)))
 }
 
@@ -430,6 +449,9 @@ async fn list_offsets(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w:
         slot.error_code = r.error_code;
         slot.offset = r.offset;
         slot.timestamp = r.timestamp;
+    }
+    if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
+        shard.metrics.error(ApiKey::ListOffsets);
     }
     resp.encode(&mut w, version);
     single(w)

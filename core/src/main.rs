@@ -2,11 +2,13 @@
 //! check the machine and measure its disk.
 
 mod admin;
+mod admin_http;
 mod config;
 mod group;
 mod group_cli;
 mod handlers;
 mod metadata;
+mod metrics;
 mod producer_ids;
 mod server;
 mod shard;

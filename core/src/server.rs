@@ -80,14 +80,20 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let producer_ids_start = crate::producer_ids::load(&config.data_dir)?;
     let config = Arc::new(config);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(INBOX_MESSAGES_MAX)).unzip();
+    let readiness = crate::admin_http::Readiness::new(config.shards);
+    if let Some(listen) = config.admin_listen {
+        // Before the shards recover their logs, so /ready can say they are still recovering.
+        crate::admin_http::spawn(listen, senders.clone(), readiness.clone())?;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::new();
     for (id, inbox) in receivers.into_iter().enumerate() {
-        let (config, peers, metadata) = (config.clone(), senders.clone(), metadata.clone());
+        let (config, peers, metadata, readiness) =
+            (config.clone(), senders.clone(), metadata.clone(), readiness.clone());
         let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores)).name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
-                let result = run_shard(id, config, peers, metadata, inbox, producer_ids_start).await;
+                let result = run_shard(id, config, peers, metadata, inbox, producer_ids_start, readiness).await;
                 if let Err(e) = &result {
                     // A shard that cannot run leaves its partitions unserved: stop the broker.
                     tracing::error!(shard = id, error = %e, "shard failed; stopping the broker");
@@ -103,6 +109,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "stopping: finishing requests in progress and flushing");
     }
+    readiness.stopping();
     // Two phases, so that no shard closes while another still needs it for a request in
     // progress: every shard drains (still serving its inbox), then every shard closes its logs.
     let (drained_tx, drained_rx) = flume::bounded(config.shards);
@@ -144,12 +151,14 @@ async fn run_shard(
     metadata: Arc<Metadata>,
     inbox: flume::Receiver<ShardMsg>,
     producer_ids_start: i64,
+    readiness: Arc<crate::admin_http::Readiness>,
 ) -> Result<(), String> {
     let shard = Shard::new(id, config.clone(), peers, metadata, producer_ids_start);
     ringtail_log::prime_direct_io(&config.data_dir).await.map_err(|e| e.to_string())?;
     shard.open_owned().await.map_err(|e| format!("shard {id}: {e}"))?;
     let flusher_task = shard.flusher.spawn();
     let listener = TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    readiness.shard_ready();
     let acceptor = {
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -310,6 +319,7 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
                     let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
                     let outcome = handle_request(&worker, frame, &client_host).await;
                     let elapsed = started.elapsed();
+                    worker.metrics.request(api_key, elapsed, matches!(outcome, Outcome::Close(_)));
                     if elapsed > SLOW_REQUEST {
                         tracing::debug!(api_key, elapsed_us = elapsed.as_micros() as u64, "slow request");
                     }

@@ -191,6 +191,7 @@ pub struct Shard {
     pub coordinator: crate::group::Coordinator,
     /// Producer id allocation, on shard 0 only.
     pub producer_ids: Option<crate::producer_ids::ProducerIds>,
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 pub fn partition_dir(data_dir: &std::path::Path, topic: &str, partition: i32) -> PathBuf {
@@ -246,6 +247,8 @@ impl Shard {
         if let Some((write_bytes, writes_in_flight)) = config.write_shape {
             flusher.set_write_shape(write_bytes, writes_in_flight);
         }
+        flusher.stats().enabled.set(config.metrics);
+        let metrics = crate::metrics::ShardMetrics::new(config.metrics);
         Rc::new(Shard {
             id,
             config,
@@ -262,6 +265,7 @@ impl Shard {
             admin_lock: glommio::sync::Semaphore::new(1),
             coordinator: crate::group::Coordinator::new(config_groups),
             producer_ids,
+            metrics,
         })
     }
 
@@ -277,6 +281,7 @@ impl Shard {
     }
 
     pub async fn send(&self, shard: usize, msg: ShardMsg) {
+        self.metrics.cross_shard();
         // A full inbox makes the sender wait: backpressure, not unbounded memory.
         if self.peers[shard].send_async(msg).await.is_err() {
             tracing::debug!(shard, "shard inbox closed; the broker is stopping");
@@ -386,8 +391,15 @@ impl Shard {
                 });
                 continue;
             };
+            let bytes = item.records.len() as u64;
             match log.append(item.records, 0, now) {
                 Ok(info) => {
+                    if !info.duplicate {
+                        self.metrics.topic(&item.topic, |c| {
+                            c.bytes_in += bytes;
+                            c.records_in += info.last_offset - info.base_offset + 1;
+                        });
+                    }
                     results.push(ProduceResult {
                         error_code: error_code::NONE,
                         base_offset: info.base_offset as i64,
@@ -415,6 +427,7 @@ impl Shard {
             }
         }
         // Every append is queued before the first wait, so one group commit covers them all.
+        let _waiting = crate::metrics::GaugeGuard::new(&self.metrics.produce_waiting, waits.len() as i64);
         for (i, wait) in waits {
             if let Err(e) = wait.await {
                 self.check_fatal(&e);
@@ -454,6 +467,10 @@ impl Shard {
                 let max_bytes = if first { item.max_bytes.max(1) } else { item.max_bytes.min(budget).max(1) };
                 match log.read(item.offset as u64, max_bytes, high_watermark).await {
                     Ok(read) => {
+                        self.metrics.topic(&item.topic, |c| {
+                            c.bytes_out += read.bytes as u64;
+                            c.records_out += read.next_offset.saturating_sub(item.offset as u64);
+                        });
                         first &= read.bytes == 0;
                         budget = budget.saturating_sub(read.bytes);
                         result.bytes = read.bytes;
@@ -472,6 +489,7 @@ impl Shard {
 
     /// Waits until one of the partitions has data visible past its offset, or `wait` passes.
     pub async fn wait_for_data_local(&self, items: Vec<(TopicPartition, i64)>, wait: Duration) {
+        let _parked = crate::metrics::GaugeGuard::new(&self.metrics.fetch_parked, 1);
         let mut waits = Vec::new();
         for ((topic, partition), offset) in items {
             let Some(log) = self.log(&topic, partition) else { continue };
@@ -545,6 +563,7 @@ impl Shard {
     }
 
     pub async fn delete_partitions_local(&self, topic: &str) {
+        self.metrics.forget_topic(topic);
         let victims: Vec<(i32, Rc<PartitionLog>)> = {
             let mut logs = self.logs.borrow_mut();
             let keys: Vec<TopicPartition> = logs.keys().filter(|(t, _)| t == topic).cloned().collect();

@@ -34,6 +34,7 @@ pub struct Flusher {
     buffers: RefCell<Vec<DmaBuffer>>,
     write_bytes: Cell<usize>,
     writes_in_flight: Cell<usize>,
+    stats: Rc<crate::stats::LogStats>,
 }
 
 /// Write buffers kept for reuse by one shard.
@@ -49,7 +50,13 @@ impl Flusher {
             buffers: RefCell::new(Vec::new()),
             write_bytes: Cell::new(WRITE_BYTES_DEFAULT),
             writes_in_flight: Cell::new(WRITES_IN_FLIGHT_DEFAULT),
+            stats: Rc::new(crate::stats::LogStats::default()),
         })
+    }
+
+    /// Latencies and cache counters of the logs flushed here.
+    pub fn stats(&self) -> &Rc<crate::stats::LogStats> {
+        &self.stats
     }
 
     /// Sets the size of flush write chunks (rounded to 4 KiB, at least 4 KiB) and how many of

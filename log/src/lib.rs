@@ -13,6 +13,7 @@ pub mod index;
 mod partition;
 pub mod producer;
 mod segment;
+pub mod stats;
 
 pub use batch::{BatchHeader, Compression, Origin};
 pub use config::{Durability, LogConfig, BLOCK_BYTES};

@@ -259,6 +259,7 @@ pub struct PartitionLog {
     /// Held by a flush, and by anything else that writes the log's state files.
     flush_lock: Semaphore,
     report: RefCell<RecoveryReport>,
+    stats: Rc<crate::stats::LogStats>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -288,6 +289,7 @@ impl PartitionLog {
             state: RefCell::new(state),
             flush_lock: Semaphore::new(1),
             report: RefCell::new(report),
+            stats: flusher.stats().clone(),
         });
         let (snapshot, replayed, ignored) = log.rebuild_producers().await?;
         {
@@ -529,7 +531,9 @@ impl PartitionLog {
     pub async fn flush(&self, sync: bool, now_ms: i64) -> Result<(), LogError> {
         let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
         self.state.borrow().check()?;
+        let started = std::time::Instant::now();
         let result = self.flush_locked(sync, now_ms).await;
+        self.stats.observe(&self.stats.flush_latency, started);
         if let Err(e) = &result {
             self.fail(e.clone());
         }
@@ -675,7 +679,18 @@ impl PartitionLog {
         for (base, file, flushed) in targets {
             let path = segment_path(&self.dir, base, "log");
             self.faults.check(IoOp::Sync, &path)?;
-            tasks.push((base, flushed, path, glommio::spawn_local(async move { file.fdatasync().await })));
+            let stats = self.stats.clone();
+            tasks.push((
+                base,
+                flushed,
+                path,
+                glommio::spawn_local(async move {
+                    let started = std::time::Instant::now();
+                    let result = file.fdatasync().await;
+                    stats.observe(&stats.fdatasync_latency, started);
+                    result
+                }),
+            ));
         }
         for (base, flushed, path, task) in tasks {
             task.await.map_err(|e| LogError::io("syncing", &path, e))?;
@@ -791,8 +806,10 @@ impl PartitionLog {
                 return Ok(Vec::new());
             }
             if st.cache.front().is_some_and(|c| c.base_offset <= offset) {
+                self.stats.count(&self.stats.cache_hits);
                 return Ok(read_cache(&st.cache, offset, max_bytes, max_offset));
             }
+            self.stats.count(&self.stats.cache_misses);
             let Some(i) = st.segment_for(offset) else {
                 return Ok(Vec::new());
             };

@@ -76,6 +76,8 @@ class Broker:
         self.data_dir = workdir / "data"
         self.log_path = workdir / "broker.log"
         self.port = free_port()
+        # Every broker gets its own admin endpoint (/metrics, /health, /ready).
+        self.admin_port = free_port()
         self.host = "127.0.0.1"
         self.args = list(args)
         self.shards = shards
@@ -97,7 +99,9 @@ class Broker:
         return [str(ringtail_bin()), "serve",
                 "--listen", self.bootstrap,
                 "--data-dir", str(self.data_dir),
-                "--shards", str(self.shards), *self.args]
+                "--shards", str(self.shards),
+                *([] if "--admin-listen" in self.args else ["--admin-listen", f"127.0.0.1:{self.admin_port}"]),
+                *self.args]
 
     def log_text(self) -> str:
         try:
@@ -108,7 +112,8 @@ class Broker:
     def log_tail(self, lines: int = LOG_LINES_SHOWN_MAX) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def start(self) -> "Broker":
+    def start(self, wait: bool = True) -> "Broker":
+        """Starts the process; unless `wait` is false, returns once it accepts Kafka clients."""
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
         self.starts += 1
         self.ended_on_purpose = False
@@ -121,6 +126,8 @@ class Broker:
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, env=env, cwd=self.workdir)
+        if not wait:
+            return self
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             code = self.proc.poll()

@@ -845,6 +845,17 @@ impl Groups {
         }
     }
 
+    /// Every committed offset of every group: (group, topic, partition, offset), for metrics.
+    pub fn all_committed(&self) -> Vec<(String, String, i32, i64)> {
+        let mut out: Vec<(String, String, i32, i64)> = self
+            .groups
+            .values()
+            .flat_map(|g| g.offsets.iter().map(|((t, p), c)| (g.id.clone(), t.clone(), *p, c.value.offset)))
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn state(&self, group_id: &str) -> Option<GroupState> {
         self.groups.get(group_id).map(|g| g.state)
     }

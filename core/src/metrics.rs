@@ -1,0 +1,507 @@
+//! Metrics: each shard counts in plain cells (it owns them: no locks, no atomics on the data
+//! path); a scrape asks every shard for a copy (`ShardSnapshot`, one message per shard) and
+//! encodes the copies in the OpenMetrics text format with `prometheus-client`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use ringtail_log::stats::{HistogramSnapshot, LatencyHistogram};
+use ringtail_net::header::ApiKey;
+
+use crate::shard::Shard;
+
+/// API keys are below this; requests with others are counted as key -1.
+const API_KEYS: usize = 64;
+
+#[derive(Debug, Default)]
+struct ApiCounters {
+    requests: Cell<u64>,
+    errors: Cell<u64>,
+    latency: LatencyHistogram,
+}
+
+/// Bytes and records into and out of one topic's partitions on one shard.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TopicCounters {
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+    pub records_out: u64,
+}
+
+/// One shard's metrics. Recording is on unless the broker runs with `--metrics false`.
+#[derive(Debug)]
+pub struct ShardMetrics {
+    enabled: bool,
+    apis: Vec<ApiCounters>,
+    other_api: ApiCounters,
+    topics: RefCell<HashMap<String, TopicCounters>>,
+    pub cross_shard_messages: Cell<u64>,
+    /// Produce partitions waiting until their batches are durable (or written).
+    pub produce_waiting: Cell<i64>,
+    /// Fetches parked until data arrives.
+    pub fetch_parked: Cell<i64>,
+}
+
+impl ShardMetrics {
+    pub fn new(enabled: bool) -> Self {
+        ShardMetrics {
+            enabled,
+            apis: (0..API_KEYS).map(|_| ApiCounters::default()).collect(),
+            other_api: ApiCounters::default(),
+            topics: RefCell::new(HashMap::new()),
+            cross_shard_messages: Cell::new(0),
+            produce_waiting: Cell::new(0),
+            fetch_parked: Cell::new(0),
+        }
+    }
+
+    fn api(&self, key: i16) -> &ApiCounters {
+        usize::try_from(key).ok().and_then(|k| self.apis.get(k)).unwrap_or(&self.other_api)
+    }
+
+    /// A request handled, how long it took, and whether it was refused or answered with an error.
+    pub fn request(&self, key: i16, elapsed: Duration, error: bool) {
+        if !self.enabled {
+            return;
+        }
+        let a = self.api(key);
+        a.requests.set(a.requests.get() + 1);
+        if error {
+            a.errors.set(a.errors.get() + 1);
+        }
+        a.latency.observe(elapsed);
+    }
+
+    /// A request answered with an error code (counted in addition to `request`).
+    pub fn error(&self, key: ApiKey) {
+        if self.enabled {
+            let a = self.api(key as i16);
+            a.errors.set(a.errors.get() + 1);
+        }
+    }
+
+    pub fn topic(&self, topic: &str, update: impl FnOnce(&mut TopicCounters)) {
+        if !self.enabled {
+            return;
+        }
+        let mut topics = self.topics.borrow_mut();
+        match topics.get_mut(topic) {
+            Some(c) => update(c),
+            None => update(topics.entry(topic.to_string()).or_default()),
+        }
+    }
+
+    pub fn forget_topic(&self, topic: &str) {
+        self.topics.borrow_mut().remove(topic);
+    }
+
+    pub fn cross_shard(&self) {
+        if self.enabled {
+            self.cross_shard_messages.set(self.cross_shard_messages.get() + 1);
+        }
+    }
+
+    pub fn add(cell: &Cell<i64>, delta: i64) {
+        cell.set(cell.get() + delta);
+    }
+}
+
+/// Counts a gauge up now and down when dropped.
+pub struct GaugeGuard<'a>(&'a Cell<i64>, i64);
+
+impl<'a> GaugeGuard<'a> {
+    pub fn new(cell: &'a Cell<i64>, n: i64) -> Self {
+        ShardMetrics::add(cell, n);
+        GaugeGuard(cell, n)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        ShardMetrics::add(self.0, -self.1);
+    }
+}
+
+/// One partition's state at scrape time.
+#[derive(Debug, Clone)]
+pub struct PartitionSnapshot {
+    pub topic: String,
+    pub partition: i32,
+    pub segments: u64,
+    pub size_bytes: u64,
+    pub log_start_offset: u64,
+    pub log_end_offset: u64,
+    pub high_watermark: u64,
+    pub producers: u64,
+}
+
+/// A copy of one shard's metrics, sent to the scraping thread.
+#[derive(Debug, Clone, Default)]
+pub struct ShardSnapshot {
+    pub shard: usize,
+    /// (api key, requests, errors, latency) of every API with requests.
+    pub apis: Vec<(i16, u64, u64, HistogramSnapshot)>,
+    pub topics: Vec<(String, TopicCounters)>,
+    pub partitions: Vec<PartitionSnapshot>,
+    pub connections: u64,
+    pub requests_in_flight: u64,
+    pub produce_waiting: i64,
+    pub fetch_parked: i64,
+    pub inbox_depth: u64,
+    pub cross_shard_messages: u64,
+    pub flush_latency: HistogramSnapshot,
+    pub fdatasync_latency: HistogramSnapshot,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Committed offsets of the groups this shard coordinates: (group, topic, partition, offset).
+    pub committed: Vec<(String, String, i32, i64)>,
+}
+
+impl ShardSnapshot {
+    /// Copies the shard's metrics (on the shard's own thread).
+    pub fn take(shard: &Shard) -> ShardSnapshot {
+        let m = &shard.metrics;
+        let mut apis = Vec::new();
+        for (key, a) in m.apis.iter().enumerate() {
+            if a.requests.get() > 0 || a.errors.get() > 0 {
+                apis.push((key as i16, a.requests.get(), a.errors.get(), a.latency.snapshot()));
+            }
+        }
+        if m.other_api.requests.get() > 0 {
+            let a = &m.other_api;
+            apis.push((-1, a.requests.get(), a.errors.get(), a.latency.snapshot()));
+        }
+        let mut topics: Vec<(String, TopicCounters)> = m.topics.borrow().iter().map(|(t, c)| (t.clone(), *c)).collect();
+        topics.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut partitions: Vec<PartitionSnapshot> = shard
+            .logs
+            .borrow()
+            .iter()
+            .map(|((topic, partition), log)| PartitionSnapshot {
+                topic: topic.clone(),
+                partition: *partition,
+                segments: log.segment_count() as u64,
+                size_bytes: log.size_bytes(),
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: Shard::high_watermark(log),
+                producers: log.producer_count() as u64,
+            })
+            .collect();
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        let stats = shard.flusher.stats();
+        ShardSnapshot {
+            shard: shard.id,
+            apis,
+            topics,
+            partitions,
+            connections: shard.connections.get() as u64,
+            requests_in_flight: shard.in_flight.get() as u64,
+            produce_waiting: m.produce_waiting.get(),
+            fetch_parked: m.fetch_parked.get(),
+            inbox_depth: shard.peers[shard.id].len() as u64,
+            cross_shard_messages: m.cross_shard_messages.get(),
+            flush_latency: stats.flush_latency.snapshot(),
+            fdatasync_latency: stats.fdatasync_latency.snapshot(),
+            cache_hits: stats.cache_hits.get(),
+            cache_misses: stats.cache_misses.get(),
+            committed: shard.coordinator.groups.borrow().all_committed(),
+        }
+    }
+}
+
+fn api_name(key: i16) -> String {
+    ApiKey::from_i16(key).map_or_else(|| "unknown".to_string(), |k| format!("{k:?}"))
+}
+
+type Labels = Vec<(String, String)>;
+
+fn shard_label(shard: usize) -> Labels {
+    vec![("shard".into(), shard.to_string())]
+}
+
+/// Encodes a set of shard snapshots (the prometheus-client `Collector` of one scrape).
+#[derive(Debug)]
+struct Snapshots(Vec<ShardSnapshot>);
+
+fn counters(e: &mut DescriptorEncoder, name: &str, help: &str, rows: Vec<(Labels, u64)>) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(value).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauges(e: &mut DescriptorEncoder, name: &str, help: &str, rows: Vec<(Labels, i64)>) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in rows {
+        ConstGauge::new(value).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn histograms(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: Vec<(Labels, &HistogramSnapshot)>,
+) -> fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in rows {
+        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count(), &h.buckets(), None)?;
+    }
+    Ok(())
+}
+
+impl Collector for Snapshots {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        let per_api = |f: &dyn Fn(&(i16, u64, u64, HistogramSnapshot)) -> u64| -> Vec<(Labels, u64)> {
+            s.iter()
+                .flat_map(|snap| {
+                    snap.apis.iter().map(move |a| {
+                        let mut l = shard_label(snap.shard);
+                        l.push(("api".into(), api_name(a.0)));
+                        (l, f(a))
+                    })
+                })
+                .collect()
+        };
+        counters(&mut e, "ringtail_requests", "Requests handled, by shard and API.", per_api(&|a| a.1))?;
+        counters(
+            &mut e,
+            "ringtail_request_errors",
+            "Requests refused (connection closed) or answered with an error code, by shard and API.",
+            per_api(&|a| a.2),
+        )?;
+        let latency: Vec<(Labels, &HistogramSnapshot)> = s
+            .iter()
+            .flat_map(|snap| {
+                snap.apis.iter().map(move |a| {
+                    let mut l = shard_label(snap.shard);
+                    l.push(("api".into(), api_name(a.0)));
+                    (l, &a.3)
+                })
+            })
+            .collect();
+        histograms(
+            &mut e,
+            "ringtail_request_latency_seconds",
+            "Time from a request's arrival to its response being ready, by shard and API.",
+            latency,
+        )?;
+        let per_topic = |f: &dyn Fn(&TopicCounters) -> u64| -> Vec<(Labels, u64)> {
+            s.iter()
+                .flat_map(|snap| {
+                    snap.topics.iter().map(move |(topic, c)| {
+                        let mut l = shard_label(snap.shard);
+                        l.push(("topic".into(), topic.clone()));
+                        (l, f(c))
+                    })
+                })
+                .collect()
+        };
+        counters(
+            &mut e,
+            "ringtail_topic_bytes_in",
+            "Record batch bytes appended, by owner shard and topic.",
+            per_topic(&|c| c.bytes_in),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_topic_records_in",
+            "Records appended, by owner shard and topic.",
+            per_topic(&|c| c.records_in),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_topic_bytes_out",
+            "Record batch bytes returned by fetches, by owner shard and topic.",
+            per_topic(&|c| c.bytes_out),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_topic_records_out",
+            "Offsets returned by fetches (from the fetch position to the end of the last batch), by owner shard and topic.",
+            per_topic(&|c| c.records_out),
+        )?;
+        let per_shard = |f: &dyn Fn(&ShardSnapshot) -> i64| -> Vec<(Labels, i64)> {
+            s.iter().map(|snap| (shard_label(snap.shard), f(snap))).collect()
+        };
+        let per_shard_u = |f: &dyn Fn(&ShardSnapshot) -> u64| -> Vec<(Labels, u64)> {
+            s.iter().map(|snap| (shard_label(snap.shard), f(snap))).collect()
+        };
+        gauges(&mut e, "ringtail_connections", "Client connections open.", per_shard(&|x| x.connections as i64))?;
+        gauges(
+            &mut e,
+            "ringtail_requests_in_flight",
+            "Requests being handled.",
+            per_shard(&|x| x.requests_in_flight as i64),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_produce_queue_depth",
+            "Partitions of produce requests waiting until their batches are durable (or written, under async durability).",
+            per_shard(&|x| x.produce_waiting),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_fetch_queue_depth",
+            "Fetch requests parked until data arrives.",
+            per_shard(&|x| x.fetch_parked),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_shard_inbox_depth",
+            "Messages from other shards waiting in this shard's inbox.",
+            per_shard(&|x| x.inbox_depth as i64),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_cross_shard_messages",
+            "Messages this shard sent to other shards.",
+            per_shard_u(&|x| x.cross_shard_messages),
+        )?;
+        histograms(
+            &mut e,
+            "ringtail_flush_latency_seconds",
+            "One group commit of one log: write and, under sync durability, fdatasync.",
+            s.iter().map(|x| (shard_label(x.shard), &x.flush_latency)).collect(),
+        )?;
+        histograms(
+            &mut e,
+            "ringtail_fdatasync_latency_seconds",
+            "One fdatasync of a segment file.",
+            s.iter().map(|x| (shard_label(x.shard), &x.fdatasync_latency)).collect(),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_batch_cache_hits",
+            "Reads served from the batch cache.",
+            per_shard_u(&|x| x.cache_hits),
+        )?;
+        counters(&mut e, "ringtail_batch_cache_misses", "Reads served from disk.", per_shard_u(&|x| x.cache_misses))?;
+        let partitions: Vec<&PartitionSnapshot> = s.iter().flat_map(|x| x.partitions.iter()).collect();
+        let per_partition = |f: &dyn Fn(&PartitionSnapshot) -> u64| -> Vec<(Labels, i64)> {
+            partitions
+                .iter()
+                .map(|p| {
+                    let l = vec![("topic".into(), p.topic.clone()), ("partition".into(), p.partition.to_string())];
+                    (l, f(p) as i64)
+                })
+                .collect()
+        };
+        gauges(&mut e, "ringtail_partition_segments", "Segment files of a partition.", per_partition(&|p| p.segments))?;
+        gauges(
+            &mut e,
+            "ringtail_partition_size_bytes",
+            "Bytes of log held in a partition's segments.",
+            per_partition(&|p| p.size_bytes),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_log_start_offset",
+            "First offset readable.",
+            per_partition(&|p| p.log_start_offset),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_log_end_offset",
+            "One past the last offset appended.",
+            per_partition(&|p| p.log_end_offset),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_high_watermark",
+            "One past the last offset visible to consumers.",
+            per_partition(&|p| p.high_watermark),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_idempotent_producers",
+            "Producer ids with state in a partition.",
+            per_partition(&|p| p.producers),
+        )?;
+        let high_watermarks: HashMap<(&str, i32), u64> =
+            partitions.iter().map(|p| ((p.topic.as_str(), p.partition), p.high_watermark)).collect();
+        let committed: Vec<&(String, String, i32, i64)> = s.iter().flat_map(|x| x.committed.iter()).collect();
+        let group_labels = |(g, t, p, _): &(String, String, i32, i64)| -> Labels {
+            vec![("group".into(), g.clone()), ("topic".into(), t.clone()), ("partition".into(), p.to_string())]
+        };
+        gauges(
+            &mut e,
+            "ringtail_consumer_group_committed_offset",
+            "A group's committed offset of a partition.",
+            committed.iter().map(|c| (group_labels(c), c.3)).collect(),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_consumer_group_lag",
+            "High watermark minus the committed offset (0 when the commit is past it).",
+            committed
+                .iter()
+                .filter_map(|c| {
+                    let hw = *high_watermarks.get(&(c.1.as_str(), c.2))?;
+                    Some((group_labels(c), (hw as i64 - c.3).max(0)))
+                })
+                .collect(),
+        )?;
+        Ok(())
+    }
+}
+
+/// The OpenMetrics text of a scrape.
+pub fn encode(snapshots: Vec<ShardSnapshot>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Snapshots(snapshots)));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_counters_gauges_histograms_and_lag() {
+        let h = LatencyHistogram::default();
+        h.observe(Duration::from_millis(3));
+        let snap = ShardSnapshot {
+            shard: 1,
+            apis: vec![(0, 5, 1, h.snapshot())],
+            topics: vec![("t".into(), TopicCounters { bytes_in: 10, records_in: 3, bytes_out: 0, records_out: 0 })],
+            partitions: vec![PartitionSnapshot {
+                topic: "t".into(),
+                partition: 0,
+                segments: 1,
+                size_bytes: 10,
+                log_start_offset: 0,
+                log_end_offset: 3,
+                high_watermark: 3,
+                producers: 0,
+            }],
+            committed: vec![("g".into(), "t".into(), 0, 1)],
+            ..ShardSnapshot::default()
+        };
+        let text = encode(vec![snap]);
+        assert!(text.contains("ringtail_requests_total{shard=\"1\",api=\"Produce\"} 5"), "{text}");
+        assert!(text.contains("ringtail_request_errors_total{shard=\"1\",api=\"Produce\"} 1"), "{text}");
+        assert!(text.contains("ringtail_topic_records_in_total{shard=\"1\",topic=\"t\"} 3"), "{text}");
+        assert!(
+            text.contains("ringtail_request_latency_seconds_bucket{le=\"0.005\",shard=\"1\",api=\"Produce\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ringtail_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"0\"} 2"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
