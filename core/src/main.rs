@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run a broker. With no options: a single node on 127.0.0.1:9092 with data in
     /// ./ringtail-data, one shard per core.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Check (and with --apply, change) the system settings that matter for a thread-per-core
     /// io_uring broker: CPU governor, IRQ affinity, disk scheduler, limits, swappiness, ...
     Tune {
@@ -67,7 +67,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
         Command::Tune { data_dir, apply, json, shards } => {
             let options = ringtail_tuning::TuneOptions { data_dir, apply, json, shards };
             match ringtail_tuning::tune(options) {

@@ -149,7 +149,7 @@ pub struct PartitionSnapshot {
 pub struct ShardSnapshot {
     pub shard: usize,
     /// (api key, requests, errors, latency) of every API with requests.
-    pub apis: Vec<(i16, u64, u64, HistogramSnapshot)>,
+    pub apis: Vec<ApiRow>,
     pub topics: Vec<(String, TopicCounters)>,
     pub partitions: Vec<PartitionSnapshot>,
     pub connections: u64,
@@ -224,6 +224,8 @@ fn api_name(key: i16) -> String {
 }
 
 type Labels = Vec<(String, String)>;
+/// (api key, requests, errors, latency).
+type ApiRow = (i16, u64, u64, HistogramSnapshot);
 
 fn shard_label(shard: usize) -> Labels {
     vec![("shard".into(), shard.to_string())]
@@ -265,7 +267,7 @@ fn histograms(
 impl Collector for Snapshots {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let s = &self.0;
-        let per_api = |f: &dyn Fn(&(i16, u64, u64, HistogramSnapshot)) -> u64| -> Vec<(Labels, u64)> {
+        let per_api = |f: &dyn Fn(&ApiRow) -> u64| -> Vec<(Labels, u64)> {
             s.iter()
                 .flat_map(|snap| {
                     snap.apis.iter().map(move |a| {
