@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -134,12 +136,23 @@ class Broker:
             if code is not None:
                 raise BrokerError(
                     f"broker exited with code {code} while starting:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
-            if port_accepts(self.port):
+            if port_accepts(self.port) and self.is_ready():
                 return self
             time.sleep(0.05)
         self.kill9()
         raise BrokerError(f"broker did not accept connections on {self.bootstrap} within "
                           f"{START_TIMEOUT_S} s:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
+
+    def is_ready(self) -> bool:
+        """/ready answers 200: every shard recovered its logs (a shard accepting on the shared
+        port does not mean the others have). True when the admin endpoint is off."""
+        if "--admin-listen" in self.args:
+            return True
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
