@@ -1,0 +1,279 @@
+//! Record batches (magic 2) built straight into one buffer per batch, and the consumer's walk
+//! over fetched batches. Every message's value starts with a 24-byte header: the time it was
+//! due to be sent (ns since the run's epoch), the producer, and the producer's sequence number.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+pub const PAYLOAD_HEADER_BYTES: usize = 24;
+const BATCH_HEADER_BYTES: usize = 61;
+
+fn put_varint(out: &mut BytesMut, value: i64) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        out.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+fn varint_len(value: i64) -> usize {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// A batch being filled for one partition.
+pub struct BatchBuilder {
+    buf: BytesMut,
+    count: i32,
+    base_timestamp_ms: i64,
+    max_timestamp_ms: i64,
+    /// When each message was due to be sent, ns since the run's epoch.
+    pub due_ns: Vec<u64>,
+    /// When the first message was added (ns since the epoch), for linger.
+    pub opened_ns: u64,
+}
+
+impl BatchBuilder {
+    pub fn new(capacity: usize, now_ns: u64) -> Self {
+        let mut buf = BytesMut::with_capacity(capacity + BATCH_HEADER_BYTES + 64);
+        buf.put_bytes(0, BATCH_HEADER_BYTES);
+        BatchBuilder { buf, count: 0, base_timestamp_ms: 0, max_timestamp_ms: 0, due_ns: Vec::new(), opened_ns: now_ns }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Adds a message whose value is the 24-byte header followed by `filler`.
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        header: [u8; PAYLOAD_HEADER_BYTES],
+        filler: &[u8],
+        timestamp_ms: i64,
+        due_ns: u64,
+    ) {
+        if self.count == 0 {
+            self.base_timestamp_ms = timestamp_ms;
+        }
+        self.max_timestamp_ms = self.max_timestamp_ms.max(timestamp_ms);
+        let value_len = PAYLOAD_HEADER_BYTES + filler.len();
+        let key_field = key.map_or(1, |k| varint_len(k.len() as i64) + k.len());
+        let timestamp_delta = timestamp_ms - self.base_timestamp_ms;
+        let body = 1
+            + varint_len(timestamp_delta)
+            + varint_len(i64::from(self.count))
+            + key_field
+            + varint_len(value_len as i64)
+            + value_len
+            + 1;
+        put_varint(&mut self.buf, body as i64);
+        self.buf.put_u8(0);
+        put_varint(&mut self.buf, timestamp_delta);
+        put_varint(&mut self.buf, i64::from(self.count));
+        match key {
+            Some(k) => {
+                put_varint(&mut self.buf, k.len() as i64);
+                self.buf.put_slice(k);
+            }
+            None => put_varint(&mut self.buf, -1),
+        }
+        put_varint(&mut self.buf, value_len as i64);
+        self.buf.put_slice(&header);
+        self.buf.put_slice(filler);
+        put_varint(&mut self.buf, 0);
+        self.count += 1;
+        self.due_ns.push(due_ns);
+    }
+
+    /// Fills in the header and CRC-32C: the batch as sent.
+    pub fn finish(mut self) -> (Bytes, Vec<u64>) {
+        let length = (self.buf.len() - 12) as i32;
+        let count = self.count;
+        let h = &mut self.buf[..BATCH_HEADER_BYTES];
+        h[8..12].copy_from_slice(&length.to_be_bytes());
+        h[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        h[16] = 2;
+        h[21..23].copy_from_slice(&0i16.to_be_bytes());
+        h[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        h[27..35].copy_from_slice(&self.base_timestamp_ms.to_be_bytes());
+        h[35..43].copy_from_slice(&self.max_timestamp_ms.to_be_bytes());
+        h[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+        h[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+        h[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        h[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&self.buf[21..]);
+        self.buf[17..21].copy_from_slice(&crc.to_be_bytes());
+        (self.buf.freeze(), self.due_ns)
+    }
+}
+
+pub fn payload_header(due_ns: u64, producer: u32, sequence: u64) -> [u8; PAYLOAD_HEADER_BYTES] {
+    let mut h = [0u8; PAYLOAD_HEADER_BYTES];
+    h[0..8].copy_from_slice(&due_ns.to_be_bytes());
+    h[8..12].copy_from_slice(&producer.to_be_bytes());
+    h[16..24].copy_from_slice(&sequence.to_be_bytes());
+    h
+}
+
+fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for i in 0..10 {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        raw |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// What a fetch returned for one partition.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub records: u64,
+    pub bytes: u64,
+    /// One past the last offset returned.
+    pub next_offset: Option<i64>,
+}
+
+/// Walks the whole batches in `records`, calling `on_message(due_ns)` for each message that
+/// carries our header. Compressed batches are counted but not opened.
+pub fn walk(records: &[u8], mut on_message: impl FnMut(u64)) -> Fetched {
+    let mut out = Fetched::default();
+    let mut at = 0usize;
+    while records.len() - at >= BATCH_HEADER_BYTES {
+        let b = &records[at..];
+        let length = i32::from_be_bytes(b[8..12].try_into().expect("4 bytes"));
+        let size = 12 + length.max(0) as usize;
+        if length < 49 || size > b.len() {
+            break; // a partial batch at the end of the response
+        }
+        let base_offset = i64::from_be_bytes(b[0..8].try_into().expect("8 bytes"));
+        let attributes = i16::from_be_bytes([b[21], b[22]]);
+        let last_offset_delta = i32::from_be_bytes(b[23..27].try_into().expect("4 bytes"));
+        let count = i32::from_be_bytes(b[57..61].try_into().expect("4 bytes"));
+        out.bytes += size as u64;
+        out.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);
+        let control = attributes & 0x20 != 0;
+        if !control {
+            out.records += count.max(0) as u64;
+        }
+        if attributes & 0x07 == 0 && !control {
+            let batch = &b[..size];
+            let mut p = BATCH_HEADER_BYTES;
+            for _ in 0..count {
+                let Some(len) = read_varint(batch, &mut p) else { break };
+                let end = p + len.max(0) as usize;
+                let mut q = p + 1;
+                let fields = (|| {
+                    read_varint(batch, &mut q)?;
+                    read_varint(batch, &mut q)?;
+                    let key_len = read_varint(batch, &mut q)?;
+                    q += key_len.max(0) as usize;
+                    let value_len = read_varint(batch, &mut q)?;
+                    (value_len >= 8).then_some(())?;
+                    batch.get(q..q + 8).map(|v| u64::from_be_bytes(v.try_into().expect("8 bytes")))
+                })();
+                if let Some(due) = fields {
+                    on_message(due);
+                }
+                p = end;
+            }
+        }
+        at += size;
+    }
+    out
+}
+
+/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), for keyed partitioning.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let chunks = data.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        let mut k = u32::from_le_bytes(c.try_into().expect("4 bytes"));
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition the Java client's default partitioner picks for a key.
+pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+    ((murmur2(key) & 0x7fff_ffff) as u32) % partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_batches_parse_back_with_their_send_times() {
+        let filler = vec![b'x'; 1000];
+        let mut b = BatchBuilder::new(1 << 16, 0);
+        for i in 0..10u64 {
+            let key = (i % 3 == 0).then(|| i.to_be_bytes());
+            b.push(
+                key.as_ref().map(|k| &k[..]),
+                payload_header(1000 + i, 7, i),
+                &filler,
+                1_700_000_000_000 + i as i64,
+                1000 + i,
+            );
+        }
+        assert_eq!(b.count(), 10);
+        let (bytes, due) = b.finish();
+        assert_eq!(due, (1000..1010).collect::<Vec<u64>>());
+        // The CRC covers attributes to the end.
+        let crc = u32::from_be_bytes(bytes[17..21].try_into().unwrap());
+        assert_eq!(crc, crc32c::crc32c(&bytes[21..]));
+        let mut seen = Vec::new();
+        let mut two = bytes.to_vec();
+        two.extend_from_slice(&bytes);
+        two.extend_from_slice(&bytes[..100]); // a partial batch is ignored
+        let f = walk(&two, |d| seen.push(d));
+        assert_eq!(f.records, 20);
+        assert_eq!(f.bytes, 2 * bytes.len() as u64);
+        assert_eq!(seen.len(), 20);
+        assert_eq!(&seen[..10], &(1000..1010).collect::<Vec<u64>>()[..]);
+    }
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Values from Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+}

@@ -1,1 +1,0 @@
-//! `ringtail-bench`: the bundled OpenMessaging-style load generator and latency harness. Not built yet (issue: bench harness).

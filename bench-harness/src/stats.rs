@@ -1,0 +1,129 @@
+//! Measurements: counters and HDR histograms (microseconds), kept per core and merged by the
+//! main thread each reporting interval.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency recorded, µs (longer ones are clamped to it).
+const LATENCY_US_MAX: u64 = 300_000_000;
+
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
+}
+
+/// What one core measured over one interval (or a whole run, once merged).
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub published: u64,
+    pub published_bytes: u64,
+    pub publish_errors: u64,
+    pub consumed: u64,
+    pub consumed_bytes: u64,
+    /// Send (the time the message was due) to acknowledgement.
+    pub publish_latency: Histogram<u64>,
+    /// Send (due time) to receipt by a consumer.
+    pub end_to_end_latency: Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            published: 0,
+            published_bytes: 0,
+            publish_errors: 0,
+            consumed: 0,
+            consumed_bytes: 0,
+            publish_latency: histogram(),
+            end_to_end_latency: histogram(),
+        }
+    }
+}
+
+pub fn record(h: &mut Histogram<u64>, micros: u64) {
+    h.saturating_record(micros.clamp(1, LATENCY_US_MAX));
+}
+
+impl Stats {
+    pub fn merge(&mut self, other: &Stats) {
+        self.published += other.published;
+        self.published_bytes += other.published_bytes;
+        self.publish_errors += other.publish_errors;
+        self.consumed += other.consumed;
+        self.consumed_bytes += other.consumed_bytes;
+        self.publish_latency.add(&other.publish_latency).expect("same bounds");
+        self.end_to_end_latency.add(&other.end_to_end_latency).expect("same bounds");
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p75: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub p99_99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            p50: ms(0.5),
+            p75: ms(0.75),
+            p95: ms(0.95),
+            p99: ms(0.99),
+            p99_9: ms(0.999),
+            p99_99: ms(0.9999),
+            max: h.max() as f64 / 1000.0,
+        }
+    }
+
+    /// (percentile, ms) points for a percentile chart, from p0 to max on a log scale of
+    /// "number of nines".
+    pub fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+        if h.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut q: f64 = 0.0;
+        while q < 0.99999 {
+            out.push((q * 100.0, h.value_at_quantile(q) as f64 / 1000.0));
+            // Ten points per decade of "1 - q".
+            q = 1.0 - (1.0 - q) * 10f64.powf(-0.1);
+        }
+        out.push((100.0, h.max() as f64 / 1000.0));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_and_percentiles() {
+        let mut a = Stats::default();
+        let mut b = Stats::default();
+        for us in 1..=1000 {
+            record(&mut a.publish_latency, us);
+        }
+        record(&mut b.publish_latency, 5_000_000);
+        b.published = 3;
+        a.merge(&b);
+        assert_eq!(a.published, 3);
+        let p = Percentiles::of(&a.publish_latency);
+        assert_eq!(p.count, 1001);
+        assert!((p.p50 - 0.5).abs() < 0.01, "{p:?}");
+        assert!((p.max - 5000.0).abs() < 5.0, "{p:?}");
+        let curve = Percentiles::curve(&a.publish_latency);
+        assert!(curve.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+    }
+}
