@@ -156,7 +156,7 @@ impl Connection {
             .map_err(|_| anyhow!("{}: connection dropped", self.address))?
             .map_err(|e| anyhow!("{}: {e}", self.address))?;
         let _header = kp::ResponseHeader::decode(&mut body, key.response_header_version(version))?;
-        R::decode(&mut body, version).map_err(Into::into)
+        R::decode(&mut body, version)
     }
 
     /// Sends a request that gets no response (Produce with acks=0).
