@@ -36,13 +36,25 @@ pub struct BatchBuilder {
     pub due_ns: Vec<u64>,
     /// When the first message was added (ns since the epoch), for linger.
     pub opened_ns: u64,
+    /// A magic 0 message set for brokers older than Kafka 0.10 (`legacy.rs`).
+    legacy: bool,
 }
 
 impl BatchBuilder {
-    pub fn new(capacity: usize, now_ns: u64) -> Self {
+    pub fn new(capacity: usize, now_ns: u64, legacy: bool) -> Self {
         let mut buf = BytesMut::with_capacity(capacity + BATCH_HEADER_BYTES + 64);
-        buf.put_bytes(0, BATCH_HEADER_BYTES);
-        BatchBuilder { buf, count: 0, base_timestamp_ms: 0, max_timestamp_ms: 0, due_ns: Vec::new(), opened_ns: now_ns }
+        if !legacy {
+            buf.put_bytes(0, BATCH_HEADER_BYTES);
+        }
+        BatchBuilder {
+            buf,
+            count: 0,
+            base_timestamp_ms: 0,
+            max_timestamp_ms: 0,
+            due_ns: Vec::new(),
+            opened_ns: now_ns,
+            legacy,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -62,6 +74,12 @@ impl BatchBuilder {
         timestamp_ms: i64,
         due_ns: u64,
     ) {
+        if self.legacy {
+            crate::legacy::push_message(&mut self.buf, i64::from(self.count), key, &header, filler);
+            self.count += 1;
+            self.due_ns.push(due_ns);
+            return;
+        }
         if self.count == 0 {
             self.base_timestamp_ms = timestamp_ms;
         }
@@ -97,6 +115,9 @@ impl BatchBuilder {
 
     /// Fills in the header and CRC-32C: the batch as sent.
     pub fn finish(mut self) -> (Bytes, Vec<u64>) {
+        if self.legacy {
+            return (self.buf.freeze(), self.due_ns);
+        }
         let length = (self.buf.len() - 12) as i32;
         let count = self.count;
         let h = &mut self.buf[..BATCH_HEADER_BYTES];
@@ -238,7 +259,7 @@ mod tests {
     #[test]
     fn built_batches_parse_back_with_their_send_times() {
         let filler = vec![b'x'; 1000];
-        let mut b = BatchBuilder::new(1 << 16, 0);
+        let mut b = BatchBuilder::new(1 << 16, 0, false);
         for i in 0..10u64 {
             let key = (i % 3 == 0).then(|| i.to_be_bytes());
             b.push(

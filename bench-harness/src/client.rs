@@ -30,10 +30,70 @@ pub struct Connection {
     versions: RefCell<HashMap<i16, (i16, i16)>>,
     failed: RefCell<Option<String>>,
     client_id: StrBytes,
+    /// The broker predates ApiVersions (Kafka < 0.10): Produce and Fetch v1 with magic 0
+    /// message sets, Metadata v0 (`legacy.rs`).
+    legacy: Cell<bool>,
 }
 
 impl Connection {
+    /// Connects and negotiates versions. A broker that closes the connection on ApiVersions
+    /// is taken for one older than Kafka 0.10 and spoken to in its protocol.
     pub async fn connect(address: &str, client_id: &str) -> Result<Rc<Connection>> {
+        static LEGACY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let known_legacy = LEGACY.lock().map(|l| l.iter().any(|a| a == address)).unwrap_or(false);
+        let conn = Self::open(address, client_id).await?;
+        if known_legacy {
+            conn.set_legacy();
+            return Ok(conn);
+        }
+        // Kafka 0.9 neither answers ApiVersions nor always closes the connection.
+        let timeout = async {
+            glommio::timer::sleep(std::time::Duration::from_secs(3)).await;
+            Err(anyhow!("connection closed: no answer to ApiVersions within 3 s"))
+        };
+        match futures_lite::future::or(conn.negotiate(), timeout).await {
+            Ok(()) => Ok(conn),
+            Err(e) if format!("{e:#}").contains("connection closed") => {
+                conn.fail("replaced by a connection in the pre-0.10 protocol".into());
+                let conn = Self::open(address, client_id).await?;
+                conn.set_legacy();
+                if let Ok(mut l) = LEGACY.lock() {
+                    l.push(address.to_string());
+                }
+                Ok(conn)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn set_legacy(&self) {
+        self.legacy.set(true);
+        *self.versions.borrow_mut() = [(0, (0, 1)), (1, (0, 1)), (3, (0, 0))].into_iter().collect();
+    }
+
+    pub fn is_legacy(&self) -> bool {
+        self.legacy.get()
+    }
+
+    /// The Produce version to use.
+    pub fn produce_version(&self) -> Result<i16> {
+        if self.is_legacy() {
+            Ok(1)
+        } else {
+            self.version(ApiKey::Produce, 3, 9)
+        }
+    }
+
+    /// The Fetch version to use.
+    pub fn fetch_version(&self) -> Result<i16> {
+        if self.is_legacy() {
+            Ok(1)
+        } else {
+            self.version(ApiKey::Fetch, 4, 12)
+        }
+    }
+
+    async fn open(address: &str, client_id: &str) -> Result<Rc<Connection>> {
         let stream = TcpStream::connect(address).await.map_err(|e| anyhow!("cannot connect to {address}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| anyhow!("{address}: {e}"))?;
         let (mut reader, writer) = futures_lite::io::split(stream);
@@ -46,6 +106,7 @@ impl Connection {
             versions: RefCell::new(HashMap::new()),
             failed: RefCell::new(None),
             client_id: StrBytes::from_string(client_id.to_string()),
+            legacy: Cell::new(false),
         });
         let weak = Rc::downgrade(&conn);
         glommio::spawn_local(async move {
@@ -79,7 +140,6 @@ impl Connection {
             }
         })
         .detach();
-        conn.negotiate().await?;
         Ok(conn)
     }
 
@@ -114,6 +174,40 @@ impl Connection {
             bail!("{} speaks {key:?} v{min}-{max}; this client needs v{ours_min}-{ours_max}", self.address);
         }
         Ok(v)
+    }
+
+    /// Sends a request whose body is already encoded; returns the response body.
+    pub async fn call_raw(&self, key: ApiKey, version: i16, body: &[u8], expect_response: bool) -> Result<Bytes> {
+        let correlation_id = self.next_correlation_id.get().wrapping_add(1);
+        self.next_correlation_id.set(correlation_id);
+        let header = kp::RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut buf = BytesMut::with_capacity(64 + body.len());
+        buf.put_u32(0);
+        header.encode(&mut buf, 1)?;
+        buf.put_slice(body);
+        let size = (buf.len() - 4) as u32;
+        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        if !expect_response {
+            let _permit = self.write_lock.acquire_permit(1).await.map_err(|_| anyhow!("connection closed"))?;
+            let mut writer = self.writer.borrow_mut().take().ok_or_else(|| anyhow!("writer busy"))?;
+            let result = writer.write_all(&buf).await;
+            *self.writer.borrow_mut() = Some(writer);
+            result.with_context(|| format!("sending to {}", self.address))?;
+            return Ok(Bytes::new());
+        }
+        let (tx, rx) = flume::bounded(1);
+        self.write(correlation_id, buf.freeze(), Some(tx)).await?;
+        let mut body = rx
+            .recv_async()
+            .await
+            .map_err(|_| anyhow!("{}: connection dropped", self.address))?
+            .map_err(|e| anyhow!("{}: {e}", self.address))?;
+        let _ = body.split_to(4); // correlation id (response header v0)
+        Ok(body)
     }
 
     fn frame<Q: Encodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<(i32, Bytes)> {
@@ -178,6 +272,27 @@ pub fn topic_name(name: &str) -> kp::TopicName {
 /// Creates the topics (ignoring TOPIC_ALREADY_EXISTS) and waits until Metadata shows a leader
 /// for every partition.
 pub async fn create_topics(conn: &Connection, topics: &[String], partitions: u32) -> Result<()> {
+    if conn.is_legacy() {
+        // No CreateTopics before Kafka 0.10.1: Metadata creates them with the broker's
+        // `num.partitions` (auto.create.topics.enable=true).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ready = partition_leaders(conn, topics).await?;
+            if ready.len() == topics.len() && ready.iter().all(|(_, n)| *n > 0) {
+                if let Some((t, n)) = ready.iter().find(|(_, n)| *n != partitions as usize) {
+                    bail!(
+                        "this broker predates CreateTopics and auto-created {t} with {n} partitions; \
+                         set num.partitions={partitions} in its configuration"
+                    );
+                }
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("topics were not auto-created within 60 s (is auto.create.topics.enable on?): {ready:?}");
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
     let version = conn.version(ApiKey::CreateTopics, 0, 5)?;
     let request = kp::CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(
         topics
@@ -216,7 +331,7 @@ pub async fn create_topics(conn: &Connection, topics: &[String], partitions: u32
 
 /// Partitions with a leader, per topic.
 async fn partition_leaders(conn: &Connection, topics: &[String]) -> Result<Vec<(String, usize)>> {
-    let version = conn.version(ApiKey::Metadata, 1, 9)?;
+    let version = conn.version(ApiKey::Metadata, 0, 9)?;
     let request = kp::MetadataRequest::default().with_topics(Some(
         topics
             .iter()

@@ -176,9 +176,8 @@ pub fn run(workload: &Workload, target: &Target, options: &RunOptions) -> Result
     }
     drop(reports_tx);
     // Every core has connected and positioned its consumers at the log end: go.
-    let start_ns = shared.now_ns() + 20_000_000;
-    shared.start_ns.store(start_ns, Ordering::SeqCst);
     shared.barrier.wait();
+    shared.start_ns.store(shared.now_ns() + 20_000_000, Ordering::SeqCst);
     let started_unix_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let result = collect(workload, &shared, &reports_rx, workers, options, target);
     shared.stop_consumers.store(true, Ordering::SeqCst);
@@ -346,13 +345,13 @@ async fn worker(
         let mut ready_producers = Vec::new();
         for &i in &producers {
             let conn = Connection::connect(&plan.bootstrap, &format!("ringtail-bench-producer-{i}")).await?;
-            let version = conn.version(ApiKey::Produce, 3, 9)?;
+            let version = conn.produce_version()?;
             ready_producers.push((i, conn, version));
         }
         let mut ready_consumers = Vec::new();
         for &j in &consumers {
             let conn = Connection::connect(&plan.bootstrap, &format!("ringtail-bench-consumer-{j}")).await?;
-            let version = conn.version(ApiKey::Fetch, 4, 12)?;
+            let version = conn.fetch_version()?;
             let mine: Vec<(String, i32)> = plan
                 .partitions
                 .iter()
@@ -360,7 +359,12 @@ async fn worker(
                 .filter(|(k, _)| *k % plan.workload.consumers as usize == j as usize)
                 .map(|(_, (t, p))| (plan.topics[*t].clone(), *p))
                 .collect();
-            let offsets = client::latest_offsets(&conn, &mine).await?;
+            // The topics are new; a broker without ListOffsets v1 starts them at 0.
+            let offsets = if conn.is_legacy() {
+                mine.iter().map(|tp| (tp.clone(), 0)).collect()
+            } else {
+                client::latest_offsets(&conn, &mine).await?
+            };
             ready_consumers.push((conn, version, offsets));
         }
         Ok::<_, anyhow::Error>((ready_producers, ready_consumers))
@@ -382,7 +386,13 @@ async fn worker(
             return Err(e);
         }
     };
-    let start_ns = shared.start_ns.load(Ordering::SeqCst);
+    // The main thread sets the start once every core has passed the barrier.
+    let start_ns = loop {
+        match shared.start_ns.load(Ordering::SeqCst) {
+            0 => glommio::timer::sleep(Duration::from_millis(1)).await,
+            t => break t,
+        }
+    };
     let end_ns = start_ns + (plan.workload.warmup_s + plan.workload.duration_s) * 1_000_000_000;
     let running = Rc::new(std::cell::Cell::new(ready_producers.len()));
     let errors: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
@@ -520,7 +530,8 @@ async fn producer(
                     (p, Some((p as u64).to_be_bytes()))
                 }
             };
-            let b = open.entry(partition).or_insert_with(|| BatchBuilder::new(w.batch_bytes, now));
+            let legacy = conn.is_legacy();
+            let b = open.entry(partition).or_insert_with(|| BatchBuilder::new(w.batch_bytes, now, legacy));
             let timestamp_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH))
                 .map_or(0, |d| d.as_millis() as i64);
             b.push(
@@ -558,11 +569,11 @@ async fn producer(
         let sent_any = !ready.is_empty();
         if sent_any {
             let permit = permits.acquire_static_permit(1).await.map_err(|_| anyhow!("closed"))?;
-            let request = produce_request(plan, &ready);
+            let request = ProduceCall::new(plan, &ready, conn);
             let (conn, stats, shared, names) = (conn.clone(), stats.clone(), shared.clone(), names.clone());
             let (acks, message_size) = (w.acks, w.message_size as u64);
             if acks == 0 {
-                conn.send_only(ApiKey::Produce, version, &request).await?;
+                request.send_only(&conn, version).await?;
                 let mut s = stats.borrow_mut();
                 for r in &ready {
                     s.published += r.due_ns.len() as u64;
@@ -572,7 +583,7 @@ async fn producer(
             } else {
                 glommio::spawn_local(async move {
                     let _permit = permit;
-                    let answer: Result<kp::ProduceResponse> = conn.call(ApiKey::Produce, version, &request).await;
+                    let answer = request.call(&conn, version).await;
                     let acked_ns = shared.now_ns();
                     settle(answer, &ready, &names, &stats, message_size, acked_ns);
                 })
@@ -603,13 +614,61 @@ async fn producer(
         })
         .collect();
     if !rest.is_empty() && w.acks != 0 {
-        let request = produce_request(plan, &rest);
-        let answer: Result<kp::ProduceResponse> = conn.call(ApiKey::Produce, version, &request).await;
+        let answer = ProduceCall::new(plan, &rest, conn).call(conn, version).await;
         let acked_ns = shared.now_ns();
         settle(answer, &rest, &names, stats, w.message_size as u64, acked_ns);
     }
     let _all = permits.acquire(u64::from(w.max_in_flight)).await;
     Ok(())
+}
+
+/// A Produce request in the broker's protocol: current, or v1 with message sets (`legacy.rs`).
+enum ProduceCall {
+    Current(kp::ProduceRequest),
+    Legacy(Bytes),
+}
+
+impl ProduceCall {
+    fn new(plan: &Plan, ready: &[Ready], conn: &Connection) -> ProduceCall {
+        if !conn.is_legacy() {
+            return ProduceCall::Current(produce_request(plan, ready));
+        }
+        let mut by_topic: BTreeMap<usize, Vec<(i32, Bytes)>> = BTreeMap::new();
+        for r in ready {
+            let (topic, partition) = plan.partitions[r.partition];
+            by_topic.entry(topic).or_default().push((partition, r.bytes.clone()));
+        }
+        let topics: Vec<(String, Vec<(i32, Bytes)>)> =
+            by_topic.into_iter().map(|(t, parts)| (plan.topics[t].clone(), parts)).collect();
+        ProduceCall::Legacy(crate::legacy::produce_v1(plan.workload.acks, 30_000, &topics))
+    }
+
+    /// The error code of every partition answered.
+    async fn call(&self, conn: &Connection, version: i16) -> Result<HashMap<(String, i32), i16>> {
+        match self {
+            ProduceCall::Current(request) => {
+                let resp: kp::ProduceResponse = conn.call(ApiKey::Produce, version, request).await?;
+                Ok(resp
+                    .responses
+                    .iter()
+                    .flat_map(|t| {
+                        t.partition_responses.iter().map(move |p| ((t.name.0.to_string(), p.index), p.error_code))
+                    })
+                    .collect())
+            }
+            ProduceCall::Legacy(body) => {
+                let resp = conn.call_raw(ApiKey::Produce, version, body, true).await?;
+                Ok(crate::legacy::produce_v1_response(resp)?.into_iter().map(|(t, p, e)| ((t, p), e)).collect())
+            }
+        }
+    }
+
+    async fn send_only(&self, conn: &Connection, version: i16) -> Result<()> {
+        match self {
+            ProduceCall::Current(request) => conn.send_only(ApiKey::Produce, version, request).await,
+            ProduceCall::Legacy(body) => conn.call_raw(ApiKey::Produce, version, body, false).await.map(drop),
+        }
+    }
 }
 
 fn produce_request(plan: &Plan, ready: &[Ready]) -> kp::ProduceRequest {
@@ -636,7 +695,7 @@ fn produce_request(plan: &Plan, ready: &[Ready]) -> kp::ProduceRequest {
 
 /// Counts a produce response: acknowledged messages and their latencies, or errors.
 fn settle(
-    answer: Result<kp::ProduceResponse>,
+    answer: Result<HashMap<(String, i32), i16>>,
     ready: &[Ready],
     names: &[(String, i32)],
     stats: &Rc<RefCell<Stats>>,
@@ -644,14 +703,7 @@ fn settle(
     acked_ns: u64,
 ) {
     let mut s = stats.borrow_mut();
-    let errors: HashMap<(String, i32), i16> = match &answer {
-        Ok(resp) => resp
-            .responses
-            .iter()
-            .flat_map(|t| t.partition_responses.iter().map(move |p| ((t.name.0.to_string(), p.index), p.error_code)))
-            .collect(),
-        Err(_) => HashMap::new(),
-    };
+    let errors = answer.unwrap_or_default();
     for r in ready {
         let n = r.due_ns.len() as u64;
         let ok = errors.get(&names[r.partition]) == Some(&0);
@@ -683,51 +735,73 @@ async fn consumer(
         return Ok(());
     }
     while !shared.stop_consumers.load(Ordering::SeqCst) {
-        let request = kp::FetchRequest::default()
-            .with_replica_id(kp::BrokerId(-1))
-            .with_max_wait_ms(100)
-            .with_min_bytes(1)
-            .with_max_bytes(64 << 20)
-            .with_isolation_level(0)
-            .with_session_epoch(-1)
-            .with_topics(
-                by_topic
-                    .iter()
-                    .map(|(t, ps)| {
-                        kp::fetch_request::FetchTopic::default().with_topic(client::topic_name(t)).with_partitions(
-                            ps.iter()
-                                .map(|p| {
-                                    kp::fetch_request::FetchPartition::default()
-                                        .with_partition(*p)
-                                        .with_fetch_offset(offsets[&(t.clone(), *p)])
-                                        .with_partition_max_bytes(8 << 20)
-                                })
-                                .collect(),
-                        )
-                    })
-                    .collect(),
-            );
-        let resp: kp::FetchResponse = conn.call(ApiKey::Fetch, version, &request).await?;
+        // (topic, partition, error code, records) per partition, in either protocol.
+        let answered: Vec<(String, i32, i16, Option<Bytes>)> = if conn.is_legacy() {
+            let topics: Vec<(String, Vec<(i32, i64)>)> = by_topic
+                .iter()
+                .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (*p, offsets[&(t.clone(), *p)])).collect()))
+                .collect();
+            let body = crate::legacy::fetch_v1(100, 1, 8 << 20, &topics);
+            let resp = conn.call_raw(ApiKey::Fetch, version, &body, true).await?;
+            crate::legacy::fetch_v1_response(resp)?.into_iter().map(|(t, p, e, r)| (t, p, e, Some(r))).collect()
+        } else {
+            let request = fetch_request(&by_topic, &offsets);
+            let resp: kp::FetchResponse = conn.call(ApiKey::Fetch, version, &request).await?;
+            resp.responses
+                .into_iter()
+                .flat_map(|t| {
+                    let topic = t.topic.0.to_string();
+                    t.partitions.into_iter().map(move |p| (topic.clone(), p.partition_index, p.error_code, p.records))
+                })
+                .collect()
+        };
         let now = shared.now_ns();
         let mut s = stats.borrow_mut();
-        for t in &resp.responses {
-            let topic = t.topic.0.to_string();
-            for p in &t.partitions {
-                if p.error_code != 0 {
-                    return Err(anyhow!("fetch {topic}[{}]: error {}", p.partition_index, p.error_code));
-                }
-                let Some(records) = &p.records else { continue };
-                let s = &mut *s;
-                let fetched = batch::walk(records, |due| {
-                    stats::record(&mut s.end_to_end_latency, now.saturating_sub(due) / 1000);
-                });
-                s.consumed += fetched.records;
-                s.consumed_bytes += fetched.records * plan.workload.message_size as u64;
-                if let Some(next) = fetched.next_offset {
-                    offsets.insert((topic.clone(), p.partition_index), next);
-                }
+        let s = &mut *s;
+        for (topic, partition, error, records) in answered {
+            if error != 0 {
+                return Err(anyhow!("fetch {topic}[{partition}]: error {error}"));
+            }
+            let Some(records) = records else { continue };
+            let on_message = |due: u64| stats::record(&mut s.end_to_end_latency, now.saturating_sub(due) / 1000);
+            let fetched = if conn.is_legacy() {
+                crate::legacy::walk(&records, on_message)
+            } else {
+                batch::walk(&records, on_message)
+            };
+            s.consumed += fetched.records;
+            s.consumed_bytes += fetched.records * plan.workload.message_size as u64;
+            if let Some(next) = fetched.next_offset {
+                offsets.insert((topic, partition), next);
             }
         }
     }
     Ok(())
+}
+
+fn fetch_request(by_topic: &BTreeMap<String, Vec<i32>>, offsets: &HashMap<(String, i32), i64>) -> kp::FetchRequest {
+    kp::FetchRequest::default()
+        .with_replica_id(kp::BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(64 << 20)
+        .with_isolation_level(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            by_topic
+                .iter()
+                .map(|(t, ps)| {
+                    kp::fetch_request::FetchTopic::default().with_topic(client::topic_name(t)).with_partitions(
+                        ps.iter()
+                            .map(|p| {
+                                kp::fetch_request::FetchPartition::default()
+                                    .with_partition(*p)
+                                    .with_fetch_offset(offsets[&(t.clone(), *p)])
+                                    .with_partition_max_bytes(8 << 20)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
 }

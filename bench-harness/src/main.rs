@@ -6,6 +6,7 @@ mod batch;
 mod charts;
 mod client;
 mod driver;
+mod legacy;
 mod stats;
 mod workload;
 
