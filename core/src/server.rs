@@ -85,12 +85,16 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         // Before the shards recover their logs, so /ready can say they are still recovering.
         crate::admin_http::spawn(listen, senders.clone(), readiness.clone())?;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Shards go on the CPUs this process may run on (taskset, cgroup cpusets), in order.
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect::<Vec<usize>>())
+        .filter(|ids| !ids.is_empty())
+        .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect());
     let mut threads = Vec::new();
     for (id, inbox) in receivers.into_iter().enumerate() {
         let (config, peers, metadata, readiness) =
             (config.clone(), senders.clone(), metadata.clone(), readiness.clone());
-        let builder = LocalExecutorBuilder::new(Placement::Fixed(id % cores)).name(&format!("shard-{id}"));
+        let builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[id % cpus.len()])).name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
                 let result = run_shard(id, config, peers, metadata, inbox, producer_ids_start, readiness).await;
@@ -228,6 +232,20 @@ async fn run_shard(
                     while shard.in_flight.get() > 0 && std::time::Instant::now() < deadline {
                         glommio::timer::sleep(Duration::from_millis(2)).await;
                     }
+                    if shard.in_flight.get() > 0 {
+                        let apis: Vec<(i16, usize)> = shard
+                            .in_flight_apis
+                            .borrow()
+                            .iter()
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(k, n)| (*k, *n))
+                            .collect();
+                        tracing::warn!(
+                            shard = shard.id,
+                            ?apis,
+                            "requests still in progress after the shutdown grace period"
+                        );
+                    }
                     let _ = reply.send_async(()).await;
                 })
                 .detach();
@@ -245,18 +263,22 @@ async fn run_shard(
 }
 
 /// Counts a request as in progress on its shard until dropped, even if its task is cancelled.
-struct InFlight(Rc<Shard>);
+struct InFlight(Rc<Shard>, i16);
 
 impl InFlight {
-    fn new(shard: &Rc<Shard>) -> Self {
+    fn new(shard: &Rc<Shard>, api_key: i16) -> Self {
         shard.in_flight.set(shard.in_flight.get() + 1);
-        InFlight(shard.clone())
+        *shard.in_flight_apis.borrow_mut().entry(api_key).or_default() += 1;
+        InFlight(shard.clone(), api_key)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.set(self.0.in_flight.get() - 1);
+        if let Some(n) = self.0.in_flight_apis.borrow_mut().get_mut(&self.1) {
+            *n -= 1;
+        }
     }
 }
 
@@ -309,7 +331,8 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
                         break;
                     }
                 };
-                let guard = InFlight::new(&shard);
+                let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+                let guard = InFlight::new(&shard, api_key);
                 let worker = shard.clone();
                 let client_host = client_host.clone();
                 let task = glommio::spawn_local(async move {
