@@ -508,9 +508,7 @@ async fn producer(
                 if next_due > now as f64 || made >= 100_000 {
                     break;
                 }
-                let d = next_due as u64;
-                next_due += interval_ns;
-                d
+                next_due as u64
             } else {
                 if !full.is_empty() || made >= 100_000 {
                     break;
@@ -530,8 +528,16 @@ async fn producer(
                     (p, Some((p as u64).to_be_bytes()))
                 }
             };
+            // A full batch goes out before anything more is added to it (after a stall, the
+            // messages due since could otherwise overfill batches past the broker's limit).
+            if full.contains(&partition) {
+                break;
+            }
             let legacy = conn.is_legacy();
             let b = open.entry(partition).or_insert_with(|| BatchBuilder::new(w.batch_bytes, now, legacy));
+            if rate > 0.0 {
+                next_due += interval_ns;
+            }
             let timestamp_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH))
                 .map_or(0, |d| d.as_millis() as i64);
             b.push(
