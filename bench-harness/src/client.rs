@@ -41,29 +41,36 @@ impl Connection {
     pub async fn connect(address: &str, client_id: &str) -> Result<Rc<Connection>> {
         static LEGACY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
         let known_legacy = LEGACY.lock().map(|l| l.iter().any(|a| a == address)).unwrap_or(false);
-        let conn = Self::open(address, client_id).await?;
+        let mut conn = Self::open(address, client_id).await?;
         if known_legacy {
             conn.set_legacy();
             return Ok(conn);
         }
-        // Kafka 0.9 neither answers ApiVersions nor always closes the connection.
-        let timeout = async {
-            glommio::timer::sleep(std::time::Duration::from_secs(3)).await;
-            Err(anyhow!("connection closed: no answer to ApiVersions within 3 s"))
-        };
-        match futures_lite::future::or(conn.negotiate(), timeout).await {
-            Ok(()) => Ok(conn),
-            Err(e) if format!("{e:#}").contains("connection closed") => {
-                conn.fail("replaced by a connection in the pre-0.10 protocol".into());
-                let conn = Self::open(address, client_id).await?;
-                conn.set_legacy();
-                if let Ok(mut l) = LEGACY.lock() {
-                    l.push(address.to_string());
+        // Two tries: a connection reset at once may come from the listener of a broker that
+        // just stopped on this port. Kafka 0.9 neither answers ApiVersions nor always closes
+        // the connection, hence the timeout; failing twice means a pre-0.10 broker.
+        for attempt in 0..2 {
+            let timeout = async {
+                glommio::timer::sleep(std::time::Duration::from_secs(3)).await;
+                Err(anyhow!("connection closed: no answer to ApiVersions within 3 s"))
+            };
+            match futures_lite::future::or(conn.negotiate(), timeout).await {
+                Ok(()) => return Ok(conn),
+                Err(e) if format!("{e:#}").contains("connection closed") => {
+                    conn.fail("replaced by a new connection".into());
+                    if attempt == 0 {
+                        glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                    conn = Self::open(address, client_id).await?;
                 }
-                Ok(conn)
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        conn.set_legacy();
+        if let Ok(mut l) = LEGACY.lock() {
+            l.push(address.to_string());
+        }
+        Ok(conn)
     }
 
     fn set_legacy(&self) {
