@@ -183,31 +183,17 @@ impl Connection {
         Ok(v)
     }
 
-    /// Sends a request whose body is already encoded; returns the response body.
+    /// Sends a request whose body is already encoded (header v1); returns the response body.
     pub async fn call_raw(&self, key: ApiKey, version: i16, body: &[u8], expect_response: bool) -> Result<Bytes> {
-        let correlation_id = self.next_correlation_id.get().wrapping_add(1);
-        self.next_correlation_id.set(correlation_id);
-        let header = kp::RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let mut buf = BytesMut::with_capacity(64 + body.len());
-        buf.put_u32(0);
-        header.encode(&mut buf, 1)?;
-        buf.put_slice(body);
-        let size = (buf.len() - 4) as u32;
-        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        let (correlation_id, frame) = self.frame_with(key, version, 1, |buf| {
+            buf.put_slice(body);
+            Ok(())
+        })?;
         if !expect_response {
-            let _permit = self.write_lock.acquire_permit(1).await.map_err(|_| anyhow!("connection closed"))?;
-            let mut writer = self.writer.borrow_mut().take().ok_or_else(|| anyhow!("writer busy"))?;
-            let result = writer.write_all(&buf).await;
-            *self.writer.borrow_mut() = Some(writer);
-            result.with_context(|| format!("sending to {}", self.address))?;
-            return Ok(Bytes::new());
+            return self.write_unanswered(frame).await.map(|()| Bytes::new());
         }
         let (tx, rx) = flume::bounded(1);
-        self.write(correlation_id, buf.freeze(), Some(tx)).await?;
+        self.write(correlation_id, frame, Some(tx)).await?;
         let mut body = rx
             .recv_async()
             .await
@@ -218,6 +204,17 @@ impl Connection {
     }
 
     fn frame<Q: Encodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<(i32, Bytes)> {
+        self.frame_with(key, version, key.request_header_version(version), |buf| Ok(request.encode(buf, version)?))
+    }
+
+    /// A request frame: size, header (in `header_version`), then what `body` writes.
+    fn frame_with(
+        &self,
+        key: ApiKey,
+        version: i16,
+        header_version: i16,
+        body: impl FnOnce(&mut BytesMut) -> Result<()>,
+    ) -> Result<(i32, Bytes)> {
         let correlation_id = self.next_correlation_id.get().wrapping_add(1);
         self.next_correlation_id.set(correlation_id);
         let header = kp::RequestHeader::default()
@@ -227,11 +224,20 @@ impl Connection {
             .with_client_id(Some(self.client_id.clone()));
         let mut buf = BytesMut::with_capacity(256);
         buf.put_u32(0);
-        header.encode(&mut buf, key.request_header_version(version))?;
-        request.encode(&mut buf, version)?;
+        header.encode(&mut buf, header_version)?;
+        body(&mut buf)?;
         let size = (buf.len() - 4) as u32;
         buf[0..4].copy_from_slice(&size.to_be_bytes());
         Ok((correlation_id, buf.freeze()))
+    }
+
+    /// Writes a frame that gets no response (not registered as pending).
+    async fn write_unanswered(&self, frame: Bytes) -> Result<()> {
+        let _permit = self.write_lock.acquire_permit(1).await.map_err(|_| anyhow!("connection closed"))?;
+        let mut writer = self.writer.borrow_mut().take().ok_or_else(|| anyhow!("writer busy"))?;
+        let result = writer.write_all(&frame).await;
+        *self.writer.borrow_mut() = Some(writer);
+        result.with_context(|| format!("sending to {}", self.address))
     }
 
     async fn write(&self, correlation_id: i32, frame: Bytes, reply: Option<Reply>) -> Result<()> {
@@ -263,12 +269,7 @@ impl Connection {
     /// Sends a request that gets no response (Produce with acks=0).
     pub async fn send_only<Q: Encodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<()> {
         let (_, frame) = self.frame(key, version, request)?;
-        // Not registered as pending: no response comes.
-        let _permit = self.write_lock.acquire_permit(1).await.map_err(|_| anyhow!("connection closed"))?;
-        let mut writer = self.writer.borrow_mut().take().ok_or_else(|| anyhow!("writer busy"))?;
-        let result = writer.write_all(&frame).await;
-        *self.writer.borrow_mut() = Some(writer);
-        result.with_context(|| format!("sending to {}", self.address))
+        self.write_unanswered(frame).await
     }
 }
 
