@@ -204,7 +204,7 @@ impl Connection {
     }
 
     fn frame<Q: Encodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<(i32, Bytes)> {
-        self.frame_with(key, version, key.request_header_version(version), |buf| Ok(request.encode(buf, version)?))
+        self.frame_with(key, version, key.request_header_version(version), |buf| request.encode(buf, version))
     }
 
     /// A request frame: size, header (in `header_version`), then what `body` writes.
