@@ -24,7 +24,7 @@ pub struct Connection {
     writer: RefCell<Option<futures_lite::io::WriteHalf<TcpStream>>>,
     write_lock: glommio::sync::Semaphore,
     /// Requests sent and not yet answered, in order: correlation id and where the answer goes.
-    pending: RefCell<VecDeque<(i32, Option<Reply>)>>,
+    pending: RefCell<VecDeque<(i32, Reply)>>,
     next_correlation_id: Cell<i32>,
     /// The broker's (min, max) version per API key.
     versions: RefCell<HashMap<i16, (i16, i16)>>,
@@ -138,9 +138,7 @@ impl Connection {
                 if expected != correlation_id {
                     break format!("correlation id {correlation_id}, expected {expected}");
                 }
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(Bytes::from(buf)));
-                }
+                let _ = reply.send(Ok(Bytes::from(buf)));
             };
             if let Some(conn) = weak.upgrade() {
                 conn.fail(error);
@@ -152,7 +150,7 @@ impl Connection {
 
     fn fail(&self, error: String) {
         let pending: Vec<_> = self.pending.borrow_mut().drain(..).collect();
-        for reply in pending.into_iter().filter_map(|(_, reply)| reply) {
+        for (_, reply) in pending {
             let _ = reply.send(Err(error.clone()));
         }
         self.failed.borrow_mut().get_or_insert(error);
@@ -192,13 +190,7 @@ impl Connection {
         if !expect_response {
             return self.write_unanswered(frame).await.map(|()| Bytes::new());
         }
-        let (tx, rx) = flume::bounded(1);
-        self.write(correlation_id, frame, Some(tx)).await?;
-        let mut body = rx
-            .recv_async()
-            .await
-            .map_err(|_| anyhow!("{}: connection dropped", self.address))?
-            .map_err(|e| anyhow!("{}: {e}", self.address))?;
+        let mut body = self.exchange(correlation_id, frame).await?;
         let _ = body.split_to(4); // correlation id (response header v0)
         Ok(body)
     }
@@ -240,28 +232,30 @@ impl Connection {
         result.with_context(|| format!("sending to {}", self.address))
     }
 
-    async fn write(&self, correlation_id: i32, frame: Bytes, reply: Option<Reply>) -> Result<()> {
-        let _permit = self.write_lock.acquire_permit(1).await.map_err(|_| anyhow!("connection closed"))?;
-        if let Some(e) = self.failed.borrow().as_ref() {
-            bail!("{}: {e}", self.address);
+    /// Writes a request frame and waits for its response (header included).
+    async fn exchange(&self, correlation_id: i32, frame: Bytes) -> Result<Bytes> {
+        let (tx, rx) = flume::bounded(1);
+        {
+            let _permit = self.write_lock.acquire_permit(1).await.map_err(|_| anyhow!("connection closed"))?;
+            if let Some(e) = self.failed.borrow().as_ref() {
+                bail!("{}: {e}", self.address);
+            }
+            self.pending.borrow_mut().push_back((correlation_id, tx));
+            let mut writer = self.writer.borrow_mut().take().ok_or_else(|| anyhow!("writer busy"))?;
+            let result = writer.write_all(&frame).await;
+            *self.writer.borrow_mut() = Some(writer);
+            result.with_context(|| format!("sending to {}", self.address))?;
         }
-        self.pending.borrow_mut().push_back((correlation_id, reply));
-        let mut writer = self.writer.borrow_mut().take().ok_or_else(|| anyhow!("writer busy"))?;
-        let result = writer.write_all(&frame).await;
-        *self.writer.borrow_mut() = Some(writer);
-        result.with_context(|| format!("sending to {}", self.address))
+        rx.recv_async()
+            .await
+            .map_err(|_| anyhow!("{}: connection dropped", self.address))?
+            .map_err(|e| anyhow!("{}: {e}", self.address))
     }
 
     /// Sends a request and decodes its response.
     pub async fn call<Q: Encodable, R: Decodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<R> {
         let (correlation_id, frame) = self.frame(key, version, request)?;
-        let (tx, rx) = flume::bounded(1);
-        self.write(correlation_id, frame, Some(tx)).await?;
-        let mut body = rx
-            .recv_async()
-            .await
-            .map_err(|_| anyhow!("{}: connection dropped", self.address))?
-            .map_err(|e| anyhow!("{}: {e}", self.address))?;
+        let mut body = self.exchange(correlation_id, frame).await?;
         let _header = kp::ResponseHeader::decode(&mut body, key.response_header_version(version))?;
         R::decode(&mut body, version)
     }

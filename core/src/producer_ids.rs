@@ -8,37 +8,21 @@
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
+use ringtail_log::StateFileKind;
+
 pub const FILE: &str = "producer-ids";
 /// Ids reserved by one write of the file.
 pub const BLOCK: i64 = 1000;
-const MAGIC: &[u8; 4] = b"RTPI";
-const VERSION: u16 = 1;
-const FILE_BYTES: usize = 4 + 2 + 8 + 4;
 
-/// The end of the reserved block, framed: magic, version, end (i64 big-endian), CRC-32C.
+/// The end of the reserved block, in the log crate's state-file frame (kind 4).
 pub fn encode(end: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FILE_BYTES);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_be_bytes());
-    out.extend_from_slice(&end.to_be_bytes());
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_be_bytes());
-    out
+    ringtail_log::encode_state_file(StateFileKind::ProducerIdBlock, &end.to_be_bytes())
 }
 
 pub fn decode(bytes: &[u8]) -> Result<i64, String> {
-    if bytes.len() != FILE_BYTES || &bytes[0..4] != MAGIC {
-        return Err(format!("not a producer id file ({} bytes)", bytes.len()));
-    }
-    let version = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if version != VERSION {
-        return Err(format!("version {version} is not supported (this build reads {VERSION})"));
-    }
-    let crc = u32::from_be_bytes(bytes[14..18].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&bytes[..14]) != crc {
-        return Err("CRC mismatch".into());
-    }
-    let end = i64::from_be_bytes(bytes[6..14].try_into().expect("8 bytes"));
+    let payload = ringtail_log::decode_state_file(StateFileKind::ProducerIdBlock, bytes)?;
+    let end =
+        i64::from_be_bytes(payload.try_into().map_err(|_| format!("payload of {} bytes, expected 8", payload.len()))?);
     if end < 0 {
         return Err(format!("negative block end {end}"));
     }

@@ -339,7 +339,6 @@ async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
                     let _guard = guard;
                     let _permit = permit;
                     let started = std::time::Instant::now();
-                    let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
                     let outcome = handle_request(&worker, frame, &client_host).await;
                     let elapsed = started.elapsed();
                     worker.metrics.request(api_key, elapsed, matches!(outcome, Outcome::Close(_)));

@@ -20,11 +20,13 @@ const CHECKPOINT_BYTES_MAX: u64 = 1 << 20;
 /// What a checkpoint file holds; the numbers are stored in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
-pub(crate) enum Kind {
+pub enum Kind {
     PartitionState = 1,
     CleanShutdown = 2,
     /// An rkyv archive of a partition's idempotent producer state (`producer::ProducerStates`).
     ProducerSnapshot = 3,
+    /// The broker's reserved block of producer ids (`core/src/producer_ids.rs`).
+    ProducerIdBlock = 4,
 }
 
 /// The state a partition keeps beside its segments.
@@ -57,7 +59,7 @@ impl PartitionState {
 }
 
 /// Frames a payload: magic, version, kind, length, payload, CRC-32C of all before it.
-pub(crate) fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
+pub fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(PREFIX_BYTES + payload.len() + CRC_BYTES);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_be_bytes());
@@ -70,7 +72,7 @@ pub(crate) fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Checks the framing and returns the payload.
-pub(crate) fn decode(kind: Kind, bytes: &[u8]) -> Result<&[u8], String> {
+pub fn decode(kind: Kind, bytes: &[u8]) -> Result<&[u8], String> {
     if bytes.len() < PREFIX_BYTES + CRC_BYTES {
         return Err(format!("{} bytes is too short for a checkpoint", bytes.len()));
     }

@@ -25,6 +25,9 @@ pub use partition::{
 };
 pub use segment::prime_direct_io;
 
+/// The framing of state files (magic, version, kind, length, CRC-32C), for other crates' files.
+pub use checkpoint::{decode as decode_state_file, encode as encode_state_file, Kind as StateFileKind};
+
 /// Writes `dir/name` atomically and durably (temporary file, fdatasync, rename, directory
 /// fsync), without blocking the executor. For small state files of other crates.
 pub async fn write_file_atomic(dir: &std::path::Path, name: &str, bytes: Vec<u8>) -> Result<(), LogError> {
