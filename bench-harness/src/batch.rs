@@ -4,6 +4,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::compression::Compression;
+
 pub const PAYLOAD_HEADER_BYTES: usize = 24;
 const BATCH_HEADER_BYTES: usize = 61;
 
@@ -38,10 +40,13 @@ pub struct BatchBuilder {
     pub opened_ns: u64,
     /// A magic 0 message set for brokers older than Kafka 0.10 (`legacy.rs`).
     legacy: bool,
+    compression: Compression,
 }
 
 impl BatchBuilder {
-    pub fn new(capacity: usize, now_ns: u64, legacy: bool) -> Self {
+    /// `compression` must be `None` for a legacy (magic 0) message set.
+    pub fn new(capacity: usize, now_ns: u64, legacy: bool, compression: Compression) -> Self {
+        debug_assert!(!legacy || compression == Compression::None);
         let mut buf = BytesMut::with_capacity(capacity + BATCH_HEADER_BYTES + 64);
         if !legacy {
             buf.put_bytes(0, BATCH_HEADER_BYTES);
@@ -54,6 +59,7 @@ impl BatchBuilder {
             due_ns: Vec::new(),
             opened_ns: now_ns,
             legacy,
+            compression,
         }
     }
 
@@ -113,18 +119,35 @@ impl BatchBuilder {
         self.due_ns.push(due_ns);
     }
 
-    /// Fills in the header and CRC-32C: the batch as sent.
-    pub fn finish(mut self) -> (Bytes, Vec<u64>) {
+    /// Compresses the records (if a codec is set), fills in the header and CRC-32C: the batch
+    /// as sent.
+    pub fn finish(mut self) -> anyhow::Result<(Bytes, Vec<u64>)> {
         if self.legacy {
-            return (self.buf.freeze(), self.due_ns);
+            return Ok((self.buf.freeze(), self.due_ns));
         }
-        let length = (self.buf.len() - 12) as i32;
+        if self.compression == Compression::None {
+            let mut buf = std::mem::take(&mut self.buf);
+            self.fill_header(&mut buf);
+            return Ok((buf.freeze(), self.due_ns));
+        }
+        // The compressed records go into a new buffer after a copy of the (unfilled) header.
+        let mut out = Vec::with_capacity(self.buf.len() / 2 + BATCH_HEADER_BYTES);
+        out.extend_from_slice(&self.buf[..BATCH_HEADER_BYTES]);
+        self.compression.compress(&self.buf[BATCH_HEADER_BYTES..], &mut out)?;
+        self.fill_header(&mut out);
+        Ok((Bytes::from(out), self.due_ns))
+    }
+
+    /// Fills in the header of `batch` (this builder's batch, records already in their final
+    /// form) and its CRC-32C.
+    fn fill_header(&self, batch: &mut [u8]) {
+        let length = (batch.len() - 12) as i32;
         let count = self.count;
-        let h = &mut self.buf[..BATCH_HEADER_BYTES];
+        let h = &mut batch[..BATCH_HEADER_BYTES];
         h[8..12].copy_from_slice(&length.to_be_bytes());
         h[12..16].copy_from_slice(&(-1i32).to_be_bytes());
         h[16] = 2;
-        h[21..23].copy_from_slice(&0i16.to_be_bytes());
+        h[21..23].copy_from_slice(&self.compression.attribute().to_be_bytes());
         h[23..27].copy_from_slice(&(count - 1).to_be_bytes());
         h[27..35].copy_from_slice(&self.base_timestamp_ms.to_be_bytes());
         h[35..43].copy_from_slice(&self.max_timestamp_ms.to_be_bytes());
@@ -132,9 +155,8 @@ impl BatchBuilder {
         h[51..53].copy_from_slice(&(-1i16).to_be_bytes());
         h[53..57].copy_from_slice(&(-1i32).to_be_bytes());
         h[57..61].copy_from_slice(&count.to_be_bytes());
-        let crc = crc32c::crc32c(&self.buf[21..]);
-        self.buf[17..21].copy_from_slice(&crc.to_be_bytes());
-        (self.buf.freeze(), self.due_ns)
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
     }
 }
 
@@ -168,9 +190,37 @@ pub struct Fetched {
     pub next_offset: Option<i64>,
 }
 
+/// Calls `on_message(due_ns)` for each of the `count` records in `records` (a batch's records,
+/// decompressed) whose value carries our header.
+fn walk_records(records: &[u8], count: i32, on_message: &mut impl FnMut(u64)) {
+    let mut p = 0usize;
+    for _ in 0..count {
+        let Some(len) = read_varint(records, &mut p) else { break };
+        let end = p + len.max(0) as usize;
+        let mut q = p + 1;
+        let fields = (|| {
+            read_varint(records, &mut q)?;
+            read_varint(records, &mut q)?;
+            let key_len = read_varint(records, &mut q)?;
+            q += key_len.max(0) as usize;
+            let value_len = read_varint(records, &mut q)?;
+            (value_len >= 8).then_some(())?;
+            records.get(q..q + 8).map(|v| u64::from_be_bytes(v.try_into().expect("8 bytes")))
+        })();
+        if let Some(due) = fields {
+            on_message(due);
+        }
+        p = end;
+    }
+}
+
+/// Largest decompressed batch the consumer accepts.
+const MAX_DECOMPRESSED: usize = 256 << 20;
+
 /// Walks the whole batches in `records`, calling `on_message(due_ns)` for each message that
-/// carries our header. Compressed batches are counted but not opened.
-pub fn walk(records: &[u8], mut on_message: impl FnMut(u64)) -> Fetched {
+/// carries our header; compressed batches are decompressed (as a consumer must). A batch that
+/// does not decompress is an error.
+pub fn walk(records: &[u8], mut on_message: impl FnMut(u64)) -> anyhow::Result<Fetched> {
     let mut out = Fetched::default();
     let mut at = 0usize;
     while records.len() - at >= BATCH_HEADER_BYTES {
@@ -190,31 +240,22 @@ pub fn walk(records: &[u8], mut on_message: impl FnMut(u64)) -> Fetched {
         if !control {
             out.records += count.max(0) as u64;
         }
-        if attributes & 0x07 == 0 && !control {
-            let batch = &b[..size];
-            let mut p = BATCH_HEADER_BYTES;
-            for _ in 0..count {
-                let Some(len) = read_varint(batch, &mut p) else { break };
-                let end = p + len.max(0) as usize;
-                let mut q = p + 1;
-                let fields = (|| {
-                    read_varint(batch, &mut q)?;
-                    read_varint(batch, &mut q)?;
-                    let key_len = read_varint(batch, &mut q)?;
-                    q += key_len.max(0) as usize;
-                    let value_len = read_varint(batch, &mut q)?;
-                    (value_len >= 8).then_some(())?;
-                    batch.get(q..q + 8).map(|v| u64::from_be_bytes(v.try_into().expect("8 bytes")))
-                })();
-                if let Some(due) = fields {
-                    on_message(due);
+        if !control {
+            let body = &b[BATCH_HEADER_BYTES..size];
+            match Compression::from_attribute(attributes) {
+                Some(Compression::None) => walk_records(body, count, &mut on_message),
+                Some(codec) => {
+                    let records = codec
+                        .decompress(body, MAX_DECOMPRESSED)
+                        .map_err(|e| anyhow::anyhow!("batch at offset {base_offset} ({}): {e:#}", codec.name()))?;
+                    walk_records(&records, count, &mut on_message);
                 }
-                p = end;
+                None => anyhow::bail!("batch at offset {base_offset}: unknown codec {}", attributes & 0x07),
             }
         }
         at += size;
     }
-    out
+    Ok(out)
 }
 
 /// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), for keyed partitioning.
@@ -259,7 +300,7 @@ mod tests {
     #[test]
     fn built_batches_parse_back_with_their_send_times() {
         let filler = vec![b'x'; 1000];
-        let mut b = BatchBuilder::new(1 << 16, 0, false);
+        let mut b = BatchBuilder::new(1 << 16, 0, false, Compression::None);
         for i in 0..10u64 {
             let key = (i % 3 == 0).then(|| i.to_be_bytes());
             b.push(
@@ -271,7 +312,7 @@ mod tests {
             );
         }
         assert_eq!(b.count(), 10);
-        let (bytes, due) = b.finish();
+        let (bytes, due) = b.finish().unwrap();
         assert_eq!(due, (1000..1010).collect::<Vec<u64>>());
         // The CRC covers attributes to the end.
         let crc = u32::from_be_bytes(bytes[17..21].try_into().unwrap());
@@ -280,11 +321,48 @@ mod tests {
         let mut two = bytes.to_vec();
         two.extend_from_slice(&bytes);
         two.extend_from_slice(&bytes[..100]); // a partial batch is ignored
-        let f = walk(&two, |d| seen.push(d));
+        let f = walk(&two, |d| seen.push(d)).unwrap();
         assert_eq!(f.records, 20);
         assert_eq!(f.bytes, 2 * bytes.len() as u64);
         assert_eq!(seen.len(), 20);
         assert_eq!(&seen[..10], &(1000..1010).collect::<Vec<u64>>()[..]);
+    }
+
+    #[test]
+    fn compressed_batches_carry_their_codec_and_walk_back() {
+        let pool = crate::compression::PayloadPool::new(crate::compression::Payload::Text, 1000, 1);
+        for codec in Compression::ALL {
+            let mut b = BatchBuilder::new(1 << 20, 0, false, codec);
+            let mut plain = BatchBuilder::new(1 << 20, 0, false, Compression::None);
+            for i in 0..300u64 {
+                let filler = pool.slice(i * 7919, 1000);
+                b.push(None, payload_header(5000 + i, 1, i), filler, 1_700_000_000_000, 5000 + i);
+                plain.push(None, payload_header(5000 + i, 1, i), filler, 1_700_000_000_000, 5000 + i);
+            }
+            let (bytes, _) = b.finish().unwrap();
+            let (plain, _) = plain.finish().unwrap();
+            assert_eq!(i16::from_be_bytes([bytes[21], bytes[22]]), codec.attribute());
+            assert_eq!(u32::from_be_bytes(bytes[17..21].try_into().unwrap()), crc32c::crc32c(&bytes[21..]));
+            assert_eq!(i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize, bytes.len() - 12);
+            if codec != Compression::None {
+                assert!(bytes.len() < plain.len() / 2, "{codec:?}: {} of {}", bytes.len(), plain.len());
+                // The header is the uncompressed batch's but for length, attributes and CRC.
+                assert_eq!(bytes[23..61], plain[23..61]);
+            }
+            let mut seen = Vec::new();
+            let f = walk(&bytes, |d| seen.push(d)).unwrap();
+            assert_eq!((f.records, f.next_offset), (300, Some(300)), "{codec:?}");
+            assert_eq!(seen, (5000..5300).collect::<Vec<u64>>(), "{codec:?}");
+            if codec != Compression::None {
+                // A damaged compressed batch is an error, not a silent miscount.
+                let mut bad = bytes.to_vec();
+                let mid = 61 + (bad.len() - 61) / 2;
+                bad.truncate(mid);
+                let len = (bad.len() - 12) as i32;
+                bad[8..12].copy_from_slice(&len.to_be_bytes());
+                assert!(walk(&bad, |_| ()).is_err(), "{codec:?}");
+            }
+        }
     }
 
     #[test]

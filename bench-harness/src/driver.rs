@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::batch::{self, BatchBuilder};
 use crate::client::{self, Connection};
+use crate::compression::{Compression, PayloadPool};
 use crate::stats::{self, Percentiles, Stats};
 use crate::workload::{Keys, Workload};
 
@@ -62,7 +63,10 @@ pub struct IntervalRow {
 pub struct Summary {
     pub measured_s: f64,
     pub publish_rate: f64,
+    /// Message bytes (keys and headers not counted, uncompressed).
     pub publish_mbps: f64,
+    /// Batch bytes as sent to the broker: compressed, with the batch and record framing.
+    pub publish_wire_mbps: f64,
     pub consume_rate: f64,
     pub consume_mbps: f64,
     /// Over the whole run, warm-up included.
@@ -119,6 +123,8 @@ struct Plan {
     topics: Vec<String>,
     /// Every (topic index, partition).
     partitions: Vec<(usize, i32)>,
+    /// Where message values after their header come from (shared, read-only).
+    payload: Arc<PayloadPool>,
 }
 
 fn random_suffix() -> String {
@@ -153,6 +159,11 @@ pub fn run(workload: &Workload, target: &Target, options: &RunOptions) -> Result
         partitions: (0..topics.len())
             .flat_map(|t| (0..workload.partitions_per_topic as i32).map(move |p| (t, p)))
             .collect(),
+        payload: Arc::new(PayloadPool::new(
+            workload.payload,
+            workload.message_size - batch::PAYLOAD_HEADER_BYTES,
+            0x5EED,
+        )),
     };
     let workers = cores.len();
     let shared = Arc::new(Shared {
@@ -294,6 +305,7 @@ fn collect(
         measured_s,
         publish_rate: measured.published as f64 / measured_s,
         publish_mbps: measured.published_bytes as f64 / measured_s / 1e6,
+        publish_wire_mbps: measured.published_wire_bytes as f64 / measured_s / 1e6,
         consume_rate: measured.consumed as f64 / measured_s,
         consume_mbps: measured.consumed_bytes as f64 / measured_s / 1e6,
         published: total.published,
@@ -478,7 +490,16 @@ async fn producer(
     let w = &plan.workload;
     let partitions = plan.partitions.len();
     let permits = Rc::new(glommio::sync::Semaphore::new(u64::from(w.max_in_flight)));
-    let filler = vec![b'x'; w.message_size - batch::PAYLOAD_HEADER_BYTES];
+    let filler_len = w.message_size - batch::PAYLOAD_HEADER_BYTES;
+    if conn.is_legacy() && w.compression != Compression::None {
+        return Err(anyhow!(
+            "compression {} needs a broker that speaks Kafka 0.10's protocol or later (this one answered as pre-0.10)",
+            w.compression.name()
+        ));
+    }
+    // Batches are sent before their uncompressed records reach the batch size, with room for
+    // a compressor's worst case on incompressible data, so no batch passes the broker's limit.
+    let batch_limit = if w.compression == Compression::None { w.batch_bytes } else { w.batch_bytes - w.batch_bytes / 64 };
     let rate = w.producer_rate as f64 / f64::from(w.producers);
     let interval_ns = if rate > 0.0 { (1e9 / rate).max(1.0) } else { 0.0 };
     let linger_ns = w.linger_ms * 1_000_000;
@@ -534,7 +555,9 @@ async fn producer(
                 break;
             }
             let legacy = conn.is_legacy();
-            let b = open.entry(partition).or_insert_with(|| BatchBuilder::new(w.batch_bytes, now, legacy));
+            let b = open
+                .entry(partition)
+                .or_insert_with(|| BatchBuilder::new(w.batch_bytes, now, legacy, w.compression));
             if rate > 0.0 {
                 next_due += interval_ns;
             }
@@ -543,13 +566,13 @@ async fn producer(
             b.push(
                 key.as_ref().map(|k| &k[..]),
                 batch::payload_header(due, index, sequence),
-                &filler,
+                plan.payload.slice(rng.next(), filler_len),
                 timestamp_ms,
                 due,
             );
             sequence += 1;
             made += 1;
-            if b.len() + w.message_size + 32 > w.batch_bytes {
+            if b.len() + w.message_size + 32 > batch_limit {
                 full.push(partition);
                 if w.keys == Keys::None {
                     sticky = (sticky + 1) % partitions;
@@ -569,7 +592,7 @@ async fn producer(
             if w.keys == Keys::None && p == sticky {
                 sticky = (sticky + 1) % partitions;
             }
-            let (bytes, due_ns) = b.finish();
+            let (bytes, due_ns) = b.finish()?;
             ready.push(Ready { partition: p, bytes, due_ns });
         }
         let sent_any = !ready.is_empty();
@@ -584,6 +607,7 @@ async fn producer(
                 for r in &ready {
                     s.published += r.due_ns.len() as u64;
                     s.published_bytes += r.due_ns.len() as u64 * message_size;
+                    s.published_wire_bytes += r.bytes.len() as u64;
                 }
                 drop(permit);
             } else {
@@ -615,10 +639,10 @@ async fn producer(
         .drain()
         .filter(|(_, b)| b.count() > 0)
         .map(|(p, b)| {
-            let (bytes, due_ns) = b.finish();
-            Ready { partition: p, bytes, due_ns }
+            let (bytes, due_ns) = b.finish()?;
+            Ok(Ready { partition: p, bytes, due_ns })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if !rest.is_empty() && w.acks != 0 {
         let answer = ProduceCall::new(plan, &rest, conn).call(conn, version).await;
         let acked_ns = shared.now_ns();
@@ -716,6 +740,7 @@ fn settle(
         if ok {
             s.published += n;
             s.published_bytes += n * message_size;
+            s.published_wire_bytes += r.bytes.len() as u64;
             for &due in &r.due_ns {
                 stats::record(&mut s.publish_latency, acked_ns.saturating_sub(due) / 1000);
             }
@@ -773,7 +798,7 @@ async fn consumer(
             let fetched = if conn.is_legacy() {
                 crate::legacy::walk(&records, on_message)
             } else {
-                batch::walk(&records, on_message)
+                batch::walk(&records, on_message).with_context(|| format!("fetch {topic}[{partition}]"))?
             };
             s.consumed += fetched.records;
             s.consumed_bytes += fetched.records * plan.workload.message_size as u64;

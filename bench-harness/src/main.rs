@@ -5,6 +5,7 @@
 mod batch;
 mod charts;
 mod client;
+mod compression;
 mod driver;
 mod legacy;
 mod stats;
@@ -16,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use driver::{RunOptions, RunResult, Target};
-use workload::{Keys, Workload};
+use workload::{Compression, Keys, Payload, Workload};
 
 #[derive(Parser)]
 #[command(name = "ringtail-bench", version, about = "Benchmark Kafka-compatible brokers: throughput and latency")]
@@ -86,9 +87,12 @@ struct Overrides {
     /// all, 1 or 0.
     #[arg(long)]
     acks: Option<String>,
-    /// none (the only codec so far).
+    /// none, gzip, snappy, lz4 or zstd.
     #[arg(long)]
     compression: Option<String>,
+    /// text (log lines, compressible as logs are) or random (incompressible).
+    #[arg(long)]
+    payload: Option<String>,
     /// none, random or round-robin.
     #[arg(long)]
     keys: Option<String>,
@@ -115,9 +119,15 @@ impl Overrides {
             };
         }
         if let Some(c) = &self.compression {
-            if c != "none" {
-                bail!("--compression {c}: only `none` is implemented so far");
-            }
+            w.compression = Compression::parse(c)
+                .ok_or_else(|| anyhow::anyhow!("--compression {c}: use none, gzip, snappy, lz4 or zstd"))?;
+        }
+        if let Some(p) = &self.payload {
+            w.payload = match p.as_str() {
+                "text" => Payload::Text,
+                "random" => Payload::Random,
+                other => bail!("--payload {other}: use text or random"),
+            };
         }
         if let Some(k) = &self.keys {
             w.keys = match k.as_str() {
@@ -235,6 +245,14 @@ fn print_summary(r: &RunResult) {
         "publish  {:>12.0} msg/s {:>9.1} MB/s    consume {:>12.0} msg/s {:>9.1} MB/s",
         s.publish_rate, s.publish_mbps, s.consume_rate, s.consume_mbps
     );
+    if r.workload.compression != Compression::None && s.publish_wire_mbps > 0.0 {
+        println!(
+            "publish  {:>9.1} MB/s of {} batches on the wire (messages / wire bytes: {:.2})",
+            s.publish_wire_mbps,
+            r.workload.compression.name(),
+            s.publish_mbps / s.publish_wire_mbps
+        );
+    }
     println!(
         "messages published {} (errors {}), consumed {}, backlog at end {}",
         s.published, s.publish_errors, s.consumed, s.backlog_at_end
@@ -257,9 +275,10 @@ fn print_comparison(results: &[RunResult]) {
     }
     println!();
     type Pick = fn(&RunResult) -> f64;
-    let rows: [(&str, Pick); 10] = [
+    let rows: [(&str, Pick); 11] = [
         ("publish msg/s", |r| r.summary.publish_rate),
         ("publish MB/s", |r| r.summary.publish_mbps),
+        ("publish wire MB/s", |r| r.summary.publish_wire_mbps),
         ("consume MB/s", |r| r.summary.consume_mbps),
         ("publish p50 ms", |r| r.summary.publish_latency.p50),
         ("publish p99 ms", |r| r.summary.publish_latency.p99),

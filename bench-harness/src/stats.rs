@@ -16,6 +16,8 @@ pub fn histogram() -> Histogram<u64> {
 pub struct Stats {
     pub published: u64,
     pub published_bytes: u64,
+    /// Bytes of the acknowledged batches as sent (compressed, with batch and record framing).
+    pub published_wire_bytes: u64,
     pub publish_errors: u64,
     pub consumed: u64,
     pub consumed_bytes: u64,
@@ -30,6 +32,7 @@ impl Default for Stats {
         Stats {
             published: 0,
             published_bytes: 0,
+            published_wire_bytes: 0,
             publish_errors: 0,
             consumed: 0,
             consumed_bytes: 0,
@@ -47,6 +50,7 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.published += other.published;
         self.published_bytes += other.published_bytes;
+        self.published_wire_bytes += other.published_wire_bytes;
         self.publish_errors += other.publish_errors;
         self.consumed += other.consumed;
         self.consumed_bytes += other.consumed_bytes;

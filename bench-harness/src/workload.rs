@@ -16,11 +16,7 @@ pub enum Keys {
     RoundRobin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Compression {
-    None,
-}
+pub use crate::compression::{Compression, Payload};
 
 /// One benchmark workload. Every field has a default; a TOML file may give any subset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +40,10 @@ pub struct Workload {
     pub max_in_flight: u32,
     /// -1 (all), 1 or 0.
     pub acks: i16,
+    /// The producer's batch codec: none, gzip, snappy, lz4 or zstd.
     pub compression: Compression,
+    /// What the message values hold after their 24-byte header: text (log lines) or random.
+    pub payload: Payload,
     pub keys: Keys,
     pub duration_s: u64,
     pub warmup_s: u64,
@@ -65,6 +64,7 @@ impl Default for Workload {
             max_in_flight: 5,
             acks: -1,
             compression: Compression::None,
+            payload: Payload::Text,
             keys: Keys::None,
             duration_s: 60,
             warmup_s: 10,
@@ -172,8 +172,10 @@ mod tests {
             let text = toml::to_string(&w).unwrap();
             assert_eq!(Workload::from_toml(&text).unwrap(), w);
         }
-        let w = Workload::from_toml("partitions-per-topic = 3\nkeys = \"random\"\nacks = 1\n").unwrap();
+        let w = Workload::from_toml("partitions-per-topic = 3\nkeys = \"random\"\nacks = 1\ncompression = \"zstd\"\n").unwrap();
         assert_eq!((w.partitions_per_topic, w.keys, w.acks, w.message_size), (3, Keys::Random, 1, 1024));
+        assert_eq!((w.compression, w.payload), (Compression::Zstd, Payload::Text));
+        assert!(Workload::from_toml("compression = \"brotli\"").is_err());
         assert!(Workload::from_toml("partitions = 3").is_err());
         assert!(Workload::from_toml("acks = 2").is_err());
     }
