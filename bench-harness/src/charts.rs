@@ -178,6 +178,16 @@ pub fn html(results: &[RunResult]) -> String {
         x_log_nines: false,
     });
     charts.push(Chart {
+        title: "CPU time stolen by the hypervisor (ms per second, all CPUs; 0 on bare metal)",
+        x_label: "seconds",
+        y_label: "ms",
+        series: results
+            .iter()
+            .map(|r| (label(r), r.intervals.iter().map(|i| (i.t_s, i.steal_ms as f64)).collect()))
+            .collect(),
+        x_log_nines: false,
+    });
+    charts.push(Chart {
         title: "Throughput over time",
         x_label: "seconds",
         y_label: "MB/s",
@@ -214,12 +224,12 @@ pub fn html(results: &[RunResult]) -> String {
         );
     }
     out.push_str("<table><tr><th>target</th><th>publish msg/s</th><th>publish MB/s</th><th>consume MB/s</th>\
-                  <th>pub p50 ms</th><th>pub p99 ms</th><th>pub p99.9 ms</th><th>e2e p50 ms</th><th>e2e p99 ms</th><th>e2e p99.9 ms</th></tr>");
+                  <th>pub p50 ms</th><th>pub p99 ms</th><th>pub p99.9 ms</th><th>e2e p50 ms</th><th>e2e p99 ms</th><th>e2e p99.9 ms</th><th>CPU steal %</th></tr>");
     for r in results {
         let s = &r.summary;
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+            "<tr><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.1}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td></tr>",
             escape(&r.target.name),
             s.publish_rate,
             s.publish_mbps,
@@ -229,7 +239,8 @@ pub fn html(results: &[RunResult]) -> String {
             s.publish_latency.p99_9,
             s.end_to_end_latency.p50,
             s.end_to_end_latency.p99,
-            s.end_to_end_latency.p99_9
+            s.end_to_end_latency.p99_9,
+            s.cpu_steal_percent
         );
     }
     out.push_str("</table>");

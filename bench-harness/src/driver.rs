@@ -57,6 +57,8 @@ pub struct IntervalRow {
     pub publish_errors: u64,
     pub publish_latency: Percentiles,
     pub end_to_end_latency: Percentiles,
+    /// CPU time stolen by the hypervisor in this interval, ms summed over every CPU.
+    pub steal_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +78,11 @@ pub struct Summary {
     pub backlog_at_end: i64,
     pub publish_latency: Percentiles,
     pub end_to_end_latency: Percentiles,
+    /// Share of the machine's CPU time stolen by the hypervisor while measuring, % (0 on
+    /// bare metal; a latency tail on a VM with steal may be the host's, not the broker's).
+    pub cpu_steal_percent: f64,
+    /// The most stolen in one interval, ms summed over every CPU.
+    pub steal_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -282,6 +289,7 @@ fn collect(
                 publish_errors: stats.publish_errors,
                 publish_latency: Percentiles::of(&stats.publish_latency),
                 end_to_end_latency: Percentiles::of(&stats.end_to_end_latency),
+                steal_ms: stats.steal_ms,
             };
             printed.merge(&stats);
             if (index + 1) % options.print_every.max(1) == 0 {
@@ -314,6 +322,16 @@ fn collect(
         backlog_at_end: total.published as i64 - total.consumed as i64,
         publish_latency: Percentiles::of(&measured.publish_latency),
         end_to_end_latency: Percentiles::of(&measured.end_to_end_latency),
+        cpu_steal_percent: measured.steal_ms as f64
+            / (measured_s * 1000.0 * stats::cpus_in_proc_stat().unwrap_or(1) as f64)
+            * 100.0,
+        steal_max_ms: rows
+            .iter()
+            .skip(warmup_intervals as usize)
+            .take(measured_intervals as usize)
+            .map(|r| r.steal_ms)
+            .max()
+            .unwrap_or(0),
     };
     Ok((summary, rows, Percentiles::curve(&measured.publish_latency), Percentiles::curve(&measured.end_to_end_latency)))
 }
@@ -340,6 +358,9 @@ fn print_progress(target: &str, row: &IntervalRow, window: &Stats, window_s: f64
         e.p99_9,
         e.max,
     );
+    if window.steal_ms > 0 {
+        println!("[{target}] {:>6.1} s | CPU stolen by the hypervisor: {} ms", row.t_s, window.steal_ms);
+    }
 }
 
 /// One core: connects its producers and consumers, waits for the start, runs them, and
@@ -431,9 +452,11 @@ async fn worker(
         })
         .detach();
     }
-    // Report every interval, at start + k * INTERVAL.
+    // Report every interval, at start + k * INTERVAL. The first core also reads the machine's
+    // steal time (reading /proc/stat is a memory read by the kernel, once a second).
     let interval_ns = INTERVAL.as_nanos() as u64;
     let mut index = 0u64;
+    let mut steal_before = if me == 0 { stats::steal_ms_now() } else { None };
     loop {
         let due = start_ns + (index + 1) * interval_ns;
         let now = shared.now_ns();
@@ -443,7 +466,12 @@ async fn worker(
         let error = errors.borrow_mut().take();
         let done = running.get() == 0 && (consuming.get() == 0 || shared.stop_consumers.load(Ordering::SeqCst));
         let last = done || error.is_some();
-        let s = std::mem::take(&mut *stats.borrow_mut());
+        let mut s = std::mem::take(&mut *stats.borrow_mut());
+        if let Some(before) = steal_before {
+            let now = stats::steal_ms_now().unwrap_or(before);
+            s.steal_ms = now.saturating_sub(before);
+            steal_before = Some(now);
+        }
         let report = Report { worker: me, index, stats: s, producers_running: running.get() > 0, last, error };
         if reports.send(report).is_err() || last {
             break;

@@ -257,6 +257,12 @@ fn print_summary(r: &RunResult) {
         "messages published {} (errors {}), consumed {}, backlog at end {}",
         s.published, s.publish_errors, s.consumed, s.backlog_at_end
     );
+    if s.steal_max_ms > 0 {
+        println!(
+            "CPU time stolen by the hypervisor while measuring: {:.1}% (worst interval {} ms); latency tails include such stalls",
+            s.cpu_steal_percent, s.steal_max_ms
+        );
+    }
     println!("latency ms     p50      p75      p95      p99    p99.9   p99.99      max");
     for (name, p) in [("publish", &s.publish_latency), ("end-to-end", &s.end_to_end_latency)] {
         println!(
@@ -275,7 +281,7 @@ fn print_comparison(results: &[RunResult]) {
     }
     println!();
     type Pick = fn(&RunResult) -> f64;
-    let rows: [(&str, Pick); 11] = [
+    let rows: [(&str, Pick); 12] = [
         ("publish msg/s", |r| r.summary.publish_rate),
         ("publish MB/s", |r| r.summary.publish_mbps),
         ("publish wire MB/s", |r| r.summary.publish_wire_mbps),
@@ -287,6 +293,7 @@ fn print_comparison(results: &[RunResult]) {
         ("end-to-end p50 ms", |r| r.summary.end_to_end_latency.p50),
         ("end-to-end p99 ms", |r| r.summary.end_to_end_latency.p99),
         ("end-to-end p99.9 ms", |r| r.summary.end_to_end_latency.p99_9),
+        ("CPU steal %", |r| r.summary.cpu_steal_percent),
     ];
     for (name, pick) in rows {
         print!("{name:<26}");

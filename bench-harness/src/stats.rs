@@ -25,6 +25,9 @@ pub struct Stats {
     pub publish_latency: Histogram<u64>,
     /// Send (due time) to receipt by a consumer.
     pub end_to_end_latency: Histogram<u64>,
+    /// CPU time the hypervisor gave to others while this machine's CPUs wanted to run (steal,
+    /// summed over every CPU), ms. Counted by one core only.
+    pub steal_ms: u64,
 }
 
 impl Default for Stats {
@@ -38,6 +41,7 @@ impl Default for Stats {
             consumed_bytes: 0,
             publish_latency: histogram(),
             end_to_end_latency: histogram(),
+            steal_ms: 0,
         }
     }
 }
@@ -56,7 +60,28 @@ impl Stats {
         self.consumed_bytes += other.consumed_bytes;
         self.publish_latency.add(&other.publish_latency).expect("same bounds");
         self.end_to_end_latency.add(&other.end_to_end_latency).expect("same bounds");
+        self.steal_ms += other.steal_ms;
     }
+}
+
+/// Steal time so far, summed over every CPU, in ms: the 8th value of the `cpu` line of
+/// /proc/stat, in USER_HZ ticks (100 per second on Linux x86-64 and arm64). `None` where
+/// there is no /proc/stat. On a virtual machine, steal is time a vCPU was ready but the host
+/// ran something else: to a latency benchmark, a stall it did not cause.
+pub fn steal_ms_now() -> Option<u64> {
+    parse_steal_ms(&std::fs::read_to_string("/proc/stat").ok()?).map(|(ms, _)| ms)
+}
+
+/// CPUs /proc/stat counts steal over (all online CPUs, whatever this process's affinity).
+pub fn cpus_in_proc_stat() -> Option<usize> {
+    parse_steal_ms(&std::fs::read_to_string("/proc/stat").ok()?).map(|(_, cpus)| cpus)
+}
+
+fn parse_steal_ms(stat: &str) -> Option<(u64, usize)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    let cpus = stat.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count();
+    Some((ticks * 10, cpus.max(1)))
 }
 
 /// Latency percentiles in milliseconds.
@@ -111,6 +136,14 @@ impl Percentiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steal_is_the_eighth_value_of_the_cpu_line() {
+        let stat = "cpu  1191046 49419 356676 1517997 1535178 0 48212 467296 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(parse_steal_ms(stat), Some((4_672_960, 1)));
+        assert_eq!(parse_steal_ms("cpu0 1 2 3\n"), None);
+        assert_eq!(parse_steal_ms("cpu  1 2 3\n"), None);
+    }
 
     #[test]
     fn merge_and_percentiles() {

@@ -49,7 +49,7 @@ def test_counts_agree_with_the_broker(broker, tmp_path):
     assert s["publish_latency"]["p50"] <= s["publish_latency"]["p99"] <= s["publish_latency"]["max"]
     assert len(result["intervals"]) >= 4
     html = (out / "report.html").read_text()
-    assert html.count("<svg") == 4 and "polyline" in html
+    assert html.count("<svg") == 5 and "polyline" in html and "stolen by the hypervisor" in html
 
 
 def test_workload_file_keys_acks_and_two_cores(broker, tmp_path):
