@@ -5,7 +5,9 @@
  *   rdkafka_load consume  BROKER TOPIC COUNT              throughput, from the beginning
  *   rdkafka_load latency  BROKER TOPIC RATE_MSGS SECONDS SIZE
  *        produces at a fixed rate (timestamps in the payload) while consuming the topic from
- *        its end, and prints end-to-end latency percentiles (send -> receive, microseconds).
+ *        its end, and prints end-to-end latency percentiles (send -> receive, microseconds)
+ *        and publish latency percentiles from librdkafka's delivery reports (due time ->
+ *        report; reports are served when the loop polls, at least once a millisecond).
  *
  * Output: one line of key=value pairs, easy to parse. Exit status 0 on success.
  */
@@ -41,12 +43,21 @@ static void set(rd_kafka_conf_t *conf, const char *k, const char *v) {
 }
 
 static long delivered, failed;
+/* Latency mode: publish latency per delivered message (due time in the payload -> report). */
+static int64_t *publish_lat;
+static long publish_lat_n, publish_lat_cap;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     (void)opaque;
     if (m->err) failed++;
     else delivered++;
+    if (!m->err && publish_lat && publish_lat_n < publish_lat_cap && m->len >= 16 &&
+        !memcmp((const char *)m->payload + 8, "rdkload!", 8)) {
+        int64_t due;
+        memcpy(&due, m->payload, sizeof due);
+        publish_lat[publish_lat_n++] = now_us() - due;
+    }
 }
 
 static rd_kafka_t *producer(const char *broker, const char *acks) {
@@ -168,6 +179,8 @@ int main(int argc, char **argv) {
         if (size < 16) size = 16;
         long total = (long)(rate * seconds);
         int64_t *lat = calloc((size_t)total, sizeof *lat);
+        publish_lat = calloc((size_t)total, sizeof *publish_lat);
+        publish_lat_cap = total;
         rd_kafka_t *p = producer(broker, "all");
         /* A first message creates the topic when the broker auto-creates topics. */
         produce_one(p, topic, "warm-up", 7);
@@ -178,8 +191,10 @@ int main(int argc, char **argv) {
             rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 50);
             if (m) rd_kafka_message_destroy(m);
         }
+        long idle_wait_us = getenv("IDLE_WAIT_US") ? atol(getenv("IDLE_WAIT_US")) : 1000;
         char *buf = malloc(size);
         memset(buf, 'l', size);
+        memcpy(buf + 8, "rdkload!", 8); /* marks measured messages (not the warm-up one) */
         long sent = 0, got = 0;
         int64_t start = now_us(), end = start + (int64_t)(seconds * 1e6);
         while (got < total && now_us() < end + 10000000) {
@@ -193,9 +208,14 @@ int main(int argc, char **argv) {
             }
             rd_kafka_poll(p, 0);
             rd_kafka_message_t *m;
-            int wait_ms = 1; /* sleep at most 1 ms when idle instead of spinning a core */
+            /* When idle, wait at most 1 ms for a message instead of spinning a core; with
+             * IDLE_WAIT_US below 1000, poll without waiting and sleep that long instead (the
+             * loop then sends and serves delivery reports closer to their time). */
+            int wait_ms = idle_wait_us >= 1000 ? 1 : 0;
+            int idle = 1;
             while ((m = rd_kafka_consumer_poll(c, wait_ms))) {
                 wait_ms = 0;
+                idle = 0;
                 if (!m->err && m->len >= sizeof(int64_t) && got < total) {
                     int64_t due;
                     memcpy(&due, m->payload, sizeof due);
@@ -203,14 +223,23 @@ int main(int argc, char **argv) {
                 }
                 rd_kafka_message_destroy(m);
             }
+            if (idle && idle_wait_us < 1000) {
+                struct timespec ts = {0, idle_wait_us * 1000};
+                nanosleep(&ts, NULL);
+            }
         }
         rd_kafka_flush(p, 10000);
         qsort(lat, (size_t)got, sizeof *lat, cmp64);
+        long pn = publish_lat_n;
+        qsort(publish_lat, (size_t)pn, sizeof *publish_lat, cmp64);
 #define PCT(q) (got ? lat[(long)((got - 1) * (q))] : -1)
+#define PPCT(q) (pn ? publish_lat[(long)((pn - 1) * (q))] : -1)
         printf("mode=latency rate=%ld size=%zu sent=%ld received=%ld MBps=%.1f p50_us=%ld p90_us=%ld p99_us=%ld "
-               "p999_us=%ld max_us=%ld\n",
+               "p999_us=%ld max_us=%ld delivered=%ld pub_p50_us=%ld pub_p90_us=%ld pub_p99_us=%ld pub_p999_us=%ld "
+               "pub_max_us=%ld\n",
                rate, size, sent, got, rate * (double)size / 1e6, (long)PCT(0.5), (long)PCT(0.9), (long)PCT(0.99),
-               (long)PCT(0.999), (long)(got ? lat[got - 1] : -1));
+               (long)PCT(0.999), (long)(got ? lat[got - 1] : -1), pn, (long)PPCT(0.5), (long)PPCT(0.9),
+               (long)PPCT(0.99), (long)PPCT(0.999), (long)(pn ? publish_lat[pn - 1] : -1));
         rd_kafka_consumer_close(c);
         rd_kafka_destroy(c);
         rd_kafka_destroy(p);
