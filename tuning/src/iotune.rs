@@ -391,6 +391,12 @@ fn measure_files(
     // Write the file once so that reads hit written blocks and writes overwrite them, as
     // fio's separate fill job does; on a slow disk, cut the file to what the fill reached.
     let block_max = BLOCK_SIZES_BYTES[BLOCK_SIZES_BYTES.len() - 1];
+    // Progress on stderr (the summary goes to stdout): a run takes as long as its budget.
+    eprintln!(
+        "iotune: writing the {} MiB test file (at most {:.1} s)",
+        file_bytes / (1024 * 1024),
+        plan.fill.as_secs_f64()
+    );
     let (filled, _) =
         sequential(&file, Direction::Write, block_max, 1, file_bytes, Duration::ZERO, plan.fill, file_bytes)
             .map_err(io_error("writing", data_path))?;
@@ -402,6 +408,13 @@ fn measure_files(
     for direction in [Direction::Write, Direction::Read] {
         for block_bytes in BLOCK_SIZES_BYTES {
             for queue_depth in QUEUE_DEPTHS {
+                eprintln!(
+                    "iotune: sequential {} {} KiB qd{queue_depth} ({:.1} s + {:.1} s)",
+                    direction.name(),
+                    block_bytes / 1024,
+                    plan.ramp.as_secs_f64(),
+                    plan.window.as_secs_f64()
+                );
                 let (bytes, elapsed) = sequential(
                     &file,
                     direction,
@@ -424,6 +437,7 @@ fn measure_files(
     }
     drop(file);
 
+    eprintln!("iotune: 4 KiB write + fdatasync ({:.1} s)", plan.sync_test.as_secs_f64());
     let samples = sync_latencies(sync_path, plan.sync_test).map_err(io_error("write + fdatasync", sync_path))?;
     let percentile = |sorted: &[u64], p: usize| {
         sorted.get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
