@@ -231,6 +231,12 @@ pub fn walk(records: &[u8], mut on_message: impl FnMut(u64)) -> anyhow::Result<F
             break; // a partial batch at the end of the response
         }
         let base_offset = i64::from_be_bytes(b[0..8].try_into().expect("8 bytes"));
+        if b[16] != 2 {
+            anyhow::bail!(
+                "batch at offset {base_offset}: magic {} (this consumer reads record batches, magic 2)",
+                b[16]
+            );
+        }
         let attributes = i16::from_be_bytes([b[21], b[22]]);
         let last_offset_delta = i32::from_be_bytes(b[23..27].try_into().expect("4 bytes"));
         let count = i32::from_be_bytes(b[57..61].try_into().expect("4 bytes"));

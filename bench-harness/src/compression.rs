@@ -154,6 +154,21 @@ pub enum Payload {
     Random,
 }
 
+impl Payload {
+    pub const ALL: [Payload; 2] = [Payload::Text, Payload::Random];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Payload::Text => "text",
+            Payload::Random => "random",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Payload> {
+        Payload::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
 /// A pool of payload bytes; each message takes `len` bytes of it at a random position.
 pub struct PayloadPool {
     bytes: Vec<u8>,

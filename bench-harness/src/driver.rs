@@ -521,13 +521,19 @@ async fn producer(
     let filler_len = w.message_size - batch::PAYLOAD_HEADER_BYTES;
     if conn.is_legacy() && w.compression != Compression::None {
         return Err(anyhow!(
-            "compression {} needs a broker that speaks Kafka 0.10's protocol or later (this one answered as pre-0.10)",
+            "compression {} needs a broker that takes record batches (Kafka 0.11 or later); this one answered as pre-0.10",
             w.compression.name()
+        ));
+    }
+    if w.compression == Compression::Zstd && version < 7 {
+        return Err(anyhow!(
+            "compression zstd needs Produce v7 (Kafka 2.1 or later); this broker offers Produce up to v{version}"
         ));
     }
     // Batches are sent before their uncompressed records reach the batch size, with room for
     // a compressor's worst case on incompressible data, so no batch passes the broker's limit.
-    let batch_limit = if w.compression == Compression::None { w.batch_bytes } else { w.batch_bytes - w.batch_bytes / 64 };
+    let batch_limit =
+        if w.compression == Compression::None { w.batch_bytes } else { w.batch_bytes - w.batch_bytes / 64 };
     let rate = w.producer_rate as f64 / f64::from(w.producers);
     let interval_ns = if rate > 0.0 { (1e9 / rate).max(1.0) } else { 0.0 };
     let linger_ns = w.linger_ms * 1_000_000;
@@ -583,9 +589,8 @@ async fn producer(
                 break;
             }
             let legacy = conn.is_legacy();
-            let b = open
-                .entry(partition)
-                .or_insert_with(|| BatchBuilder::new(w.batch_bytes, now, legacy, w.compression));
+            let b =
+                open.entry(partition).or_insert_with(|| BatchBuilder::new(w.batch_bytes, now, legacy, w.compression));
             if rate > 0.0 {
                 next_due += interval_ns;
             }
@@ -633,9 +638,7 @@ async fn producer(
                 request.send_only(&conn, version).await?;
                 let mut s = stats.borrow_mut();
                 for r in &ready {
-                    s.published += r.due_ns.len() as u64;
-                    s.published_bytes += r.due_ns.len() as u64 * message_size;
-                    s.published_wire_bytes += r.bytes.len() as u64;
+                    s.count_published(r.due_ns.len() as u64, message_size, r.bytes.len() as u64);
                 }
                 drop(permit);
             } else {
@@ -766,9 +769,7 @@ fn settle(
         let n = r.due_ns.len() as u64;
         let ok = errors.get(&names[r.partition]) == Some(&0);
         if ok {
-            s.published += n;
-            s.published_bytes += n * message_size;
-            s.published_wire_bytes += r.bytes.len() as u64;
+            s.count_published(n, message_size, r.bytes.len() as u64);
             for &due in &r.due_ns {
                 stats::record(&mut s.publish_latency, acked_ns.saturating_sub(due) / 1000);
             }

@@ -123,11 +123,7 @@ impl Overrides {
                 .ok_or_else(|| anyhow::anyhow!("--compression {c}: use none, gzip, snappy, lz4 or zstd"))?;
         }
         if let Some(p) = &self.payload {
-            w.payload = match p.as_str() {
-                "text" => Payload::Text,
-                "random" => Payload::Random,
-                other => bail!("--payload {other}: use text or random"),
-            };
+            w.payload = Payload::parse(p).ok_or_else(|| anyhow::anyhow!("--payload {p}: use text or random"))?;
         }
         if let Some(k) = &self.keys {
             w.keys = match k.as_str() {

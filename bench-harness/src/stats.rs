@@ -51,6 +51,13 @@ pub fn record(h: &mut Histogram<u64>, micros: u64) {
 }
 
 impl Stats {
+    /// A batch of `messages` of `message_size` bytes, `wire_bytes` as sent, was published.
+    pub fn count_published(&mut self, messages: u64, message_size: u64, wire_bytes: u64) {
+        self.published += messages;
+        self.published_bytes += messages * message_size;
+        self.published_wire_bytes += wire_bytes;
+    }
+
     pub fn merge(&mut self, other: &Stats) {
         self.published += other.published;
         self.published_bytes += other.published_bytes;

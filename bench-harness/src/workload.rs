@@ -172,7 +172,8 @@ mod tests {
             let text = toml::to_string(&w).unwrap();
             assert_eq!(Workload::from_toml(&text).unwrap(), w);
         }
-        let w = Workload::from_toml("partitions-per-topic = 3\nkeys = \"random\"\nacks = 1\ncompression = \"zstd\"\n").unwrap();
+        let w = Workload::from_toml("partitions-per-topic = 3\nkeys = \"random\"\nacks = 1\ncompression = \"zstd\"\n")
+            .unwrap();
         assert_eq!((w.partitions_per_topic, w.keys, w.acks, w.message_size), (3, Keys::Random, 1, 1024));
         assert_eq!((w.compression, w.payload), (Compression::Zstd, Payload::Text));
         assert!(Workload::from_toml("compression = \"brotli\"").is_err());

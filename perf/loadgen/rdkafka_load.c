@@ -235,7 +235,7 @@ int main(int argc, char **argv) {
 #define PCT(q) (got ? lat[(long)((got - 1) * (q))] : -1)
 #define PPCT(q) (pn ? publish_lat[(long)((pn - 1) * (q))] : -1)
         printf("mode=latency rate=%ld size=%zu sent=%ld received=%ld MBps=%.1f p50_us=%ld p90_us=%ld p99_us=%ld "
-               "p999_us=%ld max_us=%ld delivered=%ld pub_p50_us=%ld pub_p90_us=%ld pub_p99_us=%ld pub_p999_us=%ld "
+               "p999_us=%ld max_us=%ld pub_samples=%ld pub_p50_us=%ld pub_p90_us=%ld pub_p99_us=%ld pub_p999_us=%ld "
                "pub_max_us=%ld\n",
                rate, size, sent, got, rate * (double)size / 1e6, (long)PCT(0.5), (long)PCT(0.9), (long)PCT(0.99),
                (long)PCT(0.999), (long)(got ? lat[got - 1] : -1), pn, (long)PPCT(0.5), (long)PPCT(0.9),
