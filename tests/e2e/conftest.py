@@ -85,6 +85,7 @@ class Broker:
         self.shards = shards
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.last_start_s = 0.0
         # Set when the test stopped or killed the process on purpose; cleared by start().
         self.ended_on_purpose = False
 
@@ -114,8 +115,9 @@ class Broker:
     def log_tail(self, lines: int = LOG_LINES_SHOWN_MAX) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def start(self, wait: bool = True) -> "Broker":
-        """Starts the process; unless `wait` is false, returns once it accepts Kafka clients."""
+    def start(self, wait: bool = True, timeout_s: float = START_TIMEOUT_S) -> "Broker":
+        """Starts the process; unless `wait` is false, returns once it accepts Kafka clients
+        (and /ready says every shard has opened its logs), failing after `timeout_s`."""
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
         self.starts += 1
         self.ended_on_purpose = False
@@ -130,18 +132,20 @@ class Broker:
                                          stdout=log, stderr=log, env=env, cwd=self.workdir)
         if not wait:
             return self
-        deadline = time.monotonic() + START_TIMEOUT_S
+        started = time.monotonic()
+        deadline = started + timeout_s
         while time.monotonic() < deadline:
             code = self.proc.poll()
             if code is not None:
                 raise BrokerError(
                     f"broker exited with code {code} while starting:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
             if port_accepts(self.port) and self.is_ready():
+                self.last_start_s = time.monotonic() - started
                 return self
             time.sleep(0.05)
         self.kill9()
         raise BrokerError(f"broker did not accept connections on {self.bootstrap} within "
-                          f"{START_TIMEOUT_S} s:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
+                          f"{timeout_s} s:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
 
     def is_ready(self) -> bool:
         """/ready answers 200: every shard recovered its logs (a shard accepting on the shared
