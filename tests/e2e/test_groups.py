@@ -9,6 +9,7 @@ what it was assigned and processed to a file; the test reads those files.
 
 import collections
 import json
+import logging
 import os
 import random
 import shutil
@@ -447,9 +448,12 @@ def test_each_group_receives_every_message(broker_factory, group_members):
 
 # ---- 2. other clients -----------------------------------------------------------------------
 
-def test_kafka_python_group_commits_and_resumes(broker_factory):
+def test_kafka_python_group_commits_and_resumes(broker_factory, caplog):
     """kafka-python's KafkaConsumer as a group member: consumes everything, commits; after it closes,
     a new member of the group reads only what came after the commit."""
+    # The group flow as kafka-python saw it, shown if this fails (it failed twice under a loaded
+    # full run with the member's session expiring after its first join; not yet explained).
+    caplog.set_level(logging.DEBUG, logger="kafka.coordinator")
     broker = broker_factory(*NO_JOIN_DELAY)
     topic, group, partitions = helpers.topic_name("grp-kp"), helpers.topic_name("kp"), 3
     helpers.create_topic(broker.bootstrap, topic, partitions)
