@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::compression::Compression;
 
 pub const PAYLOAD_HEADER_BYTES: usize = 24;
-const BATCH_HEADER_BYTES: usize = 61;
+use ringtail_log::batch::{BatchHeader, BATCH_HEADER_BYTES};
 
 fn put_varint(out: &mut BytesMut, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
@@ -225,30 +225,24 @@ pub fn walk(records: &[u8], mut on_message: impl FnMut(u64)) -> anyhow::Result<F
     let mut at = 0usize;
     while records.len() - at >= BATCH_HEADER_BYTES {
         let b = &records[at..];
-        let length = i32::from_be_bytes(b[8..12].try_into().expect("4 bytes"));
-        let size = 12 + length.max(0) as usize;
-        if length < 49 || size > b.len() {
+        let h = BatchHeader::parse(b).expect("the loop leaves at least a header");
+        let size = h.size();
+        if h.batch_length < 49 || size > b.len() {
             break; // a partial batch at the end of the response
         }
-        let base_offset = i64::from_be_bytes(b[0..8].try_into().expect("8 bytes"));
-        if b[16] != 2 {
+        let (base_offset, count) = (h.base_offset, h.record_count);
+        if h.magic != 2 {
             anyhow::bail!(
                 "batch at offset {base_offset}: magic {} (this consumer reads record batches, magic 2)",
-                b[16]
+                h.magic
             );
         }
-        let attributes = i16::from_be_bytes([b[21], b[22]]);
-        let last_offset_delta = i32::from_be_bytes(b[23..27].try_into().expect("4 bytes"));
-        let count = i32::from_be_bytes(b[57..61].try_into().expect("4 bytes"));
         out.bytes += size as u64;
-        out.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);
-        let control = attributes & 0x20 != 0;
-        if !control {
+        out.next_offset = Some(base_offset + i64::from(h.last_offset_delta) + 1);
+        if !h.is_control() {
             out.records += count.max(0) as u64;
-        }
-        if !control {
             let body = &b[BATCH_HEADER_BYTES..size];
-            match Compression::from_attribute(attributes) {
+            match Compression::from_attribute(h.attributes) {
                 Some(Compression::None) => walk_records(body, count, &mut on_message),
                 Some(codec) => {
                     let records = codec
@@ -256,7 +250,7 @@ pub fn walk(records: &[u8], mut on_message: impl FnMut(u64)) -> anyhow::Result<F
                         .map_err(|e| anyhow::anyhow!("batch at offset {base_offset} ({}): {e:#}", codec.name()))?;
                     walk_records(&records, count, &mut on_message);
                 }
-                None => anyhow::bail!("batch at offset {base_offset}: unknown codec {}", attributes & 0x07),
+                None => anyhow::bail!("batch at offset {base_offset}: unknown codec {}", h.attributes & 0x07),
             }
         }
         at += size;

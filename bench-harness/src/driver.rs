@@ -323,7 +323,7 @@ fn collect(
         publish_latency: Percentiles::of(&measured.publish_latency),
         end_to_end_latency: Percentiles::of(&measured.end_to_end_latency),
         cpu_steal_percent: measured.steal_ms as f64
-            / (measured_s * 1000.0 * stats::cpus_in_proc_stat().unwrap_or(1) as f64)
+            / (measured_s * 1000.0 * stats::steal_ms_now().map_or(1, |(_, cpus)| cpus) as f64)
             * 100.0,
         steal_max_ms: rows
             .iter()
@@ -456,7 +456,8 @@ async fn worker(
     // steal time (reading /proc/stat is a memory read by the kernel, once a second).
     let interval_ns = INTERVAL.as_nanos() as u64;
     let mut index = 0u64;
-    let mut steal_before = if me == 0 { stats::steal_ms_now() } else { None };
+    let steal_ms = || stats::steal_ms_now().map(|(ms, _)| ms);
+    let mut steal_before = if me == 0 { steal_ms() } else { None };
     loop {
         let due = start_ns + (index + 1) * interval_ns;
         let now = shared.now_ns();
@@ -468,7 +469,7 @@ async fn worker(
         let last = done || error.is_some();
         let mut s = std::mem::take(&mut *stats.borrow_mut());
         if let Some(before) = steal_before {
-            let now = stats::steal_ms_now().unwrap_or(before);
+            let now = steal_ms().unwrap_or(before);
             s.steal_ms = now.saturating_sub(before);
             steal_before = Some(now);
         }

@@ -75,13 +75,10 @@ impl Stats {
 /// /proc/stat, in USER_HZ ticks (100 per second on Linux x86-64 and arm64). `None` where
 /// there is no /proc/stat. On a virtual machine, steal is time a vCPU was ready but the host
 /// ran something else: to a latency benchmark, a stall it did not cause.
-pub fn steal_ms_now() -> Option<u64> {
-    parse_steal_ms(&std::fs::read_to_string("/proc/stat").ok()?).map(|(ms, _)| ms)
-}
-
-/// CPUs /proc/stat counts steal over (all online CPUs, whatever this process's affinity).
-pub fn cpus_in_proc_stat() -> Option<usize> {
-    parse_steal_ms(&std::fs::read_to_string("/proc/stat").ok()?).map(|(_, cpus)| cpus)
+/// Also the number of CPUs the steal is summed over (all online CPUs, whatever this process's
+/// affinity).
+pub fn steal_ms_now() -> Option<(u64, usize)> {
+    parse_steal_ms(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
 fn parse_steal_ms(stat: &str) -> Option<(u64, usize)> {
