@@ -1,8 +1,10 @@
 //! Broker configuration: command-line flags, a TOML file, and `RINGTAIL_*` environment
 //! variables, in that order of precedence, over embedded defaults.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use ringtail_log::{Durability, LogConfig};
@@ -10,8 +12,7 @@ use ringtail_log::{Durability, LogConfig};
 use crate::group::state::GroupConfig;
 use serde::Deserialize;
 
-/// Largest request frame accepted (Kafka's socket.request.max.bytes).
-pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 << 20;
+use crate::limits;
 
 /// `ringtail serve` options. Every option can also come from the TOML file given with
 /// `--config` (same names, with `_` for `-`) or from the environment (`RINGTAIL_` + upper case).
@@ -80,6 +81,36 @@ pub struct ServeArgs {
     /// Record metrics (default true); `false` only to measure what recording costs.
     #[arg(long, env = "RINGTAIL_METRICS")]
     pub metrics: Option<bool>,
+    /// Bytes of requests being read or handled, for the whole broker, split equally over its
+    /// shards (Kafka's queued.max.request.bytes). A spent budget stops reading sockets; one
+    /// connection holds at most 1/8 of its shard's part, which must be at least
+    /// --request-bytes-max (default 838860800 per shard).
+    #[arg(long, env = "RINGTAIL_QUEUED_MAX_REQUEST_BYTES")]
+    pub queued_max_request_bytes: Option<usize>,
+    /// Close a connection that stalls in the middle of a request for this long, in ms
+    /// (default 30000).
+    #[arg(long, env = "RINGTAIL_REQUEST_READ_TIMEOUT_MS")]
+    pub request_read_timeout_ms: Option<u64>,
+    /// Close a connection with no request in progress that sends nothing for this long, in ms
+    /// (Kafka's connections.max.idle.ms; default 600000).
+    #[arg(long, env = "RINGTAIL_CONNECTIONS_MAX_IDLE_MS")]
+    pub connections_max_idle_ms: Option<u64>,
+    /// Client connections open at once in the whole broker; the newest over the cap is closed
+    /// (Kafka's max.connections; default unlimited).
+    #[arg(long, env = "RINGTAIL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Client connections open at once from one IP address (Kafka's max.connections.per.ip;
+    /// default unlimited).
+    #[arg(long, env = "RINGTAIL_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Per-address exceptions to --max-connections-per-ip, as `ip:count,ip:count`
+    /// (Kafka's max.connections.per.ip.overrides).
+    #[arg(long, env = "RINGTAIL_MAX_CONNECTIONS_PER_IP_OVERRIDES")]
+    pub max_connections_per_ip_overrides: Option<String>,
+    /// Largest Fetch response built, in bytes, whatever the client asks (Kafka's
+    /// fetch.max.bytes; default 57671680); it is exceeded by at most one batch.
+    #[arg(long, env = "RINGTAIL_FETCH_MAX_BYTES")]
+    pub fetch_max_bytes: Option<usize>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -103,6 +134,13 @@ struct FileConfig {
     producer_id_expiration_ms: Option<u64>,
     admin_listen: Option<String>,
     metrics: Option<bool>,
+    queued_max_request_bytes: Option<usize>,
+    request_read_timeout_ms: Option<u64>,
+    connections_max_idle_ms: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_connections_per_ip_overrides: Option<String>,
+    fetch_max_bytes: Option<usize>,
 }
 
 /// The resolved configuration of a broker.
@@ -129,6 +167,60 @@ pub struct BrokerConfig {
     /// The admin HTTP endpoint, if any.
     pub admin_listen: Option<SocketAddr>,
     pub metrics: bool,
+    /// Bytes of requests being read or handled, whole broker (split over the shards).
+    pub queued_max_request_bytes: usize,
+    pub request_read_timeout: Duration,
+    pub connections_max_idle: Duration,
+    pub connection_caps: ConnectionCaps,
+    pub fetch_max_bytes: usize,
+}
+
+/// Caps on client connections (Kafka's max.connections, max.connections.per.ip and overrides).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionCaps {
+    pub total: Option<usize>,
+    pub per_ip: Option<usize>,
+    pub per_ip_overrides: HashMap<IpAddr, usize>,
+}
+
+impl ConnectionCaps {
+    /// The cap for connections from `ip`, if any.
+    pub fn for_ip(&self, ip: IpAddr) -> Option<usize> {
+        self.per_ip_overrides.get(&ip).copied().or(self.per_ip)
+    }
+
+    /// Whether connections must be counted per address at all.
+    pub fn per_ip_counted(&self) -> bool {
+        self.per_ip.is_some() || !self.per_ip_overrides.is_empty()
+    }
+}
+
+/// Parses `ip:count,ip:count` (IPv6 addresses in brackets or bare: the count follows the last colon).
+fn parse_ip_overrides(text: &str) -> Result<HashMap<IpAddr, usize>, String> {
+    let mut map = HashMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (ip, count) = entry.rsplit_once(':').ok_or_else(|| format!("`{entry}` is not ip:count"))?;
+        let ip: IpAddr = ip
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("`{ip}` in `{entry}` is not an IP address"))?;
+        let count = count.parse().map_err(|_| format!("count `{count}` in `{entry}` is not a number"))?;
+        map.insert(ip, count);
+    }
+    Ok(map)
+}
+
+impl BrokerConfig {
+    /// The request budget of one shard.
+    pub fn request_budget_per_shard(&self) -> usize {
+        self.queued_max_request_bytes / self.shards
+    }
+
+    /// The most request bytes one connection may hold.
+    pub fn request_bytes_per_connection_max(&self) -> usize {
+        self.request_budget_per_shard() / limits::CONNECTION_SHARE_DIVISOR
+    }
 }
 
 /// Why the configuration is unusable; says which setting to fix.
@@ -191,7 +283,8 @@ impl BrokerConfig {
             setting: "durability",
             message: format!("`{durability_name}` is neither `sync` nor `async`"),
         })?;
-        let request_bytes_max = args.request_bytes_max.or(file.request_bytes_max).unwrap_or(REQUEST_BYTES_MAX_DEFAULT);
+        let request_bytes_max =
+            args.request_bytes_max.or(file.request_bytes_max).unwrap_or(limits::REQUEST_BYTES_MAX_DEFAULT);
         if !(1024..=1 << 30).contains(&request_bytes_max) {
             return Err(ConfigError::Invalid {
                 setting: "request-bytes-max",
@@ -250,6 +343,55 @@ impl BrokerConfig {
                 message: format!("`{name}` is neither ip:port nor `none`"),
             })?),
         };
+        let queued_max_request_bytes = args
+            .queued_max_request_bytes
+            .or(file.queued_max_request_bytes)
+            .unwrap_or(limits::QUEUED_MAX_REQUEST_BYTES_PER_SHARD_DEFAULT.saturating_mul(shards));
+        let share = queued_max_request_bytes / shards / limits::CONNECTION_SHARE_DIVISOR;
+        if share < request_bytes_max {
+            return Err(ConfigError::Invalid {
+                setting: "queued-max-request-bytes",
+                message: format!(
+                    "{queued_max_request_bytes} over {shards} shards lets one connection hold {share} bytes (1/{} of a \
+                     shard's part), less than request-bytes-max ({request_bytes_max}); raise it to at least {} or \
+                     lower request-bytes-max",
+                    limits::CONNECTION_SHARE_DIVISOR,
+                    request_bytes_max * limits::CONNECTION_SHARE_DIVISOR * shards
+                ),
+            });
+        }
+        let request_read_timeout_ms = args
+            .request_read_timeout_ms
+            .or(file.request_read_timeout_ms)
+            .unwrap_or(limits::REQUEST_READ_TIMEOUT_MS_DEFAULT);
+        let connections_max_idle_ms = args
+            .connections_max_idle_ms
+            .or(file.connections_max_idle_ms)
+            .unwrap_or(limits::CONNECTIONS_MAX_IDLE_MS_DEFAULT);
+        for (setting, ms) in
+            [("request-read-timeout-ms", request_read_timeout_ms), ("connections-max-idle-ms", connections_max_idle_ms)]
+        {
+            if !(100..=7 * 24 * 3600 * 1000).contains(&ms) {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    message: format!("{ms} is not between 100 ms and a week"),
+                });
+            }
+        }
+        let overrides = args.max_connections_per_ip_overrides.or(file.max_connections_per_ip_overrides);
+        let connection_caps = ConnectionCaps {
+            total: args.max_connections.or(file.max_connections),
+            per_ip: args.max_connections_per_ip.or(file.max_connections_per_ip),
+            per_ip_overrides: parse_ip_overrides(overrides.as_deref().unwrap_or(""))
+                .map_err(|message| ConfigError::Invalid { setting: "max-connections-per-ip-overrides", message })?,
+        };
+        let fetch_max_bytes = args.fetch_max_bytes.or(file.fetch_max_bytes).unwrap_or(limits::FETCH_MAX_BYTES_DEFAULT);
+        if !(1024..=1 << 30).contains(&fetch_max_bytes) {
+            return Err(ConfigError::Invalid {
+                setting: "fetch-max-bytes",
+                message: format!("{fetch_max_bytes} is not between 1 KiB and 1 GiB"),
+            });
+        }
         Ok(BrokerConfig {
             listen,
             advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
@@ -267,6 +409,11 @@ impl BrokerConfig {
             groups,
             admin_listen,
             metrics: args.metrics.or(file.metrics).unwrap_or(true),
+            queued_max_request_bytes,
+            request_read_timeout: Duration::from_millis(request_read_timeout_ms),
+            connections_max_idle: Duration::from_millis(connections_max_idle_ms),
+            connection_caps,
+            fetch_max_bytes,
         })
     }
 }
@@ -285,5 +432,42 @@ mod tests {
         assert!(BrokerConfig::resolve(bad).unwrap_err().to_string().contains("durability"));
         let bad = ServeArgs { advertised_listener: Some("nohost".into()), ..ServeArgs::default() };
         assert!(BrokerConfig::resolve(bad).is_err());
+    }
+
+    #[test]
+    fn request_budget_must_let_a_connection_send_the_largest_request() {
+        let args = |queued: usize, request: usize| ServeArgs {
+            shards: Some(2),
+            queued_max_request_bytes: Some(queued),
+            request_bytes_max: Some(request),
+            ..ServeArgs::default()
+        };
+        let c = BrokerConfig::resolve(args(256 << 20, 16 << 20)).unwrap();
+        assert_eq!(c.request_budget_per_shard(), 128 << 20);
+        assert_eq!(c.request_bytes_per_connection_max(), 16 << 20);
+        let e = BrokerConfig::resolve(args((256 << 20) - 1, 16 << 20)).unwrap_err().to_string();
+        assert!(e.contains("queued-max-request-bytes"), "{e}");
+        assert!(e.contains("268435456"), "{e}");
+        let c = BrokerConfig::resolve(ServeArgs { shards: Some(3), ..ServeArgs::default() }).unwrap();
+        assert!(c.request_bytes_per_connection_max() >= c.request_bytes_max);
+    }
+
+    #[test]
+    fn connection_caps_and_overrides() {
+        let args = ServeArgs {
+            max_connections_per_ip: Some(2),
+            max_connections_per_ip_overrides: Some("127.0.0.1:5, [::1]:7".into()),
+            ..ServeArgs::default()
+        };
+        let c = BrokerConfig::resolve(args).unwrap().connection_caps;
+        assert_eq!(c.for_ip("127.0.0.1".parse().unwrap()), Some(5));
+        assert_eq!(c.for_ip("::1".parse().unwrap()), Some(7));
+        assert_eq!(c.for_ip("10.0.0.1".parse().unwrap()), Some(2));
+        assert!(c.per_ip_counted());
+        let bad = ServeArgs { max_connections_per_ip_overrides: Some("127.0.0.1".into()), ..ServeArgs::default() };
+        assert!(BrokerConfig::resolve(bad).unwrap_err().to_string().contains("overrides"));
+        let none = BrokerConfig::resolve(ServeArgs::default()).unwrap().connection_caps;
+        assert!(!none.per_ip_counted());
+        assert_eq!(none.total, None);
     }
 }

@@ -37,8 +37,7 @@ use crate::group;
 use crate::metadata::validate_topic_name;
 use crate::shard::{FetchItem, FetchResult, OffsetsResult, ProduceItem, ProduceResult, Shard, ShardMsg};
 
-/// Longest a fetch may wait for data, whatever the client asks.
-const FETCH_WAIT_MS_MAX: i32 = 30_000;
+use crate::limits::FETCH_WAIT_MS_MAX;
 
 /// What to do after a request.
 pub enum Outcome {
@@ -51,6 +50,7 @@ pub enum Outcome {
 
 /// `client_host` is the peer's address in Kafka's form (`/127.0.0.1`).
 pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes, client_host: &str) -> Outcome {
+    let frame_bytes = frame.len();
     let (header, mut body) = match decode_frame(frame) {
         Ok(x) => x,
         Err(e) => return Outcome::Close(format!("unreadable request header: {e}")),
@@ -79,7 +79,7 @@ pub async fn handle_request(shard: &Rc<Shard>, frame: Bytes, client_host: &str) 
             Some(vec![w.buf.freeze()])
         }),
         ApiKey::Metadata => metadata(shard, &mut body, version, w).await,
-        ApiKey::Produce => produce(shard, &mut body, version, w).await,
+        ApiKey::Produce => produce(shard, &mut body, version, w, frame_bytes).await,
         ApiKey::Fetch => fetch(shard, &mut body, version, w).await,
         ApiKey::ListOffsets => list_offsets(shard, &mut body, version, w).await,
         ApiKey::CreateTopics => create_topics(shard, &mut body, version, w).await,
@@ -216,7 +216,12 @@ async fn metadata(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Wri
     single(w)
 }
 
-async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+/// A partition's records that would keep a frame more than this many times their size alive
+/// (in the batch cache, after the rest of the request is done) are copied out of it.
+const FRAME_PIN_RATIO_MAX: usize = 2;
+
+/// `frame_bytes` is the size of the request frame the records are slices of.
+async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer, frame_bytes: usize) -> Handled {
     let req = ProduceRequest::decode(body, version)?;
     let mut resp = ProduceResponse {
         throttle_time_ms: 0,
@@ -264,7 +269,13 @@ async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writ
                     }
                     (None, _) => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                     (Some(_), None) => slot.error_code = error_code::INVALID_RECORD,
-                    (Some(owner), Some(records)) => {
+                    (Some(owner), Some(mut records)) => {
+                        if frame_bytes > records.len().saturating_mul(FRAME_PIN_RATIO_MAX) {
+                            // The one extra copy of record bytes: without it, a small batch of a
+                            // large multi-partition request pins the whole frame while cached.
+                            shard.metrics.pinning_copy(records.len());
+                            records = Bytes::copy_from_slice(&records);
+                        }
                         slots.push((ti, pi));
                         items.push((owner, ProduceItem { topic: t.name.clone(), partition: p.index, records }));
                     }
@@ -362,7 +373,8 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
         }
         resp.topics.push(topic);
     }
-    let budget = usize::try_from(req.max_bytes).unwrap_or(0);
+    // The broker's own fetch.max.bytes bounds what a client may ask for.
+    let budget = usize::try_from(req.max_bytes).unwrap_or(0).min(shard.config.fetch_max_bytes);
     let mut results: Vec<FetchResult> =
         scatter(shard, items.clone(), |items, reply| ShardMsg::Fetch { items, budget, reply }).await;
     let total: usize = results.iter().map(|r| r.bytes).sum();
@@ -396,7 +408,7 @@ async fn fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, w: Writer) ->
     }
     // The response size limit is soft, as in Kafka: the first partition with data always gets
     // its batches; later ones are left empty once the limit is reached.
-    let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
+    let mut budget = budget;
     let mut first = true;
     for ((ti, pi), r) in slots.into_iter().zip(results) {
         let slot = &mut resp.topics[ti].partitions[pi];

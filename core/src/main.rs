@@ -4,9 +4,11 @@
 mod admin;
 mod admin_http;
 mod config;
+mod connection;
 mod group;
 mod group_cli;
 mod handlers;
+mod limits;
 mod metadata;
 mod metrics;
 mod producer_ids;
@@ -64,7 +66,24 @@ enum Command {
     },
 }
 
+/// Allocations at least this large are mapped on their own and unmapped when freed.
+const MMAP_THRESHOLD_BYTES: i32 = 128 << 10;
+
+/// Request frames are the large allocations a client can cause. glibc raises its mmap threshold
+/// after such a block is freed (up to 32 MiB), after which frames come from the heap and the
+/// memory stays with the process; a fixed threshold keeps every frame mapped on its own, so
+/// resident memory falls back when the request budget is given back.
+fn fix_allocator_behaviour() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes malloc's tuning parameters; it is called at the start of
+    // main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+    }
+}
+
 fn main() {
+    fix_allocator_behaviour();
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Serve(args) => *args,

@@ -49,6 +49,15 @@ pub struct ShardMetrics {
     pub produce_waiting: Cell<i64>,
     /// Fetches parked until data arrives.
     pub fetch_parked: Cell<i64>,
+    /// Connections closed for stalling mid-request, and for idling.
+    pub closed_read_timeout: Cell<u64>,
+    pub closed_idle: Cell<u64>,
+    /// Connections refused at accept, by the cap that refused them.
+    pub refused_max_connections: Cell<u64>,
+    pub refused_max_connections_per_ip: Cell<u64>,
+    /// Produce records copied out of their request frame so the cache does not pin the frame.
+    pub pinning_copies: Cell<u64>,
+    pub pinning_copy_bytes: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -61,7 +70,32 @@ impl ShardMetrics {
             cross_shard_messages: Cell::new(0),
             produce_waiting: Cell::new(0),
             fetch_parked: Cell::new(0),
+            closed_read_timeout: Cell::new(0),
+            closed_idle: Cell::new(0),
+            refused_max_connections: Cell::new(0),
+            refused_max_connections_per_ip: Cell::new(0),
+            pinning_copies: Cell::new(0),
+            pinning_copy_bytes: Cell::new(0),
         }
+    }
+
+    pub fn pinning_copy(&self, bytes: usize) {
+        self.pinning_copies.set(self.pinning_copies.get() + 1);
+        self.pinning_copy_bytes.set(self.pinning_copy_bytes.get() + bytes as u64);
+    }
+
+    /// Counted even with `--metrics false`: these are what an operator under attack looks at.
+    pub fn connection_refused(&self, refusal: crate::connection::Refusal) {
+        let cell = match refusal {
+            crate::connection::Refusal::MaxConnections => &self.refused_max_connections,
+            crate::connection::Refusal::MaxConnectionsPerIp => &self.refused_max_connections_per_ip,
+        };
+        cell.set(cell.get() + 1);
+    }
+
+    pub fn connection_closed(&self, read_timeout: bool) {
+        let cell = if read_timeout { &self.closed_read_timeout } else { &self.closed_idle };
+        cell.set(cell.get() + 1);
     }
 
     fn api(&self, key: i16) -> &ApiCounters {
@@ -142,6 +176,8 @@ pub struct PartitionSnapshot {
     pub log_end_offset: u64,
     pub high_watermark: u64,
     pub producers: u64,
+    /// The partition's log stopped after a storage error.
+    pub offline: bool,
 }
 
 /// A copy of one shard's metrics, sent to the scraping thread.
@@ -164,6 +200,14 @@ pub struct ShardSnapshot {
     pub cache_misses: u64,
     /// Committed offsets of the groups this shard coordinates: (group, topic, partition, offset).
     pub committed: Vec<(String, String, i32, i64)>,
+    /// (budget name, limit, used) of every per-shard budget.
+    pub budgets: Vec<(&'static str, u64, u64)>,
+    pub closed_read_timeout: u64,
+    pub closed_idle: u64,
+    pub refused_max_connections: u64,
+    pub refused_max_connections_per_ip: u64,
+    pub pinning_copies: u64,
+    pub pinning_copy_bytes: u64,
 }
 
 impl ShardSnapshot {
@@ -195,8 +239,20 @@ impl ShardSnapshot {
                 log_end_offset: log.log_end_offset(),
                 high_watermark: Shard::high_watermark(log),
                 producers: log.producer_count() as u64,
+                offline: log.failed().is_some(),
             })
             .collect();
+        partitions.extend(shard.offline.borrow().keys().map(|(topic, partition)| PartitionSnapshot {
+            topic: topic.clone(),
+            partition: *partition,
+            segments: 0,
+            size_bytes: 0,
+            log_start_offset: 0,
+            log_end_offset: 0,
+            high_watermark: 0,
+            producers: 0,
+            offline: true,
+        }));
         partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         let stats = shard.flusher.stats();
         ShardSnapshot {
@@ -215,6 +271,13 @@ impl ShardSnapshot {
             cache_hits: stats.cache_hits.get(),
             cache_misses: stats.cache_misses.get(),
             committed: shard.coordinator.groups.borrow().all_committed(),
+            budgets: shard.budgets(),
+            closed_read_timeout: m.closed_read_timeout.get(),
+            closed_idle: m.closed_idle.get(),
+            refused_max_connections: m.refused_max_connections.get(),
+            refused_max_connections_per_ip: m.refused_max_connections_per_ip.get(),
+            pinning_copies: m.pinning_copies.get(),
+            pinning_copy_bytes: m.pinning_copy_bytes.get(),
         }
     }
 }
@@ -433,6 +496,72 @@ impl Collector for Snapshots {
             "Producer ids with state in a partition.",
             per_partition(&|p| p.producers),
         )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_offline",
+            "1 when the partition's log stopped after a storage error (reads and writes answer KAFKA_STORAGE_ERROR).",
+            per_partition(&|p| u64::from(p.offline)),
+        )?;
+        let budget_rows = |f: &dyn Fn(u64, u64) -> u64| -> Vec<(Labels, i64)> {
+            s.iter()
+                .flat_map(|snap| {
+                    snap.budgets.iter().map(move |(name, limit, used)| {
+                        let mut l = shard_label(snap.shard);
+                        l.push(("budget".into(), name.to_string()));
+                        (l, f(*limit, *used) as i64)
+                    })
+                })
+                .collect()
+        };
+        gauges(
+            &mut e,
+            "ringtail_budget_limit_bytes",
+            "A per-shard budget of memory clients can make the broker hold, by shard and budget.",
+            budget_rows(&|limit, _| limit),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_budget_used_bytes",
+            "Bytes charged to a per-shard budget now, by shard and budget.",
+            budget_rows(&|_, used| used),
+        )?;
+        let with_reason = |reason: &str, f: &dyn Fn(&ShardSnapshot) -> u64| -> Vec<(Labels, u64)> {
+            s.iter()
+                .map(|snap| {
+                    let mut l = shard_label(snap.shard);
+                    l.push(("reason".into(), reason.to_string()));
+                    (l, f(snap))
+                })
+                .collect()
+        };
+        let mut closed = with_reason("read_timeout", &|x| x.closed_read_timeout);
+        closed.extend(with_reason("idle", &|x| x.closed_idle));
+        counters(
+            &mut e,
+            "ringtail_connections_closed",
+            "Connections the broker closed: stalled mid-request (read_timeout) or idle.",
+            closed,
+        )?;
+        let mut refused = with_reason("max_connections", &|x| x.refused_max_connections);
+        refused.extend(with_reason("max_connections_per_ip", &|x| x.refused_max_connections_per_ip));
+        counters(
+            &mut e,
+            "ringtail_connections_refused",
+            "Connections refused at accept, by the cap reached.",
+            refused,
+        )?;
+        counters(
+            &mut e,
+            "ringtail_produce_pinning_copies",
+            "Produce records copied out of a request frame more than twice their size, so the batch cache does not keep the frame alive.",
+            per_shard_u(&|x| x.pinning_copies),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_produce_pinning_copy_bytes",
+            "Bytes copied out of request frames for the same reason.",
+            per_shard_u(&|x| x.pinning_copy_bytes),
+        )?;
         let high_watermarks: HashMap<(&str, i32), u64> =
             partitions.iter().map(|p| ((p.topic.as_str(), p.partition), p.high_watermark)).collect();
         let committed: Vec<&(String, String, i32, i64)> = s.iter().flat_map(|x| x.committed.iter()).collect();
@@ -491,11 +620,23 @@ mod tests {
                 log_end_offset: 3,
                 high_watermark: 3,
                 producers: 0,
+                offline: true,
             }],
             committed: vec![("g".into(), "t".into(), 0, 1)],
+            budgets: vec![("request", 100, 40)],
+            closed_read_timeout: 2,
+            refused_max_connections_per_ip: 3,
             ..ShardSnapshot::default()
         };
         let text = encode(vec![snap]);
+        assert!(text.contains("ringtail_partition_offline{topic=\"t\",partition=\"0\"} 1"), "{text}");
+        assert!(text.contains("ringtail_budget_limit_bytes{shard=\"1\",budget=\"request\"} 100"), "{text}");
+        assert!(text.contains("ringtail_budget_used_bytes{shard=\"1\",budget=\"request\"} 40"), "{text}");
+        assert!(text.contains("ringtail_connections_closed_total{shard=\"1\",reason=\"read_timeout\"} 2"), "{text}");
+        assert!(
+            text.contains("ringtail_connections_refused_total{shard=\"1\",reason=\"max_connections_per_ip\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("ringtail_requests_total{shard=\"1\",api=\"Produce\"} 5"), "{text}");
         assert!(text.contains("ringtail_request_errors_total{shard=\"1\",api=\"Produce\"} 1"), "{text}");
         assert!(text.contains("ringtail_topic_records_in_total{shard=\"1\",topic=\"t\"} 3"), "{text}");

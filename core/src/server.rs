@@ -1,37 +1,20 @@
-//! The broker's start-up and shutdown, each shard's run loop, and the connection loop: frames
-//! are read with their size checked before any allocation, handled concurrently, and answered
-//! in request order.
+//! The broker's start-up and shutdown, and each shard's run loop: its acceptor (connection
+//! caps), retention and group timers, and the inbox of messages from other shards.
 
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
-use glommio::sync::{Semaphore, StaticPermit};
+use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::BrokerConfig;
+use crate::connection::{serve_connection, ConnectionCounts, Refusal};
 use crate::group::OFFSETS_TOPIC;
-use crate::handlers::{handle_request, Outcome};
+use crate::limits::{CONNECTIONS_PER_SHARD_MAX, INBOX_MESSAGES_MAX, SHUTDOWN_GRACE};
 use crate::metadata::{random_id, Metadata, Topic, METADATA_FILE};
-use crate::shard::{Shard, ShardMsg, INBOX_MESSAGES_MAX};
-
-/// Requests of one connection handled at once; the reader stops reading beyond this. Many
-/// produce requests waiting for the same group commit is the common case under `sync`
-/// durability: a low cap here queues them in the client instead (measured: p50 at 100 MB/s
-/// went from 138 ms with 32 to 16 ms with 256).
-const IN_FLIGHT_PER_CONNECTION_MAX: usize = 256;
-/// Open client connections per shard; more are closed at once with a log line.
-const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
-/// Request bytes one connection may have in progress; the reader waits beyond this.
-const IN_FLIGHT_BYTES_PER_CONNECTION_MAX: u64 = 64 << 20;
-/// Requests slower than this are logged at debug level.
-const SLOW_REQUEST: Duration = Duration::from_millis(5);
-/// How long shutdown waits for requests in progress.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+use crate::shard::{Shard, ShardMsg};
 
 /// Loads (or creates) the topic metadata. Runs on the main thread before any shard starts.
 fn load_metadata(config: &BrokerConfig) -> anyhow::Result<Metadata> {
@@ -78,7 +61,11 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot resolve data directory {}: {e}", config.data_dir.display()))?;
     let metadata = Arc::new(load_metadata(&config)?);
     let producer_ids_start = crate::producer_ids::load(&config.data_dir)?;
+    if let Ok(needle) = std::env::var(crate::shard::FAULT_READ_EIO_ENV) {
+        tracing::warn!(%needle, "fault point active: reads of segment files whose path contains this fail");
+    }
     let config = Arc::new(config);
+    let connection_counts = ConnectionCounts::new(config.connection_caps.clone());
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(INBOX_MESSAGES_MAX)).unzip();
     let readiness = crate::admin_http::Readiness::new(config.shards);
     if let Some(listen) = config.admin_listen {
@@ -92,12 +79,18 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect());
     let mut threads = Vec::new();
     for (id, inbox) in receivers.into_iter().enumerate() {
-        let (config, peers, metadata, readiness) =
-            (config.clone(), senders.clone(), metadata.clone(), readiness.clone());
+        let shared = BrokerShared {
+            config: config.clone(),
+            peers: senders.clone(),
+            metadata: metadata.clone(),
+            producer_ids_start,
+            readiness: readiness.clone(),
+            connection_counts: connection_counts.clone(),
+        };
         let builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[id % cpus.len()])).name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
-                let result = run_shard(id, config, peers, metadata, inbox, producer_ids_start, readiness).await;
+                let result = run_shard(id, shared, inbox).await;
                 if let Err(e) = &result {
                     // A shard that cannot run leaves its partitions unserved: stop the broker.
                     tracing::error!(shard = id, error = %e, "shard failed; stopping the broker");
@@ -148,48 +141,26 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_shard(
-    id: usize,
+/// What every shard is started with: broker-wide state shared by all shards.
+#[derive(Clone)]
+struct BrokerShared {
     config: Arc<BrokerConfig>,
     peers: Vec<flume::Sender<ShardMsg>>,
     metadata: Arc<Metadata>,
-    inbox: flume::Receiver<ShardMsg>,
     producer_ids_start: i64,
     readiness: Arc<crate::admin_http::Readiness>,
-) -> Result<(), String> {
+    connection_counts: Arc<ConnectionCounts>,
+}
+
+async fn run_shard(id: usize, shared: BrokerShared, inbox: flume::Receiver<ShardMsg>) -> Result<(), String> {
+    let BrokerShared { config, peers, metadata, producer_ids_start, readiness, connection_counts } = shared;
     let shard = Shard::new(id, config.clone(), peers, metadata, producer_ids_start);
     ringtail_log::prime_direct_io(&config.data_dir).await.map_err(|e| e.to_string())?;
     shard.open_owned().await.map_err(|e| format!("shard {id}: {e}"))?;
     let flusher_task = shard.flusher.spawn();
     let listener = TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     readiness.shard_ready();
-    let acceptor = {
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                match listener.accept().await {
-                    Ok(stream) if shard.connections.get() >= CONNECTIONS_PER_SHARD_MAX => {
-                        let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                        tracing::warn!(%peer, limit = CONNECTIONS_PER_SHARD_MAX, "refusing a connection: this shard is at its connection limit");
-                        drop(stream);
-                    }
-                    Ok(stream) => {
-                        let shard = shard.clone();
-                        shard.connections.set(shard.connections.get() + 1);
-                        glommio::spawn_local(async move {
-                            serve_connection(shard.clone(), stream).await;
-                            shard.connections.set(shard.connections.get() - 1);
-                        })
-                        .detach();
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        glommio::timer::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        })
-    };
+    let acceptor = glommio::spawn_local(accept_connections(shard.clone(), listener, connection_counts));
     let retention = {
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -262,118 +233,40 @@ async fn run_shard(
     Ok(())
 }
 
-/// Counts a request as in progress on its shard until dropped, even if its task is cancelled.
-struct InFlight(Rc<Shard>, i16);
-
-impl InFlight {
-    fn new(shard: &Rc<Shard>, api_key: i16) -> Self {
-        shard.in_flight.set(shard.in_flight.get() + 1);
-        *shard.in_flight_apis.borrow_mut().entry(api_key).or_default() += 1;
-        InFlight(shard.clone(), api_key)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.set(self.0.in_flight.get() - 1);
-        if let Some(n) = self.0.in_flight_apis.borrow_mut().get_mut(&self.1) {
-            *n -= 1;
-        }
-    }
-}
-
-/// Reads one frame: a big-endian i32 size, then that many bytes. The size is checked against
-/// the limit before anything is allocated.
-async fn read_frame(
-    stream: &mut (impl futures_lite::AsyncRead + Unpin),
-    limit: usize,
-    budget: &Rc<Semaphore>,
-) -> Result<Option<(Bytes, StaticPermit)>, String> {
-    let mut size = [0u8; 4];
-    match stream.read_exact(&mut size).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(format!("read failed: {e}")),
-    }
-    let size = i32::from_be_bytes(size);
-    if size < 8 || size as usize > limit {
-        return Err(format!("request size {size} is outside 8..={limit} bytes (request-bytes-max)"));
-    }
-    // Waits while the connection's requests in progress hold too many bytes: backpressure.
-    let units = (size as u64).min(IN_FLIGHT_BYTES_PER_CONNECTION_MAX);
-    let permit = budget.acquire_static_permit(units).await.map_err(|e| format!("connection closing: {e}"))?;
-    let mut buf = BytesMut::zeroed(size as usize);
-    stream.read_exact(&mut buf).await.map_err(|e| format!("read failed mid-request: {e}"))?;
-    Ok(Some((buf.freeze(), permit)))
-}
-
-async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let (queue_tx, queue_rx) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_PER_CONNECTION_MAX);
-    let limit = shard.config.request_bytes_max;
-    let budget = Rc::new(Semaphore::new(IN_FLIGHT_BYTES_PER_CONNECTION_MAX));
-    let reading = {
+/// Accepts client connections on this shard's listener until cancelled. The newest connection
+/// over a cap is closed at once, with a (debug-level) log line and a count in `/metrics`.
+async fn accept_connections(shard: Rc<Shard>, listener: TcpListener, counts: Arc<ConnectionCounts>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer = stream.peer_addr().ok();
+        let Some(peer) = peer else { continue };
+        let admitted = match shard.connections.get() >= CONNECTIONS_PER_SHARD_MAX {
+            true => Err(Refusal::MaxConnections),
+            false => counts.admit(peer.ip()),
+        };
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                shard.metrics.connection_refused(refusal);
+                tracing::debug!(%peer, ?refusal, "refusing a connection: a connection cap is reached");
+                drop(stream);
+                continue;
+            }
+        };
         let shard = shard.clone();
-        let peer = peer.clone();
+        shard.connections.set(shard.connections.get() + 1);
         glommio::spawn_local(async move {
-            loop {
-                if shard.shutting_down.get() {
-                    break;
-                }
-                let (frame, permit) = match read_frame(&mut reader, limit, &budget).await {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(reason) => {
-                        tracing::info!(%peer, %reason, "closing connection");
-                        break;
-                    }
-                };
-                let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
-                let guard = InFlight::new(&shard, api_key);
-                let worker = shard.clone();
-                let client_host = client_host.clone();
-                let task = glommio::spawn_local(async move {
-                    let _guard = guard;
-                    let _permit = permit;
-                    let started = std::time::Instant::now();
-                    let outcome = handle_request(&worker, frame, &client_host).await;
-                    let elapsed = started.elapsed();
-                    worker.metrics.request(api_key, elapsed, matches!(outcome, Outcome::Close(_)));
-                    if elapsed > SLOW_REQUEST {
-                        tracing::debug!(api_key, elapsed_us = elapsed.as_micros() as u64, "slow request");
-                    }
-                    outcome
-                });
-                // Waits while too many requests of this connection are in progress: backpressure.
-                if queue_tx.send(task).await.is_err() {
-                    break;
-                }
-            }
+            let _admitted = admitted;
+            serve_connection(shard.clone(), stream).await;
+            shard.connections.set(shard.connections.get() - 1);
         })
-    };
-    // Responses go out in request order, whatever order the handlers finish in.
-    while let Some(task) = queue_rx.recv().await {
-        match task.await {
-            Outcome::Respond(chunks) => {
-                let size: usize = chunks.iter().map(Bytes::len).sum();
-                let mut ok = writer.write_all(&(size as i32).to_be_bytes()).await.is_ok();
-                for c in &chunks {
-                    ok = ok && writer.write_all(c).await.is_ok();
-                }
-                if !ok || writer.flush().await.is_err() {
-                    break;
-                }
-            }
-            Outcome::Silent => {}
-            Outcome::Close(reason) => {
-                tracing::info!(%peer, %reason, "closing connection");
-                break;
-            }
-        }
+        .detach();
     }
-    drop(reading.cancel());
-    let _ = writer.close().await;
 }

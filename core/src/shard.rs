@@ -17,12 +17,9 @@ use ringtail_log::{Durability, Faults, Flusher, LogConfig, LogError, PartitionLo
 use ringtail_net::error_code;
 
 use crate::config::{parse_durability, BrokerConfig};
+use crate::limits::UNFLUSHED_BYTES_MAX;
 use crate::metadata::Metadata;
 
-/// Messages waiting in one shard's inbox; senders wait when it is full.
-pub const INBOX_MESSAGES_MAX: usize = 1024;
-/// Unwritten bytes a partition may hold before producers wait for the disk.
-const UNFLUSHED_BYTES_MAX: u64 = 64 << 20;
 /// How often async-durability logs are written out.
 const FLUSH_TICK: Duration = Duration::from_millis(10);
 
@@ -182,6 +179,13 @@ pub struct Shard {
     pub in_flight_apis: RefCell<std::collections::BTreeMap<i16, usize>>,
     /// Client connections open on this shard.
     pub connections: Cell<usize>,
+    /// Partitions that could not be opened (an I/O error or corrupt state at start-up).
+    pub offline: RefCell<HashMap<TopicPartition, LogError>>,
+    /// Partitions whose storage error was logged (once each).
+    offline_reported: RefCell<std::collections::HashSet<PathBuf>>,
+    /// Bytes of requests being read or handled on this shard's connections
+    /// (`--queued-max-request-bytes` / shards). Charged before a frame is allocated.
+    pub request_budget: Rc<glommio::sync::Semaphore>,
     /// Tasks to wake when shutdown begins (parked fetches), by registration id.
     shutdown_wakers: RefCell<Vec<(u64, Waker)>>,
     next_waker_id: Cell<u64>,
@@ -194,6 +198,22 @@ pub struct Shard {
     /// Producer id allocation, on shard 0 only.
     pub producer_ids: Option<crate::producer_ids::ProducerIds>,
     pub metrics: crate::metrics::ShardMetrics,
+}
+
+/// The environment variable of the read fault point: every read of a segment file (`.log`)
+/// whose path contains its value fails with an injected I/O error. For tests of what a bad
+/// sector does; a broker started without it injects nothing.
+pub const FAULT_READ_EIO_ENV: &str = "RINGTAIL_FAULT_READ_EIO";
+
+fn fault_point_from_env() -> Faults {
+    match std::env::var(FAULT_READ_EIO_ENV) {
+        Ok(needle) if !needle.is_empty() => Faults::new(move |op, path| {
+            op == ringtail_log::IoOp::Read
+                && path.extension().is_some_and(|e| e == "log")
+                && path.to_string_lossy().contains(needle.as_str())
+        }),
+        _ => Faults::default(),
+    }
 }
 
 pub fn partition_dir(data_dir: &std::path::Path, topic: &str, partition: i32) -> PathBuf {
@@ -242,7 +262,7 @@ impl Shard {
         producer_ids_start: i64,
     ) -> Rc<Shard> {
         let controller = (id == 0).then(|| RefCell::new(crate::admin::Controller::new(metadata.as_ref().clone())));
-        let flusher = Flusher::new(Faults::default(), FLUSH_TICK);
+        let flusher = Flusher::new(fault_point_from_env(), FLUSH_TICK);
         let config_groups = config.groups;
         let producer_ids =
             (id == 0).then(|| crate::producer_ids::ProducerIds::new(config.data_dir.clone(), producer_ids_start));
@@ -251,6 +271,7 @@ impl Shard {
         }
         flusher.stats().enabled.set(config.metrics);
         let metrics = crate::metrics::ShardMetrics::new(config.metrics);
+        let request_budget = Rc::new(glommio::sync::Semaphore::new(config.request_budget_per_shard() as u64));
         Rc::new(Shard {
             id,
             config,
@@ -262,6 +283,9 @@ impl Shard {
             in_flight: Cell::new(0),
             in_flight_apis: RefCell::new(std::collections::BTreeMap::new()),
             connections: Cell::new(0),
+            offline: RefCell::new(HashMap::new()),
+            offline_reported: RefCell::new(std::collections::HashSet::new()),
+            request_budget,
             shutdown_wakers: RefCell::new(Vec::new()),
             next_waker_id: Cell::new(0),
             controller,
@@ -351,7 +375,16 @@ impl Shard {
                 continue;
             }
             let dir = partition_dir(&self.config.data_dir, topic, p);
-            let log = PartitionLog::open(dir, config.clone(), &self.flusher).await.map_err(|e| e.to_string())?;
+            let log = match PartitionLog::open(dir, config.clone(), &self.flusher).await {
+                Ok(log) => log,
+                Err(e) if e.is_fatal() => {
+                    // One damaged partition must not keep the others from serving.
+                    tracing::error!(topic, partition = p, error = %e, "cannot open partition; it stays offline");
+                    self.offline.borrow_mut().insert((topic.to_string(), p), e);
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             let report = log.recovery_report();
             if !report.clean_shutdown && (report.segments_scanned > 0 || report.bytes_truncated > 0) {
                 tracing::warn!(topic, partition = p, ?report, "recovered partition after an unclean shutdown");
@@ -373,13 +406,39 @@ impl Shard {
         self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
     }
 
-    /// A fatal storage error stops the broker: after a failed write or fdatasync nothing about
-    /// the disk can be trusted.
-    pub fn check_fatal(&self, error: &LogError) {
-        if error.is_fatal() {
-            tracing::error!(%error, "fatal storage error; stopping the broker");
-            std::process::exit(70);
+    /// The error for a partition this shard has no open log of: offline after a storage error
+    /// at start-up, or unknown.
+    fn no_log_error(&self, topic: &str, partition: i32) -> i16 {
+        match self.offline.borrow().contains_key(&(topic.to_string(), partition)) {
+            true => error_code::KAFKA_STORAGE_ERROR,
+            false => error_code::UNKNOWN_TOPIC_OR_PARTITION,
         }
+    }
+
+    /// A storage error (an I/O error, corrupt data read back) has stopped one partition's log:
+    /// it answers KAFKA_STORAGE_ERROR from now on, every other partition keeps serving, and the
+    /// broker stays up. Logged once per partition, naming the file; `/metrics` shows the
+    /// partition offline. Errors that are the client's (a bad batch, an offset out of range)
+    /// pass through here unlogged.
+    pub fn storage_failed(&self, log: &PartitionLog, error: &LogError) {
+        if !error.is_fatal() {
+            return;
+        }
+        if self.offline_reported.borrow_mut().insert(log.dir().to_path_buf()) {
+            tracing::error!(
+                partition = %log.dir().display(),
+                %error,
+                "partition offline after a storage error: it answers KAFKA_STORAGE_ERROR until the broker restarts; \
+                 other partitions are not affected"
+            );
+        }
+    }
+
+    /// Every per-shard budget: (name, limit, used), in bytes.
+    pub fn budgets(&self) -> Vec<(&'static str, u64, u64)> {
+        let limit = self.config.request_budget_per_shard() as u64;
+        let cache = (self.flusher.cache_budget(), self.flusher.stats().cache_bytes.get());
+        vec![("request", limit, limit - self.request_budget.available().min(limit)), ("cache", cache.0, cache.1)]
     }
 
     /// Offsets visible to consumers: durable ones under sync durability, all under async.
@@ -397,7 +456,7 @@ impl Shard {
         for (i, item) in items.into_iter().enumerate() {
             let Some(log) = self.log(&item.topic, item.partition) else {
                 results.push(ProduceResult {
-                    error_code: error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    error_code: self.no_log_error(&item.topic, item.partition),
                     base_offset: -1,
                     log_start_offset: -1,
                     error_message: None,
@@ -420,15 +479,15 @@ impl Shard {
                         error_message: None,
                     });
                     if acks != 0 && log.config().durability == Durability::Sync {
-                        waits.push((i, log.wait_durable(info.last_offset)));
+                        waits.push((i, log.clone(), log.wait_durable(info.last_offset)));
                     } else if log.unflushed_bytes() > UNFLUSHED_BYTES_MAX {
                         // acks=0 and async durability answer before the write; past this much
                         // unwritten data the producer waits for the disk (backpressure).
-                        waits.push((i, log.wait_written(info.last_offset)));
+                        waits.push((i, log.clone(), log.wait_written(info.last_offset)));
                     }
                 }
                 Err(e) => {
-                    self.check_fatal(&e);
+                    self.storage_failed(&log, &e);
                     tracing::debug!(topic = item.topic, partition = item.partition, error = %e, "produce refused");
                     results.push(ProduceResult {
                         error_code: e.kafka_error_code(),
@@ -441,9 +500,9 @@ impl Shard {
         }
         // Every append is queued before the first wait, so one group commit covers them all.
         let _waiting = crate::metrics::GaugeGuard::new(&self.metrics.produce_waiting, waits.len() as i64);
-        for (i, wait) in waits {
+        for (i, log, wait) in waits {
             if let Err(e) = wait.await {
-                self.check_fatal(&e);
+                self.storage_failed(&log, &e);
                 results[i].error_code = e.kafka_error_code();
             }
         }
@@ -451,15 +510,15 @@ impl Shard {
     }
 
     /// Reads the partitions in order until `budget` bytes are read; later partitions then get
-    /// no records (as in Kafka, the response fills in request order), but at least one batch is
-    /// returned if any is there.
+    /// no records (as in Kafka, the response fills in request order). No partition reads past
+    /// the budget, except that the first partition with data returns at least one batch.
     pub async fn fetch_local(&self, items: Vec<FetchItem>, mut budget: usize) -> Vec<FetchResult> {
         let mut results = Vec::with_capacity(items.len());
         let mut first = true;
         for item in items {
             let Some(log) = self.log(&item.topic, item.partition) else {
                 results.push(FetchResult {
-                    error_code: error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    error_code: self.no_log_error(&item.topic, item.partition),
                     high_watermark: -1,
                     log_start_offset: -1,
                     ..FetchResult::default()
@@ -477,7 +536,10 @@ impl Shard {
             } else if item.offset as u64 >= high_watermark || (budget == 0 && !first) {
                 // Between the high watermark and the log end: nothing visible yet, no error.
             } else {
-                let max_bytes = if first { item.max_bytes.max(1) } else { item.max_bytes.min(budget).max(1) };
+                // Never more than the response's budget, whatever the partition's own limit; the
+                // log returns at least one batch, so the first partition with data always
+                // progresses (Kafka's rule: a response exceeds its limit by one batch at most).
+                let max_bytes = item.max_bytes.min(budget).max(1);
                 match log.read(item.offset as u64, max_bytes, high_watermark).await {
                     Ok(read) => {
                         self.metrics.topic(&item.topic, |c| {
@@ -490,7 +552,7 @@ impl Shard {
                         result.records = read.chunks;
                     }
                     Err(e) => {
-                        self.check_fatal(&e);
+                        self.storage_failed(&log, &e);
                         result.error_code = e.kafka_error_code();
                     }
                 }
@@ -549,7 +611,7 @@ impl Shard {
         for ((topic, partition), timestamp) in items {
             let Some(log) = self.log(&topic, partition) else {
                 results.push(OffsetsResult {
-                    error_code: error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    error_code: self.no_log_error(&topic, partition),
                     offset: -1,
                     timestamp: -1,
                 });
@@ -565,7 +627,7 @@ impl Shard {
                     }
                     Ok(_) => OffsetsResult { error_code: 0, offset: -1, timestamp: -1 },
                     Err(e) => {
-                        self.check_fatal(&e);
+                        self.storage_failed(&log, &e);
                         OffsetsResult { error_code: e.kafka_error_code(), offset: -1, timestamp: -1 }
                     }
                 },

@@ -17,6 +17,12 @@ pub enum Durability {
     Async,
 }
 
+/// Largest batch a topic accepts by default (Kafka's `max.message.bytes` default).
+pub const BATCH_BYTES_MAX_DEFAULT: usize = 1_048_588;
+
+/// Recent batches one partition keeps cached by default, beyond those not yet written.
+pub const CACHE_BYTES_MAX_DEFAULT: usize = 8 << 20;
+
 /// Configuration of one partition log. Defaults match Kafka's topic defaults where Kafka has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -55,11 +61,11 @@ impl Default for LogConfig {
             segment_age_ms_max: 7 * 24 * 3600 * 1000,
             preallocate_bytes: 32 << 20,
             index_interval_bytes: 4096,
-            batch_bytes_max: 1_048_588,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             retention_age_ms_max: Some(14 * 24 * 3600 * 1000),
             retention_bytes_max: None,
             durability: Durability::Sync,
-            cache_bytes_max: 8 << 20,
+            cache_bytes_max: CACHE_BYTES_MAX_DEFAULT,
             read_chunk_bytes: 256 << 10,
             flush_bytes_min: 1 << 20,
             fsync_interval_ms: 1000,

@@ -53,9 +53,12 @@ impl BatchError {
 
 /// Errors of a partition log.
 ///
-/// `Io` and `Corrupt` are fatal: the log stops accepting work and every later call returns the
-/// same error, because after a failed write or fdatasync the kernel may have dropped dirty pages
-/// and nothing the log believes about the disk can be trusted. The broker must stop.
+/// `Io` and `Corrupt` are fatal to the log: it stops accepting work and every later call
+/// returns the same error, because after a failed write or fdatasync the kernel may have
+/// dropped dirty pages and nothing the log believes about its files can be trusted (and a
+/// batch that fails its CRC when read back must not be served). Every file of a log is its
+/// own, so the failure stays with that partition: the broker takes it offline and keeps
+/// serving the others.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LogError {
     #[error(transparent)]
@@ -64,9 +67,9 @@ pub enum LogError {
     Sequence(#[from] crate::producer::SequenceError),
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange { offset: u64, log_start_offset: u64, log_end_offset: u64 },
-    #[error("I/O error while {op} {path}: {source}; the log is stopped, restart the broker to recover")]
+    #[error("I/O error while {op} {path}: {source}; the partition is offline until the broker restarts")]
     Io { op: &'static str, path: PathBuf, source: Arc<io::Error> },
-    #[error("corrupt log data in {path} at byte {position}: {reason}; the log is stopped")]
+    #[error("corrupt log data in {path} at byte {position}: {reason}; the partition is offline")]
     Corrupt { path: PathBuf, position: u64, reason: String },
     #[error("invalid log configuration: {reason}")]
     Config { reason: String },
@@ -83,7 +86,7 @@ impl LogError {
         }
     }
 
-    /// True when the log can no longer be used and the broker should stop.
+    /// True when the log can no longer be used (the partition goes offline).
     pub fn is_fatal(&self) -> bool {
         matches!(self, LogError::Io { .. } | LogError::Corrupt { .. })
     }

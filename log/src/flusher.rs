@@ -35,7 +35,16 @@ pub struct Flusher {
     write_bytes: Cell<usize>,
     writes_in_flight: Cell<usize>,
     stats: Rc<crate::stats::LogStats>,
+    /// Bytes all caches of the shard may hold together (beyond batches not yet written).
+    cache_budget_bytes: Cell<u64>,
+    /// Where the next cache-budget sweep starts in `logs`, so no log is always the first victim.
+    sweep_from: Cell<usize>,
 }
+
+/// Default cache budget of a shard's logs together.
+pub const CACHE_BUDGET_BYTES_DEFAULT: u64 = 256 << 20;
+/// A shard's caches together hold at least one partition's full cache.
+const _: () = assert!(CACHE_BUDGET_BYTES_DEFAULT >= crate::config::CACHE_BYTES_MAX_DEFAULT as u64);
 
 /// Write buffers kept for reuse by one shard.
 const POOLED_BUFFERS_MAX: usize = 16;
@@ -51,7 +60,39 @@ impl Flusher {
             write_bytes: Cell::new(WRITE_BYTES_DEFAULT),
             writes_in_flight: Cell::new(WRITES_IN_FLIGHT_DEFAULT),
             stats: Rc::new(crate::stats::LogStats::default()),
+            cache_budget_bytes: Cell::new(CACHE_BUDGET_BYTES_DEFAULT),
+            sweep_from: Cell::new(0),
         })
+    }
+
+    /// Sets the cache budget of the shard's logs together.
+    pub fn set_cache_budget(&self, bytes: u64) {
+        self.cache_budget_bytes.set(bytes);
+    }
+
+    pub fn cache_budget(&self) -> u64 {
+        self.cache_budget_bytes.get()
+    }
+
+    /// When the shard's caches hold more than the budget, empties the caches of logs in turn
+    /// (of what has been written) until they hold at most 7/8 of it. Logs that went quiet are
+    /// never flushed again, so their caches shrink only here.
+    pub(crate) fn enforce_cache_budget(&self) {
+        let budget = self.cache_budget_bytes.get();
+        if self.stats.cache_bytes.get() <= budget {
+            return;
+        }
+        let target = budget / 8 * 7;
+        let logs: Vec<Rc<PartitionLog>> = self.logs.borrow().iter().filter_map(Weak::upgrade).collect();
+        let start = self.sweep_from.get() % logs.len().max(1);
+        for i in 0..logs.len() {
+            if self.stats.cache_bytes.get() <= target {
+                break;
+            }
+            let log = &logs[(start + i) % logs.len()];
+            log.evict_cache(0);
+            self.sweep_from.set(start + i + 1);
+        }
     }
 
     /// Latencies and cache counters of the logs flushed here.

@@ -16,10 +16,10 @@ mod segment;
 pub mod stats;
 
 pub use batch::{BatchHeader, Compression, Origin};
-pub use config::{Durability, LogConfig, BLOCK_BYTES};
+pub use config::{Durability, LogConfig, BATCH_BYTES_MAX_DEFAULT, BLOCK_BYTES};
 pub use error::{kafka_code, BatchError, LogError};
 pub use fault::{Faults, IoOp};
-pub use flusher::{now_ms, Flusher};
+pub use flusher::{now_ms, Flusher, CACHE_BUDGET_BYTES_DEFAULT};
 pub use partition::{
     AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT,
 };

@@ -262,6 +262,14 @@ pub struct PartitionLog {
     stats: Rc<crate::stats::LogStats>,
 }
 
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        // The shard's cache total counts this log's batches until they go with it.
+        let held = self.state.get_mut().cache_bytes;
+        self.stats.cache_bytes.set(self.stats.cache_bytes.get() - held);
+    }
+}
+
 impl std::fmt::Debug for PartitionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PartitionLog").field("dir", &self.dir).finish_non_exhaustive()
@@ -450,6 +458,7 @@ impl PartitionLog {
                 body: records.slice(range.start + PATCHED_HEADER_BYTES..range.end),
             });
             st.cache_bytes += size;
+            self.stats.cache_bytes.set(self.stats.cache_bytes.get() + size);
             st.unflushed_bytes += size;
             st.next_offset = last_offset + 1;
             st.producers.record(&header, offset, last_offset, now_ms);
@@ -617,7 +626,10 @@ impl PartitionLog {
         let waiters = std::mem::take(&mut self.state.borrow_mut().waiters);
         waiters.into_iter().for_each(|(_, w)| w.wake());
         self.finalize_sealed().await?;
-        self.evict_cache();
+        self.evict_cache(self.config.cache_bytes_max as u64);
+        if let Some(flusher) = self.flusher.upgrade() {
+            flusher.enforce_cache_budget();
+        }
         Ok(())
     }
 
@@ -746,11 +758,13 @@ impl PartitionLog {
         checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await
     }
 
-    /// Drops cached batches beyond the cache budget, oldest first, keeping every batch not yet
-    /// written and those covering the last partial block of a segment (rewritten by the next flush).
-    fn evict_cache(&self) {
+    /// Drops cached batches while more than `keep_bytes` are cached, oldest first, keeping every
+    /// batch not yet written and those covering the last partial block of a segment (rewritten
+    /// by the next flush). Returns the bytes dropped.
+    pub(crate) fn evict_cache(&self, keep_bytes: u64) -> u64 {
         let mut st = self.state.borrow_mut();
-        while st.cache_bytes > self.config.cache_bytes_max as u64 {
+        let before = st.cache_bytes;
+        while st.cache_bytes > keep_bytes {
             let Some(front) = st.cache.front() else { break };
             let s = &st.segments[st.segment_index(front.segment_base)];
             let keep_from = if s.finalized { u64::MAX } else { align_down(s.flushed) };
@@ -761,6 +775,14 @@ impl PartitionLog {
             st.cache.pop_front();
             st.cache_bytes -= size;
         }
+        let dropped = before - st.cache_bytes;
+        self.stats.cache_bytes.set(self.stats.cache_bytes.get() - dropped);
+        dropped
+    }
+
+    /// Bytes of batches held in this log's cache.
+    pub fn cache_bytes(&self) -> u64 {
+        self.state.borrow().cache_bytes
     }
 
     fn fail(&self, error: LogError) {
@@ -944,6 +966,7 @@ impl PartitionLog {
             {
                 let c = st.cache.pop_front().expect("checked");
                 st.cache_bytes -= c.size();
+                self.stats.cache_bytes.set(self.stats.cache_bytes.get() - c.size());
             }
             (PartitionState { log_start_offset: offset, recovery_point: st.recovery_point }, victims)
         };

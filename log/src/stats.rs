@@ -76,6 +76,9 @@ pub struct LogStats {
     /// Reads answered from the batch cache / from disk.
     pub cache_hits: Cell<u64>,
     pub cache_misses: Cell<u64>,
+    /// Bytes of batches held in the caches of every log of the shard (always counted: the
+    /// shard's cache budget is enforced with it).
+    pub cache_bytes: Cell<u64>,
 }
 
 impl Default for LogStats {
@@ -86,6 +89,7 @@ impl Default for LogStats {
             fdatasync_latency: LatencyHistogram::default(),
             cache_hits: Cell::new(0),
             cache_misses: Cell::new(0),
+            cache_bytes: Cell::new(0),
         }
     }
 }

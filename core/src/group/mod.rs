@@ -225,7 +225,7 @@ fn append_inner(
                 }
             }
             Err(e) => {
-                shard.check_fatal(&e);
+                shard.storage_failed(&log, &e);
                 tracing::warn!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
                 return Err((offsets, e.kafka_error_code()));
             }
@@ -239,7 +239,7 @@ fn append_inner(
 async fn wait_durable(shard: &Shard, partition: i32, offset: u64) -> Result<(), i16> {
     let Some(log) = shard.log(OFFSETS_TOPIC, partition) else { return Err(error_code::NOT_COORDINATOR) };
     log.wait_durable(offset).await.map_err(|e| {
-        shard.check_fatal(&e);
+        shard.storage_failed(&log, &e);
         e.kafka_error_code()
     })
 }
@@ -317,7 +317,7 @@ async fn compact(shard: &Rc<Shard>, partition: i32) {
         Ok(segments) => {
             tracing::info!(partition, live = live_count, dropped = span, segments, "compacted {OFFSETS_TOPIC}")
         }
-        Err(e) => shard.check_fatal(&e),
+        Err(e) => shard.storage_failed(&log, &e),
     }
 }
 
