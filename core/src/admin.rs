@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ringtail_net::error_code;
 
+use crate::limits::TOPICS_CREATED_PER_REQUEST_MAX;
 use crate::metadata::{random_id, validate_topic_name, Metadata, Topic, METADATA_FILE, PARTITIONS_MAX};
 use crate::shard::{log_config, Shard, ShardMsg};
 
@@ -60,6 +61,20 @@ fn failed(name: &str, code: i16, message: impl Into<String>) -> TopicOutcome {
     }
 }
 
+/// Owner shards for `count` new partitions, unless a shard would then own more than `cap`.
+fn place_within_cap(next: &Metadata, shards: usize, count: usize, cap: usize) -> Result<Vec<usize>, String> {
+    let placement = next.place(shards, count);
+    let mut load = next.load_per_shard(shards);
+    placement.iter().for_each(|&s| load[s] += 1);
+    match load.iter().enumerate().find(|(_, &n)| n > cap) {
+        None => Ok(placement),
+        Some((s, n)) => Err(format!(
+            "{count} more partitions would give shard {s} {n} partitions; the cap is {cap} per shard \
+             (--partitions-per-shard-max) and {shards} shards"
+        )),
+    }
+}
+
 fn internal_message(name: &str) -> String {
     format!(
         "`{name}` is internal: it holds consumer groups' offsets, and its partition count decides their coordinators"
@@ -98,6 +113,13 @@ pub async fn handle(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
     match request {
         AdminRequest::CreateTopics { topics, validate_only } => {
             apply = !validate_only;
+            if topics.len() > TOPICS_CREATED_PER_REQUEST_MAX {
+                let message = format!(
+                    "{} topics in one request; create at most {TOPICS_CREATED_PER_REQUEST_MAX} at a time",
+                    topics.len()
+                );
+                return topics.iter().map(|t| failed(&t.name, error_code::INVALID_REQUEST, message.clone())).collect();
+            }
             for t in topics {
                 if let Err(message) = validate_topic_name(&t.name) {
                     outcomes.push(failed(&t.name, error_code::INVALID_TOPIC_EXCEPTION, message));
@@ -157,7 +179,14 @@ pub async fn handle(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
                     outcomes.push(failed(&t.name, error_code::INVALID_CONFIG, message));
                     continue;
                 }
-                let placement = next.place(shards, count as usize);
+                let placement =
+                    match place_within_cap(&next, shards, count as usize, shard.config.partitions_per_shard_max) {
+                        Ok(placement) => placement,
+                        Err(message) => {
+                            outcomes.push(failed(&t.name, error_code::POLICY_VIOLATION, message));
+                            continue;
+                        }
+                    };
                 let topic = Topic { id: random_id(), shards: placement.clone(), configs };
                 outcomes.push(TopicOutcome {
                     name: t.name.clone(),
@@ -217,7 +246,14 @@ pub async fn handle(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
                     ));
                     continue;
                 }
-                let added = next.place(shards, (count - current) as usize);
+                let cap = shard.config.partitions_per_shard_max;
+                let added = match place_within_cap(&next, shards, (count - current) as usize, cap) {
+                    Ok(added) => added,
+                    Err(message) => {
+                        outcomes.push(failed(&name, error_code::POLICY_VIOLATION, message));
+                        continue;
+                    }
+                };
                 let topic = next.topics.get_mut(&name).expect("checked above");
                 topic.shards.extend(&added);
                 opened.push((
@@ -234,6 +270,7 @@ pub async fn handle(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
     // Persist first: a topic exists once its metadata is durable.
     if let Err(e) = ringtail_log::write_file_atomic(&shard.config.data_dir, METADATA_FILE, next.encode()).await {
         tracing::error!(error = %e, "cannot persist topic metadata; stopping the broker");
+        crate::logging::flush(std::time::Duration::from_secs(2));
         std::process::exit(70);
     }
     for (name, parts) in &opened {
@@ -262,6 +299,7 @@ pub async fn handle(shard: &Rc<Shard>, request: AdminRequest) -> AdminReply {
             };
             if let Err(message) = result {
                 tracing::error!(topic = %name, %message, "cannot open new partitions; stopping the broker");
+                crate::logging::flush(std::time::Duration::from_secs(2));
                 std::process::exit(70);
             }
         }
@@ -293,8 +331,8 @@ async fn broadcast(shard: &Rc<Shard>, metadata: Arc<Metadata>) {
 }
 
 /// Makes sure the topics exist, creating missing ones with the default partition count when
-/// auto-creation is on. Returns the names that could not be created.
-pub async fn ensure_topics(shard: &Rc<Shard>, names: &[String]) {
+/// auto-creation is on. Returns the topics whose creation was refused, with the error.
+pub async fn ensure_topics(shard: &Rc<Shard>, names: &[String]) -> Vec<(String, i16)> {
     let md = shard.metadata();
     let missing: Vec<NewTopic> = names
         .iter()
@@ -308,11 +346,16 @@ pub async fn ensure_topics(shard: &Rc<Shard>, names: &[String]) {
         })
         .collect();
     if missing.is_empty() || !shard.config.auto_create_topics {
-        return;
+        return Vec::new();
     }
+    let mut refused = Vec::new();
     for outcome in submit(shard, AdminRequest::CreateTopics { topics: missing, validate_only: false }).await {
-        if outcome.error_code == 0 {
-            tracing::info!(topic = %outcome.name, partitions = outcome.partitions, "auto-created topic");
+        match outcome.error_code {
+            0 => tracing::info!(topic = %outcome.name, partitions = outcome.partitions, "auto-created topic"),
+            // Another request created it first.
+            error_code::TOPIC_ALREADY_EXISTS => {}
+            code => refused.push((outcome.name, code)),
         }
     }
+    refused
 }

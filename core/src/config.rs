@@ -111,6 +111,14 @@ pub struct ServeArgs {
     /// fetch.max.bytes; default 57671680); it is exceeded by at most one batch.
     #[arg(long, env = "RINGTAIL_FETCH_MAX_BYTES")]
     pub fetch_max_bytes: Option<usize>,
+    /// Partitions one shard may own; topic creations and partition growth past it are refused
+    /// with POLICY_VIOLATION (default 5000).
+    #[arg(long, env = "RINGTAIL_PARTITIONS_PER_SHARD_MAX")]
+    pub partitions_per_shard_max: Option<usize>,
+    /// Log line format: `text` (the default; colour only on a terminal) or `json` (one object
+    /// per line, for log shippers).
+    #[arg(long, env = "RINGTAIL_LOG_FORMAT")]
+    pub log_format: Option<String>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -141,6 +149,8 @@ struct FileConfig {
     max_connections_per_ip: Option<usize>,
     max_connections_per_ip_overrides: Option<String>,
     fetch_max_bytes: Option<usize>,
+    log_format: Option<String>,
+    partitions_per_shard_max: Option<usize>,
 }
 
 /// The resolved configuration of a broker.
@@ -156,6 +166,7 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     pub request_bytes_max: usize,
     pub log_filter: String,
+    pub log_format: crate::logging::LogFormat,
     /// Defaults for every partition log; topic configs override some of them.
     pub log: LogConfig,
     /// Flush write chunk size and chunk writes in flight, from `io-properties.toml` written by
@@ -173,6 +184,7 @@ pub struct BrokerConfig {
     pub connections_max_idle: Duration,
     pub connection_caps: ConnectionCaps,
     pub fetch_max_bytes: usize,
+    pub partitions_per_shard_max: usize,
 }
 
 /// Caps on client connections (Kafka's max.connections, max.connections.per.ip and overrides).
@@ -392,8 +404,22 @@ impl BrokerConfig {
                 message: format!("{fetch_max_bytes} is not between 1 KiB and 1 GiB"),
             });
         }
+        let log_format_name = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+        let log_format = crate::logging::LogFormat::parse(&log_format_name).ok_or_else(|| ConfigError::Invalid {
+            setting: "log-format",
+            message: format!("`{log_format_name}` is neither `text` nor `json`"),
+        })?;
+        let partitions_per_shard_max = args
+            .partitions_per_shard_max
+            .or(file.partitions_per_shard_max)
+            .unwrap_or(limits::PARTITIONS_PER_SHARD_MAX_DEFAULT);
+        if partitions_per_shard_max == 0 {
+            return Err(ConfigError::Invalid { setting: "partitions-per-shard-max", message: "0 is below 1".into() });
+        }
         Ok(BrokerConfig {
             listen,
+            partitions_per_shard_max,
+            log_format,
             advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             advertised_port,
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("ringtail-data")),

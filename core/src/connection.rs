@@ -249,7 +249,9 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
                             Closing::Idle => shard.metrics.connection_closed(false),
                             Closing::Other(_) => {}
                         }
-                        tracing::info!(%peer, reason = %closing, "closing connection");
+                        if shard.log_limits.connections.allow() {
+                            tracing::info!(%peer, reason = %closing, "closing connection");
+                        }
                         break;
                     }
                 };
@@ -296,7 +298,9 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
             }
             Outcome::Silent => {}
             Outcome::Close(reason) => {
-                tracing::info!(%peer, %reason, "closing connection");
+                if shard.log_limits.connections.allow() {
+                    tracing::info!(%peer, %reason, "closing connection");
+                }
                 break;
             }
         }

@@ -156,9 +156,10 @@ async fn metadata(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Wri
     let req = MetadataRequest::decode(body, version)?;
     let requested: Option<Vec<String>> =
         req.topics.as_ref().map(|ts| ts.iter().filter_map(|t| t.name.clone()).collect());
+    let mut refused = std::collections::HashMap::new();
     if let Some(names) = &requested {
         if req.allow_auto_topic_creation {
-            admin::ensure_topics(shard, names).await;
+            refused = admin::ensure_topics(shard, names).await.into_iter().collect();
         }
     }
     let md = shard.metadata();
@@ -184,10 +185,11 @@ async fn metadata(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Wri
                 topic_authorized_operations: i32::MIN,
             },
             None => MetadataResponseTopic {
-                error_code: if validate_topic_name(name).is_ok() {
-                    error_code::UNKNOWN_TOPIC_OR_PARTITION
-                } else {
-                    error_code::INVALID_TOPIC_EXCEPTION
+                error_code: match refused.get(name) {
+                    // Auto-creation was refused for a reason the client should see (a cap).
+                    Some(code) => *code,
+                    None if validate_topic_name(name).is_ok() => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    None => error_code::INVALID_TOPIC_EXCEPTION,
                 },
                 name: Some(name.to_string()),
                 topic_authorized_operations: i32::MIN,
@@ -298,13 +300,15 @@ async fn produce(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writ
     if let Some((t, p)) = refused {
         // One line per refused request, with the first partition's reason.
         shard.metrics.error(ApiKey::Produce);
-        tracing::info!(
-            topic = t.name,
-            partition = p.index,
-            error_code = p.error_code,
-            reason = p.error_message.as_deref().unwrap_or(""),
-            "produce refused"
-        );
+        if shard.log_limits.produce_refused.allow() {
+            tracing::info!(
+                topic = t.name,
+                partition = p.index,
+                error_code = p.error_code,
+                reason = p.error_message.as_deref().unwrap_or(""),
+                "produce refused"
+            );
+        }
     }
     if req.acks == 0 {
         return Ok(None);

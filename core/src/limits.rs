@@ -46,3 +46,20 @@ pub const UNFLUSHED_BYTES_MAX: u64 = 64 << 20;
 pub const SLOW_REQUEST: Duration = Duration::from_millis(5);
 /// How long shutdown waits for requests in progress.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Log lines waiting for the writer thread; more are dropped (and counted), so a shard never
+/// waits for stderr.
+pub const LOG_LINES_QUEUED_MAX: usize = 4096;
+/// Lines a second of each kind a client can cause (connection refused or closed, produce
+/// refused), per shard; the rest are counted.
+pub const LOG_LINES_PER_SECOND_MAX: u32 = 20;
+
+/// Committed-offset series (group, topic, partition) one shard puts in a metrics scrape; the
+/// rest are counted, so a scrape never builds an unbounded list on a shard thread.
+pub const METRICS_GROUP_SERIES_MAX: usize = 10_000;
+/// Topics one request may create (CreateTopics, or auto-creation by Metadata and Produce);
+/// more are refused with INVALID_REQUEST.
+pub const TOPICS_CREATED_PER_REQUEST_MAX: usize = 1000;
+/// Partitions one shard may own by default (`--partitions-per-shard-max`); creations past it
+/// are refused with POLICY_VIOLATION.
+pub const PARTITIONS_PER_SHARD_MAX_DEFAULT: usize = 5000;

@@ -9,6 +9,7 @@ mod group;
 mod group_cli;
 mod handlers;
 mod limits;
+mod logging;
 mod metadata;
 mod metrics;
 mod producer_ids;
@@ -66,6 +67,9 @@ enum Command {
     },
 }
 
+/// How long the end of the process waits for queued log lines to be written.
+const LOG_FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Allocations at least this large are mapped on their own and unmapped when freed.
 const MMAP_THRESHOLD_BYTES: i32 = 128 << 10;
 
@@ -121,10 +125,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    logging::init(&config.log_filter, config.log_format);
     let mut config = config;
     if let Some(p) = ringtail_tuning::read_properties(&config.data_dir) {
         // What `ringtail iotune` found the disk needs: the smallest write that reaches its
@@ -137,8 +138,12 @@ fn main() {
     for warning in ringtail_tuning::startup_warnings(&config.data_dir, config.shards) {
         tracing::warn!("system setting: {warning} (see `ringtail tune`)");
     }
-    if let Err(e) = server::serve(config) {
+    let result = server::serve(config);
+    if let Err(e) = &result {
         tracing::error!("{e:#}");
+    }
+    logging::flush(LOG_FLUSH_AT_EXIT);
+    if result.is_err() {
         std::process::exit(1);
     }
 }

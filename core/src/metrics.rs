@@ -200,6 +200,10 @@ pub struct ShardSnapshot {
     pub cache_misses: u64,
     /// Committed offsets of the groups this shard coordinates: (group, topic, partition, offset).
     pub committed: Vec<(String, String, i32, i64)>,
+    /// Committed offsets left out of the scrape (past `METRICS_GROUP_SERIES_MAX`).
+    pub committed_omitted: u64,
+    /// Idempotent producers forgotten at a partition's producer cap.
+    pub producers_evicted: u64,
     /// (budget name, limit, used) of every per-shard budget.
     pub budgets: Vec<(&'static str, u64, u64)>,
     pub closed_read_timeout: u64,
@@ -255,6 +259,8 @@ impl ShardSnapshot {
         }));
         partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         let stats = shard.flusher.stats();
+        let (committed, committed_omitted) =
+            shard.coordinator.groups.borrow().all_committed(crate::limits::METRICS_GROUP_SERIES_MAX);
         ShardSnapshot {
             shard: shard.id,
             apis,
@@ -270,12 +276,14 @@ impl ShardSnapshot {
             fdatasync_latency: stats.fdatasync_latency.snapshot(),
             cache_hits: stats.cache_hits.get(),
             cache_misses: stats.cache_misses.get(),
-            committed: shard.coordinator.groups.borrow().all_committed(),
+            committed,
+            committed_omitted,
             budgets: shard.budgets(),
             closed_read_timeout: m.closed_read_timeout.get(),
             closed_idle: m.closed_idle.get(),
             refused_max_connections: m.refused_max_connections.get(),
             refused_max_connections_per_ip: m.refused_max_connections_per_ip.get(),
+            producers_evicted: stats.producers_evicted.get(),
             pinning_copies: m.pinning_copies.get(),
             pinning_copy_bytes: m.pinning_copy_bytes.get(),
         }
@@ -561,6 +569,30 @@ impl Collector for Snapshots {
             "ringtail_produce_pinning_copy_bytes",
             "Bytes copied out of request frames for the same reason.",
             per_shard_u(&|x| x.pinning_copy_bytes),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_consumer_group_series_omitted",
+            "Committed offsets of the groups a shard coordinates left out of this scrape (at most 10000 series per shard).",
+            per_shard(&|x| x.committed_omitted as i64),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_producers_evicted",
+            "Idempotent producers a partition forgot because it reached its cap (10000), least recently heard from first.",
+            per_shard_u(&|x| x.producers_evicted),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_log_lines_dropped",
+            "Log lines dropped because the log writer was behind (stderr slow or full).",
+            vec![(Vec::new(), crate::logging::dropped_lines())],
+        )?;
+        counters(
+            &mut e,
+            "ringtail_log_lines_suppressed",
+            "Log lines left out by the per-shard rate limits of lines clients can cause.",
+            vec![(Vec::new(), crate::logging::suppressed_lines())],
         )?;
         let high_watermarks: HashMap<(&str, i32), u64> =
             partitions.iter().map(|p| ((p.topic.as_str(), p.partition), p.high_watermark)).collect();

@@ -94,6 +94,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
                 if let Err(e) = &result {
                     // A shard that cannot run leaves its partitions unserved: stop the broker.
                     tracing::error!(shard = id, error = %e, "shard failed; stopping the broker");
+                    crate::logging::flush(std::time::Duration::from_secs(2));
                     std::process::exit(1);
                 }
                 result
@@ -234,7 +235,7 @@ async fn run_shard(id: usize, shared: BrokerShared, inbox: flume::Receiver<Shard
 }
 
 /// Accepts client connections on this shard's listener until cancelled. The newest connection
-/// over a cap is closed at once, with a (debug-level) log line and a count in `/metrics`.
+/// over a cap is closed at once, with a (rate-limited) log line and a count in `/metrics`.
 async fn accept_connections(shard: Rc<Shard>, listener: TcpListener, counts: Arc<ConnectionCounts>) {
     loop {
         let stream = match listener.accept().await {
@@ -255,7 +256,9 @@ async fn accept_connections(shard: Rc<Shard>, listener: TcpListener, counts: Arc
             Ok(admitted) => admitted,
             Err(refusal) => {
                 shard.metrics.connection_refused(refusal);
-                tracing::debug!(%peer, ?refusal, "refusing a connection: a connection cap is reached");
+                if shard.log_limits.connections.allow() {
+                    tracing::info!(%peer, ?refusal, "refusing a connection: a connection cap is reached");
+                }
                 drop(stream);
                 continue;
             }

@@ -179,6 +179,8 @@ pub struct Shard {
     pub in_flight_apis: RefCell<std::collections::BTreeMap<i16, usize>>,
     /// Client connections open on this shard.
     pub connections: Cell<usize>,
+    /// Rate limits of the log lines clients can cause on this shard.
+    pub log_limits: LogLimits,
     /// Partitions that could not be opened (an I/O error or corrupt state at start-up).
     pub offline: RefCell<HashMap<TopicPartition, LogError>>,
     /// Partitions whose storage error was logged (once each).
@@ -198,6 +200,15 @@ pub struct Shard {
     /// Producer id allocation, on shard 0 only.
     pub producer_ids: Option<crate::producer_ids::ProducerIds>,
     pub metrics: crate::metrics::ShardMetrics,
+}
+
+/// One limiter per kind of log line a client can cause.
+#[derive(Debug, Default)]
+pub struct LogLimits {
+    /// A connection refused at accept or closed by the broker.
+    pub connections: crate::logging::LineLimiter,
+    /// A produce request refused.
+    pub produce_refused: crate::logging::LineLimiter,
 }
 
 /// The environment variable of the read fault point: every read of a segment file (`.log`)
@@ -283,6 +294,7 @@ impl Shard {
             in_flight: Cell::new(0),
             in_flight_apis: RefCell::new(std::collections::BTreeMap::new()),
             connections: Cell::new(0),
+            log_limits: LogLimits::default(),
             offline: RefCell::new(HashMap::new()),
             offline_reported: RefCell::new(std::collections::HashSet::new()),
             request_budget,

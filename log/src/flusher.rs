@@ -10,6 +10,7 @@ use glommio::io::{DmaBuffer, DmaFile};
 
 use crate::config::{Durability, BLOCK_BYTES};
 use crate::fault::Faults;
+use crate::limits::CACHE_BUDGET_BYTES_DEFAULT;
 use crate::partition::{PartitionLog, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT};
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -40,11 +41,6 @@ pub struct Flusher {
     /// Where the next cache-budget sweep starts in `logs`, so no log is always the first victim.
     sweep_from: Cell<usize>,
 }
-
-/// Default cache budget of a shard's logs together.
-pub const CACHE_BUDGET_BYTES_DEFAULT: u64 = 256 << 20;
-/// A shard's caches together hold at least one partition's full cache.
-const _: () = assert!(CACHE_BUDGET_BYTES_DEFAULT >= crate::config::CACHE_BYTES_MAX_DEFAULT as u64);
 
 /// Write buffers kept for reuse by one shard.
 const POOLED_BUFFERS_MAX: usize = 16;

@@ -10,6 +10,7 @@ mod error;
 mod fault;
 mod flusher;
 pub mod index;
+mod limits;
 mod partition;
 pub mod producer;
 mod segment;
@@ -19,7 +20,8 @@ pub use batch::{BatchHeader, Compression, Origin};
 pub use config::{Durability, LogConfig, BATCH_BYTES_MAX_DEFAULT, BLOCK_BYTES};
 pub use error::{kafka_code, BatchError, LogError};
 pub use fault::{Faults, IoOp};
-pub use flusher::{now_ms, Flusher, CACHE_BUDGET_BYTES_DEFAULT};
+pub use flusher::{now_ms, Flusher};
+pub use limits::{CACHE_BUDGET_BYTES_DEFAULT, PRODUCERS_PER_PARTITION_MAX};
 pub use partition::{
     AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT,
 };

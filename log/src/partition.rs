@@ -461,7 +461,9 @@ impl PartitionLog {
             self.stats.cache_bytes.set(self.stats.cache_bytes.get() + size);
             st.unflushed_bytes += size;
             st.next_offset = last_offset + 1;
-            st.producers.record(&header, offset, last_offset, now_ms);
+            if st.producers.record(&header, offset, last_offset, now_ms) {
+                self.stats.count(&self.stats.producers_evicted);
+            }
             max_timestamp = max_timestamp.max(header.max_timestamp);
         }
         let info = AppendInfo {

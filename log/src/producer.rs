@@ -16,6 +16,8 @@
 
 use std::collections::HashMap;
 
+use crate::limits::PRODUCERS_PER_PARTITION_MAX;
+
 use rkyv::rancor;
 
 use crate::batch::BatchHeader;
@@ -162,10 +164,20 @@ impl ProducerStates {
     }
 
     /// Records a batch appended at `base_offset..=last_offset` (from a client, after `check`,
-    /// or replayed from the log).
-    pub fn record(&mut self, h: &BatchHeader, base_offset: u64, last_offset: u64, now_ms: i64) {
+    /// or replayed from the log). Returns whether a producer was forgotten to make room
+    /// ([`PRODUCERS_PER_PARTITION_MAX`]): the one heard from least recently.
+    pub fn record(&mut self, h: &BatchHeader, base_offset: u64, last_offset: u64, now_ms: i64) -> bool {
         if h.producer_id < 0 {
-            return;
+            return false;
+        }
+        let evicted =
+            !self.producers.contains_key(&h.producer_id) && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX;
+        if evicted {
+            // Ties go to the lowest id, so replaying the same batches forgets the same producer.
+            let oldest = self.producers.iter().min_by_key(|(id, e)| (e.last_seen_ms, **id)).map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                self.producers.remove(&id);
+            }
         }
         let meta = BatchMeta {
             first_seq: h.base_sequence,
@@ -188,6 +200,7 @@ impl ProducerStates {
         }
         e.batches.push(meta);
         e.last_seen_ms = e.last_seen_ms.max(now_ms);
+        evicted
     }
 
     /// Forgets producers not seen for `idle_ms`. Returns how many.
@@ -312,6 +325,22 @@ mod tests {
         append(&mut s, header(8, 0, i32::MAX - 1, 3));
         assert_eq!(s.get(8).unwrap().batches[0].last_seq, 0);
         assert_eq!(s.check(&header(8, 0, 1, 1)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn past_the_cap_the_least_recently_heard_producer_is_forgotten() {
+        let mut s = ProducerStates::default();
+        for id in 0..PRODUCERS_PER_PARTITION_MAX as i64 {
+            assert!(!s.record(&header(id, 0, 0, 1), id as u64, id as u64, 1_000 + id));
+        }
+        // Producer 0 writes again, so producer 1 is now the least recently heard from.
+        assert!(!s.record(&header(0, 0, 1, 1), 20_000, 20_000, 50_000));
+        let newcomer = PRODUCERS_PER_PARTITION_MAX as i64;
+        assert!(s.record(&header(newcomer, 0, 0, 1), 20_001, 20_001, 50_001));
+        assert_eq!(s.len(), PRODUCERS_PER_PARTITION_MAX);
+        assert!(s.get(1).is_none());
+        assert!(s.get(0).is_some());
+        assert!(s.get(newcomer).is_some());
     }
 
     #[test]

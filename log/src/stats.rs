@@ -79,6 +79,8 @@ pub struct LogStats {
     /// Bytes of batches held in the caches of every log of the shard (always counted: the
     /// shard's cache budget is enforced with it).
     pub cache_bytes: Cell<u64>,
+    /// Idempotent producers forgotten because a partition reached its producer cap.
+    pub producers_evicted: Cell<u64>,
 }
 
 impl Default for LogStats {
@@ -90,6 +92,7 @@ impl Default for LogStats {
             cache_hits: Cell::new(0),
             cache_misses: Cell::new(0),
             cache_bytes: Cell::new(0),
+            producers_evicted: Cell::new(0),
         }
     }
 }

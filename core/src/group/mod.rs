@@ -392,16 +392,27 @@ pub async fn commit(
     let mut codes = vec![error_code::NONE; offsets.len()];
     let mut entries = Vec::new();
     let mut keyed = Vec::new();
+    let mut adding = 0;
     for (i, o) in offsets.iter().enumerate() {
         let metadata = o.metadata.clone().unwrap_or_default();
         if metadata.len() > state::OFFSET_METADATA_BYTES_MAX {
             codes[i] = error_code::OFFSET_METADATA_TOO_LARGE;
             continue;
         }
+        let tp = (o.topic.clone(), o.partition);
+        let (new, count) = {
+            let groups = shard.coordinator.groups.borrow();
+            (groups.offset_is_new(group_id, &tp), groups.offset_count(group_id))
+        };
+        if new && count + adding >= state::OFFSETS_PER_GROUP_MAX {
+            codes[i] = error_code::INVALID_COMMIT_OFFSET_SIZE;
+            continue;
+        }
+        adding += usize::from(new);
         let value = OffsetValue { offset: o.offset, leader_epoch: o.leader_epoch, metadata, commit_timestamp_ms: now };
         let key = RecordKey::Offset { group: group_id.to_string(), topic: o.topic.clone(), partition: o.partition };
         entries.push((key.encode(), Some(value.encode())));
-        keyed.push((i, (o.topic.clone(), o.partition), value));
+        keyed.push((i, tp, value));
     }
     if entries.is_empty() {
         return codes;

@@ -33,6 +33,9 @@ const EMPTY_GROUP_KEPT_MS: i64 = 600_000;
 const DELETED_GROUP_MEMORY_MS: i64 = 60_000;
 /// Bytes of metadata a committed offset may carry (Kafka's offset.metadata.max.bytes).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// Partitions one group may hold committed offsets for; a commit for more is refused with
+/// INVALID_COMMIT_OFFSET_SIZE (the group's existing offsets can still be updated).
+pub const OFFSETS_PER_GROUP_MAX: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -845,15 +848,30 @@ impl Groups {
         }
     }
 
-    /// Every committed offset of every group: (group, topic, partition, offset), for metrics.
-    pub fn all_committed(&self) -> Vec<(String, String, i32, i64)> {
+    /// Committed offsets of the groups, (group, topic, partition, offset), for metrics: at most
+    /// `limit` of them (in the map's order, stable while the groups do not change), and how
+    /// many more there are.
+    pub fn all_committed(&self, limit: usize) -> (Vec<(String, String, i32, i64)>, u64) {
+        let total: usize = self.groups.values().map(|g| g.offsets.len()).sum();
         let mut out: Vec<(String, String, i32, i64)> = self
             .groups
             .values()
             .flat_map(|g| g.offsets.iter().map(|((t, p), c)| (g.id.clone(), t.clone(), *p, c.value.offset)))
+            .take(limit)
             .collect();
         out.sort();
-        out
+        let omitted = (total - out.len()) as u64;
+        (out, omitted)
+    }
+
+    /// Whether the group has no committed offset for `tp` yet.
+    pub fn offset_is_new(&self, group_id: &str, tp: &(String, i32)) -> bool {
+        self.groups.get(group_id).is_none_or(|g| !g.offsets.contains_key(tp))
+    }
+
+    /// Partitions the group holds committed offsets for.
+    pub fn offset_count(&self, group_id: &str) -> usize {
+        self.groups.get(group_id).map_or(0, |g| g.offsets.len())
     }
 
     pub fn state(&self, group_id: &str) -> Option<GroupState> {
