@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::mailbox::Outbox;
 use crate::metrics::{self, ShardSnapshot};
 use crate::shard::{Job, ShardMsg};
 
@@ -55,7 +56,7 @@ impl Readiness {
 }
 
 /// Binds the listener (so a bad address fails start-up) and serves it on a new thread.
-pub fn spawn(listen: SocketAddr, peers: Vec<flume::Sender<ShardMsg>>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
+pub fn spawn(listen: SocketAddr, peers: Outbox<ShardMsg>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the admin endpoint (--admin-listen): {e}"))?;
     std::thread::Builder::new().name("admin".into()).spawn(move || {
@@ -70,7 +71,7 @@ pub fn spawn(listen: SocketAddr, peers: Vec<flume::Sender<ShardMsg>>, readiness:
     Ok(())
 }
 
-fn serve(mut stream: TcpStream, peers: &[flume::Sender<ShardMsg>], readiness: &Readiness) {
+fn serve(mut stream: TcpStream, peers: &Outbox<ShardMsg>, readiness: &Readiness) {
     let _ = stream.set_read_timeout(Some(WAIT));
     let _ = stream.set_write_timeout(Some(WAIT));
     let (status, content_type, body) = match read_request(&mut stream) {
@@ -122,16 +123,16 @@ fn read_request(stream: &mut TcpStream) -> Result<(String, String), String> {
 }
 
 /// Asks every shard for a copy of its metrics; a shard that does not answer in time is left out.
-fn scrape(peers: &[flume::Sender<ShardMsg>]) -> Vec<ShardSnapshot> {
-    let mut waiting = Vec::with_capacity(peers.len());
-    for (id, peer) in peers.iter().enumerate() {
+fn scrape(peers: &Outbox<ShardMsg>) -> Vec<ShardSnapshot> {
+    let mut waiting = Vec::with_capacity(peers.shards());
+    for id in 0..peers.shards() {
         let (tx, rx) = flume::bounded(1);
         let job: Job = Box::new(move |shard| {
             Box::pin(async move {
                 let _ = tx.send_async(ShardSnapshot::take(&shard)).await;
             })
         });
-        if peer.send_timeout(ShardMsg::Run(job), WAIT).is_ok() {
+        if peers.send_blocking(id, ShardMsg::Run(job), WAIT).is_ok() {
             waiting.push((id, rx));
         }
     }

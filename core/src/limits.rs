@@ -37,8 +37,15 @@ pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
 pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 256;
 /// Open client connections per shard, whatever `--max-connections` says; more are closed at once.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
-/// Messages waiting in one shard's inbox; senders wait when it is full.
-pub const INBOX_MESSAGES_MAX: usize = 1024;
+/// Messages waiting in one cross-shard queue (one per source, destination and class); senders
+/// wait when it is full.
+pub const INBOX_MESSAGES_MAX: usize = 256;
+/// Handlers of one cross-shard queue running at once, by class: produce/fetch work, parked
+/// work (long polls, group joins: bounded in turn by connections and their requests in
+/// flight), control. A queue whose handlers are all busy is not read: backpressure.
+pub const CROSS_SHARD_DATA_HANDLERS_MAX: u64 = 256;
+pub const CROSS_SHARD_PARKED_HANDLERS_MAX: u64 = 4096;
+pub const CROSS_SHARD_CONTROL_HANDLERS_MAX: u64 = 16;
 /// Unwritten bytes a partition may hold before producers wait for the disk.
 pub const UNFLUSHED_BYTES_MAX: u64 = 64 << 20;
 

@@ -10,6 +10,7 @@ mod group_cli;
 mod handlers;
 mod limits;
 mod logging;
+mod mailbox;
 mod metadata;
 mod metrics;
 mod producer_ids;

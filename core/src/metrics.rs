@@ -270,7 +270,7 @@ impl ShardSnapshot {
             requests_in_flight: shard.in_flight.get() as u64,
             produce_waiting: m.produce_waiting.get(),
             fetch_parked: m.fetch_parked.get(),
-            inbox_depth: shard.peers[shard.id].len() as u64,
+            inbox_depth: shard.inbox.depth() as u64,
             cross_shard_messages: m.cross_shard_messages.get(),
             flush_latency: stats.flush_latency.snapshot(),
             fdatasync_latency: stats.fdatasync_latency.snapshot(),

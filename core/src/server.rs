@@ -13,6 +13,7 @@ use crate::config::BrokerConfig;
 use crate::connection::{serve_connection, ConnectionCounts, Refusal};
 use crate::group::OFFSETS_TOPIC;
 use crate::limits::{CONNECTIONS_PER_SHARD_MAX, INBOX_MESSAGES_MAX, SHUTDOWN_GRACE};
+use crate::mailbox::{mailboxes, Inbox, Outbox};
 use crate::metadata::{random_id, Metadata, Topic, METADATA_FILE};
 use crate::shard::{Shard, ShardMsg};
 
@@ -66,11 +67,13 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     }
     let config = Arc::new(config);
     let connection_counts = ConnectionCounts::new(config.connection_caps.clone());
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| flume::bounded(INBOX_MESSAGES_MAX)).unzip();
+    let (mut outboxes, inboxes) = mailboxes::<ShardMsg>(config.shards, INBOX_MESSAGES_MAX);
+    // The last outbox is this thread's and the admin endpoint's.
+    let external = outboxes.pop().expect("one outbox per shard and one more");
     let readiness = crate::admin_http::Readiness::new(config.shards);
     if let Some(listen) = config.admin_listen {
         // Before the shards recover their logs, so /ready can say they are still recovering.
-        crate::admin_http::spawn(listen, senders.clone(), readiness.clone())?;
+        crate::admin_http::spawn(listen, external.clone(), readiness.clone())?;
     }
     // Shards go on the CPUs this process may run on (taskset, cgroup cpusets), in order.
     let cpus: Vec<usize> = core_affinity::get_core_ids()
@@ -78,10 +81,10 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         .filter(|ids| !ids.is_empty())
         .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect());
     let mut threads = Vec::new();
-    for (id, inbox) in receivers.into_iter().enumerate() {
+    for (id, (outbox, inbox)) in outboxes.into_iter().zip(inboxes).enumerate() {
         let shared = BrokerShared {
             config: config.clone(),
-            peers: senders.clone(),
+            mailbox: (outbox, inbox),
             metadata: metadata.clone(),
             producer_ids_start,
             readiness: readiness.clone(),
@@ -90,7 +93,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         let builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[id % cpus.len()])).name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
-                let result = run_shard(id, shared, inbox).await;
+                let result = run_shard(id, shared).await;
                 if let Err(e) = &result {
                     // A shard that cannot run leaves its partitions unserved: stop the broker.
                     tracing::error!(shard = id, error = %e, "shard failed; stopping the broker");
@@ -111,8 +114,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     // Two phases, so that no shard closes while another still needs it for a request in
     // progress: every shard drains (still serving its inbox), then every shard closes its logs.
     let (drained_tx, drained_rx) = flume::bounded(config.shards);
-    for tx in &senders {
-        let _ = tx.send(ShardMsg::Drain { reply: drained_tx.clone() });
+    for id in 0..config.shards {
+        let _ = external.send_blocking(id, ShardMsg::Drain { reply: drained_tx.clone() }, SHUTDOWN_GRACE);
     }
     drop(drained_tx);
     for _ in 0..config.shards {
@@ -121,8 +124,8 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             break;
         }
     }
-    for tx in &senders {
-        let _ = tx.send(ShardMsg::Close);
+    for id in 0..config.shards {
+        let _ = external.send_blocking(id, ShardMsg::Close, SHUTDOWN_GRACE);
     }
     let mut failed = false;
     for t in threads {
@@ -143,19 +146,19 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
 }
 
 /// What every shard is started with: broker-wide state shared by all shards.
-#[derive(Clone)]
 struct BrokerShared {
     config: Arc<BrokerConfig>,
-    peers: Vec<flume::Sender<ShardMsg>>,
+    mailbox: (Outbox<ShardMsg>, Inbox<ShardMsg>),
     metadata: Arc<Metadata>,
     producer_ids_start: i64,
     readiness: Arc<crate::admin_http::Readiness>,
     connection_counts: Arc<ConnectionCounts>,
 }
 
-async fn run_shard(id: usize, shared: BrokerShared, inbox: flume::Receiver<ShardMsg>) -> Result<(), String> {
-    let BrokerShared { config, peers, metadata, producer_ids_start, readiness, connection_counts } = shared;
-    let shard = Shard::new(id, config.clone(), peers, metadata, producer_ids_start);
+async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
+    let BrokerShared { config, mailbox, metadata, producer_ids_start, readiness, connection_counts } = shared;
+    let inbox = mailbox.1.clone();
+    let shard = Shard::new(id, config.clone(), mailbox, metadata, producer_ids_start);
     ringtail_log::prime_direct_io(&config.data_dir).await.map_err(|e| e.to_string())?;
     shard.open_owned().await.map_err(|e| format!("shard {id}: {e}"))?;
     let flusher_task = shard.flusher.spawn();
@@ -184,7 +187,24 @@ async fn run_shard(id: usize, shared: BrokerShared, inbox: flume::Receiver<Shard
     let mut acceptor = Some(acceptor);
     let mut retention = Some(retention);
     let mut group_timers = Some(group_timers);
-    while let Ok(msg) = inbox.recv_async().await {
+    // Shutdown messages go to this loop; everything else is handled as it arrives.
+    let (control_tx, control_rx) = glommio::channels::local_channel::new_bounded(2);
+    let control_tx = Rc::new(control_tx);
+    let pumps = {
+        let shard = shard.clone();
+        inbox.serve(move |msg: ShardMsg| {
+            let (shard, control_tx) = (shard.clone(), control_tx.clone());
+            async move {
+                match msg {
+                    ShardMsg::Drain { .. } | ShardMsg::Close => {
+                        let _ = control_tx.send(msg).await;
+                    }
+                    msg => shard.handle(msg).await,
+                }
+            }
+        })
+    };
+    while let Some(msg) = control_rx.recv().await {
         match msg {
             ShardMsg::Close => break,
             ShardMsg::Drain { reply } => {
@@ -222,12 +242,10 @@ async fn run_shard(id: usize, shared: BrokerShared, inbox: flume::Receiver<Shard
                 })
                 .detach();
             }
-            msg => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move { shard.handle(msg).await }).detach();
-            }
+            _ => unreachable!("only shutdown messages come to the run loop"),
         }
     }
+    drop(pumps);
     shard.close_logs().await;
     shard.flusher.stop();
     flusher_task.await;

@@ -18,6 +18,7 @@ use ringtail_net::error_code;
 
 use crate::config::{parse_durability, BrokerConfig};
 use crate::limits::UNFLUSHED_BYTES_MAX;
+use crate::mailbox::{Class, Classified, Inbox, Outbox};
 use crate::metadata::Metadata;
 
 /// How often async-durability logs are written out.
@@ -126,6 +127,21 @@ pub enum ShardMsg {
     Close,
 }
 
+impl Classified for ShardMsg {
+    fn class(&self) -> Class {
+        match self {
+            ShardMsg::Produce { .. } | ShardMsg::Fetch { .. } | ShardMsg::ListOffsets { .. } => Class::Data,
+            ShardMsg::WaitForData { .. } | ShardMsg::Run(_) => Class::Parked,
+            ShardMsg::OpenPartitions { .. }
+            | ShardMsg::DeletePartitions { .. }
+            | ShardMsg::Admin { .. }
+            | ShardMsg::Metadata(..)
+            | ShardMsg::Drain { .. }
+            | ShardMsg::Close => Class::Control,
+        }
+    }
+}
+
 /// Future of [`Shard::shutdown_begun`].
 pub struct ShutdownBegun<'a> {
     shard: &'a Shard,
@@ -168,7 +184,10 @@ impl Drop for ShutdownBegun<'_> {
 pub struct Shard {
     pub id: usize,
     pub config: Arc<BrokerConfig>,
-    pub peers: Vec<flume::Sender<ShardMsg>>,
+    /// This shard's queues to every shard (itself included).
+    pub outbox: Outbox<ShardMsg>,
+    /// This shard's own queues, for their depth.
+    pub inbox: Inbox<ShardMsg>,
     pub metadata: RefCell<Arc<Metadata>>,
     pub logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog>>>,
     pub flusher: Rc<Flusher>,
@@ -268,7 +287,7 @@ impl Shard {
     pub fn new(
         id: usize,
         config: Arc<BrokerConfig>,
-        peers: Vec<flume::Sender<ShardMsg>>,
+        (outbox, inbox): (Outbox<ShardMsg>, Inbox<ShardMsg>),
         metadata: Arc<Metadata>,
         producer_ids_start: i64,
     ) -> Rc<Shard> {
@@ -286,7 +305,8 @@ impl Shard {
         Rc::new(Shard {
             id,
             config,
-            peers,
+            outbox,
+            inbox,
             metadata: RefCell::new(metadata),
             logs: RefCell::new(HashMap::new()),
             flusher,
@@ -322,7 +342,7 @@ impl Shard {
     pub async fn send(&self, shard: usize, msg: ShardMsg) {
         self.metrics.cross_shard();
         // A full inbox makes the sender wait: backpressure, not unbounded memory.
-        if self.peers[shard].send_async(msg).await.is_err() {
+        if self.outbox.send(shard, msg).await.is_err() {
             tracing::debug!(shard, "shard inbox closed; the broker is stopping");
         }
     }
