@@ -229,6 +229,9 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
     // Every read wakes at least this often, so the stall and idle checks run.
     let wake = shard.config.request_read_timeout.min(shard.config.connections_max_idle);
     let _ = stream.set_read_timeout(Some(wake));
+    // A client that stops reading its responses would hold their memory (and read budget)
+    // for ever: a response that cannot be written for this long closes the connection.
+    let _ = stream.set_write_timeout(Some(shard.config.request_read_timeout));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (queue_tx, queue_rx) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_PER_CONNECTION_MAX);
     let connection_budget = Rc::new(Semaphore::new(shard.config.request_bytes_per_connection_max() as u64));

@@ -27,6 +27,11 @@ pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 600_000;
 pub const FETCH_MAX_BYTES_DEFAULT: usize = 55 << 20;
 /// A fetch must always be able to return one batch of the largest size a topic accepts.
 const _: () = assert!(FETCH_MAX_BYTES_DEFAULT >= ringtail_log::BATCH_BYTES_MAX_DEFAULT);
+/// Bytes of cold reads (batches read from disk) one shard holds at once until their responses
+/// are written; a fetch waits for room. It must fit the largest response and the largest batch.
+pub const READ_BUDGET_BYTES_PER_SHARD: u64 = 128 << 20;
+const _: () = assert!(READ_BUDGET_BYTES_PER_SHARD >= FETCH_MAX_BYTES_DEFAULT as u64);
+const _: () = assert!(READ_BUDGET_BYTES_PER_SHARD >= ringtail_log::BATCH_BYTES_MAX_DEFAULT as u64);
 /// Longest a fetch may wait for data, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
 

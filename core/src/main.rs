@@ -14,6 +14,7 @@ mod mailbox;
 mod metadata;
 mod metrics;
 mod producer_ids;
+mod read_budget;
 mod server;
 mod shard;
 

@@ -207,6 +207,8 @@ pub struct Shard {
     /// Bytes of requests being read or handled on this shard's connections
     /// (`--queued-max-request-bytes` / shards). Charged before a frame is allocated.
     pub request_budget: Rc<glommio::sync::Semaphore>,
+    /// Bytes of cold reads held until their responses are written.
+    pub read_budget: Arc<crate::read_budget::ReadBudget>,
     /// Tasks to wake when shutdown begins (parked fetches), by registration id.
     shutdown_wakers: RefCell<Vec<(u64, Waker)>>,
     next_waker_id: Cell<u64>,
@@ -318,6 +320,7 @@ impl Shard {
             offline: RefCell::new(HashMap::new()),
             offline_reported: RefCell::new(std::collections::HashSet::new()),
             request_budget,
+            read_budget: crate::read_budget::ReadBudget::new(crate::limits::READ_BUDGET_BYTES_PER_SHARD),
             shutdown_wakers: RefCell::new(Vec::new()),
             next_waker_id: Cell::new(0),
             controller,
@@ -470,7 +473,11 @@ impl Shard {
     pub fn budgets(&self) -> Vec<(&'static str, u64, u64)> {
         let limit = self.config.request_budget_per_shard() as u64;
         let cache = (self.flusher.cache_budget(), self.flusher.stats().cache_bytes.get());
-        vec![("request", limit, limit - self.request_budget.available().min(limit)), ("cache", cache.0, cache.1)]
+        vec![
+            ("request", limit, limit - self.request_budget.available().min(limit)),
+            ("cache", cache.0, cache.1),
+            ("read", self.read_budget.limit(), self.read_budget.used()),
+        ]
     }
 
     /// Offsets visible to consumers: durable ones under sync durability, all under async.
@@ -572,8 +579,28 @@ impl Shard {
                 // log returns at least one batch, so the first partition with data always
                 // progresses (Kafka's rule: a response exceeds its limit by one batch at most).
                 let max_bytes = item.max_bytes.min(budget).max(1);
+                // A cold read is charged to the shard's read budget until its response is
+                // written. The first partition with data waits for room; later ones are left
+                // empty while the budget is spent, as if the response were full.
+                let mut charge = None;
+                if !log.is_cached(item.offset as u64) {
+                    charge = match first {
+                        true => Some(self.read_budget.charge(max_bytes as u64).await),
+                        false => self.read_budget.try_charge(max_bytes as u64),
+                    };
+                    if charge.is_none() {
+                        results.push(result);
+                        continue;
+                    }
+                }
                 match log.read(item.offset as u64, max_bytes, high_watermark).await {
-                    Ok(read) => {
+                    Ok(mut read) => {
+                        if let Some(mut charge) = charge {
+                            charge.resize(read.bytes as u64);
+                            if let Some(last) = read.chunks.pop() {
+                                read.chunks.push(charge.attach(last));
+                            }
+                        }
                         self.metrics.topic(&item.topic, |c| {
                             c.bytes_out += read.bytes as u64;
                             c.records_out += read.next_offset.saturating_sub(item.offset as u64);

@@ -782,6 +782,11 @@ impl PartitionLog {
         dropped
     }
 
+    /// Whether a read at `offset` would be served from the batch cache (no disk read).
+    pub fn is_cached(&self, offset: u64) -> bool {
+        self.state.borrow().cache.front().is_some_and(|c| c.base_offset <= offset)
+    }
+
     /// Bytes of batches held in this log's cache.
     pub fn cache_bytes(&self) -> u64 {
         self.state.borrow().cache_bytes
