@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// fetch.max.bytes; default 57671680); it is exceeded by at most one batch.
     #[arg(long, env = "RINGTAIL_FETCH_MAX_BYTES")]
     pub fetch_max_bytes: Option<usize>,
+    /// Bytes of recent batches one shard keeps cached over all its partitions, for reads at the
+    /// tail without the disk; quiet partitions' caches are emptied past it (default 268435456).
+    #[arg(long, env = "RINGTAIL_CACHE_BUDGET_BYTES")]
+    pub cache_budget_bytes: Option<u64>,
     /// Partitions one shard may own; topic creations and partition growth past it are refused
     /// with POLICY_VIOLATION (default 5000).
     #[arg(long, env = "RINGTAIL_PARTITIONS_PER_SHARD_MAX")]
@@ -151,6 +155,7 @@ struct FileConfig {
     fetch_max_bytes: Option<usize>,
     log_format: Option<String>,
     partitions_per_shard_max: Option<usize>,
+    cache_budget_bytes: Option<u64>,
 }
 
 /// The resolved configuration of a broker.
@@ -185,6 +190,8 @@ pub struct BrokerConfig {
     pub connection_caps: ConnectionCaps,
     pub fetch_max_bytes: usize,
     pub partitions_per_shard_max: usize,
+    /// The batch cache budget of one shard.
+    pub cache_budget_bytes: u64,
 }
 
 /// Caps on client connections (Kafka's max.connections, max.connections.per.ip and overrides).
@@ -416,8 +423,20 @@ impl BrokerConfig {
         if partitions_per_shard_max == 0 {
             return Err(ConfigError::Invalid { setting: "partitions-per-shard-max", message: "0 is below 1".into() });
         }
+        let cache_budget_bytes =
+            args.cache_budget_bytes.or(file.cache_budget_bytes).unwrap_or(ringtail_log::CACHE_BUDGET_BYTES_DEFAULT);
+        if cache_budget_bytes < ringtail_log::CACHE_BYTES_MAX_DEFAULT as u64 {
+            return Err(ConfigError::Invalid {
+                setting: "cache-budget-bytes",
+                message: format!(
+                    "{cache_budget_bytes} is below one partition's cache ({} bytes)",
+                    ringtail_log::CACHE_BYTES_MAX_DEFAULT
+                ),
+            });
+        }
         Ok(BrokerConfig {
             listen,
+            cache_budget_bytes,
             partitions_per_shard_max,
             log_format,
             advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),

@@ -72,24 +72,7 @@ enum Command {
 /// How long the end of the process waits for queued log lines to be written.
 const LOG_FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Allocations at least this large are mapped on their own and unmapped when freed.
-const MMAP_THRESHOLD_BYTES: i32 = 128 << 10;
-
-/// Request frames are the large allocations a client can cause. glibc raises its mmap threshold
-/// after such a block is freed (up to 32 MiB), after which frames come from the heap and the
-/// memory stays with the process; a fixed threshold keeps every frame mapped on its own, so
-/// resident memory falls back when the request budget is given back.
-fn fix_allocator_behaviour() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes malloc's tuning parameters; it is called at the start of
-    // main, before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
-    }
-}
-
 fn main() {
-    fix_allocator_behaviour();
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Serve(args) => *args,

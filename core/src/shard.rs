@@ -302,6 +302,7 @@ impl Shard {
             flusher.set_write_shape(write_bytes, writes_in_flight);
         }
         flusher.stats().enabled.set(config.metrics);
+        flusher.set_cache_budget(config.cache_budget_bytes);
         let metrics = crate::metrics::ShardMetrics::new(config.metrics);
         let request_budget = Rc::new(glommio::sync::Semaphore::new(config.request_budget_per_shard() as u64));
         Rc::new(Shard {

@@ -17,7 +17,7 @@ mod segment;
 pub mod stats;
 
 pub use batch::{BatchHeader, Compression, Origin};
-pub use config::{Durability, LogConfig, BATCH_BYTES_MAX_DEFAULT, BLOCK_BYTES};
+pub use config::{Durability, LogConfig, BATCH_BYTES_MAX_DEFAULT, BLOCK_BYTES, CACHE_BYTES_MAX_DEFAULT};
 pub use error::{kafka_code, BatchError, LogError};
 pub use fault::{Faults, IoOp};
 pub use flusher::{now_ms, Flusher};

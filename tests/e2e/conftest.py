@@ -97,6 +97,8 @@ class Broker:
         self.last_start_s = 0.0
         # Set when the test stopped or killed the process on purpose; cleared by start().
         self.ended_on_purpose = False
+        # Environment variables for the next start (e.g. a fault point), beside RINGTAIL_LOG.
+        self.extra_env: dict[str, str] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -133,6 +135,7 @@ class Broker:
         # Only the command line configures the broker: drop RINGTAIL_* settings of the caller.
         env = {k: v for k, v in os.environ.items() if not k.startswith("RINGTAIL_") or k == "RINGTAIL_LOG"}
         env["NO_COLOR"] = "1"
+        env.update(self.extra_env)
         env.setdefault("RINGTAIL_LOG", "info")
         with open(self.log_path, "a") as log:
             log.write(f"===== e2e: start #{self.starts}: {' '.join(self.command())}\n")
