@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// tail without the disk; quiet partitions' caches are emptied past it (default 268435456).
     #[arg(long, env = "RINGTAIL_CACHE_BUDGET_BYTES")]
     pub cache_budget_bytes: Option<u64>,
+    /// Partitions one consumer group may hold committed offsets for; a commit for more gets
+    /// INVALID_COMMIT_OFFSET_SIZE (default 100000).
+    #[arg(long, env = "RINGTAIL_OFFSETS_PER_GROUP_MAX")]
+    pub offsets_per_group_max: Option<usize>,
     /// Partitions one shard may own; topic creations and partition growth past it are refused
     /// with POLICY_VIOLATION (default 5000).
     #[arg(long, env = "RINGTAIL_PARTITIONS_PER_SHARD_MAX")]
@@ -156,6 +160,7 @@ struct FileConfig {
     log_format: Option<String>,
     partitions_per_shard_max: Option<usize>,
     cache_budget_bytes: Option<u64>,
+    offsets_per_group_max: Option<usize>,
 }
 
 /// The resolved configuration of a broker.
@@ -330,6 +335,11 @@ impl BrokerConfig {
                 .group_session_timeout_ms_max
                 .or(file.group_session_timeout_ms_max)
                 .unwrap_or(1_800_000),
+            offsets_per_group_max: args
+                .offsets_per_group_max
+                .or(file.offsets_per_group_max)
+                .unwrap_or(crate::group::state::OFFSETS_PER_GROUP_MAX_DEFAULT)
+                .max(1),
         };
         if !(0..=300_000).contains(&groups.initial_rebalance_delay_ms) {
             return Err(ConfigError::Invalid {

@@ -1362,6 +1362,23 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
             None => {
                 report.segments_scanned += 1;
                 let ScanOutcome { segment, file_len, torn } = segment::scan(dir, base, config, faults).await?;
+                if let Some(end) = trusted_end {
+                    // Below the recovery point every batch was durable and acknowledged: a bad
+                    // batch there is damage, not a torn write. Cutting the log at it would delete
+                    // every later segment, so the partition stays offline instead, untouched.
+                    if torn || segment.next_offset < end {
+                        return Err(LogError::Corrupt {
+                            path,
+                            position: segment.size,
+                            reason: format!(
+                                "a durable segment holds offsets {base}..{} but its data ends or is damaged at \
+                                 offset {}; nothing was truncated",
+                                end - 1,
+                                segment.next_offset
+                            ),
+                        });
+                    }
+                }
                 if torn {
                     report.bytes_truncated += file_len - segment.size;
                 }

@@ -404,7 +404,7 @@ pub async fn commit(
             let groups = shard.coordinator.groups.borrow();
             (groups.offset_is_new(group_id, &tp), groups.offset_count(group_id))
         };
-        if new && count + adding >= state::OFFSETS_PER_GROUP_MAX {
+        if new && count + adding >= shard.config.groups.offsets_per_group_max {
             codes[i] = error_code::INVALID_COMMIT_OFFSET_SIZE;
             continue;
         }

@@ -33,9 +33,9 @@ const EMPTY_GROUP_KEPT_MS: i64 = 600_000;
 const DELETED_GROUP_MEMORY_MS: i64 = 60_000;
 /// Bytes of metadata a committed offset may carry (Kafka's offset.metadata.max.bytes).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
-/// Partitions one group may hold committed offsets for; a commit for more is refused with
-/// INVALID_COMMIT_OFFSET_SIZE (the group's existing offsets can still be updated).
-pub const OFFSETS_PER_GROUP_MAX: usize = 100_000;
+/// Partitions one group may hold committed offsets for by default; a commit for more is
+/// refused with INVALID_COMMIT_OFFSET_SIZE (the group's existing offsets can still be updated).
+pub const OFFSETS_PER_GROUP_MAX_DEFAULT: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -65,6 +65,8 @@ pub struct GroupConfig {
     pub session_timeout_ms_min: i32,
     pub session_timeout_ms_max: i32,
     pub initial_rebalance_delay_ms: i32,
+    /// Partitions one group may hold committed offsets for.
+    pub offsets_per_group_max: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -1004,8 +1006,12 @@ fn parse_subscription(metadata: Bytes) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    const CONFIG: GroupConfig =
-        GroupConfig { session_timeout_ms_min: 6_000, session_timeout_ms_max: 300_000, initial_rebalance_delay_ms: 0 };
+    const CONFIG: GroupConfig = GroupConfig {
+        session_timeout_ms_min: 6_000,
+        session_timeout_ms_max: 300_000,
+        initial_rebalance_delay_ms: 0,
+        offsets_per_group_max: 100,
+    };
 
     fn join_req(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> JoinRequest {
         JoinRequest {

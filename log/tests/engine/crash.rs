@@ -1,5 +1,6 @@
 //! Crash tests: segment files truncated or corrupted at random byte positions recover to the
-//! longest valid prefix and never serve a corrupt batch.
+//! longest valid prefix (or, for damage found at open in durable segments, stay offline with
+//! nothing deleted) and never serve a corrupt batch.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,21 @@ async fn crashed_log(dir: &Path) -> Model {
     log.flush(true, 0).await.unwrap();
     drop_and_wait(log).await;
     model
+}
+
+/// Every segment file of a log with its contents.
+fn segment_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -131,7 +147,20 @@ fn damaged_segments_recover_to_the_longest_valid_prefix() {
             }
             let damaged = first_damaged(&model, base, position);
             let flusher = flusher();
-            let log = open(&dir, &small_config(), &flusher).await;
+            let before = segment_bytes(&dir);
+            let log = match PartitionLog::open(&dir, small_config(), &flusher).await {
+                Ok(log) => log,
+                Err(e) => {
+                    // Damage found while opening a segment below the recovery point (durable,
+                    // acknowledged data) keeps the log offline and deletes nothing: cutting there
+                    // would take every later segment with it.
+                    let context = format!("trial {trial}: segment {base}, byte {position}, truncate {truncate}");
+                    assert!(!full_scan, "{context}: a full scan may cut the log, not refuse it: {e}");
+                    assert!(matches!(e, LogError::Corrupt { .. }), "{context}: {e}");
+                    assert_eq!(segment_bytes(&dir), before, "{context}: files changed");
+                    continue;
+                }
+            };
             let (read, error) = read_all(&log).await;
             let context = format!("trial {trial}: segment {base}, byte {position}, truncate {truncate}, full scan {full_scan}, report {:?}", log.recovery_report());
             // Everything served is exactly the model's prefix: never a corrupt batch.
