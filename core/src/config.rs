@@ -84,7 +84,7 @@ pub struct ServeArgs {
     /// Bytes of requests being read or handled, for the whole broker, split equally over its
     /// shards (Kafka's queued.max.request.bytes). A spent budget stops reading sockets; one
     /// connection holds at most 1/8 of its shard's part, which must be at least
-    /// --request-bytes-max (default 838860800 per shard).
+    /// --request-bytes-max (default 838860800 times the shard count).
     #[arg(long, env = "RINGTAIL_QUEUED_MAX_REQUEST_BYTES")]
     pub queued_max_request_bytes: Option<usize>,
     /// Close a connection that stalls in the middle of a request for this long, in ms
