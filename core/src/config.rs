@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::Args;
 use ringtail_log::{Durability, LogConfig};
 
-use crate::group::state::GroupConfig;
 use serde::Deserialize;
 
 use crate::limits;
@@ -235,6 +234,40 @@ fn parse_ip_overrides(text: &str) -> Result<HashMap<IpAddr, usize>, String> {
     Ok(map)
 }
 
+/// A topic config the broker cannot take; the message names the config and what to use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TopicConfigError(pub String);
+
+/// The log configuration of a topic: broker defaults overridden by the topic's configs.
+pub fn topic_log_config(base: &LogConfig, configs: &[(String, String)]) -> Result<LogConfig, TopicConfigError> {
+    let bad = |m: String| TopicConfigError(m);
+    let mut c = base.clone();
+    for (name, value) in configs {
+        let number = || value.parse::<i64>().map_err(|_| bad(format!("config {name}={value}: not a number")));
+        let positive = |n: i64| u64::try_from(n).map_err(|_| bad(format!("{name} must be positive")));
+        match name.as_str() {
+            "retention.ms" => c.retention_age_ms_max = u64::try_from(number()?).ok(),
+            "retention.bytes" => c.retention_bytes_max = u64::try_from(number()?).ok(),
+            "segment.bytes" => c.segment_bytes_max = positive(number()?)?,
+            "segment.ms" => c.segment_age_ms_max = positive(number()?)?,
+            "max.message.bytes" => c.batch_bytes_max = positive(number()?)? as usize,
+            "cleanup.policy" if value == "delete" => {}
+            "cleanup.policy" => return Err(bad(format!("cleanup.policy={value} is not supported yet; use delete"))),
+            "ringtail.durability" => {
+                c.durability = parse_durability(value)
+                    .ok_or_else(|| bad(format!("ringtail.durability={value}: use sync or async")))?
+            }
+            other => return Err(bad(format!("unknown topic config `{other}`"))),
+        }
+    }
+    if c.segment_bytes_max < c.batch_bytes_max as u64 {
+        c.segment_bytes_max = c.batch_bytes_max as u64;
+    }
+    c.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(c)
+}
+
 impl BrokerConfig {
     /// The request budget of one shard.
     pub fn request_budget_per_shard(&self) -> usize {
@@ -338,7 +371,7 @@ impl BrokerConfig {
             offsets_per_group_max: args
                 .offsets_per_group_max
                 .or(file.offsets_per_group_max)
-                .unwrap_or(crate::group::state::OFFSETS_PER_GROUP_MAX_DEFAULT)
+                .unwrap_or(OFFSETS_PER_GROUP_MAX_DEFAULT)
                 .max(1),
         };
         if !(0..=300_000).contains(&groups.initial_rebalance_delay_ms) {
@@ -471,6 +504,20 @@ impl BrokerConfig {
             fetch_max_bytes,
         })
     }
+}
+
+/// Partitions one group may hold committed offsets for by default; a commit for more is
+/// refused with INVALID_COMMIT_OFFSET_SIZE (the group's existing offsets can still be updated).
+pub const OFFSETS_PER_GROUP_MAX_DEFAULT: usize = 100_000;
+
+/// Limits and timeouts of the group coordinator.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    pub session_timeout_ms_min: i32,
+    pub session_timeout_ms_max: i32,
+    pub initial_rebalance_delay_ms: i32,
+    /// Partitions one group may hold committed offsets for.
+    pub offsets_per_group_max: usize,
 }
 
 #[cfg(test)]

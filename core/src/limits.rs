@@ -51,8 +51,6 @@ pub const INBOX_MESSAGES_MAX: usize = 256;
 pub const CROSS_SHARD_DATA_HANDLERS_MAX: u64 = 256;
 pub const CROSS_SHARD_PARKED_HANDLERS_MAX: u64 = 4096;
 pub const CROSS_SHARD_CONTROL_HANDLERS_MAX: u64 = 16;
-/// Unwritten bytes a partition may hold before producers wait for the disk.
-pub const UNFLUSHED_BYTES_MAX: u64 = 64 << 20;
 
 /// Requests slower than this are logged at debug level.
 pub const SLOW_REQUEST: Duration = Duration::from_millis(5);
@@ -69,9 +67,6 @@ pub const LOG_LINES_PER_SECOND_MAX: u32 = 20;
 /// Committed-offset series (group, topic, partition) one shard puts in a metrics scrape; the
 /// rest are counted, so a scrape never builds an unbounded list on a shard thread.
 pub const METRICS_GROUP_SERIES_MAX: usize = 10_000;
-/// Topics one request may create (CreateTopics, or auto-creation by Metadata and Produce);
-/// more are refused with INVALID_REQUEST.
-pub const TOPICS_CREATED_PER_REQUEST_MAX: usize = 1000;
 /// Partitions one shard may own by default (`--partitions-per-shard-max`); creations past it
 /// are refused with POLICY_VIOLATION.
 pub const PARTITIONS_PER_SHARD_MAX_DEFAULT: usize = 5000;

@@ -16,8 +16,6 @@ use prometheus_client::registry::Registry;
 use ringtail_log::stats::{HistogramSnapshot, LatencyHistogram};
 use ringtail_net::header::ApiKey;
 
-use crate::shard::Shard;
-
 /// API keys are below this; requests with others are counted as key -1.
 const API_KEYS: usize = 64;
 
@@ -85,10 +83,10 @@ impl ShardMetrics {
     }
 
     /// Counted even with `--metrics false`: these are what an operator under attack looks at.
-    pub fn connection_refused(&self, refusal: crate::connection::Refusal) {
+    pub fn connection_refused(&self, refusal: Refusal) {
         let cell = match refusal {
-            crate::connection::Refusal::MaxConnections => &self.refused_max_connections,
-            crate::connection::Refusal::MaxConnectionsPerIp => &self.refused_max_connections_per_ip,
+            Refusal::MaxConnections => &self.refused_max_connections,
+            Refusal::MaxConnectionsPerIp => &self.refused_max_connections_per_ip,
         };
         cell.set(cell.get() + 1);
     }
@@ -121,6 +119,29 @@ impl ShardMetrics {
             let a = self.api(key as i16);
             a.errors.set(a.errors.get() + 1);
         }
+    }
+
+    /// (api key, requests, errors, latency) of every API with requests; -1 for the others.
+    pub fn api_rows(&self) -> Vec<ApiRow> {
+        let mut rows = Vec::new();
+        for (key, a) in self.apis.iter().enumerate() {
+            if a.requests.get() > 0 || a.errors.get() > 0 {
+                rows.push((key as i16, a.requests.get(), a.errors.get(), a.latency.snapshot()));
+            }
+        }
+        if self.other_api.requests.get() > 0 {
+            let a = &self.other_api;
+            rows.push((-1, a.requests.get(), a.errors.get(), a.latency.snapshot()));
+        }
+        rows
+    }
+
+    /// Every topic's counters, by name.
+    pub fn topic_rows(&self) -> Vec<(String, TopicCounters)> {
+        let mut rows: Vec<(String, TopicCounters)> =
+            self.topics.borrow().iter().map(|(t, c)| (t.clone(), *c)).collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
     }
 
     pub fn topic(&self, topic: &str, update: impl FnOnce(&mut TopicCounters)) {
@@ -180,6 +201,13 @@ pub struct PartitionSnapshot {
     pub offline: bool,
 }
 
+/// Which cap refused a connection (the label of `ringtail_connections_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    MaxConnections,
+    MaxConnectionsPerIp,
+}
+
 /// A copy of one shard's metrics, sent to the scraping thread.
 #[derive(Debug, Clone, Default)]
 pub struct ShardSnapshot {
@@ -214,89 +242,13 @@ pub struct ShardSnapshot {
     pub pinning_copy_bytes: u64,
 }
 
-impl ShardSnapshot {
-    /// Copies the shard's metrics (on the shard's own thread).
-    pub fn take(shard: &Shard) -> ShardSnapshot {
-        let m = &shard.metrics;
-        let mut apis = Vec::new();
-        for (key, a) in m.apis.iter().enumerate() {
-            if a.requests.get() > 0 || a.errors.get() > 0 {
-                apis.push((key as i16, a.requests.get(), a.errors.get(), a.latency.snapshot()));
-            }
-        }
-        if m.other_api.requests.get() > 0 {
-            let a = &m.other_api;
-            apis.push((-1, a.requests.get(), a.errors.get(), a.latency.snapshot()));
-        }
-        let mut topics: Vec<(String, TopicCounters)> = m.topics.borrow().iter().map(|(t, c)| (t.clone(), *c)).collect();
-        topics.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut partitions: Vec<PartitionSnapshot> = shard
-            .logs
-            .borrow()
-            .iter()
-            .map(|((topic, partition), log)| PartitionSnapshot {
-                topic: topic.clone(),
-                partition: *partition,
-                segments: log.segment_count() as u64,
-                size_bytes: log.size_bytes(),
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: log.log_end_offset(),
-                high_watermark: Shard::high_watermark(log),
-                producers: log.producer_count() as u64,
-                offline: log.failed().is_some(),
-            })
-            .collect();
-        partitions.extend(shard.offline.borrow().keys().map(|(topic, partition)| PartitionSnapshot {
-            topic: topic.clone(),
-            partition: *partition,
-            segments: 0,
-            size_bytes: 0,
-            log_start_offset: 0,
-            log_end_offset: 0,
-            high_watermark: 0,
-            producers: 0,
-            offline: true,
-        }));
-        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        let stats = shard.flusher.stats();
-        let (committed, committed_omitted) =
-            shard.coordinator.groups.borrow().all_committed(crate::limits::METRICS_GROUP_SERIES_MAX);
-        ShardSnapshot {
-            shard: shard.id,
-            apis,
-            topics,
-            partitions,
-            connections: shard.connections.get() as u64,
-            requests_in_flight: shard.in_flight.get() as u64,
-            produce_waiting: m.produce_waiting.get(),
-            fetch_parked: m.fetch_parked.get(),
-            inbox_depth: shard.inbox.depth() as u64,
-            cross_shard_messages: m.cross_shard_messages.get(),
-            flush_latency: stats.flush_latency.snapshot(),
-            fdatasync_latency: stats.fdatasync_latency.snapshot(),
-            cache_hits: stats.cache_hits.get(),
-            cache_misses: stats.cache_misses.get(),
-            committed,
-            committed_omitted,
-            budgets: shard.budgets(),
-            closed_read_timeout: m.closed_read_timeout.get(),
-            closed_idle: m.closed_idle.get(),
-            refused_max_connections: m.refused_max_connections.get(),
-            refused_max_connections_per_ip: m.refused_max_connections_per_ip.get(),
-            producers_evicted: stats.producers_evicted.get(),
-            pinning_copies: m.pinning_copies.get(),
-            pinning_copy_bytes: m.pinning_copy_bytes.get(),
-        }
-    }
-}
-
 fn api_name(key: i16) -> String {
     ApiKey::from_i16(key).map_or_else(|| "unknown".to_string(), |k| format!("{k:?}"))
 }
 
 type Labels = Vec<(String, String)>;
 /// (api key, requests, errors, latency).
-type ApiRow = (i16, u64, u64, HistogramSnapshot);
+pub type ApiRow = (i16, u64, u64, HistogramSnapshot);
 
 fn shard_label(shard: usize) -> Labels {
     vec![("shard".into(), shard.to_string())]

@@ -1,21 +1,9 @@
-//! Errors at the boundary of `ringtail-log`, and the one place they map to Kafka error codes.
+//! Errors at the boundary of `ringtail-log`. They say what went wrong in the log's terms; the
+//! broker maps them to Kafka error codes (`core/src/errors.rs`).
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Kafka error codes produced by the log. The numbers are Kafka's (`org.apache.kafka.common.protocol.Errors`).
-pub mod kafka_code {
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const INVALID_TIMESTAMP: i16 = 32;
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const INVALID_RECORD: i16 = 87;
-}
 
 /// Why a record batch was refused. Every variant is the sender's fault and leaves the log unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,21 +22,6 @@ pub enum BatchError {
     InvalidTimestamp { base_timestamp: i64, max_timestamp: i64 },
     #[error("invalid record batch: {reason}")]
     Invalid { reason: &'static str },
-}
-
-impl BatchError {
-    /// The Kafka error code a produce response carries for this error.
-    pub fn kafka_error_code(&self) -> i16 {
-        match self {
-            BatchError::Truncated { .. } | BatchError::LengthTooSmall { .. } | BatchError::CrcMismatch { .. } => {
-                kafka_code::CORRUPT_MESSAGE
-            }
-            BatchError::UnsupportedMagic { .. } => kafka_code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
-            BatchError::TooLarge { .. } => kafka_code::MESSAGE_TOO_LARGE,
-            BatchError::InvalidTimestamp { .. } => kafka_code::INVALID_TIMESTAMP,
-            BatchError::Invalid { .. } => kafka_code::INVALID_RECORD,
-        }
-    }
 }
 
 /// Errors of a partition log.
@@ -76,16 +49,6 @@ pub enum LogError {
 }
 
 impl LogError {
-    /// The Kafka error code a response carries for this error.
-    pub fn kafka_error_code(&self) -> i16 {
-        match self {
-            LogError::Batch(e) => e.kafka_error_code(),
-            LogError::Sequence(e) => e.kafka_error_code(),
-            LogError::OffsetOutOfRange { .. } => kafka_code::OFFSET_OUT_OF_RANGE,
-            LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Config { .. } => kafka_code::KAFKA_STORAGE_ERROR,
-        }
-    }
-
     /// True when the log can no longer be used (the partition goes offline).
     pub fn is_fatal(&self) -> bool {
         matches!(self, LogError::Io { .. } | LogError::Corrupt { .. })

@@ -18,7 +18,7 @@ pub mod stats;
 
 pub use batch::{BatchHeader, Compression, Origin};
 pub use config::{Durability, LogConfig, BATCH_BYTES_MAX_DEFAULT, BLOCK_BYTES, CACHE_BYTES_MAX_DEFAULT};
-pub use error::{kafka_code, BatchError, LogError};
+pub use error::{BatchError, LogError};
 pub use fault::{Faults, IoOp};
 pub use flusher::{now_ms, Flusher};
 pub use limits::{CACHE_BUDGET_BYTES_DEFAULT, PRODUCERS_PER_PARTITION_MAX};

@@ -71,18 +71,6 @@ pub enum SequenceError {
     NewEpochNotAtZero { producer_id: i64, epoch: i16, current: i16, first_seq: i32 },
 }
 
-impl SequenceError {
-    /// Kafka's error code for a produce response.
-    pub fn kafka_error_code(&self) -> i16 {
-        match self {
-            SequenceError::StaleEpoch { .. } => crate::error::kafka_code::INVALID_PRODUCER_EPOCH,
-            SequenceError::OutOfOrder { .. } | SequenceError::NewEpochNotAtZero { .. } => {
-                crate::error::kafka_code::OUT_OF_ORDER_SEQUENCE_NUMBER
-            }
-        }
-    }
-}
-
 /// The last sequence of a batch: Kafka's `incrementSequence`, wrapping past `i32::MAX` to 0.
 pub fn last_sequence(h: &BatchHeader) -> i32 {
     let delta = h.last_offset_delta.max(0);

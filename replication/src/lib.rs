@@ -1,1 +1,15 @@
-//! `ringtail-replication`: the cluster: controller quorum, leader/follower replication, ISR and failover. Not built yet.
+//! `ringtail-replication`: the cluster layer below the broker. Partition (replica) state
+//! with the operations Kafka's handlers need; the metadata records a controller decides and
+//! every broker applies, with the image they build and the file they are kept in; a node's
+//! identity. Leader/follower replication and the controller quorum build on these.
+
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod limits;
+pub mod metadata;
+pub mod partition;
+
+pub use error::PartitionError;
+pub use ids::{LeaderEpoch, NodeId, PartitionId, ShardId, TopicId};
+pub use partition::{AckWait, Acks, Appended, DataWait, Isolation, OffsetSpec, Partition, Role};

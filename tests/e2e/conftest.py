@@ -6,10 +6,12 @@ stopped with SIGTERM by process id and must exit 0: a clean shutdown is a featur
 The broker's stderr goes to a file that is attached to the report of a failing test.
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -75,6 +77,14 @@ def listening(port: int) -> bool:
     return False
 
 
+def read_metadata(data_dir: Path) -> dict:
+    """`ringtail metadata --data-dir DATA_DIR`, parsed."""
+    out = subprocess.run([str(ringtail_bin()), "metadata", "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"ringtail metadata failed ({out.returncode}): {out.stderr}"
+    return json.loads(out.stdout)
+
+
 class BrokerError(AssertionError):
     pass
 
@@ -116,6 +126,17 @@ class Broker:
                 "--shards", str(self.shards),
                 *([] if "--admin-listen" in self.args else ["--admin-listen", f"127.0.0.1:{self.admin_port}"]),
                 *self.args]
+
+    def metadata(self) -> dict:
+        """The data directory's metadata as `ringtail metadata` prints it: identity, topics
+        with ids, configs and partitions (replicas, leader, epoch, ISR, owner shard)."""
+        return read_metadata(self.data_dir)
+
+    def shards_of(self, topic: str) -> list[int]:
+        """Owner shard of each partition of `topic`, as the broker recorded it."""
+        topics = self.metadata()["topics"]
+        assert topic in topics, f"{topic} not in the metadata: {sorted(topics)}"
+        return [p["shard"] for p in topics[topic]["partitions"]]
 
     def log_text(self) -> str:
         try:
@@ -243,9 +264,13 @@ def broker_factory(request, tmp_path):
     brokers: list[Broker] = []
     request.node._ringtail_brokers = brokers
 
-    def start(*args: str, shards: int = 2) -> Broker:
+    def start(*args: str, shards: int = 2, data_from: Path | None = None) -> Broker:
+        """`data_from`: a .tar.gz holding `data/`, unpacked as the broker's data directory."""
         workdir = tmp_path / f"broker{len(brokers)}"
         workdir.mkdir()
+        if data_from is not None:
+            with tarfile.open(data_from) as tar:
+                tar.extractall(workdir, filter="data")
         b = Broker(workdir, list(args), shards=shards)
         brokers.append(b)
         return b.start()

@@ -5,7 +5,6 @@ partition placement over both shards."""
 import collections
 import hashlib
 import time
-import tomllib
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -17,12 +16,9 @@ import kwire
 TIMEOUT_S = helpers.ADMIN_TIMEOUT_S
 
 
-def placement(data_dir, topic: str) -> list[int]:
-    """Owner shard of each partition, as recorded in <data>/topics.toml."""
-    with open(data_dir / "topics.toml", "rb") as f:
-        md = tomllib.load(f)
-    assert topic in md["topics"], f"{topic} not in topics.toml: {sorted(md['topics'])}"
-    return md["topics"][topic]["shards"]
+def placement(broker, topic: str) -> list[int]:
+    """Owner shard of each partition, as the broker recorded it (`ringtail metadata`)."""
+    return broker.shards_of(topic)
 
 
 def value_of(i: int) -> bytes:
@@ -51,7 +47,7 @@ def test_admin_topic_lifecycle(broker):
     grow = a.create_partitions([NewPartitions(topic, 8)], request_timeout=TIMEOUT_S)
     assert grow[topic].result(timeout=TIMEOUT_S) is None
     assert helpers.partition_count(broker.bootstrap, topic) == 8
-    assert len(placement(broker.data_dir, topic)) == 8
+    assert len(placement(broker, topic)) == 8
 
     shrink = a.create_partitions([NewPartitions(topic, 4)], request_timeout=TIMEOUT_S)
     with pytest.raises(KafkaException) as err:
@@ -69,8 +65,7 @@ def test_admin_topic_lifecycle(broker):
     deleted = a.delete_topics([topic], request_timeout=TIMEOUT_S)
     assert deleted[topic].result(timeout=TIMEOUT_S) is None
     assert topic not in a.list_topics(timeout=TIMEOUT_S).topics
-    with open(broker.data_dir / "topics.toml", "rb") as f:
-        assert topic not in tomllib.load(f).get("topics", {})
+    assert topic not in broker.metadata()["topics"]
     deadline = time.monotonic() + 10
     while list(broker.data_dir.glob(f"{topic}-*")):
         assert time.monotonic() < deadline, (
@@ -95,8 +90,7 @@ def test_admin_topic_lifecycle(broker):
 def test_describe_cluster(broker):
     a = helpers.admin(broker.bootstrap)  # must outlive the future
     result = a.describe_cluster(request_timeout=TIMEOUT_S).result(timeout=TIMEOUT_S)
-    with open(broker.data_dir / "topics.toml", "rb") as f:
-        assert result.cluster_id == tomllib.load(f)["cluster_id"]
+    assert result.cluster_id == broker.metadata()["cluster_id"]
     assert [(n.id, n.host, n.port) for n in result.nodes] == [(0, "127.0.0.1", broker.port)]
     assert result.controller.id == 0
 
@@ -131,13 +125,13 @@ def test_long_poll_wakes_on_new_data(broker):
 def test_partitions_spread_over_both_shards(broker):
     topic = helpers.topic_name("ck-spread")
     helpers.create_topic(broker.bootstrap, topic, 6)
-    shards = placement(broker.data_dir, topic)
+    shards = placement(broker, topic)
     assert len(shards) == 6
     assert set(shards) == {0, 1}, f"6 partitions on 2 shards were placed on {shards}"
 
     a = helpers.admin(broker.bootstrap)
     a.create_partitions([NewPartitions(topic, 8)], request_timeout=TIMEOUT_S)[topic].result(timeout=TIMEOUT_S)
-    shards = placement(broker.data_dir, topic)
+    shards = placement(broker, topic)
     assert len(shards) == 8 and set(shards) == {0, 1}
     assert sorted(collections.Counter(shards).values()) == [4, 4], f"unbalanced placement {shards}"
 
@@ -211,7 +205,7 @@ def test_watermarks_and_offsets_for_times(broker):
     topic = helpers.topic_name("ck-offsets")
     partitions = 2  # one per shard
     helpers.create_topic(broker.bootstrap, topic, partitions)
-    assert set(placement(broker.data_dir, topic)) == {0, 1}
+    assert set(placement(broker, topic)) == {0, 1}
     per_partition = {0: 1000, 1: 600}
     base_ms = int(time.time() * 1000) - 3_600_000
     step_ms = 10

@@ -4,7 +4,6 @@ message where it was."""
 
 import signal
 import time
-import tomllib
 
 import pytest
 from confluent_kafka.admin import ConfigResource, ResourceType
@@ -40,8 +39,7 @@ def test_sigterm_while_a_fetch_long_polls(broker_factory, shards, max_wait_ms):
     topic = "long-poll"
     with kwire.connect(broker.bootstrap) as s:
         assert kwire.create_topics_v1(s, [(topic, 2)]) == {topic: (kwire.NONE, None)}
-    with open(broker.data_dir / "topics.toml", "rb") as f:
-        assert set(tomllib.load(f)["topics"][topic]["shards"]) == set(range(shards))
+    assert set(broker.shards_of(topic)) == set(range(shards))
 
     with kwire.connect(broker.bootstrap) as s:
         # Both partitions are empty: the fetch parks for up to max_wait_ms.
@@ -89,15 +87,14 @@ def test_clean_restart_keeps_topics_configs_and_messages(broker):
     helpers.create_topic(broker.bootstrap, topic, 3, config={"retention.ms": "7200000"})
     produce_numbered(broker.bootstrap, topic, 3, 3000)
     before = snapshot(broker.bootstrap, topic, 3)
-    with open(broker.data_dir / "topics.toml", "rb") as f:
-        metadata_before = tomllib.load(f)
+    metadata_before = broker.metadata()
 
     broker.restart()  # asserts exit code 0 after SIGTERM
     log_after = broker.log_text().rsplit("===== e2e: start #2", 1)[1]
     assert "unclean shutdown" not in log_after, "a clean stop must not need crash recovery:\n" + log_after
 
-    with open(broker.data_dir / "topics.toml", "rb") as f:
-        assert tomllib.load(f) == metadata_before
+    assert broker.metadata()["topics"] == metadata_before["topics"]
+    assert broker.metadata()["cluster_id"] == metadata_before["cluster_id"]
     assert helpers.partition_count(broker.bootstrap, topic) == 3
     assert snapshot(broker.bootstrap, topic, 3) == before
     a = helpers.admin(broker.bootstrap)
@@ -120,8 +117,7 @@ def test_restart_with_fewer_shards_keeps_every_partition(broker):
     broker.stop_cleanly()
     broker.shards = 1
     broker.start()
-    with open(broker.data_dir / "topics.toml", "rb") as f:
-        assert tomllib.load(f)["topics"][topic]["shards"] == [0, 0, 0, 0]
+    assert broker.shards_of(topic) == [0, 0, 0, 0]
     assert snapshot(broker.bootstrap, topic, 4) == before
     produce_numbered(broker.bootstrap, topic, 4, 40)
     assert {p: len(v) for p, v in snapshot(broker.bootstrap, topic, 4).items()} == {

@@ -13,7 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringtail_log::batch::build;
 use ringtail_log::producer::ProducerStates;
-use ringtail_log::{kafka_code, BatchHeader, Faults, Flusher, LogConfig, PartitionLog};
+use ringtail_log::producer::SequenceError;
+use ringtail_log::{BatchHeader, Faults, Flusher, LogConfig, LogError, PartitionLog};
 
 use crate::common::*;
 
@@ -121,11 +122,7 @@ async fn produce_round(
                 }
                 Err(e) if !e.is_fatal() => {
                     assert!(!expect_duplicate, "a retry {back} batches back was refused: {e}");
-                    let code = e.kafka_error_code();
-                    assert!(
-                        code == kafka_code::OUT_OF_ORDER_SEQUENCE_NUMBER || code == kafka_code::INVALID_PRODUCER_EPOCH,
-                        "{e}"
-                    );
+                    assert!(matches!(e, LogError::Sequence(_)), "{e}");
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -142,7 +139,7 @@ async fn produce_round(
                     Ok(())
                 }
                 Err(e) if !e.is_fatal() => {
-                    assert_eq!(e.kafka_error_code(), kafka_code::OUT_OF_ORDER_SEQUENCE_NUMBER, "{e}");
+                    assert!(matches!(e, LogError::Sequence(SequenceError::OutOfOrder { .. })), "{e}");
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -161,7 +158,7 @@ async fn produce_round(
                     if e.is_fatal() {
                         return;
                     }
-                    assert_eq!(e.kafka_error_code(), kafka_code::INVALID_PRODUCER_EPOCH, "{e}");
+                    assert!(matches!(e, LogError::Sequence(SequenceError::StaleEpoch { .. })), "{e}");
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -293,7 +290,7 @@ fn retries_after_a_restart_get_their_original_offsets() {
             assert_eq!(info.base_offset, *base);
         }
         let e = log.append(sent[190].0.clone(), 0, 0).unwrap_err();
-        assert_eq!(e.kafka_error_code(), kafka_code::OUT_OF_ORDER_SEQUENCE_NUMBER);
+        assert!(matches!(e, LogError::Sequence(SequenceError::OutOfOrder { .. })), "{e}");
         let next = idempotent(999, 1, 42, 0, 600);
         assert!(!log.append(next, 0, 0).unwrap().duplicate);
         // Clean: the snapshot written at close covers everything; nothing is replayed.

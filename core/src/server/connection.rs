@@ -17,10 +17,10 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 
+use crate::broker::Broker;
 use crate::config::ConnectionCaps;
-use crate::handlers::{handle_request, Outcome};
+use crate::kafka::{handle_request, Outcome};
 use crate::limits::{IN_FLIGHT_PER_CONNECTION_MAX, SLOW_REQUEST};
-use crate::shard::Shard;
 
 /// Open connections of the whole broker, counted for `--max-connections` and
 /// `--max-connections-per-ip`. Shared by every shard; touched only when a connection opens or
@@ -32,12 +32,7 @@ pub struct ConnectionCounts {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// Which cap refused a connection (the label of `ringtail_connections_refused_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    MaxConnections,
-    MaxConnectionsPerIp,
-}
+pub use crate::metrics::Refusal;
 
 /// A counted connection; dropping it gives its place back.
 #[derive(Debug)]
@@ -166,7 +161,7 @@ async fn read_full(
 /// the limit, and charged to the connection's and then the shard's request budget, before
 /// anything is allocated; while either is spent the socket is not read (backpressure).
 async fn read_frame(
-    shard: &Shard,
+    shard: &Broker,
     stream: &mut (impl futures_lite::AsyncRead + Unpin),
     connection_budget: &Rc<Semaphore>,
     activity: &Activity,
@@ -202,10 +197,10 @@ async fn read_frame(
 }
 
 /// Counts a request as in progress on its shard until dropped, even if its task is cancelled.
-struct InFlight(Rc<Shard>, i16);
+struct InFlight(Rc<Broker>, i16);
 
 impl InFlight {
-    fn new(shard: &Rc<Shard>, api_key: i16) -> Self {
+    fn new(shard: &Rc<Broker>, api_key: i16) -> Self {
         shard.in_flight.set(shard.in_flight.get() + 1);
         *shard.in_flight_apis.borrow_mut().entry(api_key).or_default() += 1;
         InFlight(shard.clone(), api_key)
@@ -222,7 +217,7 @@ impl Drop for InFlight {
 }
 
 /// Serves one client connection until it closes, fails, stalls or idles out.
-pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+pub async fn serve_connection(shard: Rc<Broker>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let client_host: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     let _ = stream.set_nodelay(true);
@@ -240,7 +235,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
         let (shard, peer, activity) = (shard.clone(), peer.clone(), activity.clone());
         glommio::spawn_local(async move {
             loop {
-                if shard.shutting_down.get() {
+                if shard.is_shutting_down() {
                     break;
                 }
                 let frame = match read_frame(&shard, &mut reader, &connection_budget, &activity).await {

@@ -57,6 +57,19 @@ pub struct ProducerIds {
     failed: Cell<bool>,
 }
 
+/// Why no producer id can be handed out.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProducerIdError {
+    #[error("the producer id allocator is closed")]
+    Closed,
+    #[error("an earlier write of the producer id file failed; restart the broker")]
+    EarlierWriteFailed,
+    #[error("producer ids are exhausted")]
+    Exhausted,
+    #[error("cannot reserve a block of producer ids: {0}")]
+    Write(ringtail_log::LogError),
+}
+
 impl ProducerIds {
     pub fn new(dir: PathBuf, start: i64) -> Self {
         ProducerIds {
@@ -69,16 +82,16 @@ impl ProducerIds {
     }
 
     /// A producer id never handed out before, or why none can be.
-    pub async fn allocate(&self) -> Result<i64, String> {
-        let _permit = self.lock.acquire_permit(1).await.map_err(|_| "the allocator is closed".to_string())?;
+    pub async fn allocate(&self) -> Result<i64, ProducerIdError> {
+        let _permit = self.lock.acquire_permit(1).await.map_err(|_| ProducerIdError::Closed)?;
         if self.failed.get() {
-            return Err("an earlier write of the producer id file failed; restart the broker".into());
+            return Err(ProducerIdError::EarlierWriteFailed);
         }
         if self.next.get() >= self.end.get() {
-            let end = self.next.get().checked_add(BLOCK).ok_or("producer ids are exhausted")?;
+            let end = self.next.get().checked_add(BLOCK).ok_or(ProducerIdError::Exhausted)?;
             if let Err(e) = ringtail_log::write_file_atomic(&self.dir, FILE, encode(end)).await {
                 self.failed.set(true);
-                return Err(e.to_string());
+                return Err(ProducerIdError::Write(e));
             }
             self.end.set(end);
         }

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::mailbox::Outbox;
+use crate::broker::{snapshot, Job, ShardMsg};
 use crate::metrics::{self, ShardSnapshot};
-use crate::shard::{Job, ShardMsg};
+use crate::runtime::mailbox::Outbox;
 
 /// How long a scrape waits for a shard's copy, and a client for its request to arrive.
 const WAIT: Duration = Duration::from_secs(5);
@@ -129,7 +129,7 @@ fn scrape(peers: &Outbox<ShardMsg>) -> Vec<ShardSnapshot> {
         let (tx, rx) = flume::bounded(1);
         let job: Job = Box::new(move |shard| {
             Box::pin(async move {
-                let _ = tx.send_async(ShardSnapshot::take(&shard)).await;
+                let _ = tx.send_async(snapshot::take(&shard)).await;
             })
         });
         if peers.send_blocking(id, ShardMsg::Run(job), WAIT).is_ok() {

@@ -1,5 +1,5 @@
-//! Request handlers of the group APIs: decode on the connection's shard, run on the group's
-//! coordinator shard, encode the answer. FindCoordinator lives here too.
+//! Request handlers of the group APIs: decode on the connection's broker, run on the group's
+//! coordinator broker, encode the answer. FindCoordinator lives here too.
 
 use std::future::Future;
 use std::rc::Rc;
@@ -27,10 +27,12 @@ use ringtail_net::messages::offset_fetch::{
 use ringtail_net::messages::sync_group::SyncGroupRequest;
 use ringtail_net::{Reader, Writer};
 
-use super::state::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
-use super::{coordinator_of, OffsetToCommit, OFFSETS_TOPIC};
-use crate::handlers::{single, Handled};
-use crate::shard::Shard;
+use ringtail_replication::ShardId;
+
+use super::{single, Handled};
+use crate::broker::group::state::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
+use crate::broker::group::{coordinator_of, OffsetToCommit, OFFSETS_TOPIC};
+use crate::broker::Broker;
 
 /// Who sent a request, as group members are described.
 pub struct Client<'a> {
@@ -41,28 +43,28 @@ pub struct Client<'a> {
 
 /// Runs `job` on the coordinator shard of `group_id`; `None` if there is none (no
 /// `__consumer_offsets`) or it stopped.
-async fn on_coordinator<R, F, Fut>(shard: &Rc<Shard>, group_id: &str, job: F) -> Option<R>
+async fn on_coordinator<R, F, Fut>(broker: &Rc<Broker>, group_id: &str, job: F) -> Option<R>
 where
     R: Send + 'static,
-    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    F: FnOnce(Rc<Broker>) -> Fut + Send + 'static,
     Fut: Future<Output = R> + 'static,
 {
-    let (owner, _) = coordinator_of(shard, group_id)?;
-    shard.on_shard(owner, job).await
+    let (owner, _) = coordinator_of(&broker.shard, group_id)?;
+    broker.on_shard(owner, job).await
 }
 
-pub fn find_coordinator(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub fn find_coordinator(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = FindCoordinatorRequest::decode(body, version)?;
     let coordinators = req
         .coordinator_keys
         .into_iter()
         .map(|key| {
-            let found = req.key_type == 0 && coordinator_of(shard, &key).is_some();
+            let found = req.key_type == 0 && coordinator_of(&broker.shard, &key).is_some();
             let mut c = Coordinator {
                 key,
-                node_id: shard.config.node_id,
-                host: shard.config.advertised_host.clone(),
-                port: i32::from(shard.config.advertised_port),
+                node_id: broker.config.node_id,
+                host: broker.config.advertised_host.clone(),
+                port: i32::from(broker.config.advertised_port),
                 error_code: error_code::NONE,
                 error_message: None,
             };
@@ -87,7 +89,7 @@ pub fn find_coordinator(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut 
 }
 
 pub async fn join_group(
-    shard: &Rc<Shard>,
+    broker: &Rc<Broker>,
     body: &mut Reader,
     version: i16,
     mut w: Writer,
@@ -107,7 +109,7 @@ pub async fn join_group(
         client_host: client.host.to_string(),
         member_id_required: version >= 4,
     };
-    let answer = on_coordinator(shard, &group_id, move |s| async move { super::join(&s, join).await })
+    let answer = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.join(join).await })
         .await
         .unwrap_or_else(|| JoinResponse {
             error_code: error_code::COORDINATOR_NOT_AVAILABLE,
@@ -119,7 +121,7 @@ pub async fn join_group(
     single(w)
 }
 
-pub async fn sync_group(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn sync_group(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = SyncGroupRequest::decode(body, version)?;
     let group_id = req.group_id.clone();
     let sync = SyncRequest {
@@ -131,18 +133,18 @@ pub async fn sync_group(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut 
         protocol_name: req.protocol_name,
         assignments: req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect(),
     };
-    let answer = on_coordinator(shard, &group_id, move |s| async move { super::sync(&s, sync).await })
+    let answer = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.sync(sync).await })
         .await
         .unwrap_or(SyncResponse { error_code: error_code::COORDINATOR_NOT_AVAILABLE, ..SyncResponse::default() });
     answer.encode(&mut w, version);
     single(w)
 }
 
-pub async fn heartbeat(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn heartbeat(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = HeartbeatRequest::decode(body, version)?;
     let group_id = req.group_id.clone();
-    let code = on_coordinator(shard, &group_id, move |s| async move {
-        super::heartbeat(&s, &req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id)
+    let code = on_coordinator(broker, &group_id, move |s| async move {
+        s.coordinator.heartbeat(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id)
     })
     .await
     .unwrap_or(error_code::COORDINATOR_NOT_AVAILABLE);
@@ -150,13 +152,13 @@ pub async fn heartbeat(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w
     single(w)
 }
 
-pub async fn leave_group(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn leave_group(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = LeaveGroupRequest::decode(body, version)?;
     let leaving: Vec<(String, Option<String>)> =
         req.members.iter().map(|m| (m.member_id.clone(), m.group_instance_id.clone())).collect();
     let group_id = req.group_id.clone();
     let count = leaving.len();
-    let codes = on_coordinator(shard, &req.group_id, move |s| async move { super::leave(&s, &group_id, &leaving) })
+    let codes = on_coordinator(broker, &req.group_id, move |s| async move { s.coordinator.leave(&group_id, &leaving) })
         .await
         .unwrap_or_else(|| vec![error_code::COORDINATOR_NOT_AVAILABLE; count]);
     let all_failed = codes.first().is_some_and(|&c| c == error_code::COORDINATOR_NOT_AVAILABLE);
@@ -178,7 +180,7 @@ pub async fn leave_group(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut
     single(w)
 }
 
-pub async fn offset_commit(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn offset_commit(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = OffsetCommitRequest::decode(body, version)?;
     let mut resp = OffsetCommitResponse { throttle_time_ms: 0, topics: Vec::new() };
     let mut offsets = Vec::new();
@@ -186,7 +188,7 @@ pub async fn offset_commit(shard: &Rc<Shard>, body: &mut Reader, version: i16, m
     for (ti, t) in req.topics.iter().enumerate() {
         let mut topic = OffsetCommitResponseTopic { name: t.name.clone(), partitions: Vec::new() };
         for (pi, p) in t.partitions.iter().enumerate() {
-            let known = shard.owner(&t.name, p.partition_index).is_some();
+            let known = broker.route(&t.name, p.partition_index).is_some();
             topic.partitions.push(OffsetCommitResponsePartition {
                 partition_index: p.partition_index,
                 error_code: if known { error_code::NONE } else { error_code::UNKNOWN_TOPIC_OR_PARTITION },
@@ -207,16 +209,16 @@ pub async fn offset_commit(shard: &Rc<Shard>, body: &mut Reader, version: i16, m
     if !offsets.is_empty() {
         let count = offsets.len();
         let group_id = req.group_id.clone();
-        let codes = on_coordinator(shard, &group_id, move |s| async move {
-            super::commit(
-                &s,
-                &req.group_id,
-                req.generation_id_or_member_epoch,
-                &req.member_id,
-                req.group_instance_id.as_deref(),
-                offsets,
-            )
-            .await
+        let codes = on_coordinator(broker, &group_id, move |s| async move {
+            s.coordinator
+                .commit(
+                    &req.group_id,
+                    req.generation_id_or_member_epoch,
+                    &req.member_id,
+                    req.group_instance_id.as_deref(),
+                    offsets,
+                )
+                .await
         })
         .await
         .unwrap_or_else(|| vec![error_code::COORDINATOR_NOT_AVAILABLE; count]);
@@ -228,7 +230,7 @@ pub async fn offset_commit(shard: &Rc<Shard>, body: &mut Reader, version: i16, m
     single(w)
 }
 
-pub async fn offset_fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn offset_fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = OffsetFetchRequest::decode(body, version)?;
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in req.groups {
@@ -236,7 +238,7 @@ pub async fn offset_fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, mu
             g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.clone(), t.partition_indexes.clone())).collect());
         let group_id = g.group_id.clone();
         let fetched =
-            on_coordinator(shard, &g.group_id, move |s| async move { super::fetch_offsets(&s, &group_id, wanted) })
+            on_coordinator(broker, &g.group_id, move |s| async move { s.coordinator.fetch_offsets(&group_id, wanted) })
                 .await;
         let mut group =
             OffsetFetchResponseGroup { group_id: g.group_id, topics: Vec::new(), error_code: error_code::NONE };
@@ -283,7 +285,7 @@ pub async fn offset_fetch(shard: &Rc<Shard>, body: &mut Reader, version: i16, mu
     single(w)
 }
 
-pub async fn offset_delete(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn offset_delete(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = OffsetDeleteRequest::decode(body, version)?;
     let mut resp = OffsetDeleteResponse { error_code: 0, throttle_time_ms: 0, topics: Vec::new() };
     let mut partitions = Vec::new();
@@ -291,7 +293,7 @@ pub async fn offset_delete(shard: &Rc<Shard>, body: &mut Reader, version: i16, m
     for (ti, t) in req.topics.iter().enumerate() {
         let mut topic = OffsetDeleteResponseTopic { name: t.name.clone(), partitions: Vec::new() };
         for (pi, p) in t.partitions.iter().enumerate() {
-            let known = shard.owner(&t.name, p.partition_index).is_some();
+            let known = broker.route(&t.name, p.partition_index).is_some();
             topic.partitions.push(OffsetDeleteResponsePartition {
                 partition_index: p.partition_index,
                 error_code: if known { error_code::NONE } else { error_code::UNKNOWN_TOPIC_OR_PARTITION },
@@ -304,14 +306,11 @@ pub async fn offset_delete(shard: &Rc<Shard>, body: &mut Reader, version: i16, m
         resp.topics.push(topic);
     }
     let group_id = req.group_id.clone();
-    let result =
-        on_coordinator(
-            shard,
-            &group_id,
-            move |s| async move { super::delete_offsets(&s, &req.group_id, partitions).await },
-        )
-        .await
-        .unwrap_or(Err(error_code::COORDINATOR_NOT_AVAILABLE));
+    let result = on_coordinator(broker, &group_id, move |s| async move {
+        s.coordinator.delete_offsets(&req.group_id, partitions).await
+    })
+    .await
+    .unwrap_or(Err(error_code::COORDINATOR_NOT_AVAILABLE));
     match result {
         Ok(codes) => {
             for ((ti, pi), code) in slots.into_iter().zip(codes) {
@@ -327,12 +326,12 @@ pub async fn offset_delete(shard: &Rc<Shard>, body: &mut Reader, version: i16, m
     single(w)
 }
 
-pub async fn describe_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = DescribeGroupsRequest::decode(body, version)?;
     let mut groups = Vec::with_capacity(req.groups.len());
     for group_id in req.groups {
         let id = group_id.clone();
-        let summary = on_coordinator(shard, &group_id, move |s| async move { super::describe(&s, &id) }).await;
+        let summary = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.describe(&id) }).await;
         let described = match summary {
             Some(s) => DescribedGroup {
                 error_code: error_code::NONE,
@@ -367,14 +366,14 @@ pub async fn describe_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16,
     single(w)
 }
 
-pub async fn list_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn list_groups(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = ListGroupsRequest::decode(body, version)?;
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
     // Every group here uses the classic protocol.
     let classic = req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic"));
     let mut groups = Vec::new();
-    for s in 0..shard.config.shards {
-        let listed = shard.on_shard(s, |s| async move { super::list(&s) }).await.unwrap_or_default();
+    for s in (0..broker.config.shards).map(ShardId) {
+        let listed = broker.on_shard(s, |s| async move { s.coordinator.list() }).await.unwrap_or_default();
         for (group_id, state, protocol_type) in listed {
             if !classic || (!states.is_empty() && !states.contains(&state.name().to_ascii_lowercase())) {
                 continue;
@@ -392,21 +391,16 @@ pub async fn list_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut
     single(w)
 }
 
-pub async fn delete_groups(shard: &Rc<Shard>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+pub async fn delete_groups(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = DeleteGroupsRequest::decode(body, version)?;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for group_id in req.groups_names {
         let id = group_id.clone();
-        let code = on_coordinator(shard, &group_id, move |s| async move { super::delete_group(&s, &id).await })
+        let code = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.delete_group(&id).await })
             .await
             .unwrap_or(error_code::COORDINATOR_NOT_AVAILABLE);
         results.push(DeletableGroupResult { group_id, error_code: code });
     }
     DeleteGroupsResponse { throttle_time_ms: 0, results }.encode(&mut w, version);
     single(w)
-}
-
-/// Whether a client may write to this topic with Produce: internal topics are the broker's.
-pub fn is_internal(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC
 }

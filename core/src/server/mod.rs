@@ -1,5 +1,11 @@
-//! The broker's start-up and shutdown, and each shard's run loop: its acceptor (connection
-//! caps), retention and group timers, and the inbox of messages from other shards.
+//! The server, the top layer: the broker's start-up (identity, metadata and placement read
+//! before any shard runs) and shutdown, each shard's run loop (its acceptor with the
+//! connection caps, retention and group timers, the inbox of messages from other shards),
+//! client connections, and the admin HTTP endpoint.
+
+pub mod admin_http;
+pub mod connection;
+mod legacy;
 
 use std::path::Path;
 use std::rc::Rc;
@@ -7,49 +13,124 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::TcpListener;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::LocalExecutorBuilder;
 
-use crate::config::BrokerConfig;
-use crate::connection::{serve_connection, ConnectionCounts, Refusal};
-use crate::group::OFFSETS_TOPIC;
+use ringtail_replication::identity::{self, Identity};
+use ringtail_replication::metadata::controller::{self as decide, ClusterView, NewTopic, OFFSETS_TOPIC};
+use ringtail_replication::metadata::store::{self, MetadataLog};
+use ringtail_replication::metadata::MetadataImage;
+use ringtail_replication::{NodeId, ShardId, TopicId};
+
+use crate::broker::controller::{apply_records, local_partitions, Controller};
+use crate::broker::{Broker, ShardMsg};
+use crate::config::{topic_log_config, BrokerConfig};
 use crate::limits::{CONNECTIONS_PER_SHARD_MAX, INBOX_MESSAGES_MAX, SHUTDOWN_GRACE};
-use crate::mailbox::{mailboxes, Inbox, Outbox};
-use crate::metadata::{random_id, Metadata, Topic, METADATA_FILE};
-use crate::shard::{Shard, ShardMsg};
+use crate::runtime::mailbox::{mailboxes, Inbox, Outbox};
+use crate::runtime::placement::{Placement, PLACEMENT_FILE};
+use crate::runtime::routing::NodeView;
+use crate::runtime::Shard;
+use connection::{serve_connection, ConnectionCounts, Refusal};
 
-/// Loads (or creates) the topic metadata. Runs on the main thread before any shard starts.
-fn load_metadata(config: &BrokerConfig) -> anyhow::Result<Metadata> {
-    let path = config.data_dir.join(METADATA_FILE);
-    let mut md = match std::fs::read(&path) {
-        Ok(bytes) => Metadata::decode(&bytes).map_err(|e| {
-            anyhow::anyhow!("{} is damaged ({e}); restore it from a backup or fix it by hand", path.display())
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Metadata { cluster_id: random_id(), ..Metadata::default() }
+/// Reads (or, for a new data directory, creates) the node's identity, metadata image and shard
+/// placement. Runs on the main thread before any shard starts; a data directory of the release
+/// before the metadata records (`topics.toml`) is migrated first.
+fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
+    let dir = &config.data_dir;
+    let node = NodeId(config.node_id);
+    let identity = match identity::read(dir)? {
+        Some(recorded) => {
+            identity::check(dir, &recorded, node, None)?;
+            recorded
         }
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        None => {
+            let cluster_id = match legacy::read(dir)? {
+                Some(old) => old.cluster_id,
+                None => TopicId::random().to_hex(),
+            };
+            let identity = Identity { cluster_id, node_id: node };
+            identity::write(dir, &identity)?;
+            identity
+        }
     };
-    if !md.topics.contains_key(OFFSETS_TOPIC) {
-        // Created before any shard starts, so every group has a coordinator from the first request.
-        let placement = md.place(config.shards, config.offsets_topic_partitions as usize);
-        let configs = crate::group::offsets_topic_configs().into_iter().collect();
-        md.topics.insert(OFFSETS_TOPIC.to_string(), Topic { id: random_id(), shards: placement, configs });
-        tracing::info!(partitions = config.offsets_topic_partitions, "created {OFFSETS_TOPIC}");
+    if !store::exists(dir) {
+        match legacy::read(dir)? {
+            Some(old) => legacy::migrate(dir, node, old)?,
+            None => store::write_checkpoint(dir, &MetadataImage::default())?,
+        }
     }
-    if md.fit_to_shards(config.shards) {
-        tracing::info!(shards = config.shards, "re-placed partitions of shards that no longer exist");
+    let loaded = store::load_and_checkpoint(dir)?;
+    if loaded.torn_bytes > 0 {
+        tracing::warn!(
+            bytes = loaded.torn_bytes,
+            "cut a torn last record from the metadata log (it was never applied)"
+        );
     }
-    write_now(&config.data_dir, &md)?;
-    Ok(md)
+    let mut image = loaded.image;
+    let mut placement = load_placement(dir);
+    if image.topic(OFFSETS_TOPIC).is_none() {
+        create_offsets_topic(config, &mut image, &mut placement)?;
+    }
+    if placement.fit(&local_partitions(&image, node), config.shards) {
+        tracing::info!(shards = config.shards, "placed partitions on shards (new, or of shards that no longer exist)");
+        store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode())?;
+    }
+    tracing::info!(
+        cluster_id = %identity.cluster_id,
+        node = %node,
+        topics = image.topic_count(),
+        records_replayed = loaded.replayed,
+        "metadata loaded"
+    );
+    Ok(NodeView {
+        node,
+        cluster_id: Arc::from(identity.cluster_id.as_str()),
+        image: Arc::new(image),
+        placement: Arc::new(placement),
+    })
 }
 
-/// Writes the metadata file atomically from the main thread (start-up only).
-fn write_now(dir: &Path, md: &Metadata) -> anyhow::Result<()> {
-    let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
-    std::fs::write(&tmp, md.encode())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(METADATA_FILE))?;
-    std::fs::File::open(dir)?.sync_all()?;
+/// The shard placement file; a damaged or missing one is rebuilt (it decides only balance).
+fn load_placement(dir: &Path) -> Placement {
+    match std::fs::read(dir.join(PLACEMENT_FILE)) {
+        Ok(bytes) => Placement::decode(&bytes).unwrap_or_else(|reason| {
+            tracing::warn!(%reason, "the shard placement file is damaged; placing partitions again");
+            Placement::default()
+        }),
+        Err(_) => Placement::default(),
+    }
+}
+
+/// Creates `__consumer_offsets` before any shard starts, so every group has a coordinator from
+/// the first request: decided like any topic, checkpointed at once.
+fn create_offsets_topic(
+    config: &BrokerConfig,
+    image: &mut MetadataImage,
+    placement: &mut Placement,
+) -> anyhow::Result<()> {
+    let node = NodeId(config.node_id);
+    let cluster = ClusterView {
+        nodes: vec![node],
+        default_partitions: config.offsets_topic_partitions,
+        default_replication_factor: 1,
+        replicas_per_node_max: usize::MAX,
+        replicas_per_node_max_source: String::new(),
+    };
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: config.offsets_topic_partitions,
+        replication_factor: -1,
+        configs: crate::broker::group::offsets_topic_configs().into_iter().map(|(k, v)| (k, Some(v))).collect(),
+        assignments: Vec::new(),
+    };
+    let validate = |pairs: &[(String, String)]| topic_log_config(&config.log, pairs).map(|_| ()).map_err(|e| e.0);
+    let d = decide::create_topics(image, &cluster, &[topic], &validate);
+    if let Some((_, Err(e))) = d.outcomes.first() {
+        anyhow::bail!("cannot create {OFFSETS_TOPIC}: {e}");
+    }
+    let first = image.applied.map_or(0, |a| a + 1);
+    apply_records(image, placement, node, config.shards, first, &d.records)?;
+    store::write_checkpoint(&config.data_dir, image)?;
+    tracing::info!(partitions = config.offsets_topic_partitions, "created {OFFSETS_TOPIC}");
     Ok(())
 }
 
@@ -60,9 +141,9 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     // glommio cannot create directories under a relative path (EBADF): work with an absolute one.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot resolve data directory {}: {e}", config.data_dir.display()))?;
-    let metadata = Arc::new(load_metadata(&config)?);
-    let producer_ids_start = crate::producer_ids::load(&config.data_dir)?;
-    if let Ok(needle) = std::env::var(crate::shard::FAULT_READ_EIO_ENV) {
+    let view = Arc::new(load_node(&config)?);
+    let producer_ids_start = crate::broker::producer_ids::load(&config.data_dir)?;
+    if let Ok(needle) = std::env::var(crate::runtime::FAULT_READ_EIO_ENV) {
         tracing::warn!(%needle, "fault point active: reads of segment files whose path contains this fail");
     }
     let config = Arc::new(config);
@@ -70,10 +151,10 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     let (mut outboxes, inboxes) = mailboxes::<ShardMsg>(config.shards, INBOX_MESSAGES_MAX);
     // The last outbox is this thread's and the admin endpoint's.
     let external = outboxes.pop().expect("one outbox per shard and one more");
-    let readiness = crate::admin_http::Readiness::new(config.shards);
+    let readiness = admin_http::Readiness::new(config.shards);
     if let Some(listen) = config.admin_listen {
         // Before the shards recover their logs, so /ready can say they are still recovering.
-        crate::admin_http::spawn(listen, external.clone(), readiness.clone())?;
+        admin_http::spawn(listen, external.clone(), readiness.clone())?;
     }
     // Shards go on the CPUs this process may run on (taskset, cgroup cpusets), in order.
     let cpus: Vec<usize> = core_affinity::get_core_ids()
@@ -85,12 +166,13 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
         let shared = BrokerShared {
             config: config.clone(),
             mailbox: (outbox, inbox),
-            metadata: metadata.clone(),
+            view: view.clone(),
             producer_ids_start,
             readiness: readiness.clone(),
             connection_counts: connection_counts.clone(),
         };
-        let builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[id % cpus.len()])).name(&format!("shard-{id}"));
+        let builder =
+            LocalExecutorBuilder::new(glommio::Placement::Fixed(cpus[id % cpus.len()])).name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
                 let result = run_shard(id, shared).await;
@@ -149,16 +231,23 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
 struct BrokerShared {
     config: Arc<BrokerConfig>,
     mailbox: (Outbox<ShardMsg>, Inbox<ShardMsg>),
-    metadata: Arc<Metadata>,
+    view: Arc<NodeView>,
     producer_ids_start: i64,
-    readiness: Arc<crate::admin_http::Readiness>,
+    readiness: Arc<admin_http::Readiness>,
     connection_counts: Arc<ConnectionCounts>,
 }
 
 async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
-    let BrokerShared { config, mailbox, metadata, producer_ids_start, readiness, connection_counts } = shared;
+    let BrokerShared { config, mailbox, view, producer_ids_start, readiness, connection_counts } = shared;
     let inbox = mailbox.1.clone();
-    let shard = Shard::new(id, config.clone(), mailbox, metadata, producer_ids_start);
+    let controller = match id {
+        0 => Some(Controller::new(
+            MetadataLog::open(&config.data_dir, view.image.applied).await.map_err(|e| e.to_string())?,
+        )),
+        _ => None,
+    };
+    let runtime = Rc::new(Shard::new(ShardId(id), config.clone(), view));
+    let shard = Broker::new(runtime, mailbox, controller, producer_ids_start);
     ringtail_log::prime_direct_io(&config.data_dir).await.map_err(|e| e.to_string())?;
     shard.open_owned().await.map_err(|e| format!("shard {id}: {e}"))?;
     let flusher_task = shard.flusher.spawn();
@@ -170,8 +259,8 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(Duration::from_secs(60)).await;
-                let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
-                for log in logs {
+                for partition in shard.partitions.all() {
+                    let log = partition.log();
                     if let Err(e) = log.enforce_retention(ringtail_log::now_ms()).await {
                         tracing::error!(error = %e, dir = %log.dir().display(), "retention failed");
                     }
@@ -183,7 +272,10 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
             }
         })
     };
-    let group_timers = glommio::spawn_local(crate::group::run_timers(shard.clone()));
+    let group_timers = {
+        let shard = shard.clone();
+        glommio::spawn_local(async move { shard.coordinator.run_timers().await })
+    };
     let mut acceptor = Some(acceptor);
     let mut retention = Some(retention);
     let mut group_timers = Some(group_timers);
@@ -233,7 +325,7 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
                             .map(|(k, n)| (*k, *n))
                             .collect();
                         tracing::warn!(
-                            shard = shard.id,
+                            shard = %shard.id,
                             ?apis,
                             "requests still in progress after the shutdown grace period"
                         );
@@ -254,7 +346,7 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
 
 /// Accepts client connections on this shard's listener until cancelled. The newest connection
 /// over a cap is closed at once, with a (rate-limited) log line and a count in `/metrics`.
-async fn accept_connections(shard: Rc<Shard>, listener: TcpListener, counts: Arc<ConnectionCounts>) {
+async fn accept_connections(shard: Rc<Broker>, listener: TcpListener, counts: Arc<ConnectionCounts>) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,

@@ -33,9 +33,6 @@ const EMPTY_GROUP_KEPT_MS: i64 = 600_000;
 const DELETED_GROUP_MEMORY_MS: i64 = 60_000;
 /// Bytes of metadata a committed offset may carry (Kafka's offset.metadata.max.bytes).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
-/// Partitions one group may hold committed offsets for by default; a commit for more is
-/// refused with INVALID_COMMIT_OFFSET_SIZE (the group's existing offsets can still be updated).
-pub const OFFSETS_PER_GROUP_MAX_DEFAULT: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -59,15 +56,7 @@ impl GroupState {
     }
 }
 
-/// Limits and timeouts of the group coordinator.
-#[derive(Debug, Clone, Copy)]
-pub struct GroupConfig {
-    pub session_timeout_ms_min: i32,
-    pub session_timeout_ms_max: i32,
-    pub initial_rebalance_delay_ms: i32,
-    /// Partitions one group may hold committed offsets for.
-    pub offsets_per_group_max: usize,
-}
+pub use crate::config::GroupConfig;
 
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -347,7 +336,7 @@ impl Groups {
 
     fn new_member_id(&mut self, prefix: &str) -> String {
         self.next_member_number += 1;
-        format!("{prefix}-{}-{}", crate::metadata::random_id(), self.next_member_number)
+        format!("{prefix}-{}-{}", ringtail_replication::ids::random_hex(), self.next_member_number)
     }
 
     fn store_group(&mut self, group_id: &str) {

@@ -1,0 +1,298 @@
+//! The owner's side of data requests: appends, reads and offsets of the replicas this shard
+//! owns, through the partition layer. Results carry domain errors; the Kafka handlers map
+//! them to error codes.
+
+use std::future::Future;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ringtail_log::LogError;
+use ringtail_replication::{Acks, Isolation, OffsetSpec, Partition, PartitionError, PartitionId};
+
+use super::Broker;
+use crate::runtime::table::NoReplica;
+
+/// Why a shard could not serve a partition's part of a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+    #[error("the partition's storage failed when it was opened: {0}")]
+    Offline(LogError),
+    #[error("this shard holds no replica of the partition")]
+    NotHere,
+    #[error("the owner shard stopped before answering")]
+    ShardStopped,
+}
+
+impl From<NoReplica> for ServeError {
+    fn from(e: NoReplica) -> Self {
+        match e {
+            NoReplica::Offline(e) => ServeError::Offline(e),
+            NoReplica::NotHere => ServeError::NotHere,
+        }
+    }
+}
+
+/// One partition's part of a produce request.
+#[derive(Debug)]
+pub struct ProduceItem {
+    pub partition: PartitionId,
+    pub records: Bytes,
+}
+
+/// The base offset and the log start offset of an accepted batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Produced {
+    pub base_offset: u64,
+    pub log_start_offset: u64,
+}
+
+pub type ProduceResult = Result<Produced, ServeError>;
+
+/// One partition's part of a fetch request.
+#[derive(Debug, Clone)]
+pub struct FetchItem {
+    pub partition: PartitionId,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    pub error: Option<ServeError>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Vec<Bytes>,
+    pub bytes: usize,
+}
+
+impl FetchResult {
+    fn failed(error: ServeError) -> FetchResult {
+        FetchResult { error: Some(error), high_watermark: -1, log_start_offset: -1, records: Vec::new(), bytes: 0 }
+    }
+}
+
+impl Default for FetchResult {
+    /// The result of a shard that stopped before answering.
+    fn default() -> Self {
+        FetchResult::failed(ServeError::ShardStopped)
+    }
+}
+
+/// How a fetch that finds nothing waits on its owner shard.
+#[derive(Debug, Clone)]
+pub struct FetchWait {
+    pub max_wait: Duration,
+    /// Ends the wait when its sender is dropped: the requester has enough from other shards.
+    pub cancel: flume::Receiver<()>,
+}
+
+/// One partition's part of a ListOffsets request.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetsItem {
+    pub partition: PartitionId,
+    pub spec: OffsetSpec,
+}
+
+/// The offset found (and the record's timestamp, for a timestamp lookup), or none that late.
+pub type OffsetsResult = Result<Option<(u64, i64)>, ServeError>;
+
+impl Broker {
+    fn replica(&self, id: PartitionId) -> Result<Rc<Partition>, ServeError> {
+        Ok(self.partitions.lookup(id)?)
+    }
+
+    /// Appends each item as leader, then waits for what `acks` asks. Every append is queued
+    /// before the first wait, so one group commit covers them all.
+    pub async fn produce_local(&self, acks: Acks, items: Vec<ProduceItem>) -> Vec<ProduceResult> {
+        let now = ringtail_log::now_ms();
+        let mut results = Vec::with_capacity(items.len());
+        let mut waits = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let partition = match self.replica(item.partition) {
+                Ok(p) => p,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let bytes = item.records.len() as u64;
+            match partition.append_as_leader(item.records, acks, now) {
+                Ok(appended) => {
+                    let info = appended.info;
+                    if !info.duplicate {
+                        self.metrics.topic(partition.topic(), |c| {
+                            c.bytes_in += bytes;
+                            c.records_in += info.last_offset - info.base_offset + 1;
+                        });
+                    }
+                    results
+                        .push(Ok(Produced { base_offset: info.base_offset, log_start_offset: info.log_start_offset }));
+                    waits.push((i, partition, appended.wait));
+                }
+                Err(e) => {
+                    self.storage_failed(&partition, &e);
+                    tracing::debug!(topic = %partition.topic(), partition = item.partition.index, error = %e, "produce refused");
+                    results.push(Err(e.into()));
+                }
+            }
+        }
+        let _waiting = crate::metrics::GaugeGuard::new(&self.metrics.produce_waiting, waits.len() as i64);
+        for (i, partition, wait) in waits {
+            if let Err(e) = partition.wait_acked(wait).await {
+                self.storage_failed(&partition, &e);
+                results[i] = Err(e.into());
+            }
+        }
+        results
+    }
+
+    /// Reads the partitions; with `wait`, a read that finds nothing (and no error) parks on the
+    /// partitions until one has data, the wait ends, the requester cancels or shutdown begins,
+    /// and then reads again.
+    pub async fn fetch_local(&self, items: Vec<FetchItem>, budget: usize, wait: Option<FetchWait>) -> Vec<FetchResult> {
+        let results = self.read_partitions(&items, budget).await;
+        let Some(wait) = wait else { return results };
+        if results.iter().any(|r| r.bytes > 0 || r.error.is_some()) {
+            return results;
+        }
+        self.park(&items, wait).await;
+        self.read_partitions(&items, budget).await
+    }
+
+    async fn park(&self, items: &[FetchItem], wait: FetchWait) {
+        let _parked = crate::metrics::GaugeGuard::new(&self.metrics.fetch_parked, 1);
+        let mut waits: Vec<_> = items
+            .iter()
+            .filter_map(|item| self.partitions.get(item.partition).map(|p| p.wait_for_data(item.offset.max(0) as u64)))
+            .collect();
+        let any = futures_lite::future::poll_fn(move |cx| {
+            for w in waits.iter_mut() {
+                if std::pin::Pin::new(w).poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        });
+        let cancelled = async {
+            let _ = wait.cancel.recv_async().await;
+        };
+        let ends = futures_lite::future::or(self.shutdown_begun(), glommio::timer::sleep(wait.max_wait));
+        futures_lite::future::or(futures_lite::future::or(any, cancelled), async {
+            ends.await;
+        })
+        .await;
+    }
+
+    /// Reads the partitions in order until `budget` bytes are read; later partitions then get
+    /// no records (as in Kafka, the response fills in request order). No partition reads past
+    /// the budget, except that the first partition with data returns at least one batch.
+    async fn read_partitions(&self, items: &[FetchItem], mut budget: usize) -> Vec<FetchResult> {
+        let mut results = Vec::with_capacity(items.len());
+        let mut first = true;
+        for item in items {
+            let partition = match self.replica(item.partition) {
+                Ok(p) => p,
+                Err(e) => {
+                    results.push(FetchResult::failed(e));
+                    continue;
+                }
+            };
+            let mut result = FetchResult {
+                error: None,
+                high_watermark: partition.high_watermark() as i64,
+                log_start_offset: partition.log_start_offset() as i64,
+                records: Vec::new(),
+                bytes: 0,
+            };
+            let in_range = item.offset >= 0 && item.offset as u64 <= partition.log_end_offset();
+            if budget == 0 && !first && in_range {
+                results.push(result);
+                continue;
+            }
+            // Never more than the response's budget, whatever the partition's own limit; the
+            // log returns at least one batch, so the first partition with data always
+            // progresses (Kafka's rule: a response exceeds its limit by one batch at most).
+            let max_bytes = item.max_bytes.min(budget).max(1);
+            // A cold read is charged to the shard's read budget until its response is written.
+            // The first partition with data waits for room; later ones are left empty while the
+            // budget is spent, as if the response were full.
+            let mut charge = None;
+            let visible = item.offset >= 0 && (item.offset as u64) < partition.high_watermark();
+            if visible && !partition.is_cached(item.offset as u64) {
+                charge = match first {
+                    true => Some(self.read_budget.charge(max_bytes as u64).await),
+                    false => self.read_budget.try_charge(max_bytes as u64),
+                };
+                if charge.is_none() {
+                    results.push(result);
+                    continue;
+                }
+            }
+            match partition.read(item.offset, max_bytes, Isolation::HighWatermark).await {
+                Ok(mut read) => {
+                    if let Some(mut charge) = charge {
+                        charge.resize(read.bytes as u64);
+                        if let Some(last) = read.chunks.pop() {
+                            read.chunks.push(charge.attach(last));
+                        }
+                    }
+                    self.metrics.topic(partition.topic(), |c| {
+                        c.bytes_out += read.bytes as u64;
+                        c.records_out += read.next_offset.saturating_sub(item.offset as u64);
+                    });
+                    first &= read.bytes == 0;
+                    budget = budget.saturating_sub(read.bytes);
+                    result.bytes = read.bytes;
+                    result.records = read.chunks;
+                }
+                Err(e) => {
+                    self.storage_failed(&partition, &e);
+                    result.error = Some(e.into());
+                }
+            }
+            results.push(result);
+        }
+        results
+    }
+
+    pub async fn list_offsets_local(&self, items: Vec<OffsetsItem>) -> Vec<OffsetsResult> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            let result = match self.replica(item.partition) {
+                Ok(partition) => match partition.offset_for(item.spec).await {
+                    Ok(found) => Ok(found),
+                    Err(e) => {
+                        self.storage_failed(&partition, &e);
+                        Err(e.into())
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    /// Closes and deletes this shard's replicas of a deleted topic.
+    pub async fn delete_replicas_local(&self, topic: &ringtail_replication::metadata::TopicImage) {
+        self.metrics.forget_topic(&topic.name);
+        for partition in self.partitions.remove_topic(topic.id) {
+            let _ = partition.log().close(ringtail_log::now_ms()).await;
+            let dir = partition.log().dir().to_path_buf();
+            drop(partition);
+            // Removing a directory tree is blocking work: a helper thread does it, off the shard.
+            let (tx, rx) = flume::bounded(1);
+            std::thread::spawn(move || {
+                let result = std::fs::remove_dir_all(&dir);
+                let _ = tx.send((dir, result));
+            });
+            if let Ok((dir, Err(e))) = rx.recv_async().await {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's directory");
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Copies of a shard's metrics for the scraping thread: counters of the runtime and the
+//! services, partitions' offsets and sizes.
+
+use super::Broker;
+use crate::metrics::{PartitionSnapshot, ShardSnapshot};
+
+/// Copies a shard's metrics (on the shard's own thread).
+pub fn take(shard: &Broker) -> ShardSnapshot {
+    let m = &shard.metrics;
+    let apis = m.api_rows();
+    let topics = m.topic_rows();
+    let mut partitions: Vec<PartitionSnapshot> = shard
+        .partitions
+        .all()
+        .iter()
+        .map(|p| {
+            let log = p.log();
+            PartitionSnapshot {
+                topic: p.topic().to_string(),
+                partition: p.id().index,
+                segments: log.segment_count() as u64,
+                size_bytes: log.size_bytes(),
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: p.high_watermark(),
+                producers: log.producer_count() as u64,
+                offline: log.failed().is_some(),
+            }
+        })
+        .collect();
+    partitions.extend(shard.partitions.offline().into_iter().map(|(topic, partition)| PartitionSnapshot {
+        topic: topic.to_string(),
+        partition,
+        segments: 0,
+        size_bytes: 0,
+        log_start_offset: 0,
+        log_end_offset: 0,
+        high_watermark: 0,
+        producers: 0,
+        offline: true,
+    }));
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let stats = shard.flusher.stats();
+    let (committed, committed_omitted) =
+        shard.coordinator.groups.borrow().all_committed(crate::limits::METRICS_GROUP_SERIES_MAX);
+    ShardSnapshot {
+        shard: shard.id.0,
+        apis,
+        topics,
+        partitions,
+        connections: shard.connections.get() as u64,
+        requests_in_flight: shard.in_flight.get() as u64,
+        produce_waiting: m.produce_waiting.get(),
+        fetch_parked: m.fetch_parked.get(),
+        inbox_depth: shard.inbox.depth() as u64,
+        cross_shard_messages: m.cross_shard_messages.get(),
+        flush_latency: stats.flush_latency.snapshot(),
+        fdatasync_latency: stats.fdatasync_latency.snapshot(),
+        cache_hits: stats.cache_hits.get(),
+        cache_misses: stats.cache_misses.get(),
+        committed,
+        committed_omitted,
+        budgets: shard.budgets(),
+        closed_read_timeout: m.closed_read_timeout.get(),
+        closed_idle: m.closed_idle.get(),
+        refused_max_connections: m.refused_max_connections.get(),
+        refused_max_connections_per_ip: m.refused_max_connections_per_ip.get(),
+        producers_evicted: stats.producers_evicted.get(),
+        pinning_copies: m.pinning_copies.get(),
+        pinning_copy_bytes: m.pinning_copy_bytes.get(),
+    }
+}

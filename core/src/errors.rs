@@ -1,0 +1,127 @@
+//! The one table from Ringtail's domain errors to Kafka error codes. The layers below return
+//! what went wrong in their own terms (a refused batch, a fenced epoch, a topic that exists
+//! already); the Kafka API handlers (and the group coordinator, whose answers are Kafka's
+//! group protocol) turn them into codes here and nowhere else.
+
+use ringtail_log::producer::SequenceError;
+use ringtail_log::{BatchError, LogError};
+use ringtail_net::error_code as code;
+use ringtail_replication::metadata::ControllerError;
+use ringtail_replication::PartitionError;
+
+use crate::broker::data::ServeError;
+use crate::runtime::routing::Route;
+
+pub fn batch_error(e: &BatchError) -> i16 {
+    match e {
+        BatchError::Truncated { .. } | BatchError::LengthTooSmall { .. } | BatchError::CrcMismatch { .. } => {
+            code::CORRUPT_MESSAGE
+        }
+        BatchError::UnsupportedMagic { .. } => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        BatchError::TooLarge { .. } => code::MESSAGE_TOO_LARGE,
+        BatchError::InvalidTimestamp { .. } => code::INVALID_TIMESTAMP,
+        BatchError::Invalid { .. } => code::INVALID_RECORD,
+    }
+}
+
+pub fn sequence_error(e: &SequenceError) -> i16 {
+    match e {
+        SequenceError::StaleEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
+        SequenceError::OutOfOrder { .. } | SequenceError::NewEpochNotAtZero { .. } => {
+            code::OUT_OF_ORDER_SEQUENCE_NUMBER
+        }
+    }
+}
+
+pub fn log_error(e: &LogError) -> i16 {
+    match e {
+        LogError::Batch(e) => batch_error(e),
+        LogError::Sequence(e) => sequence_error(e),
+        LogError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+        LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Config { .. } => code::KAFKA_STORAGE_ERROR,
+    }
+}
+
+pub fn partition_error(e: &PartitionError) -> i16 {
+    match e {
+        PartitionError::NotLeader { .. } => code::NOT_LEADER_OR_FOLLOWER,
+        PartitionError::FencedLeaderEpoch { .. } => code::FENCED_LEADER_EPOCH,
+        PartitionError::UnknownLeaderEpoch { .. } => code::UNKNOWN_LEADER_EPOCH,
+        PartitionError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+        PartitionError::Log(e) => log_error(e),
+    }
+}
+
+pub fn serve_error(e: &ServeError) -> i16 {
+    match e {
+        ServeError::Partition(e) => partition_error(e),
+        ServeError::Offline(_) => code::KAFKA_STORAGE_ERROR,
+        ServeError::NotHere => code::UNKNOWN_TOPIC_OR_PARTITION,
+        ServeError::ShardStopped => code::UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// The code for a partition this node does not serve: led elsewhere, or without a leader.
+pub fn not_local(route: &Route) -> i16 {
+    match route {
+        Route::Local(_) => code::NONE,
+        Route::Remote { .. } => code::NOT_LEADER_OR_FOLLOWER,
+        Route::Offline => code::LEADER_NOT_AVAILABLE,
+    }
+}
+
+pub fn controller_error(e: &ControllerError) -> i16 {
+    match e {
+        ControllerError::InvalidTopicName(_) | ControllerError::InternalTopic(_) => code::INVALID_TOPIC_EXCEPTION,
+        ControllerError::TopicExists(_) => code::TOPIC_ALREADY_EXISTS,
+        ControllerError::UnknownTopic(_) => code::UNKNOWN_TOPIC_OR_PARTITION,
+        ControllerError::InvalidPartitions(_) => code::INVALID_PARTITIONS,
+        ControllerError::InvalidReplicationFactor(_) => code::INVALID_REPLICATION_FACTOR,
+        ControllerError::InvalidReplicaAssignment(_) => code::INVALID_REPLICA_ASSIGNMENT,
+        ControllerError::InvalidConfig(_) => code::INVALID_CONFIG,
+        ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
+        ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringtail_replication::{LeaderEpoch, NodeId};
+
+    /// Kafka's numbers, checked against the protocol's own table (kafka-protocol's ResponseError).
+    #[test]
+    fn codes_are_kafkas() {
+        use kafka_protocol::ResponseError as K;
+        let check = |ours: i16, theirs: K| assert_eq!(ours, theirs.code(), "{theirs:?}");
+        check(
+            partition_error(&PartitionError::NotLeader { leader: Some(NodeId(2)), epoch: LeaderEpoch(1) }),
+            K::NotLeaderOrFollower,
+        );
+        check(
+            partition_error(&PartitionError::FencedLeaderEpoch { requested: LeaderEpoch(1), current: LeaderEpoch(2) }),
+            K::FencedLeaderEpoch,
+        );
+        check(
+            partition_error(&PartitionError::UnknownLeaderEpoch { requested: LeaderEpoch(3), current: LeaderEpoch(2) }),
+            K::UnknownLeaderEpoch,
+        );
+        check(batch_error(&BatchError::TooLarge { size: 2, max: 1 }), K::MessageTooLarge);
+        check(batch_error(&BatchError::CrcMismatch { expected: 1, actual: 2 }), K::CorruptMessage);
+        check(batch_error(&BatchError::InvalidTimestamp { base_timestamp: 2, max_timestamp: 1 }), K::InvalidTimestamp);
+        check(batch_error(&BatchError::UnsupportedMagic { magic: 1 }), K::UnsupportedForMessageFormat);
+        check(
+            sequence_error(&SequenceError::StaleEpoch { producer_id: 1, epoch: 0, current: 1 }),
+            K::InvalidProducerEpoch,
+        );
+        check(
+            sequence_error(&SequenceError::OutOfOrder { producer_id: 1, epoch: 0, first_seq: 5, expected: 0 }),
+            K::OutOfOrderSequenceNumber,
+        );
+        check(serve_error(&ServeError::NotHere), K::UnknownTopicOrPartition);
+        check(controller_error(&ControllerError::TopicExists("t".into())), K::TopicAlreadyExists);
+        check(controller_error(&ControllerError::PolicyViolation(String::new())), K::PolicyViolation);
+        check(controller_error(&ControllerError::InvalidReplicaAssignment(String::new())), K::InvalidReplicaAssignment);
+        check(controller_error(&ControllerError::InvalidRequest(String::new())), K::InvalidRequest);
+    }
+}

@@ -1,0 +1,121 @@
+//! Fetch: each partition is read on the shard owning its replica. A long poll costs one round
+//! trip per owner shard: an owner that finds nothing parks on its partitions and answers when
+//! data arrives, the wait ends, or the requester cancels because another owner had data.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use ringtail_net::error_code;
+use ringtail_net::header::ApiKey;
+use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse};
+use ringtail_net::{Reader, Writer};
+use ringtail_replication::ShardId;
+
+use super::Handled;
+use crate::broker::data::{FetchItem, FetchResult, FetchWait};
+use crate::broker::{Broker, ShardMsg};
+use crate::errors;
+use crate::limits::FETCH_WAIT_MS_MAX;
+use crate::runtime::routing::Route;
+
+pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writer) -> Handled {
+    let req = FetchRequest::decode(body, version)?;
+    let mut resp = FetchResponse { throttle_time_ms: 0, error_code: 0, session_id: 0, topics: Vec::new() };
+    let mut items = Vec::new();
+    let mut slots = Vec::new();
+    let mut unroutable = false;
+    for (ti, t) in req.topics.iter().enumerate() {
+        let mut topic = FetchTopicResponse { name: t.name.clone(), partitions: Vec::new() };
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let mut slot = FetchPartitionResponse { partition_index: p.partition, ..FetchPartitionResponse::default() };
+            match broker.route(&t.name, p.partition) {
+                None => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                Some((_, route @ (Route::Remote { .. } | Route::Offline))) => {
+                    slot.error_code = errors::not_local(&route)
+                }
+                Some((partition, Route::Local(owner))) => {
+                    slots.push((ti, pi));
+                    let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+                    items.push((owner, FetchItem { partition, offset: p.fetch_offset, max_bytes }));
+                }
+            }
+            unroutable |= slot.error_code != 0;
+            topic.partitions.push(slot);
+        }
+        resp.topics.push(topic);
+    }
+    // The broker's own fetch.max.bytes bounds what a client may ask for.
+    let budget = usize::try_from(req.max_bytes).unwrap_or(0).min(broker.config.fetch_max_bytes);
+    let wait_ms = req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
+    // Kafka waits while fewer than min_bytes are ready (min_bytes <= 0 never waits); any error,
+    // including a partition this node does not serve, is answered at once.
+    let max_wait = (!unroutable && req.min_bytes > 0 && wait_ms > 0).then(|| Duration::from_millis(wait_ms as u64));
+    let results = gather(broker, items, budget, max_wait).await;
+    // The response size limit is soft, as in Kafka: the first partition with data always gets
+    // its batches; later ones are left empty once the limit is reached.
+    let mut budget = budget;
+    let mut first = true;
+    for ((ti, pi), r) in slots.into_iter().zip(results) {
+        let slot = &mut resp.topics[ti].partitions[pi];
+        slot.error_code = r.error.as_ref().map_or(error_code::NONE, errors::serve_error);
+        slot.high_watermark = r.high_watermark;
+        slot.last_stable_offset = r.high_watermark;
+        slot.log_start_offset = r.log_start_offset;
+        if r.bytes > 0 && (first || r.bytes <= budget) {
+            budget = budget.saturating_sub(r.bytes);
+            first = false;
+            slot.records = r.records;
+        }
+    }
+    if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
+        broker.metrics.error(ApiKey::Fetch);
+    }
+    Ok(Some(resp.encode_chunks(w, version)))
+}
+
+/// Sends each owner shard its partitions and collects the results in the order of `items`.
+/// With `max_wait`, owners that find nothing park; the first answer with data (or an error)
+/// cancels the others' waits, which then read again and answer at once.
+async fn gather(
+    broker: &Rc<Broker>,
+    items: Vec<(ShardId, FetchItem)>,
+    budget: usize,
+    max_wait: Option<Duration>,
+) -> Vec<FetchResult> {
+    let mut results = vec![FetchResult::default(); items.len()];
+    let mut per_owner: Vec<(Vec<usize>, Vec<FetchItem>)> =
+        (0..broker.config.shards).map(|_| (Vec::new(), Vec::new())).collect();
+    for (i, (owner, item)) in items.into_iter().enumerate() {
+        per_owner[owner.0].0.push(i);
+        per_owner[owner.0].1.push(item);
+    }
+    let owners = per_owner.iter().filter(|(p, _)| !p.is_empty()).count();
+    let (cancel_tx, cancel_rx) = flume::bounded::<()>(1);
+    let (reply_tx, reply_rx) = flume::bounded(owners.max(1));
+    for (owner, (positions, items)) in per_owner.into_iter().enumerate().filter(|(_, (p, _))| !p.is_empty()) {
+        let wait = max_wait.map(|max_wait| FetchWait { max_wait, cancel: cancel_rx.clone() });
+        let (tx, rx) = flume::bounded(1);
+        broker.dispatch(ShardId(owner), ShardMsg::Fetch { items, budget, wait, reply: tx }).await;
+        // Each owner's answer is tagged with its positions on the shared reply channel.
+        let reply_tx = reply_tx.clone();
+        glommio::spawn_local(async move {
+            let answer = rx.recv_async().await.ok();
+            let _ = reply_tx.send_async((positions, answer)).await;
+        })
+        .detach();
+    }
+    drop(reply_tx);
+    let mut cancel = Some(cancel_tx);
+    for _ in 0..owners {
+        let Ok((positions, answer)) = reply_rx.recv_async().await else { break };
+        let Some(answer) = answer else { continue };
+        if answer.iter().any(|r| r.bytes > 0 || r.error.is_some()) {
+            // Enough for a response: the other owners stop waiting.
+            cancel.take();
+        }
+        for (p, r) in positions.into_iter().zip(answer) {
+            results[p] = r;
+        }
+    }
+    results
+}

@@ -1,0 +1,79 @@
+//! ListOffsets: the earliest, the latest (high watermark) or the first offset at a timestamp,
+//! from each partition's owner shard.
+
+use std::rc::Rc;
+
+use ringtail_net::error_code;
+use ringtail_net::header::ApiKey;
+use ringtail_net::messages::list_offsets::{
+    ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+use ringtail_net::{Reader, Writer};
+use ringtail_replication::OffsetSpec;
+
+use super::{scatter, single, Handled};
+use crate::broker::data::{OffsetsItem, OffsetsResult, ServeError};
+use crate::broker::{Broker, ShardMsg};
+use crate::errors;
+use crate::runtime::routing::Route;
+
+/// Kafka's special timestamps: -1 latest, -2 earliest; others before 0 are not supported.
+fn spec(timestamp: i64) -> Option<OffsetSpec> {
+    match timestamp {
+        -1 => Some(OffsetSpec::Latest),
+        -2 => Some(OffsetSpec::Earliest),
+        t if t >= 0 => Some(OffsetSpec::Timestamp(t)),
+        _ => None,
+    }
+}
+
+pub async fn list_offsets(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = ListOffsetsRequest::decode(body, version)?;
+    let mut resp = ListOffsetsResponse { throttle_time_ms: 0, topics: Vec::new() };
+    let mut items = Vec::new();
+    let mut slots = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let mut topic = ListOffsetsTopicResponse { name: t.name.clone(), partitions: Vec::new() };
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let mut slot = ListOffsetsPartitionResponse {
+                partition_index: p.partition_index,
+                timestamp: -1,
+                offset: -1,
+                leader_epoch: 0,
+                ..ListOffsetsPartitionResponse::default()
+            };
+            match (broker.route(&t.name, p.partition_index), spec(p.timestamp)) {
+                (None, _) => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                (Some((_, route @ (Route::Remote { .. } | Route::Offline))), _) => {
+                    slot.error_code = errors::not_local(&route)
+                }
+                (Some(_), None) => slot.error_code = error_code::INVALID_REQUEST,
+                (Some((partition, Route::Local(owner))), Some(spec)) => {
+                    slots.push((ti, pi));
+                    items.push((owner, OffsetsItem { partition, spec }));
+                }
+            }
+            topic.partitions.push(slot);
+        }
+        resp.topics.push(topic);
+    }
+    let results: Vec<OffsetsResult> =
+        scatter(broker, items, Err(ServeError::ShardStopped), |items, reply| ShardMsg::ListOffsets { items, reply })
+            .await;
+    for ((ti, pi), r) in slots.into_iter().zip(results) {
+        let slot = &mut resp.topics[ti].partitions[pi];
+        match r {
+            Ok(Some((offset, timestamp))) => {
+                slot.offset = offset as i64;
+                slot.timestamp = timestamp;
+            }
+            Ok(None) => {}
+            Err(e) => slot.error_code = errors::serve_error(&e),
+        }
+    }
+    if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
+        broker.metrics.error(ApiKey::ListOffsets);
+    }
+    resp.encode(&mut w, version);
+    single(w)
+}

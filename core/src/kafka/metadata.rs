@@ -1,0 +1,112 @@
+//! Metadata and DescribeCluster: the cluster as this node's metadata image describes it.
+
+use std::rc::Rc;
+
+use ringtail_net::error_code;
+use ringtail_net::messages::describe_cluster::{
+    DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse,
+};
+use ringtail_net::messages::metadata::{
+    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use ringtail_net::{Reader, Writer};
+use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
+
+use super::{single, Handled};
+use crate::broker::controller::ensure_topics;
+use crate::broker::Broker;
+use crate::errors;
+
+pub async fn metadata(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = MetadataRequest::decode(body, version)?;
+    let requested: Option<Vec<String>> =
+        req.topics.as_ref().map(|ts| ts.iter().filter_map(|t| t.name.clone()).collect());
+    let mut refused = std::collections::HashMap::new();
+    if let Some(names) = &requested {
+        if req.allow_auto_topic_creation {
+            refused = ensure_topics(broker, names).await.into_iter().collect();
+        }
+    }
+    let view = broker.view();
+    let node = broker.node;
+    let describe = |name: &str| -> MetadataResponseTopic {
+        match view.image.topic(name) {
+            Some(t) => MetadataResponseTopic {
+                error_code: 0,
+                name: Some(name.to_string()),
+                topic_id: t.id.0,
+                is_internal: is_internal(name),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(index, p)| MetadataResponsePartition {
+                        error_code: match p.leader {
+                            Some(_) => error_code::NONE,
+                            None => error_code::LEADER_NOT_AVAILABLE,
+                        },
+                        partition_index: index as i32,
+                        leader_id: p.leader.map_or(-1, |n| n.0),
+                        leader_epoch: p.leader_epoch.0,
+                        replica_nodes: p.replicas.iter().map(|n| n.0).collect(),
+                        isr_nodes: p.isr.iter().map(|n| n.0).collect(),
+                        offline_replicas: Vec::new(),
+                    })
+                    .collect(),
+                topic_authorized_operations: i32::MIN,
+            },
+            None => MetadataResponseTopic {
+                error_code: match refused.get(name) {
+                    // Auto-creation was refused for a reason the client should see (a cap).
+                    Some(e) => errors::controller_error(e),
+                    None if validate_topic_name(name).is_ok() => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                    None => error_code::INVALID_TOPIC_EXCEPTION,
+                },
+                name: Some(name.to_string()),
+                topic_authorized_operations: i32::MIN,
+                ..MetadataResponseTopic::default()
+            },
+        }
+    };
+    let topics = match &requested {
+        Some(names) => names.iter().map(|n| describe(n)).collect(),
+        None => view.image.topics().map(|t| describe(&t.name)).collect(),
+    };
+    let resp = MetadataResponse {
+        throttle_time_ms: 0,
+        brokers: vec![MetadataResponseBroker {
+            node_id: node.0,
+            host: broker.config.advertised_host.clone(),
+            port: i32::from(broker.config.advertised_port),
+            rack: None,
+        }],
+        cluster_id: Some(view.cluster_id.to_string()),
+        controller_id: node.0,
+        topics,
+        cluster_authorized_operations: i32::MIN,
+    };
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+pub fn describe_cluster(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = DescribeClusterRequest::decode(body, version)?;
+    let view = broker.view();
+    let resp = DescribeClusterResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        error_message: None,
+        endpoint_type: req.endpoint_type,
+        cluster_id: view.cluster_id.to_string(),
+        controller_id: broker.node.0,
+        brokers: vec![DescribeClusterBroker {
+            broker_id: broker.node.0,
+            host: broker.config.advertised_host.clone(),
+            port: i32::from(broker.config.advertised_port),
+            rack: None,
+        }],
+        cluster_authorized_operations: i32::MIN,
+    };
+    resp.encode(&mut w, version);
+    single(w)
+}

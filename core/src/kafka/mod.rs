@@ -1,0 +1,132 @@
+//! The Kafka API layer, on top: decode a request frame, do the work through the broker layer
+//! (on this shard, or on the owner shards of the partitions it names), map domain errors to
+//! Kafka error codes (`crate::errors`), and encode the response as chunks to send in order.
+//! One module per group of APIs.
+
+mod fetch;
+mod groups;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use ringtail_net::error_code;
+use ringtail_net::header::{decode_frame, write_response_header, ApiKey};
+use ringtail_net::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use ringtail_net::{DecodeError, Writer};
+use ringtail_replication::ShardId;
+
+use crate::broker::{Broker, ShardMsg};
+
+/// What to do after a request.
+pub enum Outcome {
+    Respond(Vec<Bytes>),
+    /// Produce with acks=0 gets no response.
+    Silent,
+    /// The request cannot be answered in Kafka's terms; close the connection.
+    Close(String),
+}
+
+/// `client_host` is the peer's address in Kafka's form (`/127.0.0.1`).
+pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str) -> Outcome {
+    let frame_bytes = frame.len();
+    let (header, mut body) = match decode_frame(frame) {
+        Ok(x) => x,
+        Err(e) => return Outcome::Close(format!("unreadable request header: {e}")),
+    };
+    let Some(key) = ApiKey::from_i16(header.api_key) else {
+        return Outcome::Close(format!("unknown API key {}", header.api_key));
+    };
+    let version = header.api_version;
+    if !key.supports(version) {
+        if key == ApiKey::ApiVersions {
+            // Kafka's rule: answer in v0 with UNSUPPORTED_VERSION and the versions we do speak.
+            let mut w = Writer::new();
+            write_response_header(&mut w, key, 0, header.correlation_id);
+            ApiVersionsResponse::supported(error_code::UNSUPPORTED_VERSION).encode(&mut w, 0);
+            return Outcome::Respond(vec![w.buf.freeze()]);
+        }
+        let (lo, hi) = key.versions();
+        return Outcome::Close(format!("{key:?} v{version} is not supported (v{lo} to v{hi} are)"));
+    }
+    let mut w = Writer::new();
+    write_response_header(&mut w, key, version, header.correlation_id);
+    let client = groups::Client { client_id: header.client_id.as_deref().unwrap_or(""), host: client_host };
+    let result = match key {
+        ApiKey::ApiVersions => ApiVersionsRequest::decode(&mut body, version).map(|_| {
+            ApiVersionsResponse::supported(error_code::NONE).encode(&mut w, version);
+            Some(vec![w.buf.freeze()])
+        }),
+        ApiKey::Metadata => metadata::metadata(broker, &mut body, version, w).await,
+        ApiKey::Produce => produce::produce(broker, &mut body, version, w, frame_bytes).await,
+        ApiKey::Fetch => fetch::fetch(broker, &mut body, version, w).await,
+        ApiKey::ListOffsets => list_offsets::list_offsets(broker, &mut body, version, w).await,
+        ApiKey::CreateTopics => topics::create_topics(broker, &mut body, version, w).await,
+        ApiKey::DeleteTopics => topics::delete_topics(broker, &mut body, version, w).await,
+        ApiKey::CreatePartitions => topics::create_partitions(broker, &mut body, version, w).await,
+        ApiKey::DescribeConfigs => topics::describe_configs(broker, &mut body, version, w).await,
+        ApiKey::DescribeCluster => metadata::describe_cluster(broker, &mut body, version, w),
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, &mut body, version, w),
+        ApiKey::JoinGroup => groups::join_group(broker, &mut body, version, w, &client).await,
+        ApiKey::SyncGroup => groups::sync_group(broker, &mut body, version, w).await,
+        ApiKey::Heartbeat => groups::heartbeat(broker, &mut body, version, w).await,
+        ApiKey::LeaveGroup => groups::leave_group(broker, &mut body, version, w).await,
+        ApiKey::OffsetCommit => groups::offset_commit(broker, &mut body, version, w).await,
+        ApiKey::OffsetFetch => groups::offset_fetch(broker, &mut body, version, w).await,
+        ApiKey::OffsetDelete => groups::offset_delete(broker, &mut body, version, w).await,
+        ApiKey::DescribeGroups => groups::describe_groups(broker, &mut body, version, w).await,
+        ApiKey::ListGroups => groups::list_groups(broker, &mut body, version, w).await,
+        ApiKey::DeleteGroups => groups::delete_groups(broker, &mut body, version, w).await,
+        ApiKey::InitProducerId => init_producer_id::init_producer_id(broker, &mut body, version, w).await,
+    };
+    match result {
+        Ok(Some(chunks)) => Outcome::Respond(chunks),
+        Ok(None) => Outcome::Silent,
+        Err(e) => Outcome::Close(format!("malformed {key:?} v{version} request: {e}")),
+    }
+}
+
+pub type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
+
+pub fn single(w: Writer) -> Handled {
+    Ok(Some(vec![w.buf.freeze()]))
+}
+
+/// Sends each owner shard its items (this shard's too, through the same path) and returns the
+/// results in the order of `items`; a shard that stops first leaves `missing`.
+async fn scatter<I, R: Clone + 'static>(
+    broker: &Rc<Broker>,
+    items: Vec<(ShardId, I)>,
+    missing: R,
+    message: impl Fn(Vec<I>, flume::Sender<Vec<R>>) -> ShardMsg,
+) -> Vec<R> {
+    let count = items.len();
+    let mut per_owner: Vec<(Vec<usize>, Vec<I>)> =
+        (0..broker.config.shards).map(|_| (Vec::new(), Vec::new())).collect();
+    for (i, (owner, item)) in items.into_iter().enumerate() {
+        per_owner[owner.0].0.push(i);
+        per_owner[owner.0].1.push(item);
+    }
+    let mut pending = Vec::new();
+    for (owner, (positions, items)) in per_owner.into_iter().enumerate() {
+        if items.is_empty() {
+            continue;
+        }
+        let (tx, rx) = flume::bounded(1);
+        broker.dispatch(ShardId(owner), message(items, tx)).await;
+        pending.push((positions, rx));
+    }
+    let mut results = vec![missing; count];
+    for (positions, rx) in pending {
+        if let Ok(replies) = rx.recv_async().await {
+            for (p, r) in positions.into_iter().zip(replies) {
+                results[p] = r;
+            }
+        }
+    }
+    results
+}

@@ -1,0 +1,155 @@
+//! Produce: each partition's records go to the shard owning the partition's replica, which
+//! appends them as leader and answers once the acknowledgement asked for is reached.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use ringtail_net::error_code;
+use ringtail_net::header::ApiKey;
+use ringtail_net::messages::produce::{
+    ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
+};
+use ringtail_net::{Reader, Writer};
+use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
+use ringtail_replication::Acks;
+
+use super::{scatter, single, Handled};
+use crate::broker::controller::ensure_topics;
+use crate::broker::data::{ProduceItem, ProduceResult, ServeError};
+use crate::broker::{Broker, ShardMsg};
+use crate::errors;
+use crate::runtime::routing::Route;
+
+/// A partition's records that would keep a frame more than this many times their size alive
+/// (in the batch cache, after the rest of the request is done) are copied out of it.
+const FRAME_PIN_RATIO_MAX: usize = 2;
+
+/// `frame_bytes` is the size of the request frame the records are slices of.
+pub async fn produce(
+    broker: &Rc<Broker>,
+    body: &mut Reader,
+    version: i16,
+    mut w: Writer,
+    frame_bytes: usize,
+) -> Handled {
+    let req = ProduceRequest::decode(body, version)?;
+    let mut resp = ProduceResponse {
+        throttle_time_ms: 0,
+        topics: req
+            .topics
+            .iter()
+            .map(|t| ProduceTopicResponse {
+                name: t.name.clone(),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| ProducePartitionResponse { index: p.index, ..ProducePartitionResponse::default() })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let acks = Acks::from_kafka(req.acks);
+    let refuse = if acks.is_none() {
+        Some((error_code::INVALID_REQUIRED_ACKS, format!("acks={} is not one of -1, 0, 1", req.acks)))
+    } else if req.transactional_id.is_some() {
+        Some((error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported yet".to_string()))
+    } else {
+        None
+    };
+    match (refuse, acks) {
+        (Some((code, message)), _) => {
+            for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                p.error_code = code;
+                p.error_message = Some(message.clone());
+            }
+        }
+        (None, Some(acks)) => append(broker, req.topics, acks, frame_bytes, &mut resp).await,
+        (None, None) => unreachable!("no acks is refused above"),
+    }
+    let refused =
+        resp.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t, p))).find(|(_, p)| p.error_code != 0);
+    if let Some((t, p)) = refused {
+        // One line per refused request, with the first partition's reason.
+        broker.metrics.error(ApiKey::Produce);
+        if broker.log_limits.produce_refused.allow() {
+            tracing::info!(
+                topic = t.name,
+                partition = p.index,
+                error_code = p.error_code,
+                reason = p.error_message.as_deref().unwrap_or(""),
+                "produce refused"
+            );
+        }
+    }
+    if req.acks == 0 {
+        return Ok(None);
+    }
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+/// Routes each partition's records to its owner shard and fills in the answers.
+async fn append(
+    broker: &Rc<Broker>,
+    topics: Vec<ringtail_net::messages::produce::ProduceTopic>,
+    acks: Acks,
+    frame_bytes: usize,
+    resp: &mut ProduceResponse,
+) {
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    ensure_topics(broker, &names).await;
+    let mut items = Vec::new();
+    let mut slots = Vec::new();
+    for (ti, t) in topics.into_iter().enumerate() {
+        for (pi, p) in t.partitions.into_iter().enumerate() {
+            let slot = &mut resp.topics[ti].partitions[pi];
+            match (broker.route(&t.name, p.index), p.records) {
+                (None, _) if validate_topic_name(&t.name).is_err() => {
+                    slot.error_code = error_code::INVALID_TOPIC_EXCEPTION
+                }
+                (Some(_), _) if is_internal(&t.name) => {
+                    // Only the broker writes its internal topics.
+                    slot.error_code = error_code::INVALID_TOPIC_EXCEPTION;
+                    slot.error_message = Some(format!("`{}` is an internal topic", t.name));
+                }
+                (None, _) => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                (Some(_), None) => slot.error_code = error_code::INVALID_RECORD,
+                (Some((_, route @ (Route::Remote { .. } | Route::Offline))), _) => {
+                    slot.error_code = errors::not_local(&route)
+                }
+                (Some((partition, Route::Local(owner))), Some(mut records)) => {
+                    if frame_bytes > records.len().saturating_mul(FRAME_PIN_RATIO_MAX) {
+                        // The one extra copy of record bytes: without it, a small batch of a
+                        // large multi-partition request pins the whole frame while cached.
+                        broker.metrics.pinning_copy(records.len());
+                        records = Bytes::copy_from_slice(&records);
+                    }
+                    slots.push((ti, pi));
+                    items.push((owner, ProduceItem { partition, records }));
+                }
+            }
+        }
+    }
+    let results: Vec<ProduceResult> =
+        scatter(broker, items, Err(ServeError::ShardStopped), |items, reply| ShardMsg::Produce { acks, items, reply })
+            .await;
+    for ((ti, pi), r) in slots.into_iter().zip(results) {
+        let slot = &mut resp.topics[ti].partitions[pi];
+        match r {
+            Ok(produced) => {
+                slot.base_offset = produced.base_offset as i64;
+                slot.log_start_offset = produced.log_start_offset as i64;
+            }
+            Err(e) => {
+                slot.error_code = errors::serve_error(&e);
+                slot.base_offset = -1;
+                slot.log_start_offset = -1;
+                // Why a batch was refused, for the response's error message (not for a shard
+                // that stopped or a partition that is not here).
+                if matches!(e, ServeError::Partition(_)) {
+                    slot.error_message = Some(e.to_string());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The controller's decide step: a request to change the metadata is validated against the
+//! current image and turned into the records that carry it out (topic ids, partition
+//! placement on nodes, configs). Pure: no I/O, no clock; the caller appends the records to
+//! the metadata log and applies them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::image::MetadataImage;
+use super::record::MetadataRecord;
+use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
+
+pub use crate::limits::{PARTITIONS_PER_TOPIC_MAX, TOPICS_CREATED_PER_REQUEST_MAX, TOPIC_NAME_BYTES_MAX};
+/// The topic holding consumer groups' offsets (Kafka's name).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Topics only the brokers write.
+pub fn is_internal(name: &str) -> bool {
+    name == OFFSETS_TOPIC
+}
+
+/// Checks a topic's configs as a whole (the broker knows which it takes); the error says why.
+pub type ConfigCheck<'a> = dyn Fn(&[(String, String)]) -> Result<(), String> + 'a;
+
+/// Why the controller refused a change; the text tells the user what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    #[error("{0}")]
+    InvalidTopicName(String),
+    #[error("topic `{0}` already exists")]
+    TopicExists(String),
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    #[error(
+        "`{0}` is internal: it holds consumer groups' offsets, and its partition count decides their coordinators"
+    )]
+    InternalTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A broker's cap would be passed.
+    #[error("{0}")]
+    PolicyViolation(String),
+    /// The request as a whole is refused.
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+/// What the controller knows of the cluster beyond the image.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    /// Brokers that may take new replicas.
+    pub nodes: Vec<NodeId>,
+    /// Partitions of a topic created without a count.
+    pub default_partitions: i32,
+    /// Replicas per partition of a topic created without a replication factor.
+    pub default_replication_factor: i16,
+    /// Partition replicas a broker may hold.
+    pub replicas_per_node_max: usize,
+    /// Where that cap comes from, for the error message.
+    pub replicas_per_node_max_source: String,
+}
+
+/// A topic to create (CreateTopics, or auto-creation).
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 asks for the default.
+    pub partitions: i32,
+    /// -1 asks for the default.
+    pub replication_factor: i16,
+    pub configs: Vec<(String, Option<String>)>,
+    /// Explicit replica lists by partition (node ids); empty means the controller places them.
+    pub assignments: Vec<Vec<i32>>,
+}
+
+/// A topic the decision creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedTopic {
+    pub topic_id: TopicId,
+    pub partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// The per-item outcomes of a request (in request order) and the records that carry out
+/// the accepted ones.
+#[derive(Debug)]
+pub struct Decision<T> {
+    pub outcomes: Vec<(String, Result<T, ControllerError>)>,
+    pub records: Vec<MetadataRecord>,
+}
+
+/// Checks a topic name against Kafka's rules; the message says what to change.
+pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    let bad = |m: String| Err(ControllerError::InvalidTopicName(m));
+    if name.is_empty() {
+        return bad("topic name is empty".into());
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return bad(format!("topic name is {} bytes long; the limit is {TOPIC_NAME_BYTES_MAX}", name.len()));
+    }
+    if name == "." || name == ".." {
+        return bad(format!("topic name `{name}` is reserved"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return bad(format!("topic name `{name}` contains {c:?}; use only [a-zA-Z0-9._-]"));
+    }
+    Ok(())
+}
+
+/// Records of a decision in progress, applied to a scratch image as they are made so that
+/// later items of the same request see earlier ones (a name taken, the load placed).
+struct Draft {
+    image: MetadataImage,
+    next_offset: u64,
+    records: Vec<MetadataRecord>,
+}
+
+impl Draft {
+    fn new(image: &MetadataImage) -> Draft {
+        Draft { image: image.clone(), next_offset: image.applied.map_or(0, |a| a + 1), records: Vec::new() }
+    }
+
+    fn push(&mut self, record: MetadataRecord) {
+        self.image.apply(self.next_offset, &record).expect("the controller decides only records that apply");
+        self.next_offset += 1;
+        self.records.push(record);
+    }
+}
+
+/// Replica lists for `count` new partitions with `replication_factor` replicas each: every
+/// partition goes to the least loaded nodes (partition replicas held), its leader first, so
+/// replicas and leaders spread evenly. Refused if a node would pass its cap.
+fn place(
+    draft: &Draft,
+    view: &ClusterView,
+    count: usize,
+    replication_factor: usize,
+) -> Result<Vec<Vec<NodeId>>, ControllerError> {
+    let held = draft.image.replicas_per_node();
+    let mut load: Vec<(usize, NodeId)> = view.nodes.iter().map(|n| (held.get(n).copied().unwrap_or(0), *n)).collect();
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        load.sort();
+        let chosen: Vec<NodeId> = load.iter().take(replication_factor).map(|&(_, n)| n).collect();
+        load.iter_mut().take(replication_factor).for_each(|(l, _)| *l += 1);
+        out.push(chosen);
+    }
+    check_caps(&load.into_iter().map(|(l, n)| (n, l)).collect(), view, count)?;
+    Ok(out)
+}
+
+fn check_caps(load: &HashMap<NodeId, usize>, view: &ClusterView, count: usize) -> Result<(), ControllerError> {
+    let mut over: Vec<(&NodeId, &usize)> = load.iter().filter(|(_, &l)| l > view.replicas_per_node_max).collect();
+    over.sort();
+    match over.first() {
+        None => Ok(()),
+        Some((node, held)) => Err(ControllerError::PolicyViolation(format!(
+            "{count} more partitions would give broker {node} {held} partition replicas; it takes at most {} ({})",
+            view.replicas_per_node_max, view.replicas_per_node_max_source
+        ))),
+    }
+}
+
+/// Checks explicit replica lists: one per partition, all of one length, distinct known nodes.
+fn check_assignments(assignments: &[Vec<i32>], view: &ClusterView) -> Result<Vec<Vec<NodeId>>, ControllerError> {
+    let bad = |m: String| Err(ControllerError::InvalidReplicaAssignment(m));
+    let known: Vec<i32> = view.nodes.iter().map(|n| n.0).collect();
+    let width = assignments.first().map_or(0, Vec::len);
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() || replicas.len() != width {
+            return bad(format!(
+                "partition {p} lists {} replicas; every partition needs the same number, at least 1",
+                replicas.len()
+            ));
+        }
+        if let Some(n) = replicas.iter().find(|n| !known.contains(n)) {
+            return bad(format!("partition {p} names broker {n}, which is not in the cluster {known:?}"));
+        }
+        if (1..replicas.len()).any(|i| replicas[..i].contains(&replicas[i])) {
+            return bad(format!("partition {p} names a broker twice: {replicas:?}"));
+        }
+    }
+    Ok(assignments.iter().map(|a| a.iter().map(|&n| NodeId(n)).collect()).collect())
+}
+
+fn partition_records(topic: TopicId, first_index: i32, placement: Vec<Vec<NodeId>>) -> Vec<MetadataRecord> {
+    placement
+        .into_iter()
+        .enumerate()
+        .map(|(i, replicas)| MetadataRecord::PartitionCreated {
+            partition: PartitionId { topic, index: first_index + i as i32 },
+            isr: replicas.clone(),
+            leader: replicas.first().copied(),
+            replicas,
+            leader_epoch: LeaderEpoch(0),
+        })
+        .collect()
+}
+
+/// Validates one new topic against the draft so far and returns its records.
+fn decide_topic(
+    draft: &Draft,
+    view: &ClusterView,
+    t: &NewTopic,
+    validate_configs: &ConfigCheck<'_>,
+) -> Result<(CreatedTopic, Vec<MetadataRecord>), ControllerError> {
+    validate_topic_name(&t.name)?;
+    if draft.image.topic(&t.name).is_some() {
+        return Err(ControllerError::TopicExists(t.name.clone()));
+    }
+    let count = match (t.assignments.is_empty(), t.partitions) {
+        (true, -1) => view.default_partitions,
+        (true, n) => n,
+        (false, _) => t.assignments.len() as i32,
+    };
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&count) {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "{count} partitions; use 1 to {PARTITIONS_PER_TOPIC_MAX}"
+        )));
+    }
+    let nodes = view.nodes.len();
+    let placement = if t.assignments.is_empty() {
+        let factor = if t.replication_factor == -1 { view.default_replication_factor } else { t.replication_factor };
+        if factor < 1 || factor as usize > nodes {
+            return Err(ControllerError::InvalidReplicationFactor(format!(
+                "replication factor {factor} but this cluster has {nodes} broker{}",
+                if nodes == 1 { "" } else { "s" }
+            )));
+        }
+        None
+    } else {
+        Some(check_assignments(&t.assignments, view)?)
+    };
+    let mut configs = BTreeMap::new();
+    for (k, v) in &t.configs {
+        let v = v.as_ref().ok_or_else(|| ControllerError::InvalidConfig(format!("config `{k}` has no value")))?;
+        configs.insert(k.clone(), v.clone());
+    }
+    let pairs: Vec<(String, String)> = configs.into_iter().collect();
+    validate_configs(&pairs).map_err(ControllerError::InvalidConfig)?;
+    let placement = match placement {
+        Some(explicit) => {
+            let mut load = draft.image.replicas_per_node();
+            explicit.iter().flatten().for_each(|n| *load.entry(*n).or_insert(0) += 1);
+            check_caps(&load, view, explicit.len())?;
+            explicit
+        }
+        None => {
+            let factor =
+                if t.replication_factor == -1 { view.default_replication_factor } else { t.replication_factor };
+            place(draft, view, count as usize, factor as usize)?
+        }
+    };
+    let topic_id = loop {
+        let id = TopicId::random();
+        if draft.image.topic_by_id(id).is_none() {
+            break id;
+        }
+    };
+    let replication_factor = placement[0].len() as i16;
+    let mut records = vec![MetadataRecord::TopicCreated { topic_id, name: t.name.clone(), configs: pairs }];
+    records.extend(partition_records(topic_id, 0, placement));
+    Ok((CreatedTopic { topic_id, partitions: count, replication_factor }, records))
+}
+
+/// CreateTopics: each topic is decided on its own; a refused one does not stop the others.
+pub fn create_topics(
+    image: &MetadataImage,
+    view: &ClusterView,
+    topics: &[NewTopic],
+    validate_configs: &ConfigCheck<'_>,
+) -> Decision<CreatedTopic> {
+    if topics.len() > TOPICS_CREATED_PER_REQUEST_MAX {
+        let message = format!(
+            "{} topics in one request; create at most {TOPICS_CREATED_PER_REQUEST_MAX} at a time",
+            topics.len()
+        );
+        let outcomes =
+            topics.iter().map(|t| (t.name.clone(), Err(ControllerError::InvalidRequest(message.clone())))).collect();
+        return Decision { outcomes, records: Vec::new() };
+    }
+    let mut draft = Draft::new(image);
+    let mut outcomes = Vec::with_capacity(topics.len());
+    for t in topics {
+        match decide_topic(&draft, view, t, validate_configs) {
+            Ok((created, records)) => {
+                records.into_iter().for_each(|r| draft.push(r));
+                outcomes.push((t.name.clone(), Ok(created)));
+            }
+            Err(e) => outcomes.push((t.name.clone(), Err(e))),
+        }
+    }
+    Decision { outcomes, records: draft.records }
+}
+
+/// DeleteTopics by name. Internal topics cannot be deleted.
+pub fn delete_topics(image: &MetadataImage, names: &[String]) -> Decision<TopicId> {
+    let mut draft = Draft::new(image);
+    let mut outcomes = Vec::with_capacity(names.len());
+    for name in names {
+        let outcome = if is_internal(name) {
+            Err(ControllerError::InternalTopic(name.clone()))
+        } else {
+            match draft.image.topic(name).map(|t| t.id) {
+                Some(topic_id) => {
+                    draft.push(MetadataRecord::TopicDeleted { topic_id });
+                    Ok(topic_id)
+                }
+                None => Err(ControllerError::UnknownTopic(name.clone())),
+            }
+        };
+        outcomes.push((name.clone(), outcome));
+    }
+    Decision { outcomes, records: draft.records }
+}
+
+/// CreatePartitions: grows each topic to `count` partitions, placed like new topics' (with
+/// the topic's replication factor).
+pub fn create_partitions(image: &MetadataImage, view: &ClusterView, topics: &[(String, i32)]) -> Decision<i32> {
+    let mut draft = Draft::new(image);
+    let mut outcomes = Vec::with_capacity(topics.len());
+    for (name, count) in topics {
+        let outcome = (|| {
+            if is_internal(name) {
+                return Err(ControllerError::InternalTopic(name.clone()));
+            }
+            let topic = draft.image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.clone()))?;
+            let current = topic.partitions.len() as i32;
+            if *count <= current || *count > PARTITIONS_PER_TOPIC_MAX {
+                return Err(ControllerError::InvalidPartitions(format!(
+                    "topic `{name}` has {current} partitions; ask for more, up to {PARTITIONS_PER_TOPIC_MAX}"
+                )));
+            }
+            let factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+            let topic_id = topic.id;
+            let placement = place(&draft, view, (count - current) as usize, factor)?;
+            Ok(partition_records(topic_id, current, placement))
+        })();
+        match outcome {
+            Ok(records) => {
+                records.into_iter().for_each(|r| draft.push(r));
+                outcomes.push((name.clone(), Ok(*count)));
+            }
+            Err(e) => outcomes.push((name.clone(), Err(e))),
+        }
+    }
+    Decision { outcomes, records: draft.records }
+}
+
+/// Changes a topic's configs: `Some` sets one, `None` removes it (back to the default). The
+/// configs the topic would have are checked as a whole; nothing changes if any is refused.
+pub fn change_topic_configs(
+    image: &MetadataImage,
+    name: &str,
+    changes: &[(String, Option<String>)],
+    validate_configs: &ConfigCheck<'_>,
+) -> Decision<()> {
+    let mut draft = Draft::new(image);
+    let outcome = (|| {
+        let topic = draft.image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let mut next = topic.configs.clone();
+        for (k, v) in changes {
+            match v {
+                Some(v) => next.insert(k.clone(), v.clone()),
+                None => next.remove(k),
+            };
+        }
+        let pairs: Vec<(String, String)> = next.into_iter().collect();
+        validate_configs(&pairs).map_err(ControllerError::InvalidConfig)?;
+        let topic_id = topic.id;
+        let current = topic.configs.clone();
+        Ok(changes
+            .iter()
+            .filter(|(k, v)| current.get(k) != v.as_ref())
+            .map(|(k, v)| MetadataRecord::ConfigChanged { topic_id, name: k.clone(), value: v.clone() })
+            .collect::<Vec<_>>())
+    })();
+    let outcome = outcome.map(|records| records.into_iter().for_each(|r| draft.push(r)));
+    Decision { outcomes: vec![(name.to_string(), outcome)], records: draft.records }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(nodes: &[i32]) -> ClusterView {
+        ClusterView {
+            nodes: nodes.iter().map(|&n| NodeId(n)).collect(),
+            default_partitions: 2,
+            default_replication_factor: 1,
+            replicas_per_node_max: 10,
+            replicas_per_node_max_source: "test cap".into(),
+        }
+    }
+
+    fn topic(name: &str, partitions: i32, factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: factor,
+            configs: Vec::new(),
+            assignments: Vec::new(),
+        }
+    }
+
+    fn configs_ok(pairs: &[(String, String)]) -> Result<(), String> {
+        match pairs.iter().find(|(k, _)| k != "retention.ms") {
+            Some((k, _)) => Err(format!("unknown topic config `{k}`")),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies a decision's records after the image's last offset.
+    fn commit<T>(image: &mut MetadataImage, decision: &Decision<T>) {
+        for r in &decision.records {
+            let next = image.applied.map_or(0, |a| a + 1);
+            image.apply(next, r).unwrap();
+        }
+    }
+
+    fn errors<T: std::fmt::Debug>(d: &Decision<T>) -> Vec<Option<String>> {
+        d.outcomes.iter().map(|(_, o)| o.as_ref().err().map(|e| format!("{e:?}"))).collect()
+    }
+
+    #[test]
+    fn a_created_topic_is_one_topic_record_and_one_record_per_partition() {
+        let mut image = MetadataImage::default();
+        let mut t = topic("orders", 3, -1);
+        t.configs = vec![("retention.ms".into(), Some("100".into()))];
+        let d = create_topics(&image, &view(&[1]), &[t, topic("logs", -1, -1)], &configs_ok);
+        assert_eq!(errors(&d), vec![None, None]);
+        assert_eq!(d.records.len(), 2 + 3 + 2);
+        let MetadataRecord::TopicCreated { configs, .. } = &d.records[0] else { panic!("{:?}", d.records[0]) };
+        assert_eq!(configs, &vec![("retention.ms".to_string(), "100".to_string())]);
+        commit(&mut image, &d);
+        let orders = image.topic("orders").unwrap();
+        assert_eq!(orders.partitions.len(), 3);
+        assert!(orders.partitions.iter().all(|p| p.replicas == [NodeId(1)] && p.leader == Some(NodeId(1))));
+        assert_eq!(image.topic("logs").unwrap().partitions.len(), 2, "the default partition count");
+        assert_ne!(d.outcomes[0].1.as_ref().unwrap().topic_id, d.outcomes[1].1.as_ref().unwrap().topic_id);
+    }
+
+    #[test]
+    fn creation_is_validated_topic_by_topic() {
+        let mut image = MetadataImage::default();
+        let d = create_topics(&image, &view(&[1]), &[topic("taken", 1, 1)], &configs_ok);
+        commit(&mut image, &d);
+        let mut bad_config = topic("c", 1, 1);
+        bad_config.configs = vec![("colour".into(), Some("red".into()))];
+        let mut no_value = topic("d", 1, 1);
+        no_value.configs = vec![("retention.ms".into(), None)];
+        let mut assigned_elsewhere = topic("e", -1, -1);
+        assigned_elsewhere.assignments = vec![vec![2]];
+        let mut assigned_twice = topic("f", -1, -1);
+        assigned_twice.assignments = vec![vec![1, 1]];
+        let cases = [
+            (topic("a b", 1, 1), "InvalidTopicName"),
+            (topic("taken", 1, 1), "TopicExists"),
+            (topic("zero", 0, 1), "InvalidPartitions"),
+            (topic("huge", PARTITIONS_PER_TOPIC_MAX + 1, 1), "InvalidPartitions"),
+            (topic("rf", 1, 2), "InvalidReplicationFactor"),
+            (topic("rf0", 1, 0), "InvalidReplicationFactor"),
+            (bad_config, "InvalidConfig"),
+            (no_value, "InvalidConfig"),
+            (assigned_elsewhere, "InvalidReplicaAssignment"),
+            (assigned_twice, "InvalidReplicaAssignment"),
+            (topic("capped", 10, 1), "PolicyViolation"),
+            (topic("fits", 9, 1), ""),
+            (topic("fits", 1, 1), "TopicExists"),
+        ];
+        let topics: Vec<NewTopic> = cases.iter().map(|(t, _)| t.clone()).collect();
+        let d = create_topics(&image, &view(&[1]), &topics, &configs_ok);
+        for ((t, expected), (name, outcome)) in cases.iter().zip(&d.outcomes) {
+            assert_eq!(&t.name, name);
+            let got = outcome.as_ref().err().map_or(String::new(), |e| format!("{e:?}"));
+            assert!(got.starts_with(expected), "{name}: expected {expected}, got {got}");
+        }
+        assert_eq!(d.records.len(), 1 + 9, "only `fits` is created");
+        let too_many: Vec<NewTopic> =
+            (0..=TOPICS_CREATED_PER_REQUEST_MAX).map(|i| topic(&format!("t{i}"), 1, 1)).collect();
+        let d = create_topics(&MetadataImage::default(), &view(&[1]), &too_many, &configs_ok);
+        assert!(d.records.is_empty());
+        assert!(d.outcomes.iter().all(|(_, o)| matches!(o, Err(ControllerError::InvalidRequest(_)))));
+    }
+
+    #[test]
+    fn placement_spreads_replicas_and_leaders_over_nodes() {
+        let image = MetadataImage::default();
+        let d = create_topics(&image, &view(&[1, 2, 3]), &[topic("t", 6, 2)], &configs_ok);
+        let mut leaders = HashMap::new();
+        let mut replicas = HashMap::new();
+        for r in &d.records {
+            if let MetadataRecord::PartitionCreated { replicas: rs, leader, isr, .. } = r {
+                assert_eq!(rs.len(), 2);
+                assert_ne!(rs[0], rs[1], "two replicas on one broker");
+                assert_eq!(isr, rs);
+                assert_eq!(*leader, Some(rs[0]));
+                *leaders.entry(rs[0]).or_insert(0) += 1;
+                rs.iter().for_each(|n| *replicas.entry(*n).or_insert(0) += 1);
+            }
+        }
+        assert_eq!(replicas.values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+        assert!(leaders.values().all(|&l| l == 2), "{leaders:?}");
+        let d = create_topics(&image, &view(&[1, 2]), &[topic("t", 1, 3)], &configs_ok);
+        assert!(matches!(d.outcomes[0].1, Err(ControllerError::InvalidReplicationFactor(_))));
+    }
+
+    #[test]
+    fn deletion_and_growth_yield_their_records() {
+        let mut image = MetadataImage::default();
+        let d = create_topics(&image, &view(&[1]), &[topic("t", 2, 1)], &configs_ok);
+        commit(&mut image, &d);
+        let names = vec!["t".to_string(), "missing".to_string(), OFFSETS_TOPIC.to_string()];
+        let d = delete_topics(&image, &names);
+        assert_eq!(d.records, vec![MetadataRecord::TopicDeleted { topic_id: image.topic("t").unwrap().id }]);
+        assert!(matches!(d.outcomes[1].1, Err(ControllerError::UnknownTopic(_))));
+        assert!(matches!(d.outcomes[2].1, Err(ControllerError::InternalTopic(_))));
+
+        let grow = [("t".to_string(), 5), ("t".to_string(), 4), ("missing".to_string(), 3)];
+        let d = create_partitions(&image, &view(&[1]), &grow);
+        assert!(d.outcomes[0].1.is_ok());
+        assert!(matches!(d.outcomes[1].1, Err(ControllerError::InvalidPartitions(_))), "5 are there already");
+        assert!(matches!(d.outcomes[2].1, Err(ControllerError::UnknownTopic(_))));
+        let indexes: Vec<i32> = d
+            .records
+            .iter()
+            .map(|r| match r {
+                MetadataRecord::PartitionCreated { partition, .. } => partition.index,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(indexes, vec![2, 3, 4]);
+        let d = create_partitions(&image, &view(&[1]), &[("t".to_string(), 11)]);
+        assert!(matches!(d.outcomes[0].1, Err(ControllerError::PolicyViolation(_))), "{:?}", d.outcomes);
+    }
+
+    #[test]
+    fn config_changes_are_validated_as_a_whole_and_skip_no_ops() {
+        let mut image = MetadataImage::default();
+        let d = create_topics(&image, &view(&[1]), &[topic("t", 1, 1)], &configs_ok);
+        commit(&mut image, &d);
+        let set = [("retention.ms".to_string(), Some("5".to_string()))];
+        let d = change_topic_configs(&image, "t", &set, &configs_ok);
+        assert_eq!(d.records.len(), 1);
+        commit(&mut image, &d);
+        assert_eq!(image.topic("t").unwrap().configs["retention.ms"], "5");
+        assert!(change_topic_configs(&image, "t", &set, &configs_ok).records.is_empty(), "setting it again is a no-op");
+        let mixed = [("retention.ms".to_string(), None), ("colour".to_string(), Some("red".to_string()))];
+        let d = change_topic_configs(&image, "t", &mixed, &configs_ok);
+        assert!(d.records.is_empty() && matches!(d.outcomes[0].1, Err(ControllerError::InvalidConfig(_))));
+        let d = change_topic_configs(&image, "t", &mixed[..1], &configs_ok);
+        commit(&mut image, &d);
+        assert!(image.topic("t").unwrap().configs.is_empty());
+        assert!(matches!(
+            change_topic_configs(&image, "nope", &set, &configs_ok).outcomes[0].1,
+            Err(ControllerError::UnknownTopic(_))
+        ));
+    }
+}

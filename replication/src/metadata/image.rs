@@ -1,0 +1,257 @@
+//! The metadata image: the cluster's topics, partitions and configs as the records applied
+//! so far made them. Every broker holds one, built by applying the same ordered records, and
+//! every shard reads an immutable snapshot of it (`Arc<MetadataImage>`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::record::MetadataRecord;
+use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
+
+/// One partition as the metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    /// Nodes holding a replica, the preferred leader first.
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+    pub leader: Option<NodeId>,
+    pub leader_epoch: LeaderEpoch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub id: TopicId,
+    pub name: Arc<str>,
+    /// By partition index.
+    pub partitions: Vec<PartitionImage>,
+    /// Topic-level overrides of the broker defaults.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The cluster's metadata after the records up to `applied` (none: `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    /// Offset of the last record applied.
+    pub applied: Option<u64>,
+    topics: BTreeMap<Arc<str>, Arc<TopicImage>>,
+    names: HashMap<TopicId, Arc<str>>,
+}
+
+/// What a record changed, for listeners that act on it (open or delete logs, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    TopicCreated(TopicId),
+    PartitionCreated(PartitionId),
+    ConfigChanged(TopicId),
+    /// The topic as it was, with its partitions.
+    TopicDeleted(Arc<TopicImage>),
+}
+
+/// A record that does not fit the image: the record stream is damaged or out of order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metadata record {offset} does not apply: {reason}")]
+pub struct ApplyError {
+    pub offset: u64,
+    pub reason: String,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: TopicId) -> Option<&Arc<TopicImage>> {
+        self.names.get(&id).and_then(|n| self.topics.get(n))
+    }
+
+    pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
+        self.topics.values()
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// Partitions with a replica on each node.
+    pub fn replicas_per_node(&self) -> HashMap<NodeId, usize> {
+        let mut load = HashMap::new();
+        for p in self.topics.values().flat_map(|t| &t.partitions) {
+            for n in &p.replicas {
+                *load.entry(*n).or_insert(0) += 1;
+            }
+        }
+        load
+    }
+
+    /// Applies the record at `offset` (offsets only go up), returning what changed. A record
+    /// that does not fit leaves the image as it was.
+    pub fn apply(&mut self, offset: u64, record: &MetadataRecord) -> Result<Change, ApplyError> {
+        let fail = |reason: String| ApplyError { offset, reason };
+        if self.applied.is_some_and(|a| offset <= a) {
+            return Err(fail(format!("offsets go up; {} was applied already", self.applied.unwrap_or(0))));
+        }
+        let change = match record {
+            MetadataRecord::TopicCreated { topic_id, name, configs } => {
+                if self.topics.contains_key(name.as_str()) || self.names.contains_key(topic_id) {
+                    return Err(fail(format!("topic `{name}` ({topic_id}) exists already")));
+                }
+                let name: Arc<str> = Arc::from(name.as_str());
+                let topic = TopicImage {
+                    id: *topic_id,
+                    name: name.clone(),
+                    partitions: Vec::new(),
+                    configs: configs.iter().cloned().collect(),
+                };
+                self.names.insert(*topic_id, name.clone());
+                self.topics.insert(name, Arc::new(topic));
+                Change::TopicCreated(*topic_id)
+            }
+            MetadataRecord::PartitionCreated { partition, replicas, isr, leader, leader_epoch } => {
+                let topic =
+                    self.topic_mut(partition.topic).ok_or_else(|| fail(format!("no topic {}", partition.topic)))?;
+                if partition.index != topic.partitions.len() as i32 {
+                    return Err(fail(format!(
+                        "partition {} of `{}` comes after {} partitions",
+                        partition.index,
+                        topic.name,
+                        topic.partitions.len()
+                    )));
+                }
+                topic.partitions.push(PartitionImage {
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                });
+                Change::PartitionCreated(*partition)
+            }
+            MetadataRecord::ConfigChanged { topic_id, name, value } => {
+                let topic = self.topic_mut(*topic_id).ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                match value {
+                    Some(v) => topic.configs.insert(name.clone(), v.clone()),
+                    None => topic.configs.remove(name),
+                };
+                Change::ConfigChanged(*topic_id)
+            }
+            MetadataRecord::TopicDeleted { topic_id } => {
+                let name = self.names.remove(topic_id).ok_or_else(|| fail(format!("no topic {topic_id}")))?;
+                let topic = self.topics.remove(&name).expect("names and topics agree");
+                Change::TopicDeleted(topic)
+            }
+        };
+        self.applied = Some(offset);
+        Ok(change)
+    }
+
+    fn topic_mut(&mut self, id: TopicId) -> Option<&mut TopicImage> {
+        let name = self.names.get(&id)?;
+        self.topics.get_mut(name).map(Arc::make_mut)
+    }
+
+    /// The records that rebuild this image from nothing (a checkpoint's contents).
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        for t in self.topics.values() {
+            out.push(MetadataRecord::TopicCreated {
+                topic_id: t.id,
+                name: t.name.to_string(),
+                configs: t.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            });
+            for (index, p) in t.partitions.iter().enumerate() {
+                out.push(MetadataRecord::PartitionCreated {
+                    partition: PartitionId { topic: t.id, index: index as i32 },
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(id: u8, name: &str) -> MetadataRecord {
+        MetadataRecord::TopicCreated { topic_id: TopicId([id; 16]), name: name.into(), configs: Vec::new() }
+    }
+
+    fn partition(id: u8, index: i32) -> MetadataRecord {
+        MetadataRecord::PartitionCreated {
+            partition: PartitionId { topic: TopicId([id; 16]), index },
+            replicas: vec![NodeId(1)],
+            isr: vec![NodeId(1)],
+            leader: Some(NodeId(1)),
+            leader_epoch: LeaderEpoch(0),
+        }
+    }
+
+    /// Applies `records` from offset 0 and returns the image, or the first error.
+    fn replay(records: &[MetadataRecord]) -> Result<MetadataImage, ApplyError> {
+        let mut image = MetadataImage::default();
+        for (offset, r) in records.iter().enumerate() {
+            image.apply(offset as u64, r)?;
+        }
+        Ok(image)
+    }
+
+    #[test]
+    fn each_record_kind_changes_the_image() {
+        let mut image = replay(&[created(1, "a"), partition(1, 0), partition(1, 1)]).unwrap();
+        let a = image.topic("a").unwrap();
+        assert_eq!(a.partitions.len(), 2);
+        assert_eq!(image.topic_by_id(TopicId([1; 16])).unwrap().name.as_ref(), "a");
+        assert_eq!(image.replicas_per_node()[&NodeId(1)], 2);
+
+        let set = MetadataRecord::ConfigChanged {
+            topic_id: TopicId([1; 16]),
+            name: "retention.ms".into(),
+            value: Some("5".into()),
+        };
+        assert_eq!(image.apply(3, &set), Ok(Change::ConfigChanged(TopicId([1; 16]))));
+        assert_eq!(image.topic("a").unwrap().configs["retention.ms"], "5");
+        let unset =
+            MetadataRecord::ConfigChanged { topic_id: TopicId([1; 16]), name: "retention.ms".into(), value: None };
+        image.apply(4, &unset).unwrap();
+        assert!(image.topic("a").unwrap().configs.is_empty());
+
+        let Ok(Change::TopicDeleted(gone)) =
+            image.apply(5, &MetadataRecord::TopicDeleted { topic_id: TopicId([1; 16]) })
+        else {
+            panic!("delete did not apply")
+        };
+        assert_eq!(gone.partitions.len(), 2);
+        assert!(image.topic("a").is_none() && image.topic_by_id(TopicId([1; 16])).is_none());
+        assert_eq!(image.applied, Some(5));
+    }
+
+    #[test]
+    fn records_that_do_not_fit_are_refused_and_change_nothing() {
+        for bad in [
+            vec![partition(1, 0)],
+            vec![created(1, "a"), partition(1, 1)],
+            vec![created(1, "a"), created(1, "b")],
+            vec![created(1, "a"), created(2, "a")],
+            vec![MetadataRecord::TopicDeleted { topic_id: TopicId([1; 16]) }],
+        ] {
+            let good = replay(&bad[..bad.len() - 1]).unwrap();
+            let mut image = good.clone();
+            assert!(image.apply(bad.len() as u64, bad.last().unwrap()).is_err(), "{bad:?}");
+            assert_eq!(image, good);
+        }
+        let mut image = replay(&[created(1, "a")]).unwrap();
+        assert!(image.apply(0, &created(2, "b")).is_err(), "an offset applied twice");
+    }
+
+    #[test]
+    fn an_image_rebuilds_from_its_records() {
+        let image =
+            replay(&[created(1, "a"), partition(1, 0), created(2, "b"), partition(2, 0), partition(1, 1)]).unwrap();
+        let mut again = replay(&image.to_records()).unwrap();
+        again.applied = image.applied;
+        assert_eq!(again, image);
+    }
+}

@@ -1,0 +1,11 @@
+//! Cluster metadata: the records a controller decides, the image every broker builds by
+//! applying them in order, and the node-local file they are kept in until the quorum exists.
+
+pub mod controller;
+pub mod image;
+pub mod record;
+pub mod store;
+
+pub use controller::{ClusterView, ControllerError, CreatedTopic, Decision, NewTopic};
+pub use image::{ApplyError, Change, MetadataImage, PartitionImage, TopicImage};
+pub use record::MetadataRecord;

@@ -1,0 +1,240 @@
+//! Metadata records: the changes a controller decides and every broker applies, in order
+//! (KRaft's TopicRecord, PartitionRecord, ConfigRecord and RemoveTopicRecord). Their byte
+//! layout is in `log/FORMAT.md` ("Cluster metadata").
+
+use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
+use crate::limits::{CONFIGS_PER_RECORD_MAX, NODES_PER_RECORD_LIST_MAX};
+
+/// One change to the cluster's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataRecord {
+    /// A topic exists from here on, with these configs (its partitions follow as
+    /// `PartitionCreated` records).
+    TopicCreated { topic_id: TopicId, name: String, configs: Vec<(String, String)> },
+    /// A partition of an existing topic (at creation, or added later), with the nodes
+    /// holding its replicas and its first leader.
+    PartitionCreated {
+        partition: PartitionId,
+        replicas: Vec<NodeId>,
+        isr: Vec<NodeId>,
+        leader: Option<NodeId>,
+        leader_epoch: LeaderEpoch,
+    },
+    /// A topic config set (`Some`) or removed, going back to the broker default (`None`).
+    ConfigChanged { topic_id: TopicId, name: String, value: Option<String> },
+    /// The topic and all its partitions are gone.
+    TopicDeleted { topic_id: TopicId },
+}
+
+const KIND_TOPIC_CREATED: u8 = 1;
+const KIND_PARTITION_CREATED: u8 = 2;
+const KIND_CONFIG_CHANGED: u8 = 3;
+const KIND_TOPIC_DELETED: u8 = 4;
+/// `leader` when there is none.
+const NO_LEADER: i32 = -1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metadata record damaged: {0}")]
+pub struct RecordDecodeError(pub String);
+
+impl MetadataRecord {
+    /// The record's body: kind, then its fields, big-endian.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            MetadataRecord::TopicCreated { topic_id, name, configs } => {
+                out.push(KIND_TOPIC_CREATED);
+                out.extend_from_slice(&topic_id.0);
+                put_str(out, name);
+                out.extend_from_slice(&(configs.len() as u32).to_be_bytes());
+                for (k, v) in configs {
+                    put_str(out, k);
+                    put_str(out, v);
+                }
+            }
+            MetadataRecord::PartitionCreated { partition, replicas, isr, leader, leader_epoch } => {
+                out.push(KIND_PARTITION_CREATED);
+                out.extend_from_slice(&partition.topic.0);
+                out.extend_from_slice(&partition.index.to_be_bytes());
+                put_nodes(out, replicas);
+                put_nodes(out, isr);
+                out.extend_from_slice(&leader.map_or(NO_LEADER, |n| n.0).to_be_bytes());
+                out.extend_from_slice(&leader_epoch.0.to_be_bytes());
+            }
+            MetadataRecord::ConfigChanged { topic_id, name, value } => {
+                out.push(KIND_CONFIG_CHANGED);
+                out.extend_from_slice(&topic_id.0);
+                put_str(out, name);
+                match value {
+                    Some(v) => {
+                        out.push(1);
+                        put_str(out, v);
+                    }
+                    None => out.push(0),
+                }
+            }
+            MetadataRecord::TopicDeleted { topic_id } => {
+                out.push(KIND_TOPIC_DELETED);
+                out.extend_from_slice(&topic_id.0);
+            }
+        }
+    }
+
+    /// Decodes a record body written by [`MetadataRecord::encode`]; every length is checked
+    /// against the bytes left, and the whole body must be used.
+    pub fn decode(body: &[u8]) -> Result<MetadataRecord, RecordDecodeError> {
+        let mut r = Cursor { bytes: body, at: 0 };
+        let record = match r.u8()? {
+            KIND_TOPIC_CREATED => {
+                let topic_id = r.topic_id()?;
+                let name = r.string()?;
+                let count = r.count(CONFIGS_PER_RECORD_MAX)?;
+                let mut configs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    configs.push((r.string()?, r.string()?));
+                }
+                MetadataRecord::TopicCreated { topic_id, name, configs }
+            }
+            KIND_PARTITION_CREATED => {
+                let topic = r.topic_id()?;
+                let index = r.i32()?;
+                let replicas = r.nodes()?;
+                let isr = r.nodes()?;
+                let leader = match r.i32()? {
+                    NO_LEADER => None,
+                    n => Some(NodeId(n)),
+                };
+                let leader_epoch = LeaderEpoch(r.i32()?);
+                MetadataRecord::PartitionCreated {
+                    partition: PartitionId { topic, index },
+                    replicas,
+                    isr,
+                    leader,
+                    leader_epoch,
+                }
+            }
+            KIND_CONFIG_CHANGED => {
+                let topic_id = r.topic_id()?;
+                let name = r.string()?;
+                let value = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.string()?),
+                    other => return Err(RecordDecodeError(format!("config value marker {other}"))),
+                };
+                MetadataRecord::ConfigChanged { topic_id, name, value }
+            }
+            KIND_TOPIC_DELETED => MetadataRecord::TopicDeleted { topic_id: r.topic_id()? },
+            other => return Err(RecordDecodeError(format!("unknown record kind {other}"))),
+        };
+        if r.at != body.len() {
+            return Err(RecordDecodeError(format!("{} bytes left after the record", body.len() - r.at)));
+        }
+        Ok(record)
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(s.len() <= u16::MAX as usize);
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_nodes(out: &mut Vec<u8>, nodes: &[NodeId]) {
+    out.extend_from_slice(&(nodes.len() as u32).to_be_bytes());
+    for n in nodes {
+        out.extend_from_slice(&n.0.to_be_bytes());
+    }
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordDecodeError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| RecordDecodeError(format!("{n} bytes wanted at byte {}", self.at)))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, RecordDecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn i32(&mut self) -> Result<i32, RecordDecodeError> {
+        Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    fn count(&mut self, max: usize) -> Result<usize, RecordDecodeError> {
+        let n = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
+        if n > max {
+            return Err(RecordDecodeError(format!("{n} entries; at most {max}")));
+        }
+        Ok(n)
+    }
+
+    fn topic_id(&mut self) -> Result<TopicId, RecordDecodeError> {
+        Ok(TopicId(self.take(16)?.try_into().expect("16 bytes")))
+    }
+
+    fn string(&mut self) -> Result<String, RecordDecodeError> {
+        let n = u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| RecordDecodeError("a string is not UTF-8".into()))
+    }
+
+    fn nodes(&mut self) -> Result<Vec<NodeId>, RecordDecodeError> {
+        let n = self.count(NODES_PER_RECORD_LIST_MAX)?;
+        (0..n).map(|_| self.i32().map(NodeId)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn samples() -> Vec<MetadataRecord> {
+        let topic_id = TopicId([7; 16]);
+        vec![
+            MetadataRecord::TopicCreated {
+                topic_id,
+                name: "orders".into(),
+                configs: vec![("retention.ms".into(), "1000".into())],
+            },
+            MetadataRecord::PartitionCreated {
+                partition: PartitionId { topic: topic_id, index: 3 },
+                replicas: vec![NodeId(1), NodeId(2)],
+                isr: vec![NodeId(1)],
+                leader: Some(NodeId(1)),
+                leader_epoch: LeaderEpoch(4),
+            },
+            MetadataRecord::PartitionCreated {
+                partition: PartitionId { topic: topic_id, index: 4 },
+                replicas: vec![NodeId(2)],
+                isr: vec![],
+                leader: None,
+                leader_epoch: LeaderEpoch(0),
+            },
+            MetadataRecord::ConfigChanged { topic_id, name: "segment.ms".into(), value: Some("60000".into()) },
+            MetadataRecord::ConfigChanged { topic_id, name: "segment.ms".into(), value: None },
+            MetadataRecord::TopicDeleted { topic_id },
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_every_cut_is_refused() {
+        for record in samples() {
+            let mut body = Vec::new();
+            record.encode(&mut body);
+            assert_eq!(MetadataRecord::decode(&body), Ok(record.clone()));
+            for cut in 0..body.len() {
+                assert!(MetadataRecord::decode(&body[..cut]).is_err(), "{record:?} cut at {cut}");
+            }
+            body.push(0);
+            assert!(MetadataRecord::decode(&body).is_err(), "trailing byte accepted");
+        }
+        assert!(MetadataRecord::decode(&[9]).is_err());
+    }
+}
