@@ -9,8 +9,8 @@ use ringtail_net::error_code as code;
 use ringtail_replication::metadata::ControllerError;
 use ringtail_replication::PartitionError;
 
-use crate::broker::data::ServeError;
 use crate::runtime::routing::Route;
+use crate::runtime::table::ServeError;
 
 pub fn batch_error(e: &BatchError) -> i16 {
     match e {

@@ -8,33 +8,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringtail_log::LogError;
-use ringtail_replication::{Acks, Isolation, OffsetSpec, Partition, PartitionError, PartitionId};
+use ringtail_replication::{Acks, Isolation, OffsetSpec, Partition, PartitionId};
 
-use super::Broker;
-use crate::runtime::table::NoReplica;
-
-/// Why a shard could not serve a partition's part of a request.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ServeError {
-    #[error(transparent)]
-    Partition(#[from] PartitionError),
-    #[error("the partition's storage failed when it was opened: {0}")]
-    Offline(LogError),
-    #[error("this shard holds no replica of the partition")]
-    NotHere,
-    #[error("the owner shard stopped before answering")]
-    ShardStopped,
-}
-
-impl From<NoReplica> for ServeError {
-    fn from(e: NoReplica) -> Self {
-        match e {
-            NoReplica::Offline(e) => ServeError::Offline(e),
-            NoReplica::NotHere => ServeError::NotHere,
-        }
-    }
-}
+use crate::runtime::table::ServeError;
+use crate::runtime::Shard;
 
 /// One partition's part of a produce request.
 #[derive(Debug)]
@@ -100,7 +77,7 @@ pub struct OffsetsItem {
 /// The offset found (and the record's timestamp, for a timestamp lookup), or none that late.
 pub type OffsetsResult = Result<Option<(u64, i64)>, ServeError>;
 
-impl Broker {
+impl Shard {
     fn replica(&self, id: PartitionId) -> Result<Rc<Partition>, ServeError> {
         Ok(self.partitions.lookup(id)?)
     }

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod data;
 pub mod group;
 pub mod producer_ids;
+pub mod serve;
 pub mod snapshot;
 
 use std::future::Future;
@@ -152,21 +153,15 @@ impl Broker {
         })
     }
 
+    /// Sends `msg` to shard `shard` (this one too: its own queue to itself), which serves it
+    /// (`serve`). A full queue makes the sender wait.
     pub async fn send(&self, shard: ShardId, msg: ShardMsg) {
-        self.metrics.cross_shard();
+        if shard != self.id {
+            self.metrics.cross_shard();
+        }
         // A full inbox makes the sender wait: backpressure, not unbounded memory.
         if self.outbox.send(shard.0, msg).await.is_err() {
             tracing::debug!(%shard, "shard inbox closed; the broker is stopping");
-        }
-    }
-
-    /// Serves `msg` on shard `target`: here in a task of its own, or by message.
-    pub async fn dispatch(self: &Rc<Self>, target: ShardId, msg: ShardMsg) {
-        if target == self.id {
-            let local = self.clone();
-            glommio::spawn_local(async move { local.handle(msg).await }).detach();
-        } else {
-            self.send(target, msg).await;
         }
     }
 
@@ -185,45 +180,7 @@ impl Broker {
                 let _ = tx.send_async(result).await;
             })
         });
-        if target == self.id {
-            glommio::spawn_local(job(self.clone())).detach();
-        } else {
-            self.send(target, ShardMsg::Run(job)).await;
-        }
+        self.send(target, ShardMsg::Run(job)).await;
         rx.recv_async().await.ok()
-    }
-
-    /// Serves one message from another shard (or this one, through `dispatch`).
-    pub async fn handle(self: &Rc<Self>, msg: ShardMsg) {
-        match msg {
-            ShardMsg::Run(job) => job(self.clone()).await,
-            ShardMsg::Produce { acks, items, reply } => {
-                let _ = reply.send_async(self.produce_local(acks, items).await).await;
-            }
-            ShardMsg::Fetch { items, budget, wait, reply } => {
-                let _ = reply.send_async(self.fetch_local(items, budget, wait).await).await;
-            }
-            ShardMsg::ListOffsets { items, reply } => {
-                let _ = reply.send_async(self.list_offsets_local(items).await).await;
-            }
-            ShardMsg::OpenReplicas { topic, indexes, reply } => {
-                let _ = reply.send_async(self.open_replicas(&topic, &indexes).await).await;
-            }
-            ShardMsg::DeleteReplicas { topic, reply } => {
-                self.delete_replicas_local(&topic).await;
-                let _ = reply.send_async(()).await;
-            }
-            ShardMsg::Controller { request, reply } => {
-                let answer = controller::handle(self, request).await;
-                let _ = reply.send_async(answer).await;
-            }
-            ShardMsg::View(view, ack) => {
-                self.set_view(view);
-                let _ = ack.send_async(()).await;
-            }
-            ShardMsg::Drain { .. } | ShardMsg::Close => {
-                unreachable!("the shard run loop handles shutdown messages itself")
-            }
-        }
     }
 }

@@ -11,7 +11,7 @@ use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchR
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::ShardId;
 
-use super::Handled;
+use super::common::Handled;
 use crate::broker::data::{FetchItem, FetchResult, FetchWait};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
@@ -95,7 +95,7 @@ async fn gather(
     for (owner, (positions, items)) in per_owner.into_iter().enumerate().filter(|(_, (p, _))| !p.is_empty()) {
         let wait = max_wait.map(|max_wait| FetchWait { max_wait, cancel: cancel_rx.clone() });
         let (tx, rx) = flume::bounded(1);
-        broker.dispatch(ShardId(owner), ShardMsg::Fetch { items, budget, wait, reply: tx }).await;
+        broker.send(ShardId(owner), ShardMsg::Fetch { items, budget, wait, reply: tx }).await;
         // Each owner's answer is tagged with its positions on the shared reply channel.
         let reply_tx = reply_tx.clone();
         glommio::spawn_local(async move {

@@ -29,7 +29,7 @@ use ringtail_net::{Reader, Writer};
 
 use ringtail_replication::ShardId;
 
-use super::{single, Handled};
+use super::common::{single, Handled};
 use crate::broker::group::state::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use crate::broker::group::{coordinator_of, OffsetToCommit, OFFSETS_TOPIC};
 use crate::broker::Broker;

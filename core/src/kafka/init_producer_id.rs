@@ -8,7 +8,7 @@ use ringtail_net::messages::init_producer_id::{InitProducerIdRequest, InitProduc
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::ShardId;
 
-use super::{single, Handled};
+use super::common::{single, Handled};
 use crate::broker::producer_ids::ProducerIdError;
 use crate::broker::Broker;
 

@@ -11,11 +11,12 @@ use ringtail_net::messages::list_offsets::{
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::OffsetSpec;
 
-use super::{scatter, single, Handled};
-use crate::broker::data::{OffsetsItem, OffsetsResult, ServeError};
+use super::common::{scatter, single, Handled};
+use crate::broker::data::{OffsetsItem, OffsetsResult};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
 use crate::runtime::routing::Route;
+use crate::runtime::table::ServeError;
 
 /// Kafka's special timestamps: -1 latest, -2 earliest; others before 0 are not supported.
 fn spec(timestamp: i64) -> Option<OffsetSpec> {

@@ -12,8 +12,8 @@ use ringtail_net::messages::metadata::{
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
 
-use super::{single, Handled};
-use crate::broker::controller::ensure_topics;
+use super::common::{single, Handled};
+use crate::broker::controller::service::ensure_topics;
 use crate::broker::Broker;
 use crate::errors;
 

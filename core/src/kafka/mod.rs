@@ -3,6 +3,7 @@
 //! Kafka error codes (`crate::errors`), and encode the response as chunks to send in order.
 //! One module per group of APIs.
 
+mod common;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -17,10 +18,9 @@ use bytes::Bytes;
 use ringtail_net::error_code;
 use ringtail_net::header::{decode_frame, write_response_header, ApiKey};
 use ringtail_net::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
-use ringtail_net::{DecodeError, Writer};
-use ringtail_replication::ShardId;
+use ringtail_net::Writer;
 
-use crate::broker::{Broker, ShardMsg};
+use crate::broker::Broker;
 
 /// What to do after a request.
 pub enum Outcome {
@@ -88,45 +88,4 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         Ok(None) => Outcome::Silent,
         Err(e) => Outcome::Close(format!("malformed {key:?} v{version} request: {e}")),
     }
-}
-
-pub type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
-
-pub fn single(w: Writer) -> Handled {
-    Ok(Some(vec![w.buf.freeze()]))
-}
-
-/// Sends each owner shard its items (this shard's too, through the same path) and returns the
-/// results in the order of `items`; a shard that stops first leaves `missing`.
-async fn scatter<I, R: Clone + 'static>(
-    broker: &Rc<Broker>,
-    items: Vec<(ShardId, I)>,
-    missing: R,
-    message: impl Fn(Vec<I>, flume::Sender<Vec<R>>) -> ShardMsg,
-) -> Vec<R> {
-    let count = items.len();
-    let mut per_owner: Vec<(Vec<usize>, Vec<I>)> =
-        (0..broker.config.shards).map(|_| (Vec::new(), Vec::new())).collect();
-    for (i, (owner, item)) in items.into_iter().enumerate() {
-        per_owner[owner.0].0.push(i);
-        per_owner[owner.0].1.push(item);
-    }
-    let mut pending = Vec::new();
-    for (owner, (positions, items)) in per_owner.into_iter().enumerate() {
-        if items.is_empty() {
-            continue;
-        }
-        let (tx, rx) = flume::bounded(1);
-        broker.dispatch(ShardId(owner), message(items, tx)).await;
-        pending.push((positions, rx));
-    }
-    let mut results = vec![missing; count];
-    for (positions, rx) in pending {
-        if let Ok(replies) = rx.recv_async().await {
-            for (p, r) in positions.into_iter().zip(replies) {
-                results[p] = r;
-            }
-        }
-    }
-    results
 }

@@ -13,12 +13,13 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
 use ringtail_replication::Acks;
 
-use super::{scatter, single, Handled};
-use crate::broker::controller::ensure_topics;
-use crate::broker::data::{ProduceItem, ProduceResult, ServeError};
+use super::common::{scatter, single, Handled};
+use crate::broker::controller::service::ensure_topics;
+use crate::broker::data::{ProduceItem, ProduceResult};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
 use crate::runtime::routing::Route;
+use crate::runtime::table::ServeError;
 
 /// A partition's records that would keep a frame more than this many times their size alive
 /// (in the batch cache, after the rest of the request is done) are copied out of it.

@@ -16,8 +16,9 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::NewTopic;
 use ringtail_replication::TopicId;
 
-use super::{single, Handled};
-use crate::broker::controller::{submit, ControllerRequest};
+use super::common::{single, Handled};
+use crate::broker::controller::service::submit;
+use crate::broker::controller::ControllerRequest;
 use crate::broker::Broker;
 use crate::errors;
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use ringtail_log::LogError;
-use ringtail_replication::{Partition, PartitionId, TopicId};
+use ringtail_replication::{Partition, PartitionError, PartitionId, TopicId};
 
 /// Why a shard has no replica to serve.
 #[derive(Debug, Clone)]
@@ -15,6 +15,28 @@ pub enum NoReplica {
     Offline(LogError),
     /// This shard does not hold it (the topic was deleted, or routing was stale).
     NotHere,
+}
+
+/// Why a shard could not serve a partition's part of a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+    #[error("the partition's storage failed when it was opened: {0}")]
+    Offline(LogError),
+    #[error("this shard holds no replica of the partition")]
+    NotHere,
+    #[error("the owner shard stopped before answering")]
+    ShardStopped,
+}
+
+impl From<NoReplica> for ServeError {
+    fn from(e: NoReplica) -> Self {
+        match e {
+            NoReplica::Offline(e) => ServeError::Offline(e),
+            NoReplica::NotHere => ServeError::NotHere,
+        }
+    }
 }
 
 #[derive(Default)]

@@ -291,7 +291,7 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
                     ShardMsg::Drain { .. } | ShardMsg::Close => {
                         let _ = control_tx.send(msg).await;
                     }
-                    msg => shard.handle(msg).await,
+                    msg => shard.serve_message(msg).await,
                 }
             }
         })

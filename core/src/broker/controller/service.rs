@@ -1,55 +1,19 @@
-//! The controller service, on shard 0: decides metadata changes (validation and placement,
-//! pure, in `ringtail_replication::metadata::controller`), makes the records durable in the
-//! metadata log, then applies them. Applying is a listener over the ordered records that any
-//! broker can run: it updates the image, places this node's new replicas on its shards, opens
-//! or deletes their logs on the owner shards, and publishes the new view to every shard.
+//! The controller service's work on the shards: requests submitted to shard 0, decided,
+//! made durable and applied (records to open or delete replicas on their owner shards, then
+//! the new view published to every shard).
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use ringtail_replication::metadata::controller::{self as decide, ClusterView, NewTopic};
-use ringtail_replication::metadata::store::MetadataLog;
-use ringtail_replication::metadata::{Change, ControllerError, MetadataImage, MetadataRecord, TopicImage};
-use ringtail_replication::{PartitionId, ShardId, TopicId};
+use ringtail_replication::metadata::{ControllerError, MetadataRecord};
+use ringtail_replication::ShardId;
 
-use super::{Broker, ShardMsg};
+use super::{apply_records, outcome, ControllerReply, ControllerRequest, TopicOutcome};
+use crate::broker::{Broker, ShardMsg};
 use crate::config::topic_log_config;
-use crate::runtime::placement::{Placement, PLACEMENT_FILE};
+use crate::runtime::placement::PLACEMENT_FILE;
 use crate::runtime::routing::NodeView;
-
-/// The controller's state, on shard 0. Requests are serialized by `lock`.
-pub struct Controller {
-    log: MetadataLog,
-    lock: glommio::sync::Semaphore,
-}
-
-impl Controller {
-    pub fn new(log: MetadataLog) -> Controller {
-        Controller { log, lock: glommio::sync::Semaphore::new(1) }
-    }
-}
-
-pub enum ControllerRequest {
-    CreateTopics { topics: Vec<NewTopic>, validate_only: bool },
-    DeleteTopics { names: Vec<String> },
-    CreatePartitions { topics: Vec<(String, i32)>, validate_only: bool },
-}
-
-/// Outcome for one topic of a request.
-#[derive(Debug, Clone)]
-pub struct TopicOutcome {
-    pub name: String,
-    pub result: Result<(), ControllerError>,
-    pub partitions: i32,
-    pub replication_factor: i16,
-    pub topic_id: TopicId,
-}
-
-pub type ControllerReply = Vec<TopicOutcome>;
-
-fn outcome(name: String, result: Result<(), ControllerError>) -> TopicOutcome {
-    TopicOutcome { name, result, partitions: -1, replication_factor: -1, topic_id: TopicId::default() }
-}
 
 /// What the controller knows of the cluster beyond the image: a single node, today.
 fn cluster_view(broker: &Broker) -> ClusterView {
@@ -74,7 +38,7 @@ pub async fn submit(broker: &Rc<Broker>, request: ControllerRequest) -> Controll
         // and a metadata change must never stop halfway (records written, logs not opened).
         let controller = broker.clone();
         glommio::spawn_local(async move {
-            let _ = tx.send_async(handle(&controller, request).await).await;
+            let _ = tx.send_async(decide_and_apply(&controller, request).await).await;
         })
         .detach();
     } else {
@@ -84,7 +48,7 @@ pub async fn submit(broker: &Rc<Broker>, request: ControllerRequest) -> Controll
 }
 
 /// Decides a request, makes its records durable and applies them.
-pub async fn handle(broker: &Rc<Broker>, request: ControllerRequest) -> ControllerReply {
+pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -> ControllerReply {
     let Some(controller) = &broker.controller else { return Vec::new() };
     let _permit = controller.lock.acquire_permit(1).await.expect("the controller lock is never closed");
     let view = broker.view();
@@ -156,57 +120,6 @@ fn fail_stop(what: &str, error: &dyn std::fmt::Display) -> ! {
     std::process::exit(70);
 }
 
-/// What applying records means for this node: its new replicas by owner shard, and the topics
-/// whose replicas go.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct NodeEffects {
-    /// (topic, owner shard, partition indexes) to open.
-    pub open: Vec<(TopicId, ShardId, Vec<i32>)>,
-    /// Deleted topics, as they were.
-    pub delete: Vec<Arc<TopicImage>>,
-    /// The placement changed and must be written.
-    pub placement_changed: bool,
-}
-
-/// Applies records (from `first`, in order) to an image and this node's placement: no I/O.
-pub fn apply_records(
-    image: &mut MetadataImage,
-    placement: &mut Placement,
-    node: ringtail_replication::NodeId,
-    shards: usize,
-    first: u64,
-    records: &[MetadataRecord],
-) -> Result<NodeEffects, ringtail_replication::metadata::ApplyError> {
-    let mut effects = NodeEffects::default();
-    for (i, record) in records.iter().enumerate() {
-        match image.apply(first + i as u64, record)? {
-            Change::PartitionCreated(id) => {
-                let replicas =
-                    &image.topic_by_id(id.topic).expect("just applied").partitions[id.index as usize].replicas;
-                if !replicas.contains(&node) {
-                    continue;
-                }
-                placement.place([id], shards);
-                effects.placement_changed = true;
-                let shard = placement.shard(id).expect("just placed");
-                match effects.open.iter_mut().find(|(t, s, _)| *t == id.topic && *s == shard) {
-                    Some((_, _, indexes)) => indexes.push(id.index),
-                    None => effects.open.push((id.topic, shard, vec![id.index])),
-                }
-            }
-            Change::TopicDeleted(topic) => {
-                placement.remove_topic(topic.id);
-                effects.placement_changed = true;
-                effects.delete.push(topic);
-            }
-            // A config change reaches a log when it is next opened (live changes: issue 16's
-            // AlterConfigs); a new topic has no replicas until its partitions come.
-            Change::ConfigChanged(_) | Change::TopicCreated(_) => {}
-        }
-    }
-    Ok(effects)
-}
-
 /// The apply listener: carries out durable records on this node.
 pub async fn apply(broker: &Rc<Broker>, first: u64, records: &[MetadataRecord]) {
     let view = broker.view();
@@ -228,7 +141,7 @@ pub async fn apply(broker: &Rc<Broker>, first: u64, records: &[MetadataRecord]) 
     for (topic_id, owner, indexes) in effects.open {
         let topic = image.topic_by_id(topic_id).expect("applied").clone();
         let (tx, rx) = flume::bounded(1);
-        broker.dispatch(owner, ShardMsg::OpenReplicas { topic, indexes, reply: tx }).await;
+        broker.send(owner, ShardMsg::OpenReplicas { topic, indexes, reply: tx }).await;
         match rx.recv_async().await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => fail_stop("cannot open new partitions", &e),
@@ -240,7 +153,7 @@ pub async fn apply(broker: &Rc<Broker>, first: u64, records: &[MetadataRecord]) 
     for topic in effects.delete {
         for owner in (0..broker.config.shards).map(ShardId) {
             let (tx, rx) = flume::bounded(1);
-            broker.dispatch(owner, ShardMsg::DeleteReplicas { topic: topic.clone(), reply: tx }).await;
+            broker.send(owner, ShardMsg::DeleteReplicas { topic: topic.clone(), reply: tx }).await;
             let _ = rx.recv_async().await;
         }
     }
@@ -284,78 +197,4 @@ pub async fn ensure_topics(broker: &Rc<Broker>, names: &[String]) -> Vec<(String
         }
     }
     refused
-}
-
-/// The partitions of the image with a replica on `node`.
-pub fn local_partitions(image: &MetadataImage, node: ringtail_replication::NodeId) -> Vec<PartitionId> {
-    image
-        .topics()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .enumerate()
-                .filter(move |(_, p)| p.replicas.contains(&node))
-                .map(move |(i, _)| PartitionId { topic: t.id, index: i as i32 })
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ringtail_replication::metadata::controller::create_topics;
-    use ringtail_replication::NodeId;
-
-    fn view(nodes: &[i32]) -> ClusterView {
-        ClusterView {
-            nodes: nodes.iter().map(|&n| NodeId(n)).collect(),
-            default_partitions: 1,
-            default_replication_factor: 1,
-            replicas_per_node_max: 100,
-            replicas_per_node_max_source: "test".into(),
-        }
-    }
-
-    fn topic(name: &str, partitions: i32, factor: i16) -> NewTopic {
-        NewTopic {
-            name: name.into(),
-            partitions,
-            replication_factor: factor,
-            configs: Vec::new(),
-            assignments: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_listener_opens_local_replicas_on_the_least_loaded_shards_and_deletes_topics() {
-        let mut image = MetadataImage::default();
-        let mut placement = Placement::default();
-        let d = create_topics(&image, &view(&[1]), &[topic("a", 3, 1), topic("b", 1, 1)], &|_| Ok(()));
-        let effects = apply_records(&mut image, &mut placement, NodeId(1), 2, 0, &d.records).unwrap();
-        let a = image.topic("a").unwrap().id;
-        let b = image.topic("b").unwrap().id;
-        assert_eq!(effects.open, vec![(a, ShardId(0), vec![0, 2]), (a, ShardId(1), vec![1]), (b, ShardId(1), vec![0])]);
-        assert!(effects.placement_changed && effects.delete.is_empty());
-        assert_eq!(placement.load(2), vec![2, 2]);
-
-        let d = decide::delete_topics(&image, &["a".to_string()]);
-        let next = image.applied.unwrap() + 1;
-        let effects = apply_records(&mut image, &mut placement, NodeId(1), 2, next, &d.records).unwrap();
-        assert_eq!(effects.delete.len(), 1);
-        assert_eq!(effects.delete[0].name.as_ref(), "a");
-        assert_eq!(placement.load(2), vec![0, 1]);
-        assert!(image.topic("a").is_none());
-    }
-
-    #[test]
-    fn the_listener_ignores_replicas_of_other_nodes() {
-        let mut image = MetadataImage::default();
-        let mut placement = Placement::default();
-        let d = create_topics(&image, &view(&[1, 2, 3]), &[topic("t", 3, 1)], &|_| Ok(()));
-        let effects = apply_records(&mut image, &mut placement, NodeId(2), 1, 0, &d.records).unwrap();
-        assert_eq!(effects.open.iter().map(|(_, _, i)| i.len()).sum::<usize>(), 1, "one of three partitions is here");
-        assert_eq!(local_partitions(&image, NodeId(2)).len(), 1);
-        let bad = [MetadataRecord::TopicDeleted { topic_id: TopicId([9; 16]) }];
-        assert!(apply_records(&mut image, &mut placement, NodeId(2), 1, 99, &bad).is_err());
-    }
 }

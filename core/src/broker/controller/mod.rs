@@ -1,0 +1,178 @@
+//! The controller service, on shard 0: decides metadata changes (validation and placement,
+//! pure, in `ringtail_replication::metadata::controller`), makes the records durable in the
+//! metadata log, then applies them. Applying is a listener over the ordered records that any
+//! broker can run: it updates the image, places this node's new replicas on its shards, opens
+//! or deletes their logs on the owner shards, and publishes the new view to every shard.
+//!
+//! This module holds the controller's state, its requests and the pure part of applying
+//! (`apply_records`); `service` runs them on the shards.
+
+pub mod service;
+
+use std::sync::Arc;
+
+use ringtail_replication::metadata::store::MetadataLog;
+use ringtail_replication::metadata::{
+    ApplyError, Change, ControllerError, MetadataImage, MetadataRecord, NewTopic, TopicImage,
+};
+use ringtail_replication::{NodeId, PartitionId, ShardId, TopicId};
+
+use crate::runtime::placement::Placement;
+
+/// The controller's state, on shard 0. Requests are serialized by `lock`.
+pub struct Controller {
+    pub(super) log: MetadataLog,
+    pub(super) lock: glommio::sync::Semaphore,
+}
+
+impl Controller {
+    pub fn new(log: MetadataLog) -> Controller {
+        Controller { log, lock: glommio::sync::Semaphore::new(1) }
+    }
+}
+
+pub enum ControllerRequest {
+    CreateTopics { topics: Vec<NewTopic>, validate_only: bool },
+    DeleteTopics { names: Vec<String> },
+    CreatePartitions { topics: Vec<(String, i32)>, validate_only: bool },
+}
+
+/// Outcome for one topic of a request.
+#[derive(Debug, Clone)]
+pub struct TopicOutcome {
+    pub name: String,
+    pub result: Result<(), ControllerError>,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub topic_id: TopicId,
+}
+
+pub type ControllerReply = Vec<TopicOutcome>;
+
+fn outcome(name: String, result: Result<(), ControllerError>) -> TopicOutcome {
+    TopicOutcome { name, result, partitions: -1, replication_factor: -1, topic_id: TopicId::default() }
+}
+
+/// What applying records means for this node: its new replicas by owner shard, and the topics
+/// whose replicas go.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NodeEffects {
+    /// (topic, owner shard, partition indexes) to open.
+    pub open: Vec<(TopicId, ShardId, Vec<i32>)>,
+    /// Deleted topics, as they were.
+    pub delete: Vec<Arc<TopicImage>>,
+    /// The placement changed and must be written.
+    pub placement_changed: bool,
+}
+
+/// Applies records (from `first`, in order) to an image and this node's placement: no I/O.
+pub fn apply_records(
+    image: &mut MetadataImage,
+    placement: &mut Placement,
+    node: NodeId,
+    shards: usize,
+    first: u64,
+    records: &[MetadataRecord],
+) -> Result<NodeEffects, ApplyError> {
+    let mut effects = NodeEffects::default();
+    for (i, record) in records.iter().enumerate() {
+        match image.apply(first + i as u64, record)? {
+            Change::PartitionCreated(id) => {
+                let replicas =
+                    &image.topic_by_id(id.topic).expect("just applied").partitions[id.index as usize].replicas;
+                if !replicas.contains(&node) {
+                    continue;
+                }
+                placement.place([id], shards);
+                effects.placement_changed = true;
+                let shard = placement.shard(id).expect("just placed");
+                match effects.open.iter_mut().find(|(t, s, _)| *t == id.topic && *s == shard) {
+                    Some((_, _, indexes)) => indexes.push(id.index),
+                    None => effects.open.push((id.topic, shard, vec![id.index])),
+                }
+            }
+            Change::TopicDeleted(topic) => {
+                placement.remove_topic(topic.id);
+                effects.placement_changed = true;
+                effects.delete.push(topic);
+            }
+            // A config change reaches a log when it is next opened (live changes: issue 16's
+            // AlterConfigs); a new topic has no replicas until its partitions come.
+            Change::ConfigChanged(_) | Change::TopicCreated(_) => {}
+        }
+    }
+    Ok(effects)
+}
+
+/// The partitions of the image with a replica on `node`.
+pub fn local_partitions(image: &MetadataImage, node: NodeId) -> Vec<PartitionId> {
+    image
+        .topics()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .filter(move |(_, p)| p.replicas.contains(&node))
+                .map(move |(i, _)| PartitionId { topic: t.id, index: i as i32 })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringtail_replication::metadata::controller::{self as decide, create_topics, ClusterView};
+
+    fn view(nodes: &[i32]) -> ClusterView {
+        ClusterView {
+            nodes: nodes.iter().map(|&n| NodeId(n)).collect(),
+            default_partitions: 1,
+            default_replication_factor: 1,
+            replicas_per_node_max: 100,
+            replicas_per_node_max_source: "test".into(),
+        }
+    }
+
+    fn topic(name: &str, partitions: i32, factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: factor,
+            configs: Vec::new(),
+            assignments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_listener_opens_local_replicas_on_the_least_loaded_shards_and_deletes_topics() {
+        let mut image = MetadataImage::default();
+        let mut placement = Placement::default();
+        let d = create_topics(&image, &view(&[1]), &[topic("a", 3, 1), topic("b", 1, 1)], &|_| Ok(()));
+        let effects = apply_records(&mut image, &mut placement, NodeId(1), 2, 0, &d.records).unwrap();
+        let a = image.topic("a").unwrap().id;
+        let b = image.topic("b").unwrap().id;
+        assert_eq!(effects.open, vec![(a, ShardId(0), vec![0, 2]), (a, ShardId(1), vec![1]), (b, ShardId(1), vec![0])]);
+        assert!(effects.placement_changed && effects.delete.is_empty());
+        assert_eq!(placement.load(2), vec![2, 2]);
+
+        let d = decide::delete_topics(&image, &["a".to_string()]);
+        let next = image.applied.unwrap() + 1;
+        let effects = apply_records(&mut image, &mut placement, NodeId(1), 2, next, &d.records).unwrap();
+        assert_eq!(effects.delete.len(), 1);
+        assert_eq!(effects.delete[0].name.as_ref(), "a");
+        assert_eq!(placement.load(2), vec![0, 1]);
+        assert!(image.topic("a").is_none());
+    }
+
+    #[test]
+    fn the_listener_ignores_replicas_of_other_nodes() {
+        let mut image = MetadataImage::default();
+        let mut placement = Placement::default();
+        let d = create_topics(&image, &view(&[1, 2, 3]), &[topic("t", 3, 1)], &|_| Ok(()));
+        let effects = apply_records(&mut image, &mut placement, NodeId(2), 1, 0, &d.records).unwrap();
+        assert_eq!(effects.open.iter().map(|(_, _, i)| i.len()).sum::<usize>(), 1, "one of three partitions is here");
+        assert_eq!(local_partitions(&image, NodeId(2)).len(), 1);
+        let bad = [MetadataRecord::TopicDeleted { topic_id: TopicId([9; 16]) }];
+        assert!(apply_records(&mut image, &mut placement, NodeId(2), 1, 99, &bad).is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! What every Kafka API handler shares: the handler result, a one-chunk response, and
+//! scattering a request's partitions over their owner shards.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use ringtail_net::{DecodeError, Writer};
+use ringtail_replication::ShardId;
+
+use crate::broker::{Broker, ShardMsg};
+
+pub type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
+
+pub fn single(w: Writer) -> Handled {
+    Ok(Some(vec![w.buf.freeze()]))
+}
+
+/// Sends each owner shard its items (this shard's too, through the same path) and returns the
+/// results in the order of `items`; a shard that stops first leaves `missing`.
+pub async fn scatter<I, R: Clone + 'static>(
+    broker: &Rc<Broker>,
+    items: Vec<(ShardId, I)>,
+    missing: R,
+    message: impl Fn(Vec<I>, flume::Sender<Vec<R>>) -> ShardMsg,
+) -> Vec<R> {
+    let count = items.len();
+    let mut per_owner: Vec<(Vec<usize>, Vec<I>)> =
+        (0..broker.config.shards).map(|_| (Vec::new(), Vec::new())).collect();
+    for (i, (owner, item)) in items.into_iter().enumerate() {
+        per_owner[owner.0].0.push(i);
+        per_owner[owner.0].1.push(item);
+    }
+    let mut pending = Vec::new();
+    for (owner, (positions, items)) in per_owner.into_iter().enumerate() {
+        if items.is_empty() {
+            continue;
+        }
+        let (tx, rx) = flume::bounded(1);
+        broker.send(ShardId(owner), message(items, tx)).await;
+        pending.push((positions, rx));
+    }
+    let mut results = vec![missing; count];
+    for (positions, rx) in pending {
+        if let Ok(replies) = rx.recv_async().await {
+            for (p, r) in positions.into_iter().zip(replies) {
+                results[p] = r;
+            }
+        }
+    }
+    results
+}
