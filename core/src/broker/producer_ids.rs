@@ -19,15 +19,24 @@ pub fn encode(end: i64) -> Vec<u8> {
     ringtail_log::encode_state_file(StateFileKind::ProducerIdBlock, &end.to_be_bytes())
 }
 
-pub fn decode(bytes: &[u8]) -> Result<i64, String> {
-    let payload = ringtail_log::decode_state_file(StateFileKind::ProducerIdBlock, bytes)?;
-    let end =
-        i64::from_be_bytes(payload.try_into().map_err(|_| format!("payload of {} bytes, expected 8", payload.len()))?);
+pub fn decode(bytes: &[u8]) -> Result<i64, ProducerIdFileDamaged> {
+    let payload =
+        ringtail_log::decode_state_file(StateFileKind::ProducerIdBlock, bytes).map_err(ProducerIdFileDamaged)?;
+    let end = i64::from_be_bytes(
+        payload
+            .try_into()
+            .map_err(|_| ProducerIdFileDamaged(format!("payload of {} bytes, expected 8", payload.len())))?,
+    );
     if end < 0 {
-        return Err(format!("negative block end {end}"));
+        return Err(ProducerIdFileDamaged(format!("negative block end {end}")));
     }
     Ok(end)
 }
+
+/// What is wrong with the `producer-ids` file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProducerIdFileDamaged(pub String);
 
 /// Reads where allocation resumes, at start-up (main thread, before the shards run).
 pub fn load(data_dir: &Path) -> anyhow::Result<i64> {

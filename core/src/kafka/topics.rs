@@ -13,7 +13,7 @@ use ringtail_net::messages::describe_configs::{
     DescribeConfigsRequest, DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
 };
 use ringtail_net::{Reader, Writer};
-use ringtail_replication::metadata::NewTopic;
+use ringtail_replication::metadata::{ControllerError, NewTopic};
 use ringtail_replication::TopicId;
 
 use super::common::{single, Handled};
@@ -22,7 +22,14 @@ use crate::broker::controller::ControllerRequest;
 use crate::broker::Broker;
 use crate::errors;
 
-/// Kafka's config types (DescribeConfigs v3+).
+/// A topic's error code and message in the response.
+fn error_of(result: &Result<(), ControllerError>) -> (i16, Option<String>) {
+    match result {
+        Ok(()) => (error_code::NONE, None),
+        Err(e) => (errors::controller_error(e), Some(e.to_string())),
+    }
+}
+
 pub async fn create_topics(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = CreateTopicsRequest::decode(body, version)?;
     let topics = req
@@ -41,14 +48,17 @@ pub async fn create_topics(broker: &Rc<Broker>, body: &mut Reader, version: i16,
         throttle_time_ms: 0,
         topics: outcomes
             .into_iter()
-            .map(|o| CreatableTopicResult {
-                name: o.name,
-                topic_id: o.topic_id.0,
-                error_code: o.result.as_ref().err().map_or(0, errors::controller_error),
-                error_message: o.result.as_ref().err().map(|e| e.to_string()),
-                num_partitions: o.partitions,
-                replication_factor: o.replication_factor,
-                configs: None,
+            .map(|o| {
+                let (error_code, error_message) = error_of(&o.result);
+                CreatableTopicResult {
+                    name: o.name,
+                    topic_id: o.topic_id.0,
+                    error_code,
+                    error_message,
+                    num_partitions: o.partitions,
+                    replication_factor: o.replication_factor,
+                    configs: None,
+                }
             })
             .collect(),
     };
@@ -75,11 +85,9 @@ pub async fn delete_topics(broker: &Rc<Broker>, body: &mut Reader, version: i16,
         throttle_time_ms: 0,
         responses: outcomes
             .into_iter()
-            .map(|o| DeletableTopicResult {
-                name: Some(o.name),
-                topic_id: o.topic_id.0,
-                error_code: o.result.as_ref().err().map_or(0, errors::controller_error),
-                error_message: o.result.as_ref().err().map(|e| e.to_string()),
+            .map(|o| {
+                let (error_code, error_message) = error_of(&o.result);
+                DeletableTopicResult { name: Some(o.name), topic_id: o.topic_id.0, error_code, error_message }
             })
             .collect(),
     };
@@ -96,10 +104,9 @@ pub async fn create_partitions(broker: &Rc<Broker>, body: &mut Reader, version: 
         throttle_time_ms: 0,
         results: outcomes
             .into_iter()
-            .map(|o| CreatePartitionsTopicResult {
-                name: o.name,
-                error_code: o.result.as_ref().err().map_or(0, errors::controller_error),
-                error_message: o.result.as_ref().err().map(|e| e.to_string()),
+            .map(|o| {
+                let (error_code, error_message) = error_of(&o.result);
+                CreatePartitionsTopicResult { name: o.name, error_code, error_message }
             })
             .collect(),
     };
@@ -107,6 +114,7 @@ pub async fn create_partitions(broker: &Rc<Broker>, body: &mut Reader, version: 
     single(w)
 }
 
+/// Kafka's config types (DescribeConfigs v3+).
 const CONFIG_TYPE_STRING: i8 = 2;
 const CONFIG_TYPE_INT: i8 = 3;
 const CONFIG_TYPE_LONG: i8 = 5;

@@ -10,6 +10,11 @@ use ringtail_replication::{PartitionId, ShardId, TopicId};
 pub const PLACEMENT_FILE: &str = "shard-placement";
 const HEADER: &str = "# ringtail shard placement v1: topic id, partition, shard";
 
+/// What is wrong with a placement file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the shard placement file is damaged: {0}")]
+pub struct PlacementDamaged(pub String);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Placement {
     shards: HashMap<PartitionId, ShardId>,
@@ -79,11 +84,11 @@ impl Placement {
     }
 
     /// Reads the file; a damaged line is an error (the caller rebuilds the placement).
-    pub fn decode(bytes: &[u8]) -> Result<Placement, String> {
-        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    pub fn decode(bytes: &[u8]) -> Result<Placement, PlacementDamaged> {
+        let text = std::str::from_utf8(bytes).map_err(|_| PlacementDamaged("the file is not UTF-8".into()))?;
         let mut lines = text.lines();
         if lines.next() != Some(HEADER) {
-            return Err("unknown header".into());
+            return Err(PlacementDamaged("its first line is not the header".into()));
         }
         let mut shards = HashMap::new();
         for line in lines {
@@ -95,7 +100,7 @@ impl Placement {
                     .map(|((topic, index), shard)| (PartitionId { topic, index }, ShardId(shard))),
                 _ => None,
             };
-            let (id, shard) = parsed.ok_or_else(|| format!("bad line `{line}`"))?;
+            let (id, shard) = parsed.ok_or_else(|| PlacementDamaged(format!("the line `{line}`")))?;
             shards.insert(id, shard);
         }
         Ok(Placement { shards })

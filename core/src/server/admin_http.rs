@@ -43,16 +43,36 @@ impl Readiness {
     }
 
     /// `Ok` when ready, or why not.
-    pub fn check(&self) -> Result<(), String> {
-        let recovered = self.recovered.load(Ordering::SeqCst);
+    pub fn check(&self) -> Result<(), NotReady> {
+        let ready = self.recovered.load(Ordering::SeqCst);
         if self.stopping.load(Ordering::SeqCst) {
-            Err("stopping".into())
-        } else if recovered < self.shards {
-            Err(format!("recovering: {recovered} of {} shards ready", self.shards))
+            Err(NotReady::Stopping)
+        } else if ready < self.shards {
+            Err(NotReady::Recovering { ready, shards: self.shards })
         } else {
             Ok(())
         }
     }
+}
+
+/// Why `/ready` says no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("stopping")]
+    Stopping,
+    #[error("recovering: {ready} of {shards} shards ready")]
+    Recovering { ready: usize, shards: usize },
+}
+
+/// Why a request to the admin endpoint could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BadRequest {
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("reading the request: {0}")]
+    Read(std::io::Error),
+    #[error("not an HTTP/1.x request")]
+    NotHttp1,
 }
 
 /// Binds the listener (so a bad address fails start-up) and serves it on a new thread.
@@ -99,17 +119,17 @@ fn serve(mut stream: TcpStream, peers: &Outbox<ShardMsg>, readiness: &Readiness)
 }
 
 /// The method and path of an HTTP/1.x request; the rest of the head is read and ignored.
-fn read_request(stream: &mut TcpStream) -> Result<(String, String), String> {
+fn read_request(stream: &mut TcpStream) -> Result<(String, String), BadRequest> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         if head.len() > REQUEST_BYTES_MAX {
-            return Err("request head too large".into());
+            return Err(BadRequest::HeadTooLarge);
         }
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) => return Err(format!("reading the request: {e}")),
+            Err(e) => return Err(BadRequest::Read(e)),
         }
     }
     let text = String::from_utf8_lossy(&head);
@@ -118,7 +138,7 @@ fn read_request(stream: &mut TcpStream) -> Result<(String, String), String> {
         (Some(method), Some(path), Some(version)) if version.starts_with("HTTP/1.") => {
             Ok((method.to_string(), path.to_string()))
         }
-        _ => Err("not an HTTP/1.x request".into()),
+        _ => Err(BadRequest::NotHttp1),
     }
 }
 

@@ -82,16 +82,20 @@ pub fn migrate(dir: &Path, node: NodeId, old: LegacyMetadata) -> anyhow::Result<
     }
     store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode())?;
     store::write_checkpoint(dir, &image)?;
+    tracing::info!(
+        topics = image.topic_count(),
+        "migrated the topic metadata of the previous release into the metadata log"
+    );
+    retire(dir)
+}
+
+/// Renames the old file once its topics are in the metadata log, so no start reads it again.
+pub fn retire(dir: &Path) -> anyhow::Result<()> {
     let from = dir.join(LEGACY_METADATA_FILE);
     let to = dir.join(format!("{LEGACY_METADATA_FILE}{MIGRATED_SUFFIX}"));
     std::fs::rename(&from, &to)?;
     std::fs::File::open(dir).and_then(|d| d.sync_all())?;
-    tracing::info!(
-        topics = image.topic_count(),
-        from = %from.display(),
-        "migrated the topic metadata of the previous release into the metadata log; the old file is kept as {}",
-        to.display()
-    );
+    tracing::info!("kept the previous release's {} as {}", from.display(), to.display());
     Ok(())
 }
 

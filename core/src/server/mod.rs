@@ -52,11 +52,12 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
             identity
         }
     };
-    if !store::exists(dir) {
-        match legacy::read(dir)? {
-            Some(old) => legacy::migrate(dir, node, old)?,
-            None => store::write_checkpoint(dir, &MetadataImage::default())?,
-        }
+    match (store::exists(dir), legacy::read(dir)?) {
+        (false, Some(old)) => legacy::migrate(dir, node, old)?,
+        (false, None) => store::write_checkpoint(dir, &MetadataImage::default())?,
+        // A crash came after the migration's checkpoint and before the old file's rename.
+        (true, Some(_)) => legacy::retire(dir)?,
+        (true, None) => {}
     }
     let loaded = store::load_and_checkpoint(dir)?;
     if loaded.torn_bytes > 0 {
@@ -237,21 +238,33 @@ struct BrokerShared {
     connection_counts: Arc<ConnectionCounts>,
 }
 
-async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), String> {
+/// Why a shard could not start; the broker stops.
+#[derive(Debug, thiserror::Error)]
+enum ShardStartError {
+    #[error("cannot open the metadata log: {0}")]
+    MetadataLog(#[from] ringtail_replication::metadata::store::StoreError),
+    #[error("cannot open the data directory for direct I/O: {0}")]
+    DirectIo(ringtail_log::LogError),
+    #[error("cannot open its partitions: {0}")]
+    Open(ringtail_log::LogError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: std::net::SocketAddr, source: glommio::GlommioError<()> },
+}
+
+async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartError> {
     let BrokerShared { config, mailbox, view, producer_ids_start, readiness, connection_counts } = shared;
     let inbox = mailbox.1.clone();
     let controller = match id {
-        0 => Some(Controller::new(
-            MetadataLog::open(&config.data_dir, view.image.applied).await.map_err(|e| e.to_string())?,
-        )),
+        0 => Some(Controller::new(MetadataLog::open(&config.data_dir, view.image.applied).await?)),
         _ => None,
     };
     let runtime = Rc::new(Shard::new(ShardId(id), config.clone(), view));
     let shard = Broker::new(runtime, mailbox, controller, producer_ids_start);
-    ringtail_log::prime_direct_io(&config.data_dir).await.map_err(|e| e.to_string())?;
-    shard.open_owned().await.map_err(|e| format!("shard {id}: {e}"))?;
+    ringtail_log::prime_direct_io(&config.data_dir).await.map_err(ShardStartError::DirectIo)?;
+    shard.open_owned().await.map_err(ShardStartError::Open)?;
     let flusher_task = shard.flusher.spawn();
-    let listener = TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|source| ShardStartError::Listen { address: config.listen, source })?;
     readiness.shard_ready();
     let acceptor = glommio::spawn_local(accept_connections(shard.clone(), listener, connection_counts));
     let retention = {
