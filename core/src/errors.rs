@@ -1,7 +1,7 @@
-//! The one table from Ringtail's domain errors to Kafka error codes. The layers below return
+//! The one table from Ringtail's domain errors to Kafka error codes. The other layers return
 //! what went wrong in their own terms (a refused batch, a fenced epoch, a topic that exists
-//! already); the Kafka API handlers (and the group coordinator, whose answers are Kafka's
-//! group protocol) turn them into codes here and nowhere else.
+//! already, a member of an older generation); the Kafka API handlers turn them into codes here
+//! and nowhere else.
 
 use ringtail_log::producer::SequenceError;
 use ringtail_log::{BatchError, LogError};
@@ -9,6 +9,7 @@ use ringtail_net::error_code as code;
 use ringtail_replication::metadata::ControllerError;
 use ringtail_replication::PartitionError;
 
+use crate::broker::group::error::GroupError;
 use crate::runtime::routing::Route;
 use crate::runtime::table::ServeError;
 
@@ -84,6 +85,29 @@ pub fn controller_error(e: &ControllerError) -> i16 {
     }
 }
 
+pub fn group_error(e: &GroupError) -> i16 {
+    match e {
+        GroupError::UnknownMemberId => code::UNKNOWN_MEMBER_ID,
+        GroupError::FencedInstanceId => code::FENCED_INSTANCE_ID,
+        GroupError::RebalanceInProgress => code::REBALANCE_IN_PROGRESS,
+        GroupError::IllegalGeneration => code::ILLEGAL_GENERATION,
+        GroupError::CoordinatorNotAvailable => code::COORDINATOR_NOT_AVAILABLE,
+        GroupError::InvalidGroupId => code::INVALID_GROUP_ID,
+        GroupError::InconsistentGroupProtocol => code::INCONSISTENT_GROUP_PROTOCOL,
+        GroupError::NotCoordinator => code::NOT_COORDINATOR,
+        GroupError::NonEmptyGroup => code::NON_EMPTY_GROUP,
+        GroupError::GroupIdNotFound => code::GROUP_ID_NOT_FOUND,
+        GroupError::MemberIdRequired => code::MEMBER_ID_REQUIRED,
+        GroupError::InvalidSessionTimeout { .. } => code::INVALID_SESSION_TIMEOUT,
+        GroupError::GroupMaxSizeReached { .. } => code::GROUP_MAX_SIZE_REACHED,
+        GroupError::OffsetMetadataTooLarge { .. } => code::OFFSET_METADATA_TOO_LARGE,
+        GroupError::InvalidCommitOffsetSize { .. } => code::INVALID_COMMIT_OFFSET_SIZE,
+        GroupError::GroupSubscribedToTopic => code::GROUP_SUBSCRIBED_TO_TOPIC,
+        GroupError::UnknownServerError => code::UNKNOWN_SERVER_ERROR,
+        GroupError::OffsetsPartition(e) => partition_error(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +147,33 @@ mod tests {
         check(controller_error(&ControllerError::PolicyViolation(String::new())), K::PolicyViolation);
         check(controller_error(&ControllerError::InvalidReplicaAssignment(String::new())), K::InvalidReplicaAssignment);
         check(controller_error(&ControllerError::InvalidRequest(String::new())), K::InvalidRequest);
+        check(group_error(&GroupError::UnknownMemberId), K::UnknownMemberId);
+        check(group_error(&GroupError::FencedInstanceId), K::FencedInstanceId);
+        check(group_error(&GroupError::RebalanceInProgress), K::RebalanceInProgress);
+        check(group_error(&GroupError::IllegalGeneration), K::IllegalGeneration);
+        check(group_error(&GroupError::CoordinatorNotAvailable), K::CoordinatorNotAvailable);
+        check(group_error(&GroupError::NotCoordinator), K::NotCoordinator);
+        check(group_error(&GroupError::InconsistentGroupProtocol), K::InconsistentGroupProtocol);
+        check(group_error(&GroupError::MemberIdRequired), K::MemberIdRequired);
+        check(group_error(&GroupError::NonEmptyGroup), K::NonEmptyGroup);
+        check(group_error(&GroupError::GroupIdNotFound), K::GroupIdNotFound);
+        check(
+            group_error(&GroupError::InvalidSessionTimeout { session_timeout_ms: 10, min_ms: 6_000, max_ms: 300_000 }),
+            K::InvalidSessionTimeout,
+        );
+        check(group_error(&GroupError::GroupMaxSizeReached { members_max: 1000 }), K::GroupMaxSizeReached);
+        check(
+            group_error(&GroupError::OffsetMetadataTooLarge { bytes: 4097, bytes_max: 4096 }),
+            K::OffsetMetadataTooLarge,
+        );
+        check(group_error(&GroupError::InvalidCommitOffsetSize { offsets_max: 100 }), K::InvalidCommitOffsetSize);
+        check(group_error(&GroupError::GroupSubscribedToTopic), K::GroupSubscribedToTopic);
+        check(
+            group_error(&GroupError::OffsetsPartition(PartitionError::NotLeader {
+                leader: None,
+                epoch: LeaderEpoch(1),
+            })),
+            K::NotLeaderOrFollower,
+        );
     }
 }

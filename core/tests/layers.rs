@@ -4,8 +4,10 @@
 //!
 //! 0. foundations: `config`, `limits`, `logging`, `metrics`
 //! 1. the shard runtime: `runtime` (executor state, cross-core queues, partition table, routing)
-//! 2. the error table: `errors` (domain errors to Kafka codes)
-//! 3. the broker: `broker` (per-shard context, services, the messages between shards)
+//! 2. (no module: the error table sits with the broker, whose errors it maps)
+//! 3. the broker: `broker` (per-shard context, services, the messages between shards); the
+//!    error table `errors` (domain errors, the broker's among them, to Kafka codes), used by
+//!    the Kafka API handlers and never by the broker, which returns domain errors
 //! 4. the Kafka API handlers: `kafka`
 //! 5. the server: `server`; the command-line tools `group_cli`, `metadata_cli`; `main`
 //!
@@ -22,7 +24,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("logging", 0),
     ("metrics", 0),
     ("runtime", 1),
-    ("errors", 2),
+    ("errors", 3),
     ("broker", 3),
     ("kafka", 4),
     ("server", 5),

@@ -1,6 +1,6 @@
 //! The partition layer's errors: what went wrong in the cluster's terms (not leader, fenced
 //! epoch, offset out of range, storage), never a Kafka error code. The broker maps them to
-//! codes at its one edge (`core/src/kafka/errors.rs`).
+//! codes at its one edge (`core/src/errors.rs`).
 
 use ringtail_log::LogError;
 

@@ -11,7 +11,7 @@ use ringtail_net::messages::describe_groups::{
 };
 use ringtail_net::messages::find_coordinator::{Coordinator, FindCoordinatorRequest, FindCoordinatorResponse};
 use ringtail_net::messages::heartbeat::{HeartbeatRequest, HeartbeatResponse};
-use ringtail_net::messages::join_group::JoinGroupRequest;
+use ringtail_net::messages::join_group::{JoinGroupRequest, JoinGroupResponse};
 use ringtail_net::messages::leave_group::{LeaveGroupRequest, LeaveGroupResponse, MemberResponse};
 use ringtail_net::messages::list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
 use ringtail_net::messages::offset_commit::{
@@ -24,21 +24,33 @@ use ringtail_net::messages::offset_fetch::{
     OffsetFetchRequest, OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
     OffsetFetchResponseTopic,
 };
-use ringtail_net::messages::sync_group::SyncGroupRequest;
+use ringtail_net::messages::sync_group::{SyncGroupRequest, SyncGroupResponse};
 use ringtail_net::{Reader, Writer};
 
 use ringtail_replication::ShardId;
 
 use super::common::{single, Handled};
+use crate::broker::group::error::GroupError;
 use crate::broker::group::state::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use crate::broker::group::{coordinator_of, OffsetToCommit, OFFSETS_TOPIC};
 use crate::broker::Broker;
+use crate::errors;
 
 /// Who sent a request, as group members are described.
 pub struct Client<'a> {
     pub client_id: &'a str,
     /// Kafka's form: `/` and the peer's IP address.
     pub host: &'a str,
+}
+
+/// The wire code of a coordinator's answer: NONE when there is no error.
+fn code(error: Option<&GroupError>) -> i16 {
+    error.map_or(error_code::NONE, errors::group_error)
+}
+
+/// The code of a group whose coordinator cannot be reached.
+fn unavailable() -> i16 {
+    errors::group_error(&GroupError::CoordinatorNotAvailable)
 }
 
 /// Runs `job` on the coordinator shard of `group_id`; `None` if there is none (no
@@ -72,7 +84,7 @@ pub fn find_coordinator(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
                 c.node_id = -1;
                 c.host = String::new();
                 c.port = -1;
-                c.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
+                c.error_code = unavailable();
                 c.error_message = Some(if req.key_type == 1 {
                     "transactions are not supported by this broker yet".into()
                 } else if req.key_type == 0 {
@@ -112,12 +124,23 @@ pub async fn join_group(
     let answer = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.join(join).await })
         .await
         .unwrap_or_else(|| JoinResponse {
-            error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+            error: Some(GroupError::CoordinatorNotAvailable),
             generation_id: -1,
             member_id: req.member_id,
             ..JoinResponse::default()
         });
-    answer.encode(&mut w, version);
+    JoinGroupResponse {
+        throttle_time_ms: 0,
+        error_code: code(answer.error.as_ref()),
+        generation_id: answer.generation_id,
+        protocol_type: answer.protocol_type,
+        protocol_name: answer.protocol_name,
+        leader: answer.leader,
+        skip_assignment: answer.skip_assignment,
+        member_id: answer.member_id,
+        members: answer.members,
+    }
+    .encode(&mut w, version);
     single(w)
 }
 
@@ -133,22 +156,31 @@ pub async fn sync_group(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
         protocol_name: req.protocol_name,
         assignments: req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect(),
     };
-    let answer = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.sync(sync).await })
-        .await
-        .unwrap_or(SyncResponse { error_code: error_code::COORDINATOR_NOT_AVAILABLE, ..SyncResponse::default() });
-    answer.encode(&mut w, version);
+    let answer = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.sync(sync).await }).await;
+    let answer = answer.unwrap_or_else(|| SyncResponse {
+        error: Some(GroupError::CoordinatorNotAvailable),
+        ..SyncResponse::default()
+    });
+    SyncGroupResponse {
+        throttle_time_ms: 0,
+        error_code: code(answer.error.as_ref()),
+        protocol_type: answer.protocol_type,
+        protocol_name: answer.protocol_name,
+        assignment: answer.assignment,
+    }
+    .encode(&mut w, version);
     single(w)
 }
 
 pub async fn heartbeat(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = HeartbeatRequest::decode(body, version)?;
     let group_id = req.group_id.clone();
-    let code = on_coordinator(broker, &group_id, move |s| async move {
+    let result = on_coordinator(broker, &group_id, move |s| async move {
         s.coordinator.heartbeat(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id)
     })
     .await
-    .unwrap_or(error_code::COORDINATOR_NOT_AVAILABLE);
-    HeartbeatResponse { throttle_time_ms: 0, error_code: code }.encode(&mut w, version);
+    .unwrap_or(Err(GroupError::CoordinatorNotAvailable));
+    HeartbeatResponse { throttle_time_ms: 0, error_code: code(result.as_ref().err()) }.encode(&mut w, version);
     single(w)
 }
 
@@ -158,21 +190,22 @@ pub async fn leave_group(broker: &Rc<Broker>, body: &mut Reader, version: i16, m
         req.members.iter().map(|m| (m.member_id.clone(), m.group_instance_id.clone())).collect();
     let group_id = req.group_id.clone();
     let count = leaving.len();
-    let codes = on_coordinator(broker, &req.group_id, move |s| async move { s.coordinator.leave(&group_id, &leaving) })
-        .await
-        .unwrap_or_else(|| vec![error_code::COORDINATOR_NOT_AVAILABLE; count]);
-    let all_failed = codes.first().is_some_and(|&c| c == error_code::COORDINATOR_NOT_AVAILABLE);
+    let results =
+        on_coordinator(broker, &req.group_id, move |s| async move { s.coordinator.leave(&group_id, &leaving) })
+            .await
+            .unwrap_or_else(|| vec![Err(GroupError::CoordinatorNotAvailable); count]);
+    let all_failed = results.first().is_some_and(|r| matches!(r, Err(GroupError::CoordinatorNotAvailable)));
     LeaveGroupResponse {
         throttle_time_ms: 0,
-        error_code: if all_failed { error_code::COORDINATOR_NOT_AVAILABLE } else { error_code::NONE },
+        error_code: if all_failed { unavailable() } else { error_code::NONE },
         members: req
             .members
             .into_iter()
-            .zip(codes)
-            .map(|(m, error_code)| MemberResponse {
+            .zip(results)
+            .map(|(m, result)| MemberResponse {
                 member_id: m.member_id,
                 group_instance_id: m.group_instance_id,
-                error_code,
+                error_code: code(result.as_ref().err()),
             })
             .collect(),
     }
@@ -209,7 +242,7 @@ pub async fn offset_commit(broker: &Rc<Broker>, body: &mut Reader, version: i16,
     if !offsets.is_empty() {
         let count = offsets.len();
         let group_id = req.group_id.clone();
-        let codes = on_coordinator(broker, &group_id, move |s| async move {
+        let results = on_coordinator(broker, &group_id, move |s| async move {
             s.coordinator
                 .commit(
                     &req.group_id,
@@ -221,9 +254,9 @@ pub async fn offset_commit(broker: &Rc<Broker>, body: &mut Reader, version: i16,
                 .await
         })
         .await
-        .unwrap_or_else(|| vec![error_code::COORDINATOR_NOT_AVAILABLE; count]);
-        for ((ti, pi), code) in slots.into_iter().zip(codes) {
-            resp.topics[ti].partitions[pi].error_code = code;
+        .unwrap_or_else(|| vec![Err(GroupError::CoordinatorNotAvailable); count]);
+        for ((ti, pi), result) in slots.into_iter().zip(results) {
+            resp.topics[ti].partitions[pi].error_code = code(result.as_ref().err());
         }
     }
     resp.encode(&mut w, version);
@@ -271,13 +304,13 @@ pub async fn offset_fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
                                 committed_offset: -1,
                                 committed_leader_epoch: -1,
                                 metadata: Some(String::new()),
-                                error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+                                error_code: unavailable(),
                             })
                             .collect(),
                     });
                 }
             }
-            None => group.error_code = error_code::COORDINATOR_NOT_AVAILABLE,
+            None => group.error_code = unavailable(),
         }
         groups.push(group);
     }
@@ -310,15 +343,15 @@ pub async fn offset_delete(broker: &Rc<Broker>, body: &mut Reader, version: i16,
         s.coordinator.delete_offsets(&req.group_id, partitions).await
     })
     .await
-    .unwrap_or(Err(error_code::COORDINATOR_NOT_AVAILABLE));
+    .unwrap_or(Err(GroupError::CoordinatorNotAvailable));
     match result {
-        Ok(codes) => {
-            for ((ti, pi), code) in slots.into_iter().zip(codes) {
-                resp.topics[ti].partitions[pi].error_code = code;
+        Ok(results) => {
+            for ((ti, pi), result) in slots.into_iter().zip(results) {
+                resp.topics[ti].partitions[pi].error_code = code(result.as_ref().err());
             }
         }
-        Err(code) => {
-            resp.error_code = code;
+        Err(e) => {
+            resp.error_code = errors::group_error(&e);
             resp.topics.clear();
         }
     }
@@ -354,7 +387,7 @@ pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i1
                 authorized_operations: i32::MIN,
             },
             None => DescribedGroup {
-                error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+                error_code: unavailable(),
                 group_id,
                 authorized_operations: i32::MIN,
                 ..DescribedGroup::default()
@@ -396,10 +429,10 @@ pub async fn delete_groups(broker: &Rc<Broker>, body: &mut Reader, version: i16,
     let mut results = Vec::with_capacity(req.groups_names.len());
     for group_id in req.groups_names {
         let id = group_id.clone();
-        let code = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.delete_group(&id).await })
+        let result = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.delete_group(&id).await })
             .await
-            .unwrap_or(error_code::COORDINATOR_NOT_AVAILABLE);
-        results.push(DeletableGroupResult { group_id, error_code: code });
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable));
+        results.push(DeletableGroupResult { group_id, error_code: code(result.as_ref().err()) });
     }
     DeleteGroupsResponse { throttle_time_ms: 0, results }.encode(&mut w, version);
     single(w)

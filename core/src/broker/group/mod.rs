@@ -9,6 +9,7 @@
 //! On start-up each owner replays its partitions. The topic is compacted by re-appending the
 //! live records once dead ones dominate, then moving the log start past the old ones.
 
+pub mod error;
 pub mod records;
 pub mod state;
 
@@ -20,12 +21,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringtail_log::batch::{build, records as batch_records};
 use ringtail_log::{BatchHeader, Origin};
-use ringtail_net::error_code;
 use ringtail_replication::{AckWait, Acks, Isolation, Partition, PartitionError, PartitionId, ShardId};
 
+use self::error::GroupError;
 use self::records::{GroupValue, OffsetValue, RecordKey};
 use self::state::{GroupConfig, GroupState, Groups};
-use crate::errors;
 use crate::runtime::routing::Route;
 use crate::runtime::Shard;
 
@@ -223,14 +223,18 @@ impl Coordinator {
     /// Appends records to a `__consumer_offsets` partition in as many batches as needed and
     /// returns the offset of each. The live-record map follows at once; the group state is the
     /// caller's business.
-    fn append(&self, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> Result<Vec<u64>, i16> {
-        self.append_inner(partition, entries).map_err(|(_, code)| code)
+    fn append(&self, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> Result<Vec<u64>, GroupError> {
+        self.append_inner(partition, entries).map_err(|(_, error)| error)
     }
 
     /// [`append`], but on an error after some batches the offsets of those come with the error.
-    fn append_inner(&self, partition: i32, entries: &[(Bytes, Option<Bytes>)]) -> Result<Vec<u64>, (Vec<u64>, i16)> {
+    fn append_inner(
+        &self,
+        partition: i32,
+        entries: &[(Bytes, Option<Bytes>)],
+    ) -> Result<Vec<u64>, (Vec<u64>, GroupError)> {
         let Some(log) = self.offsets_partition(partition) else {
-            return Err((Vec::new(), error_code::NOT_COORDINATOR));
+            return Err((Vec::new(), GroupError::NotCoordinator));
         };
         let now = ringtail_log::now_ms();
         let mut offsets = Vec::with_capacity(entries.len());
@@ -265,7 +269,7 @@ impl Coordinator {
                 Err(e) => {
                     self.shard.storage_failed(&log, &e);
                     tracing::warn!(partition, error = %e, "cannot append to {OFFSETS_TOPIC}");
-                    return Err((offsets, errors::partition_error(&e)));
+                    return Err((offsets, GroupError::OffsetsPartition(e)));
                 }
             }
             start = end;
@@ -274,11 +278,11 @@ impl Coordinator {
     }
 
     /// Waits until `offset` of a `__consumer_offsets` partition is durable.
-    async fn wait_durable(&self, partition: i32, offset: u64) -> Result<(), i16> {
-        let Some(partition) = self.offsets_partition(partition) else { return Err(error_code::NOT_COORDINATOR) };
+    async fn wait_durable(&self, partition: i32, offset: u64) -> Result<(), GroupError> {
+        let Some(partition) = self.offsets_partition(partition) else { return Err(GroupError::NotCoordinator) };
         partition.wait_acked(AckWait::HighWatermark { last_offset: offset }).await.map_err(|e| {
             self.shard.storage_failed(&partition, &e);
-            errors::partition_error(&e)
+            GroupError::OffsetsPartition(e)
         })
     }
 
@@ -374,32 +378,39 @@ impl Coordinator {
         // A returning static member's new id is durable before it is told: after a coordinator
         // restart the old id would fence it.
         for (p, offset) in self.write_queued() {
-            if let Err(code) = self.wait_durable(p, offset).await {
-                return state::JoinResponse { error_code: code, generation_id: -1, ..Default::default() };
+            if let Err(error) = self.wait_durable(p, offset).await {
+                return state::JoinResponse { error: Some(error), generation_id: -1, ..Default::default() };
             }
         }
         let stopping =
-            state::JoinResponse { error_code: error_code::NOT_COORDINATOR, generation_id: -1, ..Default::default() };
+            state::JoinResponse { error: Some(GroupError::NotCoordinator), generation_id: -1, ..Default::default() };
         self.answer(rx, stopping).await
     }
 
     pub async fn sync(&self, req: state::SyncRequest) -> state::SyncResponse {
         let rx = self.groups.borrow_mut().sync(req, ringtail_log::now_ms());
         self.write_queued();
-        self.answer(rx, state::SyncResponse { error_code: error_code::NOT_COORDINATOR, ..Default::default() }).await
+        let stopping = state::SyncResponse { error: Some(GroupError::NotCoordinator), ..Default::default() };
+        self.answer(rx, stopping).await
     }
 
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32) -> i16 {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
         self.groups.borrow_mut().heartbeat(group_id, member_id, instance, generation, ringtail_log::now_ms())
     }
 
-    pub fn leave(&self, group_id: &str, leaving: &[(String, Option<String>)]) -> Vec<i16> {
-        let codes = self.groups.borrow_mut().leave(group_id, leaving, ringtail_log::now_ms());
+    pub fn leave(&self, group_id: &str, leaving: &[(String, Option<String>)]) -> Vec<Result<(), GroupError>> {
+        let results = self.groups.borrow_mut().leave(group_id, leaving, ringtail_log::now_ms());
         self.write_queued();
-        codes
+        results
     }
 
-    /// Commits offsets for a group once the member is checked: one error code per partition.
+    /// Commits offsets for a group once the member is checked: one result per partition.
     pub async fn commit(
         &self,
         group_id: &str,
@@ -407,23 +418,26 @@ impl Coordinator {
         member_id: &str,
         instance: Option<&str>,
         offsets: Vec<OffsetToCommit>,
-    ) -> Vec<i16> {
+    ) -> Vec<Result<(), GroupError>> {
         let now = ringtail_log::now_ms();
         let checked = self.groups.borrow_mut().validate_commit(group_id, generation, member_id, instance, now);
-        if let Err(code) = checked {
-            return vec![code; offsets.len()];
+        if let Err(error) = checked {
+            return vec![Err(error); offsets.len()];
         }
         let Some(partition) = partition_of(&self.shard, group_id) else {
-            return vec![error_code::COORDINATOR_NOT_AVAILABLE; offsets.len()];
+            return vec![Err(GroupError::CoordinatorNotAvailable); offsets.len()];
         };
-        let mut codes = vec![error_code::NONE; offsets.len()];
+        let mut results = vec![Ok(()); offsets.len()];
         let mut entries = Vec::new();
         let mut keyed = Vec::new();
         let mut adding = 0;
         for (i, o) in offsets.iter().enumerate() {
             let metadata = o.metadata.clone().unwrap_or_default();
             if metadata.len() > state::OFFSET_METADATA_BYTES_MAX {
-                codes[i] = error_code::OFFSET_METADATA_TOO_LARGE;
+                results[i] = Err(GroupError::OffsetMetadataTooLarge {
+                    bytes: metadata.len(),
+                    bytes_max: state::OFFSET_METADATA_BYTES_MAX,
+                });
                 continue;
             }
             let tp = (o.topic.clone(), o.partition);
@@ -431,8 +445,9 @@ impl Coordinator {
                 let groups = self.groups.borrow();
                 (groups.offset_is_new(group_id, &tp), groups.offset_count(group_id))
             };
-            if new && count + adding >= self.shard.config.groups.offsets_per_group_max {
-                codes[i] = error_code::INVALID_COMMIT_OFFSET_SIZE;
+            let offsets_max = self.shard.config.groups.offsets_per_group_max;
+            if new && count + adding >= offsets_max {
+                results[i] = Err(GroupError::InvalidCommitOffsetSize { offsets_max });
                 continue;
             }
             adding += usize::from(new);
@@ -443,13 +458,13 @@ impl Coordinator {
             keyed.push((i, tp, value));
         }
         if entries.is_empty() {
-            return codes;
+            return results;
         }
         // Batches appended before a failure are in the log and would be replayed: they are
         // applied and acknowledged like the rest; only the partitions not appended fail.
         let (record_offsets, failed) = match self.append_inner(partition, &entries) {
             Ok(offsets) => (offsets, None),
-            Err((offsets, code)) => (offsets, Some(code)),
+            Err((offsets, error)) => (offsets, Some(error)),
         };
         let durable = match record_offsets.last() {
             Some(&last) => self.wait_durable(partition, last).await,
@@ -457,13 +472,13 @@ impl Coordinator {
         };
         let appended = record_offsets.len();
         for (n, (i, tp, value)) in keyed.into_iter().enumerate() {
-            match (n < appended, durable) {
+            match (n < appended, &durable) {
                 (true, Ok(())) => self.groups.borrow_mut().apply_offset(group_id, tp, Some(value), record_offsets[n]),
-                (true, Err(code)) => codes[i] = code,
-                (false, _) => codes[i] = failed.unwrap_or(error_code::UNKNOWN_SERVER_ERROR),
+                (true, Err(error)) => results[i] = Err(error.clone()),
+                (false, _) => results[i] = Err(failed.clone().unwrap_or(GroupError::UnknownServerError)),
             }
         }
-        codes
+        results
     }
 
     pub fn fetch_offsets(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Vec<FetchedOffset> {
@@ -484,25 +499,29 @@ impl Coordinator {
             .collect()
     }
 
-    /// OffsetDelete: a group-level error, or one error per partition.
-    pub async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<Vec<i16>, i16> {
+    /// OffsetDelete: a group-level error, or one result per partition.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let (state, subscribed) = {
             let groups = self.groups.borrow();
             (groups.state(group_id), groups.subscribed_topics(group_id))
         };
         match state {
-            None | Some(GroupState::Dead) => return Err(error_code::GROUP_ID_NOT_FOUND),
+            None | Some(GroupState::Dead) => return Err(GroupError::GroupIdNotFound),
             Some(GroupState::Empty) => {}
-            Some(_) if subscribed.is_none() => return Err(error_code::NON_EMPTY_GROUP),
+            Some(_) if subscribed.is_none() => return Err(GroupError::NonEmptyGroup),
             Some(_) => {}
         }
         let subscribed = subscribed.unwrap_or_default();
-        let mut codes = vec![error_code::NONE; partitions.len()];
+        let mut results = vec![Ok(()); partitions.len()];
         let mut entries = Vec::new();
         let mut deleted = Vec::new();
         for (i, (topic, partition)) in partitions.iter().enumerate() {
             if subscribed.contains(topic) {
-                codes[i] = error_code::GROUP_SUBSCRIBED_TO_TOPIC;
+                results[i] = Err(GroupError::GroupSubscribedToTopic);
                 continue;
             }
             let key = RecordKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition: *partition };
@@ -510,27 +529,25 @@ impl Coordinator {
             deleted.push((i, (topic.clone(), *partition)));
         }
         if entries.is_empty() {
-            return Ok(codes);
+            return Ok(results);
         }
-        let Some(p) = partition_of(&self.shard, group_id) else { return Err(error_code::COORDINATOR_NOT_AVAILABLE) };
+        let Some(p) = partition_of(&self.shard, group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
         let record_offsets = self.append(p, &entries)?;
         self.wait_durable(p, *record_offsets.last().expect("not empty")).await?;
         let mut groups = self.groups.borrow_mut();
         for ((_, tp), record_offset) in deleted.into_iter().zip(record_offsets) {
             groups.apply_offset(group_id, tp, None, record_offset);
         }
-        Ok(codes)
+        Ok(results)
     }
 
     /// DeleteGroups for one group: its offsets and metadata are deleted durably.
-    pub async fn delete_group(&self, group_id: &str) -> i16 {
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         if group_id.is_empty() {
-            return error_code::INVALID_GROUP_ID;
+            return Err(GroupError::InvalidGroupId);
         }
-        if let Err(code) = self.groups.borrow().check_delete(group_id) {
-            return code;
-        }
-        let Some(p) = partition_of(&self.shard, group_id) else { return error_code::COORDINATOR_NOT_AVAILABLE };
+        self.groups.borrow().check_delete(group_id)?;
+        let Some(p) = partition_of(&self.shard, group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
         // Every key of the group in the log, including commits appended but not yet applied.
         let mut entries: Vec<(Bytes, Option<Bytes>)> = self
             .live
@@ -547,16 +564,10 @@ impl Coordinator {
         if !entries.iter().any(|(k, _)| *k == group_key) {
             entries.push((group_key, None));
         }
-        let offsets = match self.append(p, &entries) {
-            Ok(offsets) => offsets,
-            Err(code) => return code,
-        };
+        let offsets = self.append(p, &entries)?;
         let last = *offsets.last().expect("a group key at least");
         self.groups.borrow_mut().remove(group_id, last, ringtail_log::now_ms());
-        match self.wait_durable(p, last).await {
-            Ok(()) => error_code::NONE,
-            Err(code) => code,
-        }
+        self.wait_durable(p, last).await
     }
 
     pub fn describe(&self, group_id: &str) -> state::GroupSummary {

@@ -10,14 +10,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use ringtail_net::error_code;
 
+use super::error::GroupError;
 use super::records::{GroupValue, OffsetValue, RecordKey, StoredMember};
-/// JoinGroup and SyncGroup answers are the wire responses themselves.
-pub use ringtail_net::messages::join_group::{
-    JoinGroupResponse as JoinResponse, JoinGroupResponseMember as JoinMember,
-};
-pub use ringtail_net::messages::sync_group::SyncGroupResponse as SyncResponse;
+/// A member as the leader's JoinGroup answer lists it: the wire form itself.
+pub use ringtail_net::messages::join_group::JoinGroupResponseMember as JoinMember;
 
 /// Members per group (Kafka's group.max.size).
 pub const GROUP_MEMBERS_MAX: usize = 1000;
@@ -73,8 +70,24 @@ pub struct JoinRequest {
     pub member_id_required: bool,
 }
 
-fn join_error(code: i16, member_id: &str) -> JoinResponse {
-    JoinResponse { error_code: code, generation_id: -1, member_id: member_id.to_string(), ..JoinResponse::default() }
+/// The answer to a JoinGroup: the generation joined, or why the member did not join.
+#[derive(Debug, Clone, Default)]
+pub struct JoinResponse {
+    /// Why the member did not join; `None` when it did.
+    pub error: Option<GroupError>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    /// The leader need not compute an assignment: a returning static leader keeps the old one.
+    pub skip_assignment: bool,
+    pub member_id: String,
+    /// Every member with its metadata for the leader; empty for the other members.
+    pub members: Vec<JoinMember>,
+}
+
+fn join_error(error: GroupError, member_id: &str) -> JoinResponse {
+    JoinResponse { error: Some(error), generation_id: -1, member_id: member_id.to_string(), ..JoinResponse::default() }
 }
 
 #[derive(Debug, Clone)]
@@ -88,8 +101,18 @@ pub struct SyncRequest {
     pub assignments: Vec<(String, Bytes)>,
 }
 
-fn sync_error(code: i16) -> SyncResponse {
-    SyncResponse { error_code: code, ..SyncResponse::default() }
+/// The answer to a SyncGroup: the member's assignment, or why there is none.
+#[derive(Debug, Clone, Default)]
+pub struct SyncResponse {
+    /// Why the member got no assignment; `None` when it did.
+    pub error: Option<GroupError>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+fn sync_error(error: GroupError) -> SyncResponse {
+    SyncResponse { error: Some(error), ..SyncResponse::default() }
 }
 
 /// A member as DescribeGroups shows it.
@@ -247,8 +270,7 @@ impl Group {
     fn join_answer(&self, member_id: &str, skip_assignment: bool) -> JoinResponse {
         let leader = self.is_leader(member_id);
         JoinResponse {
-            throttle_time_ms: 0,
-            error_code: error_code::NONE,
+            error: None,
             generation_id: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -276,7 +298,7 @@ impl Group {
             for m in &mut self.members {
                 m.assignment = Bytes::new();
                 if let Some(tx) = m.awaiting_sync.take() {
-                    let _ = tx.try_send(sync_error(error_code::REBALANCE_IN_PROGRESS));
+                    let _ = tx.try_send(sync_error(GroupError::RebalanceInProgress));
                 }
             }
         }
@@ -292,10 +314,10 @@ impl Group {
         let Some(i) = self.members.iter().position(|m| m.member_id == member_id) else { return };
         let m = self.members.remove(i);
         if let Some(tx) = m.awaiting_join {
-            let _ = tx.try_send(join_error(error_code::UNKNOWN_MEMBER_ID, member_id));
+            let _ = tx.try_send(join_error(GroupError::UnknownMemberId, member_id));
         }
         if let Some(tx) = m.awaiting_sync {
-            let _ = tx.try_send(sync_error(error_code::UNKNOWN_MEMBER_ID));
+            let _ = tx.try_send(sync_error(GroupError::UnknownMemberId));
         }
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now_ms),
@@ -316,9 +338,9 @@ pub struct Groups {
 }
 
 /// Why a JoinGroup or other request was refused before touching any group.
-fn validate_group_id(group_id: &str) -> Result<(), i16> {
+fn validate_group_id(group_id: &str) -> Result<(), GroupError> {
     if group_id.is_empty() {
-        return Err(error_code::INVALID_GROUP_ID);
+        return Err(GroupError::InvalidGroupId);
     }
     Ok(())
 }
@@ -368,26 +390,34 @@ impl Groups {
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> flume::Receiver<JoinResponse> {
         match self.try_join(req, now_ms) {
             Ok(rx) => rx,
-            Err((code, member_id)) => reply(join_error(code, &member_id)),
+            Err((error, member_id)) => reply(join_error(error, &member_id)),
         }
     }
 
-    fn try_join(&mut self, req: JoinRequest, now_ms: i64) -> Result<flume::Receiver<JoinResponse>, (i16, String)> {
-        let fail = |code: i16| (code, req.member_id.clone());
+    fn try_join(
+        &mut self,
+        req: JoinRequest,
+        now_ms: i64,
+    ) -> Result<flume::Receiver<JoinResponse>, (GroupError, String)> {
+        let fail = |error: GroupError| (error, req.member_id.clone());
         validate_group_id(&req.group_id).map_err(fail)?;
         if !(self.config.session_timeout_ms_min..=self.config.session_timeout_ms_max).contains(&req.session_timeout_ms)
         {
-            return Err(fail(error_code::INVALID_SESSION_TIMEOUT));
+            return Err(fail(GroupError::InvalidSessionTimeout {
+                session_timeout_ms: req.session_timeout_ms,
+                min_ms: self.config.session_timeout_ms_min,
+                max_ms: self.config.session_timeout_ms_max,
+            }));
         }
         if req.protocol_type.is_empty() || req.protocols.is_empty() || req.protocols.len() > MEMBER_PROTOCOLS_MAX {
-            return Err(fail(error_code::INCONSISTENT_GROUP_PROTOCOL));
+            return Err(fail(GroupError::InconsistentGroupProtocol));
         }
         if !self.groups.contains_key(&req.group_id) {
             if !req.member_id.is_empty() {
-                return Err(fail(error_code::UNKNOWN_MEMBER_ID));
+                return Err(fail(GroupError::UnknownMemberId));
             }
             if self.groups.len() >= GROUPS_PER_SHARD_MAX {
-                return Err(fail(error_code::COORDINATOR_NOT_AVAILABLE));
+                return Err(fail(GroupError::CoordinatorNotAvailable));
             }
             self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
         }
@@ -400,10 +430,10 @@ impl Groups {
         let config = self.config;
         let g = self.groups.get_mut(&req.group_id).expect("inserted above");
         if g.state == GroupState::Dead {
-            return Err(fail(error_code::COORDINATOR_NOT_AVAILABLE));
+            return Err(fail(GroupError::CoordinatorNotAvailable));
         }
         if !g.supports(&req.protocol_type, &req.protocols) {
-            return Err(fail(error_code::INCONSISTENT_GROUP_PROTOCOL));
+            return Err(fail(GroupError::InconsistentGroupProtocol));
         }
         let (tx, rx) = flume::bounded(1);
         let instance = req.group_instance_id.as_deref();
@@ -413,10 +443,10 @@ impl Groups {
                 // member id replaces the old, and the old one is fenced.
                 let member = g.member(&old_id).expect("found by instance");
                 if let Some(old) = member.awaiting_join.take() {
-                    let _ = old.try_send(join_error(error_code::FENCED_INSTANCE_ID, &old_id));
+                    let _ = old.try_send(join_error(GroupError::FencedInstanceId, &old_id));
                 }
                 if let Some(old) = member.awaiting_sync.take() {
-                    let _ = old.try_send(sync_error(error_code::FENCED_INSTANCE_ID));
+                    let _ = old.try_send(sync_error(GroupError::FencedInstanceId));
                 }
                 member.member_id = new_id.clone();
                 member.client_id = req.client_id.clone();
@@ -450,24 +480,24 @@ impl Groups {
                     }
                 }
             } else if g.members.len() + g.pending.len() >= GROUP_MEMBERS_MAX {
-                return Err((error_code::GROUP_MAX_SIZE_REACHED, String::new()));
+                return Err((GroupError::GroupMaxSizeReached { members_max: GROUP_MEMBERS_MAX }, String::new()));
             } else if req.member_id_required && instance.is_none() {
                 // KIP-394: a dynamic member first learns its id, then joins with it, so that a
                 // client retrying a lost response does not leave a ghost member behind.
                 g.pending.push((new_id.clone(), now_ms + i64::from(req.session_timeout_ms)));
-                return Err((error_code::MEMBER_ID_REQUIRED, new_id));
+                return Err((GroupError::MemberIdRequired, new_id));
             } else {
                 add_member(g, &req, new_id, tx, now_ms, config)?;
             }
         } else {
             if g.fenced(instance, &req.member_id) {
-                return Err(fail(error_code::FENCED_INSTANCE_ID));
+                return Err(fail(GroupError::FencedInstanceId));
             }
             if let Some(i) = g.pending.iter().position(|(id, _)| *id == req.member_id) {
                 g.pending.remove(i);
                 add_member(g, &req, req.member_id.clone(), tx, now_ms, config)?;
             } else if !g.has_member(&req.member_id) {
-                return Err(fail(error_code::UNKNOWN_MEMBER_ID));
+                return Err(fail(GroupError::UnknownMemberId));
             } else {
                 let state = g.state;
                 let is_leader = g.is_leader(&req.member_id);
@@ -495,7 +525,7 @@ impl Groups {
                         member.awaiting_join = Some(tx);
                         g.prepare_rebalance(now_ms);
                     }
-                    GroupState::Empty | GroupState::Dead => return Err(fail(error_code::UNKNOWN_MEMBER_ID)),
+                    GroupState::Empty | GroupState::Dead => return Err(fail(GroupError::UnknownMemberId)),
                 }
             }
         }
@@ -565,35 +595,34 @@ impl Groups {
     pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> flume::Receiver<SyncResponse> {
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             return reply(sync_error(if req.group_id.is_empty() {
-                error_code::INVALID_GROUP_ID
+                GroupError::InvalidGroupId
             } else {
-                error_code::UNKNOWN_MEMBER_ID
+                GroupError::UnknownMemberId
             }));
         };
         if g.fenced(req.group_instance_id.as_deref(), &req.member_id) {
-            return reply(sync_error(error_code::FENCED_INSTANCE_ID));
+            return reply(sync_error(GroupError::FencedInstanceId));
         }
         if !g.has_member(&req.member_id) {
-            return reply(sync_error(error_code::UNKNOWN_MEMBER_ID));
+            return reply(sync_error(GroupError::UnknownMemberId));
         }
         if req.generation_id != g.generation {
-            return reply(sync_error(error_code::ILLEGAL_GENERATION));
+            return reply(sync_error(GroupError::IllegalGeneration));
         }
         if req.protocol_type.as_ref().is_some_and(|t| Some(t) != g.protocol_type.as_ref())
             || req.protocol_name.as_ref().is_some_and(|p| Some(p) != g.protocol.as_ref())
         {
-            return reply(sync_error(error_code::INCONSISTENT_GROUP_PROTOCOL));
+            return reply(sync_error(GroupError::InconsistentGroupProtocol));
         }
         let answer = |g: &Group, assignment: Bytes| SyncResponse {
-            throttle_time_ms: 0,
-            error_code: error_code::NONE,
+            error: None,
             protocol_type: g.protocol_type.clone(),
             protocol_name: g.protocol.clone(),
             assignment,
         };
         match g.state {
-            GroupState::Empty | GroupState::Dead => reply(sync_error(error_code::UNKNOWN_MEMBER_ID)),
-            GroupState::PreparingRebalance => reply(sync_error(error_code::REBALANCE_IN_PROGRESS)),
+            GroupState::Empty | GroupState::Dead => reply(sync_error(GroupError::UnknownMemberId)),
+            GroupState::PreparingRebalance => reply(sync_error(GroupError::RebalanceInProgress)),
             GroupState::Stable => {
                 let m = g.member(&req.member_id).expect("checked");
                 m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
@@ -637,61 +666,66 @@ impl Groups {
         instance: Option<&str>,
         generation: i32,
         now_ms: i64,
-    ) -> i16 {
+    ) -> Result<(), GroupError> {
         let Some(g) = self.groups.get_mut(group_id) else {
-            return if group_id.is_empty() { error_code::INVALID_GROUP_ID } else { error_code::UNKNOWN_MEMBER_ID };
+            return Err(if group_id.is_empty() { GroupError::InvalidGroupId } else { GroupError::UnknownMemberId });
         };
         if g.fenced(instance, member_id) {
-            return error_code::FENCED_INSTANCE_ID;
+            return Err(GroupError::FencedInstanceId);
         }
         let state = g.state;
         let current = g.generation;
-        let Some(m) = g.member(member_id) else { return error_code::UNKNOWN_MEMBER_ID };
+        let Some(m) = g.member(member_id) else { return Err(GroupError::UnknownMemberId) };
         if generation != current {
-            return error_code::ILLEGAL_GENERATION;
+            return Err(GroupError::IllegalGeneration);
         }
         match state {
-            GroupState::Empty | GroupState::Dead => error_code::UNKNOWN_MEMBER_ID,
+            GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
             GroupState::PreparingRebalance => {
                 m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
-                error_code::REBALANCE_IN_PROGRESS
+                Err(GroupError::RebalanceInProgress)
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
-                error_code::NONE
+                Ok(())
             }
         }
     }
 
-    /// Members leaving, by member id or group instance id; an error code for each.
-    pub fn leave(&mut self, group_id: &str, leaving: &[(String, Option<String>)], now_ms: i64) -> Vec<i16> {
+    /// Members leaving, by member id or group instance id; a result for each.
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        leaving: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> Vec<Result<(), GroupError>> {
         let Some(g) = self.groups.get_mut(group_id) else {
-            return vec![error_code::UNKNOWN_MEMBER_ID; leaving.len()];
+            return vec![Err(GroupError::UnknownMemberId); leaving.len()];
         };
-        let mut codes = Vec::with_capacity(leaving.len());
+        let mut results = Vec::with_capacity(leaving.len());
         for (member_id, instance) in leaving {
-            let code = if let Some(instance) = instance {
+            let result = if let Some(instance) = instance {
                 match g.by_instance(instance).map(|m| m.member_id.clone()) {
-                    None => error_code::UNKNOWN_MEMBER_ID,
-                    Some(id) if !member_id.is_empty() && *member_id != id => error_code::FENCED_INSTANCE_ID,
+                    None => Err(GroupError::UnknownMemberId),
+                    Some(id) if !member_id.is_empty() && *member_id != id => Err(GroupError::FencedInstanceId),
                     Some(id) => {
                         g.remove_member(&id, now_ms);
-                        error_code::NONE
+                        Ok(())
                     }
                 }
             } else if let Some(i) = g.pending.iter().position(|(id, _)| id == member_id) {
                 g.pending.remove(i);
-                error_code::NONE
+                Ok(())
             } else if g.has_member(member_id) {
                 g.remove_member(member_id, now_ms);
-                error_code::NONE
+                Ok(())
             } else {
-                error_code::UNKNOWN_MEMBER_ID
+                Err(GroupError::UnknownMemberId)
             };
-            codes.push(code);
+            results.push(result);
         }
         self.try_complete_join(group_id, now_ms);
-        codes
+        results
     }
 
     /// Expires members whose session ended, pending members that never joined, and
@@ -735,30 +769,30 @@ impl Groups {
         member_id: &str,
         instance: Option<&str>,
         now_ms: i64,
-    ) -> Result<(), i16> {
+    ) -> Result<(), GroupError> {
         let Some(g) = self.groups.get_mut(group_id) else {
             if generation < 0 {
                 if self.groups.len() >= GROUPS_PER_SHARD_MAX {
-                    return Err(error_code::COORDINATOR_NOT_AVAILABLE);
+                    return Err(GroupError::CoordinatorNotAvailable);
                 }
                 self.groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
                 return Ok(());
             }
-            return Err(error_code::ILLEGAL_GENERATION);
+            return Err(GroupError::IllegalGeneration);
         };
         if g.fenced(instance, member_id) {
-            return Err(error_code::FENCED_INSTANCE_ID);
+            return Err(GroupError::FencedInstanceId);
         }
         if generation < 0 && g.state == GroupState::Empty {
             return Ok(());
         }
         if g.state == GroupState::CompletingRebalance {
-            return Err(error_code::REBALANCE_IN_PROGRESS);
+            return Err(GroupError::RebalanceInProgress);
         }
         let current = g.generation;
-        let Some(m) = g.member(member_id) else { return Err(error_code::UNKNOWN_MEMBER_ID) };
+        let Some(m) = g.member(member_id) else { return Err(GroupError::UnknownMemberId) };
         if generation != current {
-            return Err(error_code::ILLEGAL_GENERATION);
+            return Err(GroupError::IllegalGeneration);
         }
         m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
         Ok(())
@@ -886,10 +920,10 @@ impl Groups {
     }
 
     /// Checks that DeleteGroups may delete the group: it exists and has no members.
-    pub fn check_delete(&self, group_id: &str) -> Result<(), i16> {
-        let Some(g) = self.groups.get(group_id) else { return Err(error_code::GROUP_ID_NOT_FOUND) };
+    pub fn check_delete(&self, group_id: &str) -> Result<(), GroupError> {
+        let Some(g) = self.groups.get(group_id) else { return Err(GroupError::GroupIdNotFound) };
         if !g.members.is_empty() || g.state != GroupState::Empty {
-            return Err(error_code::NON_EMPTY_GROUP);
+            return Err(GroupError::NonEmptyGroup);
         }
         Ok(())
     }
@@ -945,9 +979,9 @@ fn add_member(
     tx: flume::Sender<JoinResponse>,
     now_ms: i64,
     config: GroupConfig,
-) -> Result<(), (i16, String)> {
+) -> Result<(), (GroupError, String)> {
     if g.members.len() + g.pending.len() >= GROUP_MEMBERS_MAX {
-        return Err((error_code::GROUP_MAX_SIZE_REACHED, member_id));
+        return Err((GroupError::GroupMaxSizeReached { members_max: GROUP_MEMBERS_MAX }, member_id));
     }
     g.members.push(Member {
         member_id,
@@ -995,6 +1029,15 @@ fn parse_subscription(metadata: Bytes) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    /// Asserts that a value matches a pattern, and shows the value when it does not
+    /// (`GroupError` has no equality: it may carry a `PartitionError`).
+    macro_rules! assert_matches {
+        ($value:expr, $pattern:pat) => {
+            let value = $value;
+            assert!(matches!(value, $pattern), "{value:?} is not {}", stringify!($pattern));
+        };
+    }
+
     const CONFIG: GroupConfig = GroupConfig {
         session_timeout_ms_min: 6_000,
         session_timeout_ms_max: 300_000,
@@ -1024,7 +1067,7 @@ mod tests {
     /// Joins a dynamic member through MEMBER_ID_REQUIRED; returns the receiver of the second join.
     fn join_new(groups: &mut Groups, now: i64) -> (String, flume::Receiver<JoinResponse>) {
         let first = answered(&groups.join(join_req("", None, &["range"]), now)).unwrap();
-        assert_eq!(first.error_code, error_code::MEMBER_ID_REQUIRED);
+        assert_matches!(&first.error, Some(GroupError::MemberIdRequired));
         let id = first.member_id.clone();
         (id.clone(), groups.join(join_req(&id, None, &["range"]), now))
     }
@@ -1062,7 +1105,7 @@ mod tests {
         // A second member: the group rebalances; the first learns of it from its heartbeat.
         let (b, rx_b) = join_new(&mut groups, 100);
         assert!(answered(&rx_b).is_none());
-        assert_eq!(groups.heartbeat("g", &a, None, 1, 100), error_code::REBALANCE_IN_PROGRESS);
+        assert_matches!(groups.heartbeat("g", &a, None, 1, 100), Err(GroupError::RebalanceInProgress));
         let rx_a = groups.join(join_req(&a, None, &["range"]), 200);
         let (join_a, join_b) = (answered(&rx_a).unwrap(), answered(&rx_b).unwrap());
         assert_eq!((join_a.generation_id, join_b.generation_id), (2, 2));
@@ -1070,12 +1113,12 @@ mod tests {
         assert_eq!((join_a.members.len(), join_b.members.len()), (2, 0));
         let sync_b = sync(&mut groups, &b, 2, &[]);
         assert!(answered(&sync_b).is_none(), "followers wait for the leader's assignment");
-        assert_eq!(answered(&sync(&mut groups, &b, 1, &[])).unwrap().error_code, error_code::ILLEGAL_GENERATION);
+        assert_matches!(answered(&sync(&mut groups, &b, 1, &[])).unwrap().error, Some(GroupError::IllegalGeneration));
         let sync_a = sync(&mut groups, &a, 2, &[(&a, "p0"), (&b, "p1")]);
         assert_eq!(answered(&sync_a).unwrap().assignment, Bytes::from("p0"));
         assert_eq!(answered(&sync_b).unwrap().assignment, Bytes::from("p1"));
-        assert_eq!(groups.heartbeat("g", "nobody", None, 2, 300), error_code::UNKNOWN_MEMBER_ID);
-        assert_eq!(groups.heartbeat("g", &b, None, 2, 300), error_code::NONE);
+        assert_matches!(groups.heartbeat("g", "nobody", None, 2, 300), Err(GroupError::UnknownMemberId));
+        assert_matches!(groups.heartbeat("g", &b, None, 2, 300), Ok(()));
         // Every completed assignment is stored.
         assert!(groups.writes.iter().all(|(k, v)| matches!(k, RecordKey::Group { .. }) && v.is_some()));
         assert_eq!(groups.writes.len(), 2, "stored after each SyncGroup of the leader");
@@ -1094,21 +1137,22 @@ mod tests {
         answered(&sync(&mut groups, &a, 2, &[])).unwrap();
         // b keeps heartbeating, a goes silent: after a's session timeout the group rebalances.
         for t in (1_000..=10_000).step_by(1_000) {
-            assert_eq!(groups.heartbeat("g", &b, None, 2, t), error_code::NONE);
+            assert_matches!(groups.heartbeat("g", &b, None, 2, t), Ok(()));
             groups.tick(t);
         }
         groups.tick(10_001);
         assert_eq!(groups.state("g"), Some(GroupState::PreparingRebalance));
-        assert_eq!(groups.heartbeat("g", &a, None, 2, 10_001), error_code::UNKNOWN_MEMBER_ID);
+        assert_matches!(groups.heartbeat("g", &a, None, 2, 10_001), Err(GroupError::UnknownMemberId));
         let rx_b = groups.join(join_req(&b, None, &["range"]), 10_002);
         let join_b = answered(&rx_b).unwrap();
         assert_eq!((join_b.generation_id, join_b.leader.as_str()), (3, b.as_str()));
         answered(&sync(&mut groups, &b, 3, &[])).unwrap();
-        assert_eq!(groups.leave("g", &[(b.clone(), None), ("x".into(), None)], 10_003), vec![0, 25]);
+        let left = groups.leave("g", &[(b.clone(), None), ("x".into(), None)], 10_003);
+        assert_matches!(left.as_slice(), [Ok(()), Err(GroupError::UnknownMemberId)]);
         assert_eq!(groups.state("g"), Some(GroupState::Empty));
         assert!(groups.check_delete("g").is_ok());
         groups.remove("g", 100, 10_003);
-        assert_eq!(groups.check_delete("g"), Err(error_code::GROUP_ID_NOT_FOUND));
+        assert_matches!(groups.check_delete("g"), Err(GroupError::GroupIdNotFound));
         let v = OffsetValue { offset: 1, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: 0 };
         groups.apply_offset("g", ("t".into(), 0), Some(v), 99);
         assert!(groups.committed("g", None).is_empty(), "a commit older than the deletion stays deleted");
@@ -1123,7 +1167,7 @@ mod tests {
         let (_b, rx_b) = join_new(&mut groups, 1_000);
         // a keeps heartbeating but never rejoins.
         for t in (5_000..=30_000).step_by(5_000) {
-            assert_eq!(groups.heartbeat("g", &a, None, 1, t), error_code::REBALANCE_IN_PROGRESS);
+            assert_matches!(groups.heartbeat("g", &a, None, 1, t), Err(GroupError::RebalanceInProgress));
             groups.tick(t);
         }
         groups.tick(30_999);
@@ -1138,16 +1182,17 @@ mod tests {
         let mut groups = Groups::new(CONFIG);
         let rx = groups.join(join_req("", Some("i1"), &["range"]), 0);
         let first = answered(&rx).unwrap();
-        assert_eq!(first.error_code, 0, "static members need no MEMBER_ID_REQUIRED round");
+        assert!(first.error.is_none(), "static members need no MEMBER_ID_REQUIRED round: {:?}", first.error);
         let old = first.member_id.clone();
         answered(&sync(&mut groups, &old, 1, &[(&old, "p0")])).unwrap();
         // The process restarts and joins with the same instance id.
         let again = answered(&groups.join(join_req("", Some("i1"), &["range"]), 100)).unwrap();
-        assert_eq!((again.error_code, again.generation_id), (0, 1), "same generation: no rebalance");
+        assert!(again.error.is_none(), "{:?}", again.error);
+        assert_eq!(again.generation_id, 1, "same generation: no rebalance");
         assert_ne!(again.member_id, old);
         assert_eq!(groups.state("g"), Some(GroupState::Stable));
-        assert_eq!(groups.heartbeat("g", &old, Some("i1"), 1, 200), error_code::FENCED_INSTANCE_ID);
-        assert_eq!(groups.heartbeat("g", &again.member_id, Some("i1"), 1, 200), error_code::NONE);
+        assert_matches!(groups.heartbeat("g", &old, Some("i1"), 1, 200), Err(GroupError::FencedInstanceId));
+        assert_matches!(groups.heartbeat("g", &again.member_id, Some("i1"), 1, 200), Ok(()));
         let back = answered(&sync(&mut groups, &again.member_id, 1, &[])).unwrap();
         assert_eq!(back.assignment, Bytes::from("p0"));
     }
@@ -1155,28 +1200,32 @@ mod tests {
     #[test]
     fn bad_joins_get_kafka_errors() {
         let mut groups = Groups::new(CONFIG);
-        let check = |groups: &mut Groups, req: JoinRequest, code: i16| {
-            assert_eq!(answered(&groups.join(req, 0)).unwrap().error_code, code);
-        };
+        let refused = |groups: &mut Groups, req: JoinRequest| answered(&groups.join(req, 0)).unwrap().error;
         let mut empty_group = join_req("", None, &["range"]);
         empty_group.group_id = String::new();
-        check(&mut groups, empty_group, error_code::INVALID_GROUP_ID);
+        assert_matches!(refused(&mut groups, empty_group), Some(GroupError::InvalidGroupId));
         let mut short = join_req("", None, &["range"]);
         short.session_timeout_ms = 10;
-        check(&mut groups, short, error_code::INVALID_SESSION_TIMEOUT);
-        check(&mut groups, join_req("ghost", None, &["range"]), error_code::UNKNOWN_MEMBER_ID);
-        check(&mut groups, join_req("", None, &[]), error_code::INCONSISTENT_GROUP_PROTOCOL);
+        assert_matches!(
+            refused(&mut groups, short),
+            Some(GroupError::InvalidSessionTimeout { session_timeout_ms: 10, min_ms: 6_000, max_ms: 300_000 })
+        );
+        assert_matches!(refused(&mut groups, join_req("ghost", None, &["range"])), Some(GroupError::UnknownMemberId));
+        assert_matches!(refused(&mut groups, join_req("", None, &[])), Some(GroupError::InconsistentGroupProtocol));
         let (a, rx) = join_new(&mut groups, 0);
         answered(&rx).unwrap();
-        check(&mut groups, join_req("", None, &["roundrobin"]), error_code::INCONSISTENT_GROUP_PROTOCOL);
-        assert_eq!(groups.validate_commit("g", 1, "ghost", None, 0), Err(error_code::REBALANCE_IN_PROGRESS));
+        assert_matches!(
+            refused(&mut groups, join_req("", None, &["roundrobin"])),
+            Some(GroupError::InconsistentGroupProtocol)
+        );
+        assert_matches!(groups.validate_commit("g", 1, "ghost", None, 0), Err(GroupError::RebalanceInProgress));
         answered(&sync(&mut groups, &a, 1, &[])).unwrap();
-        assert_eq!(groups.validate_commit("g", 1, "ghost", None, 0), Err(error_code::UNKNOWN_MEMBER_ID));
-        assert_eq!(groups.validate_commit("g", 7, &a, None, 0), Err(error_code::ILLEGAL_GENERATION));
-        assert_eq!(groups.validate_commit("g", 1, &a, None, 0), Ok(()));
-        assert_eq!(groups.check_delete("g"), Err(error_code::NON_EMPTY_GROUP));
-        assert_eq!(groups.validate_commit("other", -1, "", None, 0), Ok(()));
-        assert_eq!(groups.validate_commit("third", 3, "m", None, 0), Err(error_code::ILLEGAL_GENERATION));
+        assert_matches!(groups.validate_commit("g", 1, "ghost", None, 0), Err(GroupError::UnknownMemberId));
+        assert_matches!(groups.validate_commit("g", 7, &a, None, 0), Err(GroupError::IllegalGeneration));
+        assert_matches!(groups.validate_commit("g", 1, &a, None, 0), Ok(()));
+        assert_matches!(groups.check_delete("g"), Err(GroupError::NonEmptyGroup));
+        assert_matches!(groups.validate_commit("other", -1, "", None, 0), Ok(()));
+        assert_matches!(groups.validate_commit("third", 3, "m", None, 0), Err(GroupError::IllegalGeneration));
     }
 
     #[test]
@@ -1228,7 +1277,7 @@ mod tests {
         };
         groups.apply_group("g", Some(stored), 1_000);
         assert_eq!(groups.state("g"), Some(GroupState::Stable));
-        assert_eq!(groups.heartbeat("g", "m", None, 4, 2_000), error_code::NONE);
+        assert_matches!(groups.heartbeat("g", "m", None, 4, 2_000), Ok(()));
         groups.writes.clear();
         groups.tick(12_001);
         assert_eq!(groups.state("g"), Some(GroupState::Empty), "a restored member that never returns expires");
