@@ -126,6 +126,22 @@ pub struct ServeArgs {
     /// per line, for log shippers).
     #[arg(long, env = "RINGTAIL_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Low free-space watermark of the data directory's file system, in bytes: below it (or
+    /// below --disk-free-low-percent, whichever is larger) produce to user topics is refused
+    /// with the retriable KAFKA_STORAGE_ERROR, retention runs at once, and `__consumer_offsets`
+    /// goes on down to half of it (default 1073741824).
+    #[arg(long, env = "RINGTAIL_DISK_FREE_LOW_BYTES")]
+    pub disk_free_low_bytes: Option<u64>,
+    /// Low free-space watermark as a percentage of the file system (default 2).
+    #[arg(long, env = "RINGTAIL_DISK_FREE_LOW_PERCENT")]
+    pub disk_free_low_percent: Option<u8>,
+    /// High free-space watermark, in bytes: refused writes are accepted again once this much
+    /// (and --disk-free-high-percent) is free (default 2147483648).
+    #[arg(long, env = "RINGTAIL_DISK_FREE_HIGH_BYTES")]
+    pub disk_free_high_bytes: Option<u64>,
+    /// High free-space watermark as a percentage of the file system (default 4).
+    #[arg(long, env = "RINGTAIL_DISK_FREE_HIGH_PERCENT")]
+    pub disk_free_high_percent: Option<u8>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -160,6 +176,10 @@ struct FileConfig {
     partitions_per_shard_max: Option<usize>,
     cache_budget_bytes: Option<u64>,
     offsets_per_group_max: Option<usize>,
+    disk_free_low_bytes: Option<u64>,
+    disk_free_low_percent: Option<u8>,
+    disk_free_high_bytes: Option<u64>,
+    disk_free_high_percent: Option<u8>,
 }
 
 /// The resolved configuration of a broker.
@@ -196,6 +216,8 @@ pub struct BrokerConfig {
     pub partitions_per_shard_max: usize,
     /// The batch cache budget of one shard.
     pub cache_budget_bytes: u64,
+    /// Free-space watermarks of the data directory.
+    pub disk_space: ringtail_log::SpaceConfig,
 }
 
 /// Caps on client connections (Kafka's max.connections, max.connections.per.ip and overrides).
@@ -477,8 +499,26 @@ impl BrokerConfig {
                 ),
             });
         }
+        let space_defaults = ringtail_log::SpaceConfig::default();
+        let disk_space = ringtail_log::SpaceConfig {
+            low_bytes: args.disk_free_low_bytes.or(file.disk_free_low_bytes).unwrap_or(space_defaults.low_bytes),
+            low_percent: args
+                .disk_free_low_percent
+                .or(file.disk_free_low_percent)
+                .unwrap_or(space_defaults.low_percent),
+            high_bytes: args.disk_free_high_bytes.or(file.disk_free_high_bytes).unwrap_or(space_defaults.high_bytes),
+            high_percent: args
+                .disk_free_high_percent
+                .or(file.disk_free_high_percent)
+                .unwrap_or(space_defaults.high_percent),
+        };
+        disk_space.validate().map_err(|e| ConfigError::Invalid {
+            setting: "disk-free-*",
+            message: e.to_string().trim_start_matches("invalid log configuration: ").to_string(),
+        })?;
         Ok(BrokerConfig {
             listen,
+            disk_space,
             cache_budget_bytes,
             partitions_per_shard_max,
             log_format,

@@ -40,6 +40,10 @@ pub fn log_error(e: &LogError) -> i16 {
         LogError::Sequence(e) => sequence_error(e),
         LogError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
         LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Config { .. } => code::KAFKA_STORAGE_ERROR,
+        // Retriable in every client (the Java client's KafkaStorageException is an
+        // InvalidMetadataException; librdkafka and kafka-python retry it): producers keep
+        // their batches and retry until space is freed or their delivery timeout ends.
+        LogError::NoSpace { .. } => code::KAFKA_STORAGE_ERROR,
     }
 }
 
@@ -82,6 +86,7 @@ pub fn controller_error(e: &ControllerError) -> i16 {
         ControllerError::InvalidConfig(_) => code::INVALID_CONFIG,
         ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
         ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
+        ControllerError::NoSpace(_) => code::KAFKA_STORAGE_ERROR,
     }
 }
 

@@ -47,6 +47,16 @@ enum Command {
         /// Shards the broker will run (default: one per online CPU).
         #[arg(long)]
         shards: Option<usize>,
+        /// The broker's free-space watermarks (as `ringtail serve` takes them), reported beside
+        /// the data directory's free space.
+        #[arg(long, env = "RINGTAIL_DISK_FREE_LOW_BYTES")]
+        disk_free_low_bytes: Option<u64>,
+        #[arg(long, env = "RINGTAIL_DISK_FREE_LOW_PERCENT")]
+        disk_free_low_percent: Option<u8>,
+        #[arg(long, env = "RINGTAIL_DISK_FREE_HIGH_BYTES")]
+        disk_free_high_bytes: Option<u64>,
+        #[arg(long, env = "RINGTAIL_DISK_FREE_HIGH_PERCENT")]
+        disk_free_high_percent: Option<u8>,
     },
     /// Consumer groups of a running broker: `list`, or `describe GROUP` (members,
     /// assignments, committed offsets and lag).
@@ -82,8 +92,24 @@ fn main() {
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Serve(args) => *args,
-        Command::Tune { data_dir, apply, json, shards } => {
-            let options = ringtail_tuning::TuneOptions { data_dir, apply, json, shards };
+        Command::Tune {
+            data_dir,
+            apply,
+            json,
+            shards,
+            disk_free_low_bytes,
+            disk_free_low_percent,
+            disk_free_high_bytes,
+            disk_free_high_percent,
+        } => {
+            let defaults = ringtail_log::SpaceConfig::default();
+            let space = ringtail_tuning::SpaceWatermarks {
+                low_bytes: disk_free_low_bytes.unwrap_or(defaults.low_bytes),
+                low_percent: disk_free_low_percent.unwrap_or(defaults.low_percent),
+                high_bytes: disk_free_high_bytes.unwrap_or(defaults.high_bytes),
+                high_percent: disk_free_high_percent.unwrap_or(defaults.high_percent),
+            };
+            let options = ringtail_tuning::TuneOptions { data_dir, apply, json, shards, space };
             match ringtail_tuning::tune(options) {
                 Ok(code) => std::process::exit(code),
                 Err(e) => {

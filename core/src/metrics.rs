@@ -240,6 +240,22 @@ pub struct ShardSnapshot {
     pub refused_max_connections_per_ip: u64,
     pub pinning_copies: u64,
     pub pinning_copy_bytes: u64,
+    pub disk: DiskSnapshot,
+}
+
+/// The data directory's free space as one shard last read it.
+#[derive(Debug, Clone, Default)]
+pub struct DiskSnapshot {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub low_watermark_bytes: u64,
+    pub high_watermark_bytes: u64,
+    /// Produce to user topics refused (below the low watermark, not yet back above the high one).
+    pub writes_refused: bool,
+    /// Appends refused for space since start.
+    pub appends_refused: u64,
+    /// Flushes that found no space.
+    pub flushes_out_of_space: u64,
 }
 
 fn api_name(key: i16) -> String {
@@ -527,6 +543,48 @@ impl Collector for Snapshots {
             "ringtail_consumer_group_series_omitted",
             "Committed offsets of the groups a shard coordinates left out of this scrape (at most 10000 series per shard).",
             per_shard(&|x| x.committed_omitted as i64),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_disk_total_bytes",
+            "Size of the data directory's file system.",
+            per_shard(&|x| x.disk.total_bytes as i64),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_disk_free_bytes",
+            "Free space of the data directory's file system (for unprivileged processes), as last read.",
+            per_shard(&|x| x.disk.free_bytes as i64),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_disk_free_low_watermark_bytes",
+            "Below this much free space produce to user topics is refused.",
+            per_shard(&|x| x.disk.low_watermark_bytes as i64),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_disk_free_high_watermark_bytes",
+            "Refused writes are accepted again once this much space is free.",
+            per_shard(&|x| x.disk.high_watermark_bytes as i64),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_disk_writes_refused",
+            "1 while produce to user topics is refused for lack of free space.",
+            per_shard(&|x| i64::from(x.disk.writes_refused)),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_disk_appends_refused",
+            "Appends refused for lack of free space (answered with the retriable KAFKA_STORAGE_ERROR).",
+            per_shard_u(&|x| x.disk.appends_refused),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_disk_flushes_out_of_space",
+            "Flushes that found no space on the file system (their unacknowledged batches were taken back, or kept queued).",
+            per_shard_u(&|x| x.disk.flushes_out_of_space),
         )?;
         counters(
             &mut e,

@@ -136,7 +136,13 @@ pub(crate) async fn read_file_limited(path: &Path, faults: &Faults, limit: u64) 
 pub(crate) async fn write_atomic(dir: &Path, name: &str, bytes: Vec<u8>, faults: &Faults) -> Result<(), LogError> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
-    write_durable(&tmp, bytes, faults).await?;
+    if let Err(e) = write_durable(&tmp, bytes, faults).await {
+        if e.is_no_space() {
+            // A partial temporary file holds space the next attempt needs; removing takes none.
+            let _ = glommio::io::remove(&tmp).await;
+        }
+        return Err(e);
+    }
     faults.check(IoOp::Rename, &path)?;
     glommio::io::rename(&tmp, &path).await.map_err(|e| LogError::io("renaming", &tmp, e))?;
     sync_dir(dir, faults).await
@@ -151,10 +157,10 @@ pub(crate) async fn write_durable(path: &Path, bytes: Vec<u8>, faults: &Faults) 
         .truncate(true)
         .buffered_open(path)
         .await
-        .map_err(|e| LogError::io("creating", path, e))?;
+        .map_err(|e| LogError::io_taking_space("creating", path, e))?;
     let length = bytes.len();
     if length > 0 {
-        let written = file.write_at(bytes, 0).await.map_err(|e| LogError::io("writing", path, e))?;
+        let written = file.write_at(bytes, 0).await.map_err(|e| LogError::io_taking_space("writing", path, e))?;
         if written != length {
             return Err(LogError::io("writing", path, io::Error::new(io::ErrorKind::WriteZero, "short write")));
         }

@@ -52,6 +52,8 @@ pub struct LogConfig {
     /// Forget an idempotent producer's state after it has not written for this long
     /// (producer.id.expiration.ms); a retry arriving later is no longer recognised.
     pub producer_id_expiration_ms: u64,
+    /// Whose appends these are when free space runs low: user data is refused first.
+    pub space_priority: crate::space::SpacePriority,
 }
 
 impl Default for LogConfig {
@@ -70,6 +72,7 @@ impl Default for LogConfig {
             flush_bytes_min: 1 << 20,
             fsync_interval_ms: 1000,
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            space_priority: crate::space::SpacePriority::Data,
         }
     }
 }

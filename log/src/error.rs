@@ -46,6 +46,13 @@ pub enum LogError {
     Corrupt { path: PathBuf, position: u64, reason: String },
     #[error("invalid log configuration: {reason}")]
     Config { reason: String },
+    /// No space for the write on the data directory's file system. Not fatal: nothing written
+    /// was lost, the write (and those after it) can be tried again once space is freed.
+    #[error(
+        "no space for writes on the data directory's file system ({free_bytes} bytes free, {why}); writes \
+         resume by themselves once space is freed: delete topics or records, lower retention, or add disk"
+    )]
+    NoSpace { free_bytes: u64, why: String },
 }
 
 impl LogError {
@@ -56,5 +63,26 @@ impl LogError {
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
         LogError::Io { op, path: path.into(), source: Arc::new(source.into()) }
+    }
+
+    /// Like [`LogError::io`], for an operation that takes space (creating a file, allocating,
+    /// writing): running out of space (or quota) is [`LogError::NoSpace`], not fatal. Never for
+    /// an fdatasync: after a failed one the kernel may have dropped dirty pages.
+    pub(crate) fn io_taking_space(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
+        let source = source.into();
+        // glommio keeps the error's kind but not always its number.
+        let full = matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+            || matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+        match full {
+            true => {
+                let path = path.into();
+                LogError::NoSpace { free_bytes: 0, why: format!("{op} {} failed: {source}", path.display()) }
+            }
+            _ => LogError::io(op, path, source),
+        }
+    }
+
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, LogError::NoSpace { .. })
     }
 }

@@ -41,6 +41,8 @@ type Injector = dyn Fn(IoOp, &Path) -> bool;
 #[derive(Clone, Default)]
 pub struct Faults {
     injector: Option<Rc<Injector>>,
+    /// Injected failures are ENOSPC (a full file system) rather than an I/O error.
+    no_space: bool,
 }
 
 impl fmt::Debug for Faults {
@@ -52,12 +54,24 @@ impl fmt::Debug for Faults {
 impl Faults {
     /// Fails every operation for which `fail` returns true with an injected I/O error.
     pub fn new(fail: impl Fn(IoOp, &Path) -> bool + 'static) -> Self {
-        Faults { injector: Some(Rc::new(fail)) }
+        Faults { injector: Some(Rc::new(fail)), no_space: false }
+    }
+
+    /// Fails every operation for which `fail` returns true as a full file system would
+    /// (ENOSPC): operations that take space get [`LogError::NoSpace`], the others an I/O error.
+    pub fn no_space(fail: impl Fn(IoOp, &Path) -> bool + 'static) -> Self {
+        Faults { injector: Some(Rc::new(fail)), no_space: true }
     }
 
     pub(crate) fn check(&self, op: IoOp, path: &Path) -> Result<(), LogError> {
         match &self.injector {
-            Some(fail) if fail(op, path) => Err(LogError::io(op.verb(), path, io::Error::other("injected fault"))),
+            Some(fail) if fail(op, path) => Err(match self.no_space {
+                true if matches!(op, IoOp::Create | IoOp::Write) => {
+                    LogError::io_taking_space(op.verb(), path, io::Error::from_raw_os_error(libc::ENOSPC))
+                }
+                true => LogError::io(op.verb(), path, io::Error::from_raw_os_error(libc::ENOSPC)),
+                false => LogError::io(op.verb(), path, io::Error::other("injected fault")),
+            }),
             _ => Ok(()),
         }
     }

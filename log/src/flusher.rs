@@ -12,6 +12,7 @@ use crate::config::{Durability, BLOCK_BYTES};
 use crate::fault::Faults;
 use crate::limits::CACHE_BUDGET_BYTES_DEFAULT;
 use crate::partition::{PartitionLog, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT};
+use crate::space::DiskSpace;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -40,6 +41,8 @@ pub struct Flusher {
     cache_budget_bytes: Cell<u64>,
     /// Where the next cache-budget sweep starts in `logs`, so no log is always the first victim.
     sweep_from: Cell<usize>,
+    /// The data directory's free space; logs opened here take it at open.
+    space: RefCell<Rc<DiskSpace>>,
 }
 
 /// Write buffers kept for reuse by one shard.
@@ -58,7 +61,18 @@ impl Flusher {
             stats: Rc::new(crate::stats::LogStats::default()),
             cache_budget_bytes: Cell::new(CACHE_BUDGET_BYTES_DEFAULT),
             sweep_from: Cell::new(0),
+            space: RefCell::new(Rc::new(DiskSpace::unlimited())),
         })
+    }
+
+    /// Watches free space with `space` (before any log is opened: logs keep the one they found).
+    pub fn set_space(&self, space: Rc<DiskSpace>) {
+        *self.space.borrow_mut() = space;
+    }
+
+    /// The free space of the data directory, as this shard sees it.
+    pub fn space(&self) -> Rc<DiskSpace> {
+        self.space.borrow().clone()
     }
 
     /// Sets the cache budget of the shard's logs together.
@@ -163,21 +177,26 @@ impl Flusher {
         }
     }
 
-    /// Writes out async-durability logs with queued batches, and syncs those that are due.
+    /// Writes out async-durability logs with queued batches, and syncs those that are due;
+    /// tries again the logs that found no space, once the file system has room for them.
     async fn tick_async_logs(&self) {
         let now = now_ms();
+        let space = self.space();
         let due: Vec<Rc<PartitionLog>> = self
             .logs
             .borrow()
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|log| log.config().durability == Durability::Async && log.failed().is_none())
-            .filter(|log| log.flush_requested_or_due(now).0)
+            .filter(|log| log.failed().is_none())
+            .filter(|log| match log.is_space_stalled() {
+                true => space.has_room(log.config().space_priority),
+                false => log.config().durability == Durability::Async && log.flush_requested_or_due(now).0,
+            })
             .collect();
         let tasks: Vec<_> = due
             .into_iter()
             .map(|log| {
-                let sync = log.flush_requested_or_due(now).1;
+                let sync = log.config().durability == Durability::Sync || log.flush_requested_or_due(now).1;
                 glommio::spawn_local(async move { log.flush(sync, now).await })
             })
             .collect();

@@ -59,6 +59,11 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
+    /// Keeps the first `len` entries (a tail taken back).
+    pub fn truncate(&mut self, len: usize) {
+        self.entries.truncate(len);
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * OFFSET_ENTRY_BYTES);
         for &(o, p) in &self.entries {
@@ -120,6 +125,19 @@ impl TimeIndex {
 
     pub fn last(&self) -> Option<(i64, u32)> {
         self.entries.last().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keeps the first `len` entries (a tail taken back).
+    pub fn truncate(&mut self, len: usize) {
+        self.entries.truncate(len);
     }
 
     pub fn encode(&self) -> Vec<u8> {

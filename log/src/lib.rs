@@ -14,6 +14,7 @@ mod limits;
 mod partition;
 pub mod producer;
 mod segment;
+pub mod space;
 pub mod stats;
 
 pub use batch::{BatchHeader, Compression, Origin};
@@ -26,6 +27,7 @@ pub use partition::{
     AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT,
 };
 pub use segment::prime_direct_io;
+pub use space::{DiskSpace, SpaceConfig, SpacePriority};
 
 /// The framing of state files (magic, version, kind, length, CRC-32C), for other crates' files.
 pub use checkpoint::{decode as decode_state_file, encode as encode_state_file, Kind as StateFileKind};

@@ -21,6 +21,7 @@ use crate::flusher::Flusher;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::producer::{ProducerStates, Verdict};
 use crate::segment::{self, segment_path, ScanOutcome};
+use crate::space::DiskSpace;
 
 /// Bytes of a batch header up to the end of partitionLeaderEpoch: baseOffset and the epoch are
 /// rewritten by the broker, batchLength between them is kept. Cached batches keep this rewritten
@@ -41,6 +42,9 @@ const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
 /// Producer snapshots taken at segment rolls and not yet written; older ones are dropped
 /// (recovery then replays a little more of the log).
 const PENDING_SNAPSHOTS_MAX: usize = 2;
+/// Tail rollbacks remembered for waiters created before them; a waiter older than all of them
+/// is told its write may not have happened.
+const ROLLBACKS_KEPT: usize = 16;
 
 /// What `append` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,9 @@ pub struct AppendInfo {
     /// The batch repeats one an idempotent producer already wrote: nothing was appended and
     /// the offsets are those of the original.
     pub duplicate: bool,
+    /// The log's tail epoch at the append: waits made with it (`wait_durable_since`) learn
+    /// whether the batch was taken back for lack of space, even if they begin after that.
+    pub tail_epoch: u64,
 }
 
 /// Whole batches read from the log, as byte chunks to send in order, without copying cached data.
@@ -80,6 +87,9 @@ pub struct RecoveryReport {
     pub producer_batches_replayed: u64,
     /// Why a producer snapshot found on disk was not used (the whole log was replayed).
     pub producer_snapshot_ignored: Option<String>,
+    /// Recovery could not write some index or state files for lack of space (they are written
+    /// later; the next start may scan more).
+    pub no_space: Option<String>,
 }
 
 /// A batch in the recent-batch cache: the rewritten header and the body as received.
@@ -92,6 +102,29 @@ struct CachedBatch {
     position: u64,
     header: Bytes,
     body: Bytes,
+    /// The segment as it was before this batch, to take the batch back if it cannot be written.
+    mark: SegmentMark,
+}
+
+/// What appending a batch changes in its segment's metadata.
+#[derive(Debug, Clone, Copy)]
+struct SegmentMark {
+    size: u64,
+    next_offset: u64,
+    max_timestamp: i64,
+    max_timestamp_relative: u32,
+    bytes_since_index: u64,
+    offset_entries: usize,
+    time_entries: usize,
+    first_append_ms: Option<i64>,
+}
+
+/// The tail from `point` on was taken back (never written) at tail epoch `epoch`.
+#[derive(Debug)]
+struct Rollback {
+    epoch: u64,
+    point: u64,
+    error: LogError,
 }
 
 impl CachedBatch {
@@ -156,6 +189,32 @@ impl Segment {
     /// of the indexes.
     pub(crate) fn fits_offsets(&self, offset_count: u64) -> bool {
         self.next_offset + offset_count - 1 - self.base_offset <= u64::from(u32::MAX)
+    }
+
+    fn mark(&self) -> SegmentMark {
+        SegmentMark {
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            max_timestamp_relative: self.max_timestamp_relative,
+            bytes_since_index: self.bytes_since_index,
+            offset_entries: self.offset_index.len(),
+            time_entries: self.time_index.len(),
+            first_append_ms: self.first_append_ms,
+        }
+    }
+
+    /// Takes back every batch appended after `mark` was taken (none of them written).
+    fn restore(&mut self, mark: &SegmentMark) {
+        assert!(self.flushed <= mark.size, "only unwritten batches are taken back");
+        self.size = mark.size;
+        self.next_offset = mark.next_offset;
+        self.max_timestamp = mark.max_timestamp;
+        self.max_timestamp_relative = mark.max_timestamp_relative;
+        self.bytes_since_index = mark.bytes_since_index;
+        self.offset_index.truncate(mark.offset_entries);
+        self.time_index.truncate(mark.time_entries);
+        self.first_append_ms = mark.first_append_ms;
     }
 
     /// The index files of a sealed segment: the time index ends with the largest timestamp.
@@ -223,6 +282,14 @@ struct State {
     pending_snapshots: VecDeque<(u64, Vec<u8>)>,
     /// Offset of the producer snapshot on disk.
     snapshot_offset: Option<u64>,
+    /// Counts tail rollbacks: a wait remembers it, to learn whether its batch was taken back.
+    tail_epoch: u64,
+    rollbacks: VecDeque<Rollback>,
+    /// Appends are refused with this while the producer state is rebuilt after a rollback.
+    appends_paused: Option<LogError>,
+    /// The last flush found no space (async durability keeps its batches queued and retries
+    /// once the file system has room again).
+    space_stalled: bool,
 }
 
 impl State {
@@ -230,6 +297,21 @@ impl State {
         match &self.failed {
             Some(e) => Err(e.clone()),
             None => Ok(()),
+        }
+    }
+
+    /// The error for a wait on `last_offset` created at tail epoch `epoch`, if a rollback since
+    /// took its batch back.
+    fn rolled_back(&self, epoch: u64, last_offset: u64) -> Option<LogError> {
+        if epoch == self.tail_epoch {
+            return None;
+        }
+        // Only the first rollback after the wait began can have taken its batch: a later one
+        // takes back only batches appended after that one (not yet written then).
+        match self.rollbacks.iter().find(|r| r.epoch == epoch + 1) {
+            Some(r) => (last_offset >= r.point).then(|| r.error.clone()),
+            // Forgotten (the wait is older than every rollback kept): its write may not have happened.
+            None => self.rollbacks.back().map(|r| r.error.clone()),
         }
     }
 
@@ -260,6 +342,8 @@ pub struct PartitionLog {
     flush_lock: Semaphore,
     report: RefCell<RecoveryReport>,
     stats: Rc<crate::stats::LogStats>,
+    /// The free space of the data directory, as this shard sees it.
+    space: Rc<DiskSpace>,
 }
 
 impl Drop for PartitionLog {
@@ -298,6 +382,7 @@ impl PartitionLog {
             flush_lock: Semaphore::new(1),
             report: RefCell::new(report),
             stats: flusher.stats().clone(),
+            space: flusher.space(),
         });
         let (snapshot, replayed, ignored) = log.rebuild_producers().await?;
         {
@@ -431,8 +516,14 @@ impl PartitionLog {
                 max_timestamp: original.max_timestamp,
                 log_start_offset: st.log_start_offset,
                 duplicate: true,
+                tail_epoch: st.tail_epoch,
             });
         }
+        // A retried batch is answered above without taking space; new ones need room.
+        if let Some(e) = &st.appends_paused {
+            return Err(e.clone());
+        }
+        self.space.admit(self.config.space_priority)?;
         let base_offset = st.next_offset;
         let mut max_timestamp = -1;
         for (header, range) in batches {
@@ -445,6 +536,7 @@ impl PartitionLog {
             batch::assign(&mut patched, offset, partition_leader_epoch);
             let segment = st.segments.back_mut().expect("maybe_roll leaves an open segment");
             let position = segment.size;
+            let mark = segment.mark();
             segment.first_append_ms.get_or_insert(now_ms);
             segment.index_batch(offset, last_offset, header.max_timestamp, size, self.config.index_interval_bytes);
             let segment_base = segment.base_offset;
@@ -456,6 +548,7 @@ impl PartitionLog {
                 position,
                 header: Bytes::copy_from_slice(&patched),
                 body: records.slice(range.start + PATCHED_HEADER_BYTES..range.end),
+                mark,
             });
             st.cache_bytes += size;
             self.stats.cache_bytes.set(self.stats.cache_bytes.get() + size);
@@ -472,6 +565,7 @@ impl PartitionLog {
             max_timestamp,
             log_start_offset: st.log_start_offset,
             duplicate: false,
+            tail_epoch: st.tail_epoch,
         };
         let wants_flush = match self.config.durability {
             Durability::Sync => true,
@@ -523,18 +617,34 @@ impl PartitionLog {
     /// Completes once every offset up to and including `last_offset` is durable, or with the
     /// error that stopped the log.
     pub fn wait_durable(&self, last_offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Durable, id: None }
+        self.wait(last_offset, WaitKind::Durable)
+    }
+
+    /// [`PartitionLog::wait_durable`] for a batch appended at tail epoch `epoch`
+    /// ([`AppendInfo::tail_epoch`]): fails if the batch was taken back since.
+    pub fn wait_durable_since(&self, last_offset: u64, epoch: u64) -> DurableWait {
+        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Durable, epoch, id: None }
+    }
+
+    /// [`PartitionLog::wait_written`] for a batch appended at tail epoch `epoch`.
+    pub fn wait_written_since(&self, last_offset: u64, epoch: u64) -> DurableWait {
+        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Written, epoch, id: None }
+    }
+
+    fn wait(&self, last_offset: u64, kind: WaitKind) -> DurableWait {
+        let epoch = self.state.borrow().tail_epoch;
+        DurableWait { log: self.this.clone(), last_offset, kind, epoch, id: None }
     }
 
     /// Completes once the log end offset is past `offset`: something was appended there.
     pub fn wait_appended(&self, offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset: offset, kind: WaitKind::Appended, id: None }
+        self.wait(offset, WaitKind::Appended)
     }
 
     /// Completes once every offset up to and including `last_offset` is written to its file
     /// (not necessarily synced). Async-durability producers use it as backpressure.
     pub fn wait_written(&self, last_offset: u64) -> DurableWait {
-        DurableWait { log: self.this.clone(), last_offset, kind: WaitKind::Written, id: None }
+        self.wait(last_offset, WaitKind::Written)
     }
 
     /// Writes every queued batch; with `sync`, also fdatasyncs so they become durable. Seals
@@ -545,10 +655,102 @@ impl PartitionLog {
         let started = std::time::Instant::now();
         let result = self.flush_locked(sync, now_ms).await;
         self.stats.observe(&self.stats.flush_latency, started);
-        if let Err(e) = &result {
-            self.fail(e.clone());
+        match &result {
+            Ok(()) => {}
+            Err(e) if e.is_no_space() => self.out_of_space(e.clone()).await?,
+            Err(e) => self.fail(e.clone()),
         }
         result
+    }
+
+    /// A flush found no space before writing its batches (the preallocation was refused or
+    /// failed with ENOSPC, or a chunk write did). Under sync durability none of the unwritten
+    /// batches of a user topic was acknowledged: they are taken back (their producers get the
+    /// error and may retry) and the producer state rebuilt without them. Under async durability
+    /// they may have been acknowledged, and an internal topic's batches are already in its
+    /// owner's memory (the group coordinator's records by key): both stay queued, their waiters
+    /// wait, and the flusher writes them once the file system has room.
+    async fn out_of_space(&self, error: LogError) -> Result<(), LogError> {
+        self.space.ran_out();
+        self.stats.count(&self.stats.flushes_out_of_space);
+        let keep = self.config.durability == Durability::Async
+            || self.config.space_priority == crate::space::SpacePriority::Internal;
+        if keep {
+            self.state.borrow_mut().space_stalled = true;
+            return Ok(());
+        }
+        if !self.roll_back_unwritten(&error) {
+            return Ok(());
+        }
+        // Appends wait until the producer state no longer holds the batches taken back.
+        self.state.borrow_mut().appends_paused = Some(error);
+        let rebuilt = self.rebuild_producers().await;
+        self.state.borrow_mut().appends_paused = None;
+        if let Err(e) = rebuilt {
+            self.fail(e.clone());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Takes back every batch not yet written: the cache, segment metadata and offsets return
+    /// to what they were before the first of them was appended, and their waiters get `error`.
+    /// Returns whether anything was taken back.
+    fn roll_back_unwritten(&self, error: &LogError) -> bool {
+        let mut st = self.state.borrow_mut();
+        let point = st.written_offset;
+        if st.next_offset == point {
+            return false;
+        }
+        let mut first = None;
+        let mut bytes = 0;
+        while st.cache.back().is_some_and(|c| c.base_offset >= point) {
+            let c = st.cache.pop_back().expect("checked");
+            bytes += c.size();
+            first = Some(c);
+        }
+        let first = first.expect("the cache holds every batch not yet written");
+        assert_eq!(first.base_offset, point, "batches not yet written start at the written offset");
+        st.cache_bytes -= bytes;
+        st.unflushed_bytes -= bytes;
+        self.stats.cache_bytes.set(self.stats.cache_bytes.get() - bytes);
+        // Segments opened after the point hold only batches taken back (their files, if
+        // created, are empty; recovery drops an empty last segment, the next roll reuses it).
+        while st.segments.back().is_some_and(|s| s.base_offset > first.segment_base) {
+            let s = st.segments.pop_back().expect("checked");
+            assert_eq!(s.flushed, 0, "a segment opened after the written offset has nothing written");
+        }
+        let last = st.segments.back_mut().expect("the first batch's segment remains");
+        assert_eq!(last.base_offset, first.segment_base);
+        if first.position == 0 && last.base_offset == point {
+            st.segments.pop_back();
+        } else {
+            last.restore(&first.mark);
+        }
+        st.next_offset = point;
+        st.pending_snapshots.retain(|(at, _)| *at <= point);
+        st.tail_epoch += 1;
+        let epoch = st.tail_epoch;
+        if st.rollbacks.len() == ROLLBACKS_KEPT {
+            st.rollbacks.pop_front();
+        }
+        st.rollbacks.push_back(Rollback { epoch, point, error: error.clone() });
+        let waiters = std::mem::take(&mut st.waiters);
+        let readers = std::mem::take(&mut st.append_waiters);
+        drop(st);
+        waiters.into_iter().for_each(|(_, w)| w.wake());
+        readers.into_iter().for_each(|(_, w)| w.wake());
+        true
+    }
+
+    /// Counts the times the unwritten tail was taken back; see [`AppendInfo::tail_epoch`].
+    pub fn tail_epoch(&self) -> u64 {
+        self.state.borrow().tail_epoch
+    }
+
+    /// True while a log keeps batches queued until the file system has room for them.
+    pub fn is_space_stalled(&self) -> bool {
+        self.state.borrow().space_stalled
     }
 
     async fn flush_locked(&self, sync: bool, now_ms: i64) -> Result<(), LogError> {
@@ -615,6 +817,7 @@ impl PartitionLog {
         {
             let mut st = self.state.borrow_mut();
             st.written_offset = st.written_offset.max(target_offset);
+            st.space_stalled = false;
         }
         let must_sync = sync || self.state.borrow().segments.iter().any(|s| s.sealed && !s.finalized);
         if must_sync {
@@ -627,7 +830,11 @@ impl PartitionLog {
         // Waiters re-check their own condition.
         let waiters = std::mem::take(&mut self.state.borrow_mut().waiters);
         waiters.into_iter().for_each(|(_, w)| w.wake());
-        self.finalize_sealed().await?;
+        match self.finalize_sealed().await {
+            // The data is durable; index and state files are written at a later flush.
+            Err(e) if e.is_no_space() => self.space.ran_out(),
+            other => other?,
+        }
         self.evict_cache(self.config.cache_bytes_max as u64);
         if let Some(flusher) = self.flusher.upgrade() {
             flusher.enforce_cache_budget();
@@ -654,7 +861,7 @@ impl PartitionLog {
                     .truncate(true)
                     .dma_open(&path)
                     .await
-                    .map_err(|e| LogError::io("creating", &path, e))?;
+                    .map_err(|e| LogError::io_taking_space("creating", &path, e))?;
                 (Rc::new(f), true)
             }
         };
@@ -662,9 +869,14 @@ impl PartitionLog {
             // Grow by doubling, at most one step at a time: a segment that is sealed while
             // small (many rolls in a row) never reserves much more than it holds.
             let step = self.config.preallocate_bytes;
-            let target = align_up(end.max(allocated.saturating_mul(2)).min(end + step));
+            let wanted = align_up(end.max(allocated.saturating_mul(2)).min(end + step));
             self.faults.check(IoOp::Write, &path)?;
-            file.pre_allocate(target, false).await.map_err(|e| LogError::io("preallocating", &path, e))?;
+            // Short of room, a segment grows only by what its batches take.
+            let taken = self.space.take(self.config.space_priority, wanted - allocated, end - allocated)?;
+            let target = allocated + taken;
+            let allocated = file.pre_allocate(target, false).await;
+            self.space.settle(taken, allocated.is_ok());
+            allocated.map_err(|e| LogError::io_taking_space("preallocating", &path, e))?;
             let mut st = self.state.borrow_mut();
             let i = st.segment_index(base);
             st.segments[i].allocated = target;
@@ -935,7 +1147,7 @@ impl PartitionLog {
             new_start
         };
         match new_start {
-            Some(start) => self.advance_log_start_offset(start).await,
+            Some(start) => self.advance_start(start, true).await,
             None => Ok(0),
         }
     }
@@ -943,11 +1155,18 @@ impl PartitionLog {
     /// Moves the log start offset forward (DeleteRecords) and deletes the sealed segments wholly
     /// below it. Returns how many segments were deleted.
     pub async fn advance_log_start_offset(&self, offset: u64) -> Result<usize, LogError> {
+        self.advance_start(offset, false).await
+    }
+
+    /// With `retention`, a start that falls on a segment boundary goes ahead without space for
+    /// the state file (deleting frees space; recovery derives the same start from the first
+    /// segment left, and records retention had deleted may only reappear to be deleted again).
+    async fn advance_start(&self, offset: u64, retention: bool) -> Result<usize, LogError> {
         // Flushes write the same state file: one writer at a time, or their temporary files
         // collide.
         let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
-        let (state, victims) = {
-            let mut st = self.state.borrow_mut();
+        let (state, victim_count, on_boundary) = {
+            let st = self.state.borrow();
             st.check()?;
             if offset > st.next_offset {
                 return Err(LogError::OffsetOutOfRange {
@@ -959,13 +1178,32 @@ impl PartitionLog {
             if offset <= st.log_start_offset {
                 return Ok(0);
             }
+            let victims = st
+                .segments
+                .iter()
+                .take(st.segments.len().saturating_sub(1))
+                .take_while(|s| s.finalized && s.next_offset <= offset)
+                .count();
+            let on_boundary = st.segments.get(victims).is_some_and(|s| s.base_offset == offset);
+            (PartitionState { log_start_offset: offset, recovery_point: st.recovery_point }, victims, on_boundary)
+        };
+        // The new start is durable before any file goes, so a crash never resurrects deleted
+        // records. Without space for it nothing changes, unless retention may go ahead.
+        let saved = checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await;
+        match &saved {
+            Err(e) if e.is_no_space() && retention && on_boundary && victim_count > 0 => {}
+            Err(e) if e.is_no_space() => return Err(e.clone()),
+            Err(e) => {
+                self.fail(e.clone());
+                return Err(e.clone());
+            }
+            Ok(()) => {}
+        }
+        let victims: Vec<Segment> = {
+            let mut st = self.state.borrow_mut();
             st.log_start_offset = offset;
             st.producers.truncate_below(offset);
-            let mut victims = Vec::new();
-            while st.segments.len() > 1 && st.segments[0].finalized && st.segments[0].next_offset <= offset {
-                let s = st.segments.pop_front().expect("checked");
-                victims.push(s);
-            }
+            let victims: Vec<Segment> = st.segments.drain(..victim_count).collect();
             while st
                 .cache
                 .front()
@@ -975,16 +1213,21 @@ impl PartitionLog {
                 st.cache_bytes -= c.size();
                 self.stats.cache_bytes.set(self.stats.cache_bytes.get() - c.size());
             }
-            (PartitionState { log_start_offset: offset, recovery_point: st.recovery_point }, victims)
+            victims
         };
-        // The new start is durable before any file goes, so a crash never resurrects deleted records.
         let result = async {
-            checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await?;
             for s in &victims {
                 remove_segment_files(&self.dir, s.base_offset, &self.faults).await?;
             }
             if !victims.is_empty() {
                 checkpoint::sync_dir(&self.dir, &self.faults).await?;
+            }
+            if saved.is_err() {
+                // The deletion freed space: the state file follows now, or at the next checkpoint.
+                match checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await {
+                    Err(e) if !e.is_no_space() => return Err(e),
+                    _ => {}
+                }
             }
             Ok::<usize, LogError>(victims.len())
         }
@@ -1007,12 +1250,17 @@ impl PartitionLog {
                 }
             }
         }
-        self.flush(true, now_ms).await?;
-        let next_offset = {
+        let flushed = self.flush(true, now_ms).await;
+        let (next_offset, waiters) = {
             let mut st = self.state.borrow_mut();
             st.failed = Some(LogError::Config { reason: "the log was closed".into() });
-            st.next_offset
+            // Batches kept queued for lack of space are given up: their waiters learn it now.
+            (st.next_offset, std::mem::take(&mut st.waiters))
         };
+        waiters.into_iter().for_each(|(_, w)| w.wake());
+        // Without space, unwritten batches are lost (under sync durability none of them was
+        // acknowledged) and, without the marker, the next start scans the tail.
+        flushed?;
         let marker = checkpoint::encode(Kind::CleanShutdown, &next_offset.to_be_bytes());
         checkpoint::write_atomic(&self.dir, CLEAN_SHUTDOWN_FILE, marker, &self.faults).await
     }
@@ -1148,7 +1396,7 @@ type WriteTask = (glommio::Task<(glommio::Result<usize, ()>, Rc<DmaBuffer>)>, us
 /// Awaits one chunk write, checks it was whole, and gives its buffer back to the pool.
 async fn finish_write((task, length, path): WriteTask, pool: Option<&Flusher>) -> Result<(), LogError> {
     let (result, buf) = task.await;
-    let n = result.map_err(|e| LogError::io("writing", path.as_path(), e))?;
+    let n = result.map_err(|e| LogError::io_taking_space("writing", path.as_path(), e))?;
     if n != length {
         let short = std::io::Error::new(std::io::ErrorKind::WriteZero, "short direct write");
         return Err(LogError::io("writing", path.as_path(), short));
@@ -1213,6 +1461,8 @@ pub struct DurableWait {
     log: Weak<PartitionLog>,
     last_offset: u64,
     kind: WaitKind,
+    /// The log's tail epoch when the wait began: a rollback since may have taken its batch back.
+    epoch: u64,
     /// Registration in the log's waiter list, removed on drop so that abandoned waits (a
     /// fetch that timed out on an idle partition) do not pile up.
     id: Option<u64>,
@@ -1233,6 +1483,11 @@ impl Future for DurableWait {
             return Poll::Ready(Err(LogError::Config { reason: "the log was dropped".into() }));
         };
         let mut st = log.state.borrow_mut();
+        if self.kind != WaitKind::Appended {
+            if let Some(e) = st.rolled_back(self.epoch, self.last_offset) {
+                return Poll::Ready(Err(e));
+            }
+        }
         let reached = match self.kind {
             WaitKind::Durable => st.durable_offset,
             WaitKind::Written => st.written_offset,
@@ -1402,13 +1657,24 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
     // Seal every scanned segment: sync its data (it may have been written and never synced),
     // truncate the preallocated tail, write its indexes. Only then may the recovery point move
     // past it.
+    // Without space for index files a segment stays sealed and unfinalized (the recovery point
+    // stays before it); a later flush finalizes it.
+    let mut no_space = None;
     for s in segments.iter_mut().filter(|s| !s.finalized) {
+        s.sealed = true;
+        if no_space.is_some() {
+            continue;
+        }
         let (index, time_index) = s.encode_indexes();
         let sizes = SegmentSizes { size: s.size, allocated: s.allocated, sync_data: true };
-        finalize_files(dir, s.base_offset, s.file.as_deref(), sizes, index, time_index, faults).await?;
-        s.allocated = s.size;
-        s.sealed = true;
-        s.finalized = true;
+        match finalize_files(dir, s.base_offset, s.file.as_deref(), sizes, index, time_index, faults).await {
+            Err(e) if e.is_no_space() => no_space = Some(e),
+            Err(e) => return Err(e),
+            Ok(()) => {
+                s.allocated = s.size;
+                s.finalized = true;
+            }
+        }
     }
     // Segments wholly below the log start offset are left over from an interrupted deletion.
     while segments.front().is_some_and(|s| s.next_offset <= log_start_offset) {
@@ -1416,15 +1682,21 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         remove_segment_files(dir, s.base_offset, faults).await?;
         report.segments_removed += 1;
     }
-    let state = PartitionState { log_start_offset, recovery_point: next_offset };
-    checkpoint::write_atomic(dir, STATE_FILE, state.encode(), faults).await?;
+    let recovery_point = segments.iter().find(|s| !s.finalized).map_or(next_offset, |s| s.base_offset);
+    let state = PartitionState { log_start_offset, recovery_point };
+    // Without space the old state file stands: it is behind, never ahead (the next start scans more).
+    match checkpoint::write_atomic(dir, STATE_FILE, state.encode(), faults).await {
+        Err(e) if e.is_no_space() => no_space = Some(e),
+        other => other?,
+    }
+    report.no_space = no_space.map(|e| e.to_string());
     let st = State {
         segments,
         log_start_offset,
         next_offset,
         written_offset: next_offset,
         durable_offset: next_offset,
-        recovery_point: next_offset,
+        recovery_point,
         cache: VecDeque::new(),
         cache_bytes: 0,
         unflushed_bytes: 0,
@@ -1437,6 +1709,10 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         producers: ProducerStates::default(),
         pending_snapshots: VecDeque::new(),
         snapshot_offset: None,
+        tail_epoch: 0,
+        rollbacks: VecDeque::new(),
+        appends_paused: None,
+        space_stalled: false,
     };
     debug_assert!(BLOCK_BYTES as usize >= BATCH_HEADER_BYTES);
     Ok((st, report))

@@ -39,7 +39,9 @@ pub(crate) fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> Pat
 /// Creates the partition directory if needed and makes its entry in the parent durable.
 pub(crate) async fn create_dir(dir: &Path, faults: &Faults) -> Result<(), LogError> {
     faults.check(IoOp::Create, dir)?;
-    let d = glommio::io::Directory::create(dir).await.map_err(|e| LogError::io("creating directory", dir, e))?;
+    let d = glommio::io::Directory::create(dir)
+        .await
+        .map_err(|e| LogError::io_taking_space("creating directory", dir, e))?;
     d.close().await.map_err(|e| LogError::io("closing directory", dir, e))?;
     match dir.parent() {
         Some(parent) if parent.as_os_str().is_empty() => checkpoint::sync_dir(Path::new("."), faults).await,
@@ -50,6 +52,25 @@ pub(crate) async fn create_dir(dir: &Path, faults: &Faults) -> Result<(), LogErr
 
 thread_local! {
     static PRIMED_DEVICES: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+}
+
+/// On a full file system there is no room for a probe: any file with data will do (the data
+/// directory always holds `meta.properties`; partition directories hold segments). With none,
+/// priming waits for the next open.
+async fn prime_with_existing(dir: &Path, device: u64) -> Result<(), LogError> {
+    let mut candidates = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() && meta.len() > 0 {
+            candidates.push(entry.path());
+        }
+    }
+    let Some(existing) = candidates.first() else { return Ok(()) };
+    let dma = DmaFile::open(existing).await.map_err(|e| LogError::io("opening", existing, e))?;
+    dma.close().await.map_err(|e| LogError::io("closing", existing, e))?;
+    PRIMED_DEVICES.with(|p| p.borrow_mut().insert(device));
+    Ok(())
 }
 
 /// glommio decides once per thread and device whether the device supports polled I/O, by
@@ -71,8 +92,17 @@ pub async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
         .truncate(true)
         .buffered_open(&probe)
         .await
-        .map_err(|e| LogError::io("creating", &probe, e))?;
-    file.write_at(vec![0xA5; 4096], 0).await.map_err(|e| LogError::io("writing", &probe, e))?;
+        .map_err(|e| LogError::io_taking_space("creating", &probe, e));
+    let file = match file {
+        Err(e) if e.is_no_space() => return prime_with_existing(dir, device).await,
+        other => other?,
+    };
+    if let Err(e) = file.write_at(vec![0xA5; 4096], 0).await {
+        let e = LogError::io_taking_space("writing", &probe, e);
+        let _ = file.close().await;
+        let _ = glommio::io::remove(&probe).await;
+        return if e.is_no_space() { prime_with_existing(dir, device).await } else { Err(e) };
+    }
     file.fdatasync().await.map_err(|e| LogError::io("syncing", &probe, e))?;
     file.close().await.map_err(|e| LogError::io("closing", &probe, e))?;
     let dma = DmaFile::open(&probe).await.map_err(|e| LogError::io("opening", &probe, e))?;

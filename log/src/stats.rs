@@ -81,6 +81,9 @@ pub struct LogStats {
     pub cache_bytes: Cell<u64>,
     /// Idempotent producers forgotten because a partition reached its producer cap.
     pub producers_evicted: Cell<u64>,
+    /// Flushes that found no space on the file system (their batches were taken back, or
+    /// kept queued under async durability).
+    pub flushes_out_of_space: Cell<u64>,
 }
 
 impl Default for LogStats {
@@ -93,6 +96,7 @@ impl Default for LogStats {
             cache_misses: Cell::new(0),
             cache_bytes: Cell::new(0),
             producers_evicted: Cell::new(0),
+            flushes_out_of_space: Cell::new(0),
         }
     }
 }

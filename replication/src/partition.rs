@@ -86,9 +86,13 @@ pub enum AckWait {
     /// Until the batch is written to its file: backpressure for acks=0 and async durability
     /// once a partition holds too much unwritten data.
     Written(DurableWait),
-    /// Until the high watermark passes `last_offset` (acks=all).
+    /// Until the high watermark passes `last_offset` (acks=all). Under sync durability the
+    /// leader's own durability comes first: it fails if the batch could not be written (no
+    /// space) and was taken back, where the high watermark alone would wait for whatever is
+    /// appended at that offset next.
     HighWatermark {
         last_offset: u64,
+        local: Option<DurableWait>,
     },
 }
 
@@ -276,16 +280,26 @@ impl Partition {
         let info = self.log.append(records, epoch.0, now_ms)?;
         let sync = self.log.config().durability == Durability::Sync;
         let wait = match acks {
-            Acks::All => AckWait::HighWatermark { last_offset: info.last_offset },
-            Acks::Leader if sync => AckWait::Durable(self.log.wait_durable(info.last_offset)),
+            Acks::All => self.ack_wait_all(info.last_offset, info.tail_epoch),
+            Acks::Leader if sync => AckWait::Durable(self.log.wait_durable_since(info.last_offset, info.tail_epoch)),
             // acks=0 and async durability answer before the write; past this much unwritten
             // data the producer waits for the disk (backpressure).
             _ if self.log.unflushed_bytes() > UNFLUSHED_BYTES_MAX => {
-                AckWait::Written(self.log.wait_written(info.last_offset))
+                AckWait::Written(self.log.wait_written_since(info.last_offset, info.tail_epoch))
             }
             _ => AckWait::Now,
         };
         Ok(Appended { info, wait })
+    }
+
+    /// What acks=all waits for, for a batch ending at `last_offset` appended at the log's tail
+    /// epoch `tail_epoch` ([`ringtail_log::AppendInfo::tail_epoch`]).
+    pub fn ack_wait_all(&self, last_offset: u64, tail_epoch: u64) -> AckWait {
+        let local = match self.log.config().durability {
+            Durability::Sync => Some(self.log.wait_durable_since(last_offset, tail_epoch)),
+            Durability::Async => None,
+        };
+        AckWait::HighWatermark { last_offset, local }
     }
 
     /// Waits for what an append's acknowledgement needs.
@@ -293,7 +307,10 @@ impl Partition {
         match wait {
             AckWait::Now => Ok(()),
             AckWait::Durable(w) | AckWait::Written(w) => Ok(w.await?),
-            AckWait::HighWatermark { last_offset } => {
+            AckWait::HighWatermark { last_offset, local } => {
+                if let Some(local) = local {
+                    local.await?;
+                }
                 self.wait_for_data(last_offset).await;
                 match self.log.failed() {
                     Some(e) => Err(PartitionError::Log(e)),

@@ -22,6 +22,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = "target/release/ringtail"
 START_TIMEOUT_S = 10.0
+# Free-space watermarks of test brokers unless a test sets its own: small, so that a CI machine
+# with little free disk does not refuse writes (the defaults, 1 GiB and 2%, are unit-tested).
+DISK_FREE_FLAGS = ["--disk-free-low-bytes", str(64 << 20), "--disk-free-low-percent", "0",
+                   "--disk-free-high-bytes", str(128 << 20), "--disk-free-high-percent", "0"]
 STOP_TIMEOUT_S = 10.0
 # Lines of the broker log attached to a failing test's report.
 LOG_LINES_SHOWN_MAX = 300
@@ -125,6 +129,7 @@ class Broker:
                 "--data-dir", str(self.data_dir),
                 "--shards", str(self.shards),
                 *([] if "--admin-listen" in self.args else ["--admin-listen", f"127.0.0.1:{self.admin_port}"]),
+                *([] if any(a.startswith("--disk-free") for a in self.args) else DISK_FREE_FLAGS),
                 *self.args]
 
     def metadata(self) -> dict:
@@ -264,14 +269,17 @@ def broker_factory(request, tmp_path):
     brokers: list[Broker] = []
     request.node._ringtail_brokers = brokers
 
-    def start(*args: str, shards: int = 2, data_from: Path | None = None) -> Broker:
-        """`data_from`: a .tar.gz holding `data/`, unpacked as the broker's data directory."""
+    def start(*args: str, shards: int = 2, data_from: Path | None = None, data_dir: Path | None = None) -> Broker:
+        """`data_from`: a .tar.gz holding `data/`, unpacked as the broker's data directory;
+        `data_dir`: where the data directory goes (e.g. on a file system the test made)."""
         workdir = tmp_path / f"broker{len(brokers)}"
         workdir.mkdir()
         if data_from is not None:
             with tarfile.open(data_from) as tar:
                 tar.extractall(workdir, filter="data")
         b = Broker(workdir, list(args), shards=shards)
+        if data_dir is not None:
+            b.data_dir = data_dir
         brokers.append(b)
         return b.start()
 

@@ -40,3 +40,14 @@ def test_serve_uses_the_disk_shape_iotune_measured(broker):
     got = helpers.consume_all(broker.bootstrap, topic, 2)
     values = sorted(int(m.value().split(b"x", 1)[0]) for msgs in got.values() for m in msgs)
     assert values == list(range(5000))
+
+
+def test_tune_reports_free_space_and_the_watermarks(tmp_path):
+    out = subprocess.run([str(ringtail_bin()), "tune", "--data-dir", str(tmp_path / "data"),
+                          "--disk-free-low-bytes", str(3 << 30), "--disk-free-low-percent", "0",
+                          "--disk-free-high-bytes", str(5 << 30), "--disk-free-high-percent", "0"],
+                         capture_output=True, text=True, timeout=60)
+    line = next((l for l in out.stdout.splitlines() if "filesystem.free_space" in l), None)
+    assert line is not None, out.stdout
+    assert "low watermark 3.00 GiB, high watermark 5.00 GiB" in line, line
+    assert " GiB free of " in line, line

@@ -8,6 +8,7 @@ fn main() {
         apply: args.iter().any(|a| a == "--apply"),
         json: args.iter().any(|a| a == "--json"),
         shards: None,
+        space: Default::default(),
     };
     match ringtail_tuning::tune(options) {
         Ok(code) => std::process::exit(code),

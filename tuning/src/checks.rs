@@ -99,6 +99,18 @@ pub struct Context {
     pub cpus: Vec<usize>,
     /// VM or container.
     pub environment: Environment,
+    /// The broker's free-space watermarks, reported beside the file system's free space.
+    pub space: SpaceWatermarks,
+}
+
+/// The broker's free-space watermarks as configured (each a size and a percentage of the file
+/// system; the larger applies), for `ringtail tune` to report against the free space.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpaceWatermarks {
+    pub low_bytes: u64,
+    pub low_percent: u8,
+    pub high_bytes: u64,
+    pub high_percent: u8,
 }
 
 impl Context {
@@ -113,7 +125,7 @@ impl Context {
         let shards = shards.unwrap_or(cpus.len()).max(1);
         let data_dir = system::resolve_dir(&system, data_dir);
         let environment = Environment::detect(&system);
-        Context { system, data_dir, shards, cpus, environment }
+        Context { system, data_dir, shards, cpus, environment, space: SpaceWatermarks::default() }
     }
 
     /// CPUs that run shards.
@@ -177,6 +189,7 @@ pub fn run_all(ctx: &Context) -> Vec<Finding> {
     findings.push(io_uring(ctx));
     if ctx.system.is_real() {
         findings.push(o_direct(ctx));
+        findings.push(free_space(ctx));
     }
     findings
 }
@@ -624,6 +637,60 @@ fn io_uring(ctx: &Context) -> Finding {
                 "enable io_uring",
                 vec![Write { path: path.to_string(), value: "0".to_string(), old: v.to_string() }],
             ),
+    }
+}
+
+/// Size and free space (for unprivileged processes) of the file system holding `dir`, or of
+/// its nearest existing ancestor.
+fn fs_usage(dir: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c_path` is NUL-terminated and `stat` is writable memory of statvfs's size; it is
+    // read only after the call succeeded.
+    if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialized the structure.
+    let stat = unsafe { stat.assume_init() };
+    // statvfs counts are u64 on the 64-bit Linux targets Ringtail runs on.
+    let fragment = stat.f_frsize;
+    Ok((stat.f_blocks.saturating_mul(fragment), stat.f_bavail.saturating_mul(fragment)))
+}
+
+fn free_space(ctx: &Context) -> Finding {
+    let why = "below the low free-space watermark the broker refuses produce to user topics (retriably) \
+               until the high watermark is free again; reads and offset commits go on";
+    let (total, free) = match fs_usage(&ctx.data_dir) {
+        Ok(usage) => usage,
+        Err(e) => {
+            return Finding::new("filesystem.free_space", Status::Unknown, format!("cannot read free space: {e}"), why)
+        }
+    };
+    let w = ctx.space;
+    let percent = |p: u8| total / 100 * u64::from(p);
+    let low = w.low_bytes.max(percent(w.low_percent));
+    let high = w.high_bytes.max(percent(w.high_percent)).max(low);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let found = format!(
+        "{:.2} GiB free of {:.2} GiB ({}%); low watermark {:.2} GiB, high watermark {:.2} GiB",
+        gib(free),
+        gib(total),
+        free.saturating_mul(100).checked_div(total).unwrap_or(0),
+        gib(low),
+        gib(high)
+    );
+    let finding =
+        Finding::new("filesystem.free_space", if free < high { Status::Warn } else { Status::Ok }, found, why);
+    match free < high {
+        true => finding.with_fix(
+            "free space (delete topics, lower retention.ms / retention.bytes) or add disk; or lower \
+             --disk-free-low-bytes/--disk-free-low-percent (and the high ones) if the margin is too large",
+            Vec::new(),
+        ),
+        false => finding,
     }
 }
 

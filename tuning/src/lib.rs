@@ -11,7 +11,7 @@ pub mod finding;
 pub mod iotune;
 pub mod system;
 
-pub use checks::{Context, Environment};
+pub use checks::{Context, Environment, SpaceWatermarks};
 pub use finding::{Finding, Fix, Status, Write};
 pub use iotune::{iotune, read_properties, IoProperties, IotuneOptions, PROPERTIES_FILE_NAME};
 pub use system::System;
@@ -52,6 +52,8 @@ pub struct TuneOptions {
     pub json: bool,
     /// Shards the broker will run (shard `i` on CPU `i`); `None` means one per online CPU.
     pub shards: Option<usize>,
+    /// The broker's free-space watermarks, reported beside the free space.
+    pub space: SpaceWatermarks,
 }
 
 /// `ringtail tune`: checks the real machine, applies fixes if asked, prints the report to
@@ -70,7 +72,8 @@ pub fn tune(options: TuneOptions) -> Result<i32, Error> {
 /// The result lists the findings after any changes, followed by one `apply.*` finding per
 /// write made (`Ok`, with the undo command) or refused (`Warn`, "could not apply: ...").
 pub fn run(system: &System, options: &TuneOptions) -> Vec<Finding> {
-    let ctx = Context::new(system.clone(), &options.data_dir, options.shards);
+    let mut ctx = Context::new(system.clone(), &options.data_dir, options.shards);
+    ctx.space = options.space;
     let findings = checks::run_all(&ctx);
     if !options.apply {
         return findings;
@@ -127,7 +130,13 @@ pub fn apply(ctx: &Context, findings: &[Finding]) -> Vec<Finding> {
 
 /// One line per `Warn` finding on the real machine, for `ringtail serve` to log at start-up.
 pub fn startup_warnings(data_dir: &Path, shards: usize) -> Vec<String> {
-    let options = TuneOptions { data_dir: data_dir.to_path_buf(), apply: false, json: false, shards: Some(shards) };
+    let options = TuneOptions {
+        data_dir: data_dir.to_path_buf(),
+        apply: false,
+        json: false,
+        shards: Some(shards),
+        space: SpaceWatermarks::default(),
+    };
     warnings(&run(&System::real(), &options))
 }
 

@@ -83,7 +83,7 @@ impl Tree {
     }
 
     fn options(&self, apply: bool, shards: Option<usize>) -> TuneOptions {
-        TuneOptions { data_dir: PathBuf::from("/data/ringtail"), apply, json: false, shards }
+        TuneOptions { data_dir: PathBuf::from("/data/ringtail"), apply, json: false, shards, space: Default::default() }
     }
 
     fn findings(&self, shards: Option<usize>) -> Vec<Finding> {

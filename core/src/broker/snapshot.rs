@@ -68,5 +68,20 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
         producers_evicted: stats.producers_evicted.get(),
         pinning_copies: m.pinning_copies.get(),
         pinning_copy_bytes: m.pinning_copy_bytes.get(),
+        disk: disk(shard),
+    }
+}
+
+fn disk(shard: &Broker) -> crate::metrics::DiskSnapshot {
+    let space = shard.flusher.space();
+    let watermarks = space.watermarks();
+    crate::metrics::DiskSnapshot {
+        total_bytes: space.total_bytes(),
+        free_bytes: space.free_bytes(),
+        low_watermark_bytes: watermarks.low_bytes,
+        high_watermark_bytes: watermarks.high_bytes,
+        writes_refused: space.is_low(),
+        appends_refused: space.refused(),
+        flushes_out_of_space: shard.flusher.stats().flushes_out_of_space.get(),
     }
 }

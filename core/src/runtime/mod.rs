@@ -89,13 +89,26 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(id: ShardId, config: Arc<BrokerConfig>, view: Arc<NodeView>) -> Shard {
+    /// `space_in_flight` counts preallocations in flight on the data directory, shared by every
+    /// shard of the broker.
+    pub fn new(
+        id: ShardId,
+        config: Arc<BrokerConfig>,
+        view: Arc<NodeView>,
+        space_in_flight: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Shard {
         let flusher = Flusher::new(fault_point_from_env(), FLUSH_TICK);
         if let Some((write_bytes, writes_in_flight)) = config.write_shape {
             flusher.set_write_shape(write_bytes, writes_in_flight);
         }
         flusher.stats().enabled.set(config.metrics);
         flusher.set_cache_budget(config.cache_budget_bytes);
+        match ringtail_log::DiskSpace::watch(&config.data_dir, config.disk_space, space_in_flight) {
+            Ok(space) => flusher.set_space(Rc::new(space)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the data directory's free space; writes are not held back by it")
+            }
+        }
         Shard {
             id,
             node: NodeId(config.node_id),
@@ -138,8 +151,11 @@ impl Shard {
     /// describes them. A replica whose storage fails to open stays offline; the others open.
     pub async fn open_replicas(&self, topic: &TopicImage, indexes: &[i32]) -> Result<(), LogError> {
         let pairs: Vec<(String, String)> = topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let config =
+        let mut config =
             topic_log_config(&self.config.log, &pairs).map_err(|e| LogError::Config { reason: e.to_string() })?;
+        if ringtail_replication::metadata::controller::is_internal(&topic.name) {
+            config.space_priority = ringtail_log::SpacePriority::Internal;
+        }
         let name: Rc<str> = Rc::from(topic.name.as_ref());
         for (i, &index) in indexes.iter().enumerate() {
             if self.shutting_down.get() {
@@ -155,7 +171,9 @@ impl Shard {
             let dir = partition_dir(&self.config.data_dir, &name, index);
             let log = match PartitionLog::open(dir, config.clone(), &self.flusher).await {
                 Ok(log) => log,
-                Err(e) if e.is_fatal() => {
+                // Without space for a new partition's directory the partition waits for a restart
+                // like a damaged one: existing partitions open without new space.
+                Err(e) if e.is_fatal() || e.is_no_space() => {
                     // One damaged partition must not keep the others from serving.
                     tracing::error!(topic = %name, partition = index, error = %e, "cannot open partition; it stays offline");
                     self.partitions.set_offline(id, name.clone(), e);
@@ -164,6 +182,9 @@ impl Shard {
                 Err(e) => return Err(e),
             };
             let report = log.recovery_report();
+            if let Some(reason) = &report.no_space {
+                tracing::warn!(topic = %name, partition = index, reason, "recovered without space for some index or state files; they are written later");
+            }
             if !report.clean_shutdown && (report.segments_scanned > 0 || report.bytes_truncated > 0) {
                 tracing::warn!(topic = %name, partition = index, ?report, "recovered partition after an unclean shutdown");
             }

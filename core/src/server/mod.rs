@@ -59,7 +59,14 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
         (true, Some(_)) => legacy::retire(dir)?,
         (true, None) => {}
     }
-    let loaded = store::load_and_checkpoint(dir)?;
+    // On a full file system the checkpoint waits for the next start: the records replay.
+    let loaded = store::load(dir)?;
+    match store::write_checkpoint(dir, &loaded.image) {
+        Err(e) if e.is_no_space() => {
+            tracing::warn!(error = %e, "no space to checkpoint the metadata log; it is replayed")
+        }
+        other => other?,
+    }
     if loaded.torn_bytes > 0 {
         tracing::warn!(
             bytes = loaded.torn_bytes,
@@ -73,7 +80,11 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
     }
     if placement.fit(&local_partitions(&image, node), config.shards) {
         tracing::info!(shards = config.shards, "placed partitions on shards (new, or of shards that no longer exist)");
-        store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode())?;
+        match store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode()) {
+            // The placement decides only balance: without space it is decided again next time.
+            Err(e) if e.is_no_space() => tracing::warn!(error = %e, "no space to save the shard placement"),
+            other => other?,
+        }
     }
     tracing::info!(
         cluster_id = %identity.cluster_id,
@@ -153,6 +164,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     // The last outbox is this thread's and the admin endpoint's.
     let external = outboxes.pop().expect("one outbox per shard and one more");
     let readiness = admin_http::Readiness::new(config.shards);
+    let space_in_flight = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(listen) = config.admin_listen {
         // Before the shards recover their logs, so /ready can say they are still recovering.
         admin_http::spawn(listen, external.clone(), readiness.clone())?;
@@ -171,6 +183,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             producer_ids_start,
             readiness: readiness.clone(),
             connection_counts: connection_counts.clone(),
+            space_in_flight: space_in_flight.clone(),
         };
         let builder =
             LocalExecutorBuilder::new(glommio::Placement::Fixed(cpus[id % cpus.len()])).name(&format!("shard-{id}"));
@@ -236,6 +249,8 @@ struct BrokerShared {
     producer_ids_start: i64,
     readiness: Arc<admin_http::Readiness>,
     connection_counts: Arc<ConnectionCounts>,
+    /// Preallocations in flight on the data directory, over every shard.
+    space_in_flight: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a shard could not start; the broker stops.
@@ -252,13 +267,14 @@ enum ShardStartError {
 }
 
 async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartError> {
-    let BrokerShared { config, mailbox, view, producer_ids_start, readiness, connection_counts } = shared;
+    let BrokerShared { config, mailbox, view, producer_ids_start, readiness, connection_counts, space_in_flight } =
+        shared;
     let inbox = mailbox.1.clone();
     let controller = match id {
         0 => Some(Controller::new(MetadataLog::open(&config.data_dir, view.image.applied).await?)),
         _ => None,
     };
-    let runtime = Rc::new(Shard::new(ShardId(id), config.clone(), view));
+    let runtime = Rc::new(Shard::new(ShardId(id), config.clone(), view, space_in_flight));
     let shard = Broker::new(runtime, mailbox, controller, producer_ids_start);
     ringtail_log::prime_direct_io(&config.data_dir).await.map_err(ShardStartError::DirectIo)?;
     shard.open_owned().await.map_err(ShardStartError::Open)?;
@@ -269,21 +285,7 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
     let acceptor = glommio::spawn_local(accept_connections(shard.clone(), listener, connection_counts));
     let retention = {
         let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(Duration::from_secs(60)).await;
-                for partition in shard.partitions.all() {
-                    let log = partition.log();
-                    if let Err(e) = log.enforce_retention(ringtail_log::now_ms()).await {
-                        tracing::error!(error = %e, dir = %log.dir().display(), "retention failed");
-                    }
-                    let expired = log.expire_producers(ringtail_log::now_ms());
-                    if expired > 0 {
-                        tracing::debug!(expired, dir = %log.dir().display(), "expired idle producer ids");
-                    }
-                }
-            }
-        })
+        glommio::spawn_local(async move { housekeeping(shard).await })
     };
     let group_timers = {
         let shard = shard.clone();
@@ -357,6 +359,127 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
     Ok(())
 }
 
+/// Retention runs this often; and this often while free space is below the low watermark.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+const RETENTION_INTERVAL_LOW_SPACE: Duration = Duration::from_secs(5);
+/// The data directory's free space is read this often (and before every preallocation).
+const SPACE_READ_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shard's timers: free-space readings every second, retention every minute (at once when
+/// free space falls below the low watermark, then every few seconds while it stays there).
+async fn housekeeping(shard: Rc<Broker>) {
+    let space = shard.flusher.space();
+    let mut last_retention = std::time::Instant::now();
+    let mut news = SpaceNews::default();
+    loop {
+        glommio::timer::sleep(SPACE_READ_INTERVAL).await;
+        if let Err(e) = space.refresh() {
+            if shard.log_limits.connections.allow() {
+                tracing::warn!(error = %e, "cannot read the data directory's free space");
+            }
+        }
+        let low = space.is_low();
+        let (free_bytes, w) = (space.free_bytes(), space.watermarks());
+        let out_of_space = shard.flusher.stats().flushes_out_of_space.get();
+        match news.observe(low, out_of_space, std::time::Instant::now()) {
+            Some(Said::BelowLow) => tracing::warn!(
+                shard = %shard.id,
+                free_bytes,
+                low_watermark_bytes = w.low_bytes,
+                high_watermark_bytes = w.high_bytes,
+                "free space on the data directory's file system is below the low watermark: produce to user \
+                 topics is refused (KAFKA_STORAGE_ERROR, retriable) until it is back above the high watermark; \
+                 reads, offset commits and deletions go on, retention runs now"
+            ),
+            Some(Said::RanOut) => tracing::warn!(
+                shard = %shard.id,
+                free_bytes,
+                "the data directory's file system ran out of space while writing: unacknowledged batches were \
+                 failed (KAFKA_STORAGE_ERROR, retriable) or, under async durability, kept queued; nothing \
+                 acknowledged is lost, and writes are tried again once space is free"
+            ),
+            Some(Said::Recovered) => tracing::info!(
+                shard = %shard.id,
+                free_bytes,
+                high_watermark_bytes = w.high_bytes,
+                "free space is back: produce is accepted again"
+            ),
+            None => {}
+        }
+        let interval = if low { RETENTION_INTERVAL_LOW_SPACE } else { RETENTION_INTERVAL };
+        if news.entered_low || last_retention.elapsed() >= interval {
+            last_retention = std::time::Instant::now();
+            enforce_retention(&shard).await;
+        }
+    }
+}
+
+/// What a shard says about free space, decided from what it sees at each reading: once when
+/// writes start being refused (below the low watermark, or a flush that ran out of space), and
+/// once when they are accepted again. Running out with the watermarks at 0 repeats at every
+/// retry, so that warning is said at most once a minute.
+#[derive(Debug, Default)]
+struct SpaceNews {
+    was_low: bool,
+    /// A warning was said and its recovery not yet.
+    announced: bool,
+    out_of_space_seen: u64,
+    ran_out_said: Option<std::time::Instant>,
+    /// Set by the last `observe`: free space just fell below the low watermark.
+    entered_low: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Said {
+    BelowLow,
+    RanOut,
+    Recovered,
+}
+
+/// A lack of space found by flushes is said again after this long at the earliest.
+const RAN_OUT_SAID_INTERVAL: Duration = Duration::from_secs(60);
+
+impl SpaceNews {
+    fn observe(&mut self, low: bool, out_of_space: u64, now: std::time::Instant) -> Option<Said> {
+        let ran_out = out_of_space > self.out_of_space_seen;
+        self.out_of_space_seen = out_of_space;
+        self.entered_low = low && !self.was_low;
+        self.was_low = low;
+        let said_lately = self.ran_out_said.is_some_and(|t| now.duration_since(t) < RAN_OUT_SAID_INTERVAL);
+        if ran_out && !self.announced && !said_lately {
+            self.announced = true;
+            self.ran_out_said = Some(now);
+            return Some(Said::RanOut);
+        }
+        if self.entered_low && !self.announced {
+            self.announced = true;
+            return Some(Said::BelowLow);
+        }
+        if !low && !ran_out && self.announced {
+            self.announced = false;
+            return Some(Said::Recovered);
+        }
+        None
+    }
+}
+
+async fn enforce_retention(shard: &Broker) {
+    for partition in shard.partitions.all() {
+        let log = partition.log();
+        match log.enforce_retention(ringtail_log::now_ms()).await {
+            Ok(_) => {}
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(error = %e, dir = %log.dir().display(), "retention waits for space")
+            }
+            Err(e) => tracing::error!(error = %e, dir = %log.dir().display(), "retention failed"),
+        }
+        let expired = log.expire_producers(ringtail_log::now_ms());
+        if expired > 0 {
+            tracing::debug!(expired, dir = %log.dir().display(), "expired idle producer ids");
+        }
+    }
+}
+
 /// Accepts client connections on this shard's listener until cancelled. The newest connection
 /// over a cap is closed at once, with a (rate-limited) log line and a count in `/metrics`.
 async fn accept_connections(shard: Rc<Broker>, listener: TcpListener, counts: Arc<ConnectionCounts>) {
@@ -394,5 +517,30 @@ async fn accept_connections(shard: Rc<Broker>, listener: TcpListener, counts: Ar
             shard.connections.set(shard.connections.get() - 1);
         })
         .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn space_news_says_each_episode_once_and_its_end() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut n = SpaceNews::default();
+        assert_eq!(n.observe(false, 0, at(0)), None);
+        assert_eq!(n.observe(true, 0, at(1)), Some(Said::BelowLow));
+        assert!(n.entered_low);
+        assert_eq!(n.observe(true, 0, at(2)), None);
+        assert!(!n.entered_low);
+        assert_eq!(n.observe(false, 0, at(3)), Some(Said::Recovered));
+        // Watermarks at 0: each retry runs out again and the reading says all is well.
+        assert_eq!(n.observe(false, 1, at(4)), Some(Said::RanOut));
+        assert_eq!(n.observe(false, 1, at(5)), Some(Said::Recovered));
+        assert_eq!(n.observe(false, 2, at(6)), None, "said at most once a minute");
+        assert_eq!(n.observe(false, 2, at(7)), None);
+        assert_eq!(n.observe(false, 3, at(70)), Some(Said::RanOut));
     }
 }

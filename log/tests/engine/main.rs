@@ -7,3 +7,4 @@ mod crash;
 mod faults;
 mod model;
 mod producers;
+mod space;

@@ -48,6 +48,9 @@ pub enum ControllerError {
     /// The request as a whole is refused.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The metadata log could not take the change for lack of space; nothing changed.
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 /// What the controller knows of the cluster beyond the image.

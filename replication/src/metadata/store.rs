@@ -34,6 +34,15 @@ pub enum StoreError {
     Apply { path: PathBuf, source: ApplyError },
 }
 
+impl StoreError {
+    /// The file system had no space (or quota) for a write: nothing was written past what
+    /// the store counts as written, so the change can be tried again.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
+}
+
 fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_path_buf();
     move |source| StoreError::Io { op, path, source }
@@ -214,7 +223,11 @@ pub fn write_checkpoint(data_dir: &Path, image: &MetadataImage) -> Result<(), St
 pub fn write_atomic_blocking(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
-    std::fs::write(&tmp, bytes).map_err(io_error("writing", &tmp))?;
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        // A partial temporary file holds space the next attempt needs.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error("writing", &tmp)(e));
+    }
     std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_error("syncing", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_error("renaming", &tmp))?;
     std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io_error("syncing", dir))
@@ -265,10 +278,12 @@ impl MetadataLog {
         };
         let written = self.file.write_at(bytes, self.end.get()).await.map_err(io("writing", &self.path))?;
         if written != length {
+            // A short write is the file system running out of space: the next append writes
+            // over the partial record (and recovery cuts it, as a torn one, after a crash).
             return Err(StoreError::Io {
                 op: "writing",
                 path: self.path.clone(),
-                source: io::Error::new(io::ErrorKind::WriteZero, "short write"),
+                source: io::Error::new(io::ErrorKind::StorageFull, "short write: the file system is full"),
             });
         }
         self.file.fdatasync().await.map_err(io("syncing", &self.path))?;

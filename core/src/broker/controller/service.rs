@@ -56,6 +56,11 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
     let log_defaults = broker.config.log.clone();
     let validate =
         move |pairs: &[(String, String)]| topic_log_config(&log_defaults, pairs).map(|_| ()).map_err(|e| e.0);
+    // New partitions need space for their directories and first segments: a node below its
+    // low free-space watermark takes none (it would have to leave them offline).
+    let adds_partitions =
+        matches!(request, ControllerRequest::CreateTopics { .. } | ControllerRequest::CreatePartitions { .. });
+    let space = broker.flusher.space();
     let (outcomes, records, validate_only) = match request {
         ControllerRequest::CreateTopics { topics, validate_only } => {
             let d = decide::create_topics(&view.image, &cluster, &topics, &validate);
@@ -103,13 +108,41 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
     if validate_only || records.is_empty() {
         return outcomes;
     }
+    if adds_partitions && space.is_low() {
+        let w = space.watermarks();
+        let reason = format!(
+            "the broker's data directory has {} bytes free, below the low watermark of {} bytes: new partitions \
+             are refused until {} bytes are free (delete topics, lower retention, or add disk)",
+            space.free_bytes(),
+            w.low_bytes,
+            w.high_bytes
+        );
+        return refuse_all(outcomes, &reason);
+    }
     // Durable first: a change exists once its records are in the metadata log.
     let first = match controller.log.append(&records).await {
         Ok(first) => first,
+        // Nothing was written: the change is refused, retriably, and the broker goes on.
+        Err(e) if e.is_no_space() => {
+            tracing::warn!(error = %e, "a metadata change was refused: no space for the metadata log");
+            let reason = format!("no space on the data directory's file system for the metadata log: {e}");
+            return refuse_all(outcomes, &reason);
+        }
         Err(e) => fail_stop("cannot write the metadata log", &e),
     };
     apply(broker, first, &records).await;
     outcomes
+}
+
+/// Every outcome that would have succeeded fails for lack of space instead; nothing changes.
+fn refuse_all(outcomes: Vec<TopicOutcome>, reason: &str) -> Vec<TopicOutcome> {
+    outcomes
+        .into_iter()
+        .map(|o| match o.result {
+            Ok(()) => outcome(o.name, Err(ControllerError::NoSpace(reason.to_string()))),
+            Err(_) => o,
+        })
+        .collect()
 }
 
 /// The metadata log is the node's truth about its topics: once it cannot be written (or a

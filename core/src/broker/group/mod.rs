@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringtail_log::batch::{build, records as batch_records};
 use ringtail_log::{BatchHeader, Origin};
-use ringtail_replication::{AckWait, Acks, Isolation, Partition, PartitionError, PartitionId, ShardId};
+use ringtail_replication::{Acks, Isolation, Partition, PartitionError, PartitionId, ShardId};
 
 use self::error::GroupError;
 use self::records::{GroupValue, OffsetValue, RecordKey};
@@ -280,7 +280,7 @@ impl Coordinator {
     /// Waits until `offset` of a `__consumer_offsets` partition is durable.
     async fn wait_durable(&self, partition: i32, offset: u64) -> Result<(), GroupError> {
         let Some(partition) = self.offsets_partition(partition) else { return Err(GroupError::NotCoordinator) };
-        partition.wait_acked(AckWait::HighWatermark { last_offset: offset }).await.map_err(|e| {
+        partition.wait_acked(partition.ack_wait_all(offset, partition.log().tail_epoch())).await.map_err(|e| {
             self.shard.storage_failed(&partition, &e);
             GroupError::OffsetsPartition(e)
         })
