@@ -679,12 +679,23 @@ impl PartitionLog {
             self.state.borrow_mut().space_stalled = true;
             return Ok(());
         }
-        if !self.roll_back_unwritten(&error) {
+        let Some(removed) = self.roll_back_unwritten(&error) else {
             return Ok(());
-        }
+        };
         // Appends wait until the producer state no longer holds the batches taken back.
         self.state.borrow_mut().appends_paused = Some(error);
-        let rebuilt = self.rebuild_producers().await;
+        let rebuilt = async {
+            // A segment taken back whole leaves no file behind: an empty file among the
+            // segments would be a hole in the offsets at the next recovery.
+            for base in &removed {
+                remove_segment_files(&self.dir, *base, &self.faults).await?;
+            }
+            if !removed.is_empty() {
+                checkpoint::sync_dir(&self.dir, &self.faults).await?;
+            }
+            self.rebuild_producers().await.map(|_| ())
+        }
+        .await;
         self.state.borrow_mut().appends_paused = None;
         if let Err(e) = rebuilt {
             self.fail(e.clone());
@@ -695,12 +706,13 @@ impl PartitionLog {
 
     /// Takes back every batch not yet written: the cache, segment metadata and offsets return
     /// to what they were before the first of them was appended, and their waiters get `error`.
-    /// Returns whether anything was taken back.
-    fn roll_back_unwritten(&self, error: &LogError) -> bool {
+    /// Returns `None` if there was nothing to take back, else the base offsets of the segments
+    /// taken back whole (their files, if created, hold nothing and must go).
+    fn roll_back_unwritten(&self, error: &LogError) -> Option<Vec<u64>> {
         let mut st = self.state.borrow_mut();
         let point = st.written_offset;
         if st.next_offset == point {
-            return false;
+            return None;
         }
         let mut first = None;
         let mut bytes = 0;
@@ -714,15 +726,18 @@ impl PartitionLog {
         st.cache_bytes -= bytes;
         st.unflushed_bytes -= bytes;
         self.stats.cache_bytes.set(self.stats.cache_bytes.get() - bytes);
-        // Segments opened after the point hold only batches taken back (their files, if
-        // created, are empty; recovery drops an empty last segment, the next roll reuses it).
+        // Segments opened after the point hold only batches taken back.
+        let mut removed = Vec::new();
         while st.segments.back().is_some_and(|s| s.base_offset > first.segment_base) {
             let s = st.segments.pop_back().expect("checked");
             assert_eq!(s.flushed, 0, "a segment opened after the written offset has nothing written");
+            removed.push(s.base_offset);
         }
         let last = st.segments.back_mut().expect("the first batch's segment remains");
         assert_eq!(last.base_offset, first.segment_base);
         if first.position == 0 && last.base_offset == point {
+            assert_eq!(last.flushed, 0, "a segment starting at the written offset has nothing written");
+            removed.push(last.base_offset);
             st.segments.pop_back();
         } else {
             last.restore(&first.mark);
@@ -740,7 +755,7 @@ impl PartitionLog {
         drop(st);
         waiters.into_iter().for_each(|(_, w)| w.wake());
         readers.into_iter().for_each(|(_, w)| w.wake());
-        true
+        Some(removed)
     }
 
     /// Counts the times the unwritten tail was taken back; see [`AppendInfo::tail_epoch`].
@@ -850,8 +865,8 @@ impl PartitionLog {
             (s.file.clone(), s.allocated)
         };
         let path = segment_path(&self.dir, base, "log");
-        let (file, created) = match file {
-            Some(f) => (f, false),
+        let file = match file {
+            Some(f) => f,
             None => {
                 self.faults.check(IoOp::Create, &path)?;
                 let f = OpenOptions::new()
@@ -862,7 +877,15 @@ impl PartitionLog {
                     .dma_open(&path)
                     .await
                     .map_err(|e| LogError::io_taking_space("creating", &path, e))?;
-                (Rc::new(f), true)
+                // The new file's directory entry must be durable before data in it is
+                // acknowledged. The segment holds the file from here on, even if the
+                // preallocation fails, so that taking the segment back removes the file.
+                checkpoint::sync_dir(&self.dir, &self.faults).await?;
+                let f = Rc::new(f);
+                let mut st = self.state.borrow_mut();
+                let i = st.segment_index(base);
+                st.segments[i].file = Some(f.clone());
+                f
             }
         };
         if end > allocated {
@@ -880,13 +903,6 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             let i = st.segment_index(base);
             st.segments[i].allocated = target;
-        }
-        if created {
-            // The new file's directory entry must be durable before data in it is acknowledged.
-            checkpoint::sync_dir(&self.dir, &self.faults).await?;
-            let mut st = self.state.borrow_mut();
-            let i = st.segment_index(base);
-            st.segments[i].file = Some(file);
         }
         Ok(())
     }

@@ -175,3 +175,71 @@ fn watermarks_refuse_data_before_internal_topics_and_resume_by_themselves() {
         assert_eq!(flusher.space().refused(), 3);
     });
 }
+
+#[test]
+fn a_segment_taken_back_leaves_no_file_behind() {
+    run(|| async {
+        let dir = scratch("space-segment-file");
+        let config = small_config();
+        // Writes fail (ENOSPC) for every segment but the first while `full` is set.
+        let full = Rc::new(Cell::new(false));
+        let f = full.clone();
+        let faults = Faults::no_space(move |op, path| {
+            f.get()
+                && op == IoOp::Write
+                && path.extension().is_some_and(|e| e == "log")
+                && !path.ends_with("00000000000000000000.log")
+        });
+        let flusher = Flusher::new(faults, Duration::from_millis(5));
+        let task = flusher.spawn();
+        let log = open(&dir, &config, &flusher).await;
+        let mut model = Model::default();
+        let mut tag = 0u64;
+        let mut next_batch = || {
+            tag += 1;
+            batch(tag, 2, 900, tag as i64)
+        };
+        let size = next_batch().len() as u64;
+        // Fill the first segment until exactly one more batch fits.
+        while log.size_bytes() + 2 * size <= config.segment_bytes_max {
+            let b = next_batch();
+            let info = log.append(b.clone(), 0, 0).unwrap();
+            model.push(&b, info.base_offset, 2, 0);
+            log.wait_durable(info.last_offset).await.unwrap();
+        }
+        assert_eq!(log.segment_count(), 1);
+        // One append of two batches: the first fits the segment, the second opens a new one,
+        // whose file is created and then cannot be allocated.
+        full.set(true);
+        let (a, b) = (next_batch(), next_batch());
+        let mut two = a.to_vec();
+        two.extend_from_slice(&b);
+        let info = log.append(Bytes::from(two), 0, 0).unwrap();
+        let e = log.wait_durable_since(info.last_offset, info.tail_epoch).await.unwrap_err();
+        assert!(e.is_no_space(), "{e}");
+        assert_eq!(log.log_end_offset(), model.end());
+        assert_eq!(log.segment_count(), 1, "the new segment is taken back");
+        full.set(false);
+        // Grow past where the taken-back segment began and past another roll. Appends are
+        // refused (retriably) while the producer state is rebuilt after the rollback.
+        for _ in 0..60 {
+            let b = next_batch();
+            let info = loop {
+                match log.append(b.clone(), 0, 0) {
+                    Err(e) if e.is_no_space() => glommio::timer::sleep(Duration::from_millis(1)).await,
+                    other => break other.unwrap(),
+                }
+            };
+            model.push(&b, info.base_offset, 2, 0);
+            log.wait_durable(info.last_offset).await.unwrap();
+        }
+        assert!(log.segment_count() >= 3);
+        flusher.stop();
+        task.await;
+        drop_and_wait(log).await;
+        // An empty file left at the taken-back segment's base would be a hole in the offsets.
+        let log = open(&dir, &config, &flusher_fresh()).await;
+        assert_eq!(log.log_end_offset(), model.end());
+        assert_matches(&log, &model, &mut Rng(8)).await;
+    });
+}
