@@ -162,7 +162,9 @@ pub(crate) async fn write_durable(path: &Path, bytes: Vec<u8>, faults: &Faults) 
     if length > 0 {
         let written = file.write_at(bytes, 0).await.map_err(|e| LogError::io_taking_space("writing", path, e))?;
         if written != length {
-            return Err(LogError::io("writing", path, io::Error::new(io::ErrorKind::WriteZero, "short write")));
+            // A buffered write comes back short when the file system fills up.
+            let full = io::Error::new(io::ErrorKind::StorageFull, "short write: the file system is full");
+            return Err(LogError::io_taking_space("writing", path, full));
         }
     }
     faults.check(IoOp::Sync, path)?;

@@ -189,7 +189,7 @@ impl Flusher {
             .filter_map(Weak::upgrade)
             .filter(|log| log.failed().is_none())
             .filter(|log| match log.is_space_stalled() {
-                true => space.has_room(log.config().space_priority),
+                true => space.may_retry(log.config().space_priority),
                 false => log.config().durability == Durability::Async && log.flush_requested_or_due(now).0,
             })
             .collect();

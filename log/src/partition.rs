@@ -509,6 +509,11 @@ impl PartitionLog {
         let batches = batch::validate_records(&records, self.config.batch_bytes_max, Origin::Client)?;
         let mut st = self.state.borrow_mut();
         st.check()?;
+        // While the producer state is rebuilt after a rollback it still holds the batches taken
+        // back: a retry of one must not be answered as a duplicate of records that are gone.
+        if let Some(e) = &st.appends_paused {
+            return Err(e.clone());
+        }
         if let Some(original) = check_producers(&st, &batches, now_ms)? {
             return Ok(AppendInfo {
                 base_offset: original.base_offset,
@@ -520,9 +525,6 @@ impl PartitionLog {
             });
         }
         // A retried batch is answered above without taking space; new ones need room.
-        if let Some(e) = &st.appends_paused {
-            return Err(e.clone());
-        }
         self.space.admit(self.config.space_priority)?;
         let base_offset = st.next_offset;
         let mut max_timestamp = -1;
@@ -1679,6 +1681,13 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
     for s in segments.iter_mut().filter(|s| !s.finalized) {
         s.sealed = true;
         if no_space.is_some() {
+            // Its index files wait for space; its data is made durable now (no space needed),
+            // since the log counts it as durable from here on.
+            if let Some(file) = &s.file {
+                let path = segment_path(dir, s.base_offset, "log");
+                faults.check(IoOp::Sync, &path)?;
+                file.fdatasync().await.map_err(|e| LogError::io("syncing", &path, e))?;
+            }
             continue;
         }
         let (index, time_index) = s.encode_indexes();

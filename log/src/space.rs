@@ -277,6 +277,18 @@ impl DiskSpace {
             }
     }
 
+    /// Whether a log that found no space may try again to write what it keeps queued (already
+    /// admitted, under async durability possibly acknowledged): the reading leaves room above
+    /// what [`DiskSpace::take`] keeps for this priority, whatever the watermarks' hysteresis.
+    pub fn may_retry(&self, priority: SpacePriority) -> bool {
+        let w = self.watermarks.get();
+        let limit = match priority {
+            SpacePriority::Data => w.reserve_bytes(),
+            SpacePriority::Internal => w.floor_bytes(),
+        };
+        self.probe.is_none() || self.free_bytes() > limit
+    }
+
     /// May an append of this priority take space now? Counts a refusal.
     pub fn admit(&self, priority: SpacePriority) -> Result<(), LogError> {
         if self.has_room(priority) {
@@ -386,10 +398,13 @@ mod tests {
         free.set(19 * MIB);
         s.refresh().unwrap();
         assert!(s.admit(SpacePriority::Internal).is_err());
+        assert!(!s.may_retry(SpacePriority::Data) && s.may_retry(SpacePriority::Internal));
         // Between the watermarks the state holds.
         free.set(50 * MIB);
         assert_eq!(s.refresh().unwrap(), None);
         assert!(s.admit(SpacePriority::Data).is_err());
+        // What was admitted before may still be written: there is room above the reserve.
+        assert!(s.may_retry(SpacePriority::Data));
         free.set(60 * MIB);
         assert_eq!(s.refresh().unwrap(), Some(SpaceChange::AboveHigh));
         s.admit(SpacePriority::Data).unwrap();

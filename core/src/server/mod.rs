@@ -63,7 +63,10 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
     let loaded = store::load(dir)?;
     match store::write_checkpoint(dir, &loaded.image) {
         Err(e) if e.is_no_space() => {
-            tracing::warn!(error = %e, "no space to checkpoint the metadata log; it is replayed")
+            tracing::warn!(error = %e, "no space to checkpoint the metadata log; it is replayed");
+            if loaded.torn_bytes > 0 {
+                store::cut_torn_tail(dir, loaded.torn_bytes)?;
+            }
         }
         other => other?,
     }

@@ -37,9 +37,11 @@ pub enum StoreError {
 impl StoreError {
     /// The file system had no space (or quota) for a write: nothing was written past what
     /// the store counts as written, so the change can be tried again.
+    /// Never for an fdatasync: after a failed one the record may be in the file though the
+    /// change was refused, and the kernel may have dropped dirty pages.
     pub fn is_no_space(&self) -> bool {
-        matches!(self, StoreError::Io { source, .. }
-            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+        matches!(self, StoreError::Io { op, source, .. }
+            if *op != "syncing" && matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
     }
 }
 
@@ -210,6 +212,17 @@ pub fn load_and_checkpoint(data_dir: &Path) -> Result<Loaded, StoreError> {
     Ok(loaded)
 }
 
+/// Cuts `torn_bytes` off the end of the records file (what `load` found after the last whole
+/// record), so that appends go right after it and never leave a torn record between records,
+/// where the next load would stop. Needs no space. Blocking: start-up only.
+pub fn cut_torn_tail(data_dir: &Path, torn_bytes: u64) -> Result<(), StoreError> {
+    let path = data_dir.join(METADATA_DIR).join(RECORDS_FILE);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(io_error("opening", &path))?;
+    let size = file.metadata().map_err(io_error("sizing", &path))?.len();
+    file.set_len(size - torn_bytes.min(size)).map_err(io_error("truncating", &path))?;
+    file.sync_all().map_err(io_error("syncing", &path))
+}
+
 /// Writes the checkpoint of `image` and then an empty records file, each atomically and
 /// durably. Blocking: start-up only.
 pub fn write_checkpoint(data_dir: &Path, image: &MetadataImage) -> Result<(), StoreError> {
@@ -255,6 +268,7 @@ impl MetadataLog {
             .buffered_open(&path)
             .await
             .map_err(|e| StoreError::Io { op: "opening", path: path.clone(), source: e.into() })?;
+        // Start-up empties the file, or cuts a torn tail off it (`cut_torn_tail`).
         let end = file.file_size().await.map_err(|e| StoreError::Io {
             op: "sizing",
             path: path.clone(),
@@ -333,6 +347,28 @@ mod tests {
         let n = last.len();
         last[n - 1] ^= 1;
         assert_eq!(read_frames(&last, path).unwrap().records.len(), 1, "damage in the last is a torn append");
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_so_later_records_are_read() {
+        let data = scratch("cut-torn");
+        write_checkpoint(&data, &MetadataImage::default()).unwrap();
+        let mut bytes = file_of(&[(0, created(1, "a"))]);
+        let mut torn = Vec::new();
+        frame(1, &created(2, "b"), &mut torn);
+        bytes.extend_from_slice(&torn[..torn.len() - 3]);
+        let path = data.join(METADATA_DIR).join(RECORDS_FILE);
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = load(&data).unwrap();
+        assert_eq!(loaded.torn_bytes, (torn.len() - 3) as u64);
+        cut_torn_tail(&data, loaded.torn_bytes).unwrap();
+        // A record appended now (as the metadata log does, at the end) is read at the next load.
+        let mut file = std::fs::read(&path).unwrap();
+        frame(1, &created(3, "c"), &mut file);
+        std::fs::write(&path, &file).unwrap();
+        let again = load(&data).unwrap();
+        assert_eq!((again.replayed, again.torn_bytes), (2, 0));
+        assert!(again.image.topic("c").is_some());
     }
 
     #[test]
