@@ -789,38 +789,49 @@ impl PartitionLog {
         let (write_bytes, writes_in_flight) =
             pool.as_ref().map_or((WRITE_BYTES_DEFAULT, WRITES_IN_FLIGHT_DEFAULT), |p| p.write_shape());
         let mut in_flight = VecDeque::with_capacity(writes_in_flight);
-        for &(base, end) in &snapshot {
-            let (file, start) = {
-                let st = self.state.borrow();
-                let s = &st.segments[st.segment_index(base)];
-                (s.file.clone().expect("prepare_file created it"), align_down(s.flushed))
-            };
-            let path = Rc::new(segment_path(&self.dir, base, "log"));
-            let mut chunk_start = start;
-            while chunk_start < end {
-                let chunk_end = (chunk_start + write_bytes as u64).min(end);
-                let length = align_up(chunk_end - chunk_start) as usize;
-                let mut buf = match &pool {
-                    Some(pool) if length == write_bytes => pool.take_buffer(&file),
-                    _ => file.alloc_dma_buffer(length),
+        let issued = async {
+            for &(base, end) in &snapshot {
+                let (file, start) = {
+                    let st = self.state.borrow();
+                    let s = &st.segments[st.segment_index(base)];
+                    (s.file.clone().expect("prepare_file created it"), align_down(s.flushed))
                 };
-                copy_from_cache(&self.state.borrow().cache, base, chunk_start, chunk_end, buf.as_bytes_mut());
-                self.faults.check(IoOp::Write, &path)?;
-                if in_flight.len() == writes_in_flight {
-                    finish_write(in_flight.pop_front().expect("full"), pool.as_deref()).await?;
+                let path = Rc::new(segment_path(&self.dir, base, "log"));
+                let mut chunk_start = start;
+                while chunk_start < end {
+                    let chunk_end = (chunk_start + write_bytes as u64).min(end);
+                    let length = align_up(chunk_end - chunk_start) as usize;
+                    let mut buf = match &pool {
+                        Some(pool) if length == write_bytes => pool.take_buffer(&file),
+                        _ => file.alloc_dma_buffer(length),
+                    };
+                    copy_from_cache(&self.state.borrow().cache, base, chunk_start, chunk_end, buf.as_bytes_mut());
+                    self.faults.check(IoOp::Write, &path)?;
+                    if in_flight.len() == writes_in_flight {
+                        finish_write(in_flight.pop_front().expect("full"), pool.as_deref()).await?;
+                    }
+                    let (file, buf) = (file.clone(), Rc::new(buf));
+                    let task = glommio::spawn_local(async move {
+                        let result = file.write_rc_at(buf.clone(), chunk_start).await;
+                        (result, buf)
+                    });
+                    in_flight.push_back((task, length, path.clone()));
+                    chunk_start = chunk_end;
                 }
-                let (file, buf) = (file.clone(), Rc::new(buf));
-                let task = glommio::spawn_local(async move {
-                    let result = file.write_rc_at(buf.clone(), chunk_start).await;
-                    (result, buf)
-                });
-                in_flight.push_back((task, length, path.clone()));
-                chunk_start = chunk_end;
+            }
+            Ok::<(), LogError>(())
+        }
+        .await;
+        // Every write issued ends before the flush does, even after a failure: a write left
+        // running could land after the batches it holds were taken back.
+        let mut written = issued;
+        while let Some(write) = in_flight.pop_front() {
+            let finished = finish_write(write, pool.as_deref()).await;
+            if written.is_ok() {
+                written = finished;
             }
         }
-        while let Some(write) = in_flight.pop_front() {
-            finish_write(write, pool.as_deref()).await?;
-        }
+        written?;
         {
             let mut st = self.state.borrow_mut();
             for &(base, end) in &snapshot {
