@@ -213,10 +213,6 @@ impl DiskSpace {
         Ok(space)
     }
 
-    pub fn config(&self) -> SpaceConfig {
-        self.config
-    }
-
     /// Reads the file system again. Returns the change of state it caused, if any.
     pub fn refresh(&self) -> io::Result<Option<SpaceChange>> {
         let Some(probe) = &self.probe else { return Ok(None) };
@@ -269,7 +265,7 @@ impl DiskSpace {
     }
 
     /// Whether appends of this priority may take space now.
-    pub fn has_room(&self, priority: SpacePriority) -> bool {
+    fn has_room(&self, priority: SpacePriority) -> bool {
         self.probe.is_none()
             || match priority {
                 SpacePriority::Data => !self.low.get(),
