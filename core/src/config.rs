@@ -256,40 +256,6 @@ fn parse_ip_overrides(text: &str) -> Result<HashMap<IpAddr, usize>, String> {
     Ok(map)
 }
 
-/// A topic config the broker cannot take; the message names the config and what to use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TopicConfigError(pub String);
-
-/// The log configuration of a topic: broker defaults overridden by the topic's configs.
-pub fn topic_log_config(base: &LogConfig, configs: &[(String, String)]) -> Result<LogConfig, TopicConfigError> {
-    let bad = |m: String| TopicConfigError(m);
-    let mut c = base.clone();
-    for (name, value) in configs {
-        let number = || value.parse::<i64>().map_err(|_| bad(format!("config {name}={value}: not a number")));
-        let positive = |n: i64| u64::try_from(n).map_err(|_| bad(format!("{name} must be positive")));
-        match name.as_str() {
-            "retention.ms" => c.retention_age_ms_max = u64::try_from(number()?).ok(),
-            "retention.bytes" => c.retention_bytes_max = u64::try_from(number()?).ok(),
-            "segment.bytes" => c.segment_bytes_max = positive(number()?)?,
-            "segment.ms" => c.segment_age_ms_max = positive(number()?)?,
-            "max.message.bytes" => c.batch_bytes_max = positive(number()?)? as usize,
-            "cleanup.policy" if value == "delete" => {}
-            "cleanup.policy" => return Err(bad(format!("cleanup.policy={value} is not supported yet; use delete"))),
-            "ringtail.durability" => {
-                c.durability = parse_durability(value)
-                    .ok_or_else(|| bad(format!("ringtail.durability={value}: use sync or async")))?
-            }
-            other => return Err(bad(format!("unknown topic config `{other}`"))),
-        }
-    }
-    if c.segment_bytes_max < c.batch_bytes_max as u64 {
-        c.segment_bytes_max = c.batch_bytes_max as u64;
-    }
-    c.validate().map_err(|e| bad(e.to_string()))?;
-    Ok(c)
-}
-
 impl BrokerConfig {
     /// The request budget of one shard.
     pub fn request_budget_per_shard(&self) -> usize {

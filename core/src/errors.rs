@@ -20,7 +20,7 @@ pub fn batch_error(e: &BatchError) -> i16 {
         }
         BatchError::UnsupportedMagic { .. } => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
         BatchError::TooLarge { .. } => code::MESSAGE_TOO_LARGE,
-        BatchError::InvalidTimestamp { .. } => code::INVALID_TIMESTAMP,
+        BatchError::InvalidTimestamp { .. } | BatchError::TimestampOutOfRange { .. } => code::INVALID_TIMESTAMP,
         BatchError::Invalid { .. } => code::INVALID_RECORD,
     }
 }
@@ -138,6 +138,9 @@ mod tests {
         check(batch_error(&BatchError::TooLarge { size: 2, max: 1 }), K::MessageTooLarge);
         check(batch_error(&BatchError::CrcMismatch { expected: 1, actual: 2 }), K::CorruptMessage);
         check(batch_error(&BatchError::InvalidTimestamp { base_timestamp: 2, max_timestamp: 1 }), K::InvalidTimestamp);
+        let far =
+            BatchError::TimestampOutOfRange { timestamp: 0, now_ms: 9, distance_ms: 9, direction: "before", max_ms: 1 };
+        check(batch_error(&far), K::InvalidTimestamp);
         check(batch_error(&BatchError::UnsupportedMagic { magic: 1 }), K::UnsupportedForMessageFormat);
         check(
             sequence_error(&SequenceError::StaleEpoch { producer_id: 1, epoch: 0, current: 1 }),

@@ -70,3 +70,7 @@ pub const METRICS_GROUP_SERIES_MAX: usize = 10_000;
 /// Partitions one shard may own by default (`--partitions-per-shard-max`); creations past it
 /// are refused with POLICY_VIOLATION.
 pub const PARTITIONS_PER_SHARD_MAX_DEFAULT: usize = 5000;
+
+/// Partitions one DescribeTopicPartitions response lists at most, whatever the client asks
+/// (Kafka's max.request.partition.size.limit default); the cursor pages through the rest.
+pub const DESCRIBE_TOPIC_PARTITIONS_MAX: usize = 2000;

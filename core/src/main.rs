@@ -7,6 +7,7 @@
 // command-line tools sit beside the server.
 mod broker;
 mod config;
+mod config_keys;
 mod errors;
 mod group_cli;
 mod kafka;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 const LAYERS: &[(&str, usize)] = &[
     ("config", 0),
+    ("config_keys", 0),
     ("limits", 0),
     ("logging", 0),
     ("metrics", 0),

@@ -43,5 +43,22 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::OffsetDelete => offset_delete::OffsetDeleteRequest::decode(r, version).map(drop),
         ApiKey::DescribeCluster => describe_cluster::DescribeClusterRequest::decode(r, version).map(drop),
         ApiKey::InitProducerId => init_producer_id::InitProducerIdRequest::decode(r, version).map(drop),
+        ApiKey::DeleteRecords => delete_records::DeleteRecordsRequest::decode(r, version).map(drop),
+        ApiKey::DescribeAcls => acls::DescribeAclsRequest::decode(r, version).map(drop),
+        ApiKey::CreateAcls => acls::CreateAclsRequest::decode(r, version).map(drop),
+        ApiKey::DeleteAcls => acls::DeleteAclsRequest::decode(r, version).map(drop),
+        ApiKey::AlterConfigs => alter_configs::AlterConfigsRequest::decode(r, version).map(drop),
+        ApiKey::AlterReplicaLogDirs => alter_replica_log_dirs::AlterReplicaLogDirsRequest::decode(r, version).map(drop),
+        ApiKey::DescribeLogDirs => describe_log_dirs::DescribeLogDirsRequest::decode(r, version).map(drop),
+        ApiKey::IncrementalAlterConfigs => {
+            incremental_alter_configs::IncrementalAlterConfigsRequest::decode(r, version).map(drop)
+        }
+        ApiKey::DescribeClientQuotas => {
+            describe_client_quotas::DescribeClientQuotasRequest::decode(r, version).map(drop)
+        }
+        ApiKey::DescribeProducers => describe_producers::DescribeProducersRequest::decode(r, version).map(drop),
+        ApiKey::DescribeTopicPartitions => {
+            describe_topic_partitions::DescribeTopicPartitionsRequest::decode(r, version).map(drop)
+        }
     };
 });

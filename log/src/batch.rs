@@ -243,6 +243,34 @@ pub fn validate_records(
     Ok(batches)
 }
 
+/// Checks a client's CreateTime batch against the clock (Kafka's message.timestamp.before.max.ms
+/// and after.max.ms): its first timestamp may be at most `before_max_ms` behind `now_ms`, its
+/// largest at most `after_max_ms` ahead. Kafka checks every record; the header's two
+/// timestamps cover the usual case (records in time order) without decompressing.
+pub fn check_timestamps(h: &BatchHeader, now_ms: i64, before_max_ms: u64, after_max_ms: u64) -> Result<(), BatchError> {
+    let behind = now_ms.saturating_sub(h.base_timestamp);
+    if behind > 0 && behind as u64 > before_max_ms {
+        return Err(BatchError::TimestampOutOfRange {
+            timestamp: h.base_timestamp,
+            now_ms,
+            distance_ms: behind as u64,
+            direction: "before",
+            max_ms: before_max_ms,
+        });
+    }
+    let ahead = h.max_timestamp.saturating_sub(now_ms);
+    if ahead > 0 && ahead as u64 > after_max_ms {
+        return Err(BatchError::TimestampOutOfRange {
+            timestamp: h.max_timestamp,
+            now_ms,
+            distance_ms: ahead as u64,
+            direction: "after",
+            max_ms: after_max_ms,
+        });
+    }
+    Ok(())
+}
+
 /// Writes the broker-assigned fields into a batch header; both lie outside the CRC.
 pub(crate) fn assign(header_bytes: &mut [u8], base_offset: u64, partition_leader_epoch: i32) {
     header_bytes[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&(base_offset as i64).to_be_bytes());

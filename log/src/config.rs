@@ -20,11 +20,14 @@ pub enum Durability {
 /// Largest batch a topic accepts by default (Kafka's `max.message.bytes` default).
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 1_048_588;
 
+/// Kafka 4's default of message.timestamp.after.max.ms: an hour ahead of the broker's clock.
+pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: u64 = 3_600_000;
+
 /// Recent batches one partition keeps cached by default, beyond those not yet written.
 pub const CACHE_BYTES_MAX_DEFAULT: usize = 8 << 20;
 
 /// Configuration of one partition log. Defaults match Kafka's topic defaults where Kafka has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
     /// Roll to a new segment when the next batch would make the active one larger (segment.bytes).
     pub segment_bytes_max: u64,
@@ -54,6 +57,12 @@ pub struct LogConfig {
     pub producer_id_expiration_ms: u64,
     /// Whose appends these are when free space runs low: user data is refused first.
     pub space_priority: crate::space::SpacePriority,
+    /// A client's batch whose first timestamp is further behind the clock than this is refused
+    /// (message.timestamp.before.max.ms).
+    pub timestamp_before_max_ms: u64,
+    /// A client's batch whose largest timestamp is further ahead of the clock than this is
+    /// refused (message.timestamp.after.max.ms).
+    pub timestamp_after_max_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -73,6 +82,8 @@ impl Default for LogConfig {
             fsync_interval_ms: 1000,
             producer_id_expiration_ms: 24 * 3600 * 1000,
             space_priority: crate::space::SpacePriority::Data,
+            timestamp_before_max_ms: i64::MAX as u64,
+            timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
         }
     }
 }

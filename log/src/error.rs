@@ -20,6 +20,11 @@ pub enum BatchError {
     TooLarge { size: usize, max: usize },
     #[error("record batch timestamps are inconsistent: maxTimestamp {max_timestamp} < baseTimestamp {base_timestamp}")]
     InvalidTimestamp { base_timestamp: i64, max_timestamp: i64 },
+    #[error(
+        "record timestamp {timestamp} is {distance_ms} ms {direction} the broker's clock ({now_ms}); the topic \
+         accepts at most {max_ms} ms (message.timestamp.{direction}.max.ms)"
+    )]
+    TimestampOutOfRange { timestamp: i64, now_ms: i64, distance_ms: u64, direction: &'static str, max_ms: u64 },
     #[error("invalid record batch: {reason}")]
     Invalid { reason: &'static str },
 }

@@ -1,6 +1,6 @@
 //! The partition log: appends, group-committed flushes, reads, retention and crash recovery.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -333,7 +333,8 @@ impl State {
 /// [`Flusher`] writes queued batches in group commits; reads never block the executor.
 pub struct PartitionLog {
     dir: PathBuf,
-    config: LogConfig,
+    /// Replaced as a whole by `reconfigure`; every use reads it afresh.
+    config: Cell<LogConfig>,
     faults: Faults,
     flusher: Weak<Flusher>,
     this: Weak<PartitionLog>,
@@ -374,7 +375,7 @@ impl PartitionLog {
         let (state, report) = recover(&dir, &config, &faults).await?;
         let log = Rc::new_cyclic(|this| PartitionLog {
             dir,
-            config,
+            config: Cell::new(config),
             faults,
             flusher: Rc::downgrade(flusher),
             this: this.clone(),
@@ -399,8 +400,19 @@ impl PartitionLog {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        self.config.get()
+    }
+
+    /// Takes new settings from the next append, read or retention pass on (a topic's configs
+    /// changed). Durability and space priority are the log's own and stay as they were: a
+    /// change of `ringtail.durability` applies when the log is next opened.
+    pub fn reconfigure(&self, config: LogConfig) -> Result<(), LogError> {
+        let current = self.config.get();
+        let config = LogConfig { durability: current.durability, space_priority: current.space_priority, ..config };
+        config.validate()?;
+        self.config.set(config);
+        Ok(())
     }
 
     pub fn recovery_report(&self) -> RecoveryReport {
@@ -451,7 +463,7 @@ impl PartitionLog {
 
     /// Forgets producers idle for longer than `producer_id_expiration_ms`. Returns how many.
     pub fn expire_producers(&self, now_ms: i64) -> usize {
-        self.state.borrow_mut().producers.expire(now_ms, self.config.producer_id_expiration_ms)
+        self.state.borrow_mut().producers.expire(now_ms, self.config.get().producer_id_expiration_ms)
     }
 
     /// Loads the producer snapshot and replays the log after it, so the state equals what
@@ -485,7 +497,7 @@ impl PartitionLog {
         let now = crate::flusher::now_ms();
         let mut replayed = 0u64;
         while offset < end {
-            let batches = self.read_batches(offset, self.config.read_chunk_bytes, u64::MAX).await?;
+            let batches = self.read_batches(offset, self.config.get().read_chunk_bytes, u64::MAX).await?;
             let Some(last) = batches.last() else { break };
             let next = last.last_offset + 1;
             for b in &batches {
@@ -506,7 +518,11 @@ impl PartitionLog {
     /// writing. Either every batch is appended or none is. The batches become durable when
     /// [`PartitionLog::wait_durable`] on `last_offset` completes.
     pub fn append(&self, records: Bytes, partition_leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
-        let batches = batch::validate_records(&records, self.config.batch_bytes_max, Origin::Client)?;
+        let config = self.config.get();
+        let batches = batch::validate_records(&records, config.batch_bytes_max, Origin::Client)?;
+        for (header, _) in &batches {
+            batch::check_timestamps(header, now_ms, config.timestamp_before_max_ms, config.timestamp_after_max_ms)?;
+        }
         let mut st = self.state.borrow_mut();
         st.check()?;
         // While the producer state is rebuilt after a rollback it still holds the batches taken
@@ -525,7 +541,7 @@ impl PartitionLog {
             });
         }
         // A retried batch is answered above without taking space; new ones need room.
-        self.space.admit(self.config.space_priority)?;
+        self.space.admit(self.config.get().space_priority)?;
         let base_offset = st.next_offset;
         let mut max_timestamp = -1;
         for (header, range) in batches {
@@ -540,7 +556,13 @@ impl PartitionLog {
             let position = segment.size;
             let mark = segment.mark();
             segment.first_append_ms.get_or_insert(now_ms);
-            segment.index_batch(offset, last_offset, header.max_timestamp, size, self.config.index_interval_bytes);
+            segment.index_batch(
+                offset,
+                last_offset,
+                header.max_timestamp,
+                size,
+                self.config.get().index_interval_bytes,
+            );
             let segment_base = segment.base_offset;
             st.cache.push_back(CachedBatch {
                 base_offset: offset,
@@ -569,9 +591,9 @@ impl PartitionLog {
             duplicate: false,
             tail_epoch: st.tail_epoch,
         };
-        let wants_flush = match self.config.durability {
+        let wants_flush = match self.config.get().durability {
             Durability::Sync => true,
-            Durability::Async => st.unflushed_bytes >= self.config.flush_bytes_min as u64,
+            Durability::Async => st.unflushed_bytes >= self.config.get().flush_bytes_min as u64,
         };
         let request_flush = wants_flush && !st.flush_requested;
         st.flush_requested |= request_flush;
@@ -595,10 +617,10 @@ impl PartitionLog {
             Some(s) if s.sealed => true,
             Some(s) => {
                 s.size > 0
-                    && (s.size + size > self.config.segment_bytes_max
+                    && (s.size + size > self.config.get().segment_bytes_max
                         || !s.fits_offsets(offset_count)
                         || s.first_append_ms
-                            .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_age_ms_max as i64))
+                            .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.get().segment_age_ms_max as i64))
             }
         };
         if roll {
@@ -675,8 +697,8 @@ impl PartitionLog {
     async fn out_of_space(&self, error: LogError) -> Result<(), LogError> {
         self.space.ran_out();
         self.stats.count(&self.stats.flushes_out_of_space);
-        let keep = self.config.durability == Durability::Async
-            || self.config.space_priority == crate::space::SpacePriority::Internal;
+        let keep = self.config.get().durability == Durability::Async
+            || self.config.get().space_priority == crate::space::SpacePriority::Internal;
         if keep {
             self.state.borrow_mut().space_stalled = true;
             return Ok(());
@@ -863,7 +885,7 @@ impl PartitionLog {
             Err(e) if e.is_no_space() => self.space.ran_out(),
             other => other?,
         }
-        self.evict_cache(self.config.cache_bytes_max as u64);
+        self.evict_cache(self.config.get().cache_bytes_max as u64);
         if let Some(flusher) = self.flusher.upgrade() {
             flusher.enforce_cache_budget();
         }
@@ -904,11 +926,11 @@ impl PartitionLog {
         if end > allocated {
             // Grow by doubling, at most one step at a time: a segment that is sealed while
             // small (many rolls in a row) never reserves much more than it holds.
-            let step = self.config.preallocate_bytes;
+            let step = self.config.get().preallocate_bytes;
             let wanted = align_up(end.max(allocated.saturating_mul(2)).min(end + step));
             self.faults.check(IoOp::Write, &path)?;
             // Short of room, a segment grows only by what its batches take.
-            let taken = self.space.take(self.config.space_priority, wanted - allocated, end - allocated)?;
+            let taken = self.space.take(self.config.get().space_priority, wanted - allocated, end - allocated)?;
             let target = allocated + taken;
             let allocated = file.pre_allocate(target, false).await;
             self.space.settle(taken, allocated.is_ok());
@@ -1106,7 +1128,7 @@ impl PartitionLog {
             offset,
             max_bytes,
             max_offset,
-            &self.config,
+            &self.config.get(),
             &self.faults,
         )
         .await;
@@ -1133,7 +1155,7 @@ impl PartitionLog {
             (s.base_offset + u64::from(s.time_index.lookup(timestamp))).max(st.log_start_offset)
         };
         loop {
-            let batches = self.read_batches(offset, self.config.read_chunk_bytes, u64::MAX).await?;
+            let batches = self.read_batches(offset, self.config.get().read_chunk_bytes, u64::MAX).await?;
             if batches.is_empty() {
                 return Ok(None);
             }
@@ -1153,6 +1175,36 @@ impl PartitionLog {
         }
     }
 
+    /// The offset of the record with the largest timestamp (the first such record), with that
+    /// timestamp: ListOffsets' max-timestamp query (KIP-734). Exact for uncompressed batches;
+    /// for a compressed one, the batch's last offset (its records are not decompressed).
+    /// `None` for an empty log.
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(u64, i64)>, LogError> {
+        let offset = {
+            let st = self.state.borrow();
+            st.check()?;
+            let newest = st
+                .segments
+                .iter()
+                .filter(|s| s.size > 0 && s.next_offset > st.log_start_offset)
+                // The first segment holding the largest timestamp, as Kafka picks it.
+                .fold(None::<&Segment>, |best, s| match best {
+                    Some(b) if b.max_timestamp >= s.max_timestamp => Some(b),
+                    _ => Some(s),
+                });
+            let Some(s) = newest else { return Ok(None) };
+            (s.base_offset + u64::from(s.max_timestamp_relative)).max(st.log_start_offset)
+        };
+        let batches = self.read_batches(offset, self.config.get().read_chunk_bytes, u64::MAX).await?;
+        let Some(b) = batches.first() else { return Ok(None) };
+        let bytes = b.contiguous();
+        let header = BatchHeader::parse(&bytes)?;
+        let found = batch::record_timestamps(&bytes, &header)
+            .and_then(|records| records.into_iter().find(|&(_, t)| t == b.max_timestamp))
+            .map_or(b.last_offset, |(delta, _)| b.base_offset + u64::from(delta));
+        Ok(Some((found, b.max_timestamp)))
+    }
+
     /// Deletes sealed segments past the retention time or size. Returns how many were deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
         let new_start = {
@@ -1164,9 +1216,12 @@ impl PartitionLog {
                 if !s.finalized {
                     break;
                 }
-                let too_old =
-                    self.config.retention_age_ms_max.is_some_and(|r| s.max_timestamp < now_ms.saturating_sub(r as i64));
-                let too_big = self.config.retention_bytes_max.is_some_and(|r| total - s.size >= r);
+                let too_old = self
+                    .config
+                    .get()
+                    .retention_age_ms_max
+                    .is_some_and(|r| s.max_timestamp < now_ms.saturating_sub(r as i64));
+                let too_big = self.config.get().retention_bytes_max.is_some_and(|r| total - s.size >= r);
                 if !(too_old || too_big) {
                     break;
                 }
@@ -1297,7 +1352,7 @@ impl PartitionLog {
     pub(crate) fn flush_requested_or_due(&self, now_ms: i64) -> (bool, bool) {
         let st = self.state.borrow();
         let has_unflushed = st.unflushed_bytes > 0 || st.segments.iter().any(|s| s.synced < s.flushed);
-        let sync_due = now_ms.saturating_sub(st.last_sync_ms) >= self.config.fsync_interval_ms as i64;
+        let sync_due = now_ms.saturating_sub(st.last_sync_ms) >= self.config.get().fsync_interval_ms as i64;
         (has_unflushed, sync_due)
     }
 }

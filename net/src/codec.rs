@@ -74,6 +74,11 @@ impl Reader {
         Ok(id)
     }
 
+    pub fn f64(&mut self) -> Result<f64, DecodeError> {
+        self.need(8)?;
+        Ok(self.buf.get_f64())
+    }
+
     /// Unsigned varint (at most 5 bytes, 32 bits).
     pub fn uvarint(&mut self) -> Result<u32, DecodeError> {
         let mut value: u32 = 0;
@@ -186,8 +191,32 @@ impl Reader {
         Ok(Some(out))
     }
 
+    /// A nullable struct, `None` when null: an i8 marker, -1 for null or 1 followed by the
+    /// struct. Kafka writes only those two markers; any other is refused rather than guessed at.
+    pub fn nullable_struct<T>(
+        &mut self,
+        what: &'static str,
+        fields: impl FnOnce(&mut Reader) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        match self.i8()? {
+            -1 => Ok(None),
+            1 => fields(self).map(Some),
+            _ => Err(DecodeError::Invalid { what, reason: "nullable struct marker is neither -1 nor 1" }),
+        }
+    }
+
     /// Skips the tagged fields of a flexible structure; does nothing otherwise.
     pub fn tagged_fields(&mut self, flexible: bool) -> Result<(), DecodeError> {
+        self.tagged_fields_with(flexible, |_, _| Ok(()))
+    }
+
+    /// Tagged fields, handing each one's tag and a reader over its bytes to `field`, which reads
+    /// the tags it knows and ignores the others (Kafka's rule for unknown tags).
+    pub fn tagged_fields_with(
+        &mut self,
+        flexible: bool,
+        mut field: impl FnMut(u32, &mut Reader) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
         if !flexible {
             return Ok(());
         }
@@ -200,9 +229,10 @@ impl Reader {
             });
         }
         for _ in 0..count {
-            let _tag = self.uvarint()?;
+            let tag = self.uvarint()?;
             let size = self.uvarint()? as usize;
-            self.take(size)?;
+            let mut value = Reader::new(self.take(size)?);
+            field(tag, &mut value)?;
         }
         Ok(())
     }
@@ -246,6 +276,10 @@ impl Writer {
 
     pub fn uuid(&mut self, v: &[u8; 16]) {
         self.buf.put_slice(v);
+    }
+
+    pub fn f64(&mut self, v: f64) {
+        self.buf.put_f64(v);
     }
 
     pub fn uvarint(&mut self, mut v: u32) {
@@ -315,10 +349,40 @@ impl Writer {
         }
     }
 
+    /// A nullable array of int32 (eligible leader replicas).
+    pub fn nullable_i32_array(&mut self, flexible: bool, v: Option<&[i32]>) {
+        self.nullable_array_len(flexible, v.map(<[i32]>::len));
+        for x in v.unwrap_or_default() {
+            self.i32(*x);
+        }
+    }
+
+    /// A nullable struct: -1 for null, or 1 followed by what `fields` writes.
+    pub fn nullable_struct<T>(&mut self, v: Option<&T>, fields: impl FnOnce(&mut Writer, &T)) {
+        match v {
+            None => self.i8(-1),
+            Some(v) => {
+                self.i8(1);
+                fields(self, v);
+            }
+        }
+    }
+
     /// Tagged fields are written only when they differ from their defaults; we write none.
     pub fn no_tagged_fields(&mut self, flexible: bool) {
         if flexible {
             self.uvarint(0);
+        }
+    }
+
+    /// The tagged fields of a flexible structure: each (tag, encoded value), tags ascending.
+    pub fn tagged_fields(&mut self, fields: &[(u32, Bytes)]) {
+        debug_assert!(fields.windows(2).all(|pair| pair[0].0 < pair[1].0), "tags must ascend");
+        self.uvarint(fields.len() as u32);
+        for (tag, value) in fields {
+            self.uvarint(*tag);
+            self.uvarint(value.len() as u32);
+            self.buf.extend_from_slice(value);
         }
     }
 }
@@ -326,6 +390,29 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nullable_structs() {
+        let mut w = Writer::new();
+        w.nullable_struct(Some(&("orders", 7)), |w, (name, index)| {
+            w.string(true, name);
+            w.i32(*index);
+        });
+        w.nullable_struct(None::<&(&str, i32)>, |_, _| unreachable!("a null struct has no fields"));
+        let mut bytes = w.buf.to_vec();
+        assert_eq!((bytes[0], bytes[bytes.len() - 1]), (1, 0xff));
+        let mut r = Reader::new(Bytes::from(bytes.clone()));
+        let cursor = |r: &mut Reader| Ok((r.string(true)?, r.i32()?));
+        assert_eq!(r.nullable_struct("cursor", cursor).unwrap(), Some(("orders".to_owned(), 7)));
+        assert_eq!(r.nullable_struct("cursor", cursor).unwrap(), None);
+        assert_eq!(r.remaining(), 0);
+        // Only -1 and 1 are markers; a struct cut short is truncated.
+        bytes[0] = 0;
+        let e = Reader::new(Bytes::from(bytes)).nullable_struct("cursor", cursor).unwrap_err();
+        assert!(matches!(e, DecodeError::Invalid { what: "cursor", .. }), "{e}");
+        let e = Reader::new(Bytes::from_static(&[1, 3, b'a', b'b', 0])).nullable_struct("cursor", cursor).unwrap_err();
+        assert!(matches!(e, DecodeError::Truncated { .. }), "{e}");
+    }
 
     #[test]
     fn hostile_counts_are_refused_before_allocating() {
@@ -361,8 +448,11 @@ mod tests {
             w.i32(8);
             w.i32_array(flexible, &[-1, 9]);
             w.nullable_array_len(flexible, None);
+            w.nullable_i32_array(flexible, Some(&[4]));
+            w.nullable_i32_array(flexible, None);
             w.no_tagged_fields(flexible);
             w.uvarint(300);
+            w.f64(-2.5);
             let mut r = Reader::new(w.buf.freeze());
             assert_eq!(r.string(flexible).unwrap(), "topic-a");
             assert_eq!(r.nullable_string(flexible).unwrap(), None);
@@ -372,8 +462,11 @@ mod tests {
             assert_eq!(r.array(flexible, "a", |r| r.i32()).unwrap(), vec![7, 8]);
             assert_eq!(r.nullable_array(flexible, "b", Reader::i32).unwrap(), Some(vec![-1, 9]));
             assert_eq!(r.nullable_array(flexible, "c", Reader::i32).unwrap(), None);
+            assert_eq!(r.nullable_array(flexible, "d", Reader::i32).unwrap(), Some(vec![4]));
+            assert_eq!(r.nullable_array(flexible, "e", Reader::i32).unwrap(), None);
             r.tagged_fields(flexible).unwrap();
             assert_eq!(r.uvarint().unwrap(), 300);
+            assert_eq!(r.f64().unwrap(), -2.5);
             assert_eq!(r.remaining(), 0);
         }
     }

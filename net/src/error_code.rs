@@ -46,3 +46,7 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const SECURITY_DISABLED: i16 = 54;
+pub const LOG_DIR_NOT_FOUND: i16 = 57;
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;

@@ -24,12 +24,23 @@ pub enum ApiKey {
     ApiVersions = 18,
     CreateTopics = 19,
     DeleteTopics = 20,
+    DeleteRecords = 21,
     InitProducerId = 22,
+    DescribeAcls = 29,
+    CreateAcls = 30,
+    DeleteAcls = 31,
     DescribeConfigs = 32,
+    AlterConfigs = 33,
+    AlterReplicaLogDirs = 34,
+    DescribeLogDirs = 35,
     CreatePartitions = 37,
     DeleteGroups = 42,
+    IncrementalAlterConfigs = 44,
     OffsetDelete = 47,
+    DescribeClientQuotas = 48,
     DescribeCluster = 60,
+    DescribeProducers = 61,
+    DescribeTopicPartitions = 75,
 }
 
 /// The "first flexible version" of an API that has none.
@@ -37,38 +48,45 @@ const NEVER_FLEXIBLE: i16 = i16::MAX;
 
 /// Supported versions per API: (key, lowest, highest, first flexible version).
 ///
-/// ListOffsets stops at v6: v7 adds the max-timestamp query (-3), not implemented yet.
+/// The highest versions are Kafka 4.1's (the `kafka-protocol` 0.18 oracle checks each).
 /// Produce is advertised from v0 although v0-v2 (message formats 0 and 1) are refused when
-/// used: librdkafka turns compression off when a broker does not list Produce v0.
-///
-/// The group APIs serve the classic group protocol: OffsetCommit and OffsetFetch stop before v9
-/// (the member epoch of the new consumer protocol, KIP-848), FindCoordinator before v5
-/// (TRANSACTION_ABORTABLE) and DescribeGroups before v6 (a per-group error message).
-/// OffsetCommit v0-1 and OffsetFetch v0, which Kafka 4 removed, are kept: they are small, and
-/// the tests check them against Kafka's older schemas.
+/// used: librdkafka turns compression off when a broker does not list Produce v0. Versions
+/// Kafka 4 removed (OffsetCommit v0-1, OffsetFetch v0, ...) are kept: they are small, and the
+/// tests check them against Kafka's older schemas.
 const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
-    (ApiKey::Produce, 0, 9, 9),
-    (ApiKey::Fetch, 4, 12, 12),
-    (ApiKey::ListOffsets, 1, 6, 6),
-    (ApiKey::Metadata, 0, 12, 9),
-    (ApiKey::OffsetCommit, 0, 8, 8),
-    (ApiKey::OffsetFetch, 0, 8, 6),
-    (ApiKey::FindCoordinator, 0, 4, 3),
+    (ApiKey::Produce, 0, 13, 9),
+    (ApiKey::Fetch, 4, 18, 12),
+    (ApiKey::ListOffsets, 1, 10, 6),
+    (ApiKey::Metadata, 0, 13, 9),
+    (ApiKey::OffsetCommit, 0, 9, 8),
+    (ApiKey::OffsetFetch, 0, 9, 6),
+    (ApiKey::FindCoordinator, 0, 6, 3),
     (ApiKey::JoinGroup, 0, 9, 6),
     (ApiKey::Heartbeat, 0, 4, 4),
     (ApiKey::LeaveGroup, 0, 5, 4),
     (ApiKey::SyncGroup, 0, 5, 4),
-    (ApiKey::DescribeGroups, 0, 5, 5),
+    (ApiKey::DescribeGroups, 0, 6, 5),
     (ApiKey::ListGroups, 0, 5, 3),
-    (ApiKey::ApiVersions, 0, 3, 3),
+    (ApiKey::ApiVersions, 0, 4, 3),
     (ApiKey::CreateTopics, 0, 7, 5),
     (ApiKey::DeleteTopics, 0, 6, 4),
+    (ApiKey::DeleteRecords, 0, 2, 2),
     (ApiKey::InitProducerId, 0, 5, 2),
+    (ApiKey::DescribeAcls, 1, 3, 2),
+    (ApiKey::CreateAcls, 1, 3, 2),
+    (ApiKey::DeleteAcls, 1, 3, 2),
     (ApiKey::DescribeConfigs, 0, 4, 4),
+    (ApiKey::AlterConfigs, 0, 2, 2),
+    (ApiKey::AlterReplicaLogDirs, 1, 2, 2),
+    (ApiKey::DescribeLogDirs, 1, 4, 2),
     (ApiKey::CreatePartitions, 0, 3, 2),
     (ApiKey::DeleteGroups, 0, 2, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1, 1),
     (ApiKey::OffsetDelete, 0, 0, NEVER_FLEXIBLE),
-    (ApiKey::DescribeCluster, 0, 1, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1, 1),
+    (ApiKey::DescribeCluster, 0, 2, 0),
+    (ApiKey::DescribeProducers, 0, 0, 0),
+    (ApiKey::DescribeTopicPartitions, 0, 0, 0),
 ];
 
 impl ApiKey {

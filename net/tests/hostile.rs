@@ -11,15 +11,24 @@ use std::cell::Cell;
 use bytes::Bytes;
 use common::{request_bytes, versions};
 use ringtail_net::header::ApiKey;
+use ringtail_net::messages::acls::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
+use ringtail_net::messages::alter_configs::AlterConfigsRequest;
+use ringtail_net::messages::alter_replica_log_dirs::AlterReplicaLogDirsRequest;
 use ringtail_net::messages::create_partitions::CreatePartitionsRequest;
 use ringtail_net::messages::create_topics::CreateTopicsRequest;
 use ringtail_net::messages::delete_groups::DeleteGroupsRequest;
+use ringtail_net::messages::delete_records::DeleteRecordsRequest;
 use ringtail_net::messages::delete_topics::DeleteTopicsRequest;
+use ringtail_net::messages::describe_client_quotas::DescribeClientQuotasRequest;
 use ringtail_net::messages::describe_cluster::DescribeClusterRequest;
 use ringtail_net::messages::describe_configs::DescribeConfigsRequest;
 use ringtail_net::messages::describe_groups::DescribeGroupsRequest;
+use ringtail_net::messages::describe_log_dirs::DescribeLogDirsRequest;
+use ringtail_net::messages::describe_producers::DescribeProducersRequest;
+use ringtail_net::messages::describe_topic_partitions::DescribeTopicPartitionsRequest;
 use ringtail_net::messages::find_coordinator::FindCoordinatorRequest;
 use ringtail_net::messages::heartbeat::HeartbeatRequest;
+use ringtail_net::messages::incremental_alter_configs::IncrementalAlterConfigsRequest;
 use ringtail_net::messages::init_producer_id::InitProducerIdRequest;
 use ringtail_net::messages::join_group::JoinGroupRequest;
 use ringtail_net::messages::leave_group::LeaveGroupRequest;
@@ -204,4 +213,59 @@ fn describe_groups() {
 #[test]
 fn delete_groups() {
     check(ApiKey::DeleteGroups, DeleteGroupsRequest::decode);
+}
+
+#[test]
+fn delete_records() {
+    check(ApiKey::DeleteRecords, DeleteRecordsRequest::decode);
+}
+
+#[test]
+fn describe_acls() {
+    check(ApiKey::DescribeAcls, DescribeAclsRequest::decode);
+}
+
+#[test]
+fn create_acls() {
+    check(ApiKey::CreateAcls, CreateAclsRequest::decode);
+}
+
+#[test]
+fn delete_acls() {
+    check(ApiKey::DeleteAcls, DeleteAclsRequest::decode);
+}
+
+#[test]
+fn alter_configs() {
+    check(ApiKey::AlterConfigs, AlterConfigsRequest::decode);
+}
+
+#[test]
+fn incremental_alter_configs() {
+    check(ApiKey::IncrementalAlterConfigs, IncrementalAlterConfigsRequest::decode);
+}
+
+#[test]
+fn alter_replica_log_dirs() {
+    check(ApiKey::AlterReplicaLogDirs, AlterReplicaLogDirsRequest::decode);
+}
+
+#[test]
+fn describe_log_dirs() {
+    check(ApiKey::DescribeLogDirs, DescribeLogDirsRequest::decode);
+}
+
+#[test]
+fn describe_client_quotas() {
+    check(ApiKey::DescribeClientQuotas, DescribeClientQuotasRequest::decode);
+}
+
+#[test]
+fn describe_producers() {
+    check(ApiKey::DescribeProducers, DescribeProducersRequest::decode);
+}
+
+#[test]
+fn describe_topic_partitions() {
+    check(ApiKey::DescribeTopicPartitions, DescribeTopicPartitionsRequest::decode);
 }

@@ -11,7 +11,9 @@ use common::{oracle_decode, oracle_encode, versions};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::StrBytes;
 use ringtail_net::header::ApiKey;
-use ringtail_net::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use ringtail_net::messages::api_versions::{
+    ApiVersionsRequest, ApiVersionsResponse, FinalizedFeature, SupportedFeature,
+};
 use ringtail_net::messages::create_partitions::*;
 use ringtail_net::messages::create_topics::*;
 use ringtail_net::messages::delete_groups::*;
@@ -87,11 +89,33 @@ fn api_versions() {
             assert_eq!(ours.client_software_name.as_deref(), Some("kcat"));
         }
 
-        let resp = ApiVersionsResponse::supported(0);
+        let mut resp = ApiVersionsResponse::supported(0);
+        resp.supported_features = vec![
+            SupportedFeature { name: "metadata.version".into(), min_version: 7, max_version: 27 },
+            SupportedFeature { name: "group.version".into(), min_version: 0, max_version: 1 },
+        ];
+        resp.finalized_features_epoch = 42;
+        resp.finalized_features =
+            vec![FinalizedFeature { name: "metadata.version".into(), max_version_level: 27, min_version_level: 27 }];
         let mut w = Writer::new();
         resp.encode(&mut w, v);
         let theirs: kp::ApiVersionsResponse = oracle_decode(w.buf.freeze(), v);
         assert_eq!(theirs.error_code, 0);
+        if v >= 3 {
+            // Below v4 a feature whose lowest level is 0 is left out, as Kafka does.
+            assert_eq!(theirs.supported_features.len(), if v >= 4 { 2 } else { 1 }, "v{v}");
+            let supported = &theirs.supported_features[0];
+            assert_eq!(
+                (supported.name.as_str(), supported.min_version, supported.max_version),
+                ("metadata.version", 7, 27)
+            );
+            assert_eq!(theirs.finalized_features_epoch, 42);
+            let finalized = &theirs.finalized_features[0];
+            assert_eq!(
+                (finalized.name.as_str(), finalized.max_version_level, finalized.min_version_level),
+                ("metadata.version", 27, 27)
+            );
+        }
         assert_eq!(theirs.api_keys.len(), resp.api_keys.len(), "v{v}");
         for (a, b) in theirs.api_keys.iter().zip(&resp.api_keys) {
             assert_eq!((a.api_key, a.min_version, a.max_version), (b.api_key, b.min_version, b.max_version));
@@ -158,6 +182,7 @@ fn metadata_response(v: i16) -> MetadataResponse {
             },
         ],
         cluster_authorized_operations: if (8..=10).contains(&v) { 0x1ff } else { i32::MIN },
+        error_code: if v >= 13 { 35 } else { 0 },
     }
 }
 
@@ -201,6 +226,7 @@ fn metadata_response_from(theirs: &kp::MetadataResponse) -> MetadataResponse {
             })
             .collect(),
         cluster_authorized_operations: theirs.cluster_authorized_operations,
+        error_code: theirs.error_code,
     }
 }
 
@@ -248,6 +274,7 @@ fn list_offsets_request_from(theirs: &kp::ListOffsetsRequest) -> ListOffsetsRequ
                     .collect(),
             })
             .collect(),
+        timeout_ms: theirs.timeout_ms,
     }
 }
 
@@ -729,8 +756,14 @@ fn describe_cluster_response(v: i16) -> DescribeClusterResponse {
         cluster_id: "ringtail-cluster".into(),
         controller_id: 3,
         brokers: vec![
-            DescribeClusterBroker { broker_id: 1, host: "b1.example".into(), port: 9092, rack: Some("rack-a".into()) },
-            DescribeClusterBroker { broker_id: 2, host: "b2.example".into(), port: 9093, rack: None },
+            DescribeClusterBroker {
+                broker_id: 1,
+                host: "b1.example".into(),
+                port: 9092,
+                rack: Some("rack-a".into()),
+                is_fenced: v >= 2,
+            },
+            DescribeClusterBroker { broker_id: 2, host: "b2.example".into(), port: 9093, rack: None, is_fenced: false },
         ],
         cluster_authorized_operations: 0x1ff,
     }
@@ -752,6 +785,7 @@ fn describe_cluster_response_from(theirs: &kp::DescribeClusterResponse) -> Descr
                 host: string(&b.host),
                 port: b.port,
                 rack: nullable(&b.rack),
+                is_fenced: b.is_fenced,
             })
             .collect(),
         cluster_authorized_operations: theirs.cluster_authorized_operations,
@@ -766,6 +800,7 @@ fn describe_cluster() {
         let expected = DescribeClusterRequest {
             include_cluster_authorized_operations: req.include_cluster_authorized_operations,
             endpoint_type: req.endpoint_type,
+            include_fenced_brokers: req.include_fenced_brokers,
         };
         assert_eq!(ours, expected, "v{v}");
 
@@ -1182,6 +1217,8 @@ fn offset_fetch_request_from(theirs: &kp::OffsetFetchRequest, v: i16) -> OffsetF
             .iter()
             .map(|g| OffsetFetchRequestGroup {
                 group_id: group_name(&g.group_id),
+                member_id: nullable(&g.member_id),
+                member_epoch: g.member_epoch,
                 topics: g.topics.as_ref().map(|topics| {
                     topics
                         .iter()
@@ -1196,6 +1233,8 @@ fn offset_fetch_request_from(theirs: &kp::OffsetFetchRequest, v: i16) -> OffsetF
     } else {
         vec![OffsetFetchRequestGroup {
             group_id: group_name(&theirs.group_id),
+            member_id: None,
+            member_epoch: -1,
             topics: theirs.topics.as_ref().map(|topics| {
                 topics
                     .iter()
@@ -1304,7 +1343,16 @@ fn offset_fetch() {
         if (2..=7).contains(&v) {
             let all = kp::OffsetFetchRequest::default().with_group_id(common::group("audit")).with_topics(None);
             let ours = decode_ours(oracle_encode(&all, v), v, OffsetFetchRequest::decode);
-            assert_eq!(ours.groups, vec![OffsetFetchRequestGroup { group_id: "audit".into(), topics: None }], "v{v}");
+            assert_eq!(
+                ours.groups,
+                vec![OffsetFetchRequestGroup {
+                    group_id: "audit".into(),
+                    member_id: None,
+                    member_epoch: -1,
+                    topics: None
+                }],
+                "v{v}"
+            );
         } else if v < 2 {
             let mut w = Writer::new();
             w.string(false, "audit");
@@ -1440,6 +1488,7 @@ fn describe_groups_response(v: i16) -> DescribeGroupsResponse {
         groups: vec![
             DescribedGroup {
                 error_code: 0,
+                error_message: None,
                 group_id: "orders-app".into(),
                 group_state: "Stable".into(),
                 protocol_type: "consumer".into(),
@@ -1466,6 +1515,7 @@ fn describe_groups_response(v: i16) -> DescribeGroupsResponse {
             },
             DescribedGroup {
                 error_code: 16,
+                error_message: if v >= 6 { Some("not the coordinator".into()) } else { None },
                 group_id: "audit".into(),
                 group_state: String::new(),
                 protocol_type: String::new(),
@@ -1485,6 +1535,7 @@ fn describe_groups_response_from(theirs: &kp::DescribeGroupsResponse) -> Describ
             .iter()
             .map(|g| DescribedGroup {
                 error_code: g.error_code,
+                error_message: nullable(&g.error_message),
                 group_id: group_name(&g.group_id),
                 group_state: string(&g.group_state),
                 protocol_type: string(&g.protocol_type),

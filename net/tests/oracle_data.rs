@@ -5,7 +5,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 use ringtail_net::header::ApiKey;
-use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse};
+use ringtail_net::messages::fetch::{
+    FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse, ForgottenTopic,
+};
 use ringtail_net::messages::produce::{
     ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
 };
@@ -26,6 +28,23 @@ fn topic(name: &'static str) -> kp::TopicName {
     kp::TopicName(StrBytes::from_static_str(name))
 }
 
+/// A topic named up to version 12, by id from version 13.
+fn produce_topic(v: i16, name: &'static str, id: u8) -> kp::produce_request::TopicProduceData {
+    let t = kp::produce_request::TopicProduceData::default();
+    if v >= 13 {
+        t.with_topic_id(uuid(id))
+    } else {
+        t.with_name(topic(name))
+    }
+}
+
+fn uuid<T: TryFrom<Vec<u8>>>(b: u8) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(vec![b; 16]).expect("16 bytes make a uuid")
+}
+
 #[test]
 fn produce() {
     // Kafka 4 dropped Produce v0-2 (message formats 0 and 1); the oracle cannot encode them.
@@ -39,13 +58,13 @@ fn produce() {
             .with_acks(-1)
             .with_timeout_ms(1500)
             .with_topic_data(vec![
-                kp::produce_request::TopicProduceData::default().with_name(topic("a")).with_partition_data(vec![
+                produce_topic(v, "a", 0xa1).with_partition_data(vec![
                     kp::produce_request::PartitionProduceData::default()
                         .with_index(0)
                         .with_records(Some(Bytes::from_static(b"batch-bytes"))),
                     kp::produce_request::PartitionProduceData::default().with_index(3).with_records(None),
                 ]),
-                kp::produce_request::TopicProduceData::default().with_name(topic("b")),
+                produce_topic(v, "b", 0xb1),
             ]);
         let mut r = Reader::new(oracle_encode(&req, v));
         let ours = ProduceRequest::decode(&mut r, v).unwrap();
@@ -54,11 +73,17 @@ fn produce() {
         assert_eq!((ours.acks, ours.timeout_ms, ours.topics.len()), (-1, 1500, 2));
         assert_eq!(ours.topics[0].partitions[0].records.as_deref(), Some(&b"batch-bytes"[..]));
         assert_eq!((ours.topics[0].partitions[1].index, ours.topics[0].partitions[1].records.is_none()), (3, true));
+        if v >= 13 {
+            assert_eq!((ours.topics[0].name.as_str(), ours.topics[0].topic_id), ("", [0xa1; 16]));
+        } else {
+            assert_eq!((ours.topics[0].name.as_str(), ours.topics[0].topic_id), ("a", [0; 16]));
+        }
 
         let resp = ProduceResponse {
             throttle_time_ms: 5,
             topics: vec![ProduceTopicResponse {
                 name: "a".into(),
+                topic_id: [0xa1; 16],
                 partitions: vec![ProducePartitionResponse {
                     index: 2,
                     error_code: 87,
@@ -74,7 +99,13 @@ fn produce() {
         let mut b = w.buf.freeze();
         let theirs = kp::ProduceResponse::decode(&mut b, v).unwrap();
         assert!(b.is_empty(), "v{v}");
-        let p = &theirs.responses[0].partition_responses[0];
+        let t = &theirs.responses[0];
+        if v >= 13 {
+            assert_eq!((t.name.as_str(), t.topic_id.as_bytes()), ("", &[0xa1; 16]), "v{v}");
+        } else {
+            assert_eq!((t.name.as_str(), t.topic_id.is_nil()), ("a", true), "v{v}");
+        }
+        let p = &t.partition_responses[0];
         assert_eq!((p.index, p.error_code, p.base_offset), (2, 87, 100), "v{v}");
         if v >= 2 {
             assert_eq!(p.log_append_time_ms, 7);
@@ -91,18 +122,34 @@ fn produce() {
     }
 }
 
+/// A topic named up to version 12, by id from version 13.
+fn fetch_topic(v: i16, name: &'static str, id: u8) -> kp::fetch_request::FetchTopic {
+    let t = kp::fetch_request::FetchTopic::default();
+    if v >= 13 {
+        t.with_topic_id(uuid(id))
+    } else {
+        t.with_topic(topic(name))
+    }
+}
+
 #[test]
 fn fetch() {
     for v in versions(ApiKey::Fetch) {
         let req = kp::FetchRequest::default()
-            .with_replica_id(kp::BrokerId(-1))
+            .with_replica_id(kp::BrokerId(if v <= 14 { 7 } else { -1 }))
+            .with_replica_state(
+                kp::fetch_request::ReplicaState::default()
+                    .with_replica_id(kp::BrokerId(if v >= 15 { 7 } else { -1 }))
+                    .with_replica_epoch(if v >= 15 { 11 } else { -1 }),
+            )
+            .with_cluster_id(if v >= 12 { Some(StrBytes::from_static_str("cluster-x")) } else { None })
             .with_max_wait_ms(500)
             .with_min_bytes(1)
             .with_max_bytes(52428800)
             .with_isolation_level(1)
             .with_session_id(if v >= 7 { 4 } else { 0 })
             .with_session_epoch(if v >= 7 { 2 } else { -1 })
-            .with_topics(vec![kp::fetch_request::FetchTopic::default().with_topic(topic("t")).with_partitions(vec![
+            .with_topics(vec![fetch_topic(v, "t", 0x7e).with_partitions(vec![
                 kp::fetch_request::FetchPartition::default()
                     .with_partition(1)
                     .with_current_leader_epoch(if v >= 9 { 3 } else { -1 })
@@ -112,7 +159,10 @@ fn fetch() {
                     .with_partition_max_bytes(1048576),
             ])])
             .with_forgotten_topics_data(if v >= 7 {
-                vec![kp::fetch_request::ForgottenTopic::default().with_topic(topic("old")).with_partitions(vec![0, 1])]
+                let forgotten = kp::fetch_request::ForgottenTopic::default();
+                let forgotten =
+                    if v >= 13 { forgotten.with_topic_id(uuid(0x01)) } else { forgotten.with_topic(topic("old")) };
+                vec![forgotten.with_partitions(vec![0, 1])]
             } else {
                 vec![]
             })
@@ -122,12 +172,17 @@ fn fetch() {
         assert_eq!(r.remaining(), 0, "v{v}");
         assert_eq!((ours.max_wait_ms, ours.min_bytes, ours.max_bytes, ours.isolation_level), (500, 1, 52428800, 1));
         let p = &ours.topics[0].partitions[0];
-        assert_eq!(
-            (ours.topics[0].name.as_str(), p.partition, p.fetch_offset, p.partition_max_bytes),
-            ("t", 1, 42, 1048576)
-        );
+        assert_eq!((p.partition, p.fetch_offset, p.partition_max_bytes), (1, 42, 1048576));
+        let (name, id, forgotten_name, forgotten_id) =
+            if v >= 13 { ("", [0x7e; 16], "", [0x01; 16]) } else { ("t", [0; 16], "old", [0; 16]) };
+        assert_eq!((ours.topics[0].name.as_str(), ours.topics[0].topic_id), (name, id), "v{v}");
+        assert_eq!(ours.replica_id, 7, "v{v}");
+        assert_eq!(ours.replica_epoch, if v >= 15 { 11 } else { -1 }, "v{v}");
+        assert_eq!(ours.cluster_id.as_deref(), if v >= 12 { Some("cluster-x") } else { None }, "v{v}");
         if v >= 7 {
-            assert_eq!(ours.forgotten_topics, vec![("old".to_string(), vec![0, 1])]);
+            let forgotten =
+                ForgottenTopic { name: forgotten_name.into(), topic_id: forgotten_id, partitions: vec![0, 1] };
+            assert_eq!(ours.forgotten_topics, vec![forgotten]);
         }
         if v >= 11 {
             assert_eq!(ours.rack_id, "rack-a");
@@ -140,6 +195,7 @@ fn fetch() {
             session_id: 0,
             topics: vec![FetchTopicResponse {
                 name: "t".into(),
+                topic_id: [0x7e; 16],
                 partitions: vec![
                     FetchPartitionResponse {
                         partition_index: 1,
@@ -157,6 +213,11 @@ fn fetch() {
         let mut b = Bytes::from(chunks.concat());
         let theirs = kp::FetchResponse::decode(&mut b, v).unwrap();
         assert!(b.is_empty(), "v{v}");
+        if v >= 13 {
+            assert_eq!(theirs.responses[0].topic_id.as_bytes(), &[0x7e; 16], "v{v}");
+        } else {
+            assert_eq!(theirs.responses[0].topic.as_str(), "t", "v{v}");
+        }
         let p = &theirs.responses[0].partitions[0];
         assert_eq!((p.partition_index, p.high_watermark, p.last_stable_offset), (1, 99, 99), "v{v}");
         assert_eq!(p.records.as_deref(), Some(&b"first-batch+second"[..]));

@@ -68,6 +68,10 @@ pub enum OffsetSpec {
     Latest,
     /// The first offset whose record timestamp is at or after this (milliseconds).
     Timestamp(i64),
+    /// The record with the largest timestamp (KIP-734).
+    MaxTimestamp,
+    /// The newest offset in tiered storage (KIP-1005): none while nothing is tiered.
+    LatestTiered,
 }
 
 /// An accepted append and what the producer's acknowledgement must wait for.
@@ -260,7 +264,8 @@ impl Partition {
         parked.into_iter().for_each(|(_, w)| w.wake());
     }
 
-    fn check_leader(&self) -> Result<LeaderEpoch, PartitionError> {
+    /// This replica's leader epoch if it leads, else who does.
+    pub fn check_leader(&self) -> Result<LeaderEpoch, PartitionError> {
         if let Some(e) = self.log.failed() {
             return Err(PartitionError::Log(e));
         }
@@ -290,6 +295,28 @@ impl Partition {
             _ => AckWait::Now,
         };
         Ok(Appended { info, wait })
+    }
+
+    /// DeleteRecords as leader: moves the log start offset to `offset` (-1: the high
+    /// watermark), deleting the sealed segments wholly below it, and returns the new log start
+    /// (Kafka's low watermark). An offset past the high watermark is out of range; one below
+    /// the log start changes nothing.
+    pub async fn delete_records(&self, offset: i64) -> Result<u64, PartitionError> {
+        self.check_leader()?;
+        let high_watermark = self.high_watermark();
+        let target = match offset {
+            -1 => high_watermark,
+            o if o >= 0 && o as u64 <= high_watermark => o as u64,
+            o => {
+                return Err(PartitionError::OffsetOutOfRange {
+                    offset: o,
+                    log_start_offset: self.log.log_start_offset(),
+                    log_end_offset: high_watermark,
+                })
+            }
+        };
+        self.log.advance_log_start_offset(target).await?;
+        Ok(self.log.log_start_offset())
     }
 
     /// What acks=all waits for, for a batch ending at `last_offset` appended at the log's tail
@@ -378,6 +405,12 @@ impl Partition {
                 Some((offset, timestamp)) if offset < self.high_watermark() => Ok(Some((offset, timestamp))),
                 _ => Ok(None),
             },
+            // As in Kafka, a newest record above the high watermark is not answered.
+            OffsetSpec::MaxTimestamp => match self.log.offset_of_max_timestamp().await? {
+                Some((offset, timestamp)) if offset < self.high_watermark() => Ok(Some((offset, timestamp))),
+                _ => Ok(None),
+            },
+            OffsetSpec::LatestTiered => Ok(None),
         }
     }
 

@@ -26,7 +26,9 @@ API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
 API_DELETE_TOPICS = 20
 API_INIT_PRODUCER_ID = 22
+API_DESCRIBE_CONFIGS = 32
 API_DELETE_GROUPS = 42
+API_INCREMENTAL_ALTER_CONFIGS = 44
 API_OFFSET_DELETE = 47
 
 NONE = 0
@@ -444,6 +446,42 @@ def delete_topics_v1(sock: socket.socket, topics: list[str], timeout_ms: int = 1
     out = dict(r.array(lambda r: (r.string(), r.i16())))
     assert r.remaining() == 0
     return out
+
+
+# ---- configs ---------------------------------------------------------------------------------
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+
+
+def incremental_alter_configs_v0(sock: socket.socket, resource_type: int, name: str,
+                                 ops: list[tuple[str, int, str | None]]) -> tuple[int, str | None]:
+    """IncrementalAlterConfigs v0 on one resource: ops are (key, operation, value). Returns
+    (error code, error message). Unlike the clients, sends any broker name (`""`: every broker)."""
+    configs = array([string(k) + i8(op) + string(v) for k, op, v in ops])
+    body = array([i8(resource_type) + string(name) + configs]) + i8(0)
+    r = roundtrip(sock, API_INCREMENTAL_ALTER_CONFIGS, 0, body)
+    r.i32()  # throttle
+    [(error, message)] = r.array(lambda r: (r.i16(), r.string(), r.i8(), r.string())[:2])
+    assert r.remaining() == 0
+    return error, message
+
+
+def describe_configs_v1(sock: socket.socket, resource_type: int, name: str) -> tuple[int, dict]:
+    """DescribeConfigs v1 of one resource, every key, with synonyms. Returns (error code,
+    {key: (value, source, [(synonym, value, source)])})."""
+    body = array([i8(resource_type) + string(name) + i32(-1)]) + i8(1)
+    r = roundtrip(sock, API_DESCRIBE_CONFIGS, 1, body)
+    r.i32()  # throttle
+
+    def config(r):
+        key, value, _read_only, source, _sensitive = r.string(), r.string(), r.i8(), r.i8(), r.i8()
+        synonyms = r.array(lambda r: (r.string(), r.string(), r.i8()))
+        return key, (value, source, synonyms)
+
+    [(error, configs)] = r.array(lambda r: (r.i16(), r.string(), r.i8(), r.string(), dict(r.array(config)))[::4])
+    assert r.remaining() == 0
+    return error, configs
 
 
 # ---- consumer groups (classic protocol) -----------------------------------------------------

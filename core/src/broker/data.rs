@@ -254,6 +254,56 @@ impl Shard {
         results
     }
 
+    /// DeleteRecords on this shard's replicas: each partition's new log start (Kafka's low
+    /// watermark), in the order asked.
+    pub async fn delete_records_local(&self, items: Vec<(PartitionId, i64)>) -> Vec<Result<u64, ServeError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (id, offset) in items {
+            let result = match self.replica(id) {
+                Ok(partition) => partition.delete_records(offset).await.map_err(|e| {
+                    self.storage_failed(&partition, &e);
+                    ServeError::from(e)
+                }),
+                Err(e) => Err(e),
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    /// The idempotent producers with state in each partition asked for.
+    pub fn producers_local(&self, items: Vec<PartitionId>) -> Vec<Result<Vec<ProducerSummary>, ServeError>> {
+        items
+            .into_iter()
+            .map(|id| {
+                let partition = self.replica(id)?;
+                if let Err(e) = partition.check_leader() {
+                    return Err(e.into());
+                }
+                let states = partition.log().producer_states();
+                let mut producers: Vec<ProducerSummary> = states
+                    .iter()
+                    .filter_map(|(producer_id, entry)| {
+                        let last = entry.batches.last()?;
+                        Some(ProducerSummary {
+                            producer_id,
+                            epoch: entry.epoch,
+                            last_sequence: last.last_seq,
+                            last_timestamp: last.max_timestamp,
+                        })
+                    })
+                    .collect();
+                producers.sort_unstable_by_key(|p| p.producer_id);
+                Ok(producers)
+            })
+            .collect()
+    }
+
+    /// The size in bytes of every replica this shard serves.
+    pub fn replica_sizes_local(&self) -> Vec<(PartitionId, u64)> {
+        self.partitions.all().iter().map(|p| (p.id(), p.log().size_bytes())).collect()
+    }
+
     /// Closes and deletes this shard's replicas of a deleted topic.
     pub async fn delete_replicas_local(&self, topic: &ringtail_replication::metadata::TopicImage) {
         self.metrics.forget_topic(&topic.name);
@@ -272,4 +322,15 @@ impl Shard {
             }
         }
     }
+}
+
+/// An idempotent producer's state in a partition, for DescribeProducers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The sequence number of its last batch's last record.
+    pub last_sequence: i32,
+    /// The largest timestamp of its last batch.
+    pub last_timestamp: i64,
 }

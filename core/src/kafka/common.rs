@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use ringtail_net::{DecodeError, Writer};
-use ringtail_replication::ShardId;
+use ringtail_replication::{ShardId, TopicId};
 
 use crate::broker::{Broker, ShardMsg};
 
@@ -13,6 +13,12 @@ pub type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
 
 pub fn single(w: Writer) -> Handled {
     Ok(Some(vec![w.buf.freeze()]))
+}
+
+/// The name of the topic with this id (Produce and Fetch name topics by id from version 13),
+/// or `None` when no topic has it: the answer is then UNKNOWN_TOPIC_ID.
+pub fn topic_name_by_id(broker: &Broker, id: [u8; 16]) -> Option<String> {
+    broker.view().image.topic_by_id(TopicId(id)).map(|t| t.name.to_string())
 }
 
 /// Sends each owner shard its items (this shard's too, through the same path) and returns the

@@ -11,7 +11,7 @@ use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchR
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::ShardId;
 
-use super::common::Handled;
+use super::common::{topic_name_by_id, Handled};
 use crate::broker::data::{FetchItem, FetchResult, FetchWait};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
@@ -19,16 +19,25 @@ use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::routing::Route;
 
 pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writer) -> Handled {
-    let req = FetchRequest::decode(body, version)?;
+    let mut req = FetchRequest::decode(body, version)?;
     let mut resp = FetchResponse { throttle_time_ms: 0, error_code: 0, session_id: 0, topics: Vec::new() };
     let mut items = Vec::new();
     let mut slots = Vec::new();
     let mut unroutable = false;
-    for (ti, t) in req.topics.iter().enumerate() {
-        let mut topic = FetchTopicResponse { name: t.name.clone(), partitions: Vec::new() };
+    for (ti, t) in req.topics.iter_mut().enumerate() {
+        // From version 13 topics come by id; one no topic has gets UNKNOWN_TOPIC_ID.
+        let mut unknown_id = false;
+        if version >= 13 {
+            match topic_name_by_id(broker, t.topic_id) {
+                Some(name) => t.name = name,
+                None => unknown_id = true,
+            }
+        }
+        let mut topic = FetchTopicResponse { name: t.name.clone(), topic_id: t.topic_id, partitions: Vec::new() };
         for (pi, p) in t.partitions.iter().enumerate() {
             let mut slot = FetchPartitionResponse { partition_index: p.partition, ..FetchPartitionResponse::default() };
             match broker.route(&t.name, p.partition) {
+                _ if unknown_id => slot.error_code = error_code::UNKNOWN_TOPIC_ID,
                 None => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some((_, route @ (Route::Remote { .. } | Route::Offline))) => {
                     slot.error_code = errors::not_local(&route)

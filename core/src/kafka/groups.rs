@@ -368,6 +368,7 @@ pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i1
         let described = match summary {
             Some(s) => DescribedGroup {
                 error_code: error_code::NONE,
+                error_message: None,
                 group_id,
                 group_state: s.state.name().to_string(),
                 protocol_type: s.protocol_type,
@@ -388,6 +389,7 @@ pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i1
             },
             None => DescribedGroup {
                 error_code: unavailable(),
+                error_message: Some(GroupError::CoordinatorNotAvailable.to_string()),
                 group_id,
                 authorized_operations: i32::MIN,
                 ..DescribedGroup::default()

@@ -1,5 +1,5 @@
-//! ListOffsets: the earliest, the latest (high watermark) or the first offset at a timestamp,
-//! from each partition's owner shard.
+//! ListOffsets: the earliest, the latest (high watermark), the first offset at a timestamp or
+//! the record with the largest timestamp, from each partition's owner shard.
 
 use std::rc::Rc;
 
@@ -18,11 +18,16 @@ use crate::errors;
 use crate::runtime::routing::Route;
 use crate::runtime::table::ServeError;
 
-/// Kafka's special timestamps: -1 latest, -2 earliest; others before 0 are not supported.
-fn spec(timestamp: i64) -> Option<OffsetSpec> {
+/// Kafka's special timestamps: -1 latest, -2 earliest, -3 max timestamp, -4 earliest local
+/// (the log start: nothing is tiered, so every record is local), -5 latest tiered (none), each
+/// from the version that introduced it; anything else before 0 is refused.
+fn spec(timestamp: i64, version: i16) -> Option<OffsetSpec> {
     match timestamp {
         -1 => Some(OffsetSpec::Latest),
         -2 => Some(OffsetSpec::Earliest),
+        -3 if version >= 7 => Some(OffsetSpec::MaxTimestamp),
+        -4 if version >= 8 => Some(OffsetSpec::Earliest),
+        -5 if version >= 9 => Some(OffsetSpec::LatestTiered),
         t if t >= 0 => Some(OffsetSpec::Timestamp(t)),
         _ => None,
     }
@@ -43,7 +48,7 @@ pub async fn list_offsets(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
                 leader_epoch: 0,
                 ..ListOffsetsPartitionResponse::default()
             };
-            match (broker.route(&t.name, p.partition_index), spec(p.timestamp)) {
+            match (broker.route(&t.name, p.partition_index), spec(p.timestamp, version)) {
                 (None, _) => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                 (Some((_, route @ (Route::Remote { .. } | Route::Offline))), _) => {
                     slot.error_code = errors::not_local(&route)

@@ -84,6 +84,7 @@ pub async fn metadata(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut 
         controller_id: node.0,
         topics,
         cluster_authorized_operations: i32::MIN,
+        error_code: 0,
     };
     resp.encode(&mut w, version);
     single(w)
@@ -104,6 +105,7 @@ pub fn describe_cluster(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
             host: broker.config.advertised_host.clone(),
             port: i32::from(broker.config.advertised_port),
             rack: None,
+            is_fenced: false,
         }],
         cluster_authorized_operations: i32::MIN,
     };

@@ -3,7 +3,9 @@
 //! Kafka error codes (`crate::errors`), and encode the response as chunks to send in order.
 //! One module per group of APIs.
 
+mod admin;
 mod common;
+mod configs;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -17,8 +19,11 @@ use std::rc::Rc;
 use bytes::Bytes;
 use ringtail_net::error_code;
 use ringtail_net::header::{decode_frame, write_response_header, ApiKey};
-use ringtail_net::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use ringtail_net::messages::api_versions::{
+    ApiVersionsRequest, ApiVersionsResponse, FinalizedFeature, SupportedFeature,
+};
 use ringtail_net::Writer;
+use ringtail_replication::metadata::features::FEATURES;
 
 use crate::broker::Broker;
 
@@ -47,7 +52,7 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
             // Kafka's rule: answer in v0 with UNSUPPORTED_VERSION and the versions we do speak.
             let mut w = Writer::new();
             write_response_header(&mut w, key, 0, header.correlation_id);
-            ApiVersionsResponse::supported(error_code::UNSUPPORTED_VERSION).encode(&mut w, 0);
+            api_versions(broker, error_code::UNSUPPORTED_VERSION).encode(&mut w, 0);
             return Outcome::Respond(vec![w.buf.freeze()]);
         }
         let (lo, hi) = key.versions();
@@ -58,7 +63,7 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
     let client = groups::Client { client_id: header.client_id.as_deref().unwrap_or(""), host: client_host };
     let result = match key {
         ApiKey::ApiVersions => ApiVersionsRequest::decode(&mut body, version).map(|_| {
-            ApiVersionsResponse::supported(error_code::NONE).encode(&mut w, version);
+            api_versions(broker, error_code::NONE).encode(&mut w, version);
             Some(vec![w.buf.freeze()])
         }),
         ApiKey::Metadata => metadata::metadata(broker, &mut body, version, w).await,
@@ -68,7 +73,9 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         ApiKey::CreateTopics => topics::create_topics(broker, &mut body, version, w).await,
         ApiKey::DeleteTopics => topics::delete_topics(broker, &mut body, version, w).await,
         ApiKey::CreatePartitions => topics::create_partitions(broker, &mut body, version, w).await,
-        ApiKey::DescribeConfigs => topics::describe_configs(broker, &mut body, version, w).await,
+        ApiKey::DescribeConfigs => configs::describe_configs(broker, &mut body, version, w).await,
+        ApiKey::AlterConfigs => configs::alter_configs(broker, &mut body, version, w).await,
+        ApiKey::IncrementalAlterConfigs => configs::incremental_alter_configs(broker, &mut body, version, w).await,
         ApiKey::DescribeCluster => metadata::describe_cluster(broker, &mut body, version, w),
         ApiKey::FindCoordinator => groups::find_coordinator(broker, &mut body, version, w),
         ApiKey::JoinGroup => groups::join_group(broker, &mut body, version, w, &client).await,
@@ -82,10 +89,43 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         ApiKey::ListGroups => groups::list_groups(broker, &mut body, version, w).await,
         ApiKey::DeleteGroups => groups::delete_groups(broker, &mut body, version, w).await,
         ApiKey::InitProducerId => init_producer_id::init_producer_id(broker, &mut body, version, w).await,
+        ApiKey::DeleteRecords => admin::delete_records(broker, &mut body, version, w).await,
+        ApiKey::DescribeLogDirs => admin::describe_log_dirs(broker, &mut body, version, w).await,
+        ApiKey::AlterReplicaLogDirs => admin::alter_replica_log_dirs(broker, &mut body, version, w),
+        ApiKey::DescribeTopicPartitions => admin::describe_topic_partitions(broker, &mut body, version, w),
+        ApiKey::DescribeProducers => admin::describe_producers(broker, &mut body, version, w).await,
+        ApiKey::DescribeClientQuotas => admin::describe_client_quotas(&mut body, version, w),
+        ApiKey::DescribeAcls => admin::describe_acls(&mut body, version, w),
+        ApiKey::CreateAcls => admin::create_acls(&mut body, version, w),
+        ApiKey::DeleteAcls => admin::delete_acls(&mut body, version, w),
     };
     match result {
         Ok(Some(chunks)) => Outcome::Respond(chunks),
         Ok(None) => Outcome::Silent,
         Err(e) => Outcome::Close(format!("malformed {key:?} v{version} request: {e}")),
     }
+}
+
+/// Every API with its versions, the features this release supports and the levels the
+/// cluster's metadata finalized (its epoch is the metadata offset they were read at, as in
+/// KRaft).
+fn api_versions(broker: &Broker, error_code: i16) -> ApiVersionsResponse {
+    let view = broker.view();
+    let mut response = ApiVersionsResponse::supported(error_code);
+    response.supported_features = FEATURES
+        .iter()
+        .map(|f| SupportedFeature { name: f.name.to_string(), min_version: f.min_level, max_version: f.max_level })
+        .collect();
+    response.finalized_features = view
+        .image
+        .features()
+        .iter()
+        .map(|(name, &level)| FinalizedFeature {
+            name: name.clone(),
+            max_version_level: level,
+            min_version_level: level,
+        })
+        .collect();
+    response.finalized_features_epoch = view.image.applied.map_or(-1, |offset| offset as i64);
+    response
 }

@@ -13,7 +13,7 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
 use ringtail_replication::Acks;
 
-use super::common::{scatter, single, Handled};
+use super::common::{scatter, single, topic_name_by_id, Handled};
 use crate::broker::controller::service::ensure_topics;
 use crate::broker::data::{ProduceItem, ProduceResult};
 use crate::broker::{Broker, ShardMsg};
@@ -33,7 +33,17 @@ pub async fn produce(
     mut w: Writer,
     frame_bytes: usize,
 ) -> Handled {
-    let req = ProduceRequest::decode(body, version)?;
+    let mut req = ProduceRequest::decode(body, version)?;
+    // From version 13 topics come by id; one no topic has gets UNKNOWN_TOPIC_ID.
+    let mut unknown_ids = vec![false; req.topics.len()];
+    if version >= 13 {
+        for (t, unknown) in req.topics.iter_mut().zip(&mut unknown_ids) {
+            match topic_name_by_id(broker, t.topic_id) {
+                Some(name) => t.name = name,
+                None => *unknown = true,
+            }
+        }
+    }
     let mut resp = ProduceResponse {
         throttle_time_ms: 0,
         topics: req
@@ -41,6 +51,7 @@ pub async fn produce(
             .iter()
             .map(|t| ProduceTopicResponse {
                 name: t.name.clone(),
+                topic_id: t.topic_id,
                 partitions: t
                     .partitions
                     .iter()
@@ -64,7 +75,7 @@ pub async fn produce(
                 p.error_message = Some(message.clone());
             }
         }
-        (None, Some(acks)) => append(broker, req.topics, acks, frame_bytes, &mut resp).await,
+        (None, Some(acks)) => append(broker, req.topics, &unknown_ids, acks, frame_bytes, &mut resp).await,
         (None, None) => unreachable!("no acks is refused above"),
     }
     let refused =
@@ -93,17 +104,24 @@ pub async fn produce(
 async fn append(
     broker: &Rc<Broker>,
     topics: Vec<ringtail_net::messages::produce::ProduceTopic>,
+    unknown_ids: &[bool],
     acks: Acks,
     frame_bytes: usize,
     resp: &mut ProduceResponse,
 ) {
-    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    // A topic named by id is never created by producing to it.
+    let names: Vec<String> =
+        topics.iter().zip(unknown_ids).filter(|(_, unknown)| !**unknown).map(|(t, _)| t.name.clone()).collect();
     ensure_topics(broker, &names).await;
     let mut items = Vec::new();
     let mut slots = Vec::new();
     for (ti, t) in topics.into_iter().enumerate() {
         for (pi, p) in t.partitions.into_iter().enumerate() {
             let slot = &mut resp.topics[ti].partitions[pi];
+            if unknown_ids[ti] {
+                slot.error_code = error_code::UNKNOWN_TOPIC_ID;
+                continue;
+            }
             match (broker.route(&t.name, p.index), p.records) {
                 (None, _) if validate_topic_name(&t.name).is_err() => {
                     slot.error_code = error_code::INVALID_TOPIC_EXCEPTION

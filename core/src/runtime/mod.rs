@@ -22,7 +22,8 @@ use ringtail_log::{Faults, Flusher, LogError, PartitionLog};
 use ringtail_replication::metadata::TopicImage;
 use ringtail_replication::{NodeId, Partition, PartitionId, ShardId};
 
-use crate::config::{topic_log_config, BrokerConfig};
+use crate::config::BrokerConfig;
+use crate::config_keys::topic_log_config;
 use crate::metrics::ShardMetrics;
 use routing::{NodeView, Route};
 use table::PartitionTable;
@@ -78,6 +79,8 @@ pub struct Shard {
     pub in_flight_apis: RefCell<std::collections::BTreeMap<i16, usize>>,
     /// Client connections open on this shard.
     pub connections: Cell<usize>,
+    /// Retention should run at the next housekeeping tick (configs changed).
+    pub retention_due: Cell<bool>,
     /// Rate limits of the log lines clients can cause on this shard.
     pub log_limits: LogLimits,
     /// Bytes of requests being read or handled on this shard's connections
@@ -125,6 +128,7 @@ impl Shard {
             in_flight: Cell::new(0),
             in_flight_apis: RefCell::new(std::collections::BTreeMap::new()),
             connections: Cell::new(0),
+            retention_due: Cell::new(false),
             log_limits: LogLimits::default(),
         }
     }
@@ -134,8 +138,43 @@ impl Shard {
         self.view.borrow().clone()
     }
 
+    /// Takes a new view; the shard's replicas whose configs changed with it (their topic's, or
+    /// the broker-level defaults) take the new ones at once, and retention runs soon after.
     pub fn set_view(&self, view: Arc<NodeView>) {
-        *self.view.borrow_mut() = view;
+        let old = std::mem::replace(&mut *self.view.borrow_mut(), view.clone());
+        let defaults_changed = [None, Some(self.node)]
+            .into_iter()
+            .any(|node| old.image.broker_configs(node) != view.image.broker_configs(node));
+        let mut changed = 0;
+        for partition in self.partitions.all() {
+            let id = partition.id();
+            let (Some(before), Some(after)) = (old.image.topic_by_id(id.topic), view.image.topic_by_id(id.topic))
+            else {
+                continue;
+            };
+            if !defaults_changed && before.configs == after.configs {
+                continue;
+            }
+            match self.topic_log_config(after).and_then(|c| partition.log().reconfigure(c).map_err(|e| e.to_string())) {
+                Ok(()) => changed += 1,
+                Err(e) => {
+                    tracing::warn!(topic = %after.name, partition = id.index, error = %e, "new configs not applied")
+                }
+            }
+        }
+        if changed > 0 {
+            self.retention_due.set(true);
+            tracing::info!(shard = self.id.0, partitions = changed, "applied changed configs");
+        }
+    }
+
+    /// A topic's log settings on this node: the broker's log defaults (static, then dynamic)
+    /// overridden by the topic's configs.
+    pub fn topic_log_config(&self, topic: &TopicImage) -> Result<ringtail_log::LogConfig, String> {
+        let view = self.view();
+        let defaults = crate::config_keys::log_defaults(&self.config, &view.image, self.node);
+        let pairs: Vec<(String, String)> = topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        topic_log_config(&defaults, &pairs)
     }
 
     /// Where a partition is served from, or `None` if the topic or partition does not exist.
@@ -150,9 +189,7 @@ impl Shard {
     /// Opens (creating if needed) this shard's replicas of `indexes` of a topic, as the image
     /// describes them. A replica whose storage fails to open stays offline; the others open.
     pub async fn open_replicas(&self, topic: &TopicImage, indexes: &[i32]) -> Result<(), LogError> {
-        let pairs: Vec<(String, String)> = topic.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut config =
-            topic_log_config(&self.config.log, &pairs).map_err(|e| LogError::Config { reason: e.to_string() })?;
+        let mut config = self.topic_log_config(topic).map_err(|reason| LogError::Config { reason })?;
         if ringtail_replication::metadata::controller::is_internal(&topic.name) {
             config.space_priority = ringtail_log::SpacePriority::Internal;
         }
@@ -169,7 +206,7 @@ impl Shard {
                 continue;
             }
             let dir = partition_dir(&self.config.data_dir, &name, index);
-            let log = match PartitionLog::open(dir, config.clone(), &self.flusher).await {
+            let log = match PartitionLog::open(dir, config, &self.flusher).await {
                 Ok(log) => log,
                 // Without space for a new partition's directory the partition waits for a restart
                 // like a damaged one: existing partitions open without new space.

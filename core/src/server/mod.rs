@@ -23,7 +23,8 @@ use ringtail_replication::{NodeId, ShardId, TopicId};
 
 use crate::broker::controller::{apply_records, local_partitions, Controller};
 use crate::broker::{Broker, ShardMsg};
-use crate::config::{topic_log_config, BrokerConfig};
+use crate::config::BrokerConfig;
+use crate::config_keys::topic_log_config;
 use crate::limits::{CONNECTIONS_PER_SHARD_MAX, INBOX_MESSAGES_MAX, SHUTDOWN_GRACE};
 use crate::runtime::mailbox::{mailboxes, Inbox, Outbox};
 use crate::runtime::placement::{Placement, PLACEMENT_FILE};
@@ -81,6 +82,7 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
     if image.topic(OFFSETS_TOPIC).is_none() {
         create_offsets_topic(config, &mut image, &mut placement)?;
     }
+    finalize_features(config, &mut image, &mut placement)?;
     if placement.fit(&local_partitions(&image, node), config.shards) {
         tracing::info!(shards = config.shards, "placed partitions on shards (new, or of shards that no longer exist)");
         match store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode()) {
@@ -137,7 +139,7 @@ fn create_offsets_topic(
         configs: crate::broker::group::offsets_topic_configs().into_iter().map(|(k, v)| (k, Some(v))).collect(),
         assignments: Vec::new(),
     };
-    let validate = |pairs: &[(String, String)]| topic_log_config(&config.log, pairs).map(|_| ()).map_err(|e| e.0);
+    let validate = |pairs: &[(String, String)]| topic_log_config(&config.log, pairs).map(|_| ());
     let d = decide::create_topics(image, &cluster, &[topic], &validate);
     if let Some((_, Err(e))) = d.outcomes.first() {
         anyhow::bail!("cannot create {OFFSETS_TOPIC}: {e}");
@@ -146,6 +148,26 @@ fn create_offsets_topic(
     apply_records(image, placement, node, config.shards, first, &d.records)?;
     store::write_checkpoint(&config.data_dir, image)?;
     tracing::info!(partitions = config.offsets_topic_partitions, "created {OFFSETS_TOPIC}");
+    Ok(())
+}
+
+/// Records the bootstrap level of every feature the metadata has no level for: at a new
+/// cluster's first start, and once for a data directory of a release before features.
+fn finalize_features(
+    config: &BrokerConfig,
+    image: &mut MetadataImage,
+    placement: &mut Placement,
+) -> anyhow::Result<()> {
+    let records = ringtail_replication::metadata::features::bootstrap_records(image);
+    if records.is_empty() {
+        return Ok(());
+    }
+    let first = image.applied.map_or(0, |a| a + 1);
+    apply_records(image, placement, NodeId(config.node_id), config.shards, first, &records)?;
+    store::write_checkpoint(&config.data_dir, image)?;
+    for record in &records {
+        tracing::info!(?record, "finalized a feature level");
+    }
     Ok(())
 }
 
@@ -410,7 +432,7 @@ async fn housekeeping(shard: Rc<Broker>) {
             None => {}
         }
         let interval = if low { RETENTION_INTERVAL_LOW_SPACE } else { RETENTION_INTERVAL };
-        if news.entered_low || last_retention.elapsed() >= interval {
+        if news.entered_low || shard.retention_due.take() || last_retention.elapsed() >= interval {
             last_retention = std::time::Instant::now();
             enforce_retention(&shard).await;
         }

@@ -48,7 +48,7 @@ pub fn flusher() -> Rc<Flusher> {
 }
 
 pub async fn open(dir: &Path, config: &LogConfig, flusher: &Rc<Flusher>) -> Rc<PartitionLog> {
-    PartitionLog::open(dir, config.clone(), flusher).await.expect("open log")
+    PartitionLog::open(dir, *config, flusher).await.expect("open log")
 }
 
 /// Drops the test's handle and waits until background flushes started by appends let go of

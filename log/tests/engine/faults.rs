@@ -27,7 +27,7 @@ fn injected_io_errors_are_fatal_and_lose_nothing_acknowledged() {
                 });
                 let flusher = Flusher::new(faults, Duration::from_millis(5));
                 let task = flusher.spawn();
-                let log = PartitionLog::open(dir.clone(), config.clone(), &flusher).await.unwrap();
+                let log = PartitionLog::open(dir.clone(), config, &flusher).await.unwrap();
                 armed.set(true);
                 let mut model = Model::default();
                 let mut acknowledged = 0u64;

@@ -1,4 +1,4 @@
-//! DescribeCluster (key 60), versions 0-1: the cluster id, controller and brokers, for admin
+//! DescribeCluster (key 60), versions 0-2: the cluster id, controller and brokers, for admin
 //! clients. Every version is flexible.
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -9,6 +9,8 @@ pub struct DescribeClusterRequest {
     pub include_cluster_authorized_operations: bool,
     /// 1 (brokers) below version 1, which lacks the field; 2 asks for controllers.
     pub endpoint_type: i8,
+    /// Version 2+: list fenced brokers too (with `is_fenced`).
+    pub include_fenced_brokers: bool,
 }
 
 impl DescribeClusterRequest {
@@ -16,8 +18,9 @@ impl DescribeClusterRequest {
         let flexible = ApiKey::DescribeCluster.is_flexible(version);
         let include_cluster_authorized_operations = r.bool()?;
         let endpoint_type = if version >= 1 { r.i8()? } else { 1 };
+        let include_fenced_brokers = if version >= 2 { r.bool()? } else { false };
         r.tagged_fields(flexible)?;
-        Ok(DescribeClusterRequest { include_cluster_authorized_operations, endpoint_type })
+        Ok(DescribeClusterRequest { include_cluster_authorized_operations, endpoint_type, include_fenced_brokers })
     }
 }
 
@@ -40,6 +43,8 @@ pub struct DescribeClusterBroker {
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// Sent from version 2.
+    pub is_fenced: bool,
 }
 
 impl DescribeClusterResponse {
@@ -59,6 +64,9 @@ impl DescribeClusterResponse {
             w.string(flexible, &broker.host);
             w.i32(broker.port);
             w.nullable_string(flexible, broker.rack.as_deref());
+            if version >= 2 {
+                w.bool(broker.is_fenced);
+            }
             w.no_tagged_fields(flexible);
         }
         w.i32(self.cluster_authorized_operations);

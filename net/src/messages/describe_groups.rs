@@ -1,4 +1,4 @@
-//! DescribeGroups (key 15), versions 0-5: the state, protocol and members of groups.
+//! DescribeGroups (key 15), versions 0-6: the state, protocol and members of groups.
 
 use bytes::Bytes;
 
@@ -32,6 +32,8 @@ pub struct DescribeGroupsResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DescribedGroup {
     pub error_code: i16,
+    /// Version 6+.
+    pub error_message: Option<String>,
     pub group_id: String,
     /// "Dead" for a group that does not exist, as Kafka answers.
     pub group_state: String,
@@ -64,6 +66,9 @@ impl DescribeGroupsResponse {
         w.array_len(flexible, self.groups.len());
         for group in &self.groups {
             w.i16(group.error_code);
+            if version >= 6 {
+                w.nullable_string(flexible, group.error_message.as_deref());
+            }
             w.string(flexible, &group.group_id);
             w.string(flexible, &group.group_state);
             w.string(flexible, &group.protocol_type);

@@ -1,5 +1,7 @@
-//! Fetch (key 1), versions 4-12. Responses are encoded as a list of chunks so record bytes go
-//! out as the log's `Bytes`, never copied into the response buffer.
+//! Fetch (key 1), versions 4-18. Responses are encoded as a list of chunks so record bytes go
+//! out as the log's `Bytes`, never copied into the response buffer. From version 13 topics are
+//! named by id; from version 15 a follower identifies itself in the tagged `ReplicaState`
+//! instead of `replica_id`.
 
 use bytes::Bytes;
 
@@ -8,7 +10,13 @@ use crate::header::ApiKey;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchRequest {
+    /// -1 for consumers; a follower's broker id. From version 15 it comes from the tagged
+    /// `ReplicaState` (-1 when absent).
     pub replica_id: i32,
+    /// The follower's broker epoch (`ReplicaState`, version 15 on), -1 otherwise.
+    pub replica_epoch: i64,
+    /// The tagged `ClusterId` (version 12 on), checked by followers' leaders.
+    pub cluster_id: Option<String>,
     pub max_wait_ms: i32,
     pub min_bytes: i32,
     pub max_bytes: i32,
@@ -16,14 +24,27 @@ pub struct FetchRequest {
     pub session_id: i32,
     pub session_epoch: i32,
     pub topics: Vec<FetchTopic>,
-    pub forgotten_topics: Vec<(String, Vec<i32>)>,
+    pub forgotten_topics: Vec<ForgottenTopic>,
     pub rack_id: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchTopic {
+    /// Empty from version 13, which names the topic by `topic_id` alone.
     pub name: String,
+    /// All zeros below version 13.
+    pub topic_id: [u8; 16],
     pub partitions: Vec<FetchPartition>,
+}
+
+/// A topic whose partitions leave an incremental fetch session (version 7 on).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForgottenTopic {
+    /// Empty from version 13.
+    pub name: String,
+    /// All zeros below version 13.
+    pub topic_id: [u8; 16],
+    pub partitions: Vec<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,54 +60,80 @@ pub struct FetchPartition {
 impl FetchRequest {
     pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = ApiKey::Fetch.is_flexible(version);
-        let mut req = FetchRequest {
-            replica_id: r.i32()?,
-            max_wait_ms: r.i32()?,
-            min_bytes: r.i32()?,
-            max_bytes: r.i32()?,
-            isolation_level: r.i8()?,
-            session_epoch: -1,
-            ..FetchRequest::default()
-        };
+        let mut req = FetchRequest { replica_id: -1, replica_epoch: -1, session_epoch: -1, ..FetchRequest::default() };
+        if version <= 14 {
+            req.replica_id = r.i32()?;
+        }
+        req.max_wait_ms = r.i32()?;
+        req.min_bytes = r.i32()?;
+        req.max_bytes = r.i32()?;
+        req.isolation_level = r.i8()?;
         if version >= 7 {
             req.session_id = r.i32()?;
             req.session_epoch = r.i32()?;
         }
         req.topics = r.array(flexible, "fetch topics", |r| {
-            let name = r.string(flexible)?;
-            let partitions = r.array(flexible, "fetch partitions", |r| {
-                let partition = r.i32()?;
-                let current_leader_epoch = if version >= 9 { r.i32()? } else { -1 };
-                let fetch_offset = r.i64()?;
-                let last_fetched_epoch = if version >= 12 { r.i32()? } else { -1 };
-                let log_start_offset = if version >= 5 { r.i64()? } else { -1 };
-                let partition_max_bytes = r.i32()?;
-                r.tagged_fields(flexible)?;
-                Ok(FetchPartition {
-                    partition,
-                    current_leader_epoch,
-                    fetch_offset,
-                    last_fetched_epoch,
-                    log_start_offset,
-                    partition_max_bytes,
-                })
-            })?;
+            let (name, topic_id) = topic_name_or_id(r, version, flexible)?;
+            let partitions = r.array(flexible, "fetch partitions", |r| FetchPartition::decode(r, version, flexible))?;
             r.tagged_fields(flexible)?;
-            Ok(FetchTopic { name, partitions })
+            Ok(FetchTopic { name, topic_id, partitions })
         })?;
         if version >= 7 {
             req.forgotten_topics = r.array(flexible, "forgotten topics", |r| {
-                let name = r.string(flexible)?;
+                let (name, topic_id) = topic_name_or_id(r, version, flexible)?;
                 let partitions = r.array(flexible, "forgotten partitions", |r| r.i32())?;
                 r.tagged_fields(flexible)?;
-                Ok((name, partitions))
+                Ok(ForgottenTopic { name, topic_id, partitions })
             })?;
         }
         if version >= 11 {
             req.rack_id = r.string(flexible)?;
         }
-        r.tagged_fields(flexible)?;
+        r.tagged_fields_with(flexible, |tag, r| {
+            match tag {
+                0 => req.cluster_id = r.nullable_string(true)?,
+                // ReplicaState, read from version 15 (older versions carry `replica_id` instead).
+                1 if version >= 15 => {
+                    req.replica_id = r.i32()?;
+                    req.replica_epoch = r.i64()?;
+                    r.tagged_fields(true)?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
         Ok(req)
+    }
+}
+
+/// A topic's name (up to version 12) or id (from version 13).
+fn topic_name_or_id(r: &mut Reader, version: i16, flexible: bool) -> Result<(String, [u8; 16]), DecodeError> {
+    if version >= 13 {
+        Ok((String::new(), r.uuid()?))
+    } else {
+        Ok((r.string(flexible)?, [0; 16]))
+    }
+}
+
+impl FetchPartition {
+    fn decode(r: &mut Reader, version: i16, flexible: bool) -> Result<Self, DecodeError> {
+        let partition = r.i32()?;
+        let current_leader_epoch = if version >= 9 { r.i32()? } else { -1 };
+        let fetch_offset = r.i64()?;
+        let last_fetched_epoch = if version >= 12 { r.i32()? } else { -1 };
+        let log_start_offset = if version >= 5 { r.i64()? } else { -1 };
+        let partition_max_bytes = r.i32()?;
+        // Tagged ReplicaDirectoryId (version 17, KIP-853) matters only with several log dirs;
+        // tagged HighWatermark (version 18) only to KRaft voters fetching the metadata log.
+        r.tagged_fields(flexible)?;
+        Ok(FetchPartition {
+            partition,
+            current_leader_epoch,
+            fetch_offset,
+            last_fetched_epoch,
+            log_start_offset,
+            partition_max_bytes,
+        })
     }
 }
 
@@ -100,7 +147,10 @@ pub struct FetchResponse {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchTopicResponse {
+    /// Written up to version 12.
     pub name: String,
+    /// Written from version 13.
+    pub topic_id: [u8; 16],
     pub partitions: Vec<FetchPartitionResponse>,
 }
 
@@ -141,7 +191,11 @@ impl FetchResponse {
         }
         w.array_len(flexible, self.topics.len());
         for t in &self.topics {
-            w.string(flexible, &t.name);
+            if version <= 12 {
+                w.string(flexible, &t.name);
+            } else {
+                w.uuid(&t.topic_id);
+            }
             w.array_len(flexible, t.partitions.len());
             for p in &t.partitions {
                 w.i32(p.partition_index);

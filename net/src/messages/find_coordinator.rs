@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10), versions 0-4: the broker coordinating a group or transactional id.
-//! Versions 0-3 ask for one key, version 4 for several; both read as a list of keys, and the
+//! FindCoordinator (key 10), versions 0-6: the broker coordinating a group or transactional id.
+//! Versions 0-3 ask for one key, versions 4-6 for several (version 5 adds the
+//! TRANSACTION_ABORTABLE error, version 6 the share-group key type); both read as a list of keys, and the
 //! response is written in the shape of the version.
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -7,7 +8,7 @@ use crate::header::ApiKey;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FindCoordinatorRequest {
-    /// 0 = group, 1 = transaction; 0 in version 0, which lacks the field.
+    /// 0 = group, 1 = transaction, 2 = share group (version 6); 0 in version 0, which lacks the field.
     pub key_type: i8,
     /// Exactly one key in versions 0-3.
     pub coordinator_keys: Vec<String>,

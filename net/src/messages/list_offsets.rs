@@ -1,6 +1,6 @@
-//! ListOffsets (key 2), versions 1-7: the offset of each partition at a timestamp, or its
-//! earliest, latest or max-timestamp offset. Version 0 (several offsets per partition) is not
-//! served.
+//! ListOffsets (key 2), versions 1-10: the offset of each partition at a timestamp, or one of
+//! the special timestamps (latest, earliest, max timestamp, earliest local, latest tiered).
+//! Version 0 (several offsets per partition) is not served.
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::header::ApiKey;
@@ -12,6 +12,8 @@ pub struct ListOffsetsRequest {
     /// 0 (read uncommitted) below version 2, which lacks the field.
     pub isolation_level: i8,
     pub topics: Vec<ListOffsetsTopic>,
+    /// How long a request may wait for a remote (tiered) offset; 0 below version 10.
+    pub timeout_ms: i32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,7 +27,8 @@ pub struct ListOffsetsPartition {
     pub partition_index: i32,
     /// -1 (no fencing) below version 4, which lacks the field.
     pub current_leader_epoch: i32,
-    /// A timestamp in ms, or -1 (latest), -2 (earliest), -3 (max timestamp, version 7).
+    /// A timestamp in ms, or -1 (latest), -2 (earliest), -3 (max timestamp, version 7 on),
+    /// -4 (earliest local, version 8 on), -5 (latest tiered, version 9 on).
     pub timestamp: i64,
 }
 
@@ -35,8 +38,9 @@ impl ListOffsetsRequest {
         let replica_id = r.i32()?;
         let isolation_level = if version >= 2 { r.i8()? } else { 0 };
         let topics = r.array(flexible, "topics", |r| ListOffsetsTopic::decode(r, version, flexible))?;
+        let timeout_ms = if version >= 10 { r.i32()? } else { 0 };
         r.tagged_fields(flexible)?;
-        Ok(ListOffsetsRequest { replica_id, isolation_level, topics })
+        Ok(ListOffsetsRequest { replica_id, isolation_level, topics, timeout_ms })
     }
 }
 

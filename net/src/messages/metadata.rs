@@ -1,4 +1,4 @@
-//! Metadata (key 3), versions 0-12: the brokers of the cluster and the leaders and replicas of
+//! Metadata (key 3), versions 0-13: the brokers of the cluster and the leaders and replicas of
 //! each partition of the topics asked for.
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -68,6 +68,8 @@ pub struct MetadataResponse {
     pub topics: Vec<MetadataResponseTopic>,
     /// Sent in versions 8-10 only.
     pub cluster_authorized_operations: i32,
+    /// A top-level error (version 13 on), e.g. a rebootstrap request; 0 otherwise.
+    pub error_code: i16,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,6 +125,9 @@ impl MetadataResponse {
         }
         if (8..=10).contains(&version) {
             w.i32(self.cluster_authorized_operations);
+        }
+        if version >= 13 {
+            w.i16(self.error_code);
         }
         w.no_tagged_fields(flexible);
     }

@@ -1,5 +1,5 @@
-//! OffsetFetch (key 9), versions 0-8: the offsets a group has committed. Versions 0-7 ask for
-//! one group, version 8 for several; both read as a list of groups, and the response is
+//! OffsetFetch (key 9), versions 0-9: the offsets a group has committed. Versions 0-7 ask for
+//! one group, versions 8-9 for several; both read as a list of groups, and the response is
 //! written in the shape of the version.
 
 use crate::codec::{DecodeError, Reader, Writer};
@@ -17,6 +17,10 @@ pub struct OffsetFetchRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OffsetFetchRequestGroup {
     pub group_id: String,
+    /// The member asking, for groups of the consumer protocol (version 9 on); null otherwise.
+    pub member_id: Option<String>,
+    /// The member's epoch (version 9 on); -1 when not a member of a consumer-protocol group.
+    pub member_epoch: i32,
     /// `None` asks for every topic with committed offsets (version 2+).
     pub topics: Option<Vec<OffsetFetchRequestTopic>>,
 }
@@ -33,9 +37,11 @@ impl OffsetFetchRequest {
         let groups = if version >= 8 {
             r.array(flexible, "groups", |r| {
                 let group_id = r.string(flexible)?;
+                let (member_id, member_epoch) =
+                    if version >= 9 { (r.nullable_string(flexible)?, r.i32()?) } else { (None, -1) };
                 let topics = decode_topics(r, flexible)?;
                 r.tagged_fields(flexible)?;
-                Ok(OffsetFetchRequestGroup { group_id, topics })
+                Ok(OffsetFetchRequestGroup { group_id, member_id, member_epoch, topics })
             })?
         } else {
             let group_id = r.string(flexible)?;
@@ -43,7 +49,7 @@ impl OffsetFetchRequest {
             if topics.is_none() && version < 2 {
                 return Err(DecodeError::Invalid { what: "topics", reason: "null before version 2" });
             }
-            vec![OffsetFetchRequestGroup { group_id, topics }]
+            vec![OffsetFetchRequestGroup { group_id, member_id: None, member_epoch: -1, topics }]
         };
         let require_stable = if version >= 7 { r.bool()? } else { false };
         r.tagged_fields(flexible)?;

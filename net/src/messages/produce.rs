@@ -1,4 +1,5 @@
-//! Produce (key 0), versions 0-9. Records stay `Bytes` slices of the request frame.
+//! Produce (key 0), versions 0-13. Records stay `Bytes` slices of the request frame. From
+//! version 13 topics are named by id, in the request and the response.
 
 use bytes::Bytes;
 
@@ -15,7 +16,10 @@ pub struct ProduceRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProduceTopic {
+    /// Empty from version 13, which names the topic by `topic_id` alone.
     pub name: String,
+    /// All zeros below version 13.
+    pub topic_id: [u8; 16],
     pub partitions: Vec<ProducePartition>,
 }
 
@@ -33,7 +37,8 @@ impl ProduceRequest {
         let acks = r.i16()?;
         let timeout_ms = r.i32()?;
         let topics = r.array(flexible, "produce topics", |r| {
-            let name = r.string(flexible)?;
+            let name = if version <= 12 { r.string(flexible)? } else { String::new() };
+            let topic_id = if version >= 13 { r.uuid()? } else { [0; 16] };
             let partitions = r.array(flexible, "produce partitions", |r| {
                 let index = r.i32()?;
                 let records = r.nullable_bytes(flexible)?;
@@ -41,7 +46,7 @@ impl ProduceRequest {
                 Ok(ProducePartition { index, records })
             })?;
             r.tagged_fields(flexible)?;
-            Ok(ProduceTopic { name, partitions })
+            Ok(ProduceTopic { name, topic_id, partitions })
         })?;
         r.tagged_fields(flexible)?;
         Ok(ProduceRequest { transactional_id, acks, timeout_ms, topics })
@@ -56,7 +61,10 @@ pub struct ProduceResponse {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProduceTopicResponse {
+    /// Written up to version 12.
     pub name: String,
+    /// Written from version 13.
+    pub topic_id: [u8; 16],
     pub partitions: Vec<ProducePartitionResponse>,
 }
 
@@ -88,7 +96,11 @@ impl ProduceResponse {
         let flexible = ApiKey::Produce.is_flexible(version);
         w.array_len(flexible, self.topics.len());
         for t in &self.topics {
-            w.string(flexible, &t.name);
+            if version <= 12 {
+                w.string(flexible, &t.name);
+            } else {
+                w.uuid(&t.topic_id);
+            }
             w.array_len(flexible, t.partitions.len());
             for p in &t.partitions {
                 w.i32(p.index);

@@ -84,10 +84,13 @@ pub fn list_offsets_request(v: i16) -> kp::ListOffsetsRequest {
     kp::ListOffsetsRequest::default()
         .with_replica_id(kp::BrokerId(-1))
         .with_isolation_level(if v >= 2 { 1 } else { 0 })
+        .with_timeout_ms(if v >= 10 { 30_000 } else { 0 })
         .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(topic("orders"))
-                .with_partitions(vec![partition(0, -2), partition(1, 1_700_000_000_000)]),
+            ListOffsetsTopic::default().with_name(topic("orders")).with_partitions(vec![
+                partition(0, -2),
+                partition(1, 1_700_000_000_000),
+                partition(3, -3),
+            ]),
             ListOffsetsTopic::default().with_name(topic("payments")).with_partitions(vec![partition(2, -1)]),
         ])
 }
@@ -199,6 +202,7 @@ pub fn describe_cluster_request(v: i16) -> kp::DescribeClusterRequest {
     kp::DescribeClusterRequest::default()
         .with_include_cluster_authorized_operations(true)
         .with_endpoint_type(if v >= 1 { 2 } else { 1 })
+        .with_include_fenced_brokers(v >= 2)
 }
 
 pub fn find_coordinator_request(v: i16) -> kp::FindCoordinatorRequest {
@@ -344,6 +348,8 @@ pub fn offset_fetch_request(v: i16) -> kp::OffsetFetchRequest {
         request.with_groups(vec![
             OffsetFetchRequestGroup::default()
                 .with_group_id(group("orders-app"))
+                .with_member_id(if v >= 9 { Some(s("member-1")) } else { None })
+                .with_member_epoch(if v >= 9 { 5 } else { -1 })
                 .with_topics(Some(vec![t("orders", vec![0, 1]), t("payments", vec![2])])),
             OffsetFetchRequestGroup::default().with_group_id(group("audit")).with_topics(None),
         ])
@@ -397,6 +403,159 @@ pub fn init_producer_id_request(v: i16) -> kp::InitProducerIdRequest {
     }
 }
 
+pub fn delete_records_request(_v: i16) -> kp::DeleteRecordsRequest {
+    use kp::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    let partition =
+        |index: i32, offset: i64| DeleteRecordsPartition::default().with_partition_index(index).with_offset(offset);
+    kp::DeleteRecordsRequest::default()
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![partition(0, 42), partition(1, -1)]),
+            DeleteRecordsTopic::default().with_name(topic("payments")).with_partitions(vec![partition(2, 7)]),
+        ])
+        .with_timeout_ms(30_000)
+}
+
+pub fn describe_acls_request(_v: i16) -> kp::DescribeAclsRequest {
+    kp::DescribeAclsRequest::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(Some(s("orders")))
+        .with_pattern_type_filter(4)
+        .with_principal_filter(Some(s("User:alice")))
+        .with_host_filter(Some(s("10.0.0.7")))
+        .with_operation(3)
+        .with_permission_type(3)
+}
+
+pub fn create_acls_request(_v: i16) -> kp::CreateAclsRequest {
+    use kp::create_acls_request::AclCreation;
+    kp::CreateAclsRequest::default().with_creations(vec![
+        AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s("orders"))
+            .with_resource_pattern_type(4)
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(4)
+            .with_permission_type(3),
+        AclCreation::default()
+            .with_resource_type(3)
+            .with_resource_name(s("orders-app"))
+            .with_resource_pattern_type(3)
+            .with_principal(s("User:bob"))
+            .with_host(s("10.0.0.8"))
+            .with_operation(3)
+            .with_permission_type(2),
+    ])
+}
+
+pub fn delete_acls_request(_v: i16) -> kp::DeleteAclsRequest {
+    use kp::delete_acls_request::DeleteAclsFilter;
+    kp::DeleteAclsRequest::default().with_filters(vec![
+        DeleteAclsFilter::default()
+            .with_resource_type_filter(2)
+            .with_resource_name_filter(Some(s("orders")))
+            .with_pattern_type_filter(2)
+            .with_principal_filter(Some(s("User:alice")))
+            .with_host_filter(Some(s("*")))
+            .with_operation(4)
+            .with_permission_type(3),
+        DeleteAclsFilter::default()
+            .with_resource_type_filter(1)
+            .with_resource_name_filter(None)
+            .with_pattern_type_filter(1)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1),
+    ])
+}
+
+pub fn alter_configs_request(_v: i16) -> kp::AlterConfigsRequest {
+    use kp::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    kp::AlterConfigsRequest::default()
+        .with_resources(vec![
+            AlterConfigsResource::default().with_resource_type(2).with_resource_name(s("orders")).with_configs(vec![
+                AlterableConfig::default().with_name(s("retention.ms")).with_value(Some(s("3600000"))),
+                AlterableConfig::default().with_name(s("cleanup.policy")).with_value(None),
+            ]),
+            AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("1")).with_configs(vec![]),
+        ])
+        .with_validate_only(true)
+}
+
+pub fn incremental_alter_configs_request(_v: i16) -> kp::IncrementalAlterConfigsRequest {
+    use kp::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    kp::IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![
+            AlterConfigsResource::default().with_resource_type(2).with_resource_name(s("orders")).with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_config_operation(0)
+                    .with_value(Some(s("3600000"))),
+                AlterableConfig::default().with_name(s("cleanup.policy")).with_config_operation(1).with_value(None),
+            ]),
+            AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("")).with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(s("log.cleaner.threads"))
+                    .with_config_operation(2)
+                    .with_value(Some(s("2"))),
+            ]),
+        ])
+        .with_validate_only(true)
+}
+
+pub fn alter_replica_log_dirs_request(_v: i16) -> kp::AlterReplicaLogDirsRequest {
+    use kp::alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
+    let t = |name: &'static str, partitions: Vec<i32>| {
+        AlterReplicaLogDirTopic::default().with_name(topic(name)).with_partitions(partitions)
+    };
+    kp::AlterReplicaLogDirsRequest::default().with_dirs(vec![
+        AlterReplicaLogDir::default()
+            .with_path(s("/var/lib/ringtail/data-1"))
+            .with_topics(vec![t("orders", vec![0, 1]), t("payments", vec![2])]),
+        AlterReplicaLogDir::default().with_path(s("/var/lib/ringtail/data-2")).with_topics(vec![t("audit", vec![5])]),
+    ])
+}
+
+pub fn describe_log_dirs_request(_v: i16) -> kp::DescribeLogDirsRequest {
+    use kp::describe_log_dirs_request::DescribableLogDirTopic;
+    let t = |name: &'static str, partitions: Vec<i32>| {
+        DescribableLogDirTopic::default().with_topic(topic(name)).with_partitions(partitions)
+    };
+    kp::DescribeLogDirsRequest::default().with_topics(Some(vec![t("orders", vec![0, 1]), t("payments", vec![2])]))
+}
+
+pub fn describe_client_quotas_request(_v: i16) -> kp::DescribeClientQuotasRequest {
+    use kp::describe_client_quotas_request::ComponentData;
+    kp::DescribeClientQuotasRequest::default()
+        .with_components(vec![
+            ComponentData::default().with_entity_type(s("user")).with_match_type(0).with_match(Some(s("alice"))),
+            ComponentData::default().with_entity_type(s("client-id")).with_match_type(1).with_match(None),
+        ])
+        .with_strict(true)
+}
+
+pub fn describe_producers_request(_v: i16) -> kp::DescribeProducersRequest {
+    use kp::describe_producers_request::TopicRequest;
+    kp::DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default().with_name(topic("orders")).with_partition_indexes(vec![0, 1]),
+        TopicRequest::default().with_name(topic("payments")).with_partition_indexes(vec![2]),
+    ])
+}
+
+pub fn describe_topic_partitions_request(_v: i16) -> kp::DescribeTopicPartitionsRequest {
+    use kp::describe_topic_partitions_request::{Cursor, TopicRequest};
+    kp::DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![
+            TopicRequest::default().with_name(topic("orders")),
+            TopicRequest::default().with_name(topic("payments")),
+        ])
+        .with_response_partition_limit(500)
+        .with_cursor(Some(Cursor::default().with_topic_name(topic("payments")).with_partition_index(4)))
+}
+
 /// A valid encoded request of every API this module covers, at `v`.
 pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
     match key {
@@ -419,6 +578,17 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::DescribeGroups => oracle_encode(&describe_groups_request(v), v),
         ApiKey::DeleteGroups => oracle_encode(&delete_groups_request(v), v),
         ApiKey::InitProducerId => oracle_encode(&init_producer_id_request(v), v),
+        ApiKey::DeleteRecords => oracle_encode(&delete_records_request(v), v),
+        ApiKey::DescribeAcls => oracle_encode(&describe_acls_request(v), v),
+        ApiKey::CreateAcls => oracle_encode(&create_acls_request(v), v),
+        ApiKey::DeleteAcls => oracle_encode(&delete_acls_request(v), v),
+        ApiKey::AlterConfigs => oracle_encode(&alter_configs_request(v), v),
+        ApiKey::IncrementalAlterConfigs => oracle_encode(&incremental_alter_configs_request(v), v),
+        ApiKey::AlterReplicaLogDirs => oracle_encode(&alter_replica_log_dirs_request(v), v),
+        ApiKey::DescribeLogDirs => oracle_encode(&describe_log_dirs_request(v), v),
+        ApiKey::DescribeClientQuotas => oracle_encode(&describe_client_quotas_request(v), v),
+        ApiKey::DescribeProducers => oracle_encode(&describe_producers_request(v), v),
+        ApiKey::DescribeTopicPartitions => oracle_encode(&describe_topic_partitions_request(v), v),
         other => panic!("no sample request for {other:?}"),
     }
 }

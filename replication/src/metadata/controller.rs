@@ -355,36 +355,151 @@ pub fn create_partitions(image: &MetadataImage, view: &ClusterView, topics: &[(S
     Decision { outcomes, records: draft.records }
 }
 
-/// Changes a topic's configs: `Some` sets one, `None` removes it (back to the default). The
-/// configs the topic would have are checked as a whole; nothing changes if any is refused.
-pub fn change_topic_configs(
-    image: &MetadataImage,
-    name: &str,
-    changes: &[(String, Option<String>)],
-    validate_configs: &ConfigCheck<'_>,
-) -> Decision<()> {
-    let mut draft = Draft::new(image);
-    let outcome = (|| {
-        let topic = draft.image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
-        let mut next = topic.configs.clone();
-        for (k, v) in changes {
-            match v {
-                Some(v) => next.insert(k.clone(), v.clone()),
-                None => next.remove(k),
-            };
+/// A config resource: a topic, or broker configs (of one node, or with `None` the default of
+/// every node: Kafka's broker resource with an empty name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    Broker(Option<NodeId>),
+}
+
+impl ConfigResource {
+    /// The resource's name as Kafka spells it (a node id, or empty for every broker).
+    pub fn name(&self) -> String {
+        match self {
+            ConfigResource::Topic(name) => name.clone(),
+            ConfigResource::Broker(node) => node.map_or(String::new(), |n| n.0.to_string()),
         }
-        let pairs: Vec<(String, String)> = next.into_iter().collect();
-        validate_configs(&pairs).map_err(ControllerError::InvalidConfig)?;
-        let topic_id = topic.id;
-        let current = topic.configs.clone();
-        Ok(changes
-            .iter()
-            .filter(|(k, v)| current.get(k) != v.as_ref())
-            .map(|(k, v)| MetadataRecord::ConfigChanged { topic_id, name: k.clone(), value: v.clone() })
-            .collect::<Vec<_>>())
-    })();
-    let outcome = outcome.map(|records| records.into_iter().for_each(|r| draft.push(r)));
-    Decision { outcomes: vec![(name.to_string(), outcome)], records: draft.records }
+    }
+}
+
+/// One change to a config key: IncrementalAlterConfigs' operations (AlterConfigs only sets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String),
+    /// Back to the default.
+    Delete,
+    /// Adds items to a list config (its default when not set).
+    Append(String),
+    /// Removes items from a list config.
+    Subtract(String),
+}
+
+/// The changes asked for one resource.
+#[derive(Debug, Clone)]
+pub struct ConfigAlteration {
+    pub resource: ConfigResource,
+    pub ops: Vec<(String, ConfigOp)>,
+    /// AlterConfigs (legacy): the keys given are the resource's whole set; the others go back
+    /// to their defaults.
+    pub replace: bool,
+}
+
+/// What the broker knows of a config key that may be altered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterableKey {
+    /// A LIST config (APPEND and SUBTRACT apply to it).
+    pub list: bool,
+    /// The value in force when the resource does not set it.
+    pub default: Option<String>,
+}
+
+/// The broker's rules for config keys (its table of Kafka's keys).
+pub trait ConfigRules {
+    /// The key, or why it cannot be altered on this resource.
+    fn alterable(&self, resource: &ConfigResource, key: &str) -> Result<AlterableKey, ControllerError>;
+    /// Checks the configs the resource would have, as a whole.
+    fn check(&self, resource: &ConfigResource, configs: &BTreeMap<String, String>) -> Result<(), ControllerError>;
+}
+
+/// AlterConfigs and IncrementalAlterConfigs: each resource is decided on its own (all its
+/// changes or none); the records set or remove the keys that change.
+pub fn alter_configs(image: &MetadataImage, alterations: &[ConfigAlteration], rules: &dyn ConfigRules) -> Decision<()> {
+    let mut draft = Draft::new(image);
+    let mut outcomes = Vec::with_capacity(alterations.len());
+    for a in alterations {
+        match alter_resource(&draft.image, a, rules) {
+            Ok(records) => {
+                records.into_iter().for_each(|r| draft.push(r));
+                outcomes.push((a.resource.name(), Ok(())));
+            }
+            Err(e) => outcomes.push((a.resource.name(), Err(e))),
+        }
+    }
+    Decision { outcomes, records: draft.records }
+}
+
+fn alter_resource(
+    image: &MetadataImage,
+    a: &ConfigAlteration,
+    rules: &dyn ConfigRules,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let current = match &a.resource {
+        ConfigResource::Topic(name) => {
+            image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.clone()))?.configs.clone()
+        }
+        ConfigResource::Broker(node) => image.broker_configs(*node).cloned().unwrap_or_default(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some((key, _)) = a.ops.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(ControllerError::InvalidRequest(format!("config `{key}` is changed twice in one request")));
+    }
+    let mut next = if a.replace { BTreeMap::new() } else { current.clone() };
+    fn items(value: &str) -> impl Iterator<Item = String> + '_ {
+        value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+    }
+    for (key, op) in &a.ops {
+        let info = rules.alterable(&a.resource, key)?;
+        let list = || -> Vec<String> {
+            next.get(key).or(info.default.as_ref()).map(|v| items(v).collect()).unwrap_or_default()
+        };
+        match op {
+            ConfigOp::Set(value) => {
+                next.insert(key.clone(), value.clone());
+            }
+            ConfigOp::Delete => {
+                next.remove(key);
+            }
+            ConfigOp::Append(_) | ConfigOp::Subtract(_) if !info.list => {
+                return Err(ControllerError::InvalidConfig(format!(
+                    "config `{key}` is not a list: APPEND and SUBTRACT apply to list configs only; use SET"
+                )))
+            }
+            ConfigOp::Append(value) => {
+                let mut all = list();
+                for item in items(value) {
+                    if !all.contains(&item) {
+                        all.push(item);
+                    }
+                }
+                next.insert(key.clone(), all.join(","));
+            }
+            ConfigOp::Subtract(value) => {
+                let gone: Vec<String> = items(value).collect();
+                let kept: Vec<String> = list().into_iter().filter(|item| !gone.contains(item)).collect();
+                next.insert(key.clone(), kept.join(","));
+            }
+        }
+    }
+    rules.check(&a.resource, &next)?;
+    let changed = current.keys().chain(next.keys()).filter(|k| current.get(*k) != next.get(*k));
+    let changed: std::collections::BTreeSet<&String> = changed.collect();
+    Ok(changed
+        .into_iter()
+        .map(|name| {
+            let value = next.get(name).cloned();
+            match &a.resource {
+                ConfigResource::Topic(topic) => MetadataRecord::ConfigChanged {
+                    topic_id: image.topic(topic).expect("checked above").id,
+                    name: name.clone(),
+                    value,
+                },
+                ConfigResource::Broker(node) => {
+                    MetadataRecord::BrokerConfigChanged { node: *node, name: name.clone(), value }
+                }
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -542,26 +657,90 @@ mod tests {
         assert!(matches!(d.outcomes[0].1, Err(ControllerError::PolicyViolation(_))), "{:?}", d.outcomes);
     }
 
+    /// Test rules: `retention.ms` (a number) and `cleanup.policy` (a list, default `delete`)
+    /// on topics, `log.retention.ms` on brokers.
+    struct Rules;
+
+    impl ConfigRules for Rules {
+        fn alterable(&self, resource: &ConfigResource, key: &str) -> Result<AlterableKey, ControllerError> {
+            match (resource, key) {
+                (ConfigResource::Topic(_), "retention.ms") | (ConfigResource::Broker(_), "log.retention.ms") => {
+                    Ok(AlterableKey { list: false, default: None })
+                }
+                (ConfigResource::Topic(_), "cleanup.policy") => {
+                    Ok(AlterableKey { list: true, default: Some("delete".into()) })
+                }
+                _ => Err(ControllerError::InvalidConfig(format!("unknown config `{key}`"))),
+            }
+        }
+
+        fn check(&self, _: &ConfigResource, configs: &BTreeMap<String, String>) -> Result<(), ControllerError> {
+            match configs.iter().find(|(k, v)| k.ends_with("retention.ms") && v.parse::<i64>().is_err()) {
+                Some((k, v)) => Err(ControllerError::InvalidConfig(format!("{k}={v} is not a number"))),
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn alter(resource: ConfigResource, ops: &[(&str, ConfigOp)], replace: bool) -> ConfigAlteration {
+        ConfigAlteration { resource, ops: ops.iter().map(|(k, op)| (k.to_string(), op.clone())).collect(), replace }
+    }
+
     #[test]
     fn config_changes_are_validated_as_a_whole_and_skip_no_ops() {
         let mut image = MetadataImage::default();
         let d = create_topics(&image, &view(&[1]), &[topic("t", 1, 1)], &configs_ok);
         commit(&mut image, &d);
-        let set = [("retention.ms".to_string(), Some("5".to_string()))];
-        let d = change_topic_configs(&image, "t", &set, &configs_ok);
+        let t = || ConfigResource::Topic("t".into());
+        let set = alter(t(), &[("retention.ms", ConfigOp::Set("5".into()))], false);
+        let d = alter_configs(&image, std::slice::from_ref(&set), &Rules);
         assert_eq!(d.records.len(), 1);
         commit(&mut image, &d);
         assert_eq!(image.topic("t").unwrap().configs["retention.ms"], "5");
-        assert!(change_topic_configs(&image, "t", &set, &configs_ok).records.is_empty(), "setting it again is a no-op");
-        let mixed = [("retention.ms".to_string(), None), ("colour".to_string(), Some("red".to_string()))];
-        let d = change_topic_configs(&image, "t", &mixed, &configs_ok);
-        assert!(d.records.is_empty() && matches!(d.outcomes[0].1, Err(ControllerError::InvalidConfig(_))));
-        let d = change_topic_configs(&image, "t", &mixed[..1], &configs_ok);
+        assert!(
+            alter_configs(&image, std::slice::from_ref(&set), &Rules).records.is_empty(),
+            "setting it again is a no-op"
+        );
+
+        let mixed = alter(t(), &[("retention.ms", ConfigOp::Delete), ("colour", ConfigOp::Set("red".into()))], false);
+        let bad_value = alter(t(), &[("retention.ms", ConfigOp::Set("soon".into()))], false);
+        let twice = alter(t(), &[("retention.ms", ConfigOp::Delete), ("retention.ms", ConfigOp::Delete)], false);
+        let not_a_list = alter(t(), &[("retention.ms", ConfigOp::Append("1".into()))], false);
+        let unknown = alter(ConfigResource::Topic("nope".into()), &[], false);
+        let d = alter_configs(&image, &[mixed, bad_value, twice, not_a_list, unknown], &Rules);
+        assert!(d.records.is_empty());
+        let errors: Vec<String> = d.outcomes.iter().map(|(_, o)| format!("{:?}", o.as_ref().unwrap_err())).collect();
+        assert!(errors[0].starts_with("InvalidConfig") && errors[1].starts_with("InvalidConfig"), "{errors:?}");
+        assert!(errors[2].starts_with("InvalidRequest") && errors[3].starts_with("InvalidConfig"), "{errors:?}");
+        assert!(errors[4].starts_with("UnknownTopic"), "{errors:?}");
+
+        // A list starts from its default, items are not repeated, and subtracting empties it.
+        let append = alter(t(), &[("cleanup.policy", ConfigOp::Append("compact,delete".into()))], false);
+        let d = alter_configs(&image, &[append], &Rules);
         commit(&mut image, &d);
-        assert!(image.topic("t").unwrap().configs.is_empty());
-        assert!(matches!(
-            change_topic_configs(&image, "nope", &set, &configs_ok).outcomes[0].1,
-            Err(ControllerError::UnknownTopic(_))
-        ));
+        assert_eq!(image.topic("t").unwrap().configs["cleanup.policy"], "delete,compact");
+        let subtract = alter(t(), &[("cleanup.policy", ConfigOp::Subtract("delete".into()))], false);
+        let d = alter_configs(&image, &[subtract], &Rules);
+        commit(&mut image, &d);
+        assert_eq!(image.topic("t").unwrap().configs["cleanup.policy"], "compact");
+
+        // AlterConfigs replaces the whole set: what is not given goes back to its default.
+        let replace = alter(t(), &[("retention.ms", ConfigOp::Set("7".into()))], true);
+        let d = alter_configs(&image, &[replace], &Rules);
+        assert_eq!(d.records.len(), 2, "{:?}", d.records);
+        commit(&mut image, &d);
+        let configs = &image.topic("t").unwrap().configs;
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs["retention.ms"], "7");
+
+        // Broker configs, per node and for every node.
+        let node =
+            alter(ConfigResource::Broker(Some(NodeId(1))), &[("log.retention.ms", ConfigOp::Set("9".into()))], false);
+        let all = alter(ConfigResource::Broker(None), &[("log.retention.ms", ConfigOp::Set("8".into()))], false);
+        let d = alter_configs(&image, &[node, all], &Rules);
+        assert_eq!(d.outcomes.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), vec!["1", ""]);
+        commit(&mut image, &d);
+        assert_eq!(image.broker_configs(Some(NodeId(1))).unwrap()["log.retention.ms"], "9");
+        assert_eq!(image.broker_configs(None).unwrap()["log.retention.ms"], "8");
     }
 }

@@ -35,6 +35,10 @@ pub struct MetadataImage {
     pub applied: Option<u64>,
     topics: BTreeMap<Arc<str>, Arc<TopicImage>>,
     names: HashMap<TopicId, Arc<str>>,
+    /// Dynamic broker configs: per node, and cluster-wide under `None`.
+    broker_configs: BTreeMap<Option<NodeId>, BTreeMap<String, String>>,
+    /// Finalized feature levels (KIP-584), by feature name.
+    features: BTreeMap<String, i16>,
 }
 
 /// What a record changed, for listeners that act on it (open or delete logs, ...).
@@ -45,6 +49,9 @@ pub enum Change {
     ConfigChanged(TopicId),
     /// The topic as it was, with its partitions.
     TopicDeleted(Arc<TopicImage>),
+    /// A dynamic config of this node (`Some`) or of every node (`None`).
+    BrokerConfigChanged(Option<NodeId>),
+    FeatureLevel,
 }
 
 /// A record that does not fit the image: the record stream is damaged or out of order.
@@ -138,9 +145,41 @@ impl MetadataImage {
                 let topic = self.topics.remove(&name).expect("names and topics agree");
                 Change::TopicDeleted(topic)
             }
+            MetadataRecord::BrokerConfigChanged { node, name, value } => {
+                let configs = self.broker_configs.entry(*node).or_default();
+                match value {
+                    Some(v) => configs.insert(name.clone(), v.clone()),
+                    None => configs.remove(name),
+                };
+                if configs.is_empty() {
+                    self.broker_configs.remove(node);
+                }
+                Change::BrokerConfigChanged(*node)
+            }
+            MetadataRecord::FeatureLevel { name, level } => {
+                if *level < 0 {
+                    return Err(fail(format!("feature `{name}` at level {level}")));
+                }
+                if *level == 0 {
+                    self.features.remove(name);
+                } else {
+                    self.features.insert(name.clone(), *level);
+                }
+                Change::FeatureLevel
+            }
         };
         self.applied = Some(offset);
         Ok(change)
+    }
+
+    /// The dynamic broker configs of `node`, or the cluster-wide ones for `None`.
+    pub fn broker_configs(&self, node: Option<NodeId>) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(&node)
+    }
+
+    /// Finalized feature levels, by name; a feature not listed is at level 0.
+    pub fn features(&self) -> &BTreeMap<String, i16> {
+        &self.features
     }
 
     fn topic_mut(&mut self, id: TopicId) -> Option<&mut TopicImage> {
@@ -150,7 +189,18 @@ impl MetadataImage {
 
     /// The records that rebuild this image from nothing (a checkpoint's contents).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
-        let mut out = Vec::new();
+        let mut out: Vec<MetadataRecord> = self
+            .features
+            .iter()
+            .map(|(name, level)| MetadataRecord::FeatureLevel { name: name.clone(), level: *level })
+            .collect();
+        for (node, configs) in &self.broker_configs {
+            out.extend(configs.iter().map(|(name, value)| MetadataRecord::BrokerConfigChanged {
+                node: *node,
+                name: name.clone(),
+                value: Some(value.clone()),
+            }));
+        }
         for t in self.topics.values() {
             out.push(MetadataRecord::TopicCreated {
                 topic_id: t.id,
@@ -247,9 +297,33 @@ mod tests {
     }
 
     #[test]
+    fn broker_configs_and_features_apply() {
+        let set = |node: Option<i32>, value: Option<&str>| MetadataRecord::BrokerConfigChanged {
+            node: node.map(NodeId),
+            name: "log.retention.ms".into(),
+            value: value.map(String::from),
+        };
+        let mut image = replay(&[set(None, Some("100")), set(Some(2), Some("200"))]).unwrap();
+        assert_eq!(image.broker_configs(None).unwrap()["log.retention.ms"], "100");
+        assert_eq!(image.broker_configs(Some(NodeId(2))).unwrap()["log.retention.ms"], "200");
+        assert_eq!(image.apply(2, &set(Some(2), None)), Ok(Change::BrokerConfigChanged(Some(NodeId(2)))));
+        assert!(image.broker_configs(Some(NodeId(2))).is_none());
+        let level = |level| MetadataRecord::FeatureLevel { name: "metadata.version".into(), level };
+        image.apply(3, &level(27)).unwrap();
+        assert_eq!(image.features()["metadata.version"], 27);
+        assert!(image.apply(4, &level(-1)).is_err());
+        image.apply(5, &level(0)).unwrap();
+        assert!(image.features().is_empty());
+    }
+
+    #[test]
     fn an_image_rebuilds_from_its_records() {
+        let set =
+            MetadataRecord::BrokerConfigChanged { node: None, name: "num.partitions".into(), value: Some("3".into()) };
+        let level = MetadataRecord::FeatureLevel { name: "metadata.version".into(), level: 27 };
         let image =
-            replay(&[created(1, "a"), partition(1, 0), created(2, "b"), partition(2, 0), partition(1, 1)]).unwrap();
+            replay(&[created(1, "a"), partition(1, 0), created(2, "b"), partition(2, 0), partition(1, 1), set, level])
+                .unwrap();
         let mut again = replay(&image.to_records()).unwrap();
         again.applied = image.applied;
         assert_eq!(again, image);

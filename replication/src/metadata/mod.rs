@@ -2,6 +2,7 @@
 //! applying them in order, and the node-local file they are kept in until the quorum exists.
 
 pub mod controller;
+pub mod features;
 pub mod image;
 pub mod record;
 pub mod store;

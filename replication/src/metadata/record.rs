@@ -1,5 +1,6 @@
 //! Metadata records: the changes a controller decides and every broker applies, in order
-//! (KRaft's TopicRecord, PartitionRecord, ConfigRecord and RemoveTopicRecord). Their byte
+//! (KRaft's TopicRecord, PartitionRecord, ConfigRecord, RemoveTopicRecord and
+//! FeatureLevelRecord). Their byte
 //! layout is in `log/FORMAT.md` ("Cluster metadata").
 
 use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
@@ -24,13 +25,20 @@ pub enum MetadataRecord {
     ConfigChanged { topic_id: TopicId, name: String, value: Option<String> },
     /// The topic and all its partitions are gone.
     TopicDeleted { topic_id: TopicId },
+    /// A broker config set (`Some`) or removed (`None`), for one node or, with `node` `None`,
+    /// as the cluster-wide default (Kafka's broker resource with an empty name).
+    BrokerConfigChanged { node: Option<NodeId>, name: String, value: Option<String> },
+    /// A feature finalized at `level` for the cluster (level 0 removes it).
+    FeatureLevel { name: String, level: i16 },
 }
 
 const KIND_TOPIC_CREATED: u8 = 1;
 const KIND_PARTITION_CREATED: u8 = 2;
 const KIND_CONFIG_CHANGED: u8 = 3;
 const KIND_TOPIC_DELETED: u8 = 4;
-/// `leader` when there is none.
+const KIND_BROKER_CONFIG_CHANGED: u8 = 5;
+const KIND_FEATURE_LEVEL: u8 = 6;
+/// `leader` when there is none, and `node` of a cluster-wide broker config.
 const NO_LEADER: i32 = -1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,13 +72,18 @@ impl MetadataRecord {
                 out.push(KIND_CONFIG_CHANGED);
                 out.extend_from_slice(&topic_id.0);
                 put_str(out, name);
-                match value {
-                    Some(v) => {
-                        out.push(1);
-                        put_str(out, v);
-                    }
-                    None => out.push(0),
-                }
+                put_optional_str(out, value.as_deref());
+            }
+            MetadataRecord::BrokerConfigChanged { node, name, value } => {
+                out.push(KIND_BROKER_CONFIG_CHANGED);
+                out.extend_from_slice(&node.map_or(NO_LEADER, |n| n.0).to_be_bytes());
+                put_str(out, name);
+                put_optional_str(out, value.as_deref());
+            }
+            MetadataRecord::FeatureLevel { name, level } => {
+                out.push(KIND_FEATURE_LEVEL);
+                put_str(out, name);
+                out.extend_from_slice(&level.to_be_bytes());
             }
             MetadataRecord::TopicDeleted { topic_id } => {
                 out.push(KIND_TOPIC_DELETED);
@@ -115,12 +128,22 @@ impl MetadataRecord {
             KIND_CONFIG_CHANGED => {
                 let topic_id = r.topic_id()?;
                 let name = r.string()?;
-                let value = match r.u8()? {
-                    0 => None,
-                    1 => Some(r.string()?),
-                    other => return Err(RecordDecodeError(format!("config value marker {other}"))),
-                };
+                let value = r.optional_string()?;
                 MetadataRecord::ConfigChanged { topic_id, name, value }
+            }
+            KIND_BROKER_CONFIG_CHANGED => {
+                let node = match r.i32()? {
+                    NO_LEADER => None,
+                    n => Some(NodeId(n)),
+                };
+                let name = r.string()?;
+                let value = r.optional_string()?;
+                MetadataRecord::BrokerConfigChanged { node, name, value }
+            }
+            KIND_FEATURE_LEVEL => {
+                let name = r.string()?;
+                let level = i16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes"));
+                MetadataRecord::FeatureLevel { name, level }
             }
             KIND_TOPIC_DELETED => MetadataRecord::TopicDeleted { topic_id: r.topic_id()? },
             other => return Err(RecordDecodeError(format!("unknown record kind {other}"))),
@@ -136,6 +159,17 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     debug_assert!(s.len() <= u16::MAX as usize);
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
+}
+
+/// A marker byte (0 absent, 1 present), then the string when present.
+fn put_optional_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(v) => {
+            out.push(1);
+            put_str(out, v);
+        }
+        None => out.push(0),
+    }
 }
 
 fn put_nodes(out: &mut Vec<u8>, nodes: &[NodeId]) {
@@ -185,6 +219,14 @@ impl<'a> Cursor<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| RecordDecodeError("a string is not UTF-8".into()))
     }
 
+    fn optional_string(&mut self) -> Result<Option<String>, RecordDecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.string()?)),
+            other => Err(RecordDecodeError(format!("optional value marker {other}"))),
+        }
+    }
+
     fn nodes(&mut self) -> Result<Vec<NodeId>, RecordDecodeError> {
         let n = self.count(NODES_PER_RECORD_LIST_MAX)?;
         (0..n).map(|_| self.i32().map(NodeId)).collect()
@@ -220,6 +262,13 @@ mod tests {
             MetadataRecord::ConfigChanged { topic_id, name: "segment.ms".into(), value: Some("60000".into()) },
             MetadataRecord::ConfigChanged { topic_id, name: "segment.ms".into(), value: None },
             MetadataRecord::TopicDeleted { topic_id },
+            MetadataRecord::BrokerConfigChanged {
+                node: Some(NodeId(2)),
+                name: "log.retention.ms".into(),
+                value: Some("1000".into()),
+            },
+            MetadataRecord::BrokerConfigChanged { node: None, name: "log.retention.ms".into(), value: None },
+            MetadataRecord::FeatureLevel { name: "metadata.version".into(), level: 27 },
         ]
     }
 

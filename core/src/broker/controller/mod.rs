@@ -32,9 +32,22 @@ impl Controller {
 }
 
 pub enum ControllerRequest {
-    CreateTopics { topics: Vec<NewTopic>, validate_only: bool },
-    DeleteTopics { names: Vec<String> },
-    CreatePartitions { topics: Vec<(String, i32)>, validate_only: bool },
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+    },
+    /// AlterConfigs and IncrementalAlterConfigs; the outcomes are named by resource.
+    AlterConfigs {
+        alterations: Vec<ringtail_replication::metadata::controller::ConfigAlteration>,
+        validate_only: bool,
+    },
 }
 
 /// Outcome for one topic of a request.
@@ -63,6 +76,11 @@ pub struct NodeEffects {
     pub delete: Vec<Arc<TopicImage>>,
     /// The placement changed and must be written.
     pub placement_changed: bool,
+    /// Topics whose configs changed: their local replicas take the new ones.
+    pub reconfigure: Vec<TopicId>,
+    /// A broker config of this node changed (or a cluster-wide one): every local replica takes
+    /// the new defaults.
+    pub reconfigure_all: bool,
 }
 
 /// Applies records (from `first`, in order) to an image and this node's placement: no I/O.
@@ -96,9 +114,10 @@ pub fn apply_records(
                 effects.placement_changed = true;
                 effects.delete.push(topic);
             }
-            // A config change reaches a log when it is next opened (live changes: issue 16's
-            // AlterConfigs); a new topic has no replicas until its partitions come.
-            Change::ConfigChanged(_) | Change::TopicCreated(_) => {}
+            Change::ConfigChanged(id) => effects.reconfigure.push(id),
+            Change::BrokerConfigChanged(changed) => effects.reconfigure_all |= changed.is_none_or(|n| n == node),
+            // A new topic has no replicas until its partitions come.
+            Change::TopicCreated(_) | Change::FeatureLevel => {}
         }
     }
     Ok(effects)

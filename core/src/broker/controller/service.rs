@@ -11,7 +11,7 @@ use ringtail_replication::ShardId;
 
 use super::{apply_records, outcome, ControllerReply, ControllerRequest, TopicOutcome};
 use crate::broker::{Broker, ShardMsg};
-use crate::config::topic_log_config;
+use crate::config_keys::{topic_log_config, TableRules};
 use crate::runtime::placement::PLACEMENT_FILE;
 use crate::runtime::routing::NodeView;
 
@@ -53,9 +53,8 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
     let _permit = controller.lock.acquire_permit(1).await.expect("the controller lock is never closed");
     let view = broker.view();
     let cluster = cluster_view(broker);
-    let log_defaults = broker.config.log.clone();
-    let validate =
-        move |pairs: &[(String, String)]| topic_log_config(&log_defaults, pairs).map(|_| ()).map_err(|e| e.0);
+    let log_defaults = broker.config.log;
+    let validate = move |pairs: &[(String, String)]| topic_log_config(&log_defaults, pairs).map(|_| ());
     // New partitions need space for their directories and first segments: a node below its
     // low free-space watermark takes none (it would have to leave them offline).
     let adds_partitions =
@@ -102,6 +101,12 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
                     Err(e) => outcome(name, Err(e)),
                 })
                 .collect();
+            (outcomes, d.records, validate_only)
+        }
+        ControllerRequest::AlterConfigs { alterations, validate_only } => {
+            let rules = TableRules { config: &broker.config, image: &view.image, node: broker.node };
+            let d = decide::alter_configs(&view.image, &alterations, &rules);
+            let outcomes = d.outcomes.into_iter().map(|(name, r)| outcome(name, r)).collect();
             (outcomes, d.records, validate_only)
         }
     };
