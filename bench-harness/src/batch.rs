@@ -133,7 +133,7 @@ impl BatchBuilder {
         // The compressed records go into a new buffer after a copy of the (unfilled) header.
         let mut out = Vec::with_capacity(self.buf.len() / 2 + BATCH_HEADER_BYTES);
         out.extend_from_slice(&self.buf[..BATCH_HEADER_BYTES]);
-        self.compression.compress(&self.buf[BATCH_HEADER_BYTES..], &mut out)?;
+        self.compression.compress(&self.buf[BATCH_HEADER_BYTES..], None, &mut out)?;
         self.fill_header(&mut out);
         Ok((Bytes::from(out), self.due_ns))
     }

@@ -1,146 +1,26 @@
-//! The record-batch codecs of the Kafka protocol (attributes bits 0-2), for the producer's
-//! batches and the consumer's walk, and the message payloads that give them something
-//! realistic to compress.
-//!
-//! Formats, as Kafka clients write them: gzip is a gzip member (RFC 1952); snappy is a raw
-//! snappy block as librdkafka writes it (the xerial framing the Java client writes is read
-//! too); lz4 is an LZ4 frame (independent blocks, no content size or checksums, as Kafka's
-//! `KafkaLZ4BlockOutputStream` writes); zstd is a zstd frame.
+//! The message payloads that give the record-batch codecs (`ringtail_log::Compression`, shared
+//! with the broker) something realistic to compress.
 
-use std::io::{Read, Write};
-
-use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
+pub use ringtail_log::Compression;
 
-impl Compression {
-    pub const ALL: [Compression; 5] =
-        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+/// A codec by its name in workload files (`none`, `gzip`, `snappy`, `lz4`, `zstd`), for serde.
+pub mod codec_name {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
-    /// The codec's id in the batch attributes.
-    pub fn attribute(self) -> i16 {
-        match self {
-            Compression::None => 0,
-            Compression::Gzip => 1,
-            Compression::Snappy => 2,
-            Compression::Lz4 => 3,
-            Compression::Zstd => 4,
-        }
+    use super::Compression;
+
+    pub fn serialize<S: Serializer>(c: &Compression, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.name())
     }
 
-    pub fn from_attribute(bits: i16) -> Option<Compression> {
-        Compression::ALL.into_iter().find(|c| c.attribute() == bits & 0x07)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Compression, D::Error> {
+        let name = String::deserialize(d)?;
+        Compression::parse(&name).ok_or_else(|| {
+            D::Error::custom(format!("unknown compression `{name}`: use none, gzip, snappy, lz4 or zstd"))
+        })
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Compression> {
-        Compression::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// Appends `records` compressed to `out`. The levels are the clients' defaults (gzip 6,
-    /// lz4 fast, zstd 3).
-    pub fn compress(self, records: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        match self {
-            Compression::None => out.extend_from_slice(records),
-            Compression::Gzip => {
-                let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
-                e.write_all(records)?;
-                e.finish()?;
-            }
-            Compression::Snappy => {
-                let start = out.len();
-                out.resize(start + snap::raw::max_compress_len(records.len()), 0);
-                let n = snap::raw::Encoder::new().compress(records, &mut out[start..])?;
-                out.truncate(start + n);
-            }
-            Compression::Lz4 => {
-                let info = lz4_flex::frame::FrameInfo::new()
-                    .block_size(lz4_flex::frame::BlockSize::Max64KB)
-                    .block_mode(lz4_flex::frame::BlockMode::Independent);
-                let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
-                e.write_all(records)?;
-                e.finish().map_err(|e| anyhow!("lz4: {e}"))?;
-            }
-            Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(out, 3)?;
-                e.write_all(records)?;
-                e.finish()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The records of a compressed batch, decompressed; at most `limit` bytes (a hostile or
-    /// corrupt batch does not get to allocate without bound).
-    pub fn decompress(self, data: &[u8], limit: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        let bounded = |r: &mut dyn Read, out: &mut Vec<u8>| -> Result<()> {
-            r.take(limit as u64 + 1).read_to_end(out)?;
-            if out.len() > limit {
-                bail!("decompresses to more than {limit} bytes");
-            }
-            Ok(())
-        };
-        match self {
-            Compression::None => out.extend_from_slice(data),
-            Compression::Gzip => bounded(&mut flate2::read::MultiGzDecoder::new(data), &mut out)?,
-            Compression::Snappy => return snappy_decompress(data, limit),
-            Compression::Lz4 => bounded(&mut lz4_flex::frame::FrameDecoder::new(data), &mut out)?,
-            Compression::Zstd => bounded(&mut zstd::stream::read::Decoder::new(data)?, &mut out)?,
-        }
-        Ok(out)
-    }
-}
-
-/// The header of snappy-java's stream format ("xerial"), which the Java client writes.
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-
-fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>> {
-    let raw = |block: &[u8], out: &mut Vec<u8>| -> Result<()> {
-        let n = snap::raw::decompress_len(block)?;
-        if out.len() + n > limit {
-            bail!("decompresses to more than {limit} bytes");
-        }
-        let start = out.len();
-        out.resize(start + n, 0);
-        let got = snap::raw::Decoder::new().decompress(block, &mut out[start..])?;
-        out.truncate(start + got);
-        Ok(())
-    };
-    let mut out = Vec::new();
-    if !data.starts_with(XERIAL_MAGIC) {
-        raw(data, &mut out)?;
-        return Ok(out);
-    }
-    // Magic, version and compatible version (16 bytes), then (length, block) pairs.
-    let mut at = 16usize;
-    while at < data.len() {
-        let len = data.get(at..at + 4).context("snappy (xerial): truncated block length")?;
-        let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
-        at += 4;
-        let block = data.get(at..at + len).context("snappy (xerial): truncated block")?;
-        raw(block, &mut out)?;
-        at += len;
-    }
-    Ok(out)
 }
 
 /// What each message's value carries after the 24-byte header.
@@ -265,7 +145,7 @@ mod tests {
         }
         for c in Compression::ALL {
             let mut out = b"prefix".to_vec();
-            c.compress(&records, &mut out).unwrap();
+            c.compress(&records, None, &mut out).unwrap();
             assert_eq!(&out[..6], b"prefix");
             let back = c.decompress(&out[6..], 1 << 20).unwrap();
             assert_eq!(back, records, "{c:?}");
@@ -278,26 +158,11 @@ mod tests {
                 // Random bytes do not shrink.
                 let r = random.slice(3, 100_000);
                 let mut out = Vec::new();
-                c.compress(r, &mut out).unwrap();
+                c.compress(r, None, &mut out).unwrap();
                 assert!(out.len() as f64 > 0.95 * r.len() as f64, "{c:?}");
             }
             assert_eq!(Compression::from_attribute(c.attribute()), Some(c));
             assert_eq!(Compression::parse(c.name()), Some(c));
         }
-    }
-
-    #[test]
-    fn snappy_reads_the_java_clients_xerial_framing() {
-        let records = b"hello hello hello hello xerial".repeat(10);
-        let mut framed = XERIAL_MAGIC.to_vec();
-        framed.extend_from_slice(&1i32.to_be_bytes());
-        framed.extend_from_slice(&1i32.to_be_bytes());
-        for half in records.chunks(records.len() / 2 + 1) {
-            let block = snap::raw::Encoder::new().compress_vec(half).unwrap();
-            framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
-            framed.extend_from_slice(&block);
-        }
-        assert_eq!(Compression::Snappy.decompress(&framed, 1 << 20).unwrap(), records);
-        assert!(Compression::Snappy.decompress(&framed[..framed.len() - 3], 1 << 20).is_err());
     }
 }

@@ -41,6 +41,7 @@ pub struct Workload {
     /// -1 (all), 1 or 0.
     pub acks: i16,
     /// The producer's batch codec: none, gzip, snappy, lz4 or zstd.
+    #[serde(with = "crate::compression::codec_name")]
     pub compression: Compression,
     /// What the message values hold after their 24-byte header: text (log lines) or random.
     pub payload: Payload,

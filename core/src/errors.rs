@@ -15,9 +15,10 @@ use crate::runtime::table::ServeError;
 
 pub fn batch_error(e: &BatchError) -> i16 {
     match e {
-        BatchError::Truncated { .. } | BatchError::LengthTooSmall { .. } | BatchError::CrcMismatch { .. } => {
-            code::CORRUPT_MESSAGE
-        }
+        BatchError::Truncated { .. }
+        | BatchError::LengthTooSmall { .. }
+        | BatchError::CrcMismatch { .. }
+        | BatchError::Decompression { .. } => code::CORRUPT_MESSAGE,
         BatchError::UnsupportedMagic { .. } => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
         BatchError::TooLarge { .. } => code::MESSAGE_TOO_LARGE,
         BatchError::InvalidTimestamp { .. } | BatchError::TimestampOutOfRange { .. } => code::INVALID_TIMESTAMP,

@@ -74,3 +74,9 @@ pub const PARTITIONS_PER_SHARD_MAX_DEFAULT: usize = 5000;
 /// Partitions one DescribeTopicPartitions response lists at most, whatever the client asks
 /// (Kafka's max.request.partition.size.limit default); the cursor pages through the rest.
 pub const DESCRIBE_TOPIC_PARTITIONS_MAX: usize = 2000;
+
+/// The most bytes one batch's records may decompress to when the broker recompresses it for a
+/// topic's compression.type; a batch past it is refused (a decompression bomb gets no further).
+/// Batches are recompressed one at a time on each shard's blocking thread, so this bounds what
+/// recompression holds per shard, with the compressed copy.
+pub const RECOMPRESS_RECORDS_BYTES_MAX: usize = 64 << 20;

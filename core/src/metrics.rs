@@ -56,6 +56,9 @@ pub struct ShardMetrics {
     /// Produce records copied out of their request frame so the cache does not pin the frame.
     pub pinning_copies: Cell<u64>,
     pub pinning_copy_bytes: Cell<u64>,
+    /// Produce records rewritten in their topic's compression.type: bytes received, bytes stored.
+    pub recompressed_in_bytes: Cell<u64>,
+    pub recompressed_out_bytes: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -74,7 +77,14 @@ impl ShardMetrics {
             refused_max_connections_per_ip: Cell::new(0),
             pinning_copies: Cell::new(0),
             pinning_copy_bytes: Cell::new(0),
+            recompressed_in_bytes: Cell::new(0),
+            recompressed_out_bytes: Cell::new(0),
         }
+    }
+
+    pub fn recompressed(&self, in_bytes: usize, out_bytes: usize) {
+        self.recompressed_in_bytes.set(self.recompressed_in_bytes.get() + in_bytes as u64);
+        self.recompressed_out_bytes.set(self.recompressed_out_bytes.get() + out_bytes as u64);
     }
 
     pub fn pinning_copy(&self, bytes: usize) {
@@ -240,6 +250,8 @@ pub struct ShardSnapshot {
     pub refused_max_connections_per_ip: u64,
     pub pinning_copies: u64,
     pub pinning_copy_bytes: u64,
+    pub recompressed_in_bytes: u64,
+    pub recompressed_out_bytes: u64,
     pub disk: DiskSnapshot,
 }
 
@@ -537,6 +549,18 @@ impl Collector for Snapshots {
             "ringtail_produce_pinning_copy_bytes",
             "Bytes copied out of request frames for the same reason.",
             per_shard_u(&|x| x.pinning_copy_bytes),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_produce_recompressed_in_bytes",
+            "Produce records rewritten in their topic's compression.type: bytes as received.",
+            per_shard_u(&|x| x.recompressed_in_bytes),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_produce_recompressed_out_bytes",
+            "The same records as stored, after recompression.",
+            per_shard_u(&|x| x.recompressed_out_bytes),
         )?;
         gauges(
             &mut e,

@@ -119,6 +119,7 @@ fn check_refused(buf: &[u8], error: &BatchError, batch_bytes_max: usize) {
         BatchError::CrcMismatch { expected, actual } => assert_ne!(expected, actual),
         BatchError::InvalidTimestamp { base_timestamp, max_timestamp } => assert!(max_timestamp < base_timestamp),
         BatchError::TimestampOutOfRange { .. } => panic!("validation does not read the clock"),
+        BatchError::Decompression { .. } => panic!("validation does not decompress"),
         BatchError::Invalid { .. } => {}
     }
 }

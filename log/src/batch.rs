@@ -27,6 +27,7 @@ pub(crate) const PARTITION_LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 const ATTRIBUTES_AT: usize = 21;
+const MAX_TIMESTAMP_AT: usize = 35;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
@@ -44,15 +45,7 @@ pub enum Origin {
     Log,
 }
 
-/// Compression codec from the batch attributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
+pub use crate::compression::Compression;
 
 /// The fixed 61-byte header of a record batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +117,15 @@ impl BatchHeader {
             3 => Compression::Lz4,
             _ => Compression::Zstd,
         }
+    }
+
+    /// The header as a LogAppendTime topic stores it: timestamp type bit set, maxTimestamp
+    /// `now_ms` (`log_append_time_header` writes the same into the bytes, and the CRC this
+    /// copy keeps from before).
+    pub fn with_log_append_time(mut self, now_ms: i64) -> BatchHeader {
+        self.attributes |= TIMESTAMP_TYPE_BIT;
+        self.max_timestamp = now_ms;
+        self
     }
 
     pub fn is_transactional(&self) -> bool {
@@ -269,6 +271,69 @@ pub fn check_timestamps(h: &BatchHeader, now_ms: i64, before_max_ms: u64, after_
         });
     }
     Ok(())
+}
+
+/// A client's batches rewritten in `target` (a topic's `compression.type`), or `None` when every
+/// batch is in it already (the records then stay as received). Each batch is validated as a
+/// client's first; its records are decompressed (at most `records_bytes_max` bytes per batch)
+/// and compressed again at `level`. The header keeps everything but the codec bits, the length
+/// and the CRC: batch boundaries, offset deltas, timestamps and producer sequences are the
+/// producer's, so idempotence and exactly-once hold through it. CPU work: the broker runs it
+/// off its shard threads.
+pub fn recompress_records(
+    records: &[u8],
+    target: Compression,
+    level: Option<i32>,
+    batch_bytes_max: usize,
+    records_bytes_max: usize,
+) -> Result<Option<Vec<u8>>, BatchError> {
+    let batches = validate_records(records, batch_bytes_max, Origin::Client)?;
+    if batches.iter().all(|(h, _)| h.compression() == target) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for (header, range) in batches {
+        let batch = &records[range];
+        if header.compression() == target {
+            out.extend_from_slice(batch);
+            continue;
+        }
+        let start = out.len();
+        let body = &batch[BATCH_HEADER_BYTES..];
+        let plain = match header.compression() {
+            Compression::None => std::borrow::Cow::Borrowed(body),
+            codec => std::borrow::Cow::Owned(
+                codec
+                    .decompress(body, records_bytes_max)
+                    .map_err(|e| BatchError::Decompression { reason: e.to_string() })?,
+            ),
+        };
+        out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
+        target.compress(&plain, level, &mut out).map_err(|e| BatchError::Decompression { reason: e.to_string() })?;
+        let rewritten = &mut out[start..];
+        let length = i32::try_from(rewritten.len() - LOG_OVERHEAD_BYTES)
+            .map_err(|_| BatchError::TooLarge { size: rewritten.len(), max: batch_bytes_max })?;
+        rewritten[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+        let attributes = (header.attributes & !COMPRESSION_MASK) | target.attribute();
+        rewritten[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&rewritten[ATTRIBUTES_AT..]);
+        rewritten[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    Ok(Some(out))
+}
+
+/// The 61-byte header of a batch appended to a LogAppendTime topic: the timestamp type bit
+/// set, maxTimestamp the broker's clock, and the CRC recomputed over the new header and the
+/// unchanged records (`body`, the batch after its header), which are not copied.
+pub fn log_append_time_header(header_bytes: &[u8], body: &[u8], now_ms: i64) -> [u8; BATCH_HEADER_BYTES] {
+    let mut out = [0u8; BATCH_HEADER_BYTES];
+    out.copy_from_slice(&header_bytes[..BATCH_HEADER_BYTES]);
+    let attributes = be_i16(&out, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[ATTRIBUTES_AT..]), body);
+    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 /// Writes the broker-assigned fields into a batch header; both lie outside the CRC.
@@ -610,5 +675,58 @@ mod tests {
         assign(&mut b, 1234, 7);
         let h = validate_batch(&b, MAX, Origin::Log).unwrap();
         assert_eq!((h.base_offset, h.partition_leader_epoch), (1234, 7));
+    }
+
+    #[test]
+    fn recompression_keeps_everything_but_the_codec() {
+        let values: Vec<Vec<u8>> =
+            (0..200).map(|i| format!("value number {i} of a compressible batch").into_bytes()).collect();
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let mut plain = batch(&refs, 1_000);
+        plain.extend(batch(&[b"second batch"], 2_000));
+        let originals = validate_records(&plain, MAX, Origin::Client).unwrap();
+        let zstd = recompress_records(&plain, Compression::Zstd, Some(5), MAX, MAX).unwrap().expect("rewritten");
+        assert!(zstd.len() < plain.len());
+        let rewritten = validate_records(&zstd, MAX, Origin::Client).unwrap();
+        assert_eq!(rewritten.len(), 2, "batch boundaries are kept");
+        for ((was, _), (now, range)) in originals.iter().zip(&rewritten) {
+            assert_eq!(now.compression(), Compression::Zstd);
+            let same = |h: &BatchHeader| {
+                (h.last_offset_delta, h.base_timestamp, h.max_timestamp, h.producer_id, h.base_sequence, h.record_count)
+            };
+            assert_eq!(same(was), same(now));
+            let body = Compression::Zstd.decompress(&zstd[range.start + BATCH_HEADER_BYTES..range.end], MAX).unwrap();
+            let (_, plain_range) = &originals[rewritten.iter().position(|(h, _)| h == now).unwrap()];
+            assert_eq!(body, plain[plain_range.start + BATCH_HEADER_BYTES..plain_range.end]);
+        }
+        // Already in the codec: left as received. Back to another codec, and to none.
+        assert_eq!(recompress_records(&zstd, Compression::Zstd, None, MAX, MAX), Ok(None));
+        let gzip = recompress_records(&zstd, Compression::Gzip, None, MAX, MAX).unwrap().unwrap();
+        let none = recompress_records(&gzip, Compression::None, None, MAX, MAX).unwrap().unwrap();
+        assert_eq!(none, plain);
+        // A batch that decompresses past the limit is refused, not allocated.
+        let refused = recompress_records(&zstd, Compression::Gzip, None, MAX, 100);
+        assert!(matches!(refused, Err(BatchError::Decompression { .. })), "{refused:?}");
+        // A corrupt batch is refused before anything is decompressed.
+        let mut corrupt = zstd.clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        assert!(matches!(
+            recompress_records(&corrupt, Compression::Gzip, None, MAX, MAX),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn log_append_time_rewrites_the_header_and_its_crc() {
+        let b = batch(&[b"a", b"bb"], 500);
+        let patched = log_append_time_header(&b, &b[BATCH_HEADER_BYTES..], 9_999);
+        let mut stamped = patched.to_vec();
+        stamped.extend_from_slice(&b[BATCH_HEADER_BYTES..]);
+        let h = validate_batch(&stamped, MAX, Origin::Client).unwrap();
+        assert_eq!((h.max_timestamp, h.base_timestamp), (9_999, 500));
+        let expected = validate_batch(&b, MAX, Origin::Client).unwrap().with_log_append_time(9_999);
+        assert_eq!(h, BatchHeader { crc: h.crc, ..expected }, "all but the CRC, which needs the bytes");
+        assert_eq!(record_timestamps(&stamped, &h), Some(vec![(0, 9_999), (1, 9_999)]));
     }
 }

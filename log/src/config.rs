@@ -63,6 +63,9 @@ pub struct LogConfig {
     /// A client's batch whose largest timestamp is further ahead of the clock than this is
     /// refused (message.timestamp.after.max.ms).
     pub timestamp_after_max_ms: u64,
+    /// Stamp every batch with the broker's clock (message.timestamp.type=LogAppendTime)
+    /// instead of keeping the producer's timestamps (CreateTime).
+    pub log_append_time: bool,
 }
 
 impl Default for LogConfig {
@@ -84,6 +87,7 @@ impl Default for LogConfig {
             space_priority: crate::space::SpacePriority::Data,
             timestamp_before_max_ms: i64::MAX as u64,
             timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
+            log_append_time: false,
         }
     }
 }

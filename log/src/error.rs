@@ -25,6 +25,10 @@ pub enum BatchError {
          accepts at most {max_ms} ms (message.timestamp.{direction}.max.ms)"
     )]
     TimestampOutOfRange { timestamp: i64, now_ms: i64, distance_ms: u64, direction: &'static str, max_ms: u64 },
+    /// The records of a compressed batch could not be decompressed (or compressed again), or
+    /// decompress to more than the broker takes.
+    #[error("record batch cannot be recompressed: {reason}")]
+    Decompression { reason: String },
     #[error("invalid record batch: {reason}")]
     Invalid { reason: &'static str },
 }

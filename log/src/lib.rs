@@ -5,6 +5,7 @@
 
 pub mod batch;
 mod checkpoint;
+pub mod compression;
 mod config;
 mod error;
 mod fault;

@@ -52,6 +52,9 @@ pub struct AppendInfo {
     pub base_offset: u64,
     pub last_offset: u64,
     pub max_timestamp: i64,
+    /// The broker's timestamp of the batches on a LogAppendTime topic, -1 otherwise (Produce's
+    /// `log_append_time_ms`).
+    pub log_append_time_ms: i64,
     pub log_start_offset: u64,
     /// The batch repeats one an idempotent producer already wrote: nothing was appended and
     /// the offsets are those of the original.
@@ -520,7 +523,8 @@ impl PartitionLog {
     pub fn append(&self, records: Bytes, partition_leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
         let config = self.config.get();
         let batches = batch::validate_records(&records, config.batch_bytes_max, Origin::Client)?;
-        for (header, _) in &batches {
+        // The producer's timestamps are checked only if they are kept (CreateTime).
+        for (header, _) in batches.iter().filter(|_| !config.log_append_time) {
             batch::check_timestamps(header, now_ms, config.timestamp_before_max_ms, config.timestamp_after_max_ms)?;
         }
         let mut st = self.state.borrow_mut();
@@ -535,6 +539,7 @@ impl PartitionLog {
                 base_offset: original.base_offset,
                 last_offset: original.last_offset,
                 max_timestamp: original.max_timestamp,
+                log_append_time_ms: if config.log_append_time { original.max_timestamp } else { -1 },
                 log_start_offset: st.log_start_offset,
                 duplicate: true,
                 tail_epoch: st.tail_epoch,
@@ -549,9 +554,20 @@ impl PartitionLog {
             self.maybe_roll(&mut st, size, header.offset_count(), now_ms);
             let offset = st.next_offset;
             let last_offset = offset + header.offset_count() - 1;
-            let mut patched = [0u8; PATCHED_HEADER_BYTES];
-            patched.copy_from_slice(&records[range.start..range.start + PATCHED_HEADER_BYTES]);
-            batch::assign(&mut patched, offset, partition_leader_epoch);
+            // The broker-assigned fields lie outside the CRC: only the first 16 bytes are
+            // rewritten. LogAppendTime also rewrites the timestamp, the attributes and the CRC:
+            // the whole 61-byte header (the records are still not copied).
+            let (header, patched_bytes) = if config.log_append_time {
+                let body = &records[range.start + batch::BATCH_HEADER_BYTES..range.end];
+                let mut patched = batch::log_append_time_header(&records[range.start..], body, now_ms);
+                batch::assign(&mut patched, offset, partition_leader_epoch);
+                (header.with_log_append_time(now_ms), Bytes::copy_from_slice(&patched))
+            } else {
+                let mut patched = [0u8; PATCHED_HEADER_BYTES];
+                patched.copy_from_slice(&records[range.start..range.start + PATCHED_HEADER_BYTES]);
+                batch::assign(&mut patched, offset, partition_leader_epoch);
+                (header, Bytes::copy_from_slice(&patched))
+            };
             let segment = st.segments.back_mut().expect("maybe_roll leaves an open segment");
             let position = segment.size;
             let mark = segment.mark();
@@ -570,8 +586,8 @@ impl PartitionLog {
                 max_timestamp: header.max_timestamp,
                 segment_base,
                 position,
-                header: Bytes::copy_from_slice(&patched),
-                body: records.slice(range.start + PATCHED_HEADER_BYTES..range.end),
+                body: records.slice(range.start + patched_bytes.len()..range.end),
+                header: patched_bytes,
                 mark,
             });
             st.cache_bytes += size;
@@ -587,6 +603,7 @@ impl PartitionLog {
             base_offset,
             last_offset: st.next_offset - 1,
             max_timestamp,
+            log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
             log_start_offset: st.log_start_offset,
             duplicate: false,
             tail_epoch: st.tail_epoch,

@@ -227,3 +227,59 @@ def test_timestamps_outside_the_topic_bounds_are_refused(broker):
         p.flush(TIMEOUT_S)
     # An hour late (over the topic's minute), two hours early (over Kafka 4's default hour), on time.
     assert [e.code() if e else None for e in results] == [KafkaError.INVALID_TIMESTAMP] * 2 + [None]
+
+
+@pytest.mark.parametrize("producer_codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_compression_type_zstd_stores_zstd_and_keeps_exactly_once(broker, producer_codec):
+    """A topic with compression.type=zstd stores zstd batches whatever codec the producer used;
+    idempotent producers keep exactly-once through the rewrite (their sequences are kept)."""
+    topic = helpers.topic_name(f"zstd-{producer_codec}")
+    helpers.create_topic(broker.bootstrap, topic, 2, {"compression.type": "zstd", "compression.zstd.level": "5"})
+    p = helpers.producer(broker.bootstrap, **{"enable.idempotence": True, "compression.codec": producer_codec,
+                                               "linger.ms": 5})
+    sent = {f"{producer_codec}-{i}".encode() for i in range(2000)}
+    errors = []
+    for v in sorted(sent):
+        p.produce(topic, value=v, key=v[-2:], on_delivery=lambda err, msg: err and errors.append(err))
+    p.flush(TIMEOUT_S)
+    assert errors == []
+    for partition in range(2):
+        batches = kwire.stored_batches(broker.bootstrap, topic, partition)
+        assert batches and all(b["codec"] == 4 and b["crc_ok"] for b in batches), batches[:3]
+    got = helpers.consume_all(broker.bootstrap, topic, 2)
+    values = [m.value() for msgs in got.values() for m in msgs]
+    assert len(values) == len(sent) and set(values) == sent, "lost or duplicated records"
+    # A retried idempotent batch (same producer id, epoch and sequence) is a duplicate after the
+    # rewrite too: answered with its first offset, stored once.
+    sock = kwire.connect(broker.bootstrap)
+    try:
+        producer_id, epoch = kwire.init_producer_id_v1(sock)[1:]
+        retry = kwire.record_batch([b"once", b"only"], producer=(producer_id, epoch, 0))
+        first = kwire.produce_v8(sock, topic, 0, retry)
+        again = kwire.produce_v8(sock, topic, 0, retry)
+        assert first[0] == 0 and again == first, (first, again)
+    finally:
+        sock.close()
+    got = helpers.consume_all(broker.bootstrap, topic, 2)
+    values = [m.value() for msgs in got.values() for m in msgs]
+    assert values.count(b"once") == 1 and len(values) == len(sent) + 2
+
+
+def test_log_append_time_topics_return_broker_timestamps(broker):
+    topic = helpers.topic_name("lat")
+    helpers.create_topic(broker.bootstrap, topic, 1, {"message.timestamp.type": "LogAppendTime"})
+    p = helpers.producer(broker.bootstrap, **{"linger.ms": 0})
+    before = int(time.time() * 1000)
+    for i in range(20):
+        # Producer timestamps far in the past: replaced, not refused.
+        p.produce(topic, value=f"m{i}".encode(), partition=0, timestamp=1_000_000 + i)
+    p.flush(TIMEOUT_S)
+    after = int(time.time() * 1000)
+    got = helpers.consume_all(broker.bootstrap, topic, 1)[0]
+    assert len(got) == 20
+    for m in got:
+        kind, ts = m.timestamp()
+        assert kind == 2, "TIMESTAMP_LOG_APPEND_TIME"
+        assert before - 1000 <= ts <= after + 1000, (ts, before, after)
+    # Stored batches carry the LogAppendTime bit and a valid CRC.
+    assert all(b["crc_ok"] for b in kwire.stored_batches(broker.bootstrap, topic, 0))

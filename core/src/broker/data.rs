@@ -20,11 +20,13 @@ pub struct ProduceItem {
     pub records: Bytes,
 }
 
-/// The base offset and the log start offset of an accepted batch.
+/// The base offset and the log start offset of an accepted batch, and its LogAppendTime (-1
+/// for a CreateTime topic).
 #[derive(Debug, Clone, Copy)]
 pub struct Produced {
     pub base_offset: u64,
     pub log_start_offset: u64,
+    pub log_append_time_ms: i64,
 }
 
 pub type ProduceResult = Result<Produced, ServeError>;
@@ -106,8 +108,11 @@ impl Shard {
                             c.records_in += info.last_offset - info.base_offset + 1;
                         });
                     }
-                    results
-                        .push(Ok(Produced { base_offset: info.base_offset, log_start_offset: info.log_start_offset }));
+                    results.push(Ok(Produced {
+                        base_offset: info.base_offset,
+                        log_start_offset: info.log_start_offset,
+                        log_append_time_ms: info.log_append_time_ms,
+                    }));
                     waits.push((i, partition, appended.wait));
                 }
                 Err(e) => {

@@ -68,6 +68,8 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
         producers_evicted: stats.producers_evicted.get(),
         pinning_copies: m.pinning_copies.get(),
         pinning_copy_bytes: m.pinning_copy_bytes.get(),
+        recompressed_in_bytes: m.recompressed_in_bytes.get(),
+        recompressed_out_bytes: m.recompressed_out_bytes.get(),
         disk: disk(shard),
     }
 }

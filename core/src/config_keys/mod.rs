@@ -16,7 +16,7 @@ mod types;
 
 use std::collections::BTreeMap;
 
-use ringtail_log::{Durability, LogConfig};
+use ringtail_log::{Compression, Durability, LogConfig};
 use ringtail_replication::metadata::controller::{AlterableKey, ConfigResource, ConfigRules};
 use ringtail_replication::metadata::{ControllerError, MetadataImage};
 use ringtail_replication::NodeId;
@@ -61,6 +61,7 @@ fn set_log(c: &mut LogConfig, name: &str, value: &str) -> Result<(), String> {
         "index.interval.bytes" => c.index_interval_bytes = positive(number()?)?,
         "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = positive(number()?)?,
         "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = positive(number()?)?,
+        "message.timestamp.type" => c.log_append_time = value.trim().eq_ignore_ascii_case("LogAppendTime"),
         "ringtail.durability" => {
             c.durability = crate::config::parse_durability(value.trim())
                 .ok_or_else(|| format!("ringtail.durability={value}: use sync or async"))?
@@ -82,6 +83,7 @@ fn log_value(c: &LogConfig, name: &str) -> Option<String> {
         "index.interval.bytes" => c.index_interval_bytes.to_string(),
         "message.timestamp.before.max.ms" => c.timestamp_before_max_ms.to_string(),
         "message.timestamp.after.max.ms" => c.timestamp_after_max_ms.to_string(),
+        "message.timestamp.type" => if c.log_append_time { "LogAppendTime" } else { "CreateTime" }.to_string(),
         "ringtail.durability" => if c.durability == Durability::Sync { "sync" } else { "async" }.to_string(),
         _ => return None,
     })
@@ -183,6 +185,32 @@ fn broker_value_chain(key: &TopicKey, config: &BrokerConfig, image: &MetadataIma
     }
     chain.push(Sourced { name: broker_name.to_string(), value: Some(default), source: Source::Default });
     chain
+}
+
+/// The codec a topic's batches are stored in (its compression.type) and the level to compress
+/// at, or `None` for `producer`: batches keep the producer's codec, untouched (the zero-copy
+/// path). Recompression happens in the Kafka layer, off the shard thread.
+pub fn topic_compression(
+    config: &BrokerConfig,
+    image: &MetadataImage,
+    node: NodeId,
+    topic_configs: &BTreeMap<String, String>,
+) -> Option<(Compression, Option<i32>)> {
+    let value = |name: &str| {
+        let key = topic_key(name)?;
+        topic_value_chain(key, Some(topic_configs), config, image, node).into_iter().next()?.value
+    };
+    let codec = match value("compression.type")?.trim().to_ascii_lowercase().as_str() {
+        "producer" => return None,
+        "uncompressed" => Compression::None,
+        other => Compression::parse(other)?,
+    };
+    let level = match codec {
+        Compression::Gzip => value("compression.gzip.level"),
+        Compression::Zstd => value("compression.zstd.level"),
+        _ => None,
+    };
+    Some((codec, level.and_then(|l| l.trim().parse().ok()).filter(|&l| l != -1)))
 }
 
 /// A broker's own config by name.

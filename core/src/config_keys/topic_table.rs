@@ -11,7 +11,6 @@ const NO_TIERING: &str = "tiered storage is not built yet: every segment stays l
 const RINGTAIL_FSYNC: &str =
     "Ringtail's durability setting (ringtail.durability) decides when data is fdatasynced, not message or time counts";
 const NO_REASSIGNMENT: &str = "replication throttles apply to reassignments, which come with the cluster";
-const NO_RECOMPRESSION: &str = "the broker does not recompress batches yet";
 
 /// Every topic config of Kafka 4.1, and Ringtail's own, by name.
 pub const TOPIC_KEYS: &[TopicKey] = &[
@@ -37,12 +36,10 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         synonyms: &["compression.type"],
         default: "producer",
         treatment: Treatment::Enforced,
-        refused: Some((
-            |v| !v.trim().eq_ignore_ascii_case("producer"),
-            "recompressing batches on the broker is not built yet; use producer (the producer's codec is kept)",
-        )),
-        doc: "The final compression of the topic's batches: a codec (uncompressed, zstd, lz4, snappy, gzip) \
-              or `producer`, which keeps the codec the producer chose.",
+        refused: None,
+        doc: "The final compression of the topic's batches: a codec (uncompressed, zstd, lz4, snappy, gzip), \
+              in which the broker rewrites batches that arrive in another, or `producer`, which keeps the \
+              codec the producer chose.",
     },
     TopicKey {
         name: "compression.gzip.level",
@@ -50,7 +47,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         valid: Valid::Range(-1, 9),
         synonyms: &["compression.gzip.level"],
         default: "-1",
-        treatment: Treatment::NoOp(NO_RECOMPRESSION),
+        treatment: Treatment::Enforced,
         refused: None,
         doc: "The gzip level used when compression.type is gzip (1-9, or -1 for the codec's default).",
     },
@@ -60,7 +57,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         valid: Valid::Range(1, 17),
         synonyms: &["compression.lz4.level"],
         default: "9",
-        treatment: Treatment::NoOp(NO_RECOMPRESSION),
+        treatment: Treatment::NoOp("Ringtail's lz4 codec (lz4_flex) has one level"),
         refused: None,
         doc: "The lz4 level used when compression.type is lz4.",
     },
@@ -70,7 +67,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         valid: Valid::Range(-131_072, 22),
         synonyms: &["compression.zstd.level"],
         default: "3",
-        treatment: Treatment::NoOp(NO_RECOMPRESSION),
+        treatment: Treatment::Enforced,
         refused: None,
         doc: "The zstd level used when compression.type is zstd.",
     },
@@ -211,10 +208,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         synonyms: &["log.message.timestamp.type"],
         default: "CreateTime",
         treatment: Treatment::Enforced,
-        refused: Some((
-            |v| v.trim().eq_ignore_ascii_case("LogAppendTime"),
-            "message.timestamp.type=LogAppendTime is not built yet; use CreateTime",
-        )),
+        refused: None,
         doc: "Whether a record's timestamp is the producer's (CreateTime) or the broker's when it appended \
               the batch (LogAppendTime).",
     },

@@ -4,6 +4,8 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
+use ringtail_log::batch;
+use ringtail_log::{BatchError, Compression};
 use ringtail_net::error_code;
 use ringtail_net::header::ApiKey;
 use ringtail_net::messages::produce::{
@@ -17,7 +19,9 @@ use super::common::{scatter, single, topic_name_by_id, Handled};
 use crate::broker::controller::service::ensure_topics;
 use crate::broker::data::{ProduceItem, ProduceResult};
 use crate::broker::{Broker, ShardMsg};
+use crate::config_keys::topic_compression;
 use crate::errors;
+use crate::limits::RECOMPRESS_RECORDS_BYTES_MAX;
 use crate::runtime::routing::Route;
 use crate::runtime::table::ServeError;
 
@@ -100,6 +104,47 @@ pub async fn produce(
     single(w)
 }
 
+/// Rewrites the records of `which` items (item index, codec, level) in their topic's codec, on
+/// the shard's blocking thread: compression is CPU work a shard must not do inline. Returns the
+/// items refused (a batch that does not decompress, or decompresses past the limit), by index,
+/// ascending.
+async fn recompress_items(
+    broker: &Rc<Broker>,
+    items: &mut [(ringtail_replication::ShardId, ProduceItem)],
+    which: Vec<(usize, Compression, Option<i32>)>,
+) -> Vec<(usize, BatchError)> {
+    let jobs: Vec<(usize, Bytes, Compression, Option<i32>)> =
+        which.into_iter().map(|(i, codec, level)| (i, items[i].1.records.clone(), codec, level)).collect();
+    let results = glommio::executor()
+        .spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|(i, records, codec, level)| {
+                    let rewritten = batch::recompress_records(
+                        &records,
+                        codec,
+                        level,
+                        batch::STORED_BATCH_BYTES_MAX,
+                        RECOMPRESS_RECORDS_BYTES_MAX,
+                    );
+                    (i, rewritten)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    let mut refused = Vec::new();
+    for (i, result) in results {
+        match result {
+            Ok(Some(rewritten)) => {
+                broker.metrics.recompressed(items[i].1.records.len(), rewritten.len());
+                items[i].1.records = Bytes::from(rewritten);
+            }
+            Ok(None) => {}
+            Err(e) => refused.push((i, e)),
+        }
+    }
+    refused
+}
+
 /// Routes each partition's records to its owner shard and fills in the answers.
 async fn append(
     broker: &Rc<Broker>,
@@ -113,9 +158,16 @@ async fn append(
     let names: Vec<String> =
         topics.iter().zip(unknown_ids).filter(|(_, unknown)| !**unknown).map(|(t, _)| t.name.clone()).collect();
     ensure_topics(broker, &names).await;
+    let view = broker.view();
     let mut items = Vec::new();
     let mut slots = Vec::new();
+    // Items whose topic names a codec (compression.type): (item index, codec, level).
+    let mut recompress = Vec::new();
     for (ti, t) in topics.into_iter().enumerate() {
+        let target = view
+            .image
+            .topic(&t.name)
+            .and_then(|topic| topic_compression(&broker.config, &view.image, broker.node, &topic.configs));
         for (pi, p) in t.partitions.into_iter().enumerate() {
             let slot = &mut resp.topics[ti].partitions[pi];
             if unknown_ids[ti] {
@@ -137,7 +189,10 @@ async fn append(
                     slot.error_code = errors::not_local(&route)
                 }
                 (Some((partition, Route::Local(owner))), Some(mut records)) => {
-                    if frame_bytes > records.len().saturating_mul(FRAME_PIN_RATIO_MAX) {
+                    if let Some((codec, level)) = target {
+                        // Recompressed into a buffer of its own: it pins no frame.
+                        recompress.push((items.len(), codec, level));
+                    } else if frame_bytes > records.len().saturating_mul(FRAME_PIN_RATIO_MAX) {
                         // The one extra copy of record bytes: without it, a small batch of a
                         // large multi-partition request pins the whole frame while cached.
                         broker.metrics.pinning_copy(records.len());
@@ -149,6 +204,18 @@ async fn append(
             }
         }
     }
+    if !recompress.is_empty() {
+        let refused = recompress_items(broker, &mut items, recompress).await;
+        // Refused items get their error and leave the request (from the back, so that the
+        // indexes stay right).
+        for (i, e) in refused.into_iter().rev() {
+            let (ti, pi) = slots.remove(i);
+            items.remove(i);
+            let slot = &mut resp.topics[ti].partitions[pi];
+            slot.error_code = errors::batch_error(&e);
+            slot.error_message = Some(e.to_string());
+        }
+    }
     let results: Vec<ProduceResult> =
         scatter(broker, items, Err(ServeError::ShardStopped), |items, reply| ShardMsg::Produce { acks, items, reply })
             .await;
@@ -158,6 +225,7 @@ async fn append(
             Ok(produced) => {
                 slot.base_offset = produced.base_offset as i64;
                 slot.log_start_offset = produced.log_start_offset as i64;
+                slot.log_append_time_ms = produced.log_append_time_ms;
             }
             Err(e) => {
                 slot.error_code = errors::serve_error(&e);

@@ -265,3 +265,52 @@ fn a_damaged_state_file_stops_the_open_and_stray_files_are_left_alone() {
         assert!(e.is_fatal() && e.to_string().contains("partition.state"), "{e}");
     });
 }
+
+#[test]
+fn log_append_time_stamps_batches_that_read_back_valid_after_a_restart() {
+    run(|| async {
+        let dir = scratch("log-append-time");
+        let config = LogConfig { log_append_time: true, ..small_config() };
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        // Producer timestamps far from the clock are not refused: they are replaced.
+        let info = log.append(batch(1, 3, 100, 5), 0, 70_000_000).unwrap();
+        assert_eq!((info.max_timestamp, info.log_append_time_ms), (70_000_000, 70_000_000));
+        log.append(batch(2, 2, 100, 6), 0, 70_000_005).unwrap();
+        log.flush(true, 0).await.unwrap();
+        // Every record of a LogAppendTime batch has its timestamp: the first one is found.
+        assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((3, 70_000_005)));
+        assert_eq!(log.offset_for_timestamp(70_000_001).await.unwrap(), Some((3, 70_000_005)));
+        log.close(0).await.unwrap();
+        drop_and_wait(log).await;
+        // Read back from disk, CRC-checked: the rewritten headers are valid batches.
+        let log = open(&dir, &config, &flusher).await;
+        let read = log.read(0, 1 << 20, u64::MAX).await.unwrap();
+        let bytes: Vec<u8> = read.chunks.concat();
+        let batches = ringtail_log::batch::validate_records(&bytes, 1 << 20, ringtail_log::Origin::Log).unwrap();
+        let stamps: Vec<(i64, bool)> =
+            batches.iter().map(|(h, _)| (h.max_timestamp, h.attributes & 0x08 != 0)).collect();
+        assert_eq!(stamps, vec![(70_000_000, true), (70_000_005, true)]);
+    });
+}
+
+#[test]
+fn create_time_outside_the_bounds_is_refused_and_max_timestamp_is_found() {
+    run(|| async {
+        let dir = scratch("timestamp-bounds");
+        let config = LogConfig { timestamp_before_max_ms: 1_000, timestamp_after_max_ms: 2_000, ..small_config() };
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        let now = 1_000_000;
+        for (timestamp, ok) in [(now - 1_001, false), (now - 1_000, true), (now + 2_000, true), (now + 2_001, false)] {
+            let result = log.append(batch(timestamp as u64, 1, 10, timestamp), 0, now);
+            match result {
+                Ok(_) => assert!(ok, "timestamp {timestamp} accepted"),
+                Err(LogError::Batch(BatchError::TimestampOutOfRange { .. })) => assert!(!ok, "{timestamp} refused"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // Two records were appended: the newest timestamp is at offset 1.
+        assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((1, now + 2_000)));
+    });
+}
