@@ -9,6 +9,10 @@
  *        and publish latency percentiles from librdkafka's delivery reports (due time ->
  *        report; reports are served when the loop polls, at least once a millisecond).
  *
+ * Env: LINGER_MS (default 5); COMPRESSION (the producer's compression.codec, default none);
+ * TEXT_PAYLOAD=1 (produce: each message is a different window of log-like text, compressible
+ * as application logs are, instead of one repeated byte).
+ *
  * Output: one line of key=value pairs, easy to parse. Exit status 0 on success.
  */
 #include <librdkafka/rdkafka.h>
@@ -70,6 +74,7 @@ static rd_kafka_t *producer(const char *broker, const char *acks) {
     set(conf, "queue.buffering.max.messages", "1000000");
     set(conf, "queue.buffering.max.kbytes", "1048576");
     set(conf, "enable.idempotence", "false");
+    if (getenv("COMPRESSION")) set(conf, "compression.codec", getenv("COMPRESSION"));
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!rk) die("producer", err);
@@ -132,10 +137,26 @@ int main(int argc, char **argv) {
         rd_kafka_t *rk = producer(broker, argc > 6 ? argv[6] : "all");
         char *buf = malloc(size);
         memset(buf, 'r', size);
+        /* Log-like text, 1 MiB of it, read through windows that move with each message. */
+        size_t text_len = 1 << 20;
+        char *text = NULL;
+        if (getenv("TEXT_PAYLOAD")) {
+            text = malloc(text_len + size);
+            size_t at = 0;
+            for (long n = 0; at < text_len + size; n++) {
+                char line[160];
+                int w = snprintf(line, sizeof line,
+                                 "2026-12-05T13:%02ld:%02ld.%06ld INFO api request id=%ld user=u%ld path=/v1/items/%ld "
+                                 "status=%d took=%ldms\n",
+                                 (n / 60) % 60, n % 60, (n * 7919) % 1000000, n, n % 977, (n * 31) % 100003,
+                                 n % 17 ? 200 : 404, (n * 13) % 250);
+                for (int k = 0; k < w && at < text_len + size; k++) text[at++] = line[k];
+            }
+        }
         double cpu0 = cpu_seconds();
         int64_t start = now_us();
         for (long i = 0; i < count; i++) {
-            produce_one(rk, topic, buf, size);
+            produce_one(rk, topic, text ? text + (size_t)(i * 7919) % text_len : buf, size);
             rd_kafka_poll(rk, 0);
         }
         rd_kafka_flush(rk, 60000);
