@@ -6,8 +6,9 @@ use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 use ringtail_net::header::ApiKey;
 use ringtail_net::messages::fetch::{
-    FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse, ForgottenTopic,
+    DivergingEpoch, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse, ForgottenTopic,
 };
+use ringtail_net::messages::leader_hints::{CurrentLeader, NodeEndpoint};
 use ringtail_net::messages::produce::{
     ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
 };
@@ -91,8 +92,10 @@ fn produce() {
                     log_append_time_ms: 7,
                     log_start_offset: 9,
                     error_message: Some("bad batch".into()),
+                    current_leader: (v >= 10).then_some(CurrentLeader { leader_id: 3, leader_epoch: 9 }),
                 }],
             }],
+            node_endpoints: if v >= 10 { endpoints() } else { Vec::new() },
         };
         let mut w = Writer::new();
         resp.encode(&mut w, v);
@@ -119,7 +122,16 @@ fn produce() {
         if v >= 1 {
             assert_eq!(theirs.throttle_time_ms, 5);
         }
+        if v >= 10 {
+            assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (3, 9), "v{v}");
+            let e = &theirs.node_endpoints[0];
+            assert_eq!((e.node_id.0, e.host.as_str(), e.port, e.rack.as_deref()), (3, "b3.example", 9094, Some("r1")));
+        }
     }
+}
+
+fn endpoints() -> Vec<NodeEndpoint> {
+    vec![NodeEndpoint { node_id: 3, host: "b3.example".into(), port: 9094, rack: Some("r1".into()) }]
 }
 
 /// A topic named up to version 12, by id from version 13.
@@ -193,6 +205,7 @@ fn fetch() {
             throttle_time_ms: 1,
             error_code: 0,
             session_id: 0,
+            node_endpoints: if v >= 16 { endpoints() } else { Vec::new() },
             topics: vec![FetchTopicResponse {
                 name: "t".into(),
                 topic_id: [0x7e; 16],
@@ -203,6 +216,8 @@ fn fetch() {
                         last_stable_offset: 99,
                         log_start_offset: 3,
                         records: records.clone(),
+                        diverging_epoch: (v >= 12).then_some(DivergingEpoch { epoch: 4, end_offset: 77 }),
+                        current_leader: (v >= 12).then_some(CurrentLeader { leader_id: 3, leader_epoch: 9 }),
                         ..FetchPartitionResponse::default()
                     },
                     FetchPartitionResponse { partition_index: 2, error_code: 1, ..FetchPartitionResponse::default() },
@@ -221,6 +236,13 @@ fn fetch() {
         let p = &theirs.responses[0].partitions[0];
         assert_eq!((p.partition_index, p.high_watermark, p.last_stable_offset), (1, 99, 99), "v{v}");
         assert_eq!(p.records.as_deref(), Some(&b"first-batch+second"[..]));
+        if v >= 12 {
+            assert_eq!((p.diverging_epoch.epoch, p.diverging_epoch.end_offset), (4, 77), "v{v}");
+            assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (3, 9), "v{v}");
+        }
+        if v >= 16 {
+            assert_eq!(theirs.node_endpoints[0].port, 9094, "v{v}");
+        }
         assert_eq!(theirs.responses[0].partitions[1].error_code, 1);
         // Record bytes are passed through, not copied into the encoded fields.
         assert!(chunks.iter().any(|c| c.as_ptr() == records[0].as_ptr()));

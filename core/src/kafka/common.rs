@@ -4,15 +4,27 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
+use ringtail_net::messages::leader_hints::CurrentLeader;
 use ringtail_net::{DecodeError, Writer};
 use ringtail_replication::{ShardId, TopicId};
 
 use crate::broker::{Broker, ShardMsg};
+use crate::runtime::routing::Route;
 
 pub type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
 
 pub fn single(w: Writer) -> Handled {
     Ok(Some(vec![w.buf.freeze()]))
+}
+
+/// KIP-951's hint for a partition led elsewhere: who leads it, at which epoch.
+pub fn leader_hint(route: &Route) -> Option<CurrentLeader> {
+    match route {
+        Route::Remote { leader, leader_epoch } => {
+            Some(CurrentLeader { leader_id: leader.0, leader_epoch: leader_epoch.0 })
+        }
+        _ => None,
+    }
 }
 
 /// The name of the topic with this id (Produce and Fetch name topics by id from version 13),

@@ -11,7 +11,7 @@ use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchR
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::ShardId;
 
-use super::common::{topic_name_by_id, Handled};
+use super::common::{leader_hint, topic_name_by_id, Handled};
 use crate::broker::data::{FetchItem, FetchResult, FetchWait};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
@@ -20,7 +20,14 @@ use crate::runtime::routing::Route;
 
 pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writer) -> Handled {
     let mut req = FetchRequest::decode(body, version)?;
-    let mut resp = FetchResponse { throttle_time_ms: 0, error_code: 0, session_id: 0, topics: Vec::new() };
+    let mut resp = FetchResponse {
+        throttle_time_ms: 0,
+        error_code: 0,
+        session_id: 0,
+        topics: Vec::new(),
+        // Filled once brokers register their endpoints (the cluster); the hints name the leader.
+        node_endpoints: Vec::new(),
+    };
     let mut items = Vec::new();
     let mut slots = Vec::new();
     let mut unroutable = false;
@@ -40,7 +47,8 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
                 _ if unknown_id => slot.error_code = error_code::UNKNOWN_TOPIC_ID,
                 None => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some((_, route @ (Route::Remote { .. } | Route::Offline))) => {
-                    slot.error_code = errors::not_local(&route)
+                    slot.error_code = errors::not_local(&route);
+                    slot.current_leader = leader_hint(&route);
                 }
                 Some((partition, Route::Local(owner))) => {
                     slots.push((ti, pi));

@@ -15,7 +15,7 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
 use ringtail_replication::Acks;
 
-use super::common::{scatter, single, topic_name_by_id, Handled};
+use super::common::{leader_hint, scatter, single, topic_name_by_id, Handled};
 use crate::broker::controller::service::ensure_topics;
 use crate::broker::data::{ProduceItem, ProduceResult};
 use crate::broker::{Broker, ShardMsg};
@@ -50,6 +50,8 @@ pub async fn produce(
     }
     let mut resp = ProduceResponse {
         throttle_time_ms: 0,
+        // Filled once brokers register their endpoints (the cluster); the hints name the leader.
+        node_endpoints: Vec::new(),
         topics: req
             .topics
             .iter()
@@ -186,7 +188,8 @@ async fn append(
                 (None, _) => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                 (Some(_), None) => slot.error_code = error_code::INVALID_RECORD,
                 (Some((_, route @ (Route::Remote { .. } | Route::Offline))), _) => {
-                    slot.error_code = errors::not_local(&route)
+                    slot.error_code = errors::not_local(&route);
+                    slot.current_leader = leader_hint(&route);
                 }
                 (Some((partition, Route::Local(owner))), Some(mut records)) => {
                     if let Some((codec, level)) = target {

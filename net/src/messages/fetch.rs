@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use super::leader_hints::{encoded_endpoints, CurrentLeader, NodeEndpoint};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::header::ApiKey;
 
@@ -143,6 +144,16 @@ pub struct FetchResponse {
     pub error_code: i16,
     pub session_id: i32,
     pub topics: Vec<FetchTopicResponse>,
+    /// Tagged, version 16 on (KIP-951): the endpoints of the leaders named in `current_leader`.
+    pub node_endpoints: Vec<NodeEndpoint>,
+}
+
+/// Where a follower's log diverges from the leader's (tagged, version 12 on): the largest epoch
+/// the leader has at or below the follower's last fetched epoch, and that epoch's end offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DivergingEpoch {
+    pub epoch: i32,
+    pub end_offset: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -163,6 +174,11 @@ pub struct FetchPartitionResponse {
     pub log_start_offset: i64,
     /// Whole record batches, as chunks to send in order.
     pub records: Vec<Bytes>,
+    /// Tagged (tag 0), version 12 on: for a follower whose log diverges from the leader's.
+    pub diverging_epoch: Option<DivergingEpoch>,
+    /// Tagged (tag 1), version 12 on (KIP-951): who leads the partition, when this broker
+    /// does not.
+    pub current_leader: Option<CurrentLeader>,
 }
 
 impl Default for FetchPartitionResponse {
@@ -174,6 +190,8 @@ impl Default for FetchPartitionResponse {
             last_stable_offset: -1,
             log_start_offset: -1,
             records: Vec::new(),
+            diverging_epoch: None,
+            current_leader: None,
         }
     }
 }
@@ -216,12 +234,37 @@ impl FetchResponse {
                     chunks.push(w.buf.split().freeze());
                     chunks.extend(p.records.iter().filter(|c| !c.is_empty()).cloned());
                 }
-                w.no_tagged_fields(flexible);
+                p.encode_tagged_fields(&mut w, flexible);
             }
             w.no_tagged_fields(flexible);
         }
-        w.no_tagged_fields(flexible);
+        if version >= 16 && !self.node_endpoints.is_empty() {
+            w.tagged_fields(&[(0, encoded_endpoints(&self.node_endpoints))]);
+        } else {
+            w.no_tagged_fields(flexible);
+        }
         chunks.push(w.buf.split().freeze());
         chunks
+    }
+}
+
+impl FetchPartitionResponse {
+    /// Tags 0 (DivergingEpoch) and 1 (CurrentLeader), each only when present.
+    fn encode_tagged_fields(&self, w: &mut Writer, flexible: bool) {
+        if !flexible {
+            return;
+        }
+        let mut fields = Vec::new();
+        if let Some(d) = self.diverging_epoch {
+            let mut v = Writer::new();
+            v.i32(d.epoch);
+            v.i64(d.end_offset);
+            v.no_tagged_fields(true);
+            fields.push((0, v.buf.freeze()));
+        }
+        if let Some(leader) = self.current_leader {
+            fields.push((1, leader.encoded()));
+        }
+        w.tagged_fields(&fields);
     }
 }

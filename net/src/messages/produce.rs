@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::leader_hints::{encoded_endpoints, CurrentLeader, NodeEndpoint};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::header::ApiKey;
 
@@ -57,6 +58,8 @@ impl ProduceRequest {
 pub struct ProduceResponse {
     pub topics: Vec<ProduceTopicResponse>,
     pub throttle_time_ms: i32,
+    /// Tagged, version 10 on (KIP-951): the endpoints of the leaders named in `current_leader`.
+    pub node_endpoints: Vec<NodeEndpoint>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub struct ProducePartitionResponse {
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
     pub error_message: Option<String>,
+    /// Tagged, version 10 on (KIP-951): who leads the partition, when this broker does not.
+    pub current_leader: Option<CurrentLeader>,
 }
 
 impl Default for ProducePartitionResponse {
@@ -87,6 +92,7 @@ impl Default for ProducePartitionResponse {
             log_append_time_ms: -1,
             log_start_offset: -1,
             error_message: None,
+            current_leader: None,
         }
     }
 }
@@ -116,13 +122,20 @@ impl ProduceResponse {
                     w.array_len(flexible, 0); // record_errors
                     w.nullable_string(flexible, p.error_message.as_deref());
                 }
-                w.no_tagged_fields(flexible);
+                match p.current_leader {
+                    Some(leader) if version >= 10 => w.tagged_fields(&[(0, leader.encoded())]),
+                    _ => w.no_tagged_fields(flexible),
+                }
             }
             w.no_tagged_fields(flexible);
         }
         if version >= 1 {
             w.i32(self.throttle_time_ms);
         }
-        w.no_tagged_fields(flexible);
+        if version >= 10 && !self.node_endpoints.is_empty() {
+            w.tagged_fields(&[(0, encoded_endpoints(&self.node_endpoints))]);
+        } else {
+            w.no_tagged_fields(flexible);
+        }
     }
 }
