@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{oracle_decode, oracle_encode, versions};
+use common::{broker_ids, id, nullable, oracle_decode, oracle_encode, string, topic_name, versions};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::StrBytes;
 use ringtail_net::header::ApiKey;
@@ -54,26 +54,6 @@ fn encode_ours(encode: impl FnOnce(&mut Writer)) -> Bytes {
 /// successor only adds leading fields.
 fn prefixed(prefix: &[u8], bytes: Bytes) -> Bytes {
     [prefix, &bytes[..]].concat().into()
-}
-
-fn string(x: &StrBytes) -> String {
-    x.as_str().to_owned()
-}
-
-fn nullable(x: &Option<StrBytes>) -> Option<String> {
-    x.as_ref().map(string)
-}
-
-fn topic_name(x: &kp::TopicName) -> String {
-    string(&x.0)
-}
-
-fn broker_ids(x: &[kp::BrokerId]) -> Vec<i32> {
-    x.iter().map(|id| id.0).collect()
-}
-
-fn id<T: AsRef<[u8]>>(x: &T) -> [u8; 16] {
-    x.as_ref().try_into().expect("uuids are 16 bytes")
 }
 
 #[test]

@@ -8,9 +8,9 @@ mod common;
 use std::fmt::Debug;
 
 use bytes::Bytes;
-use common::{oracle_decode, oracle_encode, versions};
+use common::{broker_ids, id, nullable, oracle_decode, oracle_encode, string, topic_name, versions};
 use kafka_protocol::messages as kp;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable};
 use ringtail_net::header::ApiKey;
 use ringtail_net::messages::acls::*;
 use ringtail_net::messages::alter_configs::*;
@@ -46,26 +46,6 @@ fn check_response<M: Decodable, T: PartialEq + Debug>(
     encode(ours, &mut w, v);
     let theirs: M = oracle_decode(w.buf.freeze(), v);
     assert_eq!(&back(&theirs), ours, "v{v}");
-}
-
-fn string(x: &StrBytes) -> String {
-    x.as_str().to_owned()
-}
-
-fn nullable(x: &Option<StrBytes>) -> Option<String> {
-    x.as_ref().map(string)
-}
-
-fn topic_name(x: &kp::TopicName) -> String {
-    string(&x.0)
-}
-
-fn broker_ids(x: &[kp::BrokerId]) -> Vec<i32> {
-    x.iter().map(|id| id.0).collect()
-}
-
-fn id<T: AsRef<[u8]>>(x: &T) -> [u8; 16] {
-    x.as_ref().try_into().expect("uuids are 16 bytes")
 }
 
 // DeleteRecords.

@@ -1,9 +1,12 @@
 //! Produce and Fetch codecs against Kafka's generated schemas (the `kafka-protocol` crate,
 //! test-only), for every supported version.
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::Bytes;
+use common::{oracle_encode, topic, uuid, versions};
 use kafka_protocol::messages as kp;
-use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
+use kafka_protocol::protocol::{Decodable, Message, StrBytes};
 use ringtail_net::header::ApiKey;
 use ringtail_net::messages::fetch::{
     DivergingEpoch, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse, ForgottenTopic,
@@ -14,21 +17,6 @@ use ringtail_net::messages::produce::{
 };
 use ringtail_net::{Reader, Writer};
 
-fn oracle_encode<M: Encodable>(msg: &M, version: i16) -> Bytes {
-    let mut buf = BytesMut::new();
-    msg.encode(&mut buf, version).expect("oracle encodes");
-    buf.freeze()
-}
-
-fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
-    let (lo, hi) = key.versions();
-    lo..=hi
-}
-
-fn topic(name: &'static str) -> kp::TopicName {
-    kp::TopicName(StrBytes::from_static_str(name))
-}
-
 /// A topic named up to version 12, by id from version 13.
 fn produce_topic(v: i16, name: &'static str, id: u8) -> kp::produce_request::TopicProduceData {
     let t = kp::produce_request::TopicProduceData::default();
@@ -37,13 +25,6 @@ fn produce_topic(v: i16, name: &'static str, id: u8) -> kp::produce_request::Top
     } else {
         t.with_name(topic(name))
     }
-}
-
-fn uuid<T: TryFrom<Vec<u8>>>(b: u8) -> T
-where
-    T::Error: std::fmt::Debug,
-{
-    T::try_from(vec![b; 16]).expect("16 bytes make a uuid")
 }
 
 #[test]

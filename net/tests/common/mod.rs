@@ -26,6 +26,28 @@ pub fn oracle_decode<M: Decodable>(bytes: Bytes, version: i16) -> M {
     msg
 }
 
+/// Our form of the oracle's string types.
+pub fn string(x: &StrBytes) -> String {
+    x.as_str().to_owned()
+}
+
+pub fn nullable(x: &Option<StrBytes>) -> Option<String> {
+    x.as_ref().map(string)
+}
+
+pub fn topic_name(x: &kp::TopicName) -> String {
+    string(&x.0)
+}
+
+pub fn broker_ids(x: &[kp::BrokerId]) -> Vec<i32> {
+    x.iter().map(|id| id.0).collect()
+}
+
+/// A uuid's 16 bytes.
+pub fn id<T: AsRef<[u8]>>(x: &T) -> [u8; 16] {
+    x.as_ref().try_into().expect("uuids are 16 bytes")
+}
+
 pub fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let (lo, hi) = key.versions();
     lo..=hi
