@@ -45,6 +45,8 @@ pub fn log_error(e: &LogError) -> i16 {
         // InvalidMetadataException; librdkafka and kafka-python retry it): producers keep
         // their batches and retry until space is freed or their delivery timeout ends.
         LogError::NoSpace { .. } => code::KAFKA_STORAGE_ERROR,
+        // A follower's own fetch result; no client request produces it.
+        LogError::NotContinuing { .. } => code::UNKNOWN_SERVER_ERROR,
     }
 }
 

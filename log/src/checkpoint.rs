@@ -27,6 +27,8 @@ pub enum Kind {
     ProducerSnapshot = 3,
     /// The broker's reserved block of producer ids (`core/src/producer_ids.rs`).
     ProducerIdBlock = 4,
+    /// A partition's leader-epoch cache (`epochs::LeaderEpochs`).
+    LeaderEpochs = 5,
 }
 
 /// The state a partition keeps beside its segments.

@@ -62,6 +62,11 @@ pub enum LogError {
          resume by themselves once space is freed: delete topics or records, lower retention, or add disk"
     )]
     NoSpace { free_bytes: u64, why: String },
+    /// A leader's batches (a follower's append) do not continue this log: they start elsewhere
+    /// than its end, leave a gap, or carry an older leader epoch than it has. Nothing was
+    /// appended; the follower must find where its log and the leader's agree and truncate.
+    #[error("replicated batches do not continue the log: {reason}")]
+    NotContinuing { reason: String },
 }
 
 impl LogError {

@@ -7,6 +7,7 @@ pub mod batch;
 mod checkpoint;
 pub mod compression;
 mod config;
+pub mod epochs;
 mod error;
 mod fault;
 mod flusher;

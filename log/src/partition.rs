@@ -15,6 +15,7 @@ use glommio::sync::Semaphore;
 use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES};
 use crate::checkpoint::{self, Kind, PartitionState};
 use crate::config::{align_down, align_up, Durability, LogConfig, BLOCK_BYTES};
+use crate::epochs::LeaderEpochs;
 use crate::error::LogError;
 use crate::fault::{Faults, IoOp};
 use crate::flusher::Flusher;
@@ -37,6 +38,7 @@ const _: () = assert!(WRITE_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES as usize));
 pub(crate) const STATE_FILE: &str = "partition.state";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 pub(crate) const PRODUCER_SNAPSHOT_FILE: &str = "producer.snapshot";
+pub(crate) const LEADER_EPOCHS_FILE: &str = "leader-epochs";
 /// A producer snapshot larger than this is not read (the state is rebuilt from the log).
 const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
 /// Producer snapshots taken at segment rolls and not yet written; older ones are dropped
@@ -293,6 +295,11 @@ struct State {
     /// The last flush found no space (async durability keeps its batches queued and retries
     /// once the file system has room again).
     space_stalled: bool,
+    /// Which leader epoch wrote which offsets; changed at `epochs_version`, on disk as of
+    /// `epochs_written` (a flush writes it before any batch of a new epoch).
+    epochs: LeaderEpochs,
+    epochs_version: u64,
+    epochs_written: u64,
 }
 
 impl State {
@@ -315,6 +322,13 @@ impl State {
             Some(r) => (last_offset >= r.point).then(|| r.error.clone()),
             // Forgotten (the wait is older than every rollback kept): its write may not have happened.
             None => self.rollbacks.back().map(|r| r.error.clone()),
+        }
+    }
+
+    /// Records the epoch of a batch appended at `offset`.
+    fn assign_epoch(&mut self, epoch: i32, offset: u64) {
+        if self.epochs.assign(epoch, offset) {
+            self.epochs_version += 1;
         }
     }
 
@@ -550,10 +564,8 @@ impl PartitionLog {
         let base_offset = st.next_offset;
         let mut max_timestamp = -1;
         for (header, range) in batches {
-            let size = header.size() as u64;
-            self.maybe_roll(&mut st, size, header.offset_count(), now_ms);
+            self.maybe_roll(&mut st, header.size() as u64, header.offset_count(), now_ms);
             let offset = st.next_offset;
-            let last_offset = offset + header.offset_count() - 1;
             // The broker-assigned fields lie outside the CRC: only the first 16 bytes are
             // rewritten. LogAppendTime also rewrites the timestamp, the attributes and the CRC:
             // the whole 61-byte header (the records are still not copied).
@@ -568,35 +580,8 @@ impl PartitionLog {
                 batch::assign(&mut patched, offset, partition_leader_epoch);
                 (header, Bytes::copy_from_slice(&patched))
             };
-            let segment = st.segments.back_mut().expect("maybe_roll leaves an open segment");
-            let position = segment.size;
-            let mark = segment.mark();
-            segment.first_append_ms.get_or_insert(now_ms);
-            segment.index_batch(
-                offset,
-                last_offset,
-                header.max_timestamp,
-                size,
-                self.config.get().index_interval_bytes,
-            );
-            let segment_base = segment.base_offset;
-            st.cache.push_back(CachedBatch {
-                base_offset: offset,
-                last_offset,
-                max_timestamp: header.max_timestamp,
-                segment_base,
-                position,
-                body: records.slice(range.start + patched_bytes.len()..range.end),
-                header: patched_bytes,
-                mark,
-            });
-            st.cache_bytes += size;
-            self.stats.cache_bytes.set(self.stats.cache_bytes.get() + size);
-            st.unflushed_bytes += size;
-            st.next_offset = last_offset + 1;
-            if st.producers.record(&header, offset, last_offset, now_ms) {
-                self.stats.count(&self.stats.producers_evicted);
-            }
+            let body = records.slice(range.start + patched_bytes.len()..range.end);
+            self.queue_batch(&mut st, &header, partition_leader_epoch, patched_bytes, body, now_ms);
             max_timestamp = max_timestamp.max(header.max_timestamp);
         }
         let info = AppendInfo {
@@ -608,6 +593,55 @@ impl PartitionLog {
             duplicate: false,
             tail_epoch: st.tail_epoch,
         };
+        drop(st);
+        self.appended();
+        Ok(info)
+    }
+
+    /// Queues one batch at the log's end (its segment opened by `maybe_roll`): segment
+    /// metadata and indexes, the leader-epoch cache, the batch cache, the producer state.
+    fn queue_batch(
+        &self,
+        st: &mut State,
+        header: &BatchHeader,
+        leader_epoch: i32,
+        header_bytes: Bytes,
+        body: Bytes,
+        now_ms: i64,
+    ) {
+        let size = header.size() as u64;
+        let offset = st.next_offset;
+        let last_offset = offset + header.offset_count() - 1;
+        st.assign_epoch(leader_epoch, offset);
+        let segment = st.segments.back_mut().expect("maybe_roll leaves an open segment");
+        let position = segment.size;
+        let mark = segment.mark();
+        segment.first_append_ms.get_or_insert(now_ms);
+        segment.index_batch(offset, last_offset, header.max_timestamp, size, self.config.get().index_interval_bytes);
+        let segment_base = segment.base_offset;
+        st.cache.push_back(CachedBatch {
+            base_offset: offset,
+            last_offset,
+            max_timestamp: header.max_timestamp,
+            segment_base,
+            position,
+            header: header_bytes,
+            body,
+            mark,
+        });
+        st.cache_bytes += size;
+        self.stats.cache_bytes.set(self.stats.cache_bytes.get() + size);
+        st.unflushed_bytes += size;
+        st.next_offset = last_offset + 1;
+        if st.producers.record(header, offset, last_offset, now_ms) {
+            self.stats.count(&self.stats.producers_evicted);
+        }
+    }
+
+    /// After batches were queued: asks for a flush if the durability setting wants one now, and
+    /// wakes the readers waiting for data.
+    fn appended(&self) {
+        let mut st = self.state.borrow_mut();
         let wants_flush = match self.config.get().durability {
             Durability::Sync => true,
             Durability::Async => st.unflushed_bytes >= self.config.get().flush_bytes_min as u64,
@@ -622,7 +656,6 @@ impl PartitionLog {
                 flusher.request(this);
             }
         }
-        Ok(info)
     }
 
     /// Seals the active segment when a batch of `size` bytes (or its offsets) does not fit or it is too old,
@@ -653,6 +686,60 @@ impl PartitionLog {
             }
             st.pending_snapshots.push_back((next_offset, snapshot));
         }
+    }
+
+    /// Appends batches as their leader wrote them (a follower's fetch): offsets, leader epochs
+    /// and bytes are kept. Each batch is CRC-checked (`Origin::Log`, not a client's rules:
+    /// the leader validated them); the first must start at this log's end and the rest follow
+    /// without gaps; an older leader epoch than the log's latest is refused. The producer state
+    /// and the leader-epoch cache follow the batches; no duplicate verdict is made (the leader
+    /// made it). Nothing is appended on any refusal.
+    pub fn append_replicated(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let batches = batch::validate_records(&records, batch::STORED_BATCH_BYTES_MAX, Origin::Log)?;
+        let mut st = self.state.borrow_mut();
+        st.check()?;
+        if let Some(e) = &st.appends_paused {
+            return Err(e.clone());
+        }
+        let mut expected = st.next_offset;
+        let mut latest_epoch = st.epochs.latest_epoch().unwrap_or(-1);
+        for (header, _) in &batches {
+            let refuse = |reason: String| Err(LogError::NotContinuing { reason });
+            if header.base_offset < 0 || header.base_offset as u64 != expected {
+                return refuse(format!("a batch starts at offset {}, the log ends at {expected}", header.base_offset));
+            }
+            if header.partition_leader_epoch < latest_epoch {
+                return refuse(format!(
+                    "a batch at offset {expected} has leader epoch {}, the log has {latest_epoch} already",
+                    header.partition_leader_epoch
+                ));
+            }
+            latest_epoch = header.partition_leader_epoch;
+            expected += header.offset_count();
+        }
+        self.space.admit(self.config.get().space_priority)?;
+        let base_offset = st.next_offset;
+        let mut max_timestamp = -1;
+        for (header, range) in batches {
+            self.maybe_roll(&mut st, header.size() as u64, header.offset_count(), now_ms);
+            // The leader's header is kept as it is: nothing to patch, nothing copied.
+            let header_bytes = records.slice(range.start..range.start + PATCHED_HEADER_BYTES);
+            let body = records.slice(range.start + PATCHED_HEADER_BYTES..range.end);
+            self.queue_batch(&mut st, &header, header.partition_leader_epoch, header_bytes, body, now_ms);
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+        }
+        let info = AppendInfo {
+            base_offset,
+            last_offset: st.next_offset - 1,
+            max_timestamp,
+            log_append_time_ms: -1,
+            log_start_offset: st.log_start_offset,
+            duplicate: false,
+            tail_epoch: st.tail_epoch,
+        };
+        drop(st);
+        self.appended();
+        Ok(info)
     }
 
     /// Completes once every offset up to and including `last_offset` is durable, or with the
@@ -785,6 +872,7 @@ impl PartitionLog {
         }
         st.next_offset = point;
         st.pending_snapshots.retain(|(at, _)| *at <= point);
+        st.epochs.truncate_from_end(point);
         st.tail_epoch += 1;
         let epoch = st.tail_epoch;
         if st.rollbacks.len() == ROLLBACKS_KEPT {
@@ -800,6 +888,18 @@ impl PartitionLog {
     }
 
     /// Counts the times the unwritten tail was taken back; see [`AppendInfo::tail_epoch`].
+    /// Kafka's OffsetForLeaderEpoch answer: the largest leader epoch at or below `epoch` that
+    /// wrote to this log and the offset where it ends (see `LeaderEpochs::end_offset_for`).
+    pub fn leader_epoch_end_offset(&self, epoch: i32) -> (i32, i64) {
+        let st = self.state.borrow();
+        st.epochs.end_offset_for(epoch, st.next_offset)
+    }
+
+    /// Which leader epoch wrote which offsets, as (epoch, start offset) entries.
+    pub fn leader_epochs(&self) -> Vec<(i32, u64)> {
+        self.state.borrow().epochs.entries().to_vec()
+    }
+
     pub fn tail_epoch(&self) -> u64 {
         self.state.borrow().tail_epoch
     }
@@ -811,6 +911,17 @@ impl PartitionLog {
 
     async fn flush_locked(&self, sync: bool, now_ms: i64) -> Result<(), LogError> {
         self.state.borrow_mut().flush_requested = false;
+        // A batch of a new leader epoch is written only after the epoch cache that names it, so
+        // the file covers every batch on disk (entries past the data are dropped at open).
+        let epochs = {
+            let st = self.state.borrow();
+            (st.epochs_version != st.epochs_written).then(|| (st.epochs_version, st.epochs.encode()))
+        };
+        if let Some((version, payload)) = epochs {
+            let framed = checkpoint::encode(Kind::LeaderEpochs, &payload);
+            checkpoint::write_atomic(&self.dir, LEADER_EPOCHS_FILE, framed, &self.faults).await?;
+            self.state.borrow_mut().epochs_written = version;
+        }
         // Everything appended before this point is in this flush; later appends wait for the next.
         let (snapshot, target_offset) = {
             let st = self.state.borrow();
@@ -1304,6 +1415,12 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             st.log_start_offset = offset;
             st.producers.truncate_below(offset);
+            // Below the log start no epoch is asked about; the file follows at the next flush.
+            let before = st.epochs.clone();
+            st.epochs.truncate_from_start(offset);
+            if st.epochs != before {
+                st.epochs_version += 1;
+            }
             let victims: Vec<Segment> = st.segments.drain(..victim_count).collect();
             while st
                 .cache
@@ -1798,6 +1915,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         other => other?,
     }
     report.no_space = no_space.map(|e| e.to_string());
+    let (epochs, epochs_changed) = recover_epochs(dir, log_start_offset, next_offset, faults).await?;
     let st = State {
         segments,
         log_start_offset,
@@ -1821,7 +1939,45 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         rollbacks: VecDeque::new(),
         appends_paused: None,
         space_stalled: false,
+        epochs_version: u64::from(epochs_changed),
+        epochs,
+        epochs_written: 0,
     };
     debug_assert!(BLOCK_BYTES as usize >= BATCH_HEADER_BYTES);
     Ok((st, report))
+}
+
+/// The leader-epoch cache as recovered: the file's entries within [log start, log end); a log
+/// with data and no file (written before epochs were recorded) reads as epoch 0 from its start.
+/// Returns whether that differs from the file (it is then written at the next flush).
+async fn recover_epochs(
+    dir: &Path,
+    log_start_offset: u64,
+    next_offset: u64,
+    faults: &Faults,
+) -> Result<(LeaderEpochs, bool), LogError> {
+    let path = dir.join(LEADER_EPOCHS_FILE);
+    let saved = match checkpoint::read_file(&path, faults).await? {
+        None => None,
+        Some(bytes) => {
+            let decoded = checkpoint::decode(Kind::LeaderEpochs, &bytes).and_then(LeaderEpochs::decode);
+            Some(decoded.map_err(|reason| LogError::Corrupt {
+                path: path.clone(),
+                position: 0,
+                reason: format!(
+                    "{reason}. To recover, move the file away: the log then reads as written in epoch 0, and a \
+                     follower of it may truncate more than it needs to"
+                ),
+            })?)
+        }
+    };
+    let mut epochs = match &saved {
+        Some(e) => e.clone(),
+        None if next_offset > log_start_offset => LeaderEpochs::from_start(log_start_offset),
+        None => LeaderEpochs::default(),
+    };
+    epochs.truncate_from_end(next_offset);
+    epochs.truncate_from_start(log_start_offset);
+    let changed = saved.as_ref() != Some(&epochs) && !(saved.is_none() && epochs == LeaderEpochs::default());
+    Ok((epochs, changed))
 }

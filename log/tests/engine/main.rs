@@ -5,6 +5,7 @@ mod basics;
 mod common;
 mod crash;
 mod faults;
+mod follower;
 mod model;
 mod producers;
 mod space;
