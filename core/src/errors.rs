@@ -46,7 +46,7 @@ pub fn log_error(e: &LogError) -> i16 {
         // their batches and retry until space is freed or their delivery timeout ends.
         LogError::NoSpace { .. } => code::KAFKA_STORAGE_ERROR,
         // A follower's own fetch result; no client request produces it.
-        LogError::NotContinuing { .. } => code::UNKNOWN_SERVER_ERROR,
+        LogError::NotContinuing { .. } | LogError::Truncated { .. } => code::UNKNOWN_SERVER_ERROR,
     }
 }
 

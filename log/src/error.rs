@@ -67,6 +67,9 @@ pub enum LogError {
     /// appended; the follower must find where its log and the leader's agree and truncate.
     #[error("replicated batches do not continue the log: {reason}")]
     NotContinuing { reason: String },
+    /// The batch waited on was cut from the log (a follower truncated to its new leader's log).
+    #[error("the log was truncated to offset {offset}; the batches from there on are gone")]
+    Truncated { offset: u64 },
 }
 
 impl LogError {

@@ -887,7 +887,249 @@ impl PartitionLog {
         Some(removed)
     }
 
-    /// Counts the times the unwritten tail was taken back; see [`AppendInfo::tail_epoch`].
+    /// Cuts the log's tail (a follower whose log diverged from its new leader's): every batch
+    /// holding an offset at or past `offset` goes, so the log then ends at the last batch
+    /// boundary at or below `offset`, which is returned. Offsets below the log start cannot be
+    /// cut. Waits on the batches cut fail with `LogError::Truncated`. The producer state, the
+    /// indexes and the leader-epoch cache follow.
+    ///
+    /// Crash safety: the recovery point is lowered to the cut (and written) before any file
+    /// changes; segments wholly past the cut are deleted last first, then the one holding it is
+    /// shortened, rescanned and indexed again. A crash at any step leaves a log that recovery
+    /// opens as a prefix of the old one at least as long as the cut: the follower truncates
+    /// again after its restart.
+    pub async fn truncate_to(&self, offset: u64) -> Result<u64, LogError> {
+        let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
+        let result = self.truncate_locked(offset).await;
+        if let Err(e) = &result {
+            if e.is_fatal() {
+                self.fail(e.clone());
+            }
+        }
+        result
+    }
+
+    async fn truncate_locked(&self, offset: u64) -> Result<u64, LogError> {
+        let (start, written, end) = {
+            let st = self.state.borrow();
+            st.check()?;
+            (st.log_start_offset, st.written_offset, st.next_offset)
+        };
+        if offset < start {
+            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
+        }
+        if offset >= end {
+            return Ok(end);
+        }
+        let cut = self.batch_boundary_at_or_below(offset.max(start)).await?;
+        let truncated = LogError::Truncated { offset: cut };
+        // Batches not yet written go as a rollback takes them back; written ones need the files.
+        let removed = self.take_back_from(cut.max(written), &truncated);
+        for base in &removed {
+            remove_segment_files(&self.dir, *base, &self.faults).await?;
+        }
+        if cut < written {
+            self.truncate_written(cut, &truncated).await?;
+        } else if !removed.is_empty() {
+            checkpoint::sync_dir(&self.dir, &self.faults).await?;
+        }
+        // The producer state still holds the batches cut: rebuilt from the snapshot and the log,
+        // with appends refused meanwhile.
+        self.state.borrow_mut().appends_paused = Some(truncated);
+        let rebuilt = self.rebuild_producers().await;
+        self.state.borrow_mut().appends_paused = None;
+        rebuilt?;
+        Ok(cut)
+    }
+
+    /// The base offset of the batch holding `offset` (the log end if none does).
+    async fn batch_boundary_at_or_below(&self, offset: u64) -> Result<u64, LogError> {
+        let batches = self.read_batches(offset, 1, u64::MAX).await?;
+        Ok(batches.first().map_or(offset, |b| b.base_offset.min(offset)))
+    }
+
+    /// Drops the batches from `point` on, all of them not yet written, as a rollback does.
+    /// Returns the base offsets of the segments dropped whole (a file of theirs, if a failed
+    /// flush created one, holds nothing and must go).
+    fn take_back_from(&self, point: u64, error: &LogError) -> Vec<u64> {
+        let mut st = self.state.borrow_mut();
+        if st.next_offset == point {
+            return Vec::new();
+        }
+        let mut bytes = 0;
+        let mut first = None;
+        while st.cache.back().is_some_and(|c| c.base_offset >= point) {
+            let c = st.cache.pop_back().expect("checked");
+            bytes += c.size();
+            first = Some(c);
+        }
+        let first = first.expect("the cache holds every batch not yet written");
+        assert_eq!(first.base_offset, point, "the cut is a batch boundary");
+        st.cache_bytes -= bytes;
+        st.unflushed_bytes -= bytes;
+        self.stats.cache_bytes.set(self.stats.cache_bytes.get() - bytes);
+        let mut removed = Vec::new();
+        while st.segments.back().is_some_and(|s| s.base_offset > first.segment_base) {
+            let s = st.segments.pop_back().expect("checked");
+            assert_eq!(s.flushed, 0, "a segment opened after the cut has nothing written");
+            removed.push(s.base_offset);
+        }
+        let last = st.segments.back_mut().expect("the cut's segment remains");
+        if first.position == 0 {
+            // Nothing of it was written either (the cut is at or past the written offset).
+            removed.push(last.base_offset);
+            st.segments.pop_back();
+        } else {
+            last.restore(&first.mark);
+        }
+        self.forget_from(&mut st, point, error);
+        removed
+    }
+
+    /// The cut reaches written data: lowers the recovery point first, deletes the segments past
+    /// the cut, shortens the one holding it and indexes it again.
+    async fn truncate_written(&self, cut: u64, error: &LogError) -> Result<(), LogError> {
+        let (holder, later, rewind_point) = {
+            let st = self.state.borrow();
+            let i = st.segment_for(cut).expect("the cut is at or above the log start");
+            let holder = &st.segments[i];
+            let later: Vec<u64> = st.segments.iter().skip(i + 1).map(|s| s.base_offset).collect();
+            let rewind_point = st.recovery_point.min(holder.base_offset);
+            ((holder.base_offset, holder.file.clone()), later, rewind_point)
+        };
+        let (base, file) = holder;
+        // Recovery must scan everything from the shortened segment on.
+        let state = PartitionState { log_start_offset: self.log_start_offset(), recovery_point: rewind_point };
+        checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await?;
+        self.state.borrow_mut().recovery_point = rewind_point;
+        for later_base in later.iter().rev() {
+            remove_segment_files(&self.dir, *later_base, &self.faults).await?;
+        }
+        let position = self.position_of(base, cut).await?;
+        let path = segment_path(&self.dir, base, "log");
+        if position == 0 {
+            remove_segment_files(&self.dir, base, &self.faults).await?;
+        } else {
+            let file = match file {
+                Some(f) => f,
+                None => segment::open_segment(&path, &self.faults).await?,
+            };
+            self.faults.check(IoOp::Truncate, &path)?;
+            file.truncate(position).await.map_err(|e| LogError::io("truncating", &path, e))?;
+            self.faults.check(IoOp::Sync, &path)?;
+            file.fdatasync().await.map_err(|e| LogError::io("syncing", &path, e))?;
+        }
+        checkpoint::sync_dir(&self.dir, &self.faults).await?;
+        let rescanned = if position == 0 {
+            None
+        } else {
+            let ScanOutcome { mut segment, torn, .. } =
+                segment::scan(&self.dir, base, &self.config.get(), &self.faults).await?;
+            if torn || segment.next_offset != cut {
+                return Err(LogError::Corrupt {
+                    path,
+                    position: segment.size,
+                    reason: format!(
+                        "after truncation to offset {cut} the segment ends at offset {}",
+                        segment.next_offset
+                    ),
+                });
+            }
+            let (index, time_index) = segment.encode_indexes();
+            let sizes = SegmentSizes { size: segment.size, allocated: segment.size, sync_data: false };
+            finalize_files(&self.dir, base, segment.file.as_deref(), sizes, index, time_index, &self.faults).await?;
+            segment.sealed = true;
+            segment.finalized = true;
+            segment.allocated = segment.size;
+            segment.flushed = segment.size;
+            segment.synced = segment.size;
+            Some(segment)
+        };
+        {
+            let mut st = self.state.borrow_mut();
+            let i = st.segment_index(base);
+            st.segments.truncate(i);
+            st.segments.extend(rescanned);
+            st.written_offset = cut;
+            st.durable_offset = st.durable_offset.min(cut);
+            while st.cache.back().is_some_and(|c| c.base_offset >= cut) {
+                let c = st.cache.pop_back().expect("checked");
+                st.cache_bytes -= c.size();
+                self.stats.cache_bytes.set(self.stats.cache_bytes.get() - c.size());
+            }
+            // Batches cached from the shortened segment stay valid; those of deleted ones went.
+            self.forget_from(&mut st, cut, error);
+            // A producer snapshot past the cut describes batches that are gone.
+            if st.snapshot_offset.is_none_or(|at| at > cut) {
+                st.snapshot_offset = None;
+            }
+        }
+        if self.state.borrow().snapshot_offset.is_none() {
+            let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+            self.faults.check(IoOp::Remove, &path)?;
+            if let Err(e) = glommio::io::remove(&path).await {
+                let e: std::io::Error = e.into();
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(LogError::io("removing", &path, e));
+                }
+            }
+        }
+        // Every segment up to the cut is finalized now, unless one still waits for its indexes.
+        let point = {
+            let st = self.state.borrow();
+            st.segments.iter().find(|s| !s.finalized).map_or(cut, |s| s.base_offset)
+        };
+        let state = PartitionState { log_start_offset: self.log_start_offset(), recovery_point: point };
+        checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await?;
+        self.state.borrow_mut().recovery_point = point;
+        Ok(())
+    }
+
+    /// The byte position of offset `offset` (a batch boundary) in the segment based at `base`:
+    /// from the offset index's last entry at or below it, batch by batch.
+    async fn position_of(&self, base: u64, offset: u64) -> Result<u64, LogError> {
+        let (mut at, mut position) = {
+            let st = self.state.borrow();
+            let s = &st.segments[st.segment_index(base)];
+            let relative = u32::try_from(offset - base).expect("offsets within a segment fit u32");
+            let (entry_offset, entry_position) = s.offset_index.lookup_entry(relative);
+            (base + u64::from(entry_offset), u64::from(entry_position))
+        };
+        while at < offset {
+            let batches = self.read_batches(at, self.config.get().read_chunk_bytes, offset).await?;
+            let Some(last) = batches.last() else { break };
+            for b in batches.iter().take_while(|b| b.base_offset < offset) {
+                position += (b.header.len() + b.body.len()) as u64;
+            }
+            at = last.last_offset + 1;
+        }
+        Ok(position)
+    }
+
+    /// The end of the log is now `point`: offsets, pending snapshots and the epoch cache follow,
+    /// and waits on what was cut fail with `error`.
+    fn forget_from(&self, st: &mut State, point: u64, error: &LogError) {
+        st.next_offset = point;
+        st.written_offset = st.written_offset.min(point);
+        st.durable_offset = st.durable_offset.min(point);
+        st.pending_snapshots.retain(|(at, _)| *at <= point);
+        let before = st.epochs.clone();
+        st.epochs.truncate_from_end(point);
+        if st.epochs != before {
+            st.epochs_version += 1;
+        }
+        st.tail_epoch += 1;
+        let epoch = st.tail_epoch;
+        if st.rollbacks.len() == ROLLBACKS_KEPT {
+            st.rollbacks.pop_front();
+        }
+        st.rollbacks.push_back(Rollback { epoch, point, error: error.clone() });
+        let waiters = std::mem::take(&mut st.waiters);
+        let readers = std::mem::take(&mut st.append_waiters);
+        waiters.into_iter().for_each(|(_, w)| w.wake());
+        readers.into_iter().for_each(|(_, w)| w.wake());
+    }
+
     /// Kafka's OffsetForLeaderEpoch answer: the largest leader epoch at or below `epoch` that
     /// wrote to this log and the offset where it ends (see `LeaderEpochs::end_offset_for`).
     pub fn leader_epoch_end_offset(&self, epoch: i32) -> (i32, i64) {
@@ -900,6 +1142,7 @@ impl PartitionLog {
         self.state.borrow().epochs.entries().to_vec()
     }
 
+    /// Counts the times the unwritten tail was taken back; see [`AppendInfo::tail_epoch`].
     pub fn tail_epoch(&self) -> u64 {
         self.state.borrow().tail_epoch
     }

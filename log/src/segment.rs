@@ -150,7 +150,7 @@ pub(crate) fn file_len(path: &Path) -> Result<u64, LogError> {
     Ok(std::fs::metadata(path).map_err(|e| LogError::io("inspecting", path, e))?.len())
 }
 
-async fn open_segment(path: &Path, faults: &Faults) -> Result<Rc<DmaFile>, LogError> {
+pub(crate) async fn open_segment(path: &Path, faults: &Faults) -> Result<Rc<DmaFile>, LogError> {
     faults.check(IoOp::Read, path)?;
     let f =
         OpenOptions::new().read(true).write(true).dma_open(path).await.map_err(|e| LogError::io("opening", path, e))?;

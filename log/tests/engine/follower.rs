@@ -134,3 +134,130 @@ fn a_follower_appends_the_leaders_batches_byte_for_byte() {
         assert!(follower.append_replicated(Bytes::from(corrupt), 0).is_err());
     });
 }
+
+/// The leader's stored batches, each as (base offset, next offset, bytes).
+async fn leader_batches(log: &PartitionLog) -> Vec<(u64, u64, Bytes)> {
+    let all = read_all(log, 0).await;
+    let batches = ringtail_log::batch::validate_records(&all, 1 << 20, ringtail_log::Origin::Log).unwrap();
+    batches
+        .into_iter()
+        .map(|(h, range)| (h.base_offset as u64, h.base_offset as u64 + h.offset_count(), all.slice(range)))
+        .collect()
+}
+
+/// A leader's log with epochs 1, 2, 4 and batches of 1-3 records.
+async fn reference_leader(
+    config: &ringtail_log::LogConfig,
+    flusher: &std::rc::Rc<ringtail_log::Flusher>,
+) -> Vec<(u64, u64, Bytes)> {
+    let leader = open(&scratch("truncate-leader"), config, flusher).await;
+    for i in 0..150u64 {
+        let epoch = [1, 2, 4][(i / 50) as usize];
+        leader.append(batch(i, 1 + (i % 3) as usize, 150 + (i % 7) as usize * 40, i as i64), epoch, 0).unwrap();
+    }
+    leader.flush(true, 0).await.unwrap();
+    leader_batches(&leader).await
+}
+
+/// Appends the leader's batches from the follower's end, `count` of them at most.
+fn catch_up(follower: &PartitionLog, leader: &[(u64, u64, Bytes)], count: usize) {
+    let end = follower.log_end_offset();
+    if leader.last().is_some_and(|b| b.1 == end) {
+        return;
+    }
+    let from = leader.iter().position(|b| b.0 == end).expect("the follower ends at a leader batch boundary");
+    for (_, _, bytes) in leader.iter().skip(from).take(count) {
+        follower.append_replicated(bytes.clone(), 0).unwrap();
+    }
+}
+
+/// The follower holds exactly the leader's batches below its end, and the leader's epochs.
+async fn assert_prefix(follower: &PartitionLog, leader: &[(u64, u64, Bytes)], seed: u64) {
+    let end = follower.log_end_offset();
+    let expected: Vec<u8> = leader.iter().take_while(|b| b.1 <= end).flat_map(|b| b.2.to_vec()).collect();
+    assert_eq!(read_all(follower, 0).await.to_vec(), expected, "seed {seed}: the follower is not a prefix at {end}");
+    let mut epochs = Vec::new();
+    for b in leader.iter().take_while(|b| b.1 <= end) {
+        let epoch = i32::from_be_bytes(b.2[12..16].try_into().unwrap());
+        if epochs.last().is_none_or(|&(e, _)| e < epoch) {
+            epochs.push((epoch, b.0));
+        }
+    }
+    assert_eq!(follower.leader_epochs(), epochs, "seed {seed}: epochs at end {end}");
+}
+
+/// Random appends from a leader, truncations (in unwritten, written and sealed data), flushes
+/// and crashes, some of them in the middle of a truncation (an injected I/O error stops it at
+/// a random file operation): the follower always recovers to a prefix of the leader's log,
+/// with the leader's epochs, and its producer state matches what replaying it gives.
+#[test]
+fn truncation_model_with_crashes() {
+    let mut rng = Rng::from_env("truncation_model_with_crashes");
+    let seed = rng.0;
+    run(move || async move {
+        let config = small_config();
+        let plain = flusher();
+        let leader = reference_leader(&config, &plain).await;
+        let dir = scratch("truncate-follower");
+        for round in 0..12 {
+            // Fail the n-th truncating file operation of this round, if any.
+            let fail_at = if rng.range(0, 3) == 0 { Some(rng.range(1, 6)) } else { None };
+            // Armed once the log is open: only truncations' file operations are counted.
+            let armed = std::rc::Rc::new(std::cell::Cell::new(false));
+            let seen = std::rc::Rc::new(std::cell::Cell::new(0u64));
+            let (counter, armed_here) = (seen.clone(), armed.clone());
+            let faults = ringtail_log::Faults::new(move |op, _| {
+                let truncating = matches!(op, ringtail_log::IoOp::Truncate | ringtail_log::IoOp::Remove);
+                armed_here.get() && truncating && {
+                    counter.set(counter.get() + 1);
+                    fail_at == Some(counter.get())
+                }
+            });
+            let flusher = ringtail_log::Flusher::new(faults, std::time::Duration::from_millis(5));
+            let follower = open(&dir, &config, &flusher).await;
+            assert_prefix(&follower, &leader, seed).await;
+            for _ in 0..rng.range(1, 6) {
+                match rng.range(0, 4) {
+                    0 | 1 => catch_up(&follower, &leader, rng.range(1, 40) as usize),
+                    2 => {
+                        let _ = follower.flush(true, 0).await;
+                    }
+                    _ => {
+                        let end = follower.log_end_offset();
+                        if end == 0 {
+                            continue;
+                        }
+                        let offset = rng.range(0, end + 1);
+                        armed.set(true);
+                        let truncated = follower.truncate_to(offset).await;
+                        armed.set(false);
+                        match truncated {
+                            Ok(cut) => {
+                                assert!(cut <= offset, "seed {seed} round {round}: cut {cut} past {offset}");
+                                assert_eq!(follower.log_end_offset(), cut);
+                                assert_prefix(&follower, &leader, seed).await;
+                            }
+                            Err(e) => {
+                                assert!(fail_at.is_some(), "seed {seed} round {round}: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            // A crash: no close, whatever was in flight.
+            drop_and_wait(follower).await;
+        }
+        let follower = open(&dir, &config, &plain).await;
+        assert_prefix(&follower, &leader, seed).await;
+        // The producer state is what replaying the follower's batches gives.
+        let end = follower.log_end_offset();
+        let producers: std::collections::HashSet<i64> = leader
+            .iter()
+            .take_while(|b| b.1 <= end)
+            .map(|b| i64::from_be_bytes(b.2[43..51].try_into().unwrap()))
+            .filter(|&id| id >= 0)
+            .collect();
+        assert_eq!(follower.producer_count(), producers.len(), "seed {seed}");
+    });
+}
