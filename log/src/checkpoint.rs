@@ -29,6 +29,8 @@ pub enum Kind {
     ProducerIdBlock = 4,
     /// A partition's leader-epoch cache (`epochs::LeaderEpochs`).
     LeaderEpochs = 5,
+    /// A partition's high watermark, as the replication layer last saved it.
+    HighWatermark = 6,
 }
 
 /// The state a partition keeps beside its segments.

@@ -39,6 +39,7 @@ pub(crate) const STATE_FILE: &str = "partition.state";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 pub(crate) const PRODUCER_SNAPSHOT_FILE: &str = "producer.snapshot";
 pub(crate) const LEADER_EPOCHS_FILE: &str = "leader-epochs";
+pub(crate) const HIGH_WATERMARK_FILE: &str = "high-watermark";
 /// A producer snapshot larger than this is not read (the state is rebuilt from the log).
 const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 1 << 30;
 /// Producer snapshots taken at segment rolls and not yet written; older ones are dropped
@@ -95,6 +96,8 @@ pub struct RecoveryReport {
     /// Recovery could not write some index or state files for lack of space (they are written
     /// later; the next start may scan more).
     pub no_space: Option<String>,
+    /// The high watermark last saved (`save_high_watermark`), within the recovered log.
+    pub high_watermark: Option<u64>,
 }
 
 /// A batch in the recent-batch cache: the rewritten header and the body as received.
@@ -1130,6 +1133,22 @@ impl PartitionLog {
         readers.into_iter().for_each(|(_, w)| w.wake());
     }
 
+    /// Saves the partition's high watermark (Kafka's replication-offset-checkpoint, one file per
+    /// partition here): a follower restarts with it, since it cannot recompute it. Written
+    /// atomically; the caller decides how often. A value past the log end is refused.
+    pub async fn save_high_watermark(&self, high_watermark: u64) -> Result<(), LogError> {
+        let end = self.log_end_offset();
+        if high_watermark > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset: high_watermark,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: end,
+            });
+        }
+        let framed = checkpoint::encode(Kind::HighWatermark, &high_watermark.to_be_bytes());
+        checkpoint::write_atomic(&self.dir, HIGH_WATERMARK_FILE, framed, &self.faults).await
+    }
+
     /// Kafka's OffsetForLeaderEpoch answer: the largest leader epoch at or below `epoch` that
     /// wrote to this log and the offset where it ends (see `LeaderEpochs::end_offset_for`).
     pub fn leader_epoch_end_offset(&self, epoch: i32) -> (i32, i64) {
@@ -2158,6 +2177,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         other => other?,
     }
     report.no_space = no_space.map(|e| e.to_string());
+    report.high_watermark = recover_high_watermark(dir, log_start_offset, next_offset, faults).await?;
     let (epochs, epochs_changed) = recover_epochs(dir, log_start_offset, next_offset, faults).await?;
     let st = State {
         segments,
@@ -2223,4 +2243,23 @@ async fn recover_epochs(
     epochs.truncate_from_start(log_start_offset);
     let changed = saved.as_ref() != Some(&epochs) && !(saved.is_none() && epochs == LeaderEpochs::default());
     Ok((epochs, changed))
+}
+
+/// The saved high watermark, brought within [log start, log end] (a truncation or a crash may
+/// have left the log shorter than it was when it was saved). A damaged file counts as none:
+/// the replication layer then starts from the log start, which only delays consumers.
+async fn recover_high_watermark(
+    dir: &Path,
+    log_start_offset: u64,
+    next_offset: u64,
+    faults: &Faults,
+) -> Result<Option<u64>, LogError> {
+    let Some(bytes) = checkpoint::read_file(&dir.join(HIGH_WATERMARK_FILE), faults).await? else {
+        return Ok(None);
+    };
+    let saved = checkpoint::decode(Kind::HighWatermark, &bytes)
+        .ok()
+        .and_then(|p| <[u8; 8]>::try_from(p).ok())
+        .map(u64::from_be_bytes);
+    Ok(saved.map(|hw| hw.clamp(log_start_offset, next_offset)))
 }

@@ -261,3 +261,33 @@ fn truncation_model_with_crashes() {
         assert_eq!(follower.producer_count(), producers.len(), "seed {seed}");
     });
 }
+
+#[test]
+fn the_high_watermark_is_saved_and_comes_back_within_the_log() {
+    run(|| async {
+        let dir = scratch("high-watermark");
+        let config = small_config();
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        assert_eq!(log.recovery_report().high_watermark, None);
+        for i in 0..20u64 {
+            log.append(batch(i, 2, 100, i as i64), 0, 0).unwrap();
+        }
+        log.flush(true, 0).await.unwrap();
+        assert!(log.save_high_watermark(41).await.is_err(), "past the log end");
+        log.save_high_watermark(30).await.unwrap();
+        drop_and_wait(log).await;
+        let log = open(&dir, &config, &flusher).await;
+        assert_eq!(log.recovery_report().high_watermark, Some(30));
+        // A truncation below it: the saved value comes back cut to the log end.
+        log.truncate_to(10).await.unwrap();
+        log.close(0).await.unwrap();
+        drop_and_wait(log).await;
+        let log = open(&dir, &config, &flusher).await;
+        assert_eq!(log.recovery_report().high_watermark, Some(10));
+        drop_and_wait(log).await;
+        std::fs::write(dir.join("high-watermark"), b"damaged").unwrap();
+        let log = open(&dir, &config, &flusher).await;
+        assert_eq!(log.recovery_report().high_watermark, None);
+    });
+}
