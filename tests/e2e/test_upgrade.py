@@ -5,6 +5,7 @@ committed offset, and keeps working after the migration.
 The fixture was written by that release's own binary: fixtures/make_data_dir_v0.py says how
 and what it holds."""
 
+import struct
 import tarfile
 import tomllib
 from pathlib import Path
@@ -70,6 +71,17 @@ def test_previous_release_data_directory_opens_with_everything(broker_factory):
     assert [m.value() for m in orders[0]][-1] == b"after-upgrade"
     assert helpers.partition_count(broker.bootstrap, "after-upgrade") == 2
     assert "migrated" not in broker.log_text().rsplit("===== e2e: start #2", 1)[1]
+    # Logs written before leader epochs were recorded read as epoch 0 from their start; the
+    # epoch cache is written at the first flush (or the clean shutdown) after the upgrade.
+    broker.stop_cleanly()
+    for p in range(3):
+        raw = (data / f"orders-{p}" / "leader-epochs").read_bytes()
+        magic, _version, kind, length = struct.unpack(">4sHHI", raw[:12])
+        assert (magic, kind) == (b"RTCK", 5)
+        payload = raw[12:12 + length]
+        (count,) = struct.unpack(">I", payload[:4])
+        entries = [struct.unpack(">iQ", payload[4 + 12 * i:16 + 12 * i]) for i in range(count)]
+        assert entries == [(0, 0)], (p, entries)
 
 
 def test_previous_release_data_directory_opens_on_fewer_shards(broker_factory):
