@@ -297,6 +297,28 @@ impl Partition {
         Ok(Appended { info, wait })
     }
 
+    /// Checks a request's view of the leader epoch (Fetch v9+, ListOffsets v4+,
+    /// OffsetForLeaderEpoch v2+ carry it; -1 skips the check): an older one is fenced, a newer
+    /// one is not known here yet (this replica's metadata is behind), both retriable.
+    pub fn check_current_leader_epoch(&self, requested: i32) -> Result<(), PartitionError> {
+        let current = self.leader_epoch();
+        match requested {
+            -1 => Ok(()),
+            r if r < current.0 => Err(PartitionError::FencedLeaderEpoch { requested: LeaderEpoch(r), current }),
+            r if r > current.0 => Err(PartitionError::UnknownLeaderEpoch { requested: LeaderEpoch(r), current }),
+            _ => Ok(()),
+        }
+    }
+
+    /// OffsetForLeaderEpoch as leader: the largest epoch at or below `epoch` that wrote to this
+    /// log and the offset where it ends (Kafka's answer), for a follower finding where its log
+    /// diverges or a consumer validating its position after a leader change.
+    pub fn end_offset_for_epoch(&self, epoch: i32, current_leader_epoch: i32) -> Result<(i32, i64), PartitionError> {
+        self.check_leader()?;
+        self.check_current_leader_epoch(current_leader_epoch)?;
+        Ok(self.log.leader_epoch_end_offset(epoch))
+    }
+
     /// DeleteRecords as leader: moves the log start offset to `offset` (-1: the high
     /// watermark), deleting the sealed segments wholly below it, and returns the new log start
     /// (Kafka's low watermark). An offset past the high watermark is out of range; one below

@@ -123,3 +123,23 @@ fn leadership_decides_who_appends_and_stale_epochs_are_ignored() {
         task.await;
     });
 }
+
+#[test]
+fn epochs_are_fenced_and_end_offsets_come_from_the_log() {
+    let dir = scratch("epoch-end-offsets");
+    run(move || async move {
+        let (p, flusher) = partition(dir, Durability::Async, vec![LOCAL]).await;
+        let task = flusher.spawn();
+        p.append_as_leader(records(3), Acks::Leader, 0).expect("append at epoch 0");
+        p.apply_leadership(Some(LOCAL), LeaderEpoch(2), vec![LOCAL]);
+        p.append_as_leader(records(2), Acks::Leader, 0).expect("append at epoch 2");
+        assert_eq!(p.end_offset_for_epoch(0, -1).unwrap(), (0, 3));
+        assert_eq!(p.end_offset_for_epoch(1, 2).unwrap(), (0, 3));
+        assert_eq!(p.end_offset_for_epoch(2, 2).unwrap(), (2, 5));
+        assert!(matches!(p.end_offset_for_epoch(2, 1), Err(PartitionError::FencedLeaderEpoch { .. })));
+        assert!(matches!(p.end_offset_for_epoch(2, 3), Err(PartitionError::UnknownLeaderEpoch { .. })));
+        p.apply_leadership(Some(FOLLOWER), LeaderEpoch(3), vec![FOLLOWER]);
+        assert!(matches!(p.end_offset_for_epoch(2, -1), Err(PartitionError::NotLeader { .. })));
+        drop(task);
+    });
+}
