@@ -130,9 +130,11 @@ fn epochs_are_fenced_and_end_offsets_come_from_the_log() {
     run(move || async move {
         let (p, flusher) = partition(dir, Durability::Async, vec![LOCAL]).await;
         let task = flusher.spawn();
-        p.append_as_leader(records(3), Acks::Leader, 0).expect("append at epoch 0");
+        let first = p.append_as_leader(records(3), Acks::Leader, 0).expect("append at epoch 0");
+        p.wait_acked(first.wait).await.expect("acknowledged");
         p.apply_leadership(Some(LOCAL), LeaderEpoch(2), vec![LOCAL]);
-        p.append_as_leader(records(2), Acks::Leader, 0).expect("append at epoch 2");
+        let second = p.append_as_leader(records(2), Acks::Leader, 0).expect("append at epoch 2");
+        p.wait_acked(second.wait).await.expect("acknowledged");
         assert_eq!(p.end_offset_for_epoch(0, -1).unwrap(), (0, 3));
         assert_eq!(p.end_offset_for_epoch(1, 2).unwrap(), (0, 3));
         assert_eq!(p.end_offset_for_epoch(2, 2).unwrap(), (2, 5));
