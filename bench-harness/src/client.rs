@@ -1,17 +1,21 @@
 //! A lean Kafka client connection for one core: requests pipelined on one TCP stream
 //! (glommio, io_uring), responses matched in order, versions negotiated with ApiVersions.
-//! The wire codec is the `kafka-protocol` crate's; record batches are built by `batch.rs`.
+//! The wire codec is the client half of `ringtail-net`; record batches are built by `batch.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use kafka_protocol::messages::{self as kp, ApiKey};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use ringtail_net::client::api_versions::ApiVersionsRequest;
+use ringtail_net::client::create_topics::{CreatableTopic, CreateTopicsRequest};
+use ringtail_net::client::list_offsets::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
+use ringtail_net::client::metadata::{MetadataRequest, MetadataRequestTopic};
+use ringtail_net::client::{self, ClientApi, ClientRequest};
+use ringtail_net::error_code::TOPIC_ALREADY_EXISTS;
 
 /// Largest response read: a fetch's `max_bytes` plus headroom.
 const RESPONSE_BYTES_MAX: usize = 256 << 20;
@@ -29,7 +33,7 @@ pub struct Connection {
     /// The broker's (min, max) version per API key.
     versions: RefCell<HashMap<i16, (i16, i16)>>,
     failed: RefCell<Option<String>>,
-    client_id: StrBytes,
+    client_id: String,
     /// The broker predates ApiVersions (Kafka < 0.10): Produce and Fetch v1 with magic 0
     /// message sets, Metadata v0 (`legacy.rs`).
     legacy: Cell<bool>,
@@ -87,7 +91,7 @@ impl Connection {
         if self.is_legacy() {
             Ok(1)
         } else {
-            self.version(ApiKey::Produce, 3, 9)
+            self.version(ClientApi::Produce, 3, 9)
         }
     }
 
@@ -96,7 +100,7 @@ impl Connection {
         if self.is_legacy() {
             Ok(1)
         } else {
-            self.version(ApiKey::Fetch, 4, 12)
+            self.version(ClientApi::Fetch, 4, 12)
         }
     }
 
@@ -112,7 +116,7 @@ impl Connection {
             next_correlation_id: Cell::new(0),
             versions: RefCell::new(HashMap::new()),
             failed: RefCell::new(None),
-            client_id: StrBytes::from_string(client_id.to_string()),
+            client_id: client_id.to_string(),
             legacy: Cell::new(false),
         });
         let weak = Rc::downgrade(&conn);
@@ -157,8 +161,7 @@ impl Connection {
     }
 
     async fn negotiate(&self) -> Result<()> {
-        let resp: kp::ApiVersionsResponse =
-            self.call(ApiKey::ApiVersions, 0, &kp::ApiVersionsRequest::default()).await?;
+        let resp = self.call(0, &ApiVersionsRequest::default()).await?;
         if resp.error_code != 0 {
             bail!("{}: ApiVersions error {}", self.address, resp.error_code);
         }
@@ -167,26 +170,27 @@ impl Connection {
         Ok(())
     }
 
-    /// The highest version of `key` both sides speak, at most `ours_max` and at least `ours_min`.
-    pub fn version(&self, key: ApiKey, ours_min: i16, ours_max: i16) -> Result<i16> {
+    /// The highest version of `api` both sides speak, at most `ours_max` and at least `ours_min`
+    /// (within the versions the client half speaks).
+    pub fn version(&self, api: ClientApi, ours_min: i16, ours_max: i16) -> Result<i16> {
         let (min, max) = *self
             .versions
             .borrow()
-            .get(&(key as i16))
-            .ok_or_else(|| anyhow!("{} does not support {key:?}", self.address))?;
-        let v = max.min(ours_max);
-        if v < ours_min.max(min) {
-            bail!("{} speaks {key:?} v{min}-{max}; this client needs v{ours_min}-{ours_max}", self.address);
+            .get(&api.key())
+            .ok_or_else(|| anyhow!("{} does not support {api:?}", self.address))?;
+        match api.negotiate(min, max, ours_max) {
+            Some(v) if v >= ours_min => Ok(v),
+            _ => bail!("{} speaks {api:?} v{min}-{max}; this client needs v{ours_min}-{ours_max}", self.address),
         }
-        Ok(v)
     }
 
-    /// Sends a request whose body is already encoded (header v1); returns the response body.
-    pub async fn call_raw(&self, key: ApiKey, version: i16, body: &[u8], expect_response: bool) -> Result<Bytes> {
-        let (correlation_id, frame) = self.frame_with(key, version, 1, |buf| {
-            buf.put_slice(body);
-            Ok(())
-        })?;
+    /// Sends a request whose body is already encoded (header v1), at any version (the legacy
+    /// protocol's too); returns the response body.
+    pub async fn call_raw(&self, api: ClientApi, version: i16, body: &[u8], expect_response: bool) -> Result<Bytes> {
+        let correlation_id = self.next_correlation_id();
+        let frame = client::request_frame_with(api.key(), version, correlation_id, Some(&self.client_id), false, |w| {
+            w.buf.extend_from_slice(body)
+        });
         if !expect_response {
             return self.write_unanswered(frame).await.map(|()| Bytes::new());
         }
@@ -195,32 +199,16 @@ impl Connection {
         Ok(body)
     }
 
-    fn frame<Q: Encodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<(i32, Bytes)> {
-        self.frame_with(key, version, key.request_header_version(version), |buf| request.encode(buf, version))
-    }
-
-    /// A request frame: size, header (in `header_version`), then what `body` writes.
-    fn frame_with(
-        &self,
-        key: ApiKey,
-        version: i16,
-        header_version: i16,
-        body: impl FnOnce(&mut BytesMut) -> Result<()>,
-    ) -> Result<(i32, Bytes)> {
+    fn next_correlation_id(&self) -> i32 {
         let correlation_id = self.next_correlation_id.get().wrapping_add(1);
         self.next_correlation_id.set(correlation_id);
-        let header = kp::RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let mut buf = BytesMut::with_capacity(256);
-        buf.put_u32(0);
-        header.encode(&mut buf, header_version)?;
-        body(&mut buf)?;
-        let size = (buf.len() - 4) as u32;
-        buf[0..4].copy_from_slice(&size.to_be_bytes());
-        Ok((correlation_id, buf.freeze()))
+        correlation_id
+    }
+
+    /// A request frame: size, header, body.
+    fn frame<Q: ClientRequest>(&self, version: i16, request: &Q) -> (i32, Bytes) {
+        let correlation_id = self.next_correlation_id();
+        (correlation_id, client::request_frame(request, version, correlation_id, Some(&self.client_id)))
     }
 
     /// Writes a frame that gets no response (not registered as pending).
@@ -253,22 +241,19 @@ impl Connection {
     }
 
     /// Sends a request and decodes its response.
-    pub async fn call<Q: Encodable, R: Decodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<R> {
-        let (correlation_id, frame) = self.frame(key, version, request)?;
-        let mut body = self.exchange(correlation_id, frame).await?;
-        let _header = kp::ResponseHeader::decode(&mut body, key.response_header_version(version))?;
-        R::decode(&mut body, version)
+    pub async fn call<Q: ClientRequest>(&self, version: i16, request: &Q) -> Result<Q::Response> {
+        let (correlation_id, frame) = self.frame(version, request);
+        let frame = self.exchange(correlation_id, frame).await?;
+        let (_, response) = client::decode_response::<Q>(frame, version)
+            .with_context(|| format!("{}: decoding the {:?} v{version} response", self.address, Q::API))?;
+        Ok(response)
     }
 
     /// Sends a request that gets no response (Produce with acks=0).
-    pub async fn send_only<Q: Encodable>(&self, key: ApiKey, version: i16, request: &Q) -> Result<()> {
-        let (_, frame) = self.frame(key, version, request)?;
+    pub async fn send_only<Q: ClientRequest>(&self, version: i16, request: &Q) -> Result<()> {
+        let (_, frame) = self.frame(version, request);
         self.write_unanswered(frame).await
     }
-}
-
-pub fn topic_name(name: &str) -> kp::TopicName {
-    kp::TopicName(StrBytes::from_string(name.to_string()))
 }
 
 /// Creates the topics (ignoring TOPIC_ALREADY_EXISTS) and waits until Metadata shows a leader
@@ -295,26 +280,28 @@ pub async fn create_topics(conn: &Connection, topics: &[String], partitions: u32
             glommio::timer::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
-    let version = conn.version(ApiKey::CreateTopics, 0, 5)?;
-    let request = kp::CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(
-        topics
+    let version = conn.version(ClientApi::CreateTopics, 0, 5)?;
+    let request = CreateTopicsRequest {
+        topics: topics
             .iter()
-            .map(|t| {
-                kp::create_topics_request::CreatableTopic::default()
-                    .with_name(topic_name(t))
-                    .with_num_partitions(partitions as i32)
-                    .with_replication_factor(1)
+            .map(|t| CreatableTopic {
+                name: t.clone(),
+                num_partitions: partitions as i32,
+                replication_factor: 1,
+                ..CreatableTopic::default()
             })
             .collect(),
-    );
-    let resp: kp::CreateTopicsResponse = conn.call(ApiKey::CreateTopics, version, &request).await?;
+        timeout_ms: 30_000,
+        validate_only: false,
+    };
+    let resp = conn.call(version, &request).await?;
     for t in &resp.topics {
-        if t.error_code != 0 && t.error_code != 36 {
+        if t.error_code != 0 && t.error_code != TOPIC_ALREADY_EXISTS {
             bail!(
                 "creating topic {}: error {} {}",
-                t.name.0.as_str(),
+                t.name,
                 t.error_code,
-                t.error_message.as_ref().map_or("", |m| m.as_str())
+                t.error_message.as_deref().unwrap_or_default()
             );
         }
     }
@@ -333,55 +320,56 @@ pub async fn create_topics(conn: &Connection, topics: &[String], partitions: u32
 
 /// Partitions with a leader, per topic.
 async fn partition_leaders(conn: &Connection, topics: &[String]) -> Result<Vec<(String, usize)>> {
-    let version = conn.version(ApiKey::Metadata, 0, 9)?;
-    let request = kp::MetadataRequest::default().with_topics(Some(
-        topics
-            .iter()
-            .map(|t| kp::metadata_request::MetadataRequestTopic::default().with_name(Some(topic_name(t))))
-            .collect(),
-    ));
-    let resp: kp::MetadataResponse = conn.call(ApiKey::Metadata, version, &request).await?;
+    let version = conn.version(ClientApi::Metadata, 0, 9)?;
+    let request = MetadataRequest {
+        topics: Some(
+            topics.iter().map(|t| MetadataRequestTopic { topic_id: [0; 16], name: Some(t.clone()) }).collect(),
+        ),
+        allow_auto_topic_creation: true,
+        include_cluster_authorized_operations: false,
+        include_topic_authorized_operations: false,
+    };
+    let resp = conn.call(version, &request).await?;
     Ok(resp
         .topics
-        .iter()
+        .into_iter()
         .map(|t| {
-            let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-            (name, t.partitions.iter().filter(|p| p.error_code == 0 && p.leader_id.0 >= 0).count())
+            let leaders = t.partitions.iter().filter(|p| p.error_code == 0 && p.leader_id >= 0).count();
+            (t.name.unwrap_or_default(), leaders)
         })
         .collect())
 }
 
 /// The log end offsets of partitions.
 pub async fn latest_offsets(conn: &Connection, partitions: &[(String, i32)]) -> Result<HashMap<(String, i32), i64>> {
-    let version = conn.version(ApiKey::ListOffsets, 1, 6)?;
+    let version = conn.version(ClientApi::ListOffsets, 1, 6)?;
     let mut by_topic: HashMap<&str, Vec<i32>> = HashMap::new();
     for (t, p) in partitions {
         by_topic.entry(t).or_default().push(*p);
     }
-    let request = kp::ListOffsetsRequest::default().with_replica_id(kp::BrokerId(-1)).with_topics(
-        by_topic
+    let request = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: by_topic
             .iter()
-            .map(|(t, ps)| {
-                kp::list_offsets_request::ListOffsetsTopic::default().with_name(topic_name(t)).with_partitions(
-                    ps.iter()
-                        .map(|p| {
-                            kp::list_offsets_request::ListOffsetsPartition::default()
-                                .with_partition_index(*p)
-                                .with_timestamp(-1)
-                        })
-                        .collect(),
-                )
+            .map(|(t, ps)| ListOffsetsTopic {
+                name: t.to_string(),
+                partitions: ps
+                    .iter()
+                    .map(|p| ListOffsetsPartition { partition_index: *p, current_leader_epoch: -1, timestamp: -1 })
+                    .collect(),
             })
             .collect(),
-    );
-    let resp: kp::ListOffsetsResponse = conn.call(ApiKey::ListOffsets, version, &request).await?;
+        timeout_ms: 0,
+    };
+    let resp = conn.call(version, &request).await?;
     let mut out = HashMap::new();
     for t in resp.topics {
         for p in t.partitions {
             if p.error_code != 0 {
-                bail!("ListOffsets {}[{}]: error {}", t.name.0.as_str(), p.partition_index, p.error_code);
+                bail!("ListOffsets {}[{}]: error {}", t.name, p.partition_index, p.error_code);
             }
-            out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+            out.insert((t.name.clone(), p.partition_index), p.offset);
         }
     }
     Ok(out)

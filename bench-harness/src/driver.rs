@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use glommio::{LocalExecutorBuilder, Placement};
-use kafka_protocol::messages::{self as kp, ApiKey};
+use ringtail_net::client::fetch::{FetchPartition, FetchRequest, FetchTopic};
+use ringtail_net::client::produce::{ProducePartition, ProduceRequest, ProduceTopic};
+use ringtail_net::client::ClientApi;
 use serde::Serialize;
 
 use crate::batch::{self, BatchBuilder};
@@ -686,7 +688,7 @@ async fn producer(
 
 /// A Produce request in the broker's protocol: current, or v1 with message sets (`legacy.rs`).
 enum ProduceCall {
-    Current(kp::ProduceRequest),
+    Current(ProduceRequest),
     Legacy(Bytes),
 }
 
@@ -709,17 +711,18 @@ impl ProduceCall {
     async fn call(&self, conn: &Connection, version: i16) -> Result<HashMap<(String, i32), i16>> {
         match self {
             ProduceCall::Current(request) => {
-                let resp: kp::ProduceResponse = conn.call(ApiKey::Produce, version, request).await?;
+                let resp = conn.call(version, request).await?;
                 Ok(resp
-                    .responses
-                    .iter()
+                    .topics
+                    .into_iter()
                     .flat_map(|t| {
-                        t.partition_responses.iter().map(move |p| ((t.name.0.to_string(), p.index), p.error_code))
+                        let name = t.name;
+                        t.partitions.into_iter().map(move |p| ((name.clone(), p.index), p.error_code))
                     })
                     .collect())
             }
             ProduceCall::Legacy(body) => {
-                let resp = conn.call_raw(ApiKey::Produce, version, body, true).await?;
+                let resp = conn.call_raw(ClientApi::Produce, version, body, true).await?;
                 Ok(crate::legacy::produce_v1_response(resp)?.into_iter().map(|(t, p, e)| ((t, p), e)).collect())
             }
         }
@@ -727,32 +730,27 @@ impl ProduceCall {
 
     async fn send_only(&self, conn: &Connection, version: i16) -> Result<()> {
         match self {
-            ProduceCall::Current(request) => conn.send_only(ApiKey::Produce, version, request).await,
-            ProduceCall::Legacy(body) => conn.call_raw(ApiKey::Produce, version, body, false).await.map(drop),
+            ProduceCall::Current(request) => conn.send_only(version, request).await,
+            ProduceCall::Legacy(body) => conn.call_raw(ClientApi::Produce, version, body, false).await.map(drop),
         }
     }
 }
 
-fn produce_request(plan: &Plan, ready: &[Ready]) -> kp::ProduceRequest {
-    let mut by_topic: BTreeMap<usize, Vec<kp::produce_request::PartitionProduceData>> = BTreeMap::new();
+fn produce_request(plan: &Plan, ready: &[Ready]) -> ProduceRequest {
+    let mut by_topic: BTreeMap<usize, Vec<ProducePartition>> = BTreeMap::new();
     for r in ready {
         let (topic, partition) = plan.partitions[r.partition];
-        by_topic.entry(topic).or_default().push(
-            kp::produce_request::PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(r.bytes.clone())),
-        );
+        by_topic.entry(topic).or_default().push(ProducePartition { index: partition, records: Some(r.bytes.clone()) });
     }
-    kp::ProduceRequest::default().with_acks(plan.workload.acks).with_timeout_ms(30_000).with_topic_data(
-        by_topic
+    ProduceRequest {
+        transactional_id: None,
+        acks: plan.workload.acks,
+        timeout_ms: 30_000,
+        topics: by_topic
             .into_iter()
-            .map(|(t, parts)| {
-                kp::produce_request::TopicProduceData::default()
-                    .with_name(client::topic_name(&plan.topics[t]))
-                    .with_partition_data(parts)
-            })
+            .map(|(t, partitions)| ProduceTopic { name: plan.topics[t].clone(), topic_id: [0; 16], partitions })
             .collect(),
-    )
+    }
 }
 
 /// Counts a produce response: acknowledged messages and their latencies, or errors.
@@ -803,15 +801,15 @@ async fn consumer(
                 .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (*p, offsets[&(t.clone(), *p)])).collect()))
                 .collect();
             let body = crate::legacy::fetch_v1(100, 1, 8 << 20, &topics);
-            let resp = conn.call_raw(ApiKey::Fetch, version, &body, true).await?;
+            let resp = conn.call_raw(ClientApi::Fetch, version, &body, true).await?;
             crate::legacy::fetch_v1_response(resp)?.into_iter().map(|(t, p, e, r)| (t, p, e, Some(r))).collect()
         } else {
             let request = fetch_request(&by_topic, &offsets);
-            let resp: kp::FetchResponse = conn.call(ApiKey::Fetch, version, &request).await?;
-            resp.responses
+            let resp = conn.call(version, &request).await?;
+            resp.topics
                 .into_iter()
                 .flat_map(|t| {
-                    let topic = t.topic.0.to_string();
+                    let topic = t.name;
                     t.partitions.into_iter().map(move |p| (topic.clone(), p.partition_index, p.error_code, p.records))
                 })
                 .collect()
@@ -840,29 +838,36 @@ async fn consumer(
     Ok(())
 }
 
-fn fetch_request(by_topic: &BTreeMap<String, Vec<i32>>, offsets: &HashMap<(String, i32), i64>) -> kp::FetchRequest {
-    kp::FetchRequest::default()
-        .with_replica_id(kp::BrokerId(-1))
-        .with_max_wait_ms(100)
-        .with_min_bytes(1)
-        .with_max_bytes(64 << 20)
-        .with_isolation_level(0)
-        .with_session_epoch(-1)
-        .with_topics(
-            by_topic
-                .iter()
-                .map(|(t, ps)| {
-                    kp::fetch_request::FetchTopic::default().with_topic(client::topic_name(t)).with_partitions(
-                        ps.iter()
-                            .map(|p| {
-                                kp::fetch_request::FetchPartition::default()
-                                    .with_partition(*p)
-                                    .with_fetch_offset(offsets[&(t.clone(), *p)])
-                                    .with_partition_max_bytes(8 << 20)
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
-        )
+fn fetch_request(by_topic: &BTreeMap<String, Vec<i32>>, offsets: &HashMap<(String, i32), i64>) -> FetchRequest {
+    FetchRequest {
+        replica_id: -1,
+        replica_epoch: -1,
+        cluster_id: None,
+        max_wait_ms: 100,
+        min_bytes: 1,
+        max_bytes: 64 << 20,
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        topics: by_topic
+            .iter()
+            .map(|(t, ps)| FetchTopic {
+                name: t.clone(),
+                topic_id: [0; 16],
+                partitions: ps
+                    .iter()
+                    .map(|p| FetchPartition {
+                        partition: *p,
+                        current_leader_epoch: -1,
+                        fetch_offset: offsets[&(t.clone(), *p)],
+                        last_fetched_epoch: -1,
+                        log_start_offset: -1,
+                        partition_max_bytes: 8 << 20,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        forgotten_topics: Vec::new(),
+        rack_id: String::new(),
+    }
 }

@@ -1,7 +1,7 @@
 //! The protocol of brokers older than Kafka 0.10 (no ApiVersions): Produce v1 and Fetch v1
-//! with magic 0 message sets, encoded by hand (the `kafka-protocol` crate no longer has these
-//! versions). Used automatically when a broker does not answer ApiVersions, so the harness can
-//! also drive the Apache Kafka 0.9 that the npm registry carries.
+//! with magic 0 message sets, encoded by hand (the client half of `ringtail-net` speaks Produce
+//! from v3 and Fetch from v4, as Kafka 4 does). Used automatically when a broker does not answer
+//! ApiVersions, so the harness can also drive the Apache Kafka 0.9 that the npm registry carries.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 

@@ -1,7 +1,7 @@
 //! `ringtail group list` and `ringtail group describe GROUP`: consumer groups of a running
 //! broker, asked over the Kafka protocol like any client would (blocking I/O: this is a
-//! command-line tool, not a shard). Requests are encoded and responses decoded with the
-//! `kafka-protocol` crate.
+//! command-line tool, not a shard). Requests are encoded and responses decoded by the client
+//! half of `ringtail-net`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -9,9 +9,14 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{self as kp, ApiKey};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use bytes::Bytes;
+use ringtail_net::client::consumer_protocol::ConsumerProtocolAssignment;
+use ringtail_net::client::groups::{
+    DescribeGroupsRequest, FindCoordinatorRequest, ListGroupsRequest, OffsetFetchRequest, OffsetFetchRequestGroup,
+};
+use ringtail_net::client::list_offsets::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
+use ringtail_net::client::{self, ClientRequest};
+use ringtail_net::Reader;
 use serde::Serialize;
 
 /// Largest response accepted from the broker.
@@ -56,42 +61,25 @@ impl Client {
         Ok(Client { address: address.to_string(), stream, correlation_id: 0 })
     }
 
-    fn call<Q: Encodable, R: Decodable>(&mut self, key: ApiKey, version: i16, request: &Q) -> Result<R> {
+    fn call<Q: ClientRequest>(&mut self, version: i16, request: &Q) -> Result<Q::Response> {
+        let api = Q::API;
         self.correlation_id += 1;
-        let header = kp::RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("ringtail-group")));
-        let mut body = BytesMut::new();
-        header.encode(&mut body, key.request_header_version(version))?;
-        request.encode(&mut body, version)?;
-        let mut frame = Vec::with_capacity(body.len() + 4);
-        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).with_context(|| format!("sending {key:?} to {}", self.address))?;
+        let frame = client::request_frame(request, version, self.correlation_id, Some("ringtail-group"));
+        self.stream.write_all(&frame).with_context(|| format!("sending {api:?} to {}", self.address))?;
         let mut size = [0u8; 4];
         self.stream
             .read_exact(&mut size)
-            .with_context(|| format!("reading the {key:?} response from {}", self.address))?;
+            .with_context(|| format!("reading the {api:?} response from {}", self.address))?;
         let size = u32::from_be_bytes(size) as usize;
         if size > RESPONSE_BYTES_MAX {
-            bail!("{key:?} response of {size} bytes is larger than {RESPONSE_BYTES_MAX}");
+            bail!("{api:?} response of {size} bytes is larger than {RESPONSE_BYTES_MAX}");
         }
         let mut buf = vec![0u8; size];
         self.stream.read_exact(&mut buf)?;
-        let mut buf = Bytes::from(buf);
-        let response_header = kp::ResponseHeader::decode(&mut buf, key.response_header_version(version))?;
-        if response_header.correlation_id != self.correlation_id {
-            bail!(
-                "{key:?} response has correlation id {} instead of {}",
-                response_header.correlation_id,
-                self.correlation_id
-            );
-        }
-        let response = R::decode(&mut buf, version)?;
-        if buf.has_remaining() {
-            bail!("{} bytes left over after the {key:?} response", buf.remaining());
+        let (correlation_id, response) = client::decode_response::<Q>(Bytes::from(buf), version)
+            .with_context(|| format!("decoding the {api:?} v{version} response from {}", self.address))?;
+        if correlation_id != self.correlation_id {
+            bail!("{api:?} response has correlation id {correlation_id} instead of {}", self.correlation_id);
         }
         Ok(response)
     }
@@ -168,18 +156,14 @@ pub fn run(command: GroupCommand) -> Result<()> {
 
 fn list(bootstrap: &str) -> Result<Vec<ListedGroup>> {
     let mut client = Client::connect(bootstrap)?;
-    let response: kp::ListGroupsResponse = client.call(ApiKey::ListGroups, 4, &kp::ListGroupsRequest::default())?;
+    let response = client.call(4, &ListGroupsRequest::default())?;
     if response.error_code != 0 {
         bail!("ListGroups failed with Kafka error {}", response.error_code);
     }
     let mut groups: Vec<ListedGroup> = response
         .groups
         .into_iter()
-        .map(|g| ListedGroup {
-            group: g.group_id.0.to_string(),
-            state: g.group_state.to_string(),
-            protocol_type: g.protocol_type.to_string(),
-        })
+        .map(|g| ListedGroup { group: g.group_id, state: g.group_state, protocol_type: g.protocol_type })
         .collect();
     groups.sort_by(|a, b| a.group.cmp(&b.group));
     Ok(groups)
@@ -188,23 +172,24 @@ fn list(bootstrap: &str) -> Result<Vec<ListedGroup>> {
 /// The coordinator of `group`, as FindCoordinator names it.
 fn coordinator(bootstrap: &str, group: &str) -> Result<String> {
     let mut client = Client::connect(bootstrap)?;
-    let request = kp::FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
-    let response: kp::FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 3, &request)?;
-    if response.error_code != 0 {
+    let request = FindCoordinatorRequest { key_type: 0, coordinator_keys: vec![group.to_string()] };
+    let response = client.call(3, &request)?;
+    let found =
+        response.coordinators.into_iter().next().ok_or_else(|| anyhow!("FindCoordinator returned no coordinator"))?;
+    if found.error_code != 0 {
         bail!(
             "FindCoordinator for group `{group}` failed with Kafka error {}: {}",
-            response.error_code,
-            response.error_message.map(|m| m.to_string()).unwrap_or_default()
+            found.error_code,
+            found.error_message.unwrap_or_default()
         );
     }
-    Ok(format!("{}:{}", response.host, response.port))
+    Ok(format!("{}:{}", found.host, found.port))
 }
 
 fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
     let mut client = Client::connect(&coordinator(bootstrap, group)?)?;
-    let request =
-        kp::DescribeGroupsRequest::default().with_groups(vec![kp::GroupId(StrBytes::from_string(group.into()))]);
-    let response: kp::DescribeGroupsResponse = client.call(ApiKey::DescribeGroups, 5, &request)?;
+    let request = DescribeGroupsRequest { groups: vec![group.to_string()], include_authorized_operations: false };
+    let response = client.call(5, &request)?;
     let described = response.groups.into_iter().next().ok_or_else(|| anyhow!("DescribeGroups returned no group"))?;
     if described.error_code != 0 {
         bail!("DescribeGroups for `{group}` failed with Kafka error {}", described.error_code);
@@ -217,22 +202,29 @@ fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
             let assignment = parse_assignment(m.member_assignment);
             for a in &assignment {
                 for p in &a.partitions {
-                    owner.insert((a.topic.clone(), *p), m.member_id.to_string());
+                    owner.insert((a.topic.clone(), *p), m.member_id.clone());
                 }
             }
             MemberView {
-                member_id: m.member_id.to_string(),
-                group_instance_id: m.group_instance_id.map(|i| i.to_string()),
-                client_id: m.client_id.to_string(),
-                client_host: m.client_host.to_string(),
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
                 assignment,
             }
         })
         .collect();
-    let request = kp::OffsetFetchRequest::default()
-        .with_group_id(kp::GroupId(StrBytes::from_string(group.into())))
-        .with_topics(None);
-    let fetched: kp::OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 7, &request)?;
+    let request = OffsetFetchRequest {
+        groups: vec![OffsetFetchRequestGroup {
+            group_id: group.to_string(),
+            member_id: None,
+            member_epoch: -1,
+            topics: None,
+        }],
+        require_stable: false,
+    };
+    let fetched = client.call(7, &request)?;
+    let fetched = fetched.groups.into_iter().next().ok_or_else(|| anyhow!("OffsetFetch returned no group"))?;
     if fetched.error_code != 0 {
         bail!("OffsetFetch for `{group}` failed with Kafka error {}", fetched.error_code);
     }
@@ -240,10 +232,7 @@ fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
     for t in fetched.topics {
         for p in t.partitions {
             if p.error_code == 0 && p.committed_offset >= 0 {
-                committed.insert(
-                    (t.name.0.to_string(), p.partition_index),
-                    (p.committed_offset, p.metadata.map(|m| m.to_string())),
-                );
+                committed.insert((t.name.clone(), p.partition_index), (p.committed_offset, p.metadata));
             }
         }
     }
@@ -271,9 +260,9 @@ fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
         .collect();
     Ok(GroupView {
         group: group.to_string(),
-        state: described.group_state.to_string(),
-        protocol_type: described.protocol_type.to_string(),
-        protocol: described.protocol_data.to_string(),
+        state: described.group_state,
+        protocol_type: described.protocol_type,
+        protocol: described.protocol_data,
         members,
         offsets,
     })
@@ -290,28 +279,22 @@ fn log_ends(bootstrap: &str, partitions: &[(String, i32)]) -> Result<BTreeMap<(S
     }
     let topics = by_topic
         .into_iter()
-        .map(|(t, ps)| {
-            kp::list_offsets_request::ListOffsetsTopic::default()
-                .with_name(kp::TopicName(StrBytes::from_string(t.to_string())))
-                .with_partitions(
-                    ps.into_iter()
-                        .map(|p| {
-                            kp::list_offsets_request::ListOffsetsPartition::default()
-                                .with_partition_index(p)
-                                .with_timestamp(-1)
-                        })
-                        .collect(),
-                )
+        .map(|(t, ps)| ListOffsetsTopic {
+            name: t.to_string(),
+            partitions: ps
+                .into_iter()
+                .map(|p| ListOffsetsPartition { partition_index: p, current_leader_epoch: -1, timestamp: -1 })
+                .collect(),
         })
         .collect();
-    let request = kp::ListOffsetsRequest::default().with_replica_id(kp::BrokerId(-1)).with_topics(topics);
+    let request = ListOffsetsRequest { replica_id: -1, isolation_level: 0, topics, timeout_ms: 0 };
     let mut client = Client::connect(bootstrap)?;
-    let response: kp::ListOffsetsResponse = client.call(ApiKey::ListOffsets, 6, &request)?;
+    let response = client.call(6, &request)?;
     let mut out = BTreeMap::new();
     for t in response.topics {
         for p in t.partitions {
             if p.error_code == 0 {
-                out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+                out.insert((t.name.clone(), p.partition_index), p.offset);
             }
         }
     }
@@ -320,16 +303,12 @@ fn log_ends(bootstrap: &str, partitions: &[(String, i32)]) -> Result<BTreeMap<(S
 
 /// A consumer-protocol assignment (version, then topics with partitions); empty if the group
 /// uses another protocol.
-fn parse_assignment(mut bytes: Bytes) -> Vec<Assigned> {
-    if bytes.remaining() < 2 {
-        return Vec::new();
-    }
-    let version = bytes.get_i16().clamp(0, 3);
-    match kp::ConsumerProtocolAssignment::decode(&mut bytes, version) {
+fn parse_assignment(bytes: Bytes) -> Vec<Assigned> {
+    match ConsumerProtocolAssignment::decode(&mut Reader::new(bytes)) {
         Ok(a) => a
             .assigned_partitions
             .into_iter()
-            .map(|tp| Assigned { topic: tp.topic.0.to_string(), partitions: tp.partitions })
+            .map(|tp| Assigned { topic: tp.topic, partitions: tp.partitions })
             .collect(),
         Err(_) => Vec::new(),
     }

@@ -7,12 +7,13 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// Elements reserved up front when decoding an array.
 const ARRAY_PREALLOCATE_MAX: usize = 64;
 
-/// Why a request could not be decoded. The connection that sent it is closed.
+/// Why a request (or, in the client half, a response) could not be decoded. The connection that
+/// sent it is closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("request is truncated: {needed} more bytes needed, {remaining} left")]
+    #[error("message is truncated: {needed} more bytes needed, {remaining} left")]
     Truncated { needed: usize, remaining: usize },
-    #[error("{what} count {count} exceeds the {remaining} bytes left in the request")]
+    #[error("{what} count {count} exceeds the {remaining} bytes left in the message")]
     CountTooLarge { what: &'static str, count: u64, remaining: usize },
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: &'static str },
@@ -20,8 +21,8 @@ pub enum DecodeError {
     Utf8 { what: &'static str },
 }
 
-/// Reads Kafka primitives from a request body. Byte fields come out as `Bytes` slices of the
-/// frame, without copying.
+/// Reads Kafka primitives from a request or response body. Byte fields come out as `Bytes`
+/// slices of the frame, without copying.
 #[derive(Debug, Clone)]
 pub struct Reader {
     buf: Bytes,
@@ -243,7 +244,7 @@ impl Reader {
     }
 }
 
-/// Writes Kafka primitives into a response buffer.
+/// Writes Kafka primitives into a response (or, in the client half, a request) buffer.
 #[derive(Debug, Default)]
 pub struct Writer {
     pub buf: BytesMut,

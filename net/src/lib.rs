@@ -1,7 +1,9 @@
 //! `ringtail-net`: the Kafka wire protocol. Framing, request headers, request decoders and
-//! response encoders for the APIs Ringtail serves, with every count and length bounded by the
-//! bytes actually received. Knows nothing of storage.
+//! response encoders for the APIs Ringtail serves (`messages`), and request encoders and
+//! response decoders for what Ringtail's own clients send (`client`), with every count and
+//! length bounded by the bytes actually received. Knows nothing of storage.
 
+pub mod client;
 pub mod codec;
 pub mod error_code;
 pub mod header;

@@ -1,14 +1,11 @@
 //! Hostile input for every request decoder: valid requests (from the oracle) truncated at every
 //! byte and with every 4-byte window overwritten by `0x7fffffff`. Decoding must return, never
 //! panic, and never allocate much more than the request itself, which proves the decoders take
-//! every count and length through `Reader`'s bounds.
+//! every count and length through `Reader`'s bounds (`common::hostile`).
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-use bytes::Bytes;
+use common::hostile::{check_hostile, LargestAllocation};
 use common::{request_bytes, versions};
 use ringtail_net::header::ApiKey;
 use ringtail_net::messages::acls::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
@@ -41,82 +38,16 @@ use ringtail_net::messages::offset_fetch::OffsetFetchRequest;
 use ringtail_net::messages::sync_group::SyncGroupRequest;
 use ringtail_net::{DecodeError, Reader};
 
-/// Records the largest single allocation per thread, so each test measures only its own decoder
-/// even when tests run in parallel.
-struct LargestAllocation;
-
-thread_local! {
-    static LARGEST_BYTES: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with` because the allocator also runs while thread-locals are torn down.
-    let _ = LARGEST_BYTES.try_with(|largest| largest.set(largest.get().max(size)));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; only a size is recorded.
-unsafe impl GlobalAlloc for LargestAllocation {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller upholds `alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through this allocator with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: the caller upholds `realloc`'s contract, which `System` shares.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: LargestAllocation = LargestAllocation;
 
-/// An array may reserve one element per byte left, and our largest element is about a hundred
-/// bytes, so a decoder that stays within `Reader`'s bounds allocates at most this much per byte
-/// of request. A count taken from the wire unchecked (2^31) goes far past it.
-const ALLOCATED_PER_REQUEST_BYTE_MAX: usize = 256;
-
 type Decode<T> = fn(&mut Reader, i16) -> Result<T, DecodeError>;
-
-/// Decodes `bytes`, returning the largest allocation made while decoding.
-fn decode_measured<T>(decode: Decode<T>, bytes: Bytes, v: i16) -> usize {
-    LARGEST_BYTES.with(|largest| largest.set(0));
-    let mut r = Reader::new(bytes);
-    let result = decode(&mut r, v);
-    let largest = LARGEST_BYTES.with(Cell::get);
-    drop(result);
-    largest
-}
 
 fn check<T>(key: ApiKey, decode: Decode<T>) {
     for v in versions(key) {
-        let valid = request_bytes(key, v);
-        let allocated_max = (valid.len() * ALLOCATED_PER_REQUEST_BYTE_MAX).max(4096);
-        let mut cases = 0;
-        let mut errors = 0;
-        let mut run = |bytes: Bytes, what: &str| {
-            let mut r = Reader::new(bytes.clone());
-            errors += usize::from(decode(&mut r, v).is_err());
-            cases += 1;
-            let largest = decode_measured(decode, bytes, v);
-            assert!(largest <= allocated_max, "{key:?} v{v} {what}: allocated {largest} bytes at once");
-        };
-        for end in 0..valid.len() {
-            run(valid.slice(..end), &format!("truncated to {end} bytes"));
-        }
-        for start in 0..valid.len().saturating_sub(3) {
-            let mut hostile = valid.to_vec();
-            hostile[start..start + 4].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
-            run(Bytes::from(hostile), &format!("0x7fffffff at byte {start}"));
-        }
-        // Every truncation fails (a request ends with a field), so the run cannot be vacuous.
-        assert!(errors >= valid.len(), "{key:?} v{v}: only {errors} of {cases} hostile requests refused");
+        check_hostile(&format!("{key:?} v{v}"), &request_bytes(key, v), |bytes| {
+            decode(&mut Reader::new(bytes), v).is_err()
+        });
     }
 }
 

@@ -5,6 +5,10 @@
 // Each test binary uses only part of this module.
 #![allow(dead_code)]
 
+pub mod client;
+pub mod convert;
+pub mod hostile;
+
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
