@@ -4,10 +4,9 @@
 use std::io;
 use std::path::Path;
 
-use glommio::io::{BufferedFile, Directory, OpenOptions};
-
 use crate::error::LogError;
 use crate::fault::{Faults, IoOp};
+use crate::platform::{self, BufferedFile, Directory, OpenOptions};
 
 const MAGIC: &[u8; 4] = b"RTCK";
 const VERSION: u16 = 1;
@@ -143,12 +142,12 @@ pub(crate) async fn write_atomic(dir: &Path, name: &str, bytes: Vec<u8>, faults:
     if let Err(e) = write_durable(&tmp, bytes, faults).await {
         if e.is_no_space() {
             // A partial temporary file holds space the next attempt needs; removing takes none.
-            let _ = glommio::io::remove(&tmp).await;
+            let _ = platform::remove(&tmp).await;
         }
         return Err(e);
     }
     faults.check(IoOp::Rename, &path)?;
-    glommio::io::rename(&tmp, &path).await.map_err(|e| LogError::io("renaming", &tmp, e))?;
+    platform::rename(&tmp, &path).await.map_err(|e| LogError::io("renaming", &tmp, e))?;
     sync_dir(dir, faults).await
 }
 

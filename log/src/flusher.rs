@@ -4,19 +4,18 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use glommio::io::{DmaBuffer, DmaFile};
+use std::time::Duration;
 
 use crate::config::{Durability, BLOCK_BYTES};
 use crate::fault::Faults;
 use crate::limits::CACHE_BUDGET_BYTES_DEFAULT;
 use crate::partition::{PartitionLog, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT};
+use crate::platform::{self, DmaBuffer, DmaFile, Task};
 use crate::space::DiskSpace;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    platform::wall_clock_ms()
 }
 
 /// Flushes the logs of one shard. Owned by that shard (`!Send`); create one per executor and
@@ -153,7 +152,7 @@ impl Flusher {
         let now = now_ms();
         let sync = log.config().durability == Durability::Sync || log.flush_requested_or_due(now).1;
         // A failed flush marks the log failed and wakes its waiters with the error.
-        glommio::spawn_local(async move {
+        platform::spawn_local(async move {
             let _ = log.flush(sync, now).await;
         })
         .detach();
@@ -165,14 +164,14 @@ impl Flusher {
     }
 
     /// Starts the async-durability tick on the current executor.
-    pub fn spawn(self: &Rc<Self>) -> glommio::Task<()> {
+    pub fn spawn(self: &Rc<Self>) -> Task<()> {
         let this = self.clone();
-        glommio::spawn_local(async move { this.run().await })
+        platform::spawn_local(async move { this.run().await })
     }
 
     async fn run(&self) {
         while !self.stopped.get() {
-            glommio::timer::sleep(self.tick).await;
+            platform::sleep(self.tick).await;
             self.tick_async_logs().await;
         }
     }
@@ -197,7 +196,7 @@ impl Flusher {
             .into_iter()
             .map(|log| {
                 let sync = log.config().durability == Durability::Sync || log.flush_requested_or_due(now).1;
-                glommio::spawn_local(async move { log.flush(sync, now).await })
+                platform::spawn_local(async move { log.flush(sync, now).await })
             })
             .collect();
         for t in tasks {

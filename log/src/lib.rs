@@ -14,6 +14,7 @@ mod flusher;
 pub mod index;
 mod limits;
 mod partition;
+pub mod platform;
 pub mod producer;
 mod segment;
 pub mod space;

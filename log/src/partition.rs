@@ -9,8 +9,6 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
-use glommio::sync::Semaphore;
 
 use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES};
 use crate::checkpoint::{self, Kind, PartitionState};
@@ -20,6 +18,7 @@ use crate::error::LogError;
 use crate::fault::{Faults, IoOp};
 use crate::flusher::Flusher;
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::platform::{self, DmaBuffer, DmaFile, IoResult, OpenOptions, Semaphore, Task};
 use crate::producer::{ProducerStates, Verdict};
 use crate::segment::{self, segment_path, ScanOutcome};
 use crate::space::DiskSpace;
@@ -783,7 +782,7 @@ impl PartitionLog {
     pub async fn flush(&self, sync: bool, now_ms: i64) -> Result<(), LogError> {
         let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
         self.state.borrow().check()?;
-        let started = std::time::Instant::now();
+        let started = platform::Instant::now();
         let result = self.flush_locked(sync, now_ms).await;
         self.stats.observe(&self.stats.flush_latency, started);
         match &result {
@@ -1070,7 +1069,7 @@ impl PartitionLog {
         if self.state.borrow().snapshot_offset.is_none() {
             let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
             self.faults.check(IoOp::Remove, &path)?;
-            if let Err(e) = glommio::io::remove(&path).await {
+            if let Err(e) = platform::remove(&path).await {
                 let e: std::io::Error = e.into();
                 if e.kind() != std::io::ErrorKind::NotFound {
                     return Err(LogError::io("removing", &path, e));
@@ -1223,7 +1222,7 @@ impl PartitionLog {
                         finish_write(in_flight.pop_front().expect("full"), pool.as_deref()).await?;
                     }
                     let (file, buf) = (file.clone(), Rc::new(buf));
-                    let task = glommio::spawn_local(async move {
+                    let task = platform::spawn_local(async move {
                         let result = file.write_rc_at(buf.clone(), chunk_start).await;
                         (result, buf)
                     });
@@ -1351,8 +1350,8 @@ impl PartitionLog {
                 base,
                 flushed,
                 path,
-                glommio::spawn_local(async move {
-                    let started = std::time::Instant::now();
+                platform::spawn_local(async move {
+                    let started = platform::Instant::now();
                     let result = file.fdatasync().await;
                     stats.observe(&stats.fdatasync_latency, started);
                     result
@@ -1871,7 +1870,7 @@ fn copy_from_cache(cache: &VecDeque<CachedBatch>, segment_base: u64, start: u64,
     dst[(end - start) as usize..].fill(0);
 }
 
-type WriteTask = (glommio::Task<(glommio::Result<usize, ()>, Rc<DmaBuffer>)>, usize, Rc<PathBuf>);
+type WriteTask = (Task<(IoResult<usize>, Rc<DmaBuffer>)>, usize, Rc<PathBuf>);
 
 /// Awaits one chunk write, checks it was whole, and gives its buffer back to the pool.
 async fn finish_write((task, length, path): WriteTask, pool: Option<&Flusher>) -> Result<(), LogError> {
@@ -1924,7 +1923,7 @@ async fn remove_segment_files(dir: &Path, base: u64, faults: &Faults) -> Result<
     for extension in ["log", "index", "timeindex"] {
         let path = segment_path(dir, base, extension);
         faults.check(IoOp::Remove, &path)?;
-        if let Err(e) = glommio::io::remove(&path).await {
+        if let Err(e) = platform::remove(&path).await {
             let e: std::io::Error = e.into();
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(LogError::io("removing", &path, e));
@@ -2019,12 +2018,12 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
     let listing = segment::list_dir(dir)?;
     for tmp in &listing.temporary {
         faults.check(IoOp::Remove, tmp)?;
-        glommio::io::remove(tmp).await.map_err(|e| LogError::io("removing", tmp, e))?;
+        platform::remove(tmp).await.map_err(|e| LogError::io("removing", tmp, e))?;
     }
     for (base, path) in &listing.indexes {
         if listing.segments.binary_search(base).is_err() {
             faults.check(IoOp::Remove, path)?;
-            glommio::io::remove(path).await.map_err(|e| LogError::io("removing", path, e))?;
+            platform::remove(path).await.map_err(|e| LogError::io("removing", path, e))?;
         }
     }
     let mut report = RecoveryReport::default();
@@ -2048,7 +2047,7 @@ async fn recover(dir: &Path, config: &LogConfig, faults: &Faults) -> Result<(Sta
         .map(u64::from_be_bytes);
     if clean.is_some() {
         faults.check(IoOp::Remove, &dir.join(CLEAN_SHUTDOWN_FILE))?;
-        glommio::io::remove(dir.join(CLEAN_SHUTDOWN_FILE))
+        platform::remove(dir.join(CLEAN_SHUTDOWN_FILE))
             .await
             .map_err(|e| LogError::io("removing", dir.join(CLEAN_SHUTDOWN_FILE), e))?;
         checkpoint::sync_dir(dir, faults).await?;

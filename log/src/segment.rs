@@ -2,12 +2,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 
 use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES, BATCH_LENGTH_MIN, STORED_BATCH_BYTES_MAX};
 use crate::checkpoint;
@@ -16,6 +14,7 @@ use crate::error::LogError;
 use crate::fault::{Faults, IoOp};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::partition::{BatchBytes, Segment};
+use crate::platform::{self, BufferedFile, Directory, DmaFile, OpenOptions};
 
 /// Largest single read issued for a cold fetch, whatever the fetch's byte budget.
 const READ_BYTES_MAX: usize = 8 << 20;
@@ -39,9 +38,7 @@ pub(crate) fn segment_path(dir: &Path, base_offset: u64, extension: &str) -> Pat
 /// Creates the partition directory if needed and makes its entry in the parent durable.
 pub(crate) async fn create_dir(dir: &Path, faults: &Faults) -> Result<(), LogError> {
     faults.check(IoOp::Create, dir)?;
-    let d = glommio::io::Directory::create(dir)
-        .await
-        .map_err(|e| LogError::io_taking_space("creating directory", dir, e))?;
+    let d = Directory::create(dir).await.map_err(|e| LogError::io_taking_space("creating directory", dir, e))?;
     d.close().await.map_err(|e| LogError::io("closing directory", dir, e))?;
     match dir.parent() {
         Some(parent) if parent.as_os_str().is_empty() => checkpoint::sync_dir(Path::new("."), faults).await,
@@ -59,11 +56,10 @@ thread_local! {
 /// priming waits for the next open.
 async fn prime_with_existing(dir: &Path, device: u64) -> Result<(), LogError> {
     let mut candidates = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_file() && meta.len() > 0 {
-            candidates.push(entry.path());
+    let entries = platform::list_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
+    for (path, len, is_file) in entries {
+        if is_file && len > 0 {
+            candidates.push(path);
         }
     }
     let Some(existing) = candidates.first() else { return Ok(()) };
@@ -78,7 +74,7 @@ async fn prime_with_existing(dir: &Path, device: u64) -> Result<(), LogError> {
 /// read succeeds vacuously, polling is wrongly enabled, and every later read fails with
 /// EOPNOTSUPP. So before any segment file is opened, probe with a file that has data.
 pub async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
-    let device = std::fs::metadata(dir).map_err(|e| LogError::io("inspecting", dir, e))?.dev();
+    let device = platform::device_of(dir).map_err(|e| LogError::io("inspecting", dir, e))?;
     if PRIMED_DEVICES.with(|p| p.borrow().contains(&device)) {
         return Ok(());
     }
@@ -100,14 +96,14 @@ pub async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
     if let Err(e) = file.write_at(vec![0xA5; 4096], 0).await {
         let e = LogError::io_taking_space("writing", &probe, e);
         let _ = file.close().await;
-        let _ = glommio::io::remove(&probe).await;
+        let _ = platform::remove(&probe).await;
         return if e.is_no_space() { prime_with_existing(dir, device).await } else { Err(e) };
     }
     file.fdatasync().await.map_err(|e| LogError::io("syncing", &probe, e))?;
     file.close().await.map_err(|e| LogError::io("closing", &probe, e))?;
     let dma = DmaFile::open(&probe).await.map_err(|e| LogError::io("opening", &probe, e))?;
     dma.close().await.map_err(|e| LogError::io("closing", &probe, e))?;
-    glommio::io::remove(&probe).await.map_err(|e| LogError::io("removing", &probe, e))?;
+    platform::remove(&probe).await.map_err(|e| LogError::io("removing", &probe, e))?;
     PRIMED_DEVICES.with(|p| p.borrow_mut().insert(device));
     Ok(())
 }
@@ -124,13 +120,11 @@ fn parse_base(stem: &str) -> Option<u64> {
 /// Lists the directory. Runs once when a partition is opened, before it takes traffic.
 pub(crate) fn list_dir(dir: &Path) -> Result<Listing, LogError> {
     let mut listing = Listing::default();
-    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| LogError::io("listing", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    let entries = platform::list_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
+    for (path, _, _) in entries {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         if name.ends_with(".tmp") {
-            listing.temporary.push(entry.path());
+            listing.temporary.push(path.clone());
         } else if let Some(stem) = name.strip_suffix(".log") {
             // Anything else (including 20 digits beyond u64) is not ours and is left alone.
             if let Some(base) = parse_base(stem) {
@@ -138,7 +132,7 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing, LogError> {
             }
         } else if let Some(stem) = name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex")) {
             if let Some(base) = parse_base(stem) {
-                listing.indexes.push((base, entry.path()));
+                listing.indexes.push((base, path.clone()));
             }
         }
     }
@@ -147,7 +141,7 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing, LogError> {
 }
 
 pub(crate) fn file_len(path: &Path) -> Result<u64, LogError> {
-    Ok(std::fs::metadata(path).map_err(|e| LogError::io("inspecting", path, e))?.len())
+    platform::file_len(path).map_err(|e| LogError::io("inspecting", path, e))
 }
 
 pub(crate) async fn open_segment(path: &Path, faults: &Faults) -> Result<Rc<DmaFile>, LogError> {

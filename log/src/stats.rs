@@ -102,7 +102,7 @@ impl Default for LogStats {
 }
 
 impl LogStats {
-    pub(crate) fn observe(&self, histogram: &LatencyHistogram, started: std::time::Instant) {
+    pub(crate) fn observe(&self, histogram: &LatencyHistogram, started: crate::platform::Instant) {
         if self.enabled.get() {
             histogram.observe(started.elapsed());
         }

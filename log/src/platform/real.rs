@@ -1,0 +1,45 @@
+//! The broker's runtime: glommio for files, tasks and timers; the kernel for listings and clocks.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use glommio::io::{remove, rename, BufferedFile, Directory, DmaBuffer, DmaFile, OpenOptions};
+pub use glommio::sync::Semaphore;
+pub use glommio::timer::sleep;
+pub use glommio::{spawn_local, Task};
+pub use std::time::Instant;
+
+/// What a file operation returns.
+pub type IoResult<T> = glommio::Result<T, ()>;
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The regular files and their sizes, and the other entries (size 0, `false`), of a directory.
+/// Blocking: used only while a partition is opened, before it takes traffic.
+pub fn list_dir(dir: &Path) -> io::Result<Vec<(PathBuf, u64, bool)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let (len, is_file) = match entry.metadata() {
+            Ok(m) => (m.len(), m.is_file()),
+            Err(_) => (0, false),
+        };
+        out.push((entry.path(), len, is_file));
+    }
+    Ok(out)
+}
+
+/// The size of a file.
+pub fn file_len(path: &Path) -> io::Result<u64> {
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// The device a path lives on.
+pub fn device_of(path: &Path) -> io::Result<u64> {
+    Ok(std::fs::metadata(path)?.dev())
+}
