@@ -113,7 +113,7 @@ pub(crate) async fn read_file_limited(path: &Path, faults: &Faults, limit: u64) 
     let file = match BufferedFile::open(path).await {
         Ok(f) => f,
         Err(e) => {
-            let e: io::Error = e.into();
+            let e = platform::io_error(e);
             if e.kind() == io::ErrorKind::NotFound {
                 return Ok(None);
             }

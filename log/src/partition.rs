@@ -1070,7 +1070,7 @@ impl PartitionLog {
             let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
             self.faults.check(IoOp::Remove, &path)?;
             if let Err(e) = platform::remove(&path).await {
-                let e: std::io::Error = e.into();
+                let e = platform::io_error(e);
                 if e.kind() != std::io::ErrorKind::NotFound {
                     return Err(LogError::io("removing", &path, e));
                 }
@@ -1257,6 +1257,11 @@ impl PartitionLog {
             let mut st = self.state.borrow_mut();
             st.written_offset = st.written_offset.max(target_offset);
             st.space_stalled = false;
+        }
+        if cfg!(feature = "sim-mutation-ack-before-durable") {
+            // The simulation's deliberate bug: durable waits see the written offset now.
+            let waiters = std::mem::take(&mut self.state.borrow_mut().waiters);
+            waiters.into_iter().for_each(|(_, w)| w.wake());
         }
         let must_sync = sync || self.state.borrow().segments.iter().any(|s| s.sealed && !s.finalized);
         if must_sync {
@@ -1924,7 +1929,7 @@ async fn remove_segment_files(dir: &Path, base: u64, faults: &Faults) -> Result<
         let path = segment_path(dir, base, extension);
         faults.check(IoOp::Remove, &path)?;
         if let Err(e) = platform::remove(&path).await {
-            let e: std::io::Error = e.into();
+            let e = platform::io_error(e);
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(LogError::io("removing", &path, e));
             }
@@ -1968,6 +1973,9 @@ impl Future for DurableWait {
             }
         }
         let reached = match self.kind {
+            // The simulation's deliberate bug (never in a shipped build): acknowledge what is
+            // written as if it were durable.
+            WaitKind::Durable if cfg!(feature = "sim-mutation-ack-before-durable") => st.written_offset,
             WaitKind::Durable => st.durable_offset,
             WaitKind::Written => st.written_offset,
             WaitKind::Appended => st.next_offset,

@@ -24,3 +24,9 @@ pub use real::*;
 pub mod sim;
 #[cfg(feature = "sim")]
 pub use sim::*;
+
+/// A file operation's error as an `io::Error` (glommio's errors convert; the simulation's are
+/// already one).
+pub fn io_error(e: impl Into<std::io::Error>) -> std::io::Error {
+    e.into()
+}
