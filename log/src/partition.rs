@@ -14,7 +14,7 @@ use crate::batch::{self, BatchHeader, Origin, BATCH_HEADER_BYTES};
 use crate::checkpoint::{self, Kind, PartitionState};
 use crate::config::{align_down, align_up, Durability, LogConfig, BLOCK_BYTES};
 use crate::epochs::LeaderEpochs;
-use crate::error::LogError;
+use crate::error::{BatchError, LogError};
 use crate::fault::{Faults, IoOp};
 use crate::flusher::Flusher;
 use crate::index::{OffsetIndex, TimeIndex};
@@ -134,6 +134,20 @@ struct Rollback {
     error: LogError,
 }
 
+/// Appends are refused while it lives (`PartitionLog::pause_appends`), on every way out of
+/// what paused them.
+struct AppendsPaused<'a> {
+    log: &'a PartitionLog,
+}
+
+impl Drop for AppendsPaused<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.log.state.try_borrow_mut() {
+            st.appends_paused = None;
+        }
+    }
+}
+
 impl CachedBatch {
     fn size(&self) -> u64 {
         (self.header.len() + self.body.len()) as u64
@@ -222,6 +236,29 @@ impl Segment {
         self.offset_index.truncate(mark.offset_entries);
         self.time_index.truncate(mark.time_entries);
         self.first_append_ms = mark.first_append_ms;
+    }
+
+    /// Ends the segment at `next_offset`, a batch boundary at byte `position` with every byte
+    /// before it written (a truncation, before the file is shortened). Index entries past it
+    /// go; the largest timestamp is the last time index entry's until a rescan finds the
+    /// exact one.
+    fn cut_to(&mut self, next_offset: u64, position: u64) {
+        assert!(position > 0, "a segment cut at its start is dropped whole");
+        assert!(position <= self.flushed, "a cut into written data");
+        let relative = next_offset - self.base_offset;
+        while !self.offset_index.is_empty() && u64::from(self.offset_index.lookup_entry(u32::MAX).0) >= relative {
+            self.offset_index.truncate(self.offset_index.len() - 1);
+        }
+        while self.time_index.last().is_some_and(|(_, o)| u64::from(o) >= relative) {
+            self.time_index.truncate(self.time_index.len() - 1);
+        }
+        (self.max_timestamp, self.max_timestamp_relative) = self.time_index.last().unwrap_or((-1, 0));
+        self.size = position;
+        self.flushed = position;
+        self.synced = self.synced.min(position);
+        self.next_offset = next_offset;
+        self.sealed = true;
+        self.finalized = false;
     }
 
     /// The index files of a sealed segment: the time index ends with the largest timestamp.
@@ -318,13 +355,13 @@ impl State {
         if epoch == self.tail_epoch {
             return None;
         }
-        // Only the first rollback after the wait began can have taken its batch: a later one
-        // takes back only batches appended after that one (not yet written then).
-        match self.rollbacks.iter().find(|r| r.epoch == epoch + 1) {
-            Some(r) => (last_offset >= r.point).then(|| r.error.clone()),
+        if self.rollbacks.front().is_none_or(|r| r.epoch > epoch + 1) {
             // Forgotten (the wait is older than every rollback kept): its write may not have happened.
-            None => self.rollbacks.back().map(|r| r.error.clone()),
+            return self.rollbacks.back().map(|r| r.error.clone());
         }
+        // Any rollback since the wait began may have taken its batch, not only the first: a
+        // truncation cuts written data, below the point of a rollback before it.
+        self.rollbacks.iter().filter(|r| r.epoch > epoch).find(|r| last_offset >= r.point).map(|r| r.error.clone())
     }
 
     /// Records the epoch of a batch appended at `offset`.
@@ -706,6 +743,14 @@ impl PartitionLog {
         let mut expected = st.next_offset;
         let mut latest_epoch = st.epochs.latest_epoch().unwrap_or(-1);
         for (header, _) in &batches {
+            // Kafka's epoch cache takes no negative epoch, nor does the file this one is saved in.
+            if header.partition_leader_epoch < 0 {
+                return Err(BatchError::Invalid {
+                    reason: "a replicated batch has a negative partition leader epoch; a leader stamps its epoch on \
+                             every batch it writes",
+                }
+                .into());
+            }
             let refuse = |reason: String| Err(LogError::NotContinuing { reason });
             if header.base_offset < 0 || header.base_offset as u64 != expected {
                 return refuse(format!("a batch starts at offset {}, the log ends at {expected}", header.base_offset));
@@ -813,7 +858,7 @@ impl PartitionLog {
             return Ok(());
         };
         // Appends wait until the producer state no longer holds the batches taken back.
-        self.state.borrow_mut().appends_paused = Some(error);
+        let paused = self.pause_appends(error);
         let rebuilt = async {
             // A segment taken back whole leaves no file behind: an empty file among the
             // segments would be a hole in the offsets at the next recovery.
@@ -826,7 +871,7 @@ impl PartitionLog {
             self.rebuild_producers().await.map(|_| ())
         }
         .await;
-        self.state.borrow_mut().appends_paused = None;
+        drop(paused);
         if let Err(e) = rebuilt {
             self.fail(e.clone());
             return Err(e);
@@ -839,69 +884,36 @@ impl PartitionLog {
     /// Returns `None` if there was nothing to take back, else the base offsets of the segments
     /// taken back whole (their files, if created, hold nothing and must go).
     fn roll_back_unwritten(&self, error: &LogError) -> Option<Vec<u64>> {
-        let mut st = self.state.borrow_mut();
-        let point = st.written_offset;
-        if st.next_offset == point {
-            return None;
-        }
-        let mut first = None;
-        let mut bytes = 0;
-        while st.cache.back().is_some_and(|c| c.base_offset >= point) {
-            let c = st.cache.pop_back().expect("checked");
-            bytes += c.size();
-            first = Some(c);
-        }
-        let first = first.expect("the cache holds every batch not yet written");
-        assert_eq!(first.base_offset, point, "batches not yet written start at the written offset");
-        st.cache_bytes -= bytes;
-        st.unflushed_bytes -= bytes;
-        self.stats.cache_bytes.set(self.stats.cache_bytes.get() - bytes);
-        // Segments opened after the point hold only batches taken back.
-        let mut removed = Vec::new();
-        while st.segments.back().is_some_and(|s| s.base_offset > first.segment_base) {
-            let s = st.segments.pop_back().expect("checked");
-            assert_eq!(s.flushed, 0, "a segment opened after the written offset has nothing written");
-            removed.push(s.base_offset);
-        }
-        let last = st.segments.back_mut().expect("the first batch's segment remains");
-        assert_eq!(last.base_offset, first.segment_base);
-        if first.position == 0 && last.base_offset == point {
-            assert_eq!(last.flushed, 0, "a segment starting at the written offset has nothing written");
-            removed.push(last.base_offset);
-            st.segments.pop_back();
-        } else {
-            last.restore(&first.mark);
-        }
-        st.next_offset = point;
-        st.pending_snapshots.retain(|(at, _)| *at <= point);
-        st.epochs.truncate_from_end(point);
-        st.tail_epoch += 1;
-        let epoch = st.tail_epoch;
-        if st.rollbacks.len() == ROLLBACKS_KEPT {
-            st.rollbacks.pop_front();
-        }
-        st.rollbacks.push_back(Rollback { epoch, point, error: error.clone() });
-        let waiters = std::mem::take(&mut st.waiters);
-        let readers = std::mem::take(&mut st.append_waiters);
-        drop(st);
-        waiters.into_iter().for_each(|(_, w)| w.wake());
-        readers.into_iter().for_each(|(_, w)| w.wake());
-        Some(removed)
+        let point = {
+            let st = self.state.borrow();
+            (st.next_offset != st.written_offset).then_some(st.written_offset)
+        }?;
+        // As a truncation to the written offset: the epoch cache drops the entries of the batches
+        // taken back and is marked for writing (the file may name them already).
+        Some(self.take_back_from(point, error))
     }
 
     /// Cuts the log's tail (a follower whose log diverged from its new leader's): every batch
     /// holding an offset at or past `offset` goes, so the log then ends at the last batch
-    /// boundary at or below `offset`, which is returned. Offsets below the log start cannot be
-    /// cut. Waits on the batches cut fail with `LogError::Truncated`. The producer state, the
-    /// indexes and the leader-epoch cache follow.
+    /// boundary at or below `offset`, which is returned. Waits on the batches cut fail with
+    /// `LogError::Truncated`. The producer state, the indexes and the leader-epoch cache follow.
     ///
-    /// Crash safety: the recovery point is lowered to the cut (and written) before any file
-    /// changes; segments wholly past the cut are deleted last first, then the one holding it is
-    /// shortened, rescanned and indexed again. A crash at any step leaves a log that recovery
-    /// opens as a prefix of the old one at least as long as the cut: the follower truncates
-    /// again after its restart.
+    /// A cut below the log start (`offset` is below it, or DeleteRecords left the log start
+    /// inside the batch holding `offset`) empties the log and starts it again at the cut, as
+    /// Kafka's `truncateTo` does (`truncateFullyAndStartAt`): the follower fetches from there.
+    ///
+    /// Appends are refused while it runs. Crash safety: the recovery point is lowered (and
+    /// written) before anything changes; the cut is then taken out of memory, segments wholly
+    /// past it are deleted last first, and the one holding it is shortened, rescanned and
+    /// indexed again. A crash at any step leaves a log that recovery opens as a prefix of the
+    /// old one at least as long as the cut (or empty at its old start): the follower truncates
+    /// again after its restart. An error before the first change leaves the log as it was; any
+    /// error after it takes the log offline.
     pub async fn truncate_to(&self, offset: u64) -> Result<u64, LogError> {
         let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
+        // Paused from the lock on: an append between two steps would land in a log being cut.
+        // The other pause (a flush out of space) holds the lock too, so the two never overlap.
+        let _paused = self.pause_appends(LogError::Truncated { offset });
         let result = self.truncate_locked(offset).await;
         if let Err(e) = &result {
             if e.is_fatal() {
@@ -917,30 +929,34 @@ impl PartitionLog {
             st.check()?;
             (st.log_start_offset, st.written_offset, st.next_offset)
         };
-        if offset < start {
-            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: start, log_end_offset: end });
-        }
         if offset >= end {
             return Ok(end);
         }
-        let cut = self.batch_boundary_at_or_below(offset.max(start)).await?;
+        let cut = match offset < start {
+            true => offset,
+            false => self.batch_boundary_at_or_below(offset).await?,
+        };
         let truncated = LogError::Truncated { offset: cut };
-        // Batches not yet written go as a rollback takes them back; written ones need the files.
-        let removed = self.take_back_from(cut.max(written), &truncated);
-        for base in &removed {
-            remove_segment_files(&self.dir, *base, &self.faults).await?;
-        }
-        if cut < written {
+        if cut < start {
+            self.truncate_fully(cut, &truncated).await?;
+        } else if cut < written {
             self.truncate_written(cut, &truncated).await?;
-        } else if !removed.is_empty() {
-            checkpoint::sync_dir(&self.dir, &self.faults).await?;
+        } else {
+            // Only batches not yet written go, as a rollback takes them back.
+            let removed = self.take_back_from(cut, &truncated);
+            let files = async {
+                for base in &removed {
+                    remove_segment_files(&self.dir, *base, &self.faults).await?;
+                }
+                if !removed.is_empty() {
+                    checkpoint::sync_dir(&self.dir, &self.faults).await?;
+                }
+                Ok(())
+            };
+            files.await.map_err(|e| self.fail_truncation(e))?;
         }
-        // The producer state still holds the batches cut: rebuilt from the snapshot and the log,
-        // with appends refused meanwhile.
-        self.state.borrow_mut().appends_paused = Some(truncated);
-        let rebuilt = self.rebuild_producers().await;
-        self.state.borrow_mut().appends_paused = None;
-        rebuilt?;
+        // The producer state still holds the batches cut: rebuilt from the snapshot and the log.
+        self.rebuild_producers().await.map_err(|e| self.fail_truncation(e))?;
         Ok(cut)
     }
 
@@ -948,6 +964,35 @@ impl PartitionLog {
     async fn batch_boundary_at_or_below(&self, offset: u64) -> Result<u64, LogError> {
         let batches = self.read_batches(offset, 1, u64::MAX).await?;
         Ok(batches.first().map_or(offset, |b| b.base_offset.min(offset)))
+    }
+
+    /// An error once a truncation changed the log: its files may be cut part way, so the log
+    /// goes offline (the next start recovers it from the lowered recovery point).
+    fn fail_truncation(&self, error: LogError) -> LogError {
+        let error = match error.is_fatal() {
+            true => error,
+            false => {
+                let why = std::io::Error::other(format!("a truncation stopped part way: {error}"));
+                LogError::io("truncating", &self.dir, why)
+            }
+        };
+        self.fail(error.clone());
+        error
+    }
+
+    /// Refuses appends with `error` until the guard is dropped. Taken under the flush lock.
+    fn pause_appends(&self, error: LogError) -> AppendsPaused<'_> {
+        let mut st = self.state.borrow_mut();
+        assert!(st.appends_paused.is_none(), "one pause at a time, under the flush lock");
+        st.appends_paused = Some(error);
+        AppendsPaused { log: self }
+    }
+
+    /// Writes the state file (the caller holds the flush lock) and takes its recovery point.
+    async fn write_state(&self, state: PartitionState) -> Result<(), LogError> {
+        checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await?;
+        self.state.borrow_mut().recovery_point = state.recovery_point;
+        Ok(())
     }
 
     /// Drops the batches from `point` on, all of them not yet written, as a rollback does.
@@ -958,6 +1003,7 @@ impl PartitionLog {
         if st.next_offset == point {
             return Vec::new();
         }
+        assert!(point >= st.written_offset, "only batches not yet written are taken back");
         let mut bytes = 0;
         let mut first = None;
         while st.cache.back().is_some_and(|c| c.base_offset >= point) {
@@ -966,19 +1012,21 @@ impl PartitionLog {
             first = Some(c);
         }
         let first = first.expect("the cache holds every batch not yet written");
-        assert_eq!(first.base_offset, point, "the cut is a batch boundary");
+        assert_eq!(first.base_offset, point, "batches are taken back from a batch boundary");
         st.cache_bytes -= bytes;
         st.unflushed_bytes -= bytes;
         self.stats.cache_bytes.set(self.stats.cache_bytes.get() - bytes);
+        // Segments opened after the point hold only batches taken back.
         let mut removed = Vec::new();
         while st.segments.back().is_some_and(|s| s.base_offset > first.segment_base) {
             let s = st.segments.pop_back().expect("checked");
-            assert_eq!(s.flushed, 0, "a segment opened after the cut has nothing written");
+            assert_eq!(s.flushed, 0, "a segment opened after the point has nothing written");
             removed.push(s.base_offset);
         }
-        let last = st.segments.back_mut().expect("the cut's segment remains");
+        let last = st.segments.back_mut().expect("the point's segment remains");
+        assert_eq!(last.base_offset, first.segment_base);
         if first.position == 0 {
-            // Nothing of it was written either (the cut is at or past the written offset).
+            assert_eq!(last.flushed, 0, "a segment starting at the point has nothing written");
             removed.push(last.base_offset);
             st.segments.pop_back();
         } else {
@@ -988,122 +1036,216 @@ impl PartitionLog {
         removed
     }
 
-    /// The cut reaches written data: lowers the recovery point first, deletes the segments past
-    /// the cut, shortens the one holding it and indexes it again.
+    /// The cut reaches written data. Where it falls is read first; then the recovery point is
+    /// lowered (written), the cut taken out of memory, the segments past it deleted and the one
+    /// holding it shortened and indexed again.
     async fn truncate_written(&self, cut: u64, error: &LogError) -> Result<(), LogError> {
-        let (holder, later, rewind_point) = {
+        let (base, file, rewind_point, start) = {
             let st = self.state.borrow();
-            let i = st.segment_for(cut).expect("the cut is at or above the log start");
-            let holder = &st.segments[i];
-            let later: Vec<u64> = st.segments.iter().skip(i + 1).map(|s| s.base_offset).collect();
-            let rewind_point = st.recovery_point.min(holder.base_offset);
-            ((holder.base_offset, holder.file.clone()), later, rewind_point)
+            let holder = &st.segments[st.segment_for(cut).expect("the cut is at or above the log start")];
+            (holder.base_offset, holder.file.clone(), st.recovery_point.min(holder.base_offset), st.log_start_offset)
         };
-        let (base, file) = holder;
-        // Recovery must scan everything from the shortened segment on.
-        let state = PartitionState { log_start_offset: self.log_start_offset(), recovery_point: rewind_point };
-        checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await?;
-        self.state.borrow_mut().recovery_point = rewind_point;
-        for later_base in later.iter().rev() {
-            remove_segment_files(&self.dir, *later_base, &self.faults).await?;
-        }
-        let position = self.position_of(base, cut).await?;
         let path = segment_path(&self.dir, base, "log");
-        if position == 0 {
-            remove_segment_files(&self.dir, base, &self.faults).await?;
-        } else {
-            let file = match file {
-                Some(f) => f,
-                None => segment::open_segment(&path, &self.faults).await?,
+        let file = match file {
+            Some(f) => f,
+            None => segment::open_segment(&path, &self.faults).await?,
+        };
+        let position = self.position_of(base, &file, cut).await?;
+        // Recovery must scan everything from the shortened segment on. Nothing changed yet: an
+        // error here (no space for the file) leaves the log as it was.
+        self.write_state(PartitionState { log_start_offset: start, recovery_point: rewind_point }).await?;
+        let changed = async {
+            let gone = self.cut_in_memory(cut, base, position, error);
+            for gone_base in gone.iter().rev() {
+                remove_segment_files(&self.dir, *gone_base, &self.faults).await?;
+            }
+            if position > 0 {
+                self.faults.check(IoOp::Truncate, &path)?;
+                file.truncate(position).await.map_err(|e| LogError::io("truncating", &path, e))?;
+                self.faults.check(IoOp::Sync, &path)?;
+                file.fdatasync().await.map_err(|e| LogError::io("syncing", &path, e))?;
+            }
+            checkpoint::sync_dir(&self.dir, &self.faults).await?;
+            if position > 0 {
+                self.reindex_cut_segment(base, cut).await?;
+            }
+            self.remove_stale_producer_snapshot().await?;
+            // Every segment up to the cut is finalized now, unless one still waits for its indexes.
+            let point = {
+                let st = self.state.borrow();
+                st.segments.iter().find(|s| !s.finalized).map_or(cut, |s| s.base_offset)
             };
-            self.faults.check(IoOp::Truncate, &path)?;
-            file.truncate(position).await.map_err(|e| LogError::io("truncating", &path, e))?;
-            self.faults.check(IoOp::Sync, &path)?;
-            file.fdatasync().await.map_err(|e| LogError::io("syncing", &path, e))?;
-        }
-        checkpoint::sync_dir(&self.dir, &self.faults).await?;
-        let rescanned = if position == 0 {
-            None
+            self.write_state(PartitionState { log_start_offset: self.log_start_offset(), recovery_point: point }).await
+        };
+        changed.await.map_err(|e| self.fail_truncation(e))
+    }
+
+    /// Takes everything from `cut` on out of memory, before any file changes: a concurrent read
+    /// then never reaches into a file being shortened, where a short read would count as
+    /// corruption. `position` is the cut's byte position in the segment based at `base`.
+    /// Returns the base offsets of the segments dropped whole, ascending.
+    fn cut_in_memory(&self, cut: u64, base: u64, position: u64, error: &LogError) -> Vec<u64> {
+        let mut st = self.state.borrow_mut();
+        self.drop_cached_from(&mut st, cut);
+        let i = st.segment_index(base);
+        let mut gone: Vec<u64> = st.segments.drain(i + 1..).map(|s| s.base_offset).collect();
+        if position == 0 {
+            st.segments.pop_back();
+            gone.insert(0, base);
         } else {
-            let ScanOutcome { mut segment, torn, .. } =
-                segment::scan(&self.dir, base, &self.config.get(), &self.faults).await?;
-            if torn || segment.next_offset != cut {
-                return Err(LogError::Corrupt {
-                    path,
-                    position: segment.size,
-                    reason: format!(
-                        "after truncation to offset {cut} the segment ends at offset {}",
-                        segment.next_offset
-                    ),
-                });
-            }
-            let (index, time_index) = segment.encode_indexes();
-            let sizes = SegmentSizes { size: segment.size, allocated: segment.size, sync_data: false };
-            finalize_files(&self.dir, base, segment.file.as_deref(), sizes, index, time_index, &self.faults).await?;
-            segment.sealed = true;
-            segment.finalized = true;
-            segment.allocated = segment.size;
-            segment.flushed = segment.size;
-            segment.synced = segment.size;
-            Some(segment)
-        };
-        {
-            let mut st = self.state.borrow_mut();
-            let i = st.segment_index(base);
-            st.segments.truncate(i);
-            st.segments.extend(rescanned);
-            st.written_offset = cut;
-            st.durable_offset = st.durable_offset.min(cut);
-            while st.cache.back().is_some_and(|c| c.base_offset >= cut) {
-                let c = st.cache.pop_back().expect("checked");
-                st.cache_bytes -= c.size();
-                self.stats.cache_bytes.set(self.stats.cache_bytes.get() - c.size());
-            }
-            // Batches cached from the shortened segment stay valid; those of deleted ones went.
-            self.forget_from(&mut st, cut, error);
-            // A producer snapshot past the cut describes batches that are gone.
-            if st.snapshot_offset.is_none_or(|at| at > cut) {
-                st.snapshot_offset = None;
+            st.segments[i].cut_to(cut, position);
+        }
+        self.forget_from(&mut st, cut, error);
+        let owed: u64 = st.segments.iter().map(|s| s.size - s.flushed).sum();
+        assert_eq!(st.unflushed_bytes, owed, "unwritten bytes accounted == bytes owed to the files");
+        // A producer snapshot past the cut describes batches that are gone.
+        if st.snapshot_offset.is_some_and(|at| at > cut) {
+            st.snapshot_offset = None;
+        }
+        gone
+    }
+
+    /// Drops the cached batches from `point` on; those not yet written are no longer owed.
+    fn drop_cached_from(&self, st: &mut State, point: u64) {
+        while st.cache.back().is_some_and(|c| c.base_offset >= point) {
+            let c = st.cache.pop_back().expect("checked");
+            st.cache_bytes -= c.size();
+            self.stats.cache_bytes.set(self.stats.cache_bytes.get() - c.size());
+            if c.base_offset >= st.written_offset {
+                st.unflushed_bytes -= c.size();
             }
         }
-        if self.state.borrow().snapshot_offset.is_none() {
-            let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
-            self.faults.check(IoOp::Remove, &path)?;
-            if let Err(e) = platform::remove(&path).await {
-                let e = platform::io_error(e);
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(LogError::io("removing", &path, e));
-                }
-            }
+    }
+
+    /// Rescans the segment based at `base`, just shortened to end at `cut`, writes its indexes
+    /// and puts it back sealed and finalized.
+    async fn reindex_cut_segment(&self, base: u64, cut: u64) -> Result<(), LogError> {
+        let ScanOutcome { mut segment, torn, .. } =
+            segment::scan(&self.dir, base, &self.config.get(), &self.faults).await?;
+        if torn || segment.next_offset != cut {
+            return Err(LogError::Corrupt {
+                path: segment_path(&self.dir, base, "log"),
+                position: segment.size,
+                reason: format!("after truncation to offset {cut} the segment ends at offset {}", segment.next_offset),
+            });
         }
-        // Every segment up to the cut is finalized now, unless one still waits for its indexes.
-        let point = {
-            let st = self.state.borrow();
-            st.segments.iter().find(|s| !s.finalized).map_or(cut, |s| s.base_offset)
-        };
-        let state = PartitionState { log_start_offset: self.log_start_offset(), recovery_point: point };
-        checkpoint::write_atomic(&self.dir, STATE_FILE, state.encode(), &self.faults).await?;
-        self.state.borrow_mut().recovery_point = point;
+        let (index, time_index) = segment.encode_indexes();
+        let sizes = SegmentSizes { size: segment.size, allocated: segment.size, sync_data: false };
+        finalize_files(&self.dir, base, segment.file.as_deref(), sizes, index, time_index, &self.faults).await?;
+        segment.sealed = true;
+        segment.finalized = true;
+        segment.allocated = segment.size;
+        segment.flushed = segment.size;
+        segment.synced = segment.size;
+        let mut st = self.state.borrow_mut();
+        let i = st.segment_index(base);
+        assert_eq!(st.segments[i].size, segment.size, "the rescan ends where the cut was read");
+        st.segments[i] = segment;
         Ok(())
     }
 
-    /// The byte position of offset `offset` (a batch boundary) in the segment based at `base`:
-    /// from the offset index's last entry at or below it, batch by batch.
-    async fn position_of(&self, base: u64, offset: u64) -> Result<u64, LogError> {
-        let (mut at, mut position) = {
+    /// Removes the producer snapshot file once the snapshot is known to be past the log end.
+    async fn remove_stale_producer_snapshot(&self) -> Result<(), LogError> {
+        if self.state.borrow().snapshot_offset.is_some() {
+            return Ok(());
+        }
+        let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
+        self.faults.check(IoOp::Remove, &path)?;
+        if let Err(e) = platform::remove(&path).await {
+            let e: std::io::Error = e.into();
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(LogError::io("removing", &path, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// A cut below the log start: every segment goes and the log starts again, empty, at
+    /// `start_at` (Kafka's `truncateFullyAndStartAt`). The old log start stays in the state file
+    /// until the segments are gone, so a crash part way never brings back records deleted
+    /// below it; the leader-epoch cache is emptied and written before the new start is.
+    async fn truncate_fully(&self, start_at: u64, error: &LogError) -> Result<(), LogError> {
+        let (start, rewind_point) = {
+            let st = self.state.borrow();
+            let first = st.segments.front().map_or(st.recovery_point, |s| s.base_offset);
+            (st.log_start_offset, st.recovery_point.min(first))
+        };
+        self.write_state(PartitionState { log_start_offset: start, recovery_point: rewind_point }).await?;
+        let changed = async {
+            let (gone, epochs) = {
+                let mut st = self.state.borrow_mut();
+                self.drop_cached_from(&mut st, 0);
+                let gone: Vec<u64> = st.segments.drain(..).map(|s| s.base_offset).collect();
+                st.log_start_offset = start_at;
+                st.written_offset = start_at;
+                st.durable_offset = start_at;
+                st.pending_snapshots.clear();
+                st.snapshot_offset = None;
+                st.producers = ProducerStates::default();
+                if st.epochs != LeaderEpochs::default() {
+                    st.epochs = LeaderEpochs::default();
+                    st.epochs_version += 1;
+                }
+                self.forget_from(&mut st, start_at, error);
+                assert_eq!(st.unflushed_bytes, 0, "an empty log owes nothing to its files");
+                assert_eq!(st.cache_bytes, 0, "an empty log caches nothing");
+                (gone, (st.epochs_version, st.epochs.encode()))
+            };
+            for base in gone.iter().rev() {
+                remove_segment_files(&self.dir, *base, &self.faults).await?;
+            }
+            checkpoint::sync_dir(&self.dir, &self.faults).await?;
+            self.remove_stale_producer_snapshot().await?;
+            self.write_epochs(epochs).await?;
+            self.write_state(PartitionState { log_start_offset: start_at, recovery_point: start_at }).await
+        };
+        changed.await.map_err(|e| self.fail_truncation(e))
+    }
+
+    /// Writes the leader-epoch cache as of `version` (the caller holds the flush lock).
+    async fn write_epochs(&self, (version, payload): (u64, Vec<u8>)) -> Result<(), LogError> {
+        let framed = checkpoint::encode(Kind::LeaderEpochs, &payload);
+        checkpoint::write_atomic(&self.dir, LEADER_EPOCHS_FILE, framed, &self.faults).await?;
+        self.state.borrow_mut().epochs_written = version;
+        Ok(())
+    }
+
+    /// The byte position of `offset` (a written batch boundary) in the segment based at `base`:
+    /// from the offset index's last entry at or below it, batch by batch. Read from the file
+    /// itself, not through the log's reads: the entry may lie below the log start.
+    async fn position_of(&self, base: u64, file: &DmaFile, offset: u64) -> Result<u64, LogError> {
+        let (mut at, mut position, written) = {
             let st = self.state.borrow();
             let s = &st.segments[st.segment_index(base)];
             let relative = u32::try_from(offset - base).expect("offsets within a segment fit u32");
             let (entry_offset, entry_position) = s.offset_index.lookup_entry(relative);
-            (base + u64::from(entry_offset), u64::from(entry_position))
+            (base + u64::from(entry_offset), u64::from(entry_position), s.flushed)
         };
+        let path = segment_path(&self.dir, base, "log");
+        let config = self.config.get();
         while at < offset {
-            let batches = self.read_batches(at, self.config.get().read_chunk_bytes, offset).await?;
-            let Some(last) = batches.last() else { break };
-            for b in batches.iter().take_while(|b| b.base_offset < offset) {
-                position += (b.header.len() + b.body.len()) as u64;
-            }
+            let batches = segment::read_disk(
+                file,
+                &path,
+                position,
+                at,
+                written,
+                at,
+                config.read_chunk_bytes,
+                offset,
+                &config,
+                &self.faults,
+            )
+            .await?;
+            let Some(last) = batches.last() else {
+                return Err(LogError::Corrupt {
+                    path,
+                    position,
+                    reason: format!("no batch of the segment ends just before offset {offset}, where it is cut"),
+                });
+            };
             at = last.last_offset + 1;
+            position += batches.iter().map(|b| (b.header.len() + b.body.len()) as u64).sum::<u64>();
         }
         Ok(position)
     }
@@ -1136,6 +1278,9 @@ impl PartitionLog {
     /// partition here): a follower restarts with it, since it cannot recompute it. Written
     /// atomically; the caller decides how often. A value past the log end is refused.
     pub async fn save_high_watermark(&self, high_watermark: u64) -> Result<(), LogError> {
+        // Under the flush lock, as every state file: two saves never share the temporary file,
+        // and no truncation cuts below the value between the check and the write.
+        let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
         let end = self.log_end_offset();
         if high_watermark > end {
             return Err(LogError::OffsetOutOfRange {
@@ -1172,24 +1317,21 @@ impl PartitionLog {
 
     async fn flush_locked(&self, sync: bool, now_ms: i64) -> Result<(), LogError> {
         self.state.borrow_mut().flush_requested = false;
-        // A batch of a new leader epoch is written only after the epoch cache that names it, so
-        // the file covers every batch on disk (entries past the data are dropped at open).
-        let epochs = {
-            let st = self.state.borrow();
-            (st.epochs_version != st.epochs_written).then(|| (st.epochs_version, st.epochs.encode()))
-        };
-        if let Some((version, payload)) = epochs {
-            let framed = checkpoint::encode(Kind::LeaderEpochs, &payload);
-            checkpoint::write_atomic(&self.dir, LEADER_EPOCHS_FILE, framed, &self.faults).await?;
-            self.state.borrow_mut().epochs_written = version;
-        }
         // Everything appended before this point is in this flush; later appends wait for the next.
-        let (snapshot, target_offset) = {
+        // A batch of a new leader epoch is written only after the epoch cache that names it, so
+        // the file covers every batch on disk (entries past the data are dropped at open): the
+        // cache is taken with the batches, as no append may come between them (one may come
+        // while the cache is written, of a new epoch the file would not name).
+        let (epochs, snapshot, target_offset) = {
             let st = self.state.borrow();
+            let epochs = (st.epochs_version != st.epochs_written).then(|| (st.epochs_version, st.epochs.encode()));
             let snapshot: Vec<(u64, u64)> =
                 st.segments.iter().filter(|s| s.size > s.flushed).map(|s| (s.base_offset, s.size)).collect();
-            (snapshot, st.next_offset)
+            (epochs, snapshot, st.next_offset)
         };
+        if let Some(epochs) = epochs {
+            self.write_epochs(epochs).await?;
+        }
         for &(base, end) in &snapshot {
             self.prepare_file(base, align_up(end)).await?;
         }
@@ -1478,6 +1620,27 @@ impl PartitionLog {
     }
 
     async fn read_batches(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Vec<BatchBytes>, LogError> {
+        loop {
+            let tail_epoch = self.state.borrow().tail_epoch;
+            match self.read_batches_once(offset, max_bytes, max_offset).await {
+                // A truncation shortened the file under a read that began before it took the cut
+                // out of memory: not damage. Read again, from the log as it is now.
+                Err(LogError::Corrupt { .. }) if self.state.borrow().tail_epoch != tail_epoch => continue,
+                Err(e) if e.is_fatal() => {
+                    self.fail(e.clone());
+                    return Err(e);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn read_batches_once(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Vec<BatchBytes>, LogError> {
         let (segment, start_position, start_base, flushed, file) = {
             let st = self.state.borrow();
             st.check()?;
@@ -1513,7 +1676,7 @@ impl PartitionLog {
             return Ok(Vec::new());
         };
         let path = segment_path(&self.dir, segment, "log");
-        let result = segment::read_disk(
+        segment::read_disk(
             &file,
             &path,
             start_position,
@@ -1525,13 +1688,7 @@ impl PartitionLog {
             &self.config.get(),
             &self.faults,
         )
-        .await;
-        if let Err(e) = &result {
-            if e.is_fatal() {
-                self.fail(e.clone());
-            }
-        }
-        result
+        .await
     }
 
     /// The first offset whose record timestamp is at or after `timestamp`, with that timestamp.
@@ -1778,7 +1935,7 @@ fn check_producers(
             let mut offset = st.next_offset;
             for (h, _) in batches {
                 if let Verdict::Duplicate(_) = scratch.check(h)? {
-                    return Err(crate::error::BatchError::Invalid {
+                    return Err(BatchError::Invalid {
                         reason: "a retried batch of an idempotent producer must be sent alone",
                     }
                     .into());

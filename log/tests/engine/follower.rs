@@ -9,7 +9,7 @@ use ringtail_log::epochs::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use ringtail_log::{LogError, PartitionLog};
 
 /// Everything a log holds from `from` on, as the bytes a fetch returns.
-async fn read_all(log: &PartitionLog, from: u64) -> Bytes {
+pub(crate) async fn read_all(log: &PartitionLog, from: u64) -> Bytes {
     let mut out = Vec::new();
     let mut offset = from;
     while offset < log.log_end_offset() {

@@ -9,3 +9,4 @@ mod follower;
 mod model;
 mod producers;
 mod space;
+mod truncation;
