@@ -77,6 +77,17 @@ pub const DESCRIBE_TOPIC_PARTITIONS_MAX: usize = 2000;
 
 /// The most bytes one batch's records may decompress to when the broker recompresses it for a
 /// topic's compression.type; a batch past it is refused (a decompression bomb gets no further).
-/// Batches are recompressed one at a time on each shard's blocking thread, so this bounds what
-/// recompression holds per shard, with the compressed copy.
+/// Batches are recompressed one at a time on each shard's blocking thread, so this bounds the
+/// decompressed records recompression holds per shard at once; what the rewritten records take
+/// is bounded per request (below).
 pub const RECOMPRESS_RECORDS_BYTES_MAX: usize = 64 << 20;
+/// A batch that would fit its topic uncompressed is never refused for decompressing too far.
+const _: () = assert!(RECOMPRESS_RECORDS_BYTES_MAX >= ringtail_log::BATCH_BYTES_MAX_DEFAULT);
+/// What the rewritten records of one produce request may take in all, per byte of its frame
+/// (at least one batch of the largest size its topics take): a request past it is refused, so
+/// that many small batches, each within the limits above, cannot decompress without bound
+/// while the request budget holds only their frame. Text that producers compress tenfold or
+/// more still fits when an uncompressed topic stores it.
+pub const RECOMPRESSED_BYTES_PER_FRAME_BYTE_MAX: usize = 16;
+/// Codecs' framing grows incompressible records a little: a request's records always fit again.
+const _: () = assert!(RECOMPRESSED_BYTES_PER_FRAME_BYTE_MAX >= 2);

@@ -20,6 +20,8 @@ pub const STORED_BATCH_BYTES_MAX: usize = i32::MAX as usize + LOG_OVERHEAD_BYTES
 const RECORD_BYTES_MIN: usize = 7;
 /// Most records a client batch may claim per byte of (compressed) records.
 const COMPRESSED_RECORDS_PER_BYTE_MAX: usize = 1024;
+/// Kafka's "no timestamp" (`RecordBatch.NO_TIMESTAMP`).
+pub const NO_TIMESTAMP: i64 = -1;
 
 pub(crate) const BASE_OFFSET_AT: usize = 0;
 pub(crate) const LENGTH_AT: usize = 8;
@@ -248,12 +250,15 @@ pub fn validate_records(
 /// Checks a client's CreateTime batch against the clock (Kafka's message.timestamp.before.max.ms
 /// and after.max.ms): its first timestamp may be at most `before_max_ms` behind `now_ms`, its
 /// largest at most `after_max_ms` ahead. Kafka checks every record; the header's two
-/// timestamps cover the usual case (records in time order) without decompressing.
+/// timestamps cover the usual case (records in time order) without decompressing. A record
+/// without a timestamp (`NO_TIMESTAMP`) is not checked, as in Kafka: when the first has none,
+/// the largest stands for the oldest (if it is too old, so is every record with a timestamp).
 pub fn check_timestamps(h: &BatchHeader, now_ms: i64, before_max_ms: u64, after_max_ms: u64) -> Result<(), BatchError> {
-    let behind = now_ms.saturating_sub(h.base_timestamp);
-    if behind > 0 && behind as u64 > before_max_ms {
+    let oldest = if h.base_timestamp != NO_TIMESTAMP { h.base_timestamp } else { h.max_timestamp };
+    let behind = now_ms.saturating_sub(oldest);
+    if oldest != NO_TIMESTAMP && behind > 0 && behind as u64 > before_max_ms {
         return Err(BatchError::TimestampOutOfRange {
-            timestamp: h.base_timestamp,
+            timestamp: oldest,
             now_ms,
             distance_ms: behind as u64,
             direction: "before",
@@ -261,7 +266,7 @@ pub fn check_timestamps(h: &BatchHeader, now_ms: i64, before_max_ms: u64, after_
         });
     }
     let ahead = h.max_timestamp.saturating_sub(now_ms);
-    if ahead > 0 && ahead as u64 > after_max_ms {
+    if h.max_timestamp != NO_TIMESTAMP && ahead > 0 && ahead as u64 > after_max_ms {
         return Err(BatchError::TimestampOutOfRange {
             timestamp: h.max_timestamp,
             now_ms,
@@ -273,29 +278,41 @@ pub fn check_timestamps(h: &BatchHeader, now_ms: i64, before_max_ms: u64, after_
     Ok(())
 }
 
+/// What recompression may hold: each batch's records decompress to at most `records_bytes`,
+/// each rewritten batch takes at most `batch_bytes` (the topic's max.message.bytes, as Kafka
+/// checks it again after recompressing), and the rewritten records together at most
+/// `output_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecompressLimits {
+    pub batch_bytes: usize,
+    pub records_bytes: usize,
+    pub output_bytes: usize,
+}
+
 /// A client's batches rewritten in `target` (a topic's `compression.type`), or `None` when every
 /// batch is in it already (the records then stay as received). Each batch is validated as a
-/// client's first; its records are decompressed (at most `records_bytes_max` bytes per batch)
-/// and compressed again at `level`. The header keeps everything but the codec bits, the length
-/// and the CRC: batch boundaries, offset deltas, timestamps and producer sequences are the
-/// producer's, so idempotence and exactly-once hold through it. CPU work: the broker runs it
-/// off its shard threads.
+/// client's first (at most `limits.batch_bytes`); its records are decompressed and compressed
+/// again at `level`. The header keeps everything but the codec bits, the length and the CRC:
+/// batch boundaries, offset deltas, timestamps and producer sequences are the producer's, so
+/// idempotence and exactly-once hold through it. Memory: past any of `limits` it stops and
+/// refuses the records, holding at most the output limit plus the batch being rewritten and
+/// its decompressed records. CPU work: the broker runs it off its shard threads.
 pub fn recompress_records(
     records: &[u8],
     target: Compression,
     level: Option<i32>,
-    batch_bytes_max: usize,
-    records_bytes_max: usize,
+    limits: RecompressLimits,
 ) -> Result<Option<Vec<u8>>, BatchError> {
-    let batches = validate_records(records, batch_bytes_max, Origin::Client)?;
+    let batches = validate_records(records, limits.batch_bytes, Origin::Client)?;
     if batches.iter().all(|(h, _)| h.compression() == target) {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(records.len());
+    let mut out = Vec::with_capacity(records.len().min(limits.output_bytes));
     for (header, range) in batches {
         let batch = &records[range];
         if header.compression() == target {
             out.extend_from_slice(batch);
+            check_output(out.len(), target, limits)?;
             continue;
         }
         let start = out.len();
@@ -304,15 +321,29 @@ pub fn recompress_records(
             Compression::None => std::borrow::Cow::Borrowed(body),
             codec => std::borrow::Cow::Owned(
                 codec
-                    .decompress(body, records_bytes_max)
+                    .decompress(body, limits.records_bytes)
                     .map_err(|e| BatchError::Decompression { reason: e.to_string() })?,
             ),
         };
+        // Uncompressed, the rewritten batch's size is known before anything is copied.
+        if target == Compression::None {
+            let size = BATCH_HEADER_BYTES + plain.len();
+            if size > limits.batch_bytes {
+                return Err(BatchError::TooLarge { size, max: limits.batch_bytes });
+            }
+            check_output(start + size, target, limits)?;
+        }
         out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
         target.compress(&plain, level, &mut out).map_err(|e| BatchError::Decompression { reason: e.to_string() })?;
+        drop(plain);
+        let size = out.len() - start;
+        if size > limits.batch_bytes {
+            return Err(BatchError::TooLarge { size, max: limits.batch_bytes });
+        }
+        check_output(out.len(), target, limits)?;
         let rewritten = &mut out[start..];
         let length = i32::try_from(rewritten.len() - LOG_OVERHEAD_BYTES)
-            .map_err(|_| BatchError::TooLarge { size: rewritten.len(), max: batch_bytes_max })?;
+            .map_err(|_| BatchError::TooLarge { size: rewritten.len(), max: limits.batch_bytes })?;
         rewritten[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
         let attributes = (header.attributes & !COMPRESSION_MASK) | target.attribute();
         rewritten[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
@@ -320,6 +351,21 @@ pub fn recompress_records(
         rewritten[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     }
     Ok(Some(out))
+}
+
+/// Refuses rewritten records that take more than the output limit.
+fn check_output(bytes: usize, target: Compression, limits: RecompressLimits) -> Result<(), BatchError> {
+    if bytes <= limits.output_bytes {
+        return Ok(());
+    }
+    Err(BatchError::Decompression {
+        reason: format!(
+            "the records take more than {} bytes rewritten as {}, the most the broker rewrites for one request; \
+             send fewer batches per request, or compress them less",
+            limits.output_bytes,
+            target.name()
+        ),
+    })
 }
 
 /// The 61-byte header of a batch appended to a LogAppendTime topic: the timestamp type bit
@@ -519,6 +565,7 @@ mod tests {
     use super::*;
 
     const MAX: usize = 1 << 20;
+    const LIMITS: RecompressLimits = RecompressLimits { batch_bytes: MAX, records_bytes: MAX, output_bytes: 16 * MAX };
 
     fn check(edit: impl FnOnce(&mut Vec<u8>), expected: Result<(), BatchError>) {
         let mut b = batch(&[b"hello", b"world"], 1_000);
@@ -685,7 +732,7 @@ mod tests {
         let mut plain = batch(&refs, 1_000);
         plain.extend(batch(&[b"second batch"], 2_000));
         let originals = validate_records(&plain, MAX, Origin::Client).unwrap();
-        let zstd = recompress_records(&plain, Compression::Zstd, Some(5), MAX, MAX).unwrap().expect("rewritten");
+        let zstd = recompress_records(&plain, Compression::Zstd, Some(5), LIMITS).unwrap().expect("rewritten");
         assert!(zstd.len() < plain.len());
         let rewritten = validate_records(&zstd, MAX, Origin::Client).unwrap();
         assert_eq!(rewritten.len(), 2, "batch boundaries are kept");
@@ -700,21 +747,80 @@ mod tests {
             assert_eq!(body, plain[plain_range.start + BATCH_HEADER_BYTES..plain_range.end]);
         }
         // Already in the codec: left as received. Back to another codec, and to none.
-        assert_eq!(recompress_records(&zstd, Compression::Zstd, None, MAX, MAX), Ok(None));
-        let gzip = recompress_records(&zstd, Compression::Gzip, None, MAX, MAX).unwrap().unwrap();
-        let none = recompress_records(&gzip, Compression::None, None, MAX, MAX).unwrap().unwrap();
+        assert_eq!(recompress_records(&zstd, Compression::Zstd, None, LIMITS), Ok(None));
+        let gzip = recompress_records(&zstd, Compression::Gzip, None, LIMITS).unwrap().unwrap();
+        let none = recompress_records(&gzip, Compression::None, None, LIMITS).unwrap().unwrap();
         assert_eq!(none, plain);
         // A batch that decompresses past the limit is refused, not allocated.
-        let refused = recompress_records(&zstd, Compression::Gzip, None, MAX, 100);
+        let refused =
+            recompress_records(&zstd, Compression::Gzip, None, RecompressLimits { records_bytes: 100, ..LIMITS });
         assert!(matches!(refused, Err(BatchError::Decompression { .. })), "{refused:?}");
         // A corrupt batch is refused before anything is decompressed.
         let mut corrupt = zstd.clone();
         let last = corrupt.len() - 1;
         corrupt[last] ^= 1;
         assert!(matches!(
-            recompress_records(&corrupt, Compression::Gzip, None, MAX, MAX),
+            recompress_records(&corrupt, Compression::Gzip, None, LIMITS),
             Err(BatchError::CrcMismatch { .. })
         ));
+    }
+
+    /// `count` zstd batches of 8 KiB of zeros each: a few dozen bytes on the wire apiece.
+    fn zero_bombs(count: usize) -> Vec<u8> {
+        let zeros = vec![0u8; 8 << 10];
+        let mut records = Vec::new();
+        for i in 0..count {
+            let plain = batch(&[&zeros], i as i64);
+            records.extend(recompress_records(&plain, Compression::Zstd, None, LIMITS).unwrap().unwrap());
+        }
+        records
+    }
+
+    #[test]
+    fn recompression_holds_no_more_than_its_limits() {
+        let bombs = zero_bombs(64);
+        assert!(bombs.len() < 64 * 200, "{} bytes", bombs.len());
+        // Within the limits, every batch is rewritten.
+        let plain = recompress_records(&bombs, Compression::None, None, LIMITS).unwrap().unwrap();
+        assert!(plain.len() > 64 * (8 << 10));
+        // A rewritten batch is held to the topic's max.message.bytes, as Kafka checks it again.
+        let small_batches = RecompressLimits { batch_bytes: 4 << 10, ..LIMITS };
+        assert_eq!(
+            recompress_records(&bombs, Compression::None, None, small_batches),
+            Err(BatchError::TooLarge { size: batch(&[&[0u8; 8 << 10]], 0).len(), max: 4 << 10 })
+        );
+        // Many small batches that each stay within every per-batch limit stop at the output
+        // limit, which the error names.
+        let output = RecompressLimits { output_bytes: 100 << 10, ..LIMITS };
+        match recompress_records(&bombs, Compression::None, None, output) {
+            Err(BatchError::Decompression { reason }) => assert!(reason.contains("102400 bytes"), "{reason}"),
+            other => panic!("expected the output limit, got {other:?}"),
+        }
+        match recompress_records(&bombs, Compression::Lz4, None, RecompressLimits { output_bytes: 1000, ..LIMITS }) {
+            Err(BatchError::Decompression { reason }) => assert!(reason.contains("1000 bytes"), "{reason}"),
+            other => panic!("expected the output limit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn records_without_a_timestamp_are_not_held_to_the_clock() {
+        let check = |base: i64, max: i64| {
+            let mut b = batch(&[b"a"], base);
+            b[35..43].copy_from_slice(&max.to_be_bytes());
+            reseal(&mut b);
+            let h = validate_batch(&b, MAX, Origin::Client).unwrap();
+            check_timestamps(&h, 1_000_000, 1_000, 1_000).map_err(|e| match e {
+                BatchError::TimestampOutOfRange { timestamp, direction, .. } => (timestamp, direction),
+                other => panic!("{other}"),
+            })
+        };
+        assert_eq!(check(NO_TIMESTAMP, NO_TIMESTAMP), Ok(()));
+        assert_eq!(check(NO_TIMESTAMP, 999_500), Ok(()));
+        assert_eq!(check(999_500, 1_000_500), Ok(()));
+        // With the first record's timestamp missing, the largest must be recent enough.
+        assert_eq!(check(NO_TIMESTAMP, 5), Err((5, "before")));
+        assert_eq!(check(5, 999_999), Err((5, "before")));
+        assert_eq!(check(NO_TIMESTAMP, 1_002_000), Err((1_002_000, "after")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 (closing that connection or answering with Kafka's error code), never crash, and keep serving
 every other client."""
 
+import gzip
 import os
 import random
 import shutil
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+import helpers
 import kwire
 from kwire import i8, i16, i32, i64, string
 
@@ -244,3 +246,35 @@ def test_random_garbage_frames(broker):
         out = subprocess.run(["kcat", "-L", "-b", broker.bootstrap], capture_output=True, timeout=60)
         assert out.returncode == 0, out.stderr.decode(errors="replace")
         assert f"broker 0 at {broker.bootstrap}" in out.stdout.decode()
+
+
+def gzip_batch(value: bytes) -> bytes:
+    """A magic-2 batch of one keyless record whose records are gzip-compressed (codec 1)."""
+    ts = int(time.time() * 1000)
+    body = i8(0) + kwire.varint(0) + kwire.varint(0) + kwire.varint(-1) + kwire.varint(len(value)) + value \
+        + kwire.varint(0)
+    records = gzip.compress(kwire.varint(len(body)) + body)
+    after_crc = i16(1) + i32(0) + i64(ts) + i64(ts) + i64(-1) + i16(-1) + i32(-1) + i32(1) + records
+    after_length = i32(0) + i8(2) + struct.pack(">I", kwire.crc32c(after_crc)) + after_crc
+    return i64(0) + i32(len(after_length)) + after_length
+
+
+def test_small_compressed_batches_cannot_decompress_without_bound(broker):
+    """A topic that stores its batches uncompressed rewrites compressed ones. Many small batches,
+    each within max.message.bytes once decompressed, would make one small request take hundreds
+    of megabytes: the request is refused by the limit on what it may be rewritten to, named in
+    the answer, and the broker goes on. One such batch alone is stored."""
+    topic = "hostile-recompress"
+    helpers.create_topic(broker.bootstrap, topic, 1, {"compression.type": "uncompressed"})
+    bomb = gzip_batch(b"\0" * 900_000)
+    assert len(bomb) < 2000, len(bomb)
+    with kwire.connect(broker.bootstrap) as s:
+        error, base_offset, message = kwire.produce_v8(s, topic, 0, bomb * 300)
+        assert error == kwire.CORRUPT_MESSAGE, f"answered with error {error}, base offset {base_offset}"
+        assert message is not None and "the most the broker rewrites for one request" in message, message
+        error, base_offset, _ = kwire.produce_v8(s, topic, 0, bomb)
+        assert (error, base_offset) == (kwire.NONE, 0)
+        fetched = kwire.fetch_v4(s, topic, 0, 0)
+        batches = kwire.parse_batch_headers(fetched["records"])
+        assert [(b["base_offset"], b["codec"], b["crc_ok"]) for b in batches] == [(0, 0, True)]
+    assert_alive(broker)

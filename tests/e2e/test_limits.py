@@ -394,6 +394,21 @@ def test_cache_of_quiet_partitions_stays_within_the_shard_budget(broker_factory)
     assert sum(len(v) for v in got.values()) == partitions * requests * 50
 
 
+def test_batches_kept_in_their_topics_codec_are_copied_out_of_the_frame_too(broker):
+    """A topic with a compression.type takes the recompression path; a batch already in its codec
+    is kept as received, and a small one of a large multi-partition request is still copied out
+    of the frame rather than pinning the whole frame in the cache."""
+    topic = topic_name("pinned-codec")
+    partitions = 16
+    create_topic(broker.bootstrap, topic, partitions, {"compression.type": "uncompressed"})
+    batch = kwire.record_batch([b"p" * 1000] * 20)  # ~20 KB, uncompressed already: a 16th of the frame
+    with kwire.connect(broker.bootstrap) as s:
+        errors = produce_multi_v3(s, topic, {p: batch for p in range(partitions)})
+        assert set(errors.values()) == {kwire.NONE}, errors
+    text = scrape(broker)
+    assert metric_sum(text, "ringtail_produce_pinning_copies_total") == partitions
+
+
 # ---- storage errors ----------------------------------------------------------------------
 
 def fetch_until_error(bootstrap: str, topic: str, end: int) -> int:
