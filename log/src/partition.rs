@@ -1152,7 +1152,7 @@ impl PartitionLog {
         let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
         self.faults.check(IoOp::Remove, &path)?;
         if let Err(e) = platform::remove(&path).await {
-            let e: std::io::Error = e.into();
+            let e = platform::io_error(e);
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(LogError::io("removing", &path, e));
             }
