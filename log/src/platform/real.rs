@@ -19,6 +19,27 @@ pub fn wall_clock_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A random number (not for cryptography): SplitMix64 over a per-thread state seeded from the
+/// clock and the thread, for randomized timeouts and jitter.
+pub fn random_u64() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let t = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            let here = &t as *const u64 as u64;
+            t ^ here.rotate_left(32) ^ u64::from(std::process::id())
+        });
+    }
+    STATE.with(|s| {
+        let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        s.set(x);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
 /// The regular files and their sizes, and the other entries (size 0, `false`), of a directory.
 /// Blocking: used only while a partition is opened, before it takes traffic.
 pub fn list_dir(dir: &Path) -> io::Result<Vec<(PathBuf, u64, bool)>> {

@@ -291,6 +291,27 @@ impl Drop for Sim {
 struct JoinState<T> {
     output: Option<T>,
     waiter: Option<Waker>,
+    /// The task was dropped before it finished.
+    abandoned: bool,
+}
+
+/// Marks the task's join state abandoned when the task's future is dropped unfinished.
+struct Abandon<T>(Rc<RefCell<JoinState<T>>>);
+
+impl<T> Drop for Abandon<T> {
+    fn drop(&mut self) {
+        let waiter = {
+            let Ok(mut s) = self.0.try_borrow_mut() else { return };
+            if s.output.is_some() {
+                return;
+            }
+            s.abandoned = true;
+            s.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
 }
 
 /// A spawned task: await it for its output; dropping it cancels the task, as in glommio.
@@ -301,14 +322,34 @@ pub struct Task<T> {
     detached: bool,
 }
 
-/// What `detach` returns (glommio's is awaitable; the log never awaits it).
-pub struct JoinHandle;
+/// What `detach` returns: awaitable for the task's output (`None` if the task was dropped
+/// unfinished, as by a crash), and dropping it leaves the task running; glommio's surface.
+pub struct JoinHandle<T> {
+    state: Rc<RefCell<JoinState<T>>>,
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut s = self.state.borrow_mut();
+        match s.output.take() {
+            Some(v) => Poll::Ready(Some(v)),
+            None if s.abandoned => Poll::Ready(None),
+            None => {
+                s.waiter = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
 
 /// Spawns a task on the current simulation.
 pub fn spawn_local<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
-    let state = Rc::new(RefCell::new(JoinState { output: None, waiter: None }));
+    let state = Rc::new(RefCell::new(JoinState { output: None, waiter: None, abandoned: false }));
     let sink = state.clone();
     let (id, generation) = runtime().spawn(Box::pin(async move {
+        let _abandon = Abandon(sink.clone());
         let v = future.await;
         let waiter = {
             let mut s = sink.borrow_mut();
@@ -324,9 +365,9 @@ pub fn spawn_local<T: 'static>(future: impl Future<Output = T> + 'static) -> Tas
 
 impl<T> Task<T> {
     /// Lets the task run on when this handle is dropped.
-    pub fn detach(mut self) -> JoinHandle {
+    pub fn detach(mut self) -> JoinHandle<T> {
         self.detached = true;
-        JoinHandle
+        JoinHandle { state: self.state.clone() }
     }
 }
 
@@ -375,6 +416,26 @@ impl Instant {
 
     pub fn duration_since(&self, earlier: Instant) -> Duration {
         *self - earlier
+    }
+}
+
+impl std::ops::AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, d: Duration) {
+        *self = *self + d;
+    }
+}
+
+impl std::ops::Sub<Duration> for Instant {
+    type Output = Instant;
+
+    fn sub(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+    }
+}
+
+impl std::ops::SubAssign<Duration> for Instant {
+    fn sub_assign(&mut self, d: Duration) {
+        *self = *self - d;
     }
 }
 

@@ -21,6 +21,11 @@ pub use net::{NetFaults, Network};
 /// What a file operation returns.
 pub type IoResult<T> = std::io::Result<T>;
 
+/// A random number from the simulation's seed.
+pub fn random_u64() -> u64 {
+    executor::with_rng(|r| r.next_u64())
+}
+
 /// Virtual wall-clock milliseconds: a fixed start (2026-01-01) plus the virtual time elapsed.
 pub fn wall_clock_ms() -> i64 {
     const START_MS: i64 = 1_767_225_600_000;
