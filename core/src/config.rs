@@ -13,6 +13,10 @@ use serde::Deserialize;
 
 use crate::limits;
 
+pub mod cluster;
+
+pub use cluster::ClusterConfig;
+
 /// `ringtail serve` options. Every option can also come from the TOML file given with
 /// `--config` (same names, with `_` for `-`) or from the environment (`RINGTAIL_` + upper case).
 #[derive(Debug, Clone, Args, Default)]
@@ -142,6 +146,41 @@ pub struct ServeArgs {
     /// High free-space watermark as a percentage of the file system (default 4).
     #[arg(long, env = "RINGTAIL_DISK_FREE_HIGH_PERCENT")]
     pub disk_free_high_percent: Option<u8>,
+    /// This node's roles: `broker`, `controller`, or `broker,controller` (the default; Kafka's
+    /// process.roles). A controller is a voter of the metadata quorum.
+    #[arg(long, env = "RINGTAIL_PROCESS_ROLES")]
+    pub process_roles: Option<String>,
+    /// The metadata quorum's voters, `id@host:port,...` (Kafka's controller.quorum.voters),
+    /// used when the cluster is first formed; without it the node is a one-node cluster.
+    #[arg(long, env = "RINGTAIL_CONTROLLER_QUORUM_VOTERS")]
+    pub controller_quorum_voters: Option<String>,
+    /// ip:port this node's controller binds (defaults to its entry in
+    /// --controller-quorum-voters).
+    #[arg(long, env = "RINGTAIL_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<String>,
+    /// This broker's rack or zone (Kafka's broker.rack); replicas are spread over racks.
+    #[arg(long, env = "RINGTAIL_RACK")]
+    pub rack: Option<String>,
+    /// The cluster id to form or join (otherwise the first controller generates one and the
+    /// other nodes take it from the quorum); a data directory of another cluster is refused.
+    #[arg(long, env = "RINGTAIL_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// A controller that hears no quorum leader for this long starts an election, in ms
+    /// (Kafka's controller.quorum.election.timeout.ms; default 1000).
+    #[arg(long, env = "RINGTAIL_CONTROLLER_QUORUM_ELECTION_TIMEOUT_MS")]
+    pub controller_quorum_election_timeout_ms: Option<u64>,
+    /// How often the quorum leader tells the other controllers it is alive, in ms; at most
+    /// half the election timeout (default 100).
+    #[arg(long, env = "RINGTAIL_CONTROLLER_QUORUM_HEARTBEAT_INTERVAL_MS")]
+    pub controller_quorum_heartbeat_interval_ms: Option<u64>,
+    /// A broker that sends the controller no heartbeat for this long is fenced, in ms (Kafka's
+    /// broker.session.timeout.ms; default 9000).
+    #[arg(long, env = "RINGTAIL_BROKER_SESSION_TIMEOUT_MS")]
+    pub broker_session_timeout_ms: Option<u64>,
+    /// How often a broker sends the controller its heartbeat, in ms (Kafka's
+    /// broker.heartbeat.interval.ms; default 2000).
+    #[arg(long, env = "RINGTAIL_BROKER_HEARTBEAT_INTERVAL_MS")]
+    pub broker_heartbeat_interval_ms: Option<u64>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -180,6 +219,15 @@ struct FileConfig {
     disk_free_low_percent: Option<u8>,
     disk_free_high_bytes: Option<u64>,
     disk_free_high_percent: Option<u8>,
+    process_roles: Option<String>,
+    controller_quorum_voters: Option<String>,
+    controller_listen: Option<String>,
+    rack: Option<String>,
+    cluster_id: Option<String>,
+    controller_quorum_election_timeout_ms: Option<u64>,
+    controller_quorum_heartbeat_interval_ms: Option<u64>,
+    broker_session_timeout_ms: Option<u64>,
+    broker_heartbeat_interval_ms: Option<u64>,
 }
 
 /// The resolved configuration of a broker.
@@ -218,6 +266,8 @@ pub struct BrokerConfig {
     pub cache_budget_bytes: u64,
     /// Free-space watermarks of the data directory.
     pub disk_space: ringtail_log::SpaceConfig,
+    /// Roles, quorum, rack, cluster id and timings; a single node without cluster flags.
+    pub cluster: ClusterConfig,
 }
 
 /// Caps on client connections (Kafka's max.connections, max.connections.per.ip and overrides).
@@ -482,7 +532,27 @@ impl BrokerConfig {
             setting: "disk-free-*",
             message: e.to_string().trim_start_matches("invalid log configuration: ").to_string(),
         })?;
+        let node_id = args.node_id.or(file.node_id);
+        let cluster = cluster::ClusterSettings {
+            node_id,
+            process_roles: args.process_roles.or(file.process_roles),
+            controller_listen: args.controller_listen.or(file.controller_listen),
+            controller_quorum_voters: args.controller_quorum_voters.or(file.controller_quorum_voters),
+            rack: args.rack.or(file.rack),
+            cluster_id: args.cluster_id.or(file.cluster_id),
+            election_timeout_ms: args
+                .controller_quorum_election_timeout_ms
+                .or(file.controller_quorum_election_timeout_ms),
+            heartbeat_interval_ms: args
+                .controller_quorum_heartbeat_interval_ms
+                .or(file.controller_quorum_heartbeat_interval_ms),
+            broker_session_timeout_ms: args.broker_session_timeout_ms.or(file.broker_session_timeout_ms),
+            broker_heartbeat_interval_ms: args.broker_heartbeat_interval_ms.or(file.broker_heartbeat_interval_ms),
+        }
+        .resolve()
+        .map_err(|e| ConfigError::Invalid { setting: e.setting, message: e.message })?;
         Ok(BrokerConfig {
+            cluster,
             listen,
             disk_space,
             cache_budget_bytes,
@@ -492,7 +562,7 @@ impl BrokerConfig {
             advertised_port,
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("ringtail-data")),
             shards,
-            node_id: args.node_id.or(file.node_id).unwrap_or(0),
+            node_id: node_id.unwrap_or(0),
             auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
             default_partitions,
             request_bytes_max,

@@ -150,6 +150,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if !config.cluster.is_single_node() {
+        // The flags are checked in full above; the quorum that serves them comes next.
+        eprintln!(
+            "ringtail: --controller-quorum-voters: this build serves a single node; forming a cluster of several \
+             nodes is not available yet (start without the cluster flags)"
+        );
+        std::process::exit(2);
+    }
     logging::init(&config.log_filter, config.log_format);
     let mut config = config;
     if let Some(p) = ringtail_tuning::read_properties(&config.data_dir) {

@@ -38,15 +38,25 @@ use connection::{serve_connection, ConnectionCounts, Refusal};
 fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
     let dir = &config.data_dir;
     let node = NodeId(config.node_id);
+    let configured = config.cluster.cluster_id.as_deref();
     let identity = match identity::read(dir)? {
         Some(recorded) => {
-            identity::check(dir, &recorded, node, None)?;
+            identity::check(dir, &recorded, node, configured)?;
             recorded
         }
         None => {
-            let cluster_id = match legacy::read(dir)? {
-                Some(old) => old.cluster_id,
-                None => TopicId::random().to_hex(),
+            let cluster_id = match (legacy::read(dir)?, configured) {
+                (Some(old), Some(c)) if old.cluster_id != c => {
+                    return Err(identity::IdentityError::ClusterMismatch {
+                        dir: dir.clone(),
+                        recorded: old.cluster_id,
+                        configured: c.to_string(),
+                    }
+                    .into())
+                }
+                (Some(old), _) => old.cluster_id,
+                (None, Some(c)) => c.to_string(),
+                (None, None) => TopicId::random().to_hex(),
             };
             let identity = Identity { cluster_id, node_id: node };
             identity::write(dir, &identity)?;
