@@ -17,3 +17,5 @@ pub const CONFIGS_PER_RECORD_MAX: usize = 4096;
 /// A metadata record body larger than this is damage, not a record.
 pub const RECORD_BYTES_MAX: usize = 1 << 20;
 const _: () = assert!(CONFIGS_PER_RECORD_MAX * 2 * (2 + u16::MAX as usize) > RECORD_BYTES_MAX);
+/// Listeners one broker registration may name.
+pub const LISTENERS_PER_BROKER_MAX: usize = 16;

@@ -233,7 +233,10 @@ impl Partition {
         if leader_epoch < st.leader_epoch {
             return;
         }
-        st.role = if leader == Some(self.local) { Role::Leader } else { Role::Follower { leader } };
+        // A replica whose storage failed stays offline whoever leads.
+        if !matches!(st.role, Role::Offline) {
+            st.role = if leader == Some(self.local) { Role::Leader } else { Role::Follower { leader } };
+        }
         if leader_epoch > st.leader_epoch {
             st.followers.clear();
         }

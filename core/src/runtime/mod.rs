@@ -152,6 +152,13 @@ impl Shard {
             else {
                 continue;
             };
+            // A new leader, epoch or ISR (a PartitionChanged record) reaches the replica.
+            let (was, now) = (before.partitions.get(id.index as usize), after.partitions.get(id.index as usize));
+            if let (Some(was), Some(now)) = (was, now) {
+                if (was.leader, was.leader_epoch, &was.isr) != (now.leader, now.leader_epoch, &now.isr) {
+                    partition.apply_leadership(now.leader, now.leader_epoch, now.isr.clone());
+                }
+            }
             if !defaults_changed && before.configs == after.configs {
                 continue;
             }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::record::MetadataRecord;
+use super::record::{Endpoint, MetadataRecord};
 use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
 
 /// One partition as the metadata describes it.
@@ -16,6 +16,20 @@ pub struct PartitionImage {
     pub isr: Vec<NodeId>,
     pub leader: Option<NodeId>,
     pub leader_epoch: LeaderEpoch,
+    /// Bumped by every change of the partition's leader or ISR (Kafka's partition epoch).
+    pub partition_epoch: i32,
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    /// The offset of its registration record: a request carrying another is stale.
+    pub epoch: i64,
+    pub incarnation: [u8; 16],
+    pub listeners: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and is offered no new replicas.
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +53,8 @@ pub struct MetadataImage {
     broker_configs: BTreeMap<Option<NodeId>, BTreeMap<String, String>>,
     /// Finalized feature levels (KIP-584), by feature name.
     features: BTreeMap<String, i16>,
+    /// Registered brokers, by node.
+    brokers: BTreeMap<NodeId, BrokerImage>,
 }
 
 /// What a record changed, for listeners that act on it (open or delete logs, ...).
@@ -52,6 +68,10 @@ pub enum Change {
     /// A dynamic config of this node (`Some`) or of every node (`None`).
     BrokerConfigChanged(Option<NodeId>),
     FeatureLevel,
+    /// A broker registered, was fenced or unfenced, or left.
+    BrokerChanged(NodeId),
+    /// A partition's leader, ISR or epochs changed.
+    PartitionChanged(PartitionId),
 }
 
 /// A record that does not fit the image: the record stream is damaged or out of order.
@@ -129,6 +149,7 @@ impl MetadataImage {
                     isr: isr.clone(),
                     leader: *leader,
                     leader_epoch: *leader_epoch,
+                    partition_epoch: 0,
                 });
                 Change::PartitionCreated(*partition)
             }
@@ -167,6 +188,79 @@ impl MetadataImage {
                 }
                 Change::FeatureLevel
             }
+            MetadataRecord::BrokerRegistered { node, broker_epoch, incarnation, listeners, rack, fenced } => {
+                if let Some(old) = self.brokers.get(node) {
+                    if *broker_epoch <= old.epoch {
+                        return Err(fail(format!(
+                            "broker {node} registers at epoch {broker_epoch}, not above its epoch {}",
+                            old.epoch
+                        )));
+                    }
+                }
+                let broker = BrokerImage {
+                    epoch: *broker_epoch,
+                    incarnation: *incarnation,
+                    listeners: listeners.clone(),
+                    rack: rack.clone(),
+                    fenced: *fenced,
+                };
+                self.brokers.insert(*node, broker);
+                Change::BrokerChanged(*node)
+            }
+            MetadataRecord::BrokerFenced { node, broker_epoch }
+            | MetadataRecord::BrokerUnfenced { node, broker_epoch }
+            | MetadataRecord::BrokerUnregistered { node, broker_epoch } => {
+                let broker = self.brokers.get_mut(node).ok_or_else(|| fail(format!("no broker {node}")))?;
+                if broker.epoch != *broker_epoch {
+                    return Err(fail(format!(
+                        "broker {node} has epoch {}, the record names {broker_epoch}",
+                        broker.epoch
+                    )));
+                }
+                match record {
+                    MetadataRecord::BrokerFenced { .. } => broker.fenced = true,
+                    MetadataRecord::BrokerUnfenced { .. } => broker.fenced = false,
+                    _ => {
+                        self.brokers.remove(node);
+                    }
+                }
+                Change::BrokerChanged(*node)
+            }
+            MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch } => {
+                let topic =
+                    self.topic_mut(partition.topic).ok_or_else(|| fail(format!("no topic {}", partition.topic)))?;
+                let p = usize::try_from(partition.index)
+                    .ok()
+                    .and_then(|i| topic.partitions.get_mut(i))
+                    .ok_or_else(|| fail(format!("no partition {partition}")))?;
+                if *partition_epoch <= p.partition_epoch {
+                    return Err(fail(format!(
+                        "partition {partition} epoch {partition_epoch} is not above {}",
+                        p.partition_epoch
+                    )));
+                }
+                let epoch_ok = match *leader == p.leader {
+                    true => *leader_epoch >= p.leader_epoch,
+                    false => *leader_epoch > p.leader_epoch,
+                };
+                if !epoch_ok {
+                    return Err(fail(format!(
+                        "partition {partition}: leader epoch {} after {} (a new leader needs a higher one)",
+                        leader_epoch.0, p.leader_epoch.0
+                    )));
+                }
+                if let Some(n) = isr.iter().find(|n| !p.replicas.contains(n)) {
+                    return Err(fail(format!("partition {partition}: in-sync node {n} holds no replica")));
+                }
+                if leader.is_some_and(|l| !isr.contains(&l)) {
+                    return Err(fail(format!("partition {partition}: the leader is not in sync")));
+                }
+                p.isr = isr.clone();
+                p.leader = *leader;
+                p.leader_epoch = *leader_epoch;
+                p.partition_epoch = *partition_epoch;
+                Change::PartitionChanged(*partition)
+            }
         };
         self.applied = Some(offset);
         Ok(change)
@@ -175,6 +269,11 @@ impl MetadataImage {
     /// The dynamic broker configs of `node`, or the cluster-wide ones for `None`.
     pub fn broker_configs(&self, node: Option<NodeId>) -> Option<&BTreeMap<String, String>> {
         self.broker_configs.get(&node)
+    }
+
+    /// Registered brokers, by node.
+    pub fn brokers(&self) -> &BTreeMap<NodeId, BrokerImage> {
+        &self.brokers
     }
 
     /// Finalized feature levels, by name; a feature not listed is at level 0.
@@ -201,6 +300,16 @@ impl MetadataImage {
                 value: Some(value.clone()),
             }));
         }
+        for (node, b) in &self.brokers {
+            out.push(MetadataRecord::BrokerRegistered {
+                node: *node,
+                broker_epoch: b.epoch,
+                incarnation: b.incarnation,
+                listeners: b.listeners.clone(),
+                rack: b.rack.clone(),
+                fenced: b.fenced,
+            });
+        }
         for t in self.topics.values() {
             out.push(MetadataRecord::TopicCreated {
                 topic_id: t.id,
@@ -215,6 +324,15 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                 });
+                if p.partition_epoch > 0 {
+                    out.push(MetadataRecord::PartitionChanged {
+                        partition: PartitionId { topic: t.id, index: index as i32 },
+                        isr: p.isr.clone(),
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                        partition_epoch: p.partition_epoch,
+                    });
+                }
             }
         }
         out

@@ -1,6 +1,7 @@
 //! Cluster metadata: the records a controller decides, the image every broker builds by
 //! applying them in order, and the node-local file they are kept in until the quorum exists.
 
+pub mod brokers;
 pub mod controller;
 pub mod features;
 pub mod image;
@@ -8,5 +9,5 @@ pub mod record;
 pub mod store;
 
 pub use controller::{ClusterView, ControllerError, CreatedTopic, Decision, NewTopic};
-pub use image::{ApplyError, Change, MetadataImage, PartitionImage, TopicImage};
-pub use record::MetadataRecord;
+pub use image::{ApplyError, BrokerImage, Change, MetadataImage, PartitionImage, TopicImage};
+pub use record::{Endpoint, MetadataRecord};

@@ -4,7 +4,15 @@
 //! layout is in `log/FORMAT.md` ("Cluster metadata").
 
 use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
-use crate::limits::{CONFIGS_PER_RECORD_MAX, NODES_PER_RECORD_LIST_MAX};
+use crate::limits::{CONFIGS_PER_RECORD_MAX, LISTENERS_PER_BROKER_MAX, NODES_PER_RECORD_LIST_MAX};
+
+/// Where a broker accepts clients: a listener's name, host and port (KRaft's BrokerEndpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
 
 /// One change to the cluster's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +38,33 @@ pub enum MetadataRecord {
     BrokerConfigChanged { node: Option<NodeId>, name: String, value: Option<String> },
     /// A feature finalized at `level` for the cluster (level 0 removes it).
     FeatureLevel { name: String, level: i16 },
+    /// A broker registered (KRaft's RegisterBrokerRecord): its epoch is this record's offset,
+    /// `incarnation` is new at every process start; a broker registers fenced and is unfenced
+    /// once it has caught up with the metadata log. A new registration replaces an older one.
+    BrokerRegistered {
+        node: NodeId,
+        broker_epoch: i64,
+        incarnation: [u8; 16],
+        listeners: Vec<Endpoint>,
+        rack: Option<String>,
+        fenced: bool,
+    },
+    /// The broker missed its session timeout or is shutting down: it leads nothing (FenceBrokerRecord).
+    BrokerFenced { node: NodeId, broker_epoch: i64 },
+    /// The broker is alive and caught up: it may lead again (UnfenceBrokerRecord).
+    BrokerUnfenced { node: NodeId, broker_epoch: i64 },
+    /// The broker left the cluster (UnregisterBrokerRecord).
+    BrokerUnregistered { node: NodeId, broker_epoch: i64 },
+    /// A partition's leader, in-sync replicas or epochs changed (KRaft's PartitionChangeRecord,
+    /// with the whole new state): the leader epoch rises whenever the leader changes, the
+    /// partition epoch with every change.
+    PartitionChanged {
+        partition: PartitionId,
+        isr: Vec<NodeId>,
+        leader: Option<NodeId>,
+        leader_epoch: LeaderEpoch,
+        partition_epoch: i32,
+    },
 }
 
 const KIND_TOPIC_CREATED: u8 = 1;
@@ -38,6 +73,11 @@ const KIND_CONFIG_CHANGED: u8 = 3;
 const KIND_TOPIC_DELETED: u8 = 4;
 const KIND_BROKER_CONFIG_CHANGED: u8 = 5;
 const KIND_FEATURE_LEVEL: u8 = 6;
+const KIND_BROKER_REGISTERED: u8 = 7;
+const KIND_BROKER_FENCED: u8 = 8;
+const KIND_BROKER_UNFENCED: u8 = 9;
+const KIND_BROKER_UNREGISTERED: u8 = 10;
+const KIND_PARTITION_CHANGED: u8 = 11;
 /// `leader` when there is none, and `node` of a cluster-wide broker config.
 const NO_LEADER: i32 = -1;
 
@@ -88,6 +128,44 @@ impl MetadataRecord {
             MetadataRecord::TopicDeleted { topic_id } => {
                 out.push(KIND_TOPIC_DELETED);
                 out.extend_from_slice(&topic_id.0);
+            }
+            MetadataRecord::BrokerRegistered { node, broker_epoch, incarnation, listeners, rack, fenced } => {
+                out.push(KIND_BROKER_REGISTERED);
+                out.extend_from_slice(&node.0.to_be_bytes());
+                out.extend_from_slice(&broker_epoch.to_be_bytes());
+                out.extend_from_slice(incarnation);
+                out.extend_from_slice(&(listeners.len() as u32).to_be_bytes());
+                for l in listeners {
+                    put_str(out, &l.name);
+                    put_str(out, &l.host);
+                    out.extend_from_slice(&l.port.to_be_bytes());
+                }
+                put_optional_str(out, rack.as_deref());
+                out.push(u8::from(*fenced));
+            }
+            MetadataRecord::BrokerFenced { node, broker_epoch } => {
+                out.push(KIND_BROKER_FENCED);
+                out.extend_from_slice(&node.0.to_be_bytes());
+                out.extend_from_slice(&broker_epoch.to_be_bytes());
+            }
+            MetadataRecord::BrokerUnfenced { node, broker_epoch } => {
+                out.push(KIND_BROKER_UNFENCED);
+                out.extend_from_slice(&node.0.to_be_bytes());
+                out.extend_from_slice(&broker_epoch.to_be_bytes());
+            }
+            MetadataRecord::BrokerUnregistered { node, broker_epoch } => {
+                out.push(KIND_BROKER_UNREGISTERED);
+                out.extend_from_slice(&node.0.to_be_bytes());
+                out.extend_from_slice(&broker_epoch.to_be_bytes());
+            }
+            MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch } => {
+                out.push(KIND_PARTITION_CHANGED);
+                out.extend_from_slice(&partition.topic.0);
+                out.extend_from_slice(&partition.index.to_be_bytes());
+                put_nodes(out, isr);
+                out.extend_from_slice(&leader.map_or(NO_LEADER, |n| n.0).to_be_bytes());
+                out.extend_from_slice(&leader_epoch.0.to_be_bytes());
+                out.extend_from_slice(&partition_epoch.to_be_bytes());
             }
         }
     }
@@ -146,6 +224,48 @@ impl MetadataRecord {
                 MetadataRecord::FeatureLevel { name, level }
             }
             KIND_TOPIC_DELETED => MetadataRecord::TopicDeleted { topic_id: r.topic_id()? },
+            KIND_BROKER_REGISTERED => {
+                let node = NodeId(r.i32()?);
+                let broker_epoch = r.i64()?;
+                let incarnation: [u8; 16] = r.take(16)?.try_into().expect("16 bytes");
+                let count = r.count(LISTENERS_PER_BROKER_MAX)?;
+                let mut listeners = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let (name, host) = (r.string()?, r.string()?);
+                    let port = u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes"));
+                    listeners.push(Endpoint { name, host, port });
+                }
+                let rack = r.optional_string()?;
+                let fenced = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(RecordDecodeError(format!("fenced flag {other}"))),
+                };
+                MetadataRecord::BrokerRegistered { node, broker_epoch, incarnation, listeners, rack, fenced }
+            }
+            KIND_BROKER_FENCED => MetadataRecord::BrokerFenced { node: NodeId(r.i32()?), broker_epoch: r.i64()? },
+            KIND_BROKER_UNFENCED => MetadataRecord::BrokerUnfenced { node: NodeId(r.i32()?), broker_epoch: r.i64()? },
+            KIND_BROKER_UNREGISTERED => {
+                MetadataRecord::BrokerUnregistered { node: NodeId(r.i32()?), broker_epoch: r.i64()? }
+            }
+            KIND_PARTITION_CHANGED => {
+                let topic = r.topic_id()?;
+                let index = r.i32()?;
+                let isr = r.nodes()?;
+                let leader = match r.i32()? {
+                    NO_LEADER => None,
+                    n => Some(NodeId(n)),
+                };
+                let leader_epoch = LeaderEpoch(r.i32()?);
+                let partition_epoch = r.i32()?;
+                MetadataRecord::PartitionChanged {
+                    partition: PartitionId { topic, index },
+                    isr,
+                    leader,
+                    leader_epoch,
+                    partition_epoch,
+                }
+            }
             other => return Err(RecordDecodeError(format!("unknown record kind {other}"))),
         };
         if r.at != body.len() {
@@ -199,6 +319,10 @@ impl<'a> Cursor<'a> {
 
     fn i32(&mut self) -> Result<i32, RecordDecodeError> {
         Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    fn i64(&mut self) -> Result<i64, RecordDecodeError> {
+        Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
     fn count(&mut self, max: usize) -> Result<usize, RecordDecodeError> {
@@ -269,6 +393,39 @@ mod tests {
             },
             MetadataRecord::BrokerConfigChanged { node: None, name: "log.retention.ms".into(), value: None },
             MetadataRecord::FeatureLevel { name: "metadata.version".into(), level: 27 },
+            MetadataRecord::BrokerRegistered {
+                node: NodeId(2),
+                broker_epoch: 41,
+                incarnation: [9; 16],
+                listeners: vec![Endpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 }],
+                rack: Some("rack-a".into()),
+                fenced: true,
+            },
+            MetadataRecord::BrokerRegistered {
+                node: NodeId(3),
+                broker_epoch: 42,
+                incarnation: [1; 16],
+                listeners: vec![],
+                rack: None,
+                fenced: false,
+            },
+            MetadataRecord::BrokerFenced { node: NodeId(2), broker_epoch: 41 },
+            MetadataRecord::BrokerUnfenced { node: NodeId(2), broker_epoch: 41 },
+            MetadataRecord::BrokerUnregistered { node: NodeId(2), broker_epoch: 41 },
+            MetadataRecord::PartitionChanged {
+                partition: PartitionId { topic: topic_id, index: 3 },
+                isr: vec![NodeId(1), NodeId(2)],
+                leader: Some(NodeId(2)),
+                leader_epoch: LeaderEpoch(5),
+                partition_epoch: 7,
+            },
+            MetadataRecord::PartitionChanged {
+                partition: PartitionId { topic: topic_id, index: 4 },
+                isr: vec![],
+                leader: None,
+                leader_epoch: LeaderEpoch(1),
+                partition_epoch: 1,
+            },
         ]
     }
 
@@ -284,6 +441,6 @@ mod tests {
             body.push(0);
             assert!(MetadataRecord::decode(&body).is_err(), "trailing byte accepted");
         }
-        assert!(MetadataRecord::decode(&[9]).is_err());
+        assert!(MetadataRecord::decode(&[99]).is_err());
     }
 }

@@ -116,8 +116,11 @@ pub fn apply_records(
             }
             Change::ConfigChanged(id) => effects.reconfigure.push(id),
             Change::BrokerConfigChanged(changed) => effects.reconfigure_all |= changed.is_none_or(|n| n == node),
-            // A new topic has no replicas until its partitions come.
-            Change::TopicCreated(_) | Change::FeatureLevel => {}
+            // A new topic has no replicas until its partitions come. Leadership changes reach
+            // the local replicas with the new view (`Shard::set_view`); broker registrations
+            // change what the metadata describes, not this node's replicas.
+            Change::TopicCreated(_) | Change::FeatureLevel | Change::BrokerChanged(_) | Change::PartitionChanged(_) => {
+            }
         }
     }
     Ok(effects)

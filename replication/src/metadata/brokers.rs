@@ -1,0 +1,316 @@
+//! The controller's decisions about brokers, pure like the rest of the decide step: a
+//! registration (KRaft's BrokerRegistration), a heartbeat (unfence once caught up; fence for a
+//! controlled shutdown), a session that expired (fence), an unregistration. Each returns the
+//! records to append; applied in order to the image it was given, every one of them applies.
+//!
+//! Leadership follows: a fenced broker leads nothing (each partition it led gets the next
+//! unfenced in-sync replica, or no leader, and a higher leader epoch) and leaves the ISR of
+//! every partition where others remain in sync; a partition whose only in-sync replica was
+//! fenced keeps it in its ISR and has no leader until that broker returns (no unclean
+//! election). An unfenced broker takes the leadership of leaderless partitions it is in sync
+//! for. Sessions (when each broker was last heard from) are the active controller's memory,
+//! not records, as in KRaft.
+
+use super::image::{MetadataImage, PartitionImage};
+use super::record::{Endpoint, MetadataRecord};
+use crate::ids::{LeaderEpoch, NodeId, PartitionId};
+
+/// Why a broker request is refused (Kafka's codes in the Kafka layer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// STALE_BROKER_EPOCH: the broker registered again since (or never did with this epoch).
+    #[error("broker {node} sent epoch {sent}; its registration has epoch {current:?}")]
+    StaleEpoch { node: NodeId, sent: i64, current: Option<i64> },
+    /// DUPLICATE_BROKER_REGISTRATION: another live process holds this node id.
+    #[error("node id {node} is registered by another live process; stop it or use another --node-id")]
+    Duplicate { node: NodeId },
+}
+
+/// A broker's registration request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub node: NodeId,
+    pub incarnation: [u8; 16],
+    pub listeners: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+/// Registers a broker, fenced, with epoch `broker_epoch` (the offset its record will get).
+/// A registration of the same incarnation (a retry) or of a node whose session ended replaces
+/// the old one; another live incarnation is refused. Partitions the old registration led lose
+/// it: the new one leads once unfenced.
+pub fn register(
+    image: &MetadataImage,
+    registration: &Registration,
+    broker_epoch: i64,
+    old_session_alive: bool,
+) -> Result<Vec<MetadataRecord>, BrokerError> {
+    let node = registration.node;
+    if let Some(old) = image.brokers().get(&node) {
+        if old.incarnation != registration.incarnation && old_session_alive {
+            return Err(BrokerError::Duplicate { node });
+        }
+    }
+    let mut records = vec![MetadataRecord::BrokerRegistered {
+        node,
+        broker_epoch,
+        incarnation: registration.incarnation,
+        listeners: registration.listeners.clone(),
+        rack: registration.rack.clone(),
+        fenced: true,
+    }];
+    if image.brokers().get(&node).is_some_and(|b| !b.fenced) {
+        records.extend(leadership_without(image, node));
+    }
+    Ok(records)
+}
+
+/// A heartbeat: the broker's epoch must be its registration's. A fenced broker that has caught
+/// up with the metadata log is unfenced (and leads the leaderless partitions it is in sync
+/// for); a broker shutting down is fenced so its leadership moves first (controlled shutdown).
+pub fn heartbeat(
+    image: &MetadataImage,
+    node: NodeId,
+    broker_epoch: i64,
+    caught_up: bool,
+    shutting_down: bool,
+) -> Result<Vec<MetadataRecord>, BrokerError> {
+    let broker = check_epoch(image, node, broker_epoch)?;
+    Ok(match (broker.fenced, shutting_down, caught_up) {
+        (true, false, true) => {
+            let mut records = vec![MetadataRecord::BrokerUnfenced { node, broker_epoch }];
+            records.extend(leadership_to(image, node));
+            records
+        }
+        (false, true, _) => fence(image, node),
+        _ => Vec::new(),
+    })
+}
+
+/// The broker's session expired, or it shuts down: fence it and move its leadership away.
+/// Nothing if it is unknown or fenced already.
+pub fn fence(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
+    let Some(broker) = image.brokers().get(&node).filter(|b| !b.fenced) else { return Vec::new() };
+    let mut records = vec![MetadataRecord::BrokerFenced { node, broker_epoch: broker.epoch }];
+    records.extend(leadership_without(image, node));
+    records
+}
+
+/// The broker leaves the cluster (it must be fenced first: its leadership has moved).
+pub fn unregister(image: &MetadataImage, node: NodeId, broker_epoch: i64) -> Result<Vec<MetadataRecord>, BrokerError> {
+    let broker = check_epoch(image, node, broker_epoch)?;
+    let mut records = Vec::new();
+    if !broker.fenced {
+        records.extend(fence(image, node));
+    }
+    records.push(MetadataRecord::BrokerUnregistered { node, broker_epoch });
+    Ok(records)
+}
+
+fn check_epoch(
+    image: &MetadataImage,
+    node: NodeId,
+    broker_epoch: i64,
+) -> Result<&super::image::BrokerImage, BrokerError> {
+    match image.brokers().get(&node) {
+        Some(b) if b.epoch == broker_epoch => Ok(b),
+        other => Err(BrokerError::StaleEpoch { node, sent: broker_epoch, current: other.map(|b| b.epoch) }),
+    }
+}
+
+fn unfenced(image: &MetadataImage, node: NodeId) -> bool {
+    image.brokers().get(&node).is_some_and(|b| !b.fenced)
+}
+
+fn partitions(image: &MetadataImage) -> impl Iterator<Item = (PartitionId, &PartitionImage)> {
+    image.topics().flat_map(|t| {
+        t.partitions.iter().enumerate().map(move |(i, p)| (PartitionId { topic: t.id, index: i as i32 }, p))
+    })
+}
+
+fn changed(partition: PartitionId, p: &PartitionImage, isr: Vec<NodeId>, leader: Option<NodeId>) -> MetadataRecord {
+    let leader_epoch = if leader == p.leader { p.leader_epoch } else { LeaderEpoch(p.leader_epoch.0 + 1) };
+    MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch: p.partition_epoch + 1 }
+}
+
+/// `node` leads nothing and leaves every ISR it shares with others.
+fn leadership_without(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for (id, p) in partitions(image) {
+        if !p.isr.contains(&node) && p.leader != Some(node) {
+            continue;
+        }
+        let others: Vec<NodeId> = p.isr.iter().copied().filter(|n| *n != node).collect();
+        // The last in-sync replica stays in the ISR: electing another would lose data.
+        let isr = if others.is_empty() { p.isr.clone() } else { others };
+        let leader = match p.leader {
+            Some(l) if l != node => Some(l),
+            _ => isr.iter().copied().find(|n| *n != node && unfenced(image, *n)),
+        };
+        if isr != p.isr || leader != p.leader {
+            records.push(changed(id, p, isr, leader));
+        }
+    }
+    records
+}
+
+/// Leaderless partitions `node` is in sync for get it as their leader.
+fn leadership_to(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
+    partitions(image)
+        .filter(|(_, p)| p.leader.is_none() && p.isr.contains(&node))
+        .map(|(id, p)| changed(id, p, p.isr.clone(), Some(node)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TopicId;
+
+    fn registration(node: i32, incarnation: u8) -> Registration {
+        Registration {
+            node: NodeId(node),
+            incarnation: [incarnation; 16],
+            listeners: vec![Endpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9000 + node as u16 }],
+            rack: None,
+        }
+    }
+
+    /// Applies records at the next offsets, asserting each applies.
+    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        for r in records {
+            let offset = image.applied.map_or(0, |a| a + 1);
+            image.apply(offset, r).unwrap_or_else(|e| panic!("{r:?}: {e}"));
+        }
+    }
+
+    fn next_offset(image: &MetadataImage) -> i64 {
+        image.applied.map_or(0, |a| a as i64 + 1)
+    }
+
+    /// Brokers 1..=3 registered and unfenced; a topic whose partitions have `replicas` each.
+    fn cluster(replicas: &[&[i32]]) -> (MetadataImage, Vec<i64>) {
+        let mut image = MetadataImage::default();
+        let mut epochs = Vec::new();
+        for node in 1..=3 {
+            let epoch = next_offset(&image);
+            let records = register(&image, &registration(node, 1), epoch, false).expect("registered");
+            apply(&mut image, &records);
+            epochs.push(epoch);
+        }
+        let topic = TopicId([5; 16]);
+        apply(&mut image, &[MetadataRecord::TopicCreated { topic_id: topic, name: "t".into(), configs: vec![] }]);
+        for (i, r) in replicas.iter().enumerate() {
+            let nodes: Vec<NodeId> = r.iter().map(|n| NodeId(*n)).collect();
+            apply(
+                &mut image,
+                &[MetadataRecord::PartitionCreated {
+                    partition: PartitionId { topic, index: i as i32 },
+                    replicas: nodes.clone(),
+                    isr: nodes.clone(),
+                    leader: None,
+                    leader_epoch: LeaderEpoch(0),
+                }],
+            );
+        }
+        for (node, epoch) in (1..=3).zip(&epochs) {
+            let records = heartbeat(&image, NodeId(node), *epoch, true, false).expect("heartbeat");
+            apply(&mut image, &records);
+        }
+        (image, epochs)
+    }
+
+    fn partition(image: &MetadataImage, index: usize) -> PartitionImage {
+        image.topic("t").expect("topic").partitions[index].clone()
+    }
+
+    #[test]
+    fn a_broker_registers_fenced_and_is_unfenced_once_caught_up() {
+        let mut image = MetadataImage::default();
+        let records = register(&image, &registration(1, 1), 0, false).expect("ok");
+        apply(&mut image, &records);
+        assert!(image.brokers()[&NodeId(1)].fenced);
+        assert!(heartbeat(&image, NodeId(1), 0, false, false).expect("ok").is_empty(), "not caught up yet");
+        let records = heartbeat(&image, NodeId(1), 0, true, false).expect("ok");
+        apply(&mut image, &records);
+        assert!(!image.brokers()[&NodeId(1)].fenced);
+        assert_eq!(
+            heartbeat(&image, NodeId(1), 7, true, false),
+            Err(BrokerError::StaleEpoch { node: NodeId(1), sent: 7, current: Some(0) })
+        );
+        assert!(matches!(heartbeat(&image, NodeId(9), 0, true, false), Err(BrokerError::StaleEpoch { .. })));
+    }
+
+    #[test]
+    fn leaderless_partitions_get_leaders_when_their_replicas_unfence() {
+        let (image, _) = cluster(&[&[1], &[2], &[3], &[1, 2]]);
+        assert_eq!(partition(&image, 0).leader, Some(NodeId(1)));
+        assert_eq!(partition(&image, 1).leader, Some(NodeId(2)));
+        assert_eq!(partition(&image, 3).leader, Some(NodeId(1)));
+        assert_eq!(partition(&image, 0).leader_epoch, LeaderEpoch(1));
+    }
+
+    #[test]
+    fn fencing_moves_leadership_and_keeps_the_last_in_sync_replica() {
+        let (mut image, epochs) = cluster(&[&[1], &[1, 2], &[2, 1]]);
+        let before = partition(&image, 1);
+        let records = fence(&image, NodeId(1));
+        apply(&mut image, &records);
+        assert!(image.brokers()[&NodeId(1)].fenced);
+        // Its only replica is fenced: no leader, still in the ISR (no data lost by electing).
+        let p0 = partition(&image, 0);
+        assert_eq!((p0.leader, p0.isr.clone()), (None, vec![NodeId(1)]));
+        // The other in-sync replica takes over at a higher epoch; node 1 leaves the ISR.
+        let p1 = partition(&image, 1);
+        assert_eq!((p1.leader, p1.isr.clone()), (Some(NodeId(2)), vec![NodeId(2)]));
+        assert!(p1.leader_epoch > before.leader_epoch && p1.partition_epoch > before.partition_epoch);
+        // A follower leaves the ISR, the leader stays at its epoch.
+        let p2 = partition(&image, 2);
+        assert_eq!((p2.leader, p2.isr.clone()), (Some(NodeId(2)), vec![NodeId(2)]));
+        assert!(fence(&image, NodeId(1)).is_empty(), "fenced already");
+        // It comes back (same registration): unfenced, it leads its leaderless partition again.
+        let records = heartbeat(&image, NodeId(1), epochs[0], true, false).expect("ok");
+        apply(&mut image, &records);
+        let p0 = partition(&image, 0);
+        assert_eq!(p0.leader, Some(NodeId(1)));
+        assert_eq!(p0.leader_epoch, LeaderEpoch(3));
+    }
+
+    #[test]
+    fn a_second_live_process_with_the_same_id_is_refused_and_a_restart_replaces_the_old() {
+        let (mut image, _) = cluster(&[&[1]]);
+        let epoch = next_offset(&image);
+        assert_eq!(register(&image, &registration(1, 2), epoch, true), Err(BrokerError::Duplicate { node: NodeId(1) }));
+        // The old session is over (a restart): the new incarnation registers, fenced, and the
+        // partition it led has no leader until it is caught up.
+        let records = register(&image, &registration(1, 2), epoch, false).expect("ok");
+        apply(&mut image, &records);
+        assert!(image.brokers()[&NodeId(1)].fenced);
+        assert_eq!(partition(&image, 0).leader, None);
+        let records = heartbeat(&image, NodeId(1), epoch, true, false).expect("ok");
+        apply(&mut image, &records);
+        assert_eq!(partition(&image, 0).leader, Some(NodeId(1)));
+    }
+
+    #[test]
+    fn controlled_shutdown_fences_first_and_unregistering_follows() {
+        // Node 2 was unfenced before node 3: it took the leaderless partition.
+        let (mut image, epochs) = cluster(&[&[3, 2]]);
+        assert_eq!(partition(&image, 0).leader, Some(NodeId(2)));
+        let records = heartbeat(&image, NodeId(2), epochs[1], true, true).expect("ok");
+        apply(&mut image, &records);
+        assert_eq!(partition(&image, 0).leader, Some(NodeId(3)));
+        let records = unregister(&image, NodeId(2), epochs[1]).expect("ok");
+        apply(&mut image, &records);
+        assert!(!image.brokers().contains_key(&NodeId(2)));
+        // Unregistering an unfenced broker fences it in the same decision.
+        let records = unregister(&image, NodeId(3), epochs[2]).expect("ok");
+        apply(&mut image, &records);
+        assert_eq!(partition(&image, 0).leader, None);
+        // The image rebuilds from its own records.
+        let mut again = MetadataImage::default();
+        apply(&mut again, &image.to_records());
+        assert_eq!(again.topic("t"), image.topic("t"));
+        assert_eq!(again.brokers(), image.brokers());
+    }
+}
