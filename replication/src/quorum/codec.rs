@@ -314,7 +314,11 @@ pub(crate) mod tests {
         RecordBatch(
             (0..records)
                 .map(|i| MetadataRecord::TopicCreated {
-                    topic_id: TopicId([tag; 16]),
+                    topic_id: {
+                        let mut id = [tag; 16];
+                        id[1..9].copy_from_slice(&(i as u64).to_be_bytes());
+                        TopicId(id)
+                    },
                     name: format!("t-{tag}-{i}"),
                     configs: vec![("cleanup.policy".into(), "compact".into())],
                 })
