@@ -89,6 +89,15 @@ pub struct QuorumNode {
     pub state_machine: StateMachine,
 }
 
+impl QuorumNode {
+    /// The node's metrics now: role, leader, term, log, commit and apply positions,
+    /// membership. A copy: openraft's watch must never stay borrowed across an await.
+    pub fn metrics(&self) -> openraft::RaftMetrics<QuorumTypes> {
+        use openraft_rt::WatchReceiver;
+        self.raft.metrics().borrow_watched().clone()
+    }
+}
+
 /// Opens a node's quorum storage in `dir` (created if missing): the Raft log and the state
 /// machine, each recovered from its file.
 pub async fn open_storage(dir: &Path) -> Result<(LogStore, StateMachine), QuorumStoreError> {
