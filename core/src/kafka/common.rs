@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use ringtail_net::messages::leader_hints::CurrentLeader;
+use ringtail_net::messages::leader_hints::{CurrentLeader, NodeEndpoint};
 use ringtail_net::{DecodeError, Writer};
 use ringtail_replication::{ShardId, TopicId};
 
@@ -25,6 +25,19 @@ pub fn leader_hint(route: &Route) -> Option<CurrentLeader> {
         }
         _ => None,
     }
+}
+
+/// KIP-951's endpoints of the leaders named in hints: where a client finds each of them.
+pub fn leader_endpoints(broker: &Broker, leaders: impl Iterator<Item = i32>) -> Vec<NodeEndpoint> {
+    let view = broker.view();
+    let mut nodes: Vec<i32> = leaders.collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+        .into_iter()
+        .filter_map(|n| view.endpoint(ringtail_replication::NodeId(n)))
+        .map(|e| NodeEndpoint { node_id: e.node.0, host: e.host, port: i32::from(e.port), rack: e.rack })
+        .collect()
 }
 
 /// The name of the topic with this id (Produce and Fetch name topics by id from version 13),

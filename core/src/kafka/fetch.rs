@@ -11,7 +11,7 @@ use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchR
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::ShardId;
 
-use super::common::{leader_hint, topic_name_by_id, Handled};
+use super::common::{leader_endpoints, leader_hint, topic_name_by_id, Handled};
 use crate::broker::data::{FetchItem, FetchResult, FetchWait};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
@@ -25,7 +25,7 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
         error_code: 0,
         session_id: 0,
         topics: Vec::new(),
-        // Filled once brokers register their endpoints (the cluster); the hints name the leader.
+        // The endpoints of the leaders the hints name, filled at the end.
         node_endpoints: Vec::new(),
     };
     let mut items = Vec::new();
@@ -87,6 +87,8 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
     if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
         broker.metrics.error(ApiKey::Fetch);
     }
+    let hinted = resp.topics.iter().flat_map(|t| &t.partitions).filter_map(|p| p.current_leader.map(|l| l.leader_id));
+    resp.node_endpoints = leader_endpoints(broker, hinted);
     Ok(Some(resp.encode_chunks(w, version)))
 }
 

@@ -74,12 +74,11 @@ pub async fn metadata(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut 
     };
     let resp = MetadataResponse {
         throttle_time_ms: 0,
-        brokers: vec![MetadataResponseBroker {
-            node_id: node.0,
-            host: broker.config.advertised_host.clone(),
-            port: i32::from(broker.config.advertised_port),
-            rack: None,
-        }],
+        brokers: view
+            .live_brokers()
+            .into_iter()
+            .map(|b| MetadataResponseBroker { node_id: b.node.0, host: b.host, port: i32::from(b.port), rack: b.rack })
+            .collect(),
         cluster_id: Some(view.cluster_id.to_string()),
         controller_id: node.0,
         topics,
@@ -100,13 +99,19 @@ pub fn describe_cluster(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
         endpoint_type: req.endpoint_type,
         cluster_id: view.cluster_id.to_string(),
         controller_id: broker.node.0,
-        brokers: vec![DescribeClusterBroker {
-            broker_id: broker.node.0,
-            host: broker.config.advertised_host.clone(),
-            port: i32::from(broker.config.advertised_port),
-            rack: None,
-            is_fenced: false,
-        }],
+        // Fenced brokers only when asked (v2's include_fenced_brokers), flagged, as KRaft does.
+        brokers: view
+            .brokers()
+            .into_iter()
+            .filter(|b| !b.fenced || req.include_fenced_brokers)
+            .map(|b| DescribeClusterBroker {
+                broker_id: b.node.0,
+                host: b.host,
+                port: i32::from(b.port),
+                rack: b.rack,
+                is_fenced: b.fenced,
+            })
+            .collect(),
         cluster_authorized_operations: i32::MIN,
     };
     resp.encode(&mut w, version);

@@ -15,7 +15,7 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
 use ringtail_replication::{Acks, ShardId};
 
-use super::common::{leader_hint, scatter, single, topic_name_by_id, Handled};
+use super::common::{leader_endpoints, leader_hint, scatter, single, topic_name_by_id, Handled};
 use crate::broker::controller::service::ensure_topics;
 use crate::broker::data::{ProduceItem, ProduceResult};
 use crate::broker::{Broker, ShardMsg};
@@ -51,7 +51,7 @@ pub async fn produce(
     }
     let mut resp = ProduceResponse {
         throttle_time_ms: 0,
-        // Filled once brokers register their endpoints (the cluster); the hints name the leader.
+        // The endpoints of the leaders the hints name, filled at the end.
         node_endpoints: Vec::new(),
         topics: req
             .topics
@@ -103,6 +103,8 @@ pub async fn produce(
     if req.acks == 0 {
         return Ok(None);
     }
+    let hinted = resp.topics.iter().flat_map(|t| &t.partitions).filter_map(|p| p.current_leader.map(|l| l.leader_id));
+    resp.node_endpoints = leader_endpoints(broker, hinted);
     resp.encode(&mut w, version);
     single(w)
 }

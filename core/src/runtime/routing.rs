@@ -21,6 +21,19 @@ pub enum Route {
     Offline,
 }
 
+/// A broker as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub node: NodeId,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+/// The listener clients use, by Kafka's default name.
+pub const CLIENT_LISTENER: &str = "PLAINTEXT";
+
 /// What a node knows of the cluster, as one snapshot.
 #[derive(Debug, Clone)]
 pub struct NodeView {
@@ -28,9 +41,45 @@ pub struct NodeView {
     pub cluster_id: Arc<str>,
     pub image: Arc<MetadataImage>,
     pub placement: Arc<Placement>,
+    /// This node as clients reach it (its advertised listener and rack).
+    pub me: Arc<BrokerEndpoint>,
 }
 
 impl NodeView {
+    /// The brokers the metadata describes (fenced ones flagged), by node id; a node whose
+    /// metadata has no registrations (a single node) describes itself.
+    pub fn brokers(&self) -> Vec<BrokerEndpoint> {
+        let registered = self.image.brokers();
+        if registered.is_empty() {
+            return vec![(*self.me).clone()];
+        }
+        registered
+            .iter()
+            .filter_map(|(node, b)| {
+                let l = b.listeners.iter().find(|l| l.name == CLIENT_LISTENER).or(b.listeners.first())?;
+                Some(BrokerEndpoint {
+                    node: *node,
+                    host: l.host.clone(),
+                    port: l.port,
+                    rack: b.rack.clone(),
+                    fenced: b.fenced,
+                })
+            })
+            .collect()
+    }
+
+    /// Where clients reach `node`, if the metadata says.
+    pub fn endpoint(&self, node: NodeId) -> Option<BrokerEndpoint> {
+        match node == self.node {
+            true => Some((*self.me).clone()),
+            false => self.brokers().into_iter().find(|b| b.node == node),
+        }
+    }
+
+    /// The brokers that serve clients now: unfenced.
+    pub fn live_brokers(&self) -> Vec<BrokerEndpoint> {
+        self.brokers().into_iter().filter(|b| !b.fenced).collect()
+    }
     /// The route of a partition, or `None` if the topic or partition does not exist.
     pub fn route(&self, topic: &str, index: i32) -> Option<(PartitionId, Route)> {
         let t = self.image.topic(topic)?;
@@ -51,7 +100,7 @@ impl NodeView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringtail_replication::metadata::MetadataRecord;
+    use ringtail_replication::metadata::{Endpoint, MetadataRecord};
     use ringtail_replication::TopicId;
 
     #[test]
@@ -73,12 +122,39 @@ mod tests {
         }
         let mut placement = Placement::default();
         placement.place([PartitionId { topic, index: 0 }], 2);
+        let me = BrokerEndpoint { node: NodeId(1), host: "h".into(), port: 1, rack: None, fenced: false };
         let view = NodeView {
             node: NodeId(1),
             cluster_id: Arc::from("c"),
             image: Arc::new(image),
             placement: Arc::new(placement),
+            me: Arc::new(me.clone()),
         };
+        assert_eq!(view.brokers(), vec![me.clone()], "no registrations: this node alone");
+        // Registered brokers are described from their registrations, fenced ones flagged.
+        let mut image = (*view.image).clone();
+        for (i, (node, fenced)) in [(1, false), (2, false), (3, true)].into_iter().enumerate() {
+            let listeners = vec![
+                Endpoint { name: "INTERNAL".into(), host: "10.0.0.9".into(), port: 1 },
+                Endpoint { name: CLIENT_LISTENER.into(), host: format!("b{node}"), port: 9000 + node as u16 },
+            ];
+            let record = MetadataRecord::BrokerRegistered {
+                node: NodeId(node),
+                broker_epoch: 100 + i as i64,
+                incarnation: [node as u8; 16],
+                listeners,
+                rack: Some("r".into()),
+                fenced,
+            };
+            image.apply(100 + i as u64, &record).unwrap();
+        }
+        let view = NodeView { image: Arc::new(image), ..view };
+        let nodes = |b: Vec<BrokerEndpoint>| b.into_iter().map(|b| (b.node.0, b.host, b.port)).collect::<Vec<_>>();
+        assert_eq!(nodes(view.live_brokers()), vec![(1, "b1".into(), 9001), (2, "b2".into(), 9002)]);
+        assert_eq!(view.brokers().len(), 3);
+        assert!(view.endpoint(NodeId(3)).is_some_and(|b| b.fenced));
+        assert_eq!(view.endpoint(NodeId(1)), Some(me), "this node as it advertises itself");
+        assert_eq!(view.endpoint(NodeId(7)), None);
         let route = |i| view.route("t", i).map(|(_, r)| r);
         assert_eq!(route(0), Some(Route::Local(ShardId(0))));
         assert_eq!(route(1), Some(Route::Remote { leader: NodeId(2), leader_epoch: LeaderEpoch(3) }));

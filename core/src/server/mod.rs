@@ -28,7 +28,7 @@ use crate::config_keys::topic_log_config;
 use crate::limits::{CONNECTIONS_PER_SHARD_MAX, INBOX_MESSAGES_MAX, SHUTDOWN_GRACE};
 use crate::runtime::mailbox::{mailboxes, Inbox, Outbox};
 use crate::runtime::placement::{Placement, PLACEMENT_FILE};
-use crate::runtime::routing::NodeView;
+use crate::runtime::routing::{BrokerEndpoint, NodeView};
 use crate::runtime::Shard;
 use connection::{serve_connection, ConnectionCounts, Refusal};
 
@@ -108,11 +108,19 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
         records_replayed = loaded.replayed,
         "metadata loaded"
     );
+    let me = BrokerEndpoint {
+        node,
+        host: config.advertised_host.clone(),
+        port: config.advertised_port,
+        rack: config.cluster.rack.clone(),
+        fenced: false,
+    };
     Ok(NodeView {
         node,
         cluster_id: Arc::from(identity.cluster_id.as_str()),
         image: Arc::new(image),
         placement: Arc::new(placement),
+        me: Arc::new(me),
     })
 }
 
