@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod limits;
+mod log_file;
 pub mod network;
 pub mod rt;
 pub mod state_machine;
