@@ -5,6 +5,7 @@
 //! Usage: `ringtail-sim [--seeds N] [--first S] [--seed S] [--verbose]`.
 
 mod model;
+mod quorum;
 mod world;
 
 use std::process::ExitCode;
@@ -59,7 +60,11 @@ fn main() -> ExitCode {
         // is a failure of that seed, and no simulated state outlives it.
         let outcome = std::thread::Builder::new()
             .name(format!("seed-{seed}"))
-            .spawn(move || world::run_seed(seed, verbose))
+            .spawn(move || {
+                let partition = world::run_seed(seed, verbose)?;
+                let quorum = quorum::run_seed(seed, verbose)?;
+                Ok::<String, String>(format!("{partition}\n  {quorum}"))
+            })
             .expect("spawn seed thread")
             .join()
             .unwrap_or_else(|panic| {

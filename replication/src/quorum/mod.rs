@@ -118,6 +118,13 @@ pub fn raft_config(config: &QuorumConfig) -> Result<openraft::Config, QuorumErro
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
         max_in_snapshot_log_to_keep: config.entries_kept_behind_snapshot,
         max_payload_entries: 300.min(limits::ENTRIES_PER_REQUEST_MAX as u64),
+        // A leader that restarts never resumes leading in its old term. openraft's default
+        // does, and that is unsafe when the leader's own unflushed entries die with it: the
+        // followers may have committed them, and the restored leader would write other entries
+        // under the same (term, index), breaking Raft's log matching. The deterministic
+        // simulation found exactly that (a leader killed before its flush, restarted, and
+        // replicating a different batch at index 23 of term 2). It stands for election instead.
+        enable_leader_restore: Some(false),
         ..openraft::Config::default()
     };
     Ok(raft.validate()?)

@@ -54,6 +54,18 @@ pub struct Applied {
 pub struct StateMachine {
     dir: PathBuf,
     state: Rc<RefCell<Applied>>,
+    writes: Rc<SnapshotWrites>,
+}
+
+/// Snapshot files are written one at a time, and never replaced by an older one: openraft
+/// builds snapshots in a task of their own, so a build and an install (or two builds) can
+/// overlap. Found by the deterministic simulation: two writes racing for the one temporary
+/// file failed the second (the node stopped), and a build finishing after an install would
+/// have left the older snapshot on disk behind a log purged past it.
+struct SnapshotWrites {
+    lock: platform::Semaphore,
+    /// The last log id of the snapshot on disk.
+    on_disk: std::cell::Cell<Option<LogId>>,
 }
 
 /// Encodes a snapshot file's bytes.
@@ -114,7 +126,9 @@ impl StateMachine {
             applied.membership = meta.last_membership.clone();
             applied.snapshot = Some(Snapshot { meta, snapshot: bytes });
         }
-        Ok(StateMachine { dir: dir.to_path_buf(), state: Rc::new(RefCell::new(applied)) })
+        let on_disk = std::cell::Cell::new(applied.snapshot.as_ref().and_then(|s| s.meta.last_log_id));
+        let writes = Rc::new(SnapshotWrites { lock: platform::Semaphore::new(1), on_disk });
+        Ok(StateMachine { dir: dir.to_path_buf(), state: Rc::new(RefCell::new(applied)), writes })
     }
 
     /// The state (the image, what was applied). Never hold the borrow across an await.
@@ -122,8 +136,15 @@ impl StateMachine {
         self.state.borrow()
     }
 
-    async fn write_snapshot(&self, bytes: &Bytes) -> Result<(), io::Error> {
-        ringtail_log::write_file_atomic(&self.dir, SNAPSHOT_FILE, bytes.to_vec()).await.map_err(io::Error::other)
+    /// Writes a snapshot file, unless one at least as new is on disk already.
+    async fn write_snapshot(&self, last_log_id: Option<LogId>, bytes: &Bytes) -> Result<(), io::Error> {
+        let _one = self.writes.lock.acquire_permit(1).await.map_err(|e| io::Error::other(format!("{e:?}")))?;
+        if self.writes.on_disk.get().is_some_and(|on_disk| Some(on_disk) >= last_log_id) {
+            return Ok(());
+        }
+        ringtail_log::write_file_atomic(&self.dir, SNAPSHOT_FILE, bytes.to_vec()).await.map_err(io::Error::other)?;
+        self.writes.on_disk.set(last_log_id);
+        Ok(())
     }
 }
 
@@ -188,7 +209,7 @@ impl RaftSnapshotBuilder<QuorumTypes> for StateMachine {
             let bytes = encode_snapshot(&meta, &s.image);
             (meta, bytes)
         };
-        self.write_snapshot(&bytes).await?;
+        self.write_snapshot(meta.last_log_id, &bytes).await?;
         let snapshot = Snapshot { meta, snapshot: bytes };
         let mut s = self.state.borrow_mut();
         // An install that finished while this was written is newer: keep it.
@@ -250,7 +271,7 @@ impl RaftStateMachine<QuorumTypes> for StateMachine {
         if &decoded_meta != meta {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "the snapshot's bytes disagree with its meta"));
         }
-        self.write_snapshot(&snapshot).await?;
+        self.write_snapshot(meta.last_log_id, &snapshot).await?;
         let mut s = self.state.borrow_mut();
         s.image = image;
         s.last_applied = meta.last_log_id;

@@ -193,36 +193,48 @@ impl SimDisk {
             inodes.sort_unstable();
             for ino in inodes {
                 let inode = d.inodes.get_mut(&ino).expect("listed");
-                let pending = std::mem::take(&mut inode.pending);
-                let keep: Vec<bool> = with_rng(|r| pending.iter().map(|_| r.chance(faults.keep_unsynced)).collect());
-                let last_write = pending
-                    .iter()
-                    .enumerate()
-                    .rev()
-                    .find(|(i, op)| keep[*i] && matches!(op, DataOp::Write { .. }))
-                    .map(|(i, _)| i);
-                for (i, op) in pending.iter().enumerate() {
-                    if !keep[i] {
-                        continue;
-                    }
-                    match op {
-                        DataOp::Write { pos, bytes }
-                            if Some(i) == last_write && with_rng(|r| r.chance(faults.tear)) =>
-                        {
-                            let sectors = bytes.len().div_ceil(SECTOR) as u64;
-                            let n = (with_rng(|r| r.below(sectors)) as usize * SECTOR).min(bytes.len());
-                            let torn = DataOp::Write { pos: *pos, bytes: Rc::from(&bytes[..n]) };
-                            apply(&mut inode.durable, &torn);
-                        }
-                        op => apply(&mut inode.durable, op),
-                    }
-                }
-                inode.data = inode.durable.clone();
+                crash_inode(inode, &faults);
             }
             let live: std::collections::HashSet<u64> =
                 d.names.values().filter_map(|e| if let Entry::File(i) = e { Some(*i) } else { None }).collect();
             d.inodes.retain(|i, _| live.contains(i));
             d.generation += 1;
+        });
+    }
+
+    /// One machine loses power: only what lies under `dir` (that node's data directory) is
+    /// affected, as [`SimDisk::crash`] does to everything: its unsynced name changes keep a
+    /// random prefix, its files their durable bytes and a random part of the rest. Its handles
+    /// must be dropped with its tasks (`Sim::kill_group`).
+    pub fn crash_under(dir: &Path) {
+        with_disk(|d| {
+            let under = |p: &PathBuf| p.starts_with(dir);
+            let touches = |op: &NameOp| match op {
+                NameOp::Create(p, _) | NameOp::Remove(p) => under(p),
+                NameOp::Rename(a, b) => under(a) || under(b),
+            };
+            let (mine, others): (Vec<NameOp>, Vec<NameOp>) = d.pending_names.drain(..).partition(|op| touches(op));
+            d.pending_names = others;
+            let kept = with_rng(|r| r.below(mine.len() as u64 + 1)) as usize;
+            for op in &mine[..kept] {
+                op.apply(&mut d.durable_names);
+            }
+            let affected: std::collections::BTreeSet<u64> = d
+                .names
+                .iter()
+                .chain(d.durable_names.iter())
+                .filter(|(p, _)| under(p))
+                .filter_map(|(_, e)| if let Entry::File(i) = e { Some(*i) } else { None })
+                .collect();
+            d.names.retain(|p, _| !under(p));
+            let durable: Vec<(PathBuf, Entry)> =
+                d.durable_names.iter().filter(|(p, _)| under(p)).map(|(p, e)| (p.clone(), *e)).collect();
+            d.names.extend(durable);
+            let faults = d.faults;
+            for ino in affected {
+                let Some(inode) = d.inodes.get_mut(&ino) else { continue };
+                crash_inode(inode, &faults);
+            }
         });
     }
 
@@ -294,6 +306,30 @@ impl SimDisk {
         }
         self.inodes.get_mut(&handle.inode).ok_or_else(stale)
     }
+}
+
+/// A file through a power loss: its durable bytes, and each unsynced operation kept or lost at
+/// random (disks reorder writes), the last write kept possibly torn at a sector.
+fn crash_inode(inode: &mut Inode, faults: &DiskFaults) {
+    let pending = std::mem::take(&mut inode.pending);
+    let keep: Vec<bool> = with_rng(|r| pending.iter().map(|_| r.chance(faults.keep_unsynced)).collect());
+    let last_write =
+        pending.iter().enumerate().rev().find(|(i, op)| keep[*i] && matches!(op, DataOp::Write { .. })).map(|(i, _)| i);
+    for (i, op) in pending.iter().enumerate() {
+        if !keep[i] {
+            continue;
+        }
+        match op {
+            DataOp::Write { pos, bytes } if Some(i) == last_write && with_rng(|r| r.chance(faults.tear)) => {
+                let sectors = bytes.len().div_ceil(SECTOR) as u64;
+                let n = (with_rng(|r| r.below(sectors)) as usize * SECTOR).min(bytes.len());
+                let torn = DataOp::Write { pos: *pos, bytes: Rc::from(&bytes[..n]) };
+                apply(&mut inode.durable, &torn);
+            }
+            op => apply(&mut inode.durable, op),
+        }
+    }
+    inode.data = inode.durable.clone();
 }
 
 /// Waits an operation's latency, then decides whether it fails.

@@ -21,6 +21,8 @@ type BoxedTask = Pin<Box<dyn Future<Output = ()>>>;
 
 struct Slot {
     generation: u64,
+    /// The node (task group) the task belongs to: tasks inherit their spawner's.
+    group: u32,
     future: Option<BoxedTask>,
     /// Set when the task is cancelled while it is being polled; the poller drops it after.
     cancelled: bool,
@@ -38,6 +40,8 @@ struct Runtime {
     timers: RefCell<BTreeMap<(u64, u64), Waker>>,
     timer_seq: Cell<u64>,
     polls: Cell<u64>,
+    /// The group of the task being polled (0 outside any).
+    current_group: Cell<u32>,
 }
 
 thread_local! {
@@ -78,9 +82,13 @@ impl Wake for TaskWaker {
 
 impl Runtime {
     fn spawn(&self, future: BoxedTask) -> (usize, u64) {
+        self.spawn_in(self.current_group.get(), future)
+    }
+
+    fn spawn_in(&self, group: u32, future: BoxedTask) -> (usize, u64) {
         let generation = self.next_generation.get();
         self.next_generation.set(generation + 1);
-        let slot = Slot { generation, future: Some(future), cancelled: false };
+        let slot = Slot { generation, group, future: Some(future), cancelled: false };
         let id = match self.free.borrow_mut().pop() {
             Some(id) => {
                 self.slots.borrow_mut()[id] = slot;
@@ -139,7 +147,10 @@ impl Runtime {
         let Some(mut future) = future else { return true };
         self.polls.set(self.polls.get() + 1);
         let waker = Waker::from(Arc::new(TaskWaker { id, generation, ready: self.ready.clone() }));
+        let group = self.slots.borrow()[id].group;
+        let outer = self.current_group.replace(group);
         let done = future.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+        self.current_group.set(outer);
         let finished = {
             let mut slots = self.slots.borrow_mut();
             let slot = &mut slots[id];
@@ -167,6 +178,36 @@ impl Runtime {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Drops every task of `group` (its node crashed).
+    fn kill_group(&self, group: u32) {
+        loop {
+            let futures: Vec<BoxedTask> = {
+                let mut slots = self.slots.borrow_mut();
+                let mut free = self.free.borrow_mut();
+                let mut out = Vec::new();
+                for (id, slot) in slots.iter_mut().enumerate() {
+                    if slot.group != group || slot.generation == u64::MAX {
+                        continue;
+                    }
+                    match slot.future.take() {
+                        Some(f) => {
+                            out.push(f);
+                            slot.generation = u64::MAX;
+                            free.push(id);
+                        }
+                        // Being polled (the caller is inside it): dropped when it yields.
+                        None => slot.cancelled = true,
+                    }
+                }
+                out
+            };
+            if futures.is_empty() {
+                break;
+            }
+            drop(futures);
         }
     }
 
@@ -224,6 +265,7 @@ impl Sim {
             timers: RefCell::new(BTreeMap::new()),
             timer_seq: Cell::new(0),
             polls: Cell::new(0),
+            current_group: Cell::new(0),
         });
         RUNTIME.with(|r| {
             let mut r = r.borrow_mut();
@@ -263,6 +305,11 @@ impl Sim {
     /// Drops every task and timer, as a process dying would.
     pub fn crash(&self) {
         self.rt.clear();
+    }
+
+    /// Drops every task of `group` (one simulated node's process), wherever it waits.
+    pub fn kill_group(&self, group: u32) {
+        self.rt.kill_group(group);
     }
 
     /// Virtual time elapsed.
@@ -342,6 +389,15 @@ impl<T> Future for JoinHandle<T> {
             }
         }
     }
+}
+
+/// Spawns a task in task group `group` (a simulated node; its tasks inherit it), detached.
+pub fn spawn_in_group<T: 'static>(group: u32, future: impl Future<Output = T> + 'static) -> JoinHandle<T> {
+    let rt = runtime();
+    let outer = rt.current_group.replace(group);
+    let task = spawn_local(future);
+    rt.current_group.set(outer);
+    task.detach()
 }
 
 /// Spawns a task on the current simulation.
