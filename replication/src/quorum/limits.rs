@@ -23,6 +23,15 @@ pub const LOG_READ_CHUNK_BYTES: usize = 1 << 20;
 /// before a compaction rewrites it, beyond as many as it holds live ones.
 pub const LOG_DEAD_BYTES_MIN: u64 = 1 << 20;
 
+/// Largest frame on the controller listener: one RPC frame.
+pub const PEER_FRAME_BYTES_MAX: usize = RPC_FRAME_BYTES_MAX;
+/// Bytes of controller-listener requests being read or handled at once; past it sockets wait.
+/// Two frames: a snapshot being installed and the rest of the quorum's traffic.
+pub const PEER_BYTES_BUDGET: usize = 2 * PEER_FRAME_BYTES_MAX;
+/// Requests one controller-listener connection may have in progress.
+pub const PEER_IN_FLIGHT_MAX: usize = 64;
+
+const _: () = assert!(PEER_BYTES_BUDGET >= PEER_FRAME_BYTES_MAX);
 const _: () = assert!(ENTRY_BYTES_MAX <= RPC_FRAME_BYTES_MAX);
 const _: () = assert!(SNAPSHOT_BYTES_MAX < RPC_FRAME_BYTES_MAX);
 const _: () = assert!(ENTRY_BYTES_MAX as u64 <= LOG_FILE_BYTES_MAX);

@@ -15,6 +15,7 @@ pub mod rt;
 pub mod state_machine;
 pub mod storage;
 pub mod sync;
+pub mod tcp;
 pub mod types;
 pub mod wire;
 
