@@ -113,6 +113,7 @@ struct World {
     violation: RefCell<Option<String>>,
     kills: Cell<u64>,
     partitions: Cell<u64>,
+    storage_failures: Cell<u64>,
     verbose: bool,
 }
 
@@ -178,11 +179,28 @@ fn boot(world: &Rc<World>, id: u64, first: bool) {
             (c.endpoint.clone(), c.dir.clone())
         };
         endpoint.pending.borrow_mut().clear();
-        let node = match start_node(id, &dir, &w.config, endpoint.clone()).await {
-            Ok(n) => n,
-            Err(e) => {
-                w.violate(format!("controller {id} cannot start from its directory: {e}"));
-                return;
+        let mut tries = 0;
+        let node = loop {
+            match start_node(id, &dir, &w.config, endpoint.clone()).await {
+                Ok(n) => break n,
+                // An injected I/O error: the start is tried again, as a supervisor would.
+                Err(e) if !e.to_string().contains("damaged") && tries < 50 => {
+                    tries += 1;
+                    platform::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    if std::env::var_os("SIM_DEBUG").is_some() {
+                        let bytes = SimDisk::read_file(&dir.join("log")).unwrap_or_default();
+                        for chunk in bytes.chunks(32).enumerate() {
+                            eprintln!("{:5}: {:02x?}", chunk.0 * 32, chunk.1);
+                        }
+                    }
+                    w.violate(format!(
+                        "controller {id} cannot start from its directory: {e} ({} disk failures injected so far)",
+                        SimDisk::failures()
+                    ));
+                    return;
+                }
             }
         };
         if first {
@@ -300,6 +318,27 @@ async fn client(world: Rc<World>, batches: u64) {
     }
 }
 
+/// Restarts controllers that stopped on a storage error: their process would exit and be
+/// started again. Counted as kills (the directory goes through a power loss too).
+async fn restart_failed(world: Rc<World>, sim_kill: Rc<dyn Fn(u64)>) {
+    loop {
+        platform::sleep(Duration::from_millis(20)).await;
+        let failed: Vec<u64> = world
+            .controllers
+            .borrow()
+            .iter()
+            .filter(|(_, c)| c.alive)
+            .filter_map(|(id, c)| c.node.as_ref().filter(|n| n.metrics().running_state.is_err()).map(|_| *id))
+            .collect();
+        for id in failed {
+            world.storage_failures.set(world.storage_failures.get() + 1);
+            sim_kill(id);
+            platform::sleep(Duration::from_millis(with_rng(|r| r.between(10, 200)))).await;
+            boot(&world, id, false);
+        }
+    }
+}
+
 /// The nemesis: cuts links, kills and restarts controllers, for `rounds` rounds.
 async fn nemesis(world: Rc<World>, sim_kill: Rc<dyn Fn(u64)>, rounds: u64) {
     for _ in 0..rounds {
@@ -331,7 +370,10 @@ async fn nemesis(world: Rc<World>, sim_kill: Rc<dyn Fn(u64)>, rounds: u64) {
 /// Runs the quorum for one seed.
 pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
     let sim = Rc::new(Sim::new(seed));
-    let disk = DiskFaults::default();
+    // A third of the seeds fail disk operations now and then: the controller whose write or
+    // fdatasync failed stops its log for good, and is restarted (as an operator would).
+    let disk_failures = sim.rng(|r| r.chance(0.33));
+    let disk = DiskFaults { fail: if disk_failures { 0.002 } else { 0.0 }, ..DiskFaults::default() };
     SimDisk::reset(disk);
     let net_faults = sim.rng(|r| NetFaults {
         delay_us: (50, r.between(500, 5000)),
@@ -370,6 +412,7 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         violation: RefCell::new(None),
         kills: Cell::new(0),
         partitions: Cell::new(0),
+        storage_failures: Cell::new(0),
         verbose,
     });
     if verbose {
@@ -396,9 +439,13 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
                     }
                 })
             };
+            let restarts = platform::spawn_local(restart_failed(w.clone(), killer.clone()));
             let faults = platform::spawn_local(nemesis(w.clone(), killer, rounds));
             client(w.clone(), batches).await;
             faults.await;
+            // The disk behaves from here on; controllers stopped by it are restarted once more.
+            SimDisk::reset_faults(DiskFaults { fail: 0.0, ..disk });
+            platform::sleep(Duration::from_millis(300)).await;
             // Healed and all up: every controller converges on one image holding every
             // acknowledged batch.
             for _ in 0..400 {
@@ -417,6 +464,7 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
                 let all_up = images.len() as u64 == NODES;
                 if all_up && images.windows(2).all(|p| p[0].1 == p[1].1 && p[0].2 == p[1].2) {
                     drop(observer);
+                    drop(restarts);
                     let image = &images[0].2;
                     for n in w.acknowledged.borrow().iter() {
                         if image.topic(&format!("b{n}")).is_none() {
@@ -462,10 +510,12 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
     };
     let (sent, dropped, duplicated) = world.net.counts();
     Ok(format!(
-        "quorum: {} batches acknowledged, {topics} topics converged, {} terms led, {} kills, {} link cuts; network {sent} sent, {dropped} dropped, {duplicated} duplicated; {:?} virtual",
+        "quorum: {} batches acknowledged, {topics} topics converged, {} terms led, {} kills ({} after storage errors, {} disk failures injected), {} link cuts; network {sent} sent, {dropped} dropped, {duplicated} duplicated; {:?} virtual",
         world.acknowledged.borrow().len(),
         world.leaders.borrow().len(),
         world.kills.get(),
+        world.storage_failures.get(),
+        SimDisk::failures(),
         world.partitions.get(),
         sim.elapsed()
     ))

@@ -177,6 +177,17 @@ impl Shared {
             let p = std::mem::take(&mut *pending);
             (p.bytes, p.done, p.compact)
         };
+        // After a failed write or fdatasync nothing more is written: the file's end is not
+        // known any more (the failed write may be there, in part), and a write at the old end
+        // would leave the rest of it behind as damage in the middle of the log. Found by the
+        // deterministic simulation (an fdatasync failed, the next flush wrote over its records).
+        let failed = self.failed.borrow().clone();
+        if let Some(e) = failed {
+            for d in done {
+                d.complete(&Err(e.clone()));
+            }
+            return true;
+        }
         let result = match compact {
             true => self.rewrite().await,
             false => self.write(bytes).await,

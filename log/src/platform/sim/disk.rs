@@ -133,6 +133,10 @@ pub struct SimDisk {
     next_inode: u64,
     /// Bumped by every crash: handles opened before it fail.
     generation: u64,
+    /// Per directory crashed alone (`crash_under`), the crash count then: handles under it
+    /// opened before fail too.
+    crashed_dirs: BTreeMap<PathBuf, u64>,
+    crashes: u64,
     pub faults: DiskFaults,
     /// Operations failed so far (for the harness's report).
     pub failures: u64,
@@ -208,6 +212,8 @@ impl SimDisk {
     /// must be dropped with its tasks (`Sim::kill_group`).
     pub fn crash_under(dir: &Path) {
         with_disk(|d| {
+            d.crashes += 1;
+            d.crashed_dirs.insert(dir.to_path_buf(), d.crashes);
             let under = |p: &PathBuf| p.starts_with(dir);
             let touches = |op: &NameOp| match op {
                 NameOp::Create(p, _) | NameOp::Remove(p) => under(p),
@@ -233,9 +239,35 @@ impl SimDisk {
             let faults = d.faults;
             for ino in affected {
                 let Some(inode) = d.inodes.get_mut(&ino) else { continue };
+                if std::env::var_os("SIM_DEBUG").is_some() {
+                    let ops: Vec<String> = inode
+                        .pending
+                        .iter()
+                        .map(|op| match op {
+                            DataOp::Write { pos, bytes } => format!("W{pos}+{}", bytes.len()),
+                            DataOp::SetLen(l) => format!("L{l}"),
+                        })
+                        .collect();
+                    eprintln!(
+                        "crash inode {ino}: durable {} data {} pending {ops:?}",
+                        inode.durable.len(),
+                        inode.data.len()
+                    );
+                }
                 crash_inode(inode, &faults);
+                if std::env::var_os("SIM_DEBUG").is_some() {
+                    eprintln!("  after: {}", inode.data.len());
+                }
             }
         });
+    }
+
+    /// A file's current bytes (for the harness's reports).
+    pub fn read_file(path: &Path) -> Option<Vec<u8>> {
+        with_disk(|d| match d.names.get(path) {
+            Some(Entry::File(i)) => Some(d.inodes[i].data.clone()),
+            _ => None,
+        })
     }
 
     /// Every file and its current bytes (for the harness's checks and reports).
@@ -304,6 +336,9 @@ impl SimDisk {
         if handle.generation != self.generation {
             return Err(stale());
         }
+        if self.crashed_dirs.iter().any(|(dir, at)| handle.path.starts_with(dir) && *at > handle.opened_at) {
+            return Err(stale());
+        }
         self.inodes.get_mut(&handle.inode).ok_or_else(stale)
     }
 }
@@ -352,6 +387,8 @@ async fn operation(takes_space: bool, sync: bool) -> io::Result<()> {
 struct Handle {
     inode: u64,
     generation: u64,
+    /// The crash count when it was opened.
+    opened_at: u64,
     path: PathBuf,
 }
 
@@ -438,7 +475,7 @@ impl OpenOptions {
                 }
                 None => return Err(not_found()),
             };
-            let handle = Handle { inode, generation: d.generation, path: path.to_path_buf() };
+            let handle = Handle { inode, generation: d.generation, opened_at: d.crashes, path: path.to_path_buf() };
             if self.truncate {
                 let node = d.inode(&handle)?;
                 node.data.clear();
@@ -467,8 +504,17 @@ async fn read_at(handle: &Handle, pos: u64, len: usize) -> io::Result<ReadResult
     })
 }
 
+fn debug_failure(what: &str, path: &Path, e: io::Error) -> io::Error {
+    if std::env::var_os("SIM_DEBUG").is_some() {
+        eprintln!("{:?} injected: {what} {} failed: {e}", super::executor::now_nanos(), path.display());
+    }
+    e
+}
+
 async fn write_at(handle: &Handle, pos: u64, bytes: &[u8]) -> io::Result<usize> {
-    operation(true, false).await?;
+    operation(true, false)
+        .await
+        .map_err(|e| debug_failure(&format!("write at {pos}+{}", bytes.len()), &handle.path, e))?;
     with_disk(|d| {
         let node = d.inode(handle)?;
         let op = DataOp::Write { pos, bytes: Rc::from(bytes) };
@@ -490,7 +536,7 @@ async fn set_len(handle: &Handle, len: u64, takes_space: bool) -> io::Result<()>
 }
 
 async fn fdatasync(handle: &Handle) -> io::Result<()> {
-    operation(false, true).await?;
+    operation(false, true).await.map_err(|e| debug_failure("fdatasync", &handle.path, e))?;
     with_disk(|d| {
         let node = d.inode(handle)?;
         for op in std::mem::take(&mut node.pending) {
