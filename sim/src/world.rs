@@ -123,6 +123,9 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
     let faults_on = sim.rng(|r| r.chance(0.3));
     let disk_faults = DiskFaults { fail: if faults_on { 0.002 } else { 0.0 }, ..DiskFaults::default() };
     SimDisk::reset(disk_faults);
+    // The data directory exists, durably, before the broker starts (its topic directories are
+    // the log's to create and make durable).
+    SimDisk::mkdir_durable(Path::new(DIR).parent().expect("a parent"));
     let net_faults = sim.rng(|r| NetFaults {
         delay_us: (10, r.between(100, 3000)),
         drop: if r.chance(0.5) { 0.05 } else { 0.0 },

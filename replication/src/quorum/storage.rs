@@ -251,9 +251,35 @@ async fn flush_loop(shared: Weak<Shared>, signal: Rc<Signal>) {
     }
 }
 
-/// Creates `dir` and its missing parents, each made durable in its parent.
+/// Directory levels above the quorum directory whose entries are made durable at open: its
+/// parent (`cluster-metadata`) and the data directory.
+const ANCESTORS_SYNCED: usize = 2;
+
+async fn sync_dir(dir: &Path) -> Result<(), QuorumStoreError> {
+    let d = platform::Directory::open(dir).await.map_err(|e| io_error("opening", dir)(platform::io_error(e)))?;
+    d.sync().await.map_err(|e| io_error("syncing", dir)(platform::io_error(e)))?;
+    let _ = d.close().await;
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents, each made durable in its parent. An existing one is
+/// synced, with its parents: a name seen in a directory may not be durable yet (a rename whose
+/// directory fsync failed, or a crash before it), and nothing in it may be trusted until it is.
+/// Found by a review with the simulation: a `log` whose rename was never synced was read,
+/// appended to and acknowledged, then lost its name at the next power loss.
 pub(crate) async fn create_dir_all(dir: &Path) -> Result<(), QuorumStoreError> {
     if platform::Directory::open(dir).await.is_ok() {
+        sync_dir(dir).await?;
+        let mut at = dir.parent();
+        for _ in 0..ANCESTORS_SYNCED {
+            match at.filter(|p| !p.as_os_str().is_empty()) {
+                Some(p) => {
+                    sync_dir(p).await?;
+                    at = p.parent();
+                }
+                None => break,
+            }
+        }
         return Ok(());
     }
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {

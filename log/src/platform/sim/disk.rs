@@ -169,6 +169,25 @@ impl SimDisk {
         });
     }
 
+    /// Creates a directory and its parents, durably (the harness's setup, as an operator
+    /// prepares a data directory).
+    pub fn mkdir_durable(path: &Path) {
+        with_disk(|d| {
+            let mut at = Some(path);
+            let mut missing = Vec::new();
+            while let Some(p) = at.filter(|p| !p.as_os_str().is_empty()) {
+                if !d.names.contains_key(p) {
+                    missing.push(p.to_path_buf());
+                }
+                at = p.parent();
+            }
+            for p in missing.into_iter().rev() {
+                d.names.insert(p.clone(), Entry::Dir);
+                d.durable_names.insert(p, Entry::Dir);
+            }
+        });
+    }
+
     /// Changes how operations fail from now on.
     pub fn reset_faults(faults: DiskFaults) {
         with_disk(|d| d.faults = faults);
@@ -323,13 +342,14 @@ impl SimDisk {
         }
     }
 
+    /// Strictly POSIX: only the name changes of entries in `dir` become durable.
     fn sync_dir(&mut self, dir: &Path) {
-        if let Some(last) = self.pending_names.iter().rposition(|op| op.touches(dir)) {
-            let synced: Vec<NameOp> = self.pending_names.drain(..=last).collect();
-            for op in &synced {
-                op.apply(&mut self.durable_names);
-            }
+        let (synced, rest): (Vec<NameOp>, Vec<NameOp>) =
+            std::mem::take(&mut self.pending_names).into_iter().partition(|op| op.touches(dir));
+        for op in &synced {
+            op.apply(&mut self.durable_names);
         }
+        self.pending_names = rest;
     }
 
     fn inode(&mut self, handle: &Handle) -> io::Result<&mut Inode> {
@@ -648,22 +668,16 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Creates the directory and any missing parent (succeeds if it exists).
+    /// Creates the directory (succeeds if it exists); its parent must exist, as with glommio.
     pub async fn create(path: impl AsRef<Path>) -> io::Result<Directory> {
         let path = path.as_ref().to_path_buf();
         operation(true, false).await?;
         with_disk(|d| {
-            let mut missing = Vec::new();
-            let mut at = Some(path.as_path());
-            while let Some(p) = at {
-                if p.as_os_str().is_empty() || d.names.contains_key(p) {
-                    break;
+            if !d.names.contains_key(&path) {
+                if !d.parent_exists(&path) {
+                    return Err(not_found());
                 }
-                missing.push(p.to_path_buf());
-                at = p.parent();
-            }
-            for p in missing.into_iter().rev() {
-                d.name_op(NameOp::Create(p, Entry::Dir));
+                d.name_op(NameOp::Create(path.clone(), Entry::Dir));
             }
             match d.names.get(&path) {
                 Some(Entry::Dir) => Ok(Directory { path: path.clone(), generation: d.generation }),
@@ -681,8 +695,7 @@ impl Directory {
         })
     }
 
-    /// Makes the directory's entries durable (and, as a journal would, every name change
-    /// before the last one that touched it).
+    /// Makes the directory's entries durable (only its own, as POSIX promises).
     pub async fn sync(&self) -> io::Result<()> {
         operation(false, true).await?;
         with_disk(|d| {
