@@ -193,8 +193,11 @@ def test_full_disk_refuses_produce_and_keeps_reads_commits_and_the_broker(small_
     assert any(e.code() == KAFKA_STORAGE_ERROR for e in filler.errors) or metric_sum(
         broker, "ringtail_disk_appends_refused") > 0
     assert refusing(broker), "/metrics does not show writes refused"
-    assert metric_sum(broker, "ringtail_disk_free_bytes") < 40 * MIB * 2
     log = broker.log_text()
+    # Refused at the watermark, the file system is near it; refused by ENOSPC on a write, the
+    # batches and preallocated space taken back can leave more free than that.
+    free = metric_sum(broker, "ringtail_disk_free_bytes")
+    assert free < 40 * MIB * 2 or "ran out of space while writing" in log, f"{free} bytes free"
     assert ("is below the low watermark: produce to user topics is refused" in log
             or "ran out of space while writing" in log), "no warning says why writes are refused"
     assert len(filler.acked) > 1000, f"only {len(filler.acked)} records acknowledged before the refusal"
