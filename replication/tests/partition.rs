@@ -1,6 +1,10 @@
 //! The partition layer on a real log: the high watermark is the in-sync replicas' minimum, an
 //! acks=all append and a parked fetch wait for it, and leadership decides who may append.
 
+mod common;
+
+use common::run;
+
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,23 +19,8 @@ use ringtail_replication::{
 const LOCAL: NodeId = NodeId(1);
 const FOLLOWER: NodeId = NodeId(2);
 
-fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
-where
-    F: std::future::Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(f)
-        .expect("start executor")
-        .join()
-        .expect("executor thread")
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ringtail-replication-tests").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    common::scratch("ringtail-replication-tests", name)
 }
 
 fn records(n: usize) -> Bytes {

@@ -3,6 +3,10 @@
 //! leader, replicates record batches to three equal state machines (through snapshots and
 //! purges), and a leader restarted from its directory keeps its log.
 
+mod common;
+
+use common::run;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -18,23 +22,8 @@ use ringtail_replication::quorum::{
     initialize, serve, start_node, ControllerNode, QuorumConfig, QuorumNode, RecordBatch, Transport, TransportError,
 };
 
-fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
-where
-    F: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(f)
-        .expect("start executor")
-        .join()
-        .expect("executor thread")
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ringtail-quorum-cluster").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    common::scratch("ringtail-quorum-cluster", name)
 }
 
 /// Routes frames to the nodes registered with it; a node not registered is unreachable.

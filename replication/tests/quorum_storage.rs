@@ -2,8 +2,11 @@
 //! ours: a torn tail is cut, damage before the end refused, a restart keeps the vote, the
 //! entries and the snapshot, and purges keep the log file's size bounded.
 
+mod common;
+
+use common::run;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,23 +24,8 @@ use ringtail_replication::quorum::{
     StateMachine, Vote,
 };
 
-fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
-where
-    F: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(f)
-        .expect("start executor")
-        .join()
-        .expect("executor thread")
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ringtail-quorum-storage").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    common::scratch("ringtail-quorum-storage", name)
 }
 
 struct Builder {

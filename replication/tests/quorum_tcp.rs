@@ -3,8 +3,11 @@
 //! one of them stopped (listener and `Raft`), the other two go on, and it catches up when it
 //! returns on the same address.
 
+mod common;
+
+use common::run;
+
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,23 +18,8 @@ use ringtail_replication::metadata::MetadataRecord;
 use ringtail_replication::quorum::tcp::{serve_quorum, ListenerTimeouts, TcpTransport};
 use ringtail_replication::quorum::{initialize, start_node, ControllerNode, QuorumConfig, QuorumNode, RecordBatch};
 
-fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
-where
-    F: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(f)
-        .expect("start executor")
-        .join()
-        .expect("executor thread")
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ringtail-quorum-tcp").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    common::scratch("ringtail-quorum-tcp", name)
 }
 
 fn config() -> QuorumConfig {
