@@ -566,7 +566,7 @@ impl BrokerConfig {
             auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
             default_partitions,
             request_bytes_max,
-            log_filter: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log_filter: args.log.or(file.log).unwrap_or_else(|| "info,openraft=error".into()),
             log: LogConfig { durability, producer_id_expiration_ms, ..LogConfig::default() },
             write_shape: None,
             offsets_topic_partitions,

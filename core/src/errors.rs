@@ -90,6 +90,8 @@ pub fn controller_error(e: &ControllerError) -> i16 {
         ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
         ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
         ControllerError::NoSpace(_) => code::KAFKA_STORAGE_ERROR,
+        // Retriable in every client; the message names the cause.
+        ControllerError::Unavailable(_) => code::REQUEST_TIMED_OUT,
     }
 }
 

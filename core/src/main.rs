@@ -150,11 +150,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if !config.cluster.is_single_node() {
-        // The flags are checked in full above; the quorum that serves them comes next.
+    if !config.cluster.roles.broker {
         eprintln!(
-            "ringtail: --controller-quorum-voters: this build serves a single node; forming a cluster of several \
-             nodes is not available yet (start without the cluster flags)"
+            "ringtail: --process-roles: a controller-only node is not available yet; give `broker,controller` (a \
+             voter that also serves clients) or `broker`"
         );
         std::process::exit(2);
     }

@@ -22,6 +22,7 @@ use ringtail_net::messages::describe_configs::DescribeConfigsRequest;
 use ringtail_net::messages::describe_groups::DescribeGroupsRequest;
 use ringtail_net::messages::describe_log_dirs::DescribeLogDirsRequest;
 use ringtail_net::messages::describe_producers::DescribeProducersRequest;
+use ringtail_net::messages::describe_quorum::DescribeQuorumRequest;
 use ringtail_net::messages::describe_topic_partitions::DescribeTopicPartitionsRequest;
 use ringtail_net::messages::find_coordinator::FindCoordinatorRequest;
 use ringtail_net::messages::heartbeat::HeartbeatRequest;
@@ -84,6 +85,11 @@ fn describe_configs() {
 #[test]
 fn describe_cluster() {
     check(ApiKey::DescribeCluster, DescribeClusterRequest::decode);
+}
+
+#[test]
+fn describe_quorum() {
+    check(ApiKey::DescribeQuorum, DescribeQuorumRequest::decode);
 }
 
 #[test]

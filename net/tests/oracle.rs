@@ -22,6 +22,7 @@ use ringtail_net::messages::delete_topics::*;
 use ringtail_net::messages::describe_cluster::*;
 use ringtail_net::messages::describe_configs::*;
 use ringtail_net::messages::describe_groups::*;
+use ringtail_net::messages::describe_quorum::*;
 use ringtail_net::messages::find_coordinator::*;
 use ringtail_net::messages::heartbeat::*;
 use ringtail_net::messages::init_producer_id::*;
@@ -623,6 +624,92 @@ fn describe_cluster() {
         let resp = describe_cluster_response(v);
         let theirs: kp::DescribeClusterResponse = oracle_decode(encode_ours(|w| resp.encode(w, v)), v);
         assert_eq!(describe_cluster_response_from(&theirs), resp, "v{v}");
+    }
+}
+
+#[test]
+fn describe_quorum() {
+    use kafka_protocol::messages::describe_quorum_request as rq;
+    use kafka_protocol::messages::describe_quorum_response as rs;
+    for v in versions(ApiKey::DescribeQuorum) {
+        let req = kp::DescribeQuorumRequest::default().with_topics(vec![rq::TopicData::default()
+            .with_topic_name(common::topic("__cluster_metadata"))
+            .with_partitions(vec![rq::PartitionData::default().with_partition_index(0)])]);
+        let ours = decode_ours(oracle_encode(&req, v), v, DescribeQuorumRequest::decode);
+        assert_eq!(ours.topics, vec![("__cluster_metadata".to_string(), vec![0])], "v{v}");
+
+        let replica = |id: i32, end: i64| ReplicaState {
+            replica_id: id,
+            replica_directory_id: if v >= 2 { [id as u8; 16] } else { [0; 16] },
+            log_end_offset: end,
+            last_fetch_timestamp: if v >= 1 { 1_700_000_000_000 + end } else { -1 },
+            last_caught_up_timestamp: if v >= 1 { 1_700_000_000_000 } else { -1 },
+        };
+        let resp = DescribeQuorumResponse {
+            error_code: 0,
+            error_message: if v >= 2 { Some("fine".into()) } else { None },
+            topics: vec![QuorumTopic {
+                topic_name: "__cluster_metadata".into(),
+                partitions: vec![QuorumPartition {
+                    partition_index: 0,
+                    error_code: 0,
+                    error_message: None,
+                    leader_id: 2,
+                    leader_epoch: 7,
+                    high_watermark: 120,
+                    current_voters: vec![replica(1, 120), replica(2, 120), replica(3, 99)],
+                    observers: vec![replica(4, 120)],
+                }],
+            }],
+            nodes: if v >= 2 {
+                vec![QuorumNode { node_id: 1, listeners: vec![("CONTROLLER".into(), "h1".into(), 9093)] }]
+            } else {
+                Vec::new()
+            },
+        };
+        let theirs: rs::DescribeQuorumResponse = oracle_decode(encode_ours(|w| resp.encode(w, v)), v);
+        let back = |r: &rs::ReplicaState| ReplicaState {
+            replica_id: r.replica_id.0,
+            replica_directory_id: *r.replica_directory_id.as_bytes(),
+            log_end_offset: r.log_end_offset,
+            last_fetch_timestamp: r.last_fetch_timestamp,
+            last_caught_up_timestamp: r.last_caught_up_timestamp,
+        };
+        let decoded = DescribeQuorumResponse {
+            error_code: theirs.error_code,
+            // Absent below version 2 (the oracle then reads its default).
+            error_message: nullable(&theirs.error_message).filter(|_| v >= 2),
+            topics: theirs
+                .topics
+                .iter()
+                .map(|t| QuorumTopic {
+                    topic_name: topic_name(&t.topic_name),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| QuorumPartition {
+                            partition_index: p.partition_index,
+                            error_code: p.error_code,
+                            error_message: nullable(&p.error_message).filter(|_| v >= 2),
+                            leader_id: p.leader_id.0,
+                            leader_epoch: p.leader_epoch,
+                            high_watermark: p.high_watermark,
+                            current_voters: p.current_voters.iter().map(back).collect(),
+                            observers: p.observers.iter().map(back).collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            nodes: theirs
+                .nodes
+                .iter()
+                .map(|n| QuorumNode {
+                    node_id: n.node_id.0,
+                    listeners: n.listeners.iter().map(|l| (string(&l.name), string(&l.host), l.port)).collect(),
+                })
+                .collect(),
+        };
+        assert_eq!(decoded, resp, "v{v}");
     }
 }
 

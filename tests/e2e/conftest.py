@@ -96,8 +96,11 @@ class BrokerError(AssertionError):
 class Broker:
     """One `ringtail serve` process; restart() and kill9() keep its port and data directory."""
 
-    def __init__(self, workdir: Path, args: list[str], shards: int = 2):
+    def __init__(self, workdir: Path, args: list[str], shards: int = 2, cpus: str | None = None):
         self.workdir = workdir
+        # `taskset -c CPUS` for the process: a broker pins its shards to the first CPUs of its
+        # affinity mask, so several brokers on one machine are spread by hand.
+        self.cpus = cpus
         self.data_dir = workdir / "data"
         self.log_path = workdir / "broker.log"
         self.port = free_port()
@@ -124,7 +127,8 @@ class Broker:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        return [str(ringtail_bin()), "serve",
+        pin = ["taskset", "-c", self.cpus] if self.cpus is not None else []
+        return [*pin, str(ringtail_bin()), "serve",
                 "--listen", self.bootstrap,
                 "--data-dir", str(self.data_dir),
                 "--shards", str(self.shards),
@@ -170,6 +174,10 @@ class Broker:
                                          stdout=log, stderr=log, env=env, cwd=self.workdir)
         if not wait:
             return self
+        return self.wait_started(timeout_s)
+
+    def wait_started(self, timeout_s: float = START_TIMEOUT_S) -> "Broker":
+        """Waits until a started process accepts Kafka clients and /ready answers 200."""
         started = time.monotonic()
         deadline = started + timeout_s
         while time.monotonic() < deadline:
@@ -303,3 +311,103 @@ def broker_factory(request, tmp_path):
 @pytest.fixture
 def broker(broker_factory) -> Broker:
     return broker_factory()
+
+
+# Timings of test clusters: short enough that failovers and fencing fit in a test, long enough
+# for a loaded 2-core machine running three brokers and the clients.
+CLUSTER_TIMING_FLAGS = ["--controller-quorum-election-timeout-ms", "1500",
+                        "--controller-quorum-heartbeat-interval-ms", "150",
+                        "--broker-session-timeout-ms", "3000",
+                        "--broker-heartbeat-interval-ms", "500"]
+
+
+class Cluster:
+    """Several `ringtail serve` processes forming one cluster on 127.0.0.1: voters 1..n (broker
+    and controller), and broker-only nodes added later; each pinned to one CPU, in turn."""
+
+    def __init__(self, tmp_path: Path, brokers: list[Broker], voters: int, extra: list[str]):
+        self.tmp_path = tmp_path
+        self.brokers = brokers
+        self.extra = list(extra)
+        self.controller_ports = {i: free_port() for i in range(1, voters + 1)}
+        self.voters_flag = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
+        self.nodes: dict[int, Broker] = {}
+        cpus = os.sched_getaffinity(0)
+        self.cpus = sorted(cpus) if cpus else [0]
+        for i in self.controller_ports:
+            self.add(i, roles="broker,controller")
+
+    def add(self, node_id: int, roles: str = "broker", extra: list[str] | None = None) -> Broker:
+        workdir = self.tmp_path / f"node{node_id}"
+        workdir.mkdir(exist_ok=True)
+        args = ["--node-id", str(node_id), "--process-roles", roles,
+                "--controller-quorum-voters", self.voters_flag, *CLUSTER_TIMING_FLAGS, *self.extra, *(extra or [])]
+        b = Broker(workdir, args, shards=1, cpus=str(self.cpus[(node_id - 1) % len(self.cpus)]))
+        b.extra_env["RINGTAIL_LOG"] = "info,openraft=error"
+        self.nodes[node_id] = b
+        self.brokers.append(b)
+        return b
+
+    def start(self, *node_ids: int) -> None:
+        """Starts the nodes at once (a quorum needs a majority up to form), then waits for each."""
+        ids = node_ids or tuple(self.nodes)
+        for i in ids:
+            self.nodes[i].start(wait=False)
+        for i in ids:
+            self.nodes[i].wait_started()
+
+    def live(self) -> list[Broker]:
+        return [b for b in self.nodes.values() if b.is_running()]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.live())
+
+    def wait_for(self, what: str, check, timeout_s: float = 30.0, interval_s: float = 0.2):
+        """Polls `check()` until it returns something true; fails after `timeout_s` with `what`."""
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = check()
+                if last:
+                    return last
+            except Exception as e:  # noqa: BLE001 - a node restarting answers nothing
+                last = e
+            time.sleep(interval_s)
+        raise AssertionError(f"{what} within {timeout_s} s; last: {last!r}")
+
+    def brokers_seen(self, via: Broker) -> set[int]:
+        """Unfenced brokers in the Metadata that `via` answers."""
+        from confluent_kafka.admin import AdminClient
+        md = AdminClient({"bootstrap.servers": via.bootstrap}).list_topics(timeout=5)
+        return set(md.brokers)
+
+    def wait_brokers(self, expected: set[int], timeout_s: float = 30.0) -> None:
+        for b in self.live():
+            self.wait_for(f"{b.bootstrap} to describe brokers {sorted(expected)}",
+                          lambda b=b: self.brokers_seen(b) == expected, timeout_s)
+
+    def quorum(self) -> dict:
+        """DescribeQuorum from the first live node."""
+        import kwire
+        return kwire.describe_quorum_v0(self.live()[0].bootstrap)
+
+    def active_controller(self, timeout_s: float = 30.0) -> int:
+        return self.wait_for("an active controller", lambda: max(self.quorum()["leader"], 0), timeout_s)
+
+
+@pytest.fixture
+def cluster_factory(request, broker_factory, tmp_path):
+    """Builds clusters: cluster_factory(voters=3) returns a started Cluster whose brokers all
+    registered. Every process is stopped by pid at teardown (broker_factory's)."""
+    brokers = request.node._ringtail_brokers
+
+    def make(voters: int = 3, start: bool = True, extra: list[str] | None = None) -> Cluster:
+        cluster = Cluster(tmp_path, brokers, voters, extra or [])
+        if start:
+            cluster.start()
+            cluster.wait_brokers(set(cluster.nodes))
+        return cluster
+
+    return make

@@ -641,3 +641,84 @@ def offset_delete_v0(sock: socket.socket, group: str, partitions: dict[str, list
             out[(topic, p)] = e
     assert r.remaining() == 0
     return error, out
+
+
+# ---- flexible versions (compact fields, tagged fields) -------------------------------------
+
+API_DESCRIBE_QUORUM = 55
+
+
+def uvarint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_uvarint(r: Reader) -> int:
+    shift = value = 0
+    while True:
+        b = r.take(1)[0]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value
+        shift += 7
+
+
+def compact_string(s: str) -> bytes:
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def skip_tagged(r: Reader) -> None:
+    for _ in range(read_uvarint(r)):
+        read_uvarint(r)
+        r.take(read_uvarint(r))
+
+
+def compact_array(r: Reader, item) -> list:
+    n = read_uvarint(r) - 1
+    return [] if n < 0 else [item(r) for _ in range(n)]
+
+
+def describe_quorum_v0(bootstrap: str) -> dict:
+    """DescribeQuorum v0 (flexible; request header v2): leader, epoch, high watermark and each
+    voter's and observer's log end, as the broker at `bootstrap` answers."""
+    body = uvarint(2) + compact_string("__cluster_metadata") + uvarint(2) + i32(0) + b"\0" + b"\0" + b"\0"
+    head = i16(API_DESCRIBE_QUORUM) + i16(0) + i32(9) + string("e2e-raw") + b"\0"
+    with connect(bootstrap) as sock:
+        sock.sendall(frame(head + body))
+        resp = recv_frame(sock)
+    assert resp is not None, "connection closed instead of answering DescribeQuorum"
+    r = Reader(resp)
+    assert r.i32() == 9
+    skip_tagged(r)
+    error_code = r.i16()
+
+    def replica(r):
+        out = {"id": r.i32(), "log_end": r.i64()}
+        skip_tagged(r)
+        return out
+
+    def partition(r):
+        p = {"partition": r.i32(), "error_code": r.i16(), "leader": r.i32(), "epoch": r.i32(),
+             "high_watermark": r.i64(), "voters": compact_array(r, replica), "observers": compact_array(r, replica)}
+        skip_tagged(r)
+        return p
+
+    def topic(r):
+        name = r.take(read_uvarint(r) - 1).decode()
+        parts = compact_array(r, partition)
+        skip_tagged(r)
+        return name, parts
+
+    topics = compact_array(r, topic)
+    skip_tagged(r)
+    assert r.remaining() == 0
+    assert error_code == 0 and len(topics) == 1, (error_code, topics)
+    return topics[0][1][0]

@@ -38,11 +38,11 @@ def test_cluster_flags_that_do_not_agree_are_refused_by_name(tmp_path):
         assert expected in result.stderr, (args, result.stderr)
 
 
-def test_a_cluster_of_several_nodes_is_refused_until_it_can_be_served(tmp_path):
-    result = serve(tmp_path, "--node-id", "1", "--controller-quorum-voters",
+def test_a_controller_only_node_is_refused_until_it_can_be_served(tmp_path):
+    result = serve(tmp_path, "--node-id", "1", "--process-roles", "controller", "--controller-quorum-voters",
                    "1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095")
     assert result.returncode == 2
-    assert "single node" in result.stderr, result.stderr
+    assert "controller-only" in result.stderr, result.stderr
     assert not (tmp_path / "data" / "meta.properties").exists()
 
 

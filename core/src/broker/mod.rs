@@ -3,6 +3,7 @@
 //! of the `__consumer_offsets` partitions it owns, producer ids (shard 0), and the messages
 //! shards send each other to reach partitions and services they do not own.
 
+pub mod cluster;
 pub mod controller;
 pub mod data;
 pub mod group;

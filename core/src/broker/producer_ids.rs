@@ -8,7 +8,15 @@
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use ringtail_log::StateFileKind;
+use ringtail_replication::metadata::MetadataRecord;
+use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse};
+
+use super::cluster::ClusterLink;
+use super::controller::service;
+use super::Broker;
 
 pub const FILE: &str = "producer-ids";
 /// Ids reserved by one write of the file.
@@ -77,6 +85,8 @@ pub enum ProducerIdError {
     Exhausted,
     #[error("cannot reserve a block of producer ids: {0}")]
     Write(ringtail_log::LogError),
+    #[error("the controller quorum cannot reserve a block of producer ids now: {0}")]
+    Quorum(String),
 }
 
 impl ProducerIds {
@@ -90,13 +100,20 @@ impl ProducerIds {
         }
     }
 
-    /// A producer id never handed out before, or why none can be.
-    pub async fn allocate(&self) -> Result<i64, ProducerIdError> {
+    /// A producer id never handed out before (in the whole cluster), or why none can be. A
+    /// cluster's broker reserves its blocks through the controller quorum.
+    pub async fn allocate(&self, broker: &Broker) -> Result<i64, ProducerIdError> {
         let _permit = self.lock.acquire_permit(1).await.map_err(|_| ProducerIdError::Closed)?;
         if self.failed.get() {
             return Err(ProducerIdError::EarlierWriteFailed);
         }
-        if self.next.get() >= self.end.get() {
+        if let Some(link) = broker.controller.as_ref().and_then(|c| c.link()) {
+            if self.next.get() >= self.end.get() {
+                let start = reserve_in_cluster(broker, link).await?;
+                self.next.set(start);
+                self.end.set(start + BLOCK);
+            }
+        } else if self.next.get() >= self.end.get() {
             let end = self.next.get().checked_add(BLOCK).ok_or(ProducerIdError::Exhausted)?;
             if let Err(e) = ringtail_log::write_file_atomic(&self.dir, FILE, encode(end)).await {
                 self.failed.set(true);
@@ -108,6 +125,26 @@ impl ProducerIds {
         self.next.set(id + 1);
         Ok(id)
     }
+}
+
+/// Reserves the next block of the cluster's producer ids through the active controller; its
+/// first id.
+async fn reserve_in_cluster(broker: &Broker, link: &ClusterLink) -> Result<i64, ProducerIdError> {
+    let mut reason = String::new();
+    for _ in 0..5 {
+        let view = broker.view();
+        let start = view.image.producer_ids_end();
+        let end = start.checked_add(BLOCK).ok_or(ProducerIdError::Exhausted)?;
+        let records = vec![MetadataRecord::ProducerIdsReserved { node: broker.node, end }];
+        match link.client.call_leader(&BrokerRequest::Propose { expected: view.image.applied, records }, 6).await {
+            BrokerResponse::Proposed { .. } => return Ok(start),
+            BrokerResponse::Stale { applied } => {
+                service::wait_applied(broker, applied, Duration::from_secs(5)).await;
+            }
+            other => reason = format!("{other:?}"),
+        }
+    }
+    Err(ProducerIdError::Quorum(reason))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::rc::Rc;
 
+use ringtail_replication::metadata::controller::OFFSETS_TOPIC;
+
 use super::controller::service;
 use super::{Broker, ShardMsg};
 
@@ -21,7 +23,18 @@ impl Broker {
                 let _ = reply.send_async(self.list_offsets_local(items).await).await;
             }
             ShardMsg::OpenReplicas { topic, indexes, reply } => {
-                let _ = reply.send_async(self.open_replicas(&topic, &indexes).await).await;
+                let mut opened = self.open_replicas(&topic, &indexes).await;
+                // A cluster's broker opens `__consumer_offsets` partitions as the metadata assigns
+                // them: their groups load before the new view routes a group here.
+                if opened.is_ok() && topic.name.as_ref() == OFFSETS_TOPIC {
+                    if let Err(e) = self.coordinator.load_partitions(topic.id, &indexes).await {
+                        opened = Err(match e {
+                            ringtail_replication::PartitionError::Log(e) => e,
+                            other => ringtail_log::LogError::Config { reason: other.to_string() },
+                        });
+                    }
+                }
+                let _ = reply.send_async(opened).await;
             }
             ShardMsg::DeleteReplicas { topic, reply } => {
                 self.delete_replicas_local(&topic).await;

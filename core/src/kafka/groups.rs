@@ -30,11 +30,15 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::ShardId;
 
 use super::common::{single, Handled};
+use crate::broker::controller::{service, ControllerRequest};
 use crate::broker::group::error::GroupError;
+use crate::broker::group::records::partition_for;
 use crate::broker::group::state::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use crate::broker::group::{coordinator_of, OffsetToCommit, OFFSETS_TOPIC};
 use crate::broker::Broker;
 use crate::errors;
+use crate::runtime::routing::Route;
+use ringtail_replication::metadata::{ControllerError, NewTopic};
 
 /// Who sent a request, as group members are described.
 pub struct Client<'a> {
@@ -65,39 +69,79 @@ where
     broker.on_shard(owner, job).await
 }
 
-pub fn find_coordinator(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+/// FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
+/// partition, this broker or another. In a cluster the topic is created at the first request
+/// (as Kafka does), over the brokers registered by then.
+pub async fn find_coordinator(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = FindCoordinatorRequest::decode(body, version)?;
+    let in_cluster = !broker.config.cluster.is_single_node();
+    if req.key_type == 0 && in_cluster && broker.view().image.topic(OFFSETS_TOPIC).is_none() {
+        ensure_offsets_topic(broker).await;
+    }
+    let view = broker.view();
     let coordinators = req
         .coordinator_keys
         .into_iter()
         .map(|key| {
-            let found = req.key_type == 0 && coordinator_of(&broker.shard, &key).is_some();
-            let mut c = Coordinator {
-                key,
-                node_id: broker.config.node_id,
-                host: broker.config.advertised_host.clone(),
-                port: i32::from(broker.config.advertised_port),
-                error_code: error_code::NONE,
-                error_message: None,
+            let found: Result<(i32, String, i32), String> = match req.key_type {
+                0 => match view.image.topic(OFFSETS_TOPIC) {
+                    None => Err(format!("{OFFSETS_TOPIC} does not exist yet")),
+                    Some(topic) => {
+                        let partition = partition_for(&key, topic.partitions.len());
+                        match view.route(OFFSETS_TOPIC, partition).map(|(_, r)| r) {
+                            Some(Route::Local(_)) => Ok((
+                                broker.config.node_id,
+                                broker.config.advertised_host.clone(),
+                                i32::from(broker.config.advertised_port),
+                            )),
+                            Some(Route::Remote { leader, .. }) => match view.endpoint(leader) {
+                                Some(e) => Ok((leader.0, e.host, i32::from(e.port))),
+                                None => Err(format!("broker {leader} leads the group's partition but has no listener")),
+                            },
+                            _ => Err(format!("partition {partition} of {OFFSETS_TOPIC} has no leader now")),
+                        }
+                    }
+                },
+                1 => Err("transactions are not supported by this broker yet".into()),
+                other => Err(format!("key type {other} is neither 0 (group) nor 1 (transaction)")),
             };
-            if !found {
-                c.node_id = -1;
-                c.host = String::new();
-                c.port = -1;
-                c.error_code = unavailable();
-                c.error_message = Some(if req.key_type == 1 {
-                    "transactions are not supported by this broker yet".into()
-                } else if req.key_type == 0 {
-                    format!("{OFFSETS_TOPIC} does not exist")
-                } else {
-                    format!("key type {} is neither 0 (group) nor 1 (transaction)", req.key_type)
-                });
+            match found {
+                Ok((node_id, host, port)) => {
+                    Coordinator { key, node_id, host, port, error_code: error_code::NONE, error_message: None }
+                }
+                Err(message) => Coordinator {
+                    key,
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error_code: unavailable(),
+                    error_message: Some(message),
+                },
             }
-            c
         })
         .collect();
     FindCoordinatorResponse { throttle_time_ms: 0, coordinators }.encode(&mut w, version);
     single(w)
+}
+
+/// Creates `__consumer_offsets` in a cluster if it is missing (another broker may be creating it
+/// at the same time: one of them wins).
+async fn ensure_offsets_topic(broker: &Rc<Broker>) {
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: broker.config.offsets_topic_partitions,
+        replication_factor: -1,
+        configs: crate::broker::group::offsets_topic_configs().into_iter().map(|(k, v)| (k, Some(v))).collect(),
+        assignments: Vec::new(),
+    };
+    let request = ControllerRequest::CreateTopics { topics: vec![topic], validate_only: false };
+    for o in service::submit(broker, request).await {
+        match o.result {
+            Ok(()) => tracing::info!(partitions = o.partitions, "created {OFFSETS_TOPIC}"),
+            Err(ControllerError::TopicExists(_)) => {}
+            Err(e) => tracing::info!(error = %e, "{OFFSETS_TOPIC} cannot be created yet"),
+        }
+    }
 }
 
 pub async fn join_group(

@@ -24,7 +24,7 @@ pub async fn init_producer_id(broker: &Rc<Broker>, body: &mut Reader, version: i
         let allocated = broker
             .on_shard(ShardId(0), |b| async move {
                 match &b.producer_ids {
-                    Some(ids) => ids.allocate().await,
+                    Some(ids) => ids.allocate(&b).await,
                     None => Err(ProducerIdError::Closed),
                 }
             })

@@ -1,4 +1,5 @@
-//! Metadata and DescribeCluster: the cluster as this node's metadata image describes it.
+//! Metadata and DescribeCluster: the cluster as this node's metadata image describes it; and
+//! DescribeQuorum, the controller quorum as the active controller describes it.
 
 use std::rc::Rc;
 
@@ -6,11 +7,17 @@ use ringtail_net::error_code;
 use ringtail_net::messages::describe_cluster::{
     DescribeClusterBroker, DescribeClusterRequest, DescribeClusterResponse,
 };
+use ringtail_net::messages::describe_quorum::{
+    DescribeQuorumRequest, DescribeQuorumResponse, QuorumNode, QuorumPartition, QuorumTopic,
+    ReplicaState as QuorumReplica,
+};
 use ringtail_net::messages::metadata::{
     MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
+use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse};
+use ringtail_replication::ShardId;
 
 use super::common::{single, Handled};
 use crate::broker::controller::service::ensure_topics;
@@ -113,6 +120,104 @@ pub fn describe_cluster(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
             })
             .collect(),
         cluster_authorized_operations: i32::MIN,
+    };
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+/// The metadata quorum's topic as KRaft names it in DescribeQuorum.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// DescribeQuorum: the controller quorum as the active controller sees it (asked from shard 0,
+/// where the link to the controllers lives); a single node is its own one-voter quorum.
+pub async fn describe_quorum(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let _req = DescribeQuorumRequest::decode(body, version)?;
+    let state = broker
+        .on_shard(ShardId(0), |b| async move {
+            let link = b.controller.as_ref().and_then(|c| c.link()).cloned()?;
+            match link.client.call_leader(&BrokerRequest::Describe, 3).await {
+                BrokerResponse::Described(q) => Some(Ok(q)),
+                BrokerResponse::Unavailable(reason) | BrokerResponse::Refused(reason) => Some(Err(reason)),
+                other => Some(Err(format!("the controller answered {other:?}"))),
+            }
+        })
+        .await
+        .flatten();
+    let now = ringtail_log::now_ms();
+    let view = broker.view();
+    let partition = match state {
+        // A single node: its own quorum, its metadata log's end as the high watermark.
+        None if broker.config.cluster.is_single_node() => {
+            let end = view.image.applied.map_or(0, |a| a as i64 + 1);
+            let me = QuorumReplica {
+                replica_id: broker.node.0,
+                replica_directory_id: [0; 16],
+                log_end_offset: end,
+                last_fetch_timestamp: now,
+                last_caught_up_timestamp: now,
+            };
+            QuorumPartition {
+                leader_id: broker.node.0,
+                leader_epoch: 1,
+                high_watermark: end,
+                current_voters: vec![me],
+                ..QuorumPartition::default()
+            }
+        }
+        None => QuorumPartition {
+            error_code: error_code::COORDINATOR_NOT_AVAILABLE,
+            error_message: Some("this broker's link to the controllers is not up".into()),
+            leader_id: -1,
+            leader_epoch: -1,
+            high_watermark: -1,
+            ..QuorumPartition::default()
+        },
+        Some(Err(reason)) => QuorumPartition {
+            error_code: error_code::NOT_LEADER_OR_FOLLOWER,
+            error_message: Some(format!("no active controller answered: {reason}")),
+            leader_id: -1,
+            leader_epoch: -1,
+            high_watermark: -1,
+            ..QuorumPartition::default()
+        },
+        Some(Ok(q)) => {
+            let replica = |r: &ringtail_replication::quorum::broker_wire::ReplicaState| {
+                let heard = r.last_heard_ms.map_or(-1, |ms| now - ms as i64);
+                let caught_up = match (r.log_end, q.committed) {
+                    (Some(end), Some(committed)) if end >= committed => heard,
+                    (_, None) => heard,
+                    _ => -1,
+                };
+                QuorumReplica {
+                    replica_id: r.id as i32,
+                    replica_directory_id: [0; 16],
+                    log_end_offset: r.log_end.map_or(-1, |e| e as i64 + 1),
+                    last_fetch_timestamp: heard,
+                    last_caught_up_timestamp: caught_up,
+                }
+            };
+            QuorumPartition {
+                leader_id: q.leader.map_or(-1, |l| l as i32),
+                leader_epoch: q.term as i32,
+                high_watermark: q.committed.map_or(0, |c| c as i64 + 1),
+                current_voters: q.replicas.iter().filter(|r| r.voter).map(replica).collect(),
+                observers: q.replicas.iter().filter(|r| !r.voter).map(replica).collect(),
+                ..QuorumPartition::default()
+            }
+        }
+    };
+    let nodes = broker
+        .config
+        .cluster
+        .voters
+        .iter()
+        .map(|v| QuorumNode { node_id: v.node_id, listeners: vec![("CONTROLLER".into(), v.host.clone(), v.port)] })
+        .collect();
+    let resp = DescribeQuorumResponse {
+        error_code: 0,
+        error_message: None,
+        topics: vec![QuorumTopic { topic_name: METADATA_TOPIC.into(), partitions: vec![partition] }],
+        nodes,
     };
     resp.encode(&mut w, version);
     single(w)

@@ -17,10 +17,11 @@ use glommio::LocalExecutorBuilder;
 
 use ringtail_replication::identity::{self, Identity};
 use ringtail_replication::metadata::controller::{self as decide, ClusterView, NewTopic, OFFSETS_TOPIC};
-use ringtail_replication::metadata::store::{self, MetadataLog};
-use ringtail_replication::metadata::MetadataImage;
+use ringtail_replication::metadata::store::{self, MetadataLog, BROKER_COPY_DIR};
+use ringtail_replication::metadata::{MetadataImage, MetadataRecord};
 use ringtail_replication::{NodeId, ShardId, TopicId};
 
+use crate::broker::cluster::{self, ClusterLink};
 use crate::broker::controller::{apply_records, local_partitions, Controller};
 use crate::broker::{Broker, ShardMsg};
 use crate::config::BrokerConfig;
@@ -36,6 +37,9 @@ use connection::{serve_connection, ConnectionCounts, Refusal};
 /// placement. Runs on the main thread before any shard starts; a data directory of the release
 /// before the metadata records (`topics.toml`) is migrated first.
 fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
+    if !config.cluster.is_single_node() {
+        unreachable!("a cluster node loads with load_cluster_node");
+    }
     let dir = &config.data_dir;
     let node = NodeId(config.node_id);
     let configured = config.cluster.cluster_id.as_deref();
@@ -124,6 +128,90 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
     })
 }
 
+/// A cluster node's start: its identity (the cluster id from `--cluster-id`, its record, or,
+/// for the node that forms the quorum, a new one; other nodes adopt the quorum's), its copy of
+/// the committed metadata, its shard placement; and, on the node that forms the quorum, the
+/// quorum's first change (with a single node's metadata when its data directory was one).
+fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<Vec<MetadataRecord>>)> {
+    let dir = &config.data_dir;
+    let node = NodeId(config.node_id);
+    let configured = config.cluster.cluster_id.as_deref();
+    let image = cluster::load_copy(dir)?;
+    let recorded = identity::read(dir)?;
+    if let Some(r) = &recorded {
+        identity::check(dir, r, node, configured)?;
+    }
+    // A single node's metadata, never yet part of a cluster.
+    let single_node = match store::exists(dir) && image.cluster_id().is_none() {
+        true => Some(store::load(dir)?.image),
+        false => None,
+    };
+    let initializer = cluster::is_initializer(config);
+    if single_node.is_some() && !initializer {
+        let lowest = config.cluster.voters.iter().map(|v| v.node_id).min().unwrap_or_default();
+        anyhow::bail!(
+            "the data directory {} holds a single node's topics; it joins a cluster only as the node that forms \
+             the quorum (the lowest voter, node {lowest}): start it with --node-id {lowest}, or use an empty \
+             data directory for node {node}",
+            dir.display()
+        );
+    }
+    let cluster_id = match (&recorded, configured) {
+        (Some(r), _) => r.cluster_id.clone(),
+        (None, Some(c)) => c.to_string(),
+        (None, None) if initializer => TopicId::random().to_hex(),
+        // Adopted from the quorum's metadata once this node reaches it.
+        (None, None) => String::new(),
+    };
+    if recorded.is_none() && !cluster_id.is_empty() {
+        identity::write(dir, &Identity { cluster_id: cluster_id.clone(), node_id: node })?;
+    }
+    if let Some(theirs) = image.cluster_id().filter(|c| !cluster_id.is_empty() && *c != cluster_id) {
+        return Err(identity::IdentityError::ClusterMismatch {
+            dir: dir.clone(),
+            recorded: cluster_id,
+            configured: theirs.to_string(),
+        }
+        .into());
+    }
+    let first = (initializer && image.cluster_id().is_none()).then(|| {
+        cluster::first_records(&cluster_id, single_node.as_ref(), crate::broker::producer_ids::load(dir).unwrap_or(0))
+    });
+    if single_node.is_some() {
+        tracing::info!("this single node's topics become the cluster's first metadata when the quorum forms");
+    }
+    let mut placement = load_placement(dir);
+    if placement.fit(&local_partitions(&image, node), config.shards) {
+        match store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode()) {
+            Err(e) if e.is_no_space() => tracing::warn!(error = %e, "no space to save the shard placement"),
+            other => other?,
+        }
+    }
+    tracing::info!(
+        cluster_id = %cluster_id,
+        node = %node,
+        roles = config.cluster.roles.describe(),
+        topics = image.topic_count(),
+        metadata_offset = ?image.applied,
+        "cluster metadata loaded"
+    );
+    let me = BrokerEndpoint {
+        node,
+        host: config.advertised_host.clone(),
+        port: config.advertised_port,
+        rack: config.cluster.rack.clone(),
+        fenced: false,
+    };
+    let view = NodeView {
+        node,
+        cluster_id: Arc::from(cluster_id.as_str()),
+        image: Arc::new(image),
+        placement: Arc::new(placement),
+        me: Arc::new(me),
+    };
+    Ok((view, first))
+}
+
 /// The shard placement file; a damaged or missing one is rebuilt (it decides only balance).
 fn load_placement(dir: &Path) -> Placement {
     match std::fs::read(dir.join(PLACEMENT_FILE)) {
@@ -149,6 +237,7 @@ fn create_offsets_topic(
         default_replication_factor: 1,
         replicas_per_node_max: usize::MAX,
         replicas_per_node_max_source: String::new(),
+        replication_factor_max: None,
     };
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
@@ -196,7 +285,12 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     // glommio cannot create directories under a relative path (EBADF): work with an absolute one.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot resolve data directory {}: {e}", config.data_dir.display()))?;
-    let view = Arc::new(load_node(&config)?);
+    let (view, first_records) = match config.cluster.is_single_node() {
+        true => (load_node(&config)?, None),
+        false => load_cluster_node(&config)?,
+    };
+    let view = Arc::new(view);
+    let mut first_records = first_records;
     let producer_ids_start = crate::broker::producer_ids::load(&config.data_dir)?;
     if let Ok(needle) = std::env::var(crate::runtime::FAULT_READ_EIO_ENV) {
         tracing::warn!(%needle, "fault point active: reads of segment files whose path contains this fail");
@@ -227,6 +321,7 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
             readiness: readiness.clone(),
             connection_counts: connection_counts.clone(),
             space_in_flight: space_in_flight.clone(),
+            first_records: if id == 0 { first_records.take() } else { None },
         };
         let builder =
             LocalExecutorBuilder::new(glommio::Placement::Fixed(cpus[id % cpus.len()])).name(&format!("shard-{id}"));
@@ -294,6 +389,8 @@ struct BrokerShared {
     connection_counts: Arc<ConnectionCounts>,
     /// Preallocations in flight on the data directory, over every shard.
     space_in_flight: Arc<std::sync::atomic::AtomicU64>,
+    /// The quorum's first change, for the controller of the node that forms it (shard 0).
+    first_records: Option<Vec<MetadataRecord>>,
 }
 
 /// Why a shard could not start; the broker stops.
@@ -305,16 +402,39 @@ enum ShardStartError {
     DirectIo(ringtail_log::LogError),
     #[error("cannot open its partitions: {0}")]
     Open(ringtail_log::LogError),
+    #[error("{0}")]
+    Controller(anyhow::Error),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: std::net::SocketAddr, source: glommio::GlommioError<()> },
 }
 
 async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartError> {
-    let BrokerShared { config, mailbox, view, producer_ids_start, readiness, connection_counts, space_in_flight } =
-        shared;
+    let BrokerShared {
+        config,
+        mailbox,
+        view,
+        producer_ids_start,
+        readiness,
+        connection_counts,
+        space_in_flight,
+        first_records,
+    } = shared;
     let inbox = mailbox.1.clone();
-    let controller = match id {
-        0 => Some(Controller::new(MetadataLog::open(&config.data_dir, view.image.applied).await?)),
+    // A cluster node's controller (if it is a voter) runs on shard 0 beside its link to the
+    // controllers; its tasks live as long as this.
+    let mut controller_tasks = Vec::new();
+    let controller = match (id, config.cluster.is_single_node()) {
+        (0, true) => Some(Controller::new(MetadataLog::open(&config.data_dir, view.image.applied).await?)),
+        (0, false) => {
+            let copy = MetadataLog::open_in(&config.data_dir.join(BROKER_COPY_DIR), view.image.applied).await?;
+            if config.cluster.roles.controller {
+                // The service lives in its tasks (the listener, the session checks).
+                let (_service, tasks) =
+                    cluster::start_controller(&config, first_records).await.map_err(ShardStartError::Controller)?;
+                controller_tasks = tasks;
+            }
+            Some(Controller::cluster(Rc::new(ClusterLink::new(&config, copy))))
+        }
         _ => None,
     };
     let runtime = Rc::new(Shard::new(ShardId(id), config.clone(), view, space_in_flight));
@@ -334,6 +454,13 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
         let shard = shard.clone();
         glommio::spawn_local(async move { shard.coordinator.run_timers().await })
     };
+    // A cluster broker follows the committed metadata and keeps its session.
+    let link = shard.controller.as_ref().and_then(|c| c.link()).cloned();
+    let mut cluster_tasks = Vec::new();
+    if let Some(link) = &link {
+        cluster_tasks.push(glommio::spawn_local(cluster::follow(shard.clone(), link.clone())));
+        cluster_tasks.push(glommio::spawn_local(cluster::heartbeats(shard.clone(), link.clone())));
+    }
     let mut acceptor = Some(acceptor);
     let mut retention = Some(retention);
     let mut group_timers = Some(group_timers);
@@ -358,6 +485,13 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
         match msg {
             ShardMsg::Close => break,
             ShardMsg::Drain { reply } => {
+                if let Some(link) = &link {
+                    // Leadership moves away first: clients see retriable errors, then go elsewhere.
+                    cluster::controlled_shutdown(&shard, link, CONTROLLED_SHUTDOWN_WAIT).await;
+                    for task in cluster_tasks.drain(..) {
+                        task.cancel().await;
+                    }
+                }
                 shard.begin_shutdown();
                 if let Some(task) = acceptor.take() {
                     task.cancel().await;
@@ -396,11 +530,15 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
         }
     }
     drop(pumps);
+    drop(controller_tasks);
     shard.close_logs().await;
     shard.flusher.stop();
     flusher_task.await;
     Ok(())
 }
+
+/// How long a cluster broker waits for the controller to fence it at shutdown.
+const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// Retention runs this often; and this often while free space is below the low watermark.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);

@@ -224,6 +224,13 @@ pub fn describe_configs_request(v: i16) -> kp::DescribeConfigsRequest {
         .with_include_documentation(v >= 3)
 }
 
+pub fn describe_quorum_request() -> kp::DescribeQuorumRequest {
+    use kafka_protocol::messages::describe_quorum_request as rq;
+    kp::DescribeQuorumRequest::default().with_topics(vec![rq::TopicData::default()
+        .with_topic_name(topic("__cluster_metadata"))
+        .with_partitions(vec![rq::PartitionData::default().with_partition_index(0)])])
+}
+
 pub fn describe_cluster_request(v: i16) -> kp::DescribeClusterRequest {
     kp::DescribeClusterRequest::default()
         .with_include_cluster_authorized_operations(true)
@@ -615,6 +622,7 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::DescribeClientQuotas => oracle_encode(&describe_client_quotas_request(v), v),
         ApiKey::DescribeProducers => oracle_encode(&describe_producers_request(v), v),
         ApiKey::DescribeTopicPartitions => oracle_encode(&describe_topic_partitions_request(v), v),
+        ApiKey::DescribeQuorum => oracle_encode(&describe_quorum_request(), v),
         other => panic!("no sample request for {other:?}"),
     }
 }

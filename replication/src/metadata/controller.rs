@@ -51,6 +51,10 @@ pub enum ControllerError {
     /// The metadata log could not take the change for lack of space; nothing changed.
     #[error("{0}")]
     NoSpace(String),
+    /// The controller quorum could not take the change now (no active controller, no
+    /// majority, a write that timed out): retriable.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What the controller knows of the cluster beyond the image.
@@ -66,6 +70,9 @@ pub struct ClusterView {
     pub replicas_per_node_max: usize,
     /// Where that cap comes from, for the error message.
     pub replicas_per_node_max_source: String,
+    /// The largest replication factor this build serves, and why, when it is below the number
+    /// of brokers.
+    pub replication_factor_max: Option<(i16, String)>,
 }
 
 /// A topic to create (CreateTopics, or auto-creation).
@@ -169,6 +176,19 @@ fn check_caps(load: &HashMap<NodeId, usize>, view: &ClusterView, count: usize) -
     }
 }
 
+/// A replication factor below 1, or above what this build serves, is refused.
+fn check_factor(factor: i16, view: &ClusterView) -> Result<(), ControllerError> {
+    if factor < 1 {
+        return Err(ControllerError::InvalidReplicationFactor(format!("replication factor {factor}; at least 1")));
+    }
+    match &view.replication_factor_max {
+        Some((max, why)) if factor > *max => Err(ControllerError::InvalidReplicationFactor(format!(
+            "replication factor {factor}, but at most {max}: {why}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Checks explicit replica lists: one per partition, all of one length, distinct known nodes.
 fn check_assignments(assignments: &[Vec<i32>], view: &ClusterView) -> Result<Vec<Vec<NodeId>>, ControllerError> {
     let bad = |m: String| Err(ControllerError::InvalidReplicaAssignment(m));
@@ -229,15 +249,19 @@ fn decide_topic(
     let nodes = view.nodes.len();
     let placement = if t.assignments.is_empty() {
         let factor = if t.replication_factor == -1 { view.default_replication_factor } else { t.replication_factor };
-        if factor < 1 || factor as usize > nodes {
+        check_factor(factor, view)?;
+        if factor as usize > nodes {
             return Err(ControllerError::InvalidReplicationFactor(format!(
-                "replication factor {factor} but this cluster has {nodes} broker{}",
+                "replication factor {factor} but this cluster has {nodes} {}broker{}",
+                if view.replication_factor_max.is_some() { "unfenced " } else { "" },
                 if nodes == 1 { "" } else { "s" }
             )));
         }
         None
     } else {
-        Some(check_assignments(&t.assignments, view)?)
+        let explicit = check_assignments(&t.assignments, view)?;
+        check_factor(explicit[0].len() as i16, view)?;
+        Some(explicit)
     };
     let mut configs = BTreeMap::new();
     for (k, v) in &t.configs {
@@ -513,6 +537,7 @@ mod tests {
             default_replication_factor: 1,
             replicas_per_node_max: 10,
             replicas_per_node_max_source: "test cap".into(),
+            replication_factor_max: None,
         }
     }
 

@@ -55,6 +55,10 @@ pub struct MetadataImage {
     features: BTreeMap<String, i16>,
     /// Registered brokers, by node.
     brokers: BTreeMap<NodeId, BrokerImage>,
+    /// The cluster's id, once a quorum recorded it (a single node keeps its id in `meta.properties`).
+    cluster_id: Option<Arc<str>>,
+    /// Producer ids below this are reserved (a cluster's brokers take blocks from here).
+    producer_ids_end: i64,
 }
 
 /// What a record changed, for listeners that act on it (open or delete logs, ...).
@@ -68,6 +72,8 @@ pub enum Change {
     /// A dynamic config of this node (`Some`) or of every node (`None`).
     BrokerConfigChanged(Option<NodeId>),
     FeatureLevel,
+    /// The quorum recorded the cluster's id, or reserved producer ids: nothing a broker acts on.
+    ClusterCreated,
     /// A broker registered, was fenced or unfenced, or left.
     BrokerChanged(NodeId),
     /// A partition's leader, ISR or epochs changed.
@@ -176,6 +182,23 @@ impl MetadataImage {
                     self.broker_configs.remove(node);
                 }
                 Change::BrokerConfigChanged(*node)
+            }
+            MetadataRecord::ClusterCreated { cluster_id } => {
+                if let Some(old) = &self.cluster_id {
+                    return Err(fail(format!("the cluster id is {old} already; a record sets it to {cluster_id}")));
+                }
+                self.cluster_id = Some(Arc::from(cluster_id.as_str()));
+                Change::ClusterCreated
+            }
+            MetadataRecord::ProducerIdsReserved { node, end } => {
+                if *end <= self.producer_ids_end {
+                    return Err(fail(format!(
+                        "producer ids up to {end} for broker {node}, but ids up to {} are reserved already",
+                        self.producer_ids_end
+                    )));
+                }
+                self.producer_ids_end = *end;
+                Change::ClusterCreated
             }
             MetadataRecord::FeatureLevel { name, level } => {
                 if *level < 0 {
@@ -286,13 +309,28 @@ impl MetadataImage {
         self.topics.get_mut(name).map(Arc::make_mut)
     }
 
+    /// Producer ids below this are reserved.
+    pub fn producer_ids_end(&self) -> i64 {
+        self.producer_ids_end
+    }
+
+    /// The cluster id a quorum recorded.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
     /// The records that rebuild this image from nothing (a checkpoint's contents).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
-        let mut out: Vec<MetadataRecord> = self
-            .features
-            .iter()
-            .map(|(name, level)| MetadataRecord::FeatureLevel { name: name.clone(), level: *level })
-            .collect();
+        let mut out: Vec<MetadataRecord> =
+            self.cluster_id.iter().map(|id| MetadataRecord::ClusterCreated { cluster_id: id.to_string() }).collect();
+        out.extend(
+            self.features
+                .iter()
+                .map(|(name, level)| MetadataRecord::FeatureLevel { name: name.clone(), level: *level }),
+        );
+        if self.producer_ids_end > 0 {
+            out.push(MetadataRecord::ProducerIdsReserved { node: NodeId(-1), end: self.producer_ids_end });
+        }
         for (node, configs) in &self.broker_configs {
             out.extend(configs.iter().map(|(name, value)| MetadataRecord::BrokerConfigChanged {
                 node: *node,

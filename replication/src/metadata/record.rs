@@ -4,7 +4,7 @@
 //! layout is in `log/FORMAT.md` ("Cluster metadata").
 
 use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
-use crate::limits::{CONFIGS_PER_RECORD_MAX, LISTENERS_PER_BROKER_MAX, NODES_PER_RECORD_LIST_MAX};
+use crate::limits::{CONFIGS_PER_RECORD_MAX, LISTENERS_PER_BROKER_MAX, NODES_PER_RECORD_LIST_MAX, RECORD_BYTES_MAX};
 
 /// Where a broker accepts clients: a listener's name, host and port (KRaft's BrokerEndpoint).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,12 @@ pub enum MetadataRecord {
         leader_epoch: LeaderEpoch,
         partition_epoch: i32,
     },
+    /// The cluster's id, written once, first, by the controller that forms the quorum; every
+    /// node adopts it and one whose data directory holds another refuses to go on.
+    ClusterCreated { cluster_id: String },
+    /// Producer ids below `end` are reserved, the block up to it by broker `node` (KRaft's
+    /// ProducerIdsRecord): the next block starts at `end`.
+    ProducerIdsReserved { node: NodeId, end: i64 },
 }
 
 const KIND_TOPIC_CREATED: u8 = 1;
@@ -78,6 +84,8 @@ const KIND_BROKER_FENCED: u8 = 8;
 const KIND_BROKER_UNFENCED: u8 = 9;
 const KIND_BROKER_UNREGISTERED: u8 = 10;
 const KIND_PARTITION_CHANGED: u8 = 11;
+const KIND_CLUSTER_CREATED: u8 = 12;
+const KIND_PRODUCER_IDS_RESERVED: u8 = 13;
 /// `leader` when there is none, and `node` of a cluster-wide broker config.
 const NO_LEADER: i32 = -1;
 
@@ -167,6 +175,15 @@ impl MetadataRecord {
                 out.extend_from_slice(&leader_epoch.0.to_be_bytes());
                 out.extend_from_slice(&partition_epoch.to_be_bytes());
             }
+            MetadataRecord::ClusterCreated { cluster_id } => {
+                out.push(KIND_CLUSTER_CREATED);
+                put_str(out, cluster_id);
+            }
+            MetadataRecord::ProducerIdsReserved { node, end } => {
+                out.push(KIND_PRODUCER_IDS_RESERVED);
+                out.extend_from_slice(&node.0.to_be_bytes());
+                out.extend_from_slice(&end.to_be_bytes());
+            }
         }
     }
 
@@ -224,6 +241,8 @@ impl MetadataRecord {
                 MetadataRecord::FeatureLevel { name, level }
             }
             KIND_TOPIC_DELETED => MetadataRecord::TopicDeleted { topic_id: r.topic_id()? },
+            KIND_CLUSTER_CREATED => MetadataRecord::ClusterCreated { cluster_id: r.string()? },
+            KIND_PRODUCER_IDS_RESERVED => MetadataRecord::ProducerIdsReserved { node: NodeId(r.i32()?), end: r.i64()? },
             KIND_BROKER_REGISTERED => {
                 let node = NodeId(r.i32()?);
                 let broker_epoch = r.i64()?;
@@ -275,8 +294,41 @@ impl MetadataRecord {
     }
 }
 
+/// Checks that records can be written: each decodes back to itself (the encoders write what
+/// they are given, and a string past its u16 length or a count past its cap would not), none
+/// exceeds `RECORD_BYTES_MAX`, and together (each with a 4-byte length) they take at most
+/// `bytes_max`. Returns the bytes they take. Every change is checked before it is written.
+pub fn check_records(records: &[MetadataRecord], bytes_max: usize) -> Result<usize, String> {
+    let mut total = 0usize;
+    let mut body = Vec::new();
+    for record in records {
+        body.clear();
+        record.encode(&mut body);
+        if body.len() > RECORD_BYTES_MAX {
+            return Err(format!("a metadata record of {} bytes; one record is at most {RECORD_BYTES_MAX}", body.len()));
+        }
+        match MetadataRecord::decode(&body) {
+            Ok(back) if back == *record => {}
+            Ok(_) | Err(_) => {
+                return Err("a metadata record has a field longer than its encoding allows (a name or value over \
+                            65535 bytes, or too many entries)"
+                    .to_string())
+            }
+        }
+        total += body.len() + 4;
+        if total > bytes_max {
+            return Err(format!(
+                "the change takes more than {bytes_max} bytes of metadata records: ask for fewer topics, partitions \
+                 or configs per request"
+            ));
+        }
+    }
+    Ok(total)
+}
+
+/// A u16 length, then the bytes; a longer string is written wrongly and [`check_records`]
+/// refuses it before anything is written.
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    debug_assert!(s.len() <= u16::MAX as usize);
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }

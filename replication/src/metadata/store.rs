@@ -19,6 +19,10 @@ use crate::limits::RECORD_BYTES_MAX;
 pub const METADATA_DIR: &str = "cluster-metadata";
 pub const RECORDS_FILE: &str = "records";
 pub const CHECKPOINT_FILE: &str = "checkpoint";
+/// Under the data directory: a cluster broker's copy of the committed metadata it applied
+/// (checkpoint and records, as a single node's), so it restarts with its partitions even while
+/// no controller answers.
+pub const BROKER_COPY_DIR: &str = "cluster-metadata/broker";
 const CHECKPOINT_MAGIC: &[u8; 4] = b"RTMC";
 const CHECKPOINT_VERSION: u16 = 1;
 /// body length, CRC-32C, offset.
@@ -169,7 +173,12 @@ pub fn exists(data_dir: &Path) -> bool {
 /// Loads the image: the checkpoint, then the records after it. Reads only (a torn last append
 /// is left in the file). Blocking.
 pub fn load(data_dir: &Path) -> Result<Loaded, StoreError> {
-    let dir = data_dir.join(METADATA_DIR);
+    load_in(&data_dir.join(METADATA_DIR))
+}
+
+/// [`load`] of a metadata directory given itself (a broker of a cluster keeps its copy of the
+/// quorum's metadata in one of its own, [`BROKER_COPY_DIR`]).
+pub fn load_in(dir: &Path) -> Result<Loaded, StoreError> {
     let checkpoint_path = dir.join(CHECKPOINT_FILE);
     let mut image = match std::fs::read(&checkpoint_path) {
         Ok(bytes) => decode_checkpoint(&bytes, &checkpoint_path)?,
@@ -216,7 +225,11 @@ pub fn load_and_checkpoint(data_dir: &Path) -> Result<Loaded, StoreError> {
 /// record), so that appends go right after it and never leave a torn record between records,
 /// where the next load would stop. Needs no space. Blocking: start-up only.
 pub fn cut_torn_tail(data_dir: &Path, torn_bytes: u64) -> Result<(), StoreError> {
-    let path = data_dir.join(METADATA_DIR).join(RECORDS_FILE);
+    cut_torn_tail_in(&data_dir.join(METADATA_DIR), torn_bytes)
+}
+
+pub fn cut_torn_tail_in(dir: &Path, torn_bytes: u64) -> Result<(), StoreError> {
+    let path = dir.join(RECORDS_FILE);
     let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(io_error("opening", &path))?;
     let size = file.metadata().map_err(io_error("sizing", &path))?.len();
     file.set_len(size - torn_bytes.min(size)).map_err(io_error("truncating", &path))?;
@@ -226,7 +239,11 @@ pub fn cut_torn_tail(data_dir: &Path, torn_bytes: u64) -> Result<(), StoreError>
 /// Writes the checkpoint of `image` and then an empty records file, each atomically and
 /// durably. Blocking: start-up only.
 pub fn write_checkpoint(data_dir: &Path, image: &MetadataImage) -> Result<(), StoreError> {
-    let dir = data_dir.join(METADATA_DIR);
+    write_checkpoint_in(&data_dir.join(METADATA_DIR), image)
+}
+
+pub fn write_checkpoint_in(dir: &Path, image: &MetadataImage) -> Result<(), StoreError> {
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).map_err(io_error("creating", &dir))?;
     write_atomic_blocking(&dir, CHECKPOINT_FILE, &encode_checkpoint(image))?;
     write_atomic_blocking(&dir, RECORDS_FILE, &[])
@@ -260,7 +277,12 @@ impl MetadataLog {
     /// Opens the records file that `load_and_checkpoint` left (empty), for records after
     /// `applied`.
     pub async fn open(data_dir: &Path, applied: Option<u64>) -> Result<MetadataLog, StoreError> {
-        let path = data_dir.join(METADATA_DIR).join(RECORDS_FILE);
+        MetadataLog::open_in(&data_dir.join(METADATA_DIR), applied).await
+    }
+
+    /// [`MetadataLog::open`] of a metadata directory given itself.
+    pub async fn open_in(dir: &Path, applied: Option<u64>) -> Result<MetadataLog, StoreError> {
+        let path = dir.join(RECORDS_FILE);
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -1,8 +1,14 @@
 //! Limits of the controller quorum, with their units last. Every count and size read from the
 //! quorum's files or from a peer is checked against one of these before anything is allocated.
 
-/// One Raft entry (a batch of metadata records) as framed in the log file or on the wire.
-pub const ENTRY_BYTES_MAX: usize = 64 << 20;
+/// One Raft entry (a batch of metadata records) as framed in the log file or on the wire. A
+/// proposal larger than this is refused before it reaches openraft ([`RecordBatch::check`]).
+///
+/// [`RecordBatch::check`]: super::types::RecordBatch::check
+pub const ENTRY_BYTES_MAX: usize = 8 << 20;
+/// Entries a leader sends in one AppendEntries (openraft's `max_payload_entries`): with
+/// entries of at most `ENTRY_BYTES_MAX`, a request always fits one frame.
+pub const ENTRIES_PER_APPEND_MAX: usize = 16;
 /// Records in one entry's batch.
 pub const RECORDS_PER_BATCH_MAX: usize = 1 << 20;
 /// Nodes a membership names (voters and learners).
@@ -33,6 +39,9 @@ pub const PEER_IN_FLIGHT_MAX: usize = 64;
 
 const _: () = assert!(PEER_BYTES_BUDGET >= PEER_FRAME_BYTES_MAX);
 const _: () = assert!(ENTRY_BYTES_MAX <= RPC_FRAME_BYTES_MAX);
+// An entry's framing on the wire (log id, kind, counts) is far below 1 KiB per entry.
+const _: () = assert!(ENTRIES_PER_APPEND_MAX * (ENTRY_BYTES_MAX + 1024) + 4096 <= RPC_FRAME_BYTES_MAX);
+const _: () = assert!(ENTRIES_PER_APPEND_MAX <= ENTRIES_PER_REQUEST_MAX);
 const _: () = assert!(SNAPSHOT_BYTES_MAX < RPC_FRAME_BYTES_MAX);
 const _: () = assert!(ENTRY_BYTES_MAX as u64 <= LOG_FILE_BYTES_MAX);
 const _: () = assert!(ENTRY_BYTES_MAX <= u32::MAX as usize);

@@ -7,11 +7,14 @@
 //! Everything here belongs to the executor thread that built it (`!Send`): openraft is built
 //! with `single-threaded`, and a node's `Raft`, storage and network live on one shard.
 
+pub mod broker_client;
+pub mod broker_wire;
 pub mod codec;
 pub mod limits;
 mod log_file;
 pub mod network;
 pub mod rt;
+pub mod service;
 pub mod state_machine;
 pub mod storage;
 pub mod sync;
@@ -26,6 +29,7 @@ use std::sync::Arc;
 
 pub use network::{serve, Network, Transport, TransportError};
 pub use rt::Rt;
+pub use service::{ControllerService, ServiceTimings};
 pub use state_machine::StateMachine;
 pub use storage::{LogStore, QuorumStoreError};
 pub use types::{
@@ -118,7 +122,7 @@ pub fn raft_config(config: &QuorumConfig) -> Result<openraft::Config, QuorumErro
         install_snapshot_timeout: config.install_snapshot_timeout_ms,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
         max_in_snapshot_log_to_keep: config.entries_kept_behind_snapshot,
-        max_payload_entries: 300.min(limits::ENTRIES_PER_REQUEST_MAX as u64),
+        max_payload_entries: limits::ENTRIES_PER_APPEND_MAX as u64,
         // A leader that restarts never resumes leading in its old term. openraft's default
         // does, and that is unsafe when the leader's own unflushed entries die with it: the
         // followers may have committed them, and the restored leader would write other entries

@@ -23,12 +23,14 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use ringtail_log::platform::{self, BufferedFile, OpenOptions};
 
+use super::broker_wire::FetchBody;
 use super::codec::{self, Reader};
 use super::limits::SNAPSHOT_BYTES_MAX;
 use super::storage::{create_dir_all, QuorumStoreError};
 use super::types::{BatchApplied, LogId, QuorumTypes, RecordBatch, Snapshot, SnapshotMeta, StoredMembership};
 use crate::metadata::store::{decode_checkpoint, encode_checkpoint};
-use crate::metadata::MetadataImage;
+use crate::metadata::{MetadataImage, MetadataRecord};
+use std::collections::VecDeque;
 
 pub const SNAPSHOT_FILE: &str = "snapshot";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RTQS";
@@ -47,7 +49,15 @@ pub struct Applied {
     pub skipped_records: u64,
     /// The snapshot on disk, as sent to a follower.
     snapshot: Option<Snapshot>,
+    /// The last applied records with their offsets (at most `RECENT_RECORDS_MAX`), served to
+    /// brokers following the metadata; one further behind gets the whole image.
+    recent: VecDeque<(u64, MetadataRecord)>,
 }
+
+/// Applied records kept for brokers following the metadata.
+pub const RECENT_RECORDS_MAX: usize = 16_384;
+/// Bytes of records (encoded) one fetch returns at most; a fetch returns at least one record.
+pub const FETCH_RECORD_BYTES_MAX: usize = 4 << 20;
 
 /// The quorum's state machine (openraft's `RaftStateMachine`); clones share one state.
 #[derive(Clone)]
@@ -136,6 +146,34 @@ impl StateMachine {
         self.state.borrow()
     }
 
+    /// The committed metadata from offset `from` on, for a broker following it: nothing if it
+    /// is up to date, records while this state machine keeps them, else the whole image.
+    pub fn fetch(&self, from: u64) -> FetchBody {
+        let s = self.state.borrow();
+        if s.image.applied.is_none_or(|a| from > a) {
+            return FetchBody::UpToDate;
+        }
+        match s.recent.front() {
+            Some(&(oldest, _)) if oldest <= from => {
+                let skip = (from - oldest) as usize;
+                let mut bytes = 0;
+                let mut body = Vec::new();
+                let mut records = Vec::new();
+                for (_, record) in s.recent.iter().skip(skip) {
+                    body.clear();
+                    record.encode(&mut body);
+                    bytes += body.len() + 4;
+                    if !records.is_empty() && bytes > FETCH_RECORD_BYTES_MAX {
+                        break;
+                    }
+                    records.push(record.clone());
+                }
+                FetchBody::Records { first: from, records }
+            }
+            _ => FetchBody::Image(Bytes::from(encode_checkpoint(&s.image))),
+        }
+    }
+
     /// Writes a snapshot file, unless one at least as new is on disk already.
     async fn write_snapshot(&self, last_log_id: Option<LogId>, bytes: &Bytes) -> Result<(), io::Error> {
         let _one = self.writes.lock.acquire_permit(1).await.map_err(|e| io::Error::other(format!("{e:?}")))?;
@@ -184,12 +222,18 @@ async fn read_snapshot_file(path: &Path) -> Result<Option<Bytes>, QuorumStoreErr
 }
 
 /// Applies one batch to `image`: each record at the next metadata offset, or skipped.
-fn apply_batch(image: &mut MetadataImage, log_index: u64, batch: &RecordBatch) -> BatchApplied {
+fn apply_batch(
+    image: &mut MetadataImage,
+    log_index: u64,
+    batch: &RecordBatch,
+    mut applied: impl FnMut(u64, &MetadataRecord),
+) -> BatchApplied {
     let mut out = BatchApplied { log_index, ..BatchApplied::default() };
     for record in &batch.0 {
         let offset = image.applied.map_or(0, |a| a + 1);
         match image.apply(offset, record) {
             Ok(_) => {
+                applied(offset, record);
                 out.base_offset.get_or_insert(offset);
                 out.applied += 1;
             }
@@ -241,7 +285,16 @@ impl RaftStateMachine<QuorumTypes> for StateMachine {
                 let index = entry.log_id.index;
                 let response = match &entry.payload {
                     EntryPayload::Blank => BatchApplied { log_index: index, ..BatchApplied::default() },
-                    EntryPayload::Normal(batch) => apply_batch(&mut s.image, index, batch),
+                    EntryPayload::Normal(batch) => {
+                        let s = &mut *s;
+                        let recent = &mut s.recent;
+                        apply_batch(&mut s.image, index, batch, |offset, record| {
+                            if recent.len() == RECENT_RECORDS_MAX {
+                                recent.pop_front();
+                            }
+                            recent.push_back((offset, record.clone()));
+                        })
+                    }
                     EntryPayload::Membership(m) => {
                         s.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                         BatchApplied { log_index: index, ..BatchApplied::default() }
@@ -274,6 +327,7 @@ impl RaftStateMachine<QuorumTypes> for StateMachine {
         self.write_snapshot(meta.last_log_id, &snapshot).await?;
         let mut s = self.state.borrow_mut();
         s.image = image;
+        s.recent.clear();
         s.last_applied = meta.last_log_id;
         s.membership = meta.last_membership.clone();
         s.snapshot = Some(Snapshot { meta: meta.clone(), snapshot });
@@ -293,7 +347,7 @@ mod tests {
     #[test]
     fn snapshots_round_trip_and_damage_is_refused() {
         let mut image = MetadataImage::default();
-        apply_batch(&mut image, 1, &batch_of(1, 3));
+        apply_batch(&mut image, 1, &batch_of(1, 3), |_, _| {});
         let meta = SnapshotMeta {
             last_log_id: Some(log_id_of(2, 9)),
             last_membership: StoredMembership::new(Some(log_id_of(1, 1)), membership_of(&[1, 2, 3])),
@@ -312,12 +366,12 @@ mod tests {
     #[test]
     fn records_that_do_not_apply_are_skipped_and_take_no_offset() {
         let mut image = MetadataImage::default();
-        let first = apply_batch(&mut image, 1, &batch_of(1, 2));
+        let first = apply_batch(&mut image, 1, &batch_of(1, 2), |_, _| {});
         assert_eq!(first, BatchApplied { log_index: 1, base_offset: Some(0), applied: 2, skipped: 0 });
         // The same topic ids and names again: nothing applies.
-        let again = apply_batch(&mut image, 2, &batch_of(1, 2));
+        let again = apply_batch(&mut image, 2, &batch_of(1, 2), |_, _| {});
         assert_eq!(again, BatchApplied { log_index: 2, base_offset: None, applied: 0, skipped: 2 });
-        let next = apply_batch(&mut image, 3, &batch_of(2, 1));
+        let next = apply_batch(&mut image, 3, &batch_of(2, 1), |_, _| {});
         assert_eq!((next.base_offset, image.applied), (Some(2), Some(2)));
     }
 }

@@ -308,24 +308,48 @@ impl PeerClient {
             self.next_correlation.set(correlation.wrapping_add(1));
             let (tx, rx) = glommio::channels::local_channel::new_bounded(1);
             connection.pending.borrow_mut().insert(correlation, tx);
+            // A call cancelled (its caller timed out or went away) leaves no waiter behind, and
+            // one cancelled part way through writing its frame breaks the connection: the next
+            // frame would follow a partial one.
+            let mut guard = CallGuard { connection: &connection, correlation, writing: false };
             let written = {
                 let _lock = connection.write_lock.acquire_permit(1).await.map_err(|e| self.unreachable(e))?;
-                let mut writer = connection.writer.borrow_mut().take().ok_or_else(|| self.unreachable("broken"))?;
+                guard.writing = true;
+                let Some(mut writer) = connection.writer.borrow_mut().take() else {
+                    connection.broken.set(true);
+                    return Err(self.unreachable("broken"));
+                };
                 let result = write_frame(&mut writer, correlation, payload).await;
                 *connection.writer.borrow_mut() = Some(writer);
                 result
             };
+            guard.writing = false;
             if let Err(e) = written {
                 connection.broken.set(true);
-                connection.pending.borrow_mut().remove(&correlation);
                 return Err(self.unreachable(e));
             }
             let answer = rx.recv().await;
-            connection.pending.borrow_mut().remove(&correlation);
+            drop(guard);
             answer.ok_or_else(|| self.unreachable("the connection broke before the answer"))
         };
         let timed_out = PeerError::Timeout { addr: self.addr.clone(), timeout_ms: timeout.as_millis() as u64 };
         glommio::timer::timeout(timeout, async { Ok(work.await) }).await.unwrap_or(Err(timed_out))
+    }
+}
+
+/// Removes a call's waiter however the call ends; breaks the connection if it ends mid-write.
+struct CallGuard<'a> {
+    connection: &'a Connection,
+    correlation: u32,
+    writing: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.connection.pending.borrow_mut().remove(&self.correlation);
+        if self.writing {
+            self.connection.broken.set(true);
+        }
     }
 }
 
@@ -380,6 +404,26 @@ pub async fn serve_quorum(listener: TcpListener, raft: QuorumRaft, timeouts: Lis
     let handler: Handler = Rc::new(move |frame: Bytes| {
         let raft = raft.clone();
         Box::pin(async move { Some(Bytes::from(super::network::serve(&raft, &frame).await)) })
+    });
+    serve(listener, handler, timeouts).await
+}
+
+/// Serves a controller's listener until the task is dropped: the quorum's requests to its
+/// Raft, the brokers' requests to its [`ControllerService`](super::ControllerService).
+pub async fn serve_controller(
+    listener: TcpListener,
+    service: Rc<super::ControllerService>,
+    timeouts: ListenerTimeouts,
+) {
+    let handler: Handler = Rc::new(move |frame: Bytes| {
+        let service = service.clone();
+        Box::pin(async move {
+            let answer = match super::broker_wire::is_broker_frame(&frame) {
+                true => service.handle(&frame).await,
+                false => super::network::serve(&service.node().raft, &frame).await,
+            };
+            Some(Bytes::from(answer))
+        })
     });
     serve(listener, handler, timeouts).await
 }

@@ -13,11 +13,25 @@ use std::fmt;
 use crate::ids::NodeId;
 use crate::metadata::MetadataRecord;
 
+use super::limits::{ENTRY_BYTES_MAX, RECORDS_PER_BATCH_MAX};
 use super::rt::Rt;
 
 /// One Raft entry's application data: metadata records applied together, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordBatch(pub Vec<MetadataRecord>);
+
+impl RecordBatch {
+    /// Checks that the batch can be proposed: every record decodes back to itself (an encoder
+    /// never writes what the decoders refuse: a string past its length prefix, a count past its
+    /// cap), no record exceeds `RECORD_BYTES_MAX`, and the encoded batch fits one entry.
+    /// Returns the batch's encoded size.
+    pub fn check(&self) -> Result<usize, String> {
+        if self.0.len() > RECORDS_PER_BATCH_MAX {
+            return Err(format!("{} records in one change; at most {RECORDS_PER_BATCH_MAX}", self.0.len()));
+        }
+        crate::metadata::record::check_records(&self.0, ENTRY_BYTES_MAX - 64)
+    }
+}
 
 impl fmt::Display for RecordBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -21,16 +21,37 @@ use crate::runtime::placement::Placement;
 
 /// The controller's state, on shard 0. Requests are serialized by `lock`.
 pub struct Controller {
-    pub(super) log: MetadataLog,
+    pub(super) writer: Writer,
     pub(super) lock: glommio::sync::Semaphore,
+}
+
+/// Where decided records go.
+pub enum Writer {
+    /// A single node: its own metadata log; applied here at once.
+    Local(MetadataLog),
+    /// A cluster: proposed to the active controller; applied when the broker follows them.
+    Cluster(std::rc::Rc<super::cluster::ClusterLink>),
 }
 
 impl Controller {
     pub fn new(log: MetadataLog) -> Controller {
-        Controller { log, lock: glommio::sync::Semaphore::new(1) }
+        Controller { writer: Writer::Local(log), lock: glommio::sync::Semaphore::new(1) }
+    }
+
+    pub fn cluster(link: std::rc::Rc<super::cluster::ClusterLink>) -> Controller {
+        Controller { writer: Writer::Cluster(link), lock: glommio::sync::Semaphore::new(1) }
+    }
+
+    /// This node's link to its cluster's controllers, if it is in a cluster.
+    pub fn link(&self) -> Option<&std::rc::Rc<super::cluster::ClusterLink>> {
+        match &self.writer {
+            Writer::Cluster(link) => Some(link),
+            Writer::Local(_) => None,
+        }
     }
 }
 
+#[derive(Clone)]
 pub enum ControllerRequest {
     CreateTopics {
         topics: Vec<NewTopic>,
@@ -119,11 +140,52 @@ pub fn apply_records(
             // A new topic has no replicas until its partitions come. Leadership changes reach
             // the local replicas with the new view (`Shard::set_view`); broker registrations
             // change what the metadata describes, not this node's replicas.
-            Change::TopicCreated(_) | Change::FeatureLevel | Change::BrokerChanged(_) | Change::PartitionChanged(_) => {
-            }
+            Change::TopicCreated(_)
+            | Change::FeatureLevel
+            | Change::ClusterCreated
+            | Change::BrokerChanged(_)
+            | Change::PartitionChanged(_) => {}
         }
     }
     Ok(effects)
+}
+
+/// What moving this node from image `old` to image `new` (far ahead: a controller's image)
+/// means for it: replicas to open and topics to delete, like [`apply_records`] would have
+/// found record by record.
+pub fn diff_images(
+    old: &MetadataImage,
+    new: &MetadataImage,
+    placement: &mut Placement,
+    node: NodeId,
+    shards: usize,
+) -> NodeEffects {
+    let mut effects = NodeEffects::default();
+    for t in old.topics() {
+        if new.topic_by_id(t.id).is_none() {
+            placement.remove_topic(t.id);
+            effects.placement_changed = true;
+            effects.delete.push(t.clone());
+        }
+    }
+    for t in new.topics() {
+        let before = old.topic_by_id(t.id);
+        for (i, p) in t.partitions.iter().enumerate() {
+            let had = before.and_then(|b| b.partitions.get(i)).is_some_and(|b| b.replicas.contains(&node));
+            if had || !p.replicas.contains(&node) {
+                continue;
+            }
+            let id = PartitionId { topic: t.id, index: i as i32 };
+            placement.place([id], shards);
+            effects.placement_changed = true;
+            let shard = placement.shard(id).expect("just placed");
+            match effects.open.iter_mut().find(|(topic, s, _)| *topic == t.id && *s == shard) {
+                Some((_, _, indexes)) => indexes.push(id.index),
+                None => effects.open.push((t.id, shard, vec![id.index])),
+            }
+        }
+    }
+    effects
 }
 
 /// The partitions of the image with a replica on `node`.
@@ -152,6 +214,7 @@ mod tests {
             default_replication_factor: 1,
             replicas_per_node_max: 100,
             replicas_per_node_max_source: "test".into(),
+            replication_factor_max: None,
         }
     }
 

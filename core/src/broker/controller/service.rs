@@ -5,21 +5,32 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use ringtail_replication::metadata::controller::{self as decide, ClusterView, NewTopic};
-use ringtail_replication::metadata::{ControllerError, MetadataRecord};
+use ringtail_replication::metadata::record::check_records;
+use ringtail_replication::metadata::{ControllerError, MetadataImage, MetadataRecord};
+use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse};
 use ringtail_replication::ShardId;
 
-use super::{apply_records, outcome, ControllerReply, ControllerRequest, TopicOutcome};
+use super::{
+    apply_records, diff_images, outcome, ControllerReply, ControllerRequest, NodeEffects, TopicOutcome, Writer,
+};
 use crate::broker::{Broker, ShardMsg};
 use crate::config_keys::{topic_log_config, TableRules};
-use crate::runtime::placement::PLACEMENT_FILE;
+use crate::runtime::placement::{Placement, PLACEMENT_FILE};
 use crate::runtime::routing::NodeView;
 
-/// What the controller knows of the cluster beyond the image: a single node, today.
-fn cluster_view(broker: &Broker) -> ClusterView {
+/// What the controller knows of the cluster beyond the image: a single node, or the
+/// unfenced brokers a cluster's metadata lists (each with this node's cap).
+pub fn cluster_view(broker: &Broker, image: &MetadataImage) -> ClusterView {
     let config = &broker.config;
+    let in_cluster = broker.controller.as_ref().and_then(|c| c.link()).is_some();
     ClusterView {
-        nodes: vec![broker.node],
+        nodes: match in_cluster {
+            true => super::super::cluster::unfenced_brokers(image),
+            false => vec![broker.node],
+        },
         default_partitions: config.default_partitions,
         default_replication_factor: 1,
         replicas_per_node_max: config.partitions_per_shard_max.saturating_mul(config.shards),
@@ -27,6 +38,14 @@ fn cluster_view(broker: &Broker) -> ClusterView {
             "--partitions-per-shard-max {} times {} shards",
             config.partitions_per_shard_max, config.shards
         ),
+        replication_factor_max: in_cluster.then(|| {
+            (
+                1,
+                "this release spreads partitions over the cluster's brokers but does not replicate them yet; \
+                 create the topic with replication factor 1"
+                    .to_string(),
+            )
+        }),
     }
 }
 
@@ -47,19 +66,137 @@ pub async fn submit(broker: &Rc<Broker>, request: ControllerRequest) -> Controll
     rx.recv_async().await.unwrap_or_default()
 }
 
-/// Decides a request, makes its records durable and applies them.
+/// Decides a request, makes its records durable and applies them. In a cluster the records
+/// are proposed to the active controller at the metadata offset they were decided on; one
+/// decided on an older image than the controller's is decided again once this broker has
+/// caught up.
 pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -> ControllerReply {
     let Some(controller) = &broker.controller else { return Vec::new() };
     let _permit = controller.lock.acquire_permit(1).await.expect("the controller lock is never closed");
+    let link = match &controller.writer {
+        Writer::Local(_) => return decide_and_apply_local(broker, controller, request).await,
+        Writer::Cluster(link) => link.clone(),
+    };
+    let mut last_reason = String::new();
+    for _ in 0..PROPOSE_ATTEMPTS {
+        let view = broker.view();
+        let (outcomes, records, validate_only) = decide(broker, &view, request.clone());
+        if validate_only || records.is_empty() {
+            return outcomes;
+        }
+        if let Err(reason) = check_records(&records, PROPOSAL_BYTES_MAX) {
+            return refuse_all(outcomes, |_| ControllerError::InvalidRequest(reason.clone()));
+        }
+        let proposal = BrokerRequest::Propose { expected: view.image.applied, records };
+        match link.client.call_leader(&proposal, 6).await {
+            BrokerResponse::Proposed { last, .. } => {
+                // Answer once this broker applied the change, so the client's next request here
+                // sees it.
+                if !wait_applied(broker, Some(last), APPLY_WAIT).await {
+                    tracing::debug!(last, "a committed change is not applied here yet");
+                }
+                return outcomes;
+            }
+            BrokerResponse::Stale { applied } => {
+                last_reason = format!("the metadata changed while the request was decided (now at {applied:?})");
+                wait_applied(broker, applied, APPLY_WAIT).await;
+            }
+            BrokerResponse::Refused(reason) => {
+                return refuse_all(outcomes, |_| ControllerError::InvalidRequest(reason.clone()));
+            }
+            BrokerResponse::Unavailable(reason) => {
+                return refuse_all(outcomes, |_| ControllerError::Unavailable(unavailable(&reason)));
+            }
+            other => last_reason = format!("the controller answered {other:?}"),
+        }
+    }
     let view = broker.view();
-    let cluster = cluster_view(broker);
-    let log_defaults = broker.config.log;
-    let validate = move |pairs: &[(String, String)]| topic_log_config(&log_defaults, pairs).map(|_| ());
+    let (outcomes, _, _) = decide(broker, &view, request);
+    refuse_all(outcomes, |_| ControllerError::Unavailable(unavailable(&last_reason)))
+}
+
+/// The message of a change the controller quorum could not take now.
+fn unavailable(reason: &str) -> String {
+    format!("the controller quorum cannot take metadata changes now ({reason}); retry")
+}
+
+/// Attempts at a proposal that keeps finding the metadata changed under it.
+const PROPOSE_ATTEMPTS: usize = 5;
+/// How long a broker waits to apply a change it proposed (or to catch up) before answering.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+/// One metadata change at most: one quorum entry, its framing aside.
+const PROPOSAL_BYTES_MAX: usize = ringtail_replication::quorum::limits::ENTRY_BYTES_MAX - 64;
+
+/// Waits until this node's view has applied `offset` (at most `limit`); true if it has.
+pub async fn wait_applied(broker: &Broker, offset: Option<u64>, limit: Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        let applied = broker.view().image.applied;
+        if offset.is_none_or(|o| applied.is_some_and(|a| a >= o)) {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A single node's path: decide, write the metadata log, apply.
+async fn decide_and_apply_local(
+    broker: &Rc<Broker>,
+    controller: &super::Controller,
+    request: ControllerRequest,
+) -> ControllerReply {
+    let Writer::Local(log) = &controller.writer else { unreachable!("a single node's controller") };
+    let view = broker.view();
     // New partitions need space for their directories and first segments: a node below its
     // low free-space watermark takes none (it would have to leave them offline).
     let adds_partitions =
         matches!(request, ControllerRequest::CreateTopics { .. } | ControllerRequest::CreatePartitions { .. });
+    let (outcomes, records, validate_only) = decide(broker, &view, request);
+    if validate_only || records.is_empty() {
+        return outcomes;
+    }
+    if let Err(reason) = check_records(&records, usize::MAX) {
+        return refuse_all(outcomes, |_| ControllerError::InvalidRequest(reason.clone()));
+    }
     let space = broker.flusher.space();
+    if adds_partitions && space.is_low() {
+        let w = space.watermarks();
+        let reason = format!(
+            "the broker's data directory has {} bytes free, below the low watermark of {} bytes: new partitions \
+             are refused until {} bytes are free (delete topics, lower retention, or add disk)",
+            space.free_bytes(),
+            w.low_bytes,
+            w.high_bytes
+        );
+        return refuse_all(outcomes, |_| ControllerError::NoSpace(reason.clone()));
+    }
+    // Durable first: a change exists once its records are in the metadata log.
+    let first = match log.append(&records).await {
+        Ok(first) => first,
+        // Nothing was written: the change is refused, retriably, and the broker goes on.
+        Err(e) if e.is_no_space() => {
+            tracing::warn!(error = %e, "a metadata change was refused: no space for the metadata log");
+            let reason = format!("no space on the data directory's file system for the metadata log: {e}");
+            return refuse_all(outcomes, |_| ControllerError::NoSpace(reason.clone()));
+        }
+        Err(e) => fail_stop("cannot write the metadata log", &e),
+    };
+    apply(broker, first, &records).await;
+    outcomes
+}
+
+/// Decides a request on `view`'s image: the outcomes, the records, and whether only to validate.
+fn decide(
+    broker: &Rc<Broker>,
+    view: &NodeView,
+    request: ControllerRequest,
+) -> (Vec<TopicOutcome>, Vec<MetadataRecord>, bool) {
+    let cluster = cluster_view(broker, &view.image);
+    let log_defaults = broker.config.log;
+    let validate = move |pairs: &[(String, String)]| topic_log_config(&log_defaults, pairs).map(|_| ());
     let (outcomes, records, validate_only) = match request {
         ControllerRequest::CreateTopics { topics, validate_only } => {
             let d = decide::create_topics(&view.image, &cluster, &topics, &validate);
@@ -110,41 +247,18 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
             (outcomes, d.records, validate_only)
         }
     };
-    if validate_only || records.is_empty() {
-        return outcomes;
-    }
-    if adds_partitions && space.is_low() {
-        let w = space.watermarks();
-        let reason = format!(
-            "the broker's data directory has {} bytes free, below the low watermark of {} bytes: new partitions \
-             are refused until {} bytes are free (delete topics, lower retention, or add disk)",
-            space.free_bytes(),
-            w.low_bytes,
-            w.high_bytes
-        );
-        return refuse_all(outcomes, &reason);
-    }
-    // Durable first: a change exists once its records are in the metadata log.
-    let first = match controller.log.append(&records).await {
-        Ok(first) => first,
-        // Nothing was written: the change is refused, retriably, and the broker goes on.
-        Err(e) if e.is_no_space() => {
-            tracing::warn!(error = %e, "a metadata change was refused: no space for the metadata log");
-            let reason = format!("no space on the data directory's file system for the metadata log: {e}");
-            return refuse_all(outcomes, &reason);
-        }
-        Err(e) => fail_stop("cannot write the metadata log", &e),
-    };
-    apply(broker, first, &records).await;
-    outcomes
+    (outcomes, records, validate_only)
 }
 
-/// Every outcome that would have succeeded fails for lack of space instead; nothing changes.
-fn refuse_all(outcomes: Vec<TopicOutcome>, reason: &str) -> Vec<TopicOutcome> {
+/// Every outcome that would have succeeded fails with `error` instead; nothing changes.
+fn refuse_all(outcomes: Vec<TopicOutcome>, error: impl Fn(&str) -> ControllerError) -> Vec<TopicOutcome> {
     outcomes
         .into_iter()
         .map(|o| match o.result {
-            Ok(()) => outcome(o.name, Err(ControllerError::NoSpace(reason.to_string()))),
+            Ok(()) => {
+                let e = error(&o.name);
+                outcome(o.name, Err(e))
+            }
             Err(_) => o,
         })
         .collect()
@@ -152,7 +266,7 @@ fn refuse_all(outcomes: Vec<TopicOutcome>, reason: &str) -> Vec<TopicOutcome> {
 
 /// The metadata log is the node's truth about its topics: once it cannot be written (or a
 /// record cannot be applied), going on could acknowledge a change that is not there.
-fn fail_stop(what: &str, error: &dyn std::fmt::Display) -> ! {
+pub fn fail_stop(what: &str, error: &dyn std::fmt::Display) -> ! {
     tracing::error!(%error, "{what}; stopping the broker");
     crate::logging::flush(std::time::Duration::from_secs(2));
     std::process::exit(70);
@@ -167,6 +281,33 @@ pub async fn apply(broker: &Rc<Broker>, first: u64, records: &[MetadataRecord]) 
         Ok(effects) => effects,
         Err(e) => fail_stop("a metadata record does not apply", &e),
     };
+    carry_out(broker, Arc::new(image), placement, effects).await;
+}
+
+/// Moves this node to a controller's image far ahead of its own: what records would have done.
+pub async fn apply_image(broker: &Rc<Broker>, image: MetadataImage) {
+    let view = broker.view();
+    let mut placement = (*view.placement).clone();
+    let effects = diff_images(&view.image, &image, &mut placement, broker.node, broker.config.shards);
+    let image = Arc::new(image);
+    if !effects.delete.is_empty() {
+        // Deleted topics go before new replicas open: a topic deleted and created again under its
+        // name has the same directories. Until the new replicas open, the view routes to none of
+        // them (they are not placed yet).
+        let mut interim = (*view.placement).clone();
+        effects.delete.iter().for_each(|t| interim.remove_topic(t.id));
+        let interim = Arc::new(NodeView { image: image.clone(), placement: Arc::new(interim), ..(*view).clone() });
+        publish(broker, interim).await;
+        delete_everywhere(broker, &effects.delete).await;
+    }
+    let effects = NodeEffects { delete: Vec::new(), ..effects };
+    carry_out(broker, image, placement, effects).await;
+}
+
+/// Writes the placement, opens new replicas, publishes the view, then deletes replicas of
+/// deleted topics (once no shard routes to them).
+async fn carry_out(broker: &Rc<Broker>, image: Arc<MetadataImage>, placement: Placement, effects: NodeEffects) {
+    let view = broker.view();
     if effects.placement_changed {
         if let Err(e) =
             ringtail_log::write_file_atomic(&broker.config.data_dir, PLACEMENT_FILE, placement.encode()).await
@@ -174,7 +315,6 @@ pub async fn apply(broker: &Rc<Broker>, first: u64, records: &[MetadataRecord]) 
             fail_stop("cannot write the shard placement", &e);
         }
     }
-    let image = Arc::new(image);
     // Replicas open before any shard can route to them.
     for (topic_id, owner, indexes) in effects.open {
         let topic = image.topic_by_id(topic_id).expect("applied").clone();
@@ -187,8 +327,12 @@ pub async fn apply(broker: &Rc<Broker>, first: u64, records: &[MetadataRecord]) 
         }
     }
     publish(broker, Arc::new(NodeView { image, placement: Arc::new(placement), ..(*view).clone() })).await;
-    // Replicas of deleted topics go once no shard routes to them.
-    for topic in effects.delete {
+    delete_everywhere(broker, &effects.delete).await;
+}
+
+/// Replicas of deleted topics go, on every shard.
+async fn delete_everywhere(broker: &Rc<Broker>, topics: &[Arc<ringtail_replication::metadata::TopicImage>]) {
+    for topic in topics {
         for owner in (0..broker.config.shards).map(ShardId) {
             let (tx, rx) = flume::bounded(1);
             broker.send(owner, ShardMsg::DeleteReplicas { topic: topic.clone(), reply: tx }).await;
@@ -198,7 +342,7 @@ pub async fn apply(broker: &Rc<Broker>, first: u64, records: &[MetadataRecord]) 
 }
 
 /// Hands the new view to every shard and waits until each has it.
-async fn publish(broker: &Rc<Broker>, view: Arc<NodeView>) {
+pub async fn publish(broker: &Rc<Broker>, view: Arc<NodeView>) {
     broker.set_view(view.clone());
     for owner in (0..broker.config.shards).map(ShardId).filter(|&s| s != broker.id) {
         let (tx, rx) = flume::bounded(1);

@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringtail_log::batch::{build, records as batch_records};
 use ringtail_log::{BatchHeader, Origin};
-use ringtail_replication::{Acks, Isolation, Partition, PartitionError, PartitionId, ShardId};
+use ringtail_replication::{Acks, Isolation, Partition, PartitionError, PartitionId, ShardId, TopicId};
 
 use self::error::GroupError;
 use self::records::{GroupValue, OffsetValue, RecordKey};
@@ -166,13 +166,19 @@ impl Coordinator {
     pub async fn load(&self) -> Result<(), PartitionError> {
         let view = self.shard.view();
         let Some(topic) = view.image.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        let owned: Vec<i32> = (0..topic.partitions.len() as i32)
+            .filter(|&index| view.placement.shard(PartitionId { topic: topic.id, index }) == Some(self.shard.id))
+            .collect();
+        self.load_partitions(topic.id, &owned).await
+    }
+
+    /// Rebuilds the groups of the given `__consumer_offsets` partitions that this shard owns
+    /// (at start-up, or when they open here later: a cluster's brokers open theirs as the
+    /// metadata assigns them).
+    pub async fn load_partitions(&self, topic: TopicId, indexes: &[i32]) -> Result<(), PartitionError> {
         let now = ringtail_log::now_ms();
-        for p in 0..topic.partitions.len() {
-            let partition = p as i32;
-            let id = PartitionId { topic: topic.id, index: partition };
-            if view.placement.shard(id) != Some(self.shard.id) {
-                continue;
-            }
+        for &partition in indexes {
+            let id = PartitionId { topic, index: partition };
             let Some(log) = self.shard.partitions.get(id) else { continue };
             let end = log.log_end_offset();
             let mut offset = log.log_start_offset();

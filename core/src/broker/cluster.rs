@@ -1,0 +1,363 @@
+//! A node of a cluster, on shard 0: its controller (a voter of the quorum, serving the
+//! controller listener) and its broker's link to the controllers: heartbeats (which register
+//! the broker and keep its session), the committed metadata followed and applied, and
+//! metadata changes proposed to the active controller.
+//!
+//! A broker keeps a copy of the committed metadata it applied (`cluster-metadata/broker/`,
+//! checkpoint and records like a single node's metadata log), so it restarts with its
+//! partitions even while no controller answers, and follows on from there.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use ringtail_replication::identity::{Identity, IdentityError, META_PROPERTIES_FILE};
+use ringtail_replication::metadata::store::{self, MetadataLog, BROKER_COPY_DIR, CHECKPOINT_FILE, RECORDS_FILE};
+use ringtail_replication::metadata::{Endpoint, MetadataImage, MetadataRecord};
+use ringtail_replication::quorum::broker_client::BrokerClient;
+use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse, FetchBody, Heartbeat};
+use ringtail_replication::quorum::tcp::{serve_controller, ListenerTimeouts, TcpTransport};
+use ringtail_replication::quorum::{self, ControllerNode, ControllerService, QuorumConfig, ServiceTimings, QUORUM_DIR};
+use ringtail_replication::NodeId;
+
+use super::controller::service::{apply, apply_image, fail_stop};
+use super::Broker;
+use crate::config::BrokerConfig;
+use crate::runtime::routing::{NodeView, CLIENT_LISTENER};
+
+/// How long a broker's call to a controller may take (a fetch waits up to a second itself).
+const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a fetch waits at the controller for new records.
+const FETCH_WAIT_MS: u32 = 500;
+/// Pause after a failed call before the next one.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// The node that forms the quorum: the lowest voter id.
+pub fn is_initializer(config: &BrokerConfig) -> bool {
+    let lowest = config.cluster.voters.iter().map(|v| v.node_id).min();
+    config.cluster.roles.controller && lowest == Some(config.node_id)
+}
+
+/// A broker's link to the controllers.
+pub struct ClusterLink {
+    pub client: BrokerClient,
+    incarnation: [u8; 16],
+    listeners: Vec<Endpoint>,
+    rack: Option<String>,
+    heartbeat_interval: Duration,
+    /// The epoch of this process's registration, once the controller answered.
+    pub broker_epoch: Cell<Option<i64>>,
+    pub fenced: Cell<bool>,
+    /// Set once shutdown begins: heartbeats ask to be fenced (controlled shutdown).
+    pub shutting_down: Cell<bool>,
+    copy_dir: PathBuf,
+    copy: RefCell<Rc<MetadataLog>>,
+}
+
+impl ClusterLink {
+    pub fn new(config: &BrokerConfig, copy: MetadataLog) -> ClusterLink {
+        let voters = config.cluster.voters.iter().map(|v| (v.node_id as u64, v.address())).collect();
+        let mut incarnation = [0u8; 16];
+        incarnation[..8].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
+        incarnation[8..].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
+        ClusterLink {
+            client: BrokerClient::new(voters, CONNECT_TIMEOUT, CALL_TIMEOUT),
+            incarnation,
+            listeners: vec![Endpoint {
+                name: CLIENT_LISTENER.into(),
+                host: config.advertised_host.clone(),
+                port: config.advertised_port,
+            }],
+            rack: config.cluster.rack.clone(),
+            heartbeat_interval: config.cluster.broker_heartbeat_interval,
+            broker_epoch: Cell::new(None),
+            fenced: Cell::new(true),
+            shutting_down: Cell::new(false),
+            copy_dir: config.data_dir.join(BROKER_COPY_DIR),
+            copy: RefCell::new(Rc::new(copy)),
+        }
+    }
+
+    fn heartbeat_request(&self, view: &NodeView) -> BrokerRequest {
+        BrokerRequest::Heartbeat(Heartbeat {
+            node: view.node,
+            incarnation: self.incarnation,
+            listeners: self.listeners.clone(),
+            rack: self.rack.clone(),
+            applied: view.image.applied,
+            shutting_down: self.shutting_down.get(),
+        })
+    }
+}
+
+/// The broker's copy of the metadata at start-up: created empty for a new node, else loaded
+/// and checkpointed (a torn last append cut). Blocking: start-up only.
+pub fn load_copy(data_dir: &Path) -> anyhow::Result<MetadataImage> {
+    let dir = data_dir.join(BROKER_COPY_DIR);
+    if !dir.join(CHECKPOINT_FILE).exists() {
+        store::write_checkpoint_in(&dir, &MetadataImage::default())?;
+    }
+    let loaded = store::load_in(&dir)?;
+    match store::write_checkpoint_in(&dir, &loaded.image) {
+        Err(e) if e.is_no_space() => {
+            tracing::warn!(error = %e, "no space to checkpoint the broker's metadata copy; it is replayed");
+            if loaded.torn_bytes > 0 {
+                store::cut_torn_tail_in(&dir, loaded.torn_bytes)?;
+            }
+        }
+        other => other?,
+    }
+    Ok(loaded.image)
+}
+
+/// The quorum's timings from the node's settings.
+fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
+    let election = config.cluster.election_timeout.as_millis() as u64;
+    QuorumConfig {
+        election_timeout_min_ms: election,
+        election_timeout_max_ms: election * 2,
+        heartbeat_interval_ms: config.cluster.heartbeat_interval.as_millis() as u64,
+        ..QuorumConfig::default()
+    }
+}
+
+/// What the quorum's first change holds, decided by the node that forms it: the cluster id,
+/// then (for a single node's data directory becoming the cluster's first node) its metadata,
+/// then the bootstrap feature levels it lacks.
+pub fn first_records(
+    cluster_id: &str,
+    single_node: Option<&MetadataImage>,
+    producer_ids_end: i64,
+) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::ClusterCreated { cluster_id: cluster_id.to_string() }];
+    let mut scratch = MetadataImage::default();
+    if let Some(image) = single_node {
+        // Registrations are a live cluster's, never carried over.
+        records.extend(image.to_records().into_iter().filter(|r| {
+            !matches!(
+                r,
+                MetadataRecord::ClusterCreated { .. }
+                    | MetadataRecord::BrokerRegistered { .. }
+                    | MetadataRecord::BrokerFenced { .. }
+                    | MetadataRecord::BrokerUnfenced { .. }
+            )
+        }));
+    }
+    for (i, r) in records.iter().enumerate() {
+        // The records of one image always apply to an empty one.
+        let _ = scratch.apply(i as u64, r);
+    }
+    records.extend(ringtail_replication::metadata::features::bootstrap_records(&scratch));
+    // Ids a single node handed out are never handed out again.
+    if producer_ids_end > scratch.producer_ids_end() {
+        records.push(MetadataRecord::ProducerIdsReserved { node: NodeId(-1), end: producer_ids_end });
+    }
+    records
+}
+
+/// Starts this node's controller on the current shard: its Raft from the quorum directory, the
+/// controller listener, the session checks, and, on the node that forms a new quorum, the
+/// quorum's membership and first change. The tasks live as long as the returned handles.
+pub async fn start_controller(
+    config: &BrokerConfig,
+    first: Option<Vec<MetadataRecord>>,
+) -> anyhow::Result<(Rc<ControllerService>, Vec<glommio::Task<()>>)> {
+    let listen = config.cluster.controller_listen.expect("a controller has a listener (checked at start-up)");
+    let transport = Rc::new(TcpTransport::new(CONNECT_TIMEOUT, Duration::from_secs(30)));
+    let id = config.node_id as u64;
+    let node = quorum::start_node(id, &config.data_dir.join(QUORUM_DIR), &quorum_config(config), transport)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
+    let timings =
+        ServiceTimings { session_timeout: config.cluster.broker_session_timeout, ..ServiceTimings::default() };
+    let service = ControllerService::new(id, node.clone(), timings);
+    let listener = TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let timeouts = ListenerTimeouts { stall: Duration::from_secs(10), idle: Duration::from_secs(300) };
+    let mut tasks = vec![
+        glommio::spawn_local(serve_controller(listener, service.clone(), timeouts)),
+        glommio::spawn_local(service.clone().run_sessions()),
+    ];
+    if let Some(first) = first {
+        let voters: BTreeMap<u64, ControllerNode> =
+            config.cluster.voters.iter().map(|v| (v.node_id as u64, ControllerNode::new(v.address()))).collect();
+        match quorum::initialize(&node.raft, voters).await {
+            Ok(()) => tracing::info!(voters = config.cluster.voters.len(), "formed the controller quorum"),
+            Err(e) => tracing::info!(error = %e, "the controller quorum was formed already"),
+        }
+        let service = service.clone();
+        tasks.push(glommio::spawn_local(async move { write_first(&service, first).await }));
+    }
+    tracing::info!(%listen, node = id, "controller listening");
+    Ok((service, tasks))
+}
+
+/// Writes the quorum's first change once this controller leads, unless the cluster id is
+/// there already.
+async fn write_first(service: &Rc<ControllerService>, first: Vec<MetadataRecord>) {
+    loop {
+        let records = first.clone();
+        let outcome =
+            service.write(move |image| Ok(if image.cluster_id().is_none() { records } else { Vec::new() })).await;
+        match outcome {
+            Ok(Some((_, last))) => {
+                tracing::info!(records = first.len(), last_offset = last, "wrote the cluster's first metadata");
+                return;
+            }
+            Ok(None) => return,
+            Err(BrokerResponse::Refused(reason)) => {
+                tracing::error!(%reason, "the cluster's first metadata cannot be written");
+                return;
+            }
+            Err(_) => glommio::timer::sleep(RETRY_PAUSE).await,
+        }
+    }
+}
+
+/// Sends heartbeats to the active controller until shutdown: the first registers this broker;
+/// the answers say its epoch and whether it is fenced.
+pub async fn heartbeats(broker: Rc<Broker>, link: Rc<ClusterLink>) {
+    loop {
+        let request = link.heartbeat_request(&broker.view());
+        match link.client.call_leader(&request, 3).await {
+            BrokerResponse::Heartbeat { broker_epoch, fenced } => {
+                if link.broker_epoch.replace(Some(broker_epoch)) != Some(broker_epoch) {
+                    tracing::info!(broker_epoch, controller = ?link.client.leader(), "registered with the controller");
+                }
+                if link.fenced.replace(fenced) != fenced {
+                    match fenced {
+                        true => tracing::info!("this broker is fenced: it leads nothing until it is unfenced"),
+                        false => tracing::info!("this broker is unfenced: it may lead partitions"),
+                    }
+                }
+            }
+            BrokerResponse::Refused(reason) => {
+                tracing::error!(%reason, "the controller refused this broker's registration");
+            }
+            other => tracing::debug!(?other, "heartbeat not answered"),
+        }
+        // Unfenced as soon as caught up, then at the configured pace.
+        let pause = if link.fenced.get() { Duration::from_millis(100) } else { link.heartbeat_interval };
+        glommio::timer::sleep(pause).await;
+    }
+}
+
+/// Controlled shutdown: asks the active controller to fence this broker (moving its
+/// leadership away) and waits at most `limit` for the answer.
+pub async fn controlled_shutdown(broker: &Rc<Broker>, link: &ClusterLink, limit: Duration) {
+    link.shutting_down.set(true);
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        let request = link.heartbeat_request(&broker.view());
+        match link.client.call_leader(&request, 2).await {
+            BrokerResponse::Heartbeat { fenced: true, .. } => {
+                tracing::info!("fenced for shutdown: leadership moved away");
+                return;
+            }
+            _ => glommio::timer::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    tracing::warn!("shutting down without the controller's fence (no controller answered in time)");
+}
+
+/// Follows the committed metadata from the controllers and applies it, until shutdown.
+pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
+    loop {
+        let view = broker.view();
+        let from = view.image.applied.map_or(0, |a| a + 1);
+        let response = link.client.call_any(&BrokerRequest::Fetch { from, wait_ms: FETCH_WAIT_MS }).await;
+        match response {
+            BrokerResponse::Fetched { body: FetchBody::Records { first, records }, .. } => {
+                if first != from || records.is_empty() {
+                    glommio::timer::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+                let copy = link.copy.borrow().clone();
+                match copy.append(&records).await {
+                    Ok(at) if at == first => {}
+                    Ok(at) => fail_stop(
+                        "the broker's metadata copy is out of step",
+                        &format!("records for offset {first} were written at {at}"),
+                    ),
+                    Err(e) => fail_stop("cannot write the broker's metadata copy", &e),
+                }
+                apply(&broker, first, &records).await;
+                adopt_cluster_id(&broker).await;
+            }
+            BrokerResponse::Fetched { body: FetchBody::Image(bytes), .. } => {
+                let image = match store::decode_checkpoint(&bytes, Path::new("the controller's image")) {
+                    Ok(image) => image,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a controller sent a damaged metadata image");
+                        glommio::timer::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                };
+                if image.applied.is_none_or(|a| view.image.applied.is_some_and(|mine| a <= mine)) {
+                    glommio::timer::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+                reset_copy(&link, bytes.to_vec(), image.applied).await;
+                tracing::info!(offset = ?image.applied, "caught up with the metadata from the controller's image");
+                apply_image(&broker, image).await;
+                adopt_cluster_id(&broker).await;
+            }
+            BrokerResponse::Fetched { body: FetchBody::UpToDate, .. } => {}
+            other => {
+                tracing::debug!(?other, "metadata fetch not answered");
+                glommio::timer::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Replaces the broker's metadata copy with an image (checkpoint, empty records).
+async fn reset_copy(link: &ClusterLink, checkpoint: Vec<u8>, applied: Option<u64>) {
+    if let Err(e) = ringtail_log::write_file_atomic(&link.copy_dir, CHECKPOINT_FILE, checkpoint).await {
+        fail_stop("cannot write the broker's metadata copy", &e);
+    }
+    if let Err(e) = ringtail_log::write_file_atomic(&link.copy_dir, RECORDS_FILE, Vec::new()).await {
+        fail_stop("cannot write the broker's metadata copy", &e);
+    }
+    match MetadataLog::open_in(&link.copy_dir, applied).await {
+        Ok(log) => *link.copy.borrow_mut() = Rc::new(log),
+        Err(e) => fail_stop("cannot open the broker's metadata copy", &e),
+    }
+}
+
+/// Records the cluster id the quorum holds in `meta.properties` the first time it is seen;
+/// a data directory of another cluster stops the broker.
+async fn adopt_cluster_id(broker: &Rc<Broker>) {
+    let view = broker.view();
+    let Some(id) = view.image.cluster_id() else { return };
+    if view.cluster_id.as_ref() == id {
+        return;
+    }
+    if !view.cluster_id.is_empty() {
+        let e = IdentityError::ClusterMismatch {
+            dir: broker.config.data_dir.clone(),
+            recorded: view.cluster_id.to_string(),
+            configured: id.to_string(),
+        };
+        fail_stop("this node belongs to another cluster than its controllers", &e);
+    }
+    let identity = Identity { cluster_id: id.to_string(), node_id: view.node };
+    if let Err(e) =
+        ringtail_log::write_file_atomic(&broker.config.data_dir, META_PROPERTIES_FILE, identity.encode().into_bytes())
+            .await
+    {
+        fail_stop("cannot record the cluster id", &e);
+    }
+    tracing::info!(cluster_id = %id, "joined the cluster");
+    let view = Arc::new(NodeView { cluster_id: Arc::from(id), ..(*view).clone() });
+    super::controller::service::publish(broker, view).await;
+}
+
+/// The brokers new replicas may go to: unfenced ones, by node id.
+pub fn unfenced_brokers(image: &MetadataImage) -> Vec<NodeId> {
+    image.brokers().iter().filter(|(_, b)| !b.fenced).map(|(n, _)| *n).collect()
+}

@@ -1,0 +1,108 @@
+//! A broker's calls to the controllers: to the active one (proposals, heartbeats), following
+//! `NotLeader` hints and trying each voter in turn when none is known; and to any one
+//! (fetching the committed metadata), preferring the active one.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::broker_wire::{self, BrokerRequest, BrokerResponse};
+use super::tcp::PeerClient;
+
+/// Where a broker reaches the controllers.
+pub struct BrokerClient {
+    voters: Vec<(u64, Rc<PeerClient>)>,
+    /// Index into `voters` of the controller believed active.
+    leader: Cell<Option<usize>>,
+    /// The voter tried next when no active controller is known.
+    next: Cell<usize>,
+    call_timeout: Duration,
+}
+
+impl BrokerClient {
+    /// `voters`: each controller's node id and `host:port`.
+    pub fn new(voters: Vec<(u64, String)>, connect_timeout: Duration, call_timeout: Duration) -> BrokerClient {
+        let voters =
+            voters.into_iter().map(|(id, addr)| (id, Rc::new(PeerClient::new(addr, connect_timeout)))).collect();
+        BrokerClient { voters, leader: Cell::new(None), next: Cell::new(0), call_timeout }
+    }
+
+    /// The controller believed active, if any.
+    pub fn leader(&self) -> Option<u64> {
+        self.leader.get().map(|i| self.voters[i].0)
+    }
+
+    fn note_leader(&self, id: Option<u64>) {
+        self.leader.set(id.and_then(|id| self.voters.iter().position(|(v, _)| *v == id)));
+    }
+
+    fn target(&self) -> usize {
+        match self.leader.get() {
+            Some(i) => i,
+            None => {
+                let i = self.next.get() % self.voters.len().max(1);
+                self.next.set(i + 1);
+                i
+            }
+        }
+    }
+
+    /// Sends `request` to the active controller, following hints, at most `attempts` calls.
+    /// A controller that cannot be reached or answers `NotLeader` without a hint sends the
+    /// next call to the next voter.
+    pub async fn call_leader(&self, request: &BrokerRequest, attempts: usize) -> BrokerResponse {
+        let frame = broker_wire::encode_request(request);
+        let mut last = BrokerResponse::Unavailable("no controller is configured".into());
+        for _ in 0..attempts.max(1) {
+            if self.voters.is_empty() {
+                break;
+            }
+            let i = self.target();
+            match self.send(i, &frame).await {
+                BrokerResponse::NotLeader(hint) => {
+                    self.note_leader(hint.as_ref().map(|h| h.id).filter(|&id| id != self.voters[i].0));
+                    last = BrokerResponse::Unavailable(format!(
+                        "controller {} is not the active controller, and no active controller is known",
+                        self.voters[i].0
+                    ));
+                    if self.leader.get().is_none() {
+                        ringtail_log::platform::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                r @ BrokerResponse::Unavailable(_) => {
+                    self.leader.set(None);
+                    last = r;
+                }
+                r => {
+                    self.leader.set(Some(i));
+                    return r;
+                }
+            }
+        }
+        last
+    }
+
+    /// Fetches from the controller believed active, or the next voter; one call.
+    pub async fn call_any(&self, request: &BrokerRequest) -> BrokerResponse {
+        if self.voters.is_empty() {
+            return BrokerResponse::Unavailable("no controller is configured".into());
+        }
+        let i = self.target();
+        let response = self.send(i, &broker_wire::encode_request(request)).await;
+        match &response {
+            BrokerResponse::Fetched { leader, .. } => self.note_leader(leader.as_ref().map(|h| h.id)),
+            _ => self.leader.set(None),
+        }
+        response
+    }
+
+    async fn send(&self, i: usize, frame: &[u8]) -> BrokerResponse {
+        let (id, client) = &self.voters[i];
+        match client.call(frame, self.call_timeout).await {
+            Ok(answer) => broker_wire::decode_response(&answer).unwrap_or_else(|e| {
+                BrokerResponse::Unavailable(format!("controller {id} answered a damaged frame: {e}"))
+            }),
+            Err(e) => BrokerResponse::Unavailable(format!("controller {id}: {e}")),
+        }
+    }
+}

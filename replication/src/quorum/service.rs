@@ -1,0 +1,360 @@
+//! A controller's service to brokers, beside its Raft: metadata changes proposed by brokers,
+//! broker heartbeats (registration, unfencing, controlled shutdown) and the session timeout
+//! that fences a silent broker, all on the active controller; and the committed metadata
+//! served to any broker that fetches it, from any controller.
+//!
+//! **Writes are serialized and decided on the committed image.** Each write takes the
+//! controller's one write lock, waits until everything committed before it is applied
+//! (openraft's linearizable read: the leader has committed an entry of its own term and
+//! applied up to it), decides its records on that image, and commits them. So a decision is
+//! never made on an image that misses a committed change, and a broker's proposal decided on
+//! an older image is answered `Stale` instead of being written. A write that outlives its
+//! caller's patience finishes in its own task, still holding the lock, so the next decision
+//! sees it (or sees that it failed).
+//!
+//! Sessions are the active controller's memory, as in KRaft: a new active controller gives
+//! every broker a whole session timeout from the moment it took over.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use openraft::ReadPolicy;
+use openraft_rt::{Instant as _, OneshotSender as _};
+use ringtail_log::platform::{self, Instant, Semaphore};
+
+use super::broker_wire::{
+    self, BrokerRequest, BrokerResponse, FetchBody, Heartbeat, LeaderHint, QuorumState, ReplicaState,
+};
+use super::types::{BatchApplied, RecordBatch};
+use super::QuorumNode;
+use crate::ids::NodeId;
+use crate::metadata::brokers::{self, BrokerError, Registration};
+use crate::metadata::{MetadataImage, MetadataRecord};
+
+/// Timings of the service.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceTimings {
+    /// A broker not heard from for this long is fenced (broker.session.timeout.ms).
+    pub session_timeout: Duration,
+    /// A write not committed within this long is answered `Unavailable` (it may still commit).
+    pub write_timeout: Duration,
+    /// Longest wait a fetch may ask for.
+    pub fetch_wait_max: Duration,
+}
+
+impl Default for ServiceTimings {
+    fn default() -> ServiceTimings {
+        ServiceTimings {
+            session_timeout: Duration::from_secs(9),
+            write_timeout: Duration::from_secs(5),
+            fetch_wait_max: Duration::from_secs(1),
+        }
+    }
+}
+
+struct Session {
+    last_heard: Instant,
+    incarnation: [u8; 16],
+}
+
+/// One controller's service (`!Send`: it lives with the node's Raft).
+pub struct ControllerService {
+    id: u64,
+    node: QuorumNode,
+    timings: ServiceTimings,
+    lock: Semaphore,
+    sessions: RefCell<HashMap<NodeId, Session>>,
+    /// The term this controller leads and when it took over; sessions count from then at most.
+    leading: Cell<Option<(u64, Instant)>>,
+}
+
+/// How often the active controller looks for expired sessions.
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a fetch that waits looks for new records.
+const FETCH_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// `fut`, or `None` once `limit` has passed.
+async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        platform::sleep(limit).await;
+        None
+    })
+    .await
+}
+
+impl ControllerService {
+    pub fn new(id: u64, node: QuorumNode, timings: ServiceTimings) -> Rc<ControllerService> {
+        Rc::new(ControllerService {
+            id,
+            node,
+            timings,
+            lock: Semaphore::new(1),
+            sessions: RefCell::new(HashMap::new()),
+            leading: Cell::new(None),
+        })
+    }
+
+    pub fn node(&self) -> &QuorumNode {
+        &self.node
+    }
+
+    /// Serves one broker frame; the answer's bytes.
+    pub async fn handle(self: &Rc<Self>, frame: &[u8]) -> Vec<u8> {
+        let response = match broker_wire::decode_request(frame) {
+            Err(e) => BrokerResponse::Refused(format!("the request frame is damaged: {e}")),
+            Ok(BrokerRequest::Propose { expected, records }) => self.propose(expected, records).await,
+            Ok(BrokerRequest::Heartbeat(h)) => self.heartbeat(h).await,
+            Ok(BrokerRequest::Fetch { from, wait_ms }) => self.fetch(from, wait_ms).await,
+            Ok(BrokerRequest::Describe) => BrokerResponse::Described(self.describe()),
+        };
+        broker_wire::encode_response(&response)
+    }
+
+    /// The active controller as this one knows it.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        let m = self.node.metrics();
+        let leader = m.current_leader?;
+        let address = m.membership_config.get_node(&leader).map(|n| n.address.clone())?;
+        Some(LeaderHint { id: leader, address })
+    }
+
+    /// The term this controller leads now, if it does; notes when it took over.
+    fn leading_term(&self) -> Option<u64> {
+        let m = self.node.metrics();
+        if m.current_leader != Some(self.id) || !m.state.is_leader() {
+            self.leading.set(None);
+            return None;
+        }
+        let term = m.current_term;
+        if self.leading.get().is_none_or(|(t, _)| t != term) {
+            self.leading.set(Some((term, Instant::now())));
+        }
+        Some(term)
+    }
+
+    /// Decides records on the committed image and commits them. `decide` runs under the write
+    /// lock once everything committed before is applied; its error is the answer. The
+    /// offsets the records got, or `None` when there was nothing to write.
+    pub async fn write(
+        self: &Rc<Self>,
+        decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, BrokerResponse> + 'static,
+    ) -> Result<Option<(u64, u64)>, BrokerResponse> {
+        if self.leading_term().is_none() {
+            return Err(BrokerResponse::NotLeader(self.leader_hint()));
+        }
+        let (tx, rx) = <super::sync::Oneshot as openraft_rt::Oneshot>::channel();
+        let this = self.clone();
+        platform::spawn_local(async move {
+            let outcome = this.write_locked(decide).await;
+            let _ = tx.send(outcome);
+        })
+        .detach();
+        let limit = self.timings.write_timeout;
+        match within(limit, rx).await {
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_)) => Err(BrokerResponse::Unavailable("the controller stopped during the change".into())),
+            None => Err(BrokerResponse::Unavailable(format!(
+                "the change was not committed within {} ms: a majority of the controller quorum may be down \
+                 (it may still be committed; retry)",
+                limit.as_millis()
+            ))),
+        }
+    }
+
+    async fn write_locked(
+        self: &Rc<Self>,
+        decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, BrokerResponse>,
+    ) -> Result<Option<(u64, u64)>, BrokerResponse> {
+        let _one = self
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|e| BrokerResponse::Unavailable(format!("the controller's write lock failed: {e:?}")))?;
+        let raft = &self.node.raft;
+        if let Err(e) = raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            return Err(match e.forward_to_leader() {
+                Some(_) => BrokerResponse::NotLeader(self.leader_hint()),
+                None => BrokerResponse::Unavailable(format!("the controller quorum cannot confirm its state: {e}")),
+            });
+        }
+        let records = {
+            let state = self.node.state_machine.state();
+            decide(&state.image)?
+        };
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let batch = RecordBatch(records);
+        batch.check().map_err(BrokerResponse::Refused)?;
+        match raft.client_write(batch).await {
+            Ok(r) => {
+                let BatchApplied { base_offset, applied, skipped, .. } = r.data;
+                if skipped > 0 {
+                    // Decided on the image it is applied to: this is a bug, said loudly.
+                    tracing::error!(skipped, "records decided by the controller did not apply");
+                }
+                Ok(base_offset.map(|first| (first, first + u64::from(applied.max(1)) - 1)))
+            }
+            Err(e) => Err(match e.forward_to_leader() {
+                Some(_) => BrokerResponse::NotLeader(self.leader_hint()),
+                None => BrokerResponse::Unavailable(format!("the controller quorum cannot commit: {e}")),
+            }),
+        }
+    }
+
+    /// A change a broker decided at metadata offset `expected`.
+    pub async fn propose(self: &Rc<Self>, expected: Option<u64>, records: Vec<MetadataRecord>) -> BrokerResponse {
+        let outcome = self
+            .write(move |image| match image.applied == expected {
+                true => Ok(records),
+                false => Err(BrokerResponse::Stale { applied: image.applied }),
+            })
+            .await;
+        match outcome {
+            Ok(Some((first, last))) => BrokerResponse::Proposed { first, last },
+            Ok(None) => BrokerResponse::Refused("the change has no records".into()),
+            Err(response) => response,
+        }
+    }
+
+    async fn heartbeat(self: &Rc<Self>, h: Heartbeat) -> BrokerResponse {
+        let node = h.node;
+        if node.0 < 0 {
+            return BrokerResponse::Refused(format!("node id {node} is negative"));
+        }
+        let old_alive = {
+            let sessions = self.sessions.borrow();
+            sessions.get(&node).is_some_and(|s| {
+                s.incarnation != h.incarnation && s.last_heard.elapsed() < self.timings.session_timeout
+            })
+        };
+        let request = h.clone();
+        let outcome = self
+            .write(move |image| {
+                let next = image.applied.map_or(0, |a| a + 1) as i64;
+                let records = match image.brokers().get(&node) {
+                    Some(b)
+                        if b.incarnation == request.incarnation
+                            && b.listeners == request.listeners
+                            && b.rack == request.rack =>
+                    {
+                        let caught_up = request.applied.is_some_and(|a| a as i64 >= b.epoch);
+                        brokers::heartbeat(image, node, b.epoch, caught_up, request.shutting_down)
+                    }
+                    _ => brokers::register(
+                        image,
+                        &Registration {
+                            node,
+                            incarnation: request.incarnation,
+                            listeners: request.listeners.clone(),
+                            rack: request.rack.clone(),
+                        },
+                        next,
+                        old_alive,
+                    ),
+                };
+                records.map_err(|e| match e {
+                    BrokerError::Duplicate { .. } | BrokerError::StaleEpoch { .. } => {
+                        BrokerResponse::Refused(e.to_string())
+                    }
+                })
+            })
+            .await;
+        if let Err(response) = outcome {
+            return response;
+        }
+        self.sessions.borrow_mut().insert(node, Session { last_heard: Instant::now(), incarnation: h.incarnation });
+        let state = self.node.state_machine.state();
+        match state.image.brokers().get(&node) {
+            Some(b) if b.incarnation == h.incarnation => {
+                BrokerResponse::Heartbeat { broker_epoch: b.epoch, fenced: b.fenced }
+            }
+            _ => BrokerResponse::Unavailable("the registration is not applied yet; retry".into()),
+        }
+    }
+
+    async fn fetch(&self, from: u64, wait_ms: u32) -> BrokerResponse {
+        let wait = Duration::from_millis(u64::from(wait_ms)).min(self.timings.fetch_wait_max);
+        let start = Instant::now();
+        loop {
+            let body = self.node.state_machine.fetch(from);
+            if !matches!(body, FetchBody::UpToDate) || start.elapsed() >= wait {
+                let applied = self.node.state_machine.state().image.applied;
+                return BrokerResponse::Fetched { leader: self.leader_hint(), applied, body };
+            }
+            platform::sleep(FETCH_POLL_INTERVAL).await;
+        }
+    }
+
+    /// The quorum as this controller sees it (DescribeQuorum).
+    pub fn describe(&self) -> QuorumState {
+        let m = self.node.metrics();
+        let voters: Vec<u64> = m.membership_config.voter_ids().collect();
+        let nodes: Vec<u64> = m.membership_config.nodes().map(|(id, _)| *id).collect();
+        let replicas = nodes
+            .iter()
+            .map(|&id| {
+                let log_end = match (id == self.id, &m.replication) {
+                    (true, _) => m.last_log_index,
+                    (false, Some(r)) => r.get(&id).and_then(|l| l.as_ref().map(|l| l.index)),
+                    (false, None) => None,
+                };
+                let last_heard_ms = match (id == self.id, &m.heartbeat) {
+                    (true, _) => Some(0),
+                    (false, Some(h)) => h.get(&id).and_then(|t| t.as_ref().map(|t| t.elapsed().as_millis() as u64)),
+                    (false, None) => None,
+                };
+                ReplicaState { id, log_end, last_heard_ms, voter: voters.contains(&id) }
+            })
+            .collect();
+        QuorumState {
+            leader: m.current_leader,
+            term: m.current_term,
+            committed: m.local_committed.map(|c| c.index),
+            metadata_offset: self.node.state_machine.state().image.applied,
+            replicas,
+        }
+    }
+
+    /// Fences brokers whose session expired, while this controller is the active one. Runs
+    /// until its task is dropped.
+    pub async fn run_sessions(self: Rc<Self>) {
+        loop {
+            platform::sleep(SESSION_CHECK_INTERVAL).await;
+            if self.leading_term().is_none() {
+                continue;
+            }
+            let Some((_, since)) = self.leading.get() else { continue };
+            let expired: Vec<NodeId> = {
+                let state = self.node.state_machine.state();
+                let sessions = self.sessions.borrow();
+                state
+                    .image
+                    .brokers()
+                    .iter()
+                    .filter(|(_, b)| !b.fenced)
+                    .filter(|(node, b)| {
+                        let heard = sessions.get(node).filter(|s| s.incarnation == b.incarnation);
+                        let last = heard.map_or(since, |s| s.last_heard.max(since));
+                        last.elapsed() >= self.timings.session_timeout
+                    })
+                    .map(|(node, _)| *node)
+                    .collect()
+            };
+            for node in expired {
+                match self.write(move |image| Ok(brokers::fence(image, node))).await {
+                    Ok(Some(_)) => tracing::info!(
+                        %node,
+                        timeout_ms = self.timings.session_timeout.as_millis() as u64,
+                        "fenced a broker: no heartbeat within the session timeout"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(%node, ?e, "could not fence a broker yet"),
+                }
+            }
+        }
+    }
+}
