@@ -29,11 +29,14 @@ use super::Broker;
 use crate::config::BrokerConfig;
 use crate::runtime::routing::{NodeView, CLIENT_LISTENER};
 
-/// How long a broker's call to a controller may take (a fetch waits up to a second itself).
-const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long a broker's call to a controller may take: longer than a controller takes to answer
+/// a write it cannot commit (5 s), so a slow commit is answered rather than sent again.
+const CALL_TIMEOUT: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a fetch waits at the controller for new records.
 const FETCH_WAIT_MS: u32 = 500;
+/// A refused registration is said again after this long at the earliest.
+const REFUSAL_SAID_EVERY: Duration = Duration::from_secs(10);
 /// Pause after a failed call before the next one.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -55,6 +58,10 @@ pub struct ClusterLink {
     pub fenced: Cell<bool>,
     /// Set once shutdown begins: heartbeats ask to be fenced (controlled shutdown).
     pub shutting_down: Cell<bool>,
+    /// Set to stop following the metadata: the follower finishes the apply in progress first.
+    pub stop_following: Cell<bool>,
+    /// The follower is writing the copy or carrying records out (never cancelled then).
+    applying: Cell<bool>,
     copy_dir: PathBuf,
     copy: RefCell<Rc<MetadataLog>>,
 }
@@ -78,6 +85,8 @@ impl ClusterLink {
             broker_epoch: Cell::new(None),
             fenced: Cell::new(true),
             shutting_down: Cell::new(false),
+            stop_following: Cell::new(false),
+            applying: Cell::new(false),
             copy_dir: config.data_dir.join(BROKER_COPY_DIR),
             copy: RefCell::new(Rc::new(copy)),
         }
@@ -189,31 +198,36 @@ pub async fn start_controller(
             Ok(()) => tracing::info!(voters = config.cluster.voters.len(), "formed the controller quorum"),
             Err(e) => tracing::info!(error = %e, "the controller quorum was formed already"),
         }
-        let service = service.clone();
-        tasks.push(glommio::spawn_local(async move { write_first(&service, first).await }));
+        let client = BrokerClient::new(
+            config.cluster.voters.iter().map(|v| (v.node_id as u64, v.address())).collect(),
+            CONNECT_TIMEOUT,
+            CALL_TIMEOUT,
+        );
+        tasks.push(glommio::spawn_local(async move { write_first(&client, first).await }));
     }
     tracing::info!(%listen, node = id, "controller listening");
     Ok((service, tasks))
 }
 
-/// Writes the quorum's first change once this controller leads, unless the cluster id is
-/// there already.
-async fn write_first(service: &Rc<ControllerService>, first: Vec<MetadataRecord>) {
+/// Writes the quorum's first change through whichever controller is active, decided on the
+/// empty metadata; done once the metadata holds a cluster id (this change, or one written
+/// before a restart).
+async fn write_first(client: &BrokerClient, first: Vec<MetadataRecord>) {
+    let request = BrokerRequest::Propose { expected: None, records: first };
     loop {
-        let records = first.clone();
-        let outcome =
-            service.write(move |image| Ok(if image.cluster_id().is_none() { records } else { Vec::new() })).await;
-        match outcome {
-            Ok(Some((_, last))) => {
-                tracing::info!(records = first.len(), last_offset = last, "wrote the cluster's first metadata");
+        match client.call_leader(&request, 3).await {
+            BrokerResponse::Proposed { last, .. } => {
+                tracing::info!(last_offset = last, "wrote the cluster's first metadata");
                 return;
             }
-            Ok(None) => return,
-            Err(BrokerResponse::Refused(reason)) => {
-                tracing::error!(%reason, "the cluster's first metadata cannot be written");
+            // The metadata is not empty: the first change is there already.
+            BrokerResponse::Stale { .. } => return,
+            BrokerResponse::Refused(reason) => {
+                // Checked at start-up; a refusal here is a bug, and the cluster cannot form.
+                tracing::error!(%reason, "the cluster's first metadata was refused");
                 return;
             }
-            Err(_) => glommio::timer::sleep(RETRY_PAUSE).await,
+            _ => glommio::timer::sleep(RETRY_PAUSE).await,
         }
     }
 }
@@ -221,6 +235,7 @@ async fn write_first(service: &Rc<ControllerService>, first: Vec<MetadataRecord>
 /// Sends heartbeats to the active controller until shutdown: the first registers this broker;
 /// the answers say its epoch and whether it is fenced.
 pub async fn heartbeats(broker: Rc<Broker>, link: Rc<ClusterLink>) {
+    let mut said: Option<(String, std::time::Instant)> = None;
     loop {
         let request = link.heartbeat_request(&broker.view());
         match link.client.call_leader(&request, 3).await {
@@ -236,7 +251,13 @@ pub async fn heartbeats(broker: Rc<Broker>, link: Rc<ClusterLink>) {
                 }
             }
             BrokerResponse::Refused(reason) => {
-                tracing::error!(%reason, "the controller refused this broker's registration");
+                // Said when it changes, and every 10 s while it lasts (a restart within the old
+                // process's session is refused until that session ends).
+                let now = std::time::Instant::now();
+                if said.as_ref().is_none_or(|(r, at)| *r != reason || now.duration_since(*at) >= REFUSAL_SAID_EVERY) {
+                    tracing::warn!(%reason, "the controller refused this broker's registration; retrying");
+                    said = Some((reason, now));
+                }
             }
             other => tracing::debug!(?other, "heartbeat not answered"),
         }
@@ -247,26 +268,34 @@ pub async fn heartbeats(broker: Rc<Broker>, link: Rc<ClusterLink>) {
 }
 
 /// Controlled shutdown: asks the active controller to fence this broker (moving its
-/// leadership away) and waits at most `limit` for the answer.
+/// leadership away) and waits at most `limit` in all for it.
 pub async fn controlled_shutdown(broker: &Rc<Broker>, link: &ClusterLink, limit: Duration) {
     link.shutting_down.set(true);
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        let request = link.heartbeat_request(&broker.view());
-        match link.client.call_leader(&request, 2).await {
-            BrokerResponse::Heartbeat { fenced: true, .. } => {
-                tracing::info!("fenced for shutdown: leadership moved away");
-                return;
+    let fenced = async {
+        loop {
+            let request = link.heartbeat_request(&broker.view());
+            match link.client.call_leader(&request, 2).await {
+                BrokerResponse::Heartbeat { fenced: true, .. } => return,
+                _ => glommio::timer::sleep(Duration::from_millis(100)).await,
             }
-            _ => glommio::timer::sleep(Duration::from_millis(100)).await,
         }
+    };
+    match glommio::timer::timeout(limit, async {
+        fenced.await;
+        Ok(())
+    })
+    .await
+    {
+        Ok(()) => tracing::info!("fenced for shutdown: leadership moved away"),
+        Err(_) => tracing::warn!("shutting down without the controller's fence (no controller answered in time)"),
     }
-    tracing::warn!("shutting down without the controller's fence (no controller answered in time)");
 }
 
-/// Follows the committed metadata from the controllers and applies it, until shutdown.
+/// Follows the committed metadata from the controllers and applies it, until
+/// `stop_following` (checked between applies, so that records written to the copy are always
+/// carried out).
 pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
-    loop {
+    while !link.stop_following.get() {
         let view = broker.view();
         let from = view.image.applied.map_or(0, |a| a + 1);
         let response = link.client.call_any(&BrokerRequest::Fetch { from, wait_ms: FETCH_WAIT_MS }).await;
@@ -276,6 +305,7 @@ pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
                     glommio::timer::sleep(RETRY_PAUSE).await;
                     continue;
                 }
+                let _applying = Applying::new(&link.applying);
                 let copy = link.copy.borrow().clone();
                 match copy.append(&records).await {
                     Ok(at) if at == first => {}
@@ -301,6 +331,7 @@ pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
                     glommio::timer::sleep(RETRY_PAUSE).await;
                     continue;
                 }
+                let _applying = Applying::new(&link.applying);
                 reset_copy(&link, bytes.to_vec(), image.applied).await;
                 tracing::info!(offset = ?image.applied, "caught up with the metadata from the controller's image");
                 apply_image(&broker, image).await;
@@ -313,6 +344,33 @@ pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
             }
         }
     }
+}
+
+/// Marks the follower busy with records it must carry out, while alive.
+struct Applying<'a>(&'a Cell<bool>);
+
+impl<'a> Applying<'a> {
+    fn new(flag: &'a Cell<bool>) -> Applying<'a> {
+        flag.set(true);
+        Applying(flag)
+    }
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// Stops the follower at shutdown: at once while it waits for the controllers, after the apply
+/// in progress otherwise (a crash there is covered by the start-up load of the copy).
+pub async fn stop_following(link: &ClusterLink, task: glommio::Task<()>) {
+    link.stop_following.set(true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while link.applying.get() && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    task.cancel().await;
 }
 
 /// Replaces the broker's metadata copy with an image (checkpoint, empty records).

@@ -127,6 +127,16 @@ pub async fn find_coordinator(broker: &Rc<Broker>, body: &mut Reader, version: i
 /// Creates `__consumer_offsets` in a cluster if it is missing (another broker may be creating it
 /// at the same time: one of them wins).
 async fn ensure_offsets_topic(broker: &Rc<Broker>) {
+    // Its partitions stay where they are first placed: wait until the cluster's brokers are
+    // there (as many as the voters, or every registered one and a majority of the voters).
+    let view = broker.view();
+    let voters = broker.config.cluster.voters.len();
+    let registered = view.image.brokers().len();
+    let unfenced = view.live_brokers().len();
+    if unfenced < voters && !(unfenced == registered && unfenced > voters / 2) {
+        tracing::debug!(unfenced, registered, voters, "{OFFSETS_TOPIC} waits for more brokers");
+        return;
+    }
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
         partitions: broker.config.offsets_topic_partitions,

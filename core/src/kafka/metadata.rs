@@ -16,6 +16,7 @@ use ringtail_net::messages::metadata::{
 };
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::{is_internal, validate_topic_name};
+use ringtail_replication::metadata::ControllerError;
 use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse};
 use ringtail_replication::ShardId;
 
@@ -35,7 +36,6 @@ pub async fn metadata(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut 
         }
     }
     let view = broker.view();
-    let node = broker.node;
     let describe = |name: &str| -> MetadataResponseTopic {
         match view.image.topic(name) {
             Some(t) => MetadataResponseTopic {
@@ -64,6 +64,8 @@ pub async fn metadata(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut 
             },
             None => MetadataResponseTopic {
                 error_code: match refused.get(name) {
+                    // The controller quorum cannot take the topic now: retriable, as Kafka says.
+                    Some(ControllerError::Unavailable(_)) => error_code::LEADER_NOT_AVAILABLE,
                     // Auto-creation was refused for a reason the client should see (a cap).
                     Some(e) => errors::controller_error(e),
                     None if validate_topic_name(name).is_ok() => error_code::UNKNOWN_TOPIC_OR_PARTITION,
@@ -86,8 +88,9 @@ pub async fn metadata(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut 
             .into_iter()
             .map(|b| MetadataResponseBroker { node_id: b.node.0, host: b.host, port: i32::from(b.port), rack: b.rack })
             .collect(),
-        cluster_id: Some(view.cluster_id.to_string()),
-        controller_id: node.0,
+        // A node that has not reached its cluster's metadata yet knows no cluster id.
+        cluster_id: (!view.cluster_id.is_empty()).then(|| view.cluster_id.to_string()),
+        controller_id: controller_id(&view),
         topics,
         cluster_authorized_operations: i32::MIN,
         error_code: 0,
@@ -105,7 +108,7 @@ pub fn describe_cluster(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
         error_message: None,
         endpoint_type: req.endpoint_type,
         cluster_id: view.cluster_id.to_string(),
-        controller_id: broker.node.0,
+        controller_id: controller_id(&view),
         // Fenced brokers only when asked (v2's include_fenced_brokers), flagged, as KRaft does.
         brokers: view
             .brokers()
@@ -123,6 +126,16 @@ pub fn describe_cluster(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
     };
     resp.encode(&mut w, version);
     single(w)
+}
+
+/// The controller id clients are told: this broker, which forwards admin requests to the active
+/// controller, if the brokers it lists include it; else the lowest live broker.
+fn controller_id(view: &crate::runtime::routing::NodeView) -> i32 {
+    let live = view.live_brokers();
+    match live.iter().any(|b| b.node == view.node) || live.is_empty() {
+        true => view.node.0,
+        false => live.iter().map(|b| b.node.0).min().unwrap_or(view.node.0),
+    }
 }
 
 /// The metadata quorum's topic as KRaft names it in DescribeQuorum.

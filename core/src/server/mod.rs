@@ -17,8 +17,10 @@ use glommio::LocalExecutorBuilder;
 
 use ringtail_replication::identity::{self, Identity};
 use ringtail_replication::metadata::controller::{self as decide, ClusterView, NewTopic, OFFSETS_TOPIC};
+use ringtail_replication::metadata::record::check_records;
 use ringtail_replication::metadata::store::{self, MetadataLog, BROKER_COPY_DIR};
 use ringtail_replication::metadata::{MetadataImage, MetadataRecord};
+use ringtail_replication::quorum::limits::ENTRY_BYTES_MAX;
 use ringtail_replication::{NodeId, ShardId, TopicId};
 
 use crate::broker::cluster::{self, ClusterLink};
@@ -41,6 +43,13 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
         unreachable!("a cluster node loads with load_cluster_node");
     }
     let dir = &config.data_dir;
+    if dir.join(BROKER_COPY_DIR).join(store::CHECKPOINT_FILE).exists() {
+        anyhow::bail!(
+            "the data directory {} belongs to a node of a cluster; start it with its cluster flags \
+             (--node-id, --controller-quorum-voters, ...)",
+            dir.display()
+        );
+    }
     let node = NodeId(config.node_id);
     let configured = config.cluster.cluster_id.as_deref();
     let identity = match identity::read(dir)? {
@@ -156,17 +165,19 @@ fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<
             dir.display()
         );
     }
-    let cluster_id = match (&recorded, configured) {
-        (Some(r), _) => r.cluster_id.clone(),
-        (None, Some(c)) => c.to_string(),
-        (None, None) if initializer => TopicId::random().to_hex(),
-        // Adopted from the quorum's metadata once this node reaches it.
-        (None, None) => String::new(),
+    // The id this node records: its own record, the one given, or the quorum's once seen (the
+    // copy holds it). The node that forms the quorum proposes a new one but records only what
+    // the quorum then holds, so a wiped node rejoins its old cluster.
+    let cluster_id = match (&recorded, configured, image.cluster_id()) {
+        (Some(r), _, _) => r.cluster_id.clone(),
+        (None, Some(c), _) => c.to_string(),
+        (None, None, Some(theirs)) => theirs.to_string(),
+        (None, None, None) => String::new(),
     };
     if recorded.is_none() && !cluster_id.is_empty() {
         identity::write(dir, &Identity { cluster_id: cluster_id.clone(), node_id: node })?;
     }
-    if let Some(theirs) = image.cluster_id().filter(|c| !cluster_id.is_empty() && *c != cluster_id) {
+    if let Some(theirs) = image.cluster_id().filter(|c| *c != cluster_id) {
         return Err(identity::IdentityError::ClusterMismatch {
             dir: dir.clone(),
             recorded: cluster_id,
@@ -174,9 +185,26 @@ fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<
         }
         .into());
     }
-    let first = (initializer && image.cluster_id().is_none()).then(|| {
-        cluster::first_records(&cluster_id, single_node.as_ref(), crate::broker::producer_ids::load(dir).unwrap_or(0))
-    });
+    let first = match initializer && image.cluster_id().is_none() {
+        true => {
+            let candidate = match cluster_id.is_empty() {
+                true => TopicId::random().to_hex(),
+                false => cluster_id.clone(),
+            };
+            let records =
+                cluster::first_records(&candidate, single_node.as_ref(), crate::broker::producer_ids::load(dir)?);
+            if let Err(reason) = check_records(&records, ENTRY_BYTES_MAX - 64) {
+                anyhow::bail!(
+                    "the single node's metadata in {} cannot become the cluster's first change: {reason}; this \
+                     release moves at most {} bytes of metadata records into a new cluster",
+                    dir.display(),
+                    ENTRY_BYTES_MAX - 64
+                );
+            }
+            Some(records)
+        }
+        false => None,
+    };
     if single_node.is_some() {
         tracing::info!("this single node's topics become the cluster's first metadata when the quorum forms");
     }
@@ -456,10 +484,11 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
     };
     // A cluster broker follows the committed metadata and keeps its session.
     let link = shard.controller.as_ref().and_then(|c| c.link()).cloned();
-    let mut cluster_tasks = Vec::new();
+    let mut follower = None;
+    let mut heartbeats = None;
     if let Some(link) = &link {
-        cluster_tasks.push(glommio::spawn_local(cluster::follow(shard.clone(), link.clone())));
-        cluster_tasks.push(glommio::spawn_local(cluster::heartbeats(shard.clone(), link.clone())));
+        follower = Some(glommio::spawn_local(cluster::follow(shard.clone(), link.clone())));
+        heartbeats = Some(glommio::spawn_local(cluster::heartbeats(shard.clone(), link.clone())));
     }
     let mut acceptor = Some(acceptor);
     let mut retention = Some(retention);
@@ -488,8 +517,12 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
                 if let Some(link) = &link {
                     // Leadership moves away first: clients see retriable errors, then go elsewhere.
                     cluster::controlled_shutdown(&shard, link, CONTROLLED_SHUTDOWN_WAIT).await;
-                    for task in cluster_tasks.drain(..) {
+                    if let Some(task) = heartbeats.take() {
                         task.cancel().await;
+                    }
+                    // Records already in the broker's copy are carried out before the follower stops.
+                    if let Some(task) = follower.take() {
+                        cluster::stop_following(link, task).await;
                     }
                 }
                 shard.begin_shutdown();
@@ -538,7 +571,7 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
 }
 
 /// How long a cluster broker waits for the controller to fence it at shutdown.
-const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(4);
 
 /// Retention runs this often; and this often while free space is below the low watermark.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);

@@ -48,8 +48,9 @@ impl BrokerClient {
     }
 
     /// Sends `request` to the active controller, following hints, at most `attempts` calls.
-    /// A controller that cannot be reached or answers `NotLeader` without a hint sends the
-    /// next call to the next voter.
+    /// A controller that cannot be reached, or answers `NotLeader` without a hint, sends the
+    /// next call to the next voter; a controller's own answer (`Unavailable` included: no
+    /// majority behind it) is returned as it is.
     pub async fn call_leader(&self, request: &BrokerRequest, attempts: usize) -> BrokerResponse {
         let frame = broker_wire::encode_request(request);
         let mut last = BrokerResponse::Unavailable("no controller is configured".into());
@@ -59,7 +60,7 @@ impl BrokerClient {
             }
             let i = self.target();
             match self.send(i, &frame).await {
-                BrokerResponse::NotLeader(hint) => {
+                Ok(BrokerResponse::NotLeader(hint)) => {
                     self.note_leader(hint.as_ref().map(|h| h.id).filter(|&id| id != self.voters[i].0));
                     last = BrokerResponse::Unavailable(format!(
                         "controller {} is not the active controller, and no active controller is known",
@@ -69,13 +70,13 @@ impl BrokerClient {
                         ringtail_log::platform::sleep(Duration::from_millis(50)).await;
                     }
                 }
-                r @ BrokerResponse::Unavailable(_) => {
-                    self.leader.set(None);
-                    last = r;
-                }
-                r => {
+                Ok(r) => {
                     self.leader.set(Some(i));
                     return r;
+                }
+                Err(reason) => {
+                    self.leader.set(None);
+                    last = BrokerResponse::Unavailable(reason);
                 }
             }
         }
@@ -88,21 +89,28 @@ impl BrokerClient {
             return BrokerResponse::Unavailable("no controller is configured".into());
         }
         let i = self.target();
-        let response = self.send(i, &broker_wire::encode_request(request)).await;
-        match &response {
-            BrokerResponse::Fetched { leader, .. } => self.note_leader(leader.as_ref().map(|h| h.id)),
-            _ => self.leader.set(None),
+        match self.send(i, &broker_wire::encode_request(request)).await {
+            Ok(response) => {
+                match &response {
+                    BrokerResponse::Fetched { leader, .. } => self.note_leader(leader.as_ref().map(|h| h.id)),
+                    _ => self.leader.set(None),
+                }
+                response
+            }
+            Err(reason) => {
+                self.leader.set(None);
+                BrokerResponse::Unavailable(reason)
+            }
         }
-        response
     }
 
-    async fn send(&self, i: usize, frame: &[u8]) -> BrokerResponse {
+    /// One call to voter `i`: its answer, or why there was none.
+    async fn send(&self, i: usize, frame: &[u8]) -> Result<BrokerResponse, String> {
         let (id, client) = &self.voters[i];
         match client.call(frame, self.call_timeout).await {
-            Ok(answer) => broker_wire::decode_response(&answer).unwrap_or_else(|e| {
-                BrokerResponse::Unavailable(format!("controller {id} answered a damaged frame: {e}"))
-            }),
-            Err(e) => BrokerResponse::Unavailable(format!("controller {id}: {e}")),
+            Ok(answer) => broker_wire::decode_response(&answer)
+                .map_err(|e| format!("controller {id} answered a damaged frame: {e}")),
+            Err(e) => Err(format!("controller {id}: {e}")),
         }
     }
 }

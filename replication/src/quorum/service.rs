@@ -71,6 +71,23 @@ pub struct ControllerService {
     leading: Cell<Option<(u64, Instant)>>,
 }
 
+/// Brokers the cluster registers at most; a registration past it is refused.
+pub const BROKERS_MAX: usize = 1024;
+
+/// Whether a broker may propose `record` (decided at `expected`): registrations, fencing,
+/// unfencing and unregistration come from heartbeats and session checks; the cluster id only
+/// as the cluster's first change.
+fn proposable(record: &MetadataRecord, expected: Option<u64>) -> bool {
+    match record {
+        MetadataRecord::BrokerRegistered { .. }
+        | MetadataRecord::BrokerFenced { .. }
+        | MetadataRecord::BrokerUnfenced { .. }
+        | MetadataRecord::BrokerUnregistered { .. } => false,
+        MetadataRecord::ClusterCreated { .. } => expected.is_none(),
+        _ => true,
+    }
+}
+
 /// How often the active controller looks for expired sessions.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a fetch that waits looks for new records.
@@ -108,7 +125,10 @@ impl ControllerService {
             Ok(BrokerRequest::Propose { expected, records }) => self.propose(expected, records).await,
             Ok(BrokerRequest::Heartbeat(h)) => self.heartbeat(h).await,
             Ok(BrokerRequest::Fetch { from, wait_ms }) => self.fetch(from, wait_ms).await,
-            Ok(BrokerRequest::Describe) => BrokerResponse::Described(self.describe()),
+            Ok(BrokerRequest::Describe) => match self.leading_term() {
+                Some(_) => BrokerResponse::Described(self.describe()),
+                None => BrokerResponse::NotLeader(self.leader_hint()),
+            },
         };
         broker_wire::encode_response(&response)
     }
@@ -168,13 +188,27 @@ impl ControllerService {
         self: &Rc<Self>,
         decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, BrokerResponse>,
     ) -> Result<Option<(u64, u64)>, BrokerResponse> {
-        let _one = self
-            .lock
-            .acquire_permit(1)
+        // A write that cannot start within the write timeout is dropped undecided: its caller has
+        // been answered, and deciding it later would use what it knew then.
+        let limit = self.timings.write_timeout;
+        let busy = || {
+            BrokerResponse::Unavailable(format!(
+                "an earlier metadata change is still waiting for the controller quorum after {} ms",
+                limit.as_millis()
+            ))
+        };
+        let _one = within(limit, self.lock.acquire_permit(1))
             .await
+            .ok_or_else(busy)?
             .map_err(|e| BrokerResponse::Unavailable(format!("the controller's write lock failed: {e:?}")))?;
         let raft = &self.node.raft;
-        if let Err(e) = raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        let confirmed = within(limit, raft.ensure_linearizable(ReadPolicy::ReadIndex)).await.ok_or_else(|| {
+            BrokerResponse::Unavailable(format!(
+                "no majority of the controller quorum confirmed this controller within {} ms",
+                limit.as_millis()
+            ))
+        })?;
+        if let Err(e) = confirmed {
             return Err(match e.forward_to_leader() {
                 Some(_) => BrokerResponse::NotLeader(self.leader_hint()),
                 None => BrokerResponse::Unavailable(format!("the controller quorum cannot confirm its state: {e}")),
@@ -182,7 +216,16 @@ impl ControllerService {
         }
         let records = {
             let state = self.node.state_machine.state();
-            decide(&state.image)?
+            let records = decide(&state.image)?;
+            // The cluster's first change (its id, a migrated single node's metadata) comes first:
+            // nothing may be decided on an image without it.
+            let forming = matches!(records.first(), Some(MetadataRecord::ClusterCreated { .. }));
+            if state.image.cluster_id().is_none() && !forming && !records.is_empty() {
+                return Err(BrokerResponse::Unavailable(
+                    "the cluster is being formed: its first metadata is not written yet".into(),
+                ));
+            }
+            records
         };
         if records.is_empty() {
             return Ok(None);
@@ -205,8 +248,12 @@ impl ControllerService {
         }
     }
 
-    /// A change a broker decided at metadata offset `expected`.
+    /// A change a broker decided at metadata offset `expected`. Registrations, fencing and
+    /// unfencing come only from heartbeats and the session checks, never from a proposal.
     pub async fn propose(self: &Rc<Self>, expected: Option<u64>, records: Vec<MetadataRecord>) -> BrokerResponse {
+        if let Some(r) = records.iter().find(|r| !proposable(r, expected)) {
+            return BrokerResponse::Refused(format!("a broker may not propose this record: {r:?}"));
+        }
         let outcome = self
             .write(move |image| match image.applied == expected {
                 true => Ok(records),
@@ -220,18 +267,44 @@ impl ControllerService {
         }
     }
 
+    /// A session is alive if heard from within the session timeout, counting from when this
+    /// controller took over at the earliest (a new active controller gives every broker a
+    /// whole session).
+    fn session_alive(&self, node: NodeId, incarnation: [u8; 16]) -> bool {
+        let since = self.leading.get().map(|(_, t)| t);
+        let sessions = self.sessions.borrow();
+        let heard = sessions.get(&node).filter(|s| s.incarnation == incarnation).map(|s| s.last_heard);
+        match (heard, since) {
+            (Some(h), Some(s)) => h.max(s).elapsed() < self.timings.session_timeout,
+            (Some(h), None) => h.elapsed() < self.timings.session_timeout,
+            (None, Some(s)) => s.elapsed() < self.timings.session_timeout,
+            (None, None) => false,
+        }
+    }
+
+    fn touch(&self, node: NodeId, incarnation: [u8; 16]) {
+        self.sessions.borrow_mut().insert(node, Session { last_heard: Instant::now(), incarnation });
+    }
+
     async fn heartbeat(self: &Rc<Self>, h: Heartbeat) -> BrokerResponse {
         let node = h.node;
         if node.0 < 0 {
             return BrokerResponse::Refused(format!("node id {node} is negative"));
         }
-        let old_alive = {
-            let sessions = self.sessions.borrow();
-            sessions.get(&node).is_some_and(|s| {
-                s.incarnation != h.incarnation && s.last_heard.elapsed() < self.timings.session_timeout
-            })
+        if self.leading_term().is_none() {
+            return BrokerResponse::NotLeader(self.leader_hint());
+        }
+        // A heartbeat of the registered incarnation keeps its session from the moment it
+        // arrives, however long its write then waits.
+        let registered = {
+            let state = self.node.state_machine.state();
+            state.image.brokers().get(&node).map(|b| (b.incarnation, b.fenced))
         };
+        if registered.is_some_and(|(incarnation, _)| incarnation == h.incarnation) {
+            self.touch(node, h.incarnation);
+        }
         let request = h.clone();
+        let this = self.clone();
         let outcome = self
             .write(move |image| {
                 let next = image.applied.map_or(0, |a| a + 1) as i64;
@@ -244,17 +317,29 @@ impl ControllerService {
                         let caught_up = request.applied.is_some_and(|a| a as i64 >= b.epoch);
                         brokers::heartbeat(image, node, b.epoch, caught_up, request.shutting_down)
                     }
-                    _ => brokers::register(
-                        image,
-                        &Registration {
-                            node,
-                            incarnation: request.incarnation,
-                            listeners: request.listeners.clone(),
-                            rack: request.rack.clone(),
-                        },
-                        next,
-                        old_alive,
-                    ),
+                    old => {
+                        if image.brokers().len() >= BROKERS_MAX && old.is_none() {
+                            return Err(BrokerResponse::Refused(format!(
+                                "the cluster has {BROKERS_MAX} registered brokers, the most it takes"
+                            )));
+                        }
+                        // Another live incarnation holds the node id; a fenced one (shut down,
+                        // or its session over) is replaced.
+                        let old_alive = old.is_some_and(|b| {
+                            b.incarnation != request.incarnation && !b.fenced && this.session_alive(node, b.incarnation)
+                        });
+                        brokers::register(
+                            image,
+                            &Registration {
+                                node,
+                                incarnation: request.incarnation,
+                                listeners: request.listeners.clone(),
+                                rack: request.rack.clone(),
+                            },
+                            next,
+                            old_alive,
+                        )
+                    }
                 };
                 records.map_err(|e| match e {
                     BrokerError::Duplicate { .. } | BrokerError::StaleEpoch { .. } => {
@@ -266,10 +351,15 @@ impl ControllerService {
         if let Err(response) = outcome {
             return response;
         }
-        self.sessions.borrow_mut().insert(node, Session { last_heard: Instant::now(), incarnation: h.incarnation });
         let state = self.node.state_machine.state();
         match state.image.brokers().get(&node) {
             Some(b) if b.incarnation == h.incarnation => {
+                if h.shutting_down && b.fenced {
+                    // Shut down: its session ends now, so the next process registers at once.
+                    self.sessions.borrow_mut().remove(&node);
+                } else {
+                    self.touch(node, h.incarnation);
+                }
                 BrokerResponse::Heartbeat { broker_epoch: b.epoch, fenced: b.fenced }
             }
             _ => BrokerResponse::Unavailable("the registration is not applied yet; retry".into()),
@@ -327,25 +417,25 @@ impl ControllerService {
             if self.leading_term().is_none() {
                 continue;
             }
-            let Some((_, since)) = self.leading.get() else { continue };
             let expired: Vec<NodeId> = {
                 let state = self.node.state_machine.state();
-                let sessions = self.sessions.borrow();
                 state
                     .image
                     .brokers()
                     .iter()
                     .filter(|(_, b)| !b.fenced)
-                    .filter(|(node, b)| {
-                        let heard = sessions.get(node).filter(|s| s.incarnation == b.incarnation);
-                        let last = heard.map_or(since, |s| s.last_heard.max(since));
-                        last.elapsed() >= self.timings.session_timeout
-                    })
+                    .filter(|(node, b)| !self.session_alive(**node, b.incarnation))
                     .map(|(node, _)| *node)
                     .collect()
             };
             for node in expired {
-                match self.write(move |image| Ok(brokers::fence(image, node))).await {
+                let this = self.clone();
+                let fence = move |image: &MetadataImage| {
+                    // Heard from while this waited for the lock: not expired after all.
+                    let alive = image.brokers().get(&node).is_some_and(|b| this.session_alive(node, b.incarnation));
+                    Ok(if alive { Vec::new() } else { brokers::fence(image, node) })
+                };
+                match self.write(fence).await {
                     Ok(Some(_)) => tracing::info!(
                         %node,
                         timeout_ms = self.timings.session_timeout.as_millis() as u64,

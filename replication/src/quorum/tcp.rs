@@ -249,10 +249,7 @@ impl PeerClient {
         }
         let addr: SocketAddr = match self.addr.parse() {
             Ok(a) => a,
-            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&self.addr)
-                .map_err(|e| self.unreachable(e))?
-                .next()
-                .ok_or_else(|| self.unreachable("the name resolves to no address"))?,
+            Err(_) => resolve(&self.addr).await.map_err(|e| self.unreachable(e))?,
         };
         let stream = TcpStream::connect_timeout(addr, self.connect_timeout).await.map_err(|e| self.unreachable(e))?;
         let _ = stream.set_nodelay(true);
@@ -333,8 +330,35 @@ impl PeerClient {
             answer.ok_or_else(|| self.unreachable("the connection broke before the answer"))
         };
         let timed_out = PeerError::Timeout { addr: self.addr.clone(), timeout_ms: timeout.as_millis() as u64 };
-        glommio::timer::timeout(timeout, async { Ok(work.await) }).await.unwrap_or(Err(timed_out))
+        match glommio::timer::timeout(timeout, async { Ok(work.await) }).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // A peer silent for a whole call (paused, or cut off without a reset) may never
+                // answer on this connection again: the next call starts a new one.
+                if let Some(c) = self.connection.borrow().as_ref() {
+                    c.broken.set(true);
+                }
+                Err(timed_out)
+            }
+        }
     }
+}
+
+/// Resolves `host:port` on a thread of its own: a name lookup blocks, and the executor's
+/// thread must never (it runs the quorum and the shard).
+async fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    let (tx, rx) = flume::bounded(1);
+    let name = addr.to_string();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let found = std::net::ToSocketAddrs::to_socket_addrs(&name)
+                .map_err(|e| e.to_string())
+                .and_then(|mut a| a.next().ok_or_else(|| "the name resolves to no address".to_string()));
+            let _ = tx.send(found);
+        })
+        .map_err(|e| format!("cannot start a resolver thread: {e}"))?;
+    rx.recv_async().await.map_err(|_| "the resolver thread stopped".to_string())?
 }
 
 /// Removes a call's waiter however the call ends; breaks the connection if it ends mid-write.

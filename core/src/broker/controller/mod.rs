@@ -133,6 +133,8 @@ pub fn apply_records(
             Change::TopicDeleted(topic) => {
                 placement.remove_topic(topic.id);
                 effects.placement_changed = true;
+                // Created and deleted in the same records (a broker catching up): never opened.
+                effects.open.retain(|(t, _, _)| *t != topic.id);
                 effects.delete.push(topic);
             }
             Change::ConfigChanged(id) => effects.reconfigure.push(id),
@@ -247,6 +249,53 @@ mod tests {
         assert_eq!(effects.delete[0].name.as_ref(), "a");
         assert_eq!(placement.load(2), vec![0, 1]);
         assert!(image.topic("a").is_none());
+    }
+
+    #[test]
+    fn a_topic_created_and_deleted_in_one_go_is_never_opened_and_a_new_one_of_its_name_is() {
+        let mut image = MetadataImage::default();
+        let mut placement = Placement::default();
+        let mut scratch = MetadataImage::default();
+        let created = create_topics(&scratch, &view(&[1]), &[topic("a", 2, 1)], &|_| Ok(()));
+        let mut records = created.records.clone();
+        for (i, r) in created.records.iter().enumerate() {
+            scratch.apply(i as u64, r).unwrap();
+        }
+        records.extend(decide::delete_topics(&scratch, &["a".to_string()]).records);
+        let n = records.len() as u64;
+        for (i, r) in records[created.records.len()..].iter().enumerate() {
+            scratch.apply(created.records.len() as u64 + i as u64, r).unwrap();
+        }
+        let again = create_topics(&scratch, &view(&[1]), &[topic("a", 1, 1)], &|_| Ok(()));
+        records.extend(again.records.clone());
+        let effects = apply_records(&mut image, &mut placement, NodeId(1), 2, 0, &records).unwrap();
+        let new_id = image.topic("a").unwrap().id;
+        assert_eq!(effects.open.len(), 1, "{effects:?}");
+        assert_eq!(effects.open[0].0, new_id);
+        assert_eq!(effects.delete.len(), 1);
+        assert_ne!(effects.delete[0].id, new_id);
+        assert_eq!(image.applied, Some(n + again.records.len() as u64 - 1));
+    }
+
+    #[test]
+    fn an_image_far_ahead_opens_what_records_would_have_and_deletes_what_is_gone() {
+        let mut old = MetadataImage::default();
+        let mut placement = Placement::default();
+        let d = create_topics(&old, &view(&[1, 2]), &[topic("gone", 2, 1), topic("kept", 2, 1)], &|_| Ok(()));
+        apply_records(&mut old, &mut placement, NodeId(1), 1, 0, &d.records).unwrap();
+        let mut new = old.clone();
+        let next = new.applied.unwrap() + 1;
+        let del = decide::delete_topics(&new, &["gone".to_string()]);
+        new.apply(next, &del.records[0]).unwrap();
+        let add = create_topics(&new, &view(&[1]), &[topic("fresh", 3, 1)], &|_| Ok(()));
+        for (i, r) in add.records.iter().enumerate() {
+            new.apply(next + 1 + i as u64, r).unwrap();
+        }
+        let effects = diff_images(&old, &new, &mut placement, NodeId(1), 1);
+        assert_eq!(effects.delete.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(), vec!["gone"]);
+        let fresh = new.topic("fresh").unwrap().id;
+        assert_eq!(effects.open, vec![(fresh, ShardId(0), vec![0, 1, 2])]);
+        assert_eq!(local_partitions(&new, NodeId(1)).len(), 3 + 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ringtail_replication::metadata::controller::{self as decide, ClusterView, NewTopic};
 use ringtail_replication::metadata::record::check_records;
 use ringtail_replication::metadata::{ControllerError, MetadataImage, MetadataRecord};
-use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse};
+use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse, FetchBody};
 use ringtail_replication::ShardId;
 
 use super::{
@@ -78,17 +78,24 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
         Writer::Cluster(link) => link.clone(),
     };
     let mut last_reason = String::new();
+    let adds_partitions =
+        matches!(request, ControllerRequest::CreateTopics { .. } | ControllerRequest::CreatePartitions { .. });
     for _ in 0..PROPOSE_ATTEMPTS {
         let view = broker.view();
         let (outcomes, records, validate_only) = decide(broker, &view, request.clone());
+        if adds_partitions && super::super::cluster::unfenced_brokers(&view.image).is_empty() {
+            // The first seconds of a cluster: retriable, not a wrong replication factor.
+            let reason = "no broker has registered with the controllers yet".to_string();
+            return refuse_all(outcomes, |_| ControllerError::Unavailable(unavailable(&reason)));
+        }
         if validate_only || records.is_empty() {
             return outcomes;
         }
         if let Err(reason) = check_records(&records, PROPOSAL_BYTES_MAX) {
             return refuse_all(outcomes, |_| ControllerError::InvalidRequest(reason.clone()));
         }
-        let proposal = BrokerRequest::Propose { expected: view.image.applied, records };
-        match link.client.call_leader(&proposal, 6).await {
+        let proposal = BrokerRequest::Propose { expected: view.image.applied, records: records.clone() };
+        match link.client.call_leader(&proposal, 4).await {
             BrokerResponse::Proposed { last, .. } => {
                 // Answer once this broker applied the change, so the client's next request here
                 // sees it.
@@ -98,6 +105,11 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
                 return outcomes;
             }
             BrokerResponse::Stale { applied } => {
+                // An earlier attempt whose answer was lost may have committed these very records.
+                if let Some(last) = committed_as_proposed(&link, view.image.applied, &records).await {
+                    wait_applied(broker, Some(last), APPLY_WAIT).await;
+                    return outcomes;
+                }
                 last_reason = format!("the metadata changed while the request was decided (now at {applied:?})");
                 wait_applied(broker, applied, APPLY_WAIT).await;
             }
@@ -113,6 +125,23 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
     let view = broker.view();
     let (outcomes, _, _) = decide(broker, &view, request);
     refuse_all(outcomes, |_| ControllerError::Unavailable(unavailable(&last_reason)))
+}
+
+/// The offset of the last of `records` if they are committed right after `expected`.
+async fn committed_as_proposed(
+    link: &super::super::cluster::ClusterLink,
+    expected: Option<u64>,
+    records: &[MetadataRecord],
+) -> Option<u64> {
+    let from = expected.map_or(0, |e| e + 1);
+    match link.client.call_any(&BrokerRequest::Fetch { from, wait_ms: 0 }).await {
+        BrokerResponse::Fetched { body: FetchBody::Records { first, records: committed }, .. }
+            if first == from && committed.len() >= records.len() && committed[..records.len()] == *records =>
+        {
+            Some(from + records.len() as u64 - 1)
+        }
+        _ => None,
+    }
 }
 
 /// The message of a change the controller quorum could not take now.
@@ -289,23 +318,15 @@ pub async fn apply_image(broker: &Rc<Broker>, image: MetadataImage) {
     let view = broker.view();
     let mut placement = (*view.placement).clone();
     let effects = diff_images(&view.image, &image, &mut placement, broker.node, broker.config.shards);
-    let image = Arc::new(image);
-    if !effects.delete.is_empty() {
-        // Deleted topics go before new replicas open: a topic deleted and created again under its
-        // name has the same directories. Until the new replicas open, the view routes to none of
-        // them (they are not placed yet).
-        let mut interim = (*view.placement).clone();
-        effects.delete.iter().for_each(|t| interim.remove_topic(t.id));
-        let interim = Arc::new(NodeView { image: image.clone(), placement: Arc::new(interim), ..(*view).clone() });
-        publish(broker, interim).await;
-        delete_everywhere(broker, &effects.delete).await;
-    }
-    let effects = NodeEffects { delete: Vec::new(), ..effects };
-    carry_out(broker, image, placement, effects).await;
+    carry_out(broker, Arc::new(image), placement, effects).await;
 }
 
-/// Writes the placement, opens new replicas, publishes the view, then deletes replicas of
-/// deleted topics (once no shard routes to them).
+/// Writes the placement, deletes the replicas of deleted topics, opens new replicas, and
+/// publishes the view. Deleted topics go first (a topic deleted and created again under its
+/// name, as a broker catching up may apply in one go, has the same directories): a first view
+/// routes to neither (the deleted topic is gone from the image, the new replicas are not
+/// placed yet), then the old replicas are deleted, then the new ones open and the final view
+/// routes to them. Nothing routes to a replica before it opens or after it is deleted.
 async fn carry_out(broker: &Rc<Broker>, image: Arc<MetadataImage>, placement: Placement, effects: NodeEffects) {
     let view = broker.view();
     if effects.placement_changed {
@@ -315,9 +336,15 @@ async fn carry_out(broker: &Rc<Broker>, image: Arc<MetadataImage>, placement: Pl
             fail_stop("cannot write the shard placement", &e);
         }
     }
-    // Replicas open before any shard can route to them.
+    if !effects.delete.is_empty() {
+        let mut interim = (*view.placement).clone();
+        effects.delete.iter().for_each(|t| interim.remove_topic(t.id));
+        let interim = Arc::new(NodeView { image: image.clone(), placement: Arc::new(interim), ..(*view).clone() });
+        publish(broker, interim).await;
+        delete_everywhere(broker, &effects.delete).await;
+    }
     for (topic_id, owner, indexes) in effects.open {
-        let topic = image.topic_by_id(topic_id).expect("applied").clone();
+        let topic = image.topic_by_id(topic_id).expect("a replica opened is of a topic in the image").clone();
         let (tx, rx) = flume::bounded(1);
         broker.send(owner, ShardMsg::OpenReplicas { topic, indexes, reply: tx }).await;
         match rx.recv_async().await {
@@ -327,7 +354,6 @@ async fn carry_out(broker: &Rc<Broker>, image: Arc<MetadataImage>, placement: Pl
         }
     }
     publish(broker, Arc::new(NodeView { image, placement: Arc::new(placement), ..(*view).clone() })).await;
-    delete_everywhere(broker, &effects.delete).await;
 }
 
 /// Replicas of deleted topics go, on every shard.
