@@ -46,14 +46,14 @@ pub enum GroupCommand {
     },
 }
 
-struct Client {
+pub(crate) struct Client {
     address: String,
     stream: TcpStream,
     correlation_id: i32,
 }
 
 impl Client {
-    fn connect(address: &str) -> Result<Client> {
+    pub(crate) fn connect(address: &str) -> Result<Client> {
         let stream =
             TcpStream::connect(address).with_context(|| format!("cannot connect to the broker at {address}"))?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -61,7 +61,7 @@ impl Client {
         Ok(Client { address: address.to_string(), stream, correlation_id: 0 })
     }
 
-    fn call<Q: ClientRequest>(&mut self, version: i16, request: &Q) -> Result<Q::Response> {
+    pub(crate) fn call<Q: ClientRequest>(&mut self, version: i16, request: &Q) -> Result<Q::Response> {
         let api = Q::API;
         self.correlation_id += 1;
         let frame = client::request_frame(request, version, self.correlation_id, Some("ringtail-group"));

@@ -6,6 +6,7 @@
 // runtime, the broker (services per shard), the Kafka API handlers, the server; the
 // command-line tools sit beside the server.
 mod broker;
+mod cluster_cli;
 mod config;
 mod config_keys;
 mod errors;
@@ -65,6 +66,12 @@ enum Command {
         #[command(subcommand)]
         command: group_cli::GroupCommand,
     },
+    /// A running cluster: `status` (nodes, roles, the active controller, fenced brokers,
+    /// metadata progress, partitions led per broker).
+    Cluster {
+        #[command(subcommand)]
+        command: cluster_cli::ClusterCommand,
+    },
     /// Print a data directory's metadata as JSON: the node's identity, every topic with its
     /// id, configs and partitions (replicas, leader, epoch, ISR), and the shard owning each of
     /// this node's replicas. Reads the files only; the broker may be running.
@@ -123,6 +130,13 @@ fn main() {
             Ok(()) => std::process::exit(0),
             Err(e) => {
                 eprintln!("ringtail group: {e:#}");
+                std::process::exit(1);
+            }
+        },
+        Command::Cluster { command } => match cluster_cli::run(command) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("ringtail cluster: {e:#}");
                 std::process::exit(1);
             }
         },

@@ -35,7 +35,17 @@ fn check<Q: ClientRequest>() {
 #[test]
 fn every_api_is_covered() {
     // One test per API below; a new API in the client's table needs one here too.
-    assert_eq!(ClientApi::all().count(), 12);
+    assert_eq!(ClientApi::all().count(), 14);
+}
+
+#[test]
+fn describe_cluster() {
+    check::<ringtail_net::client::cluster::DescribeClusterRequest>();
+}
+
+#[test]
+fn describe_quorum() {
+    check::<ringtail_net::client::cluster::DescribeQuorumRequest>();
 }
 
 #[test]

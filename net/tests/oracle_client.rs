@@ -562,3 +562,75 @@ fn consumer_protocol_assignment() {
     let negative = Bytes::from_static(&[0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
     assert!(ConsumerProtocolAssignment::decode(&mut Reader::new(negative)).is_err());
 }
+
+/// DescribeCluster and DescribeQuorum (for `ringtail cluster status`): our requests are the
+/// oracle's bytes; our responses (the broker's encoders, checked against the oracle in
+/// `oracle.rs`) decode with the client's decoders to the same fields.
+#[test]
+fn describe_cluster_and_quorum() {
+    use ringtail_net::client::cluster::*;
+    for v in client_versions(ClientApi::DescribeCluster) {
+        let theirs = common::describe_cluster_request(v);
+        let ours = DescribeClusterRequest {
+            include_cluster_authorized_operations: theirs.include_cluster_authorized_operations,
+            endpoint_type: theirs.endpoint_type,
+            include_fenced_brokers: theirs.include_fenced_brokers,
+        };
+        check_request(&ours, v, oracle_encode(&theirs, v));
+        let resp = DescribeClusterResponse {
+            throttle_time_ms: 5,
+            error_code: 0,
+            error_message: Some("m".into()),
+            endpoint_type: if v >= 1 { 1 } else { 1 },
+            cluster_id: "c".into(),
+            controller_id: 2,
+            brokers: vec![DescribeClusterBroker {
+                broker_id: 2,
+                host: "h".into(),
+                port: 9092,
+                rack: Some("r".into()),
+                is_fenced: v >= 2,
+            }],
+            cluster_authorized_operations: i32::MIN,
+        };
+        let mut w = Writer::new();
+        resp.encode(&mut w, v);
+        assert_eq!(decode::<DescribeClusterRequest>(w.buf.freeze(), v), resp, "v{v}");
+    }
+    for v in client_versions(ClientApi::DescribeQuorum) {
+        let ours = DescribeQuorumRequest { topics: vec![("__cluster_metadata".into(), vec![0])] };
+        check_request(&ours, v, oracle_encode(&common::describe_quorum_request(), v));
+        let replica = |id: i32| ReplicaState {
+            replica_id: id,
+            replica_directory_id: if v >= 2 { [id as u8; 16] } else { [0; 16] },
+            log_end_offset: 40 + i64::from(id),
+            last_fetch_timestamp: if v >= 1 { 1000 } else { -1 },
+            last_caught_up_timestamp: if v >= 1 { 900 } else { -1 },
+        };
+        let resp = DescribeQuorumResponse {
+            error_code: 0,
+            error_message: None,
+            topics: vec![QuorumTopic {
+                topic_name: "__cluster_metadata".into(),
+                partitions: vec![QuorumPartition {
+                    partition_index: 0,
+                    error_code: 0,
+                    error_message: None,
+                    leader_id: 1,
+                    leader_epoch: 3,
+                    high_watermark: 41,
+                    current_voters: vec![replica(1), replica(2)],
+                    observers: vec![replica(4)],
+                }],
+            }],
+            nodes: if v >= 2 {
+                vec![QuorumNode { node_id: 1, listeners: vec![("CONTROLLER".into(), "h".into(), 9093)] }]
+            } else {
+                Vec::new()
+            },
+        };
+        let mut w = Writer::new();
+        resp.encode(&mut w, v);
+        assert_eq!(decode::<DescribeQuorumRequest>(w.buf.freeze(), v), resp, "v{v}");
+    }
+}

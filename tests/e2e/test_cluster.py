@@ -3,6 +3,7 @@ pinned to the CPUs in turn): formation, placement over the brokers, clients boot
 any node, consumer groups over partitions led by every broker, a broker-only node joining,
 and DescribeQuorum."""
 
+import json
 import subprocess
 import time
 
@@ -11,7 +12,15 @@ from confluent_kafka.admin import NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer
 
 import kwire
+from conftest import ringtail_bin
 from helpers import admin, consume_all, consumer, produce_numbered, topic_name
+
+
+def cluster_status(bootstrap: str) -> dict:
+    out = subprocess.run([str(ringtail_bin()), "cluster", "status", "--bootstrap", bootstrap, "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 def leaders_of(bootstrap: str, topic: str) -> dict[int, int]:
@@ -82,6 +91,20 @@ def test_three_nodes_form_a_cluster_and_spread_a_topic_over_all_brokers(cluster_
     assert quorum["high_watermark"] >= 3, quorum
     leader = next(v for v in quorum["voters"] if v["id"] == quorum["leader"])
     assert leader["log_end"] >= quorum["high_watermark"], quorum
+
+    # `ringtail cluster status`, as JSON and as a table.
+    status = cluster_status(n2.bootstrap)
+    assert status["active_controller"] == quorum["leader"], status
+    assert [n["node_id"] for n in status["nodes"]] == [1, 2, 3], status
+    for n in status["nodes"]:
+        assert n["roles"] == ["controller", "broker"] and not n["fenced"] and n["log_end"] > 0, status
+    # The topic and __consumer_offsets (the consumers above asked for their coordinator).
+    assert sum(n["partitions_led"] for n in status["nodes"]) >= 12 and status["offline_partitions"] == 0, status
+    table = subprocess.run([str(ringtail_bin()), "cluster", "status", "--bootstrap", n1.bootstrap],
+                           capture_output=True, text=True, timeout=30)
+    assert table.returncode == 0, table.stderr
+    assert f"active controller: {quorum['leader']}" in table.stdout, table.stdout
+    assert n3.bootstrap in table.stdout, table.stdout
 
 
 def test_a_consumer_group_spans_partitions_led_by_every_broker(cluster_factory):

@@ -107,6 +107,10 @@ def test_a_killed_broker_is_fenced_its_partitions_go_offline_and_return_with_the
                      lambda: all(leaders_of(watcher.bootstrap, topic)[p] == -1 for p in mine), timeout_s=15)
     assert time.monotonic() - killed_at < 12
     assert victim not in cluster.brokers_seen(watcher)
+    from test_cluster import cluster_status
+    status = cluster_status(watcher.bootstrap)
+    assert [n["fenced"] for n in status["nodes"] if n["node_id"] == victim] == [True], status
+    assert status["offline_partitions"] == len(mine), status
     # The other brokers' partitions are served throughout.
     alive = [p for p in range(6) if p not in mine]
     from confluent_kafka import TopicPartition

@@ -15,6 +15,7 @@
 //! broker serves and advertises (`header::ApiKey`).
 
 pub mod api_versions;
+pub mod cluster;
 pub mod consumer_protocol;
 pub mod create_topics;
 pub mod fetch;

@@ -19,6 +19,8 @@ pub enum ClientApi {
     CreateTopics = 19,
     InitProducerId = 22,
     OffsetForLeaderEpoch = 23,
+    DescribeQuorum = 55,
+    DescribeCluster = 60,
 }
 
 /// Versions per API: (API, lowest, highest, first flexible version).
@@ -40,6 +42,8 @@ const CLIENT_VERSIONS: &[(ClientApi, i16, i16, i16)] = &[
     (ClientApi::CreateTopics, 0, 7, 5),
     (ClientApi::InitProducerId, 0, 5, 2),
     (ClientApi::OffsetForLeaderEpoch, 2, 4, 4),
+    (ClientApi::DescribeQuorum, 0, 2, 0),
+    (ClientApi::DescribeCluster, 0, 2, 0),
 ];
 
 impl ClientApi {

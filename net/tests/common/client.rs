@@ -580,5 +580,49 @@ pub fn client_response_bytes(api: ClientApi, v: i16) -> Bytes {
         ClientApi::DescribeGroups => oracle_encode(&describe_groups_response(v), v),
         ClientApi::OffsetFetch => oracle_encode(&offset_fetch_response(v), v),
         ClientApi::OffsetForLeaderEpoch => oracle_encode(&offset_for_leader_epoch_response(v), v),
+        ClientApi::DescribeCluster => oracle_encode(&describe_cluster_response(v), v),
+        ClientApi::DescribeQuorum => oracle_encode(&describe_quorum_response(v), v),
     }
+}
+
+pub fn describe_cluster_response(v: i16) -> kp::DescribeClusterResponse {
+    use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+    kp::DescribeClusterResponse::default()
+        .with_throttle_time_ms(3)
+        .with_error_message(Some(s("fine")))
+        .with_endpoint_type(1)
+        .with_cluster_id(s("cluster"))
+        .with_controller_id(kp::BrokerId(2))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(kp::BrokerId(2))
+            .with_host(s("h2"))
+            .with_port(9092)
+            .with_rack(Some(s("r")))
+            .with_is_fenced(v >= 2)])
+}
+
+pub fn describe_quorum_response(v: i16) -> kp::DescribeQuorumResponse {
+    use kafka_protocol::messages::describe_quorum_response as q;
+    let replica = |id: i32| {
+        q::ReplicaState::default()
+            .with_replica_id(kp::BrokerId(id))
+            .with_log_end_offset(40 + i64::from(id))
+            .with_last_fetch_timestamp(if v >= 1 { 1000 } else { -1 })
+            .with_last_caught_up_timestamp(if v >= 1 { 900 } else { -1 })
+    };
+    let partition = q::PartitionData::default()
+        .with_leader_id(kp::BrokerId(1))
+        .with_leader_epoch(3)
+        .with_high_watermark(41)
+        .with_current_voters(vec![replica(1), replica(2)])
+        .with_observers(vec![replica(4)]);
+    let topic = q::TopicData::default().with_topic_name(topic("__cluster_metadata")).with_partitions(vec![partition]);
+    let nodes = if v >= 2 {
+        vec![q::Node::default()
+            .with_node_id(kp::BrokerId(1))
+            .with_listeners(vec![q::Listener::default().with_name(s("CONTROLLER")).with_host(s("h")).with_port(9093)])]
+    } else {
+        Vec::new()
+    };
+    kp::DescribeQuorumResponse::default().with_topics(vec![topic]).with_nodes(nodes)
 }

@@ -58,6 +58,8 @@ impl Default for ServiceTimings {
 struct Session {
     last_heard: Instant,
     incarnation: [u8; 16],
+    /// The last metadata offset the broker said it applied.
+    applied: Option<u64>,
 }
 
 /// One controller's service (`!Send`: it lives with the node's Raft).
@@ -282,8 +284,8 @@ impl ControllerService {
         }
     }
 
-    fn touch(&self, node: NodeId, incarnation: [u8; 16]) {
-        self.sessions.borrow_mut().insert(node, Session { last_heard: Instant::now(), incarnation });
+    fn touch(&self, node: NodeId, incarnation: [u8; 16], applied: Option<u64>) {
+        self.sessions.borrow_mut().insert(node, Session { last_heard: Instant::now(), incarnation, applied });
     }
 
     async fn heartbeat(self: &Rc<Self>, h: Heartbeat) -> BrokerResponse {
@@ -301,7 +303,7 @@ impl ControllerService {
             state.image.brokers().get(&node).map(|b| (b.incarnation, b.fenced))
         };
         if registered.is_some_and(|(incarnation, _)| incarnation == h.incarnation) {
-            self.touch(node, h.incarnation);
+            self.touch(node, h.incarnation, h.applied);
         }
         let request = h.clone();
         let this = self.clone();
@@ -358,7 +360,7 @@ impl ControllerService {
                     // Shut down: its session ends now, so the next process registers at once.
                     self.sessions.borrow_mut().remove(&node);
                 } else {
-                    self.touch(node, h.incarnation);
+                    self.touch(node, h.incarnation, h.applied);
                 }
                 BrokerResponse::Heartbeat { broker_epoch: b.epoch, fenced: b.fenced }
             }
@@ -399,7 +401,19 @@ impl ControllerService {
                 };
                 ReplicaState { id, log_end, last_heard_ms, voter: voters.contains(&id) }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Brokers that are not voters follow the metadata by fetching it (KRaft's observers):
+        // their log end is the metadata offset their last heartbeat said they applied.
+        let sessions = self.sessions.borrow();
+        let observers =
+            sessions.iter().filter(|(node, _)| !nodes.contains(&(node.0 as u64))).map(|(node, s)| ReplicaState {
+                id: node.0 as u64,
+                log_end: s.applied,
+                last_heard_ms: Some(s.last_heard.elapsed().as_millis() as u64),
+                voter: false,
+            });
+        let mut replicas = replicas;
+        replicas.extend(observers);
         QuorumState {
             leader: m.current_leader,
             term: m.current_term,

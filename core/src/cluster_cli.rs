@@ -1,0 +1,178 @@
+//! `ringtail cluster status`: a running cluster as its brokers describe it over the Kafka
+//! protocol (DescribeCluster with fenced brokers, DescribeQuorum, Metadata), like any admin
+//! client would: the nodes with their roles, the active controller, fenced brokers, how far
+//! each node has the metadata, and the partitions each broker leads.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use ringtail_net::client::cluster::{DescribeClusterRequest, DescribeQuorumRequest, ReplicaState};
+use ringtail_net::client::metadata::MetadataRequest;
+use serde::Serialize;
+
+use crate::group_cli::Client;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Nodes, roles, the active controller, fenced brokers, metadata progress and partitions
+    /// led per broker.
+    Status {
+        /// Broker to ask (host:port).
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct NodeStatus {
+    node_id: i32,
+    roles: Vec<&'static str>,
+    /// Where clients reach it, if it is a registered broker.
+    broker: Option<String>,
+    rack: Option<String>,
+    fenced: bool,
+    /// A voter's end of the quorum log (the next index), or a broker's applied metadata offset
+    /// plus one; -1 when unknown.
+    log_end: i64,
+    /// Milliseconds since the active controller last heard from it; -1 when never.
+    last_heard_ms: i64,
+    partitions_led: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct ClusterStatus {
+    cluster_id: String,
+    active_controller: Option<i32>,
+    controller_epoch: i32,
+    /// The quorum log's committed end.
+    high_watermark: i64,
+    nodes: Vec<NodeStatus>,
+    /// Partitions with no leader now.
+    offline_partitions: usize,
+}
+
+pub fn run(command: ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Status { bootstrap, json } => {
+            let status = status(&bootstrap)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_table(&status);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn status(bootstrap: &str) -> Result<ClusterStatus> {
+    let mut client = Client::connect(bootstrap)?;
+    let cluster = client.call(
+        2,
+        &DescribeClusterRequest {
+            include_cluster_authorized_operations: false,
+            endpoint_type: 1,
+            include_fenced_brokers: true,
+        },
+    )?;
+    if cluster.error_code != 0 {
+        bail!("DescribeCluster failed with error {}: {:?}", cluster.error_code, cluster.error_message);
+    }
+    let quorum =
+        client.call(2, &DescribeQuorumRequest { topics: vec![("__cluster_metadata".to_string(), vec![0])] })?;
+    let Some(partition) = quorum.topics.first().and_then(|t| t.partitions.first()) else {
+        bail!("DescribeQuorum answered no partition");
+    };
+    if partition.error_code != 0 {
+        bail!(
+            "the controller quorum cannot be described now (error {}): {}",
+            partition.error_code,
+            partition.error_message.as_deref().unwrap_or("")
+        );
+    }
+    let metadata = client.call(12, &MetadataRequest { topics: None, ..MetadataRequest::default() })?;
+    let mut led: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut offline = 0;
+    for topic in &metadata.topics {
+        for p in &topic.partitions {
+            match p.leader_id {
+                -1 => offline += 1,
+                leader => *led.entry(leader).or_default() += 1,
+            }
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let heard = |r: &ReplicaState| if r.last_fetch_timestamp < 0 { -1 } else { (now - r.last_fetch_timestamp).max(0) };
+    let mut nodes: BTreeMap<i32, NodeStatus> = BTreeMap::new();
+    let blank = |node_id| NodeStatus {
+        node_id,
+        roles: Vec::new(),
+        broker: None,
+        rack: None,
+        fenced: false,
+        log_end: -1,
+        last_heard_ms: -1,
+        partitions_led: 0,
+    };
+    for b in &cluster.brokers {
+        let n = nodes.entry(b.broker_id).or_insert_with(|| blank(b.broker_id));
+        n.roles.push("broker");
+        n.broker = Some(format!("{}:{}", b.host, b.port));
+        n.rack = b.rack.clone();
+        n.fenced = b.is_fenced;
+        n.partitions_led = led.get(&b.broker_id).copied().unwrap_or(0);
+    }
+    for v in &partition.current_voters {
+        let n = nodes.entry(v.replica_id).or_insert_with(|| blank(v.replica_id));
+        n.roles.insert(0, "controller");
+        n.log_end = v.log_end_offset;
+        n.last_heard_ms = heard(v);
+    }
+    for o in &partition.observers {
+        if let Some(n) = nodes.get_mut(&o.replica_id) {
+            n.log_end = o.log_end_offset;
+            n.last_heard_ms = heard(o);
+        }
+    }
+    Ok(ClusterStatus {
+        cluster_id: cluster.cluster_id,
+        active_controller: (partition.leader_id >= 0).then_some(partition.leader_id),
+        controller_epoch: partition.leader_epoch,
+        high_watermark: partition.high_watermark,
+        nodes: nodes.into_values().collect(),
+        offline_partitions: offline,
+    })
+}
+
+fn print_table(s: &ClusterStatus) {
+    let active = s.active_controller.map_or("none".to_string(), |c| c.to_string());
+    println!(
+        "cluster {}  active controller: {active} (epoch {})  quorum high watermark: {}  offline partitions: {}",
+        s.cluster_id, s.controller_epoch, s.high_watermark, s.offline_partitions
+    );
+    println!(
+        "{:>6}  {:<20} {:<22} {:<8} {:<8} {:>8} {:>10} {:>6}",
+        "NODE", "ROLES", "BROKER", "RACK", "STATE", "LOG END", "HEARD MS", "LEADS"
+    );
+    for n in &s.nodes {
+        let state = match (n.fenced, n.broker.is_some()) {
+            (true, _) => "fenced",
+            (false, true) => "live",
+            (false, false) => "-",
+        };
+        println!(
+            "{:>6}  {:<20} {:<22} {:<8} {:<8} {:>8} {:>10} {:>6}",
+            n.node_id,
+            n.roles.join(","),
+            n.broker.as_deref().unwrap_or("-"),
+            n.rack.as_deref().unwrap_or("-"),
+            state,
+            n.log_end,
+            n.last_heard_ms,
+            n.partitions_led
+        );
+    }
+}
