@@ -581,7 +581,7 @@ fn describe_cluster_and_quorum() {
             throttle_time_ms: 5,
             error_code: 0,
             error_message: Some("m".into()),
-            endpoint_type: if v >= 1 { 1 } else { 1 },
+            endpoint_type: 1,
             cluster_id: "c".into(),
             controller_id: 2,
             brokers: vec![DescribeClusterBroker {
