@@ -9,7 +9,7 @@
 //!    error table `errors` (domain errors, the broker's among them, to Kafka codes), used by
 //!    the Kafka API handlers and never by the broker, which returns domain errors
 //! 4. the Kafka API handlers: `kafka`
-//! 5. the server: `server`; the command-line tools `group_cli`, `metadata_cli`; `main`
+//! 5. the server: `server`; the command-line tools `group_cli`, `cluster_cli`, `metadata_cli`; `main`
 //!
 //! A module's dependencies are the `crate::`, `super::` and `self::` paths it names (in `use`
 //! or inline) and the paths through its own child modules; declaring a child (`mod x;`) is
@@ -30,6 +30,7 @@ const LAYERS: &[(&str, usize)] = &[
     ("kafka", 4),
     ("server", 5),
     ("group_cli", 5),
+    ("cluster_cli", 5),
     ("metadata_cli", 5),
     ("main", 6),
 ];

@@ -74,6 +74,13 @@ def test_three_nodes_form_a_cluster_and_spread_a_topic_over_all_brokers(cluster_
         assert e.args[0].name() == "INVALID_REPLICATION_FACTOR", e
         assert "replicate" in e.args[0].str(), e
 
+    # A partition sent to a broker that does not lead it: NOT_LEADER_OR_FOLLOWER (6), and the
+    # client library moves on by itself (below).
+    p_led_by_1 = next(p for p, n in leaders.items() if n == 1)
+    with kwire.connect(n2.bootstrap) as sock:
+        error, _, _ = kwire.produce_v8(sock, topic, p_led_by_1, kwire.record_batch([b"x"]))
+    assert error == 6, error
+
     # Produce through one node, consume through another: every record, in order per partition.
     sent = produce_numbered(n3.bootstrap, topic, 1200, 12)
     got = consume_all(n2.bootstrap, topic, 12)
@@ -157,9 +164,17 @@ def test_a_broker_only_node_joins_and_takes_partitions_of_new_topics(cluster_fac
     cluster = cluster_factory(voters=3)
     first = topic_name("before")
     create(cluster.nodes[1].bootstrap, first, 6)
-    four = cluster.add(4, roles="broker")
+    four = cluster.add(4, roles="broker", extra=["--rack", "rack-x"])
     four.start()
     cluster.wait_brokers({1, 2, 3, 4})
+    md = admin(cluster.nodes[2].bootstrap).list_topics(timeout=10)
+    kp_admin = KafkaAdminClient(bootstrap_servers=cluster.nodes[1].bootstrap, request_timeout_ms=10000)
+    try:
+        racks = {b["broker_id"]: b["rack"] for b in kp_admin.describe_cluster()["brokers"]}
+    finally:
+        kp_admin.close()
+    assert racks[4] == "rack-x" and racks[1] is None, racks
+    assert sorted(md.brokers) == [1, 2, 3, 4]
     # Existing partitions stay where they are (Kafka's behaviour); new topics use node 4 too.
     assert 4 not in leaders_of(four.bootstrap, first).values()
     later = topic_name("after")

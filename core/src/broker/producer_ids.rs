@@ -8,15 +8,9 @@
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
-use std::time::Duration;
+use std::future::Future;
 
 use ringtail_log::StateFileKind;
-use ringtail_replication::metadata::MetadataRecord;
-use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse};
-
-use super::cluster::ClusterLink;
-use super::controller::service;
-use super::Broker;
 
 pub const FILE: &str = "producer-ids";
 /// Ids reserved by one write of the file.
@@ -101,15 +95,20 @@ impl ProducerIds {
     }
 
     /// A producer id never handed out before (in the whole cluster), or why none can be. A
-    /// cluster's broker reserves its blocks through the controller quorum.
-    pub async fn allocate(&self, broker: &Broker) -> Result<i64, ProducerIdError> {
+    /// cluster's broker passes `reserve`, which reserves a block through the controller quorum
+    /// and returns its first id; a single node reserves blocks in its `producer-ids` file.
+    pub async fn allocate<F, Fut>(&self, reserve: Option<F>) -> Result<i64, ProducerIdError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<i64, ProducerIdError>>,
+    {
         let _permit = self.lock.acquire_permit(1).await.map_err(|_| ProducerIdError::Closed)?;
         if self.failed.get() {
             return Err(ProducerIdError::EarlierWriteFailed);
         }
-        if let Some(link) = broker.controller.as_ref().and_then(|c| c.link()) {
+        if let Some(reserve) = reserve {
             if self.next.get() >= self.end.get() {
-                let start = reserve_in_cluster(broker, link).await?;
+                let start = reserve().await?;
                 self.next.set(start);
                 self.end.set(start + BLOCK);
             }
@@ -125,26 +124,6 @@ impl ProducerIds {
         self.next.set(id + 1);
         Ok(id)
     }
-}
-
-/// Reserves the next block of the cluster's producer ids through the active controller; its
-/// first id.
-async fn reserve_in_cluster(broker: &Broker, link: &ClusterLink) -> Result<i64, ProducerIdError> {
-    let mut reason = String::new();
-    for _ in 0..5 {
-        let view = broker.view();
-        let start = view.image.producer_ids_end();
-        let end = start.checked_add(BLOCK).ok_or(ProducerIdError::Exhausted)?;
-        let records = vec![MetadataRecord::ProducerIdsReserved { node: broker.node, end }];
-        match link.client.call_leader(&BrokerRequest::Propose { expected: view.image.applied, records }, 6).await {
-            BrokerResponse::Proposed { .. } => return Ok(start),
-            BrokerResponse::Stale { applied } => {
-                service::wait_applied(broker, applied, Duration::from_secs(5)).await;
-            }
-            other => reason = format!("{other:?}"),
-        }
-    }
-    Err(ProducerIdError::Quorum(reason))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::ShardId;
 
 use super::common::{single, Handled};
+use crate::broker::cluster;
 use crate::broker::producer_ids::ProducerIdError;
 use crate::broker::Broker;
 
@@ -23,8 +24,13 @@ pub async fn init_producer_id(broker: &Rc<Broker>, body: &mut Reader, version: i
     } else {
         let allocated = broker
             .on_shard(ShardId(0), |b| async move {
+                let link = b.controller.as_ref().and_then(|c| c.link()).cloned();
+                let reserve = link.as_ref().map(|link| {
+                    let b = b.clone();
+                    move || async move { cluster::reserve_producer_ids(&b, link).await }
+                });
                 match &b.producer_ids {
-                    Some(ids) => ids.allocate(&b).await,
+                    Some(ids) => ids.allocate(reserve).await,
                     None => Err(ProducerIdError::Closed),
                 }
             })

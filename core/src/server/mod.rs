@@ -208,6 +208,9 @@ fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<
     if single_node.is_some() {
         tracing::info!("this single node's topics become the cluster's first metadata when the quorum forms");
     }
+    if image.cluster_id().is_some() {
+        set_aside_stray_partitions(dir, &image, node)?;
+    }
     let mut placement = load_placement(dir);
     if placement.fit(&local_partitions(&image, node), config.shards) {
         match store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode()) {
@@ -240,6 +243,56 @@ fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<
     Ok((view, first))
 }
 
+/// Partition directories (`<topic>-<index>`) of replicas the metadata no longer gives this
+/// node: a deletion applied to the metadata copy whose directories a crash left behind. They
+/// are renamed `<dir>-stray` (Kafka's suffix for the same thing), never opened, so a later
+/// topic of the same name starts empty; an operator may delete them. Blocking: start-up only.
+fn set_aside_stray_partitions(dir: &Path, image: &MetadataImage, node: NodeId) -> anyhow::Result<()> {
+    let mine: std::collections::HashSet<(String, i32)> = image
+        .topics()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.replicas.contains(&node))
+                .map(|(i, _)| (t.name.to_string(), i as i32))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some((topic, index)) = name.rsplit_once('-') else { continue };
+        let Ok(index) = index.parse::<i32>() else { continue };
+        if decide::validate_topic_name(topic).is_err() || mine.contains(&(topic.to_string(), index)) {
+            continue;
+        }
+        // Only what holds a partition's files.
+        let holds_log = std::fs::read_dir(entry.path())?.flatten().any(|f| {
+            let n = f.file_name().to_string_lossy().to_string();
+            n.ends_with(".log") || n == "partition.state"
+        });
+        if !holds_log {
+            continue;
+        }
+        let stray = dir.join(format!("{name}-stray"));
+        std::fs::rename(entry.path(), &stray)
+            .map_err(|e| anyhow::anyhow!("cannot set aside {}: {e}", entry.path().display()))?;
+        tracing::warn!(
+            dir = %stray.display(),
+            "set aside a partition directory the metadata no longer gives this node (its topic was deleted while \
+             the deletion was being carried out); delete it when it is not needed"
+        );
+    }
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot sync {}: {e}", dir.display()))?;
+    Ok(())
+}
+
 /// The shard placement file; a damaged or missing one is rebuilt (it decides only balance).
 fn load_placement(dir: &Path) -> Placement {
     match std::fs::read(dir.join(PLACEMENT_FILE)) {
@@ -266,6 +319,7 @@ fn create_offsets_topic(
         replicas_per_node_max: usize::MAX,
         replicas_per_node_max_source: String::new(),
         replication_factor_max: None,
+        racks: std::collections::HashMap::new(),
     };
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),

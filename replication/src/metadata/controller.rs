@@ -73,6 +73,8 @@ pub struct ClusterView {
     /// The largest replication factor this build serves, and why, when it is below the number
     /// of brokers.
     pub replication_factor_max: Option<(i16, String)>,
+    /// Each node's rack (`broker.rack`), for the nodes that have one.
+    pub racks: HashMap<NodeId, String>,
 }
 
 /// A topic to create (CreateTopics, or auto-creation).
@@ -144,7 +146,9 @@ impl Draft {
 
 /// Replica lists for `count` new partitions with `replication_factor` replicas each: every
 /// partition goes to the least loaded nodes (partition replicas held), its leader first, so
-/// replicas and leaders spread evenly. Refused if a node would pass its cap.
+/// replicas and leaders spread evenly. With racks, a partition's replicas go to distinct racks
+/// while there are racks it does not use yet, and among equally loaded nodes the one whose rack
+/// holds the fewest of these new replicas comes first. Refused if a node would pass its cap.
 fn place(
     draft: &Draft,
     view: &ClusterView,
@@ -153,11 +157,50 @@ fn place(
 ) -> Result<Vec<Vec<NodeId>>, ControllerError> {
     let held = draft.image.replicas_per_node();
     let mut load: Vec<(usize, NodeId)> = view.nodes.iter().map(|n| (held.get(n).copied().unwrap_or(0), *n)).collect();
+    let rack_of = |n: &NodeId| view.racks.get(n).map(String::as_str);
+    let racks: std::collections::BTreeSet<&str> = view.nodes.iter().filter_map(&rack_of).collect();
+    // New replicas per rack, and new leaders per node and per rack, for the tie-breaks.
+    let mut rack_load: HashMap<&str, usize> = HashMap::new();
+    let mut leads: HashMap<NodeId, usize> = HashMap::new();
+    let mut rack_leads: HashMap<&str, usize> = HashMap::new();
+    let count_of = |m: &HashMap<&str, usize>, r: Option<&str>| r.map_or(0, |r| m.get(r).copied().unwrap_or(0));
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
-        load.sort();
-        let chosen: Vec<NodeId> = load.iter().take(replication_factor).map(|&(_, n)| n).collect();
-        load.iter_mut().take(replication_factor).for_each(|(l, _)| *l += 1);
+        let mut chosen: Vec<NodeId> = Vec::with_capacity(replication_factor);
+        for k in 0..replication_factor {
+            let used: std::collections::BTreeSet<&str> = chosen.iter().filter_map(&rack_of).collect();
+            let fresh_rack_left = racks.iter().any(|r| !used.contains(r));
+            let best = load
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, n))| !chosen.contains(n))
+                .min_by_key(|(_, (l, n))| {
+                    let rack = rack_of(n);
+                    let reused = fresh_rack_left && rack.is_some_and(|r| used.contains(r));
+                    // The leader (first replica): the node leading fewest of these partitions
+                    // (leaders spread evenly, as Kafka's round robin does), then the least
+                    // loaded, on the rack leading fewest; the others: the least loaded, on the
+                    // rack holding fewest.
+                    match k {
+                        0 => (reused, leads.get(n).copied().unwrap_or(0), *l, count_of(&rack_leads, rack), *n),
+                        _ => (reused, 0, *l, count_of(&rack_load, rack), *n),
+                    }
+                })
+                .map(|(i, _)| i);
+            let Some(i) = best else { break };
+            let node = load[i].1;
+            load[i].0 += 1;
+            if let Some(r) = rack_of(&node) {
+                *rack_load.entry(r).or_default() += 1;
+                if k == 0 {
+                    *rack_leads.entry(r).or_default() += 1;
+                }
+            }
+            if k == 0 {
+                *leads.entry(node).or_default() += 1;
+            }
+            chosen.push(node);
+        }
         out.push(chosen);
     }
     check_caps(&load.into_iter().map(|(l, n)| (n, l)).collect(), view, count)?;
@@ -538,6 +581,7 @@ mod tests {
             replicas_per_node_max: 10,
             replicas_per_node_max_source: "test cap".into(),
             replication_factor_max: None,
+            racks: HashMap::new(),
         }
     }
 
@@ -651,6 +695,36 @@ mod tests {
         assert!(leaders.values().all(|&l| l == 2), "{leaders:?}");
         let d = create_topics(&image, &view(&[1, 2]), &[topic("t", 1, 3)], &configs_ok);
         assert!(matches!(d.outcomes[0].1, Err(ControllerError::InvalidReplicationFactor(_))));
+    }
+
+    #[test]
+    fn replicas_of_a_partition_go_to_distinct_racks_and_partitions_alternate_racks() {
+        let image = MetadataImage::default();
+        let mut v = view(&[1, 2, 3, 4]);
+        v.racks =
+            [(1, "a"), (2, "a"), (3, "b"), (4, "b")].into_iter().map(|(n, r)| (NodeId(n), r.to_string())).collect();
+        let d = create_topics(&image, &v, &[topic("t", 8, 2)], &configs_ok);
+        let mut leaders = HashMap::new();
+        for r in &d.records {
+            if let MetadataRecord::PartitionCreated { replicas: rs, .. } = r {
+                let racks: Vec<&str> = rs.iter().map(|n| v.racks[n].as_str()).collect();
+                assert_ne!(racks[0], racks[1], "{rs:?} on one rack");
+                *leaders.entry(rs[0]).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(leaders.len(), 4, "{leaders:?}");
+        assert!(leaders.values().all(|&l| l == 2), "{leaders:?}");
+        // Replication factor 1: partitions alternate racks while brokers stay even.
+        let d = create_topics(&image, &v, &[topic("u", 4, 1)], &configs_ok);
+        let placed: Vec<&str> = d
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::PartitionCreated { replicas, .. } => Some(v.racks[&replicas[0]].as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(placed, vec!["a", "b", "a", "b"]);
     }
 
     #[test]

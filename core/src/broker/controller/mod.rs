@@ -30,7 +30,7 @@ pub enum Writer {
     /// A single node: its own metadata log; applied here at once.
     Local(MetadataLog),
     /// A cluster: proposed to the active controller; applied when the broker follows them.
-    Cluster(std::rc::Rc<super::cluster::ClusterLink>),
+    Cluster(std::rc::Rc<super::cluster::link::ClusterLink>),
 }
 
 impl Controller {
@@ -38,12 +38,12 @@ impl Controller {
         Controller { writer: Writer::Local(log), lock: glommio::sync::Semaphore::new(1) }
     }
 
-    pub fn cluster(link: std::rc::Rc<super::cluster::ClusterLink>) -> Controller {
+    pub fn cluster(link: std::rc::Rc<super::cluster::link::ClusterLink>) -> Controller {
         Controller { writer: Writer::Cluster(link), lock: glommio::sync::Semaphore::new(1) }
     }
 
     /// This node's link to its cluster's controllers, if it is in a cluster.
-    pub fn link(&self) -> Option<&std::rc::Rc<super::cluster::ClusterLink>> {
+    pub fn link(&self) -> Option<&std::rc::Rc<super::cluster::link::ClusterLink>> {
         match &self.writer {
             Writer::Cluster(link) => Some(link),
             Writer::Local(_) => None,
@@ -217,6 +217,7 @@ mod tests {
             replicas_per_node_max: 100,
             replicas_per_node_max_source: "test".into(),
             replication_factor_max: None,
+            racks: std::collections::HashMap::new(),
         }
     }
 

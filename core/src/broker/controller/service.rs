@@ -28,7 +28,7 @@ pub fn cluster_view(broker: &Broker, image: &MetadataImage) -> ClusterView {
     let in_cluster = broker.controller.as_ref().and_then(|c| c.link()).is_some();
     ClusterView {
         nodes: match in_cluster {
-            true => super::super::cluster::unfenced_brokers(image),
+            true => super::super::cluster::link::unfenced_brokers(image),
             false => vec![broker.node],
         },
         default_partitions: config.default_partitions,
@@ -38,6 +38,7 @@ pub fn cluster_view(broker: &Broker, image: &MetadataImage) -> ClusterView {
             "--partitions-per-shard-max {} times {} shards",
             config.partitions_per_shard_max, config.shards
         ),
+        racks: image.brokers().iter().filter_map(|(n, b)| Some((*n, b.rack.clone()?))).collect(),
         replication_factor_max: in_cluster.then(|| {
             (
                 1,
@@ -83,7 +84,7 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
     for _ in 0..PROPOSE_ATTEMPTS {
         let view = broker.view();
         let (outcomes, records, validate_only) = decide(broker, &view, request.clone());
-        if adds_partitions && super::super::cluster::unfenced_brokers(&view.image).is_empty() {
+        if adds_partitions && super::super::cluster::link::unfenced_brokers(&view.image).is_empty() {
             // The first seconds of a cluster: retriable, not a wrong replication factor.
             let reason = "no broker has registered with the controllers yet".to_string();
             return refuse_all(outcomes, |_| ControllerError::Unavailable(unavailable(&reason)));
@@ -129,7 +130,7 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
 
 /// The offset of the last of `records` if they are committed right after `expected`.
 async fn committed_as_proposed(
-    link: &super::super::cluster::ClusterLink,
+    link: &super::super::cluster::link::ClusterLink,
     expected: Option<u64>,
     records: &[MetadataRecord],
 ) -> Option<u64> {

@@ -7,9 +7,11 @@
 //! checkpoint and records like a single node's metadata log), so it restarts with its
 //! partitions even while no controller answers, and follows on from there.
 
-use std::cell::{Cell, RefCell};
+pub mod link;
+
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,22 +19,21 @@ use std::time::Duration;
 use glommio::net::TcpListener;
 use ringtail_replication::identity::{Identity, IdentityError, META_PROPERTIES_FILE};
 use ringtail_replication::metadata::store::{self, MetadataLog, BROKER_COPY_DIR, CHECKPOINT_FILE, RECORDS_FILE};
-use ringtail_replication::metadata::{Endpoint, MetadataImage, MetadataRecord};
+use ringtail_replication::metadata::{MetadataImage, MetadataRecord};
 use ringtail_replication::quorum::broker_client::BrokerClient;
-use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse, FetchBody, Heartbeat};
+use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse, FetchBody};
 use ringtail_replication::quorum::tcp::{serve_controller, ListenerTimeouts, TcpTransport};
 use ringtail_replication::quorum::{self, ControllerNode, ControllerService, QuorumConfig, ServiceTimings, QUORUM_DIR};
 use ringtail_replication::NodeId;
 
+pub use self::link::ClusterLink;
+use self::link::{CALL_TIMEOUT, CONNECT_TIMEOUT};
 use super::controller::service::{apply, apply_image, fail_stop};
+use super::producer_ids::{ProducerIdError, BLOCK};
 use super::Broker;
 use crate::config::BrokerConfig;
-use crate::runtime::routing::{NodeView, CLIENT_LISTENER};
+use crate::runtime::routing::NodeView;
 
-/// How long a broker's call to a controller may take: longer than a controller takes to answer
-/// a write it cannot commit (5 s), so a slow commit is answered rather than sent again.
-const CALL_TIMEOUT: Duration = Duration::from_secs(8);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a fetch waits at the controller for new records.
 const FETCH_WAIT_MS: u32 = 500;
 /// A refused registration is said again after this long at the earliest.
@@ -44,64 +45,6 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub fn is_initializer(config: &BrokerConfig) -> bool {
     let lowest = config.cluster.voters.iter().map(|v| v.node_id).min();
     config.cluster.roles.controller && lowest == Some(config.node_id)
-}
-
-/// A broker's link to the controllers.
-pub struct ClusterLink {
-    pub client: BrokerClient,
-    incarnation: [u8; 16],
-    listeners: Vec<Endpoint>,
-    rack: Option<String>,
-    heartbeat_interval: Duration,
-    /// The epoch of this process's registration, once the controller answered.
-    pub broker_epoch: Cell<Option<i64>>,
-    pub fenced: Cell<bool>,
-    /// Set once shutdown begins: heartbeats ask to be fenced (controlled shutdown).
-    pub shutting_down: Cell<bool>,
-    /// Set to stop following the metadata: the follower finishes the apply in progress first.
-    pub stop_following: Cell<bool>,
-    /// The follower is writing the copy or carrying records out (never cancelled then).
-    applying: Cell<bool>,
-    copy_dir: PathBuf,
-    copy: RefCell<Rc<MetadataLog>>,
-}
-
-impl ClusterLink {
-    pub fn new(config: &BrokerConfig, copy: MetadataLog) -> ClusterLink {
-        let voters = config.cluster.voters.iter().map(|v| (v.node_id as u64, v.address())).collect();
-        let mut incarnation = [0u8; 16];
-        incarnation[..8].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
-        incarnation[8..].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
-        ClusterLink {
-            client: BrokerClient::new(voters, CONNECT_TIMEOUT, CALL_TIMEOUT),
-            incarnation,
-            listeners: vec![Endpoint {
-                name: CLIENT_LISTENER.into(),
-                host: config.advertised_host.clone(),
-                port: config.advertised_port,
-            }],
-            rack: config.cluster.rack.clone(),
-            heartbeat_interval: config.cluster.broker_heartbeat_interval,
-            broker_epoch: Cell::new(None),
-            fenced: Cell::new(true),
-            shutting_down: Cell::new(false),
-            stop_following: Cell::new(false),
-            applying: Cell::new(false),
-            copy_dir: config.data_dir.join(BROKER_COPY_DIR),
-            copy: RefCell::new(Rc::new(copy)),
-        }
-    }
-
-    fn heartbeat_request(&self, view: &NodeView) -> BrokerRequest {
-        BrokerRequest::Heartbeat(Heartbeat {
-            node: view.node,
-            incarnation: self.incarnation,
-            listeners: self.listeners.clone(),
-            rack: self.rack.clone(),
-            applied: view.image.applied,
-            shutting_down: self.shutting_down.get(),
-        })
-    }
 }
 
 /// The broker's copy of the metadata at start-up: created empty for a new node, else loaded
@@ -415,7 +358,22 @@ async fn adopt_cluster_id(broker: &Rc<Broker>) {
     super::controller::service::publish(broker, view).await;
 }
 
-/// The brokers new replicas may go to: unfenced ones, by node id.
-pub fn unfenced_brokers(image: &MetadataImage) -> Vec<NodeId> {
-    image.brokers().iter().filter(|(_, b)| !b.fenced).map(|(n, _)| *n).collect()
+/// Reserves the next block of the cluster's producer ids through the active controller; its
+/// first id. Decided on this broker's metadata like any change (a block from the reserved end).
+pub async fn reserve_producer_ids(broker: &Broker, link: &ClusterLink) -> Result<i64, ProducerIdError> {
+    let mut reason = String::new();
+    for _ in 0..5 {
+        let view = broker.view();
+        let start = view.image.producer_ids_end();
+        let end = start.checked_add(BLOCK).ok_or(ProducerIdError::Exhausted)?;
+        let records = vec![MetadataRecord::ProducerIdsReserved { node: broker.node, end }];
+        match link.client.call_leader(&BrokerRequest::Propose { expected: view.image.applied, records }, 4).await {
+            BrokerResponse::Proposed { .. } => return Ok(start),
+            BrokerResponse::Stale { applied } => {
+                super::controller::service::wait_applied(broker, applied, Duration::from_secs(5)).await;
+            }
+            other => reason = format!("{other:?}"),
+        }
+    }
+    Err(ProducerIdError::Quorum(reason))
 }
