@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::DeleteGroups => delete_groups::DeleteGroupsRequest::decode(r, version).map(drop),
         ApiKey::OffsetDelete => offset_delete::OffsetDeleteRequest::decode(r, version).map(drop),
         ApiKey::DescribeCluster => describe_cluster::DescribeClusterRequest::decode(r, version).map(drop),
+        ApiKey::DescribeQuorum => describe_quorum::DescribeQuorumRequest::decode(r, version).map(drop),
         ApiKey::InitProducerId => init_producer_id::InitProducerIdRequest::decode(r, version).map(drop),
         ApiKey::DeleteRecords => delete_records::DeleteRecordsRequest::decode(r, version).map(drop),
         ApiKey::DescribeAcls => acls::DescribeAclsRequest::decode(r, version).map(drop),

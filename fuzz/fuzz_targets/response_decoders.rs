@@ -47,5 +47,7 @@ fuzz_target!(|data: &[u8]| {
         ClientApi::OffsetForLeaderEpoch => {
             offset_for_leader_epoch::OffsetForLeaderEpochResponse::decode(r, version).map(drop)
         }
+        ClientApi::DescribeCluster => cluster::DescribeClusterResponse::decode(r, version).map(drop),
+        ClientApi::DescribeQuorum => cluster::DescribeQuorumResponse::decode(r, version).map(drop),
     };
 });

@@ -69,8 +69,11 @@ def produce(bootstrap: str, topic: str, stop: threading.Event, counts: Counts) -
     p.flush(90)
 
 
-def admin_churn(cluster: Cluster, stop: threading.Event, created: dict[str, bool], rng: random.Random) -> None:
-    """Creates a topic now and then and deletes an older one; remembers what was acknowledged."""
+def admin_churn(cluster: Cluster, stop: threading.Event, created: dict[str, bool | None], rng: random.Random,
+                errors: list[str]) -> None:
+    """Creates a topic now and then and deletes an older one; remembers what was acknowledged.
+    A request that failed (a retriable error, a timeout) may or may not have happened, as in
+    Kafka: its topic is marked unknown (None) and not checked."""
     i = 0
     while not stop.is_set():
         time.sleep(rng.uniform(0.5, 2.0))
@@ -78,18 +81,24 @@ def admin_churn(cluster: Cluster, stop: threading.Event, created: dict[str, bool
         if not live:
             continue
         client = AdminClient({"bootstrap.servers": ",".join(b.bootstrap for b in live), "log_level": 0})
+        name = f"churn-{i}"
+        i += 1
         try:
-            name = f"churn-{i}"
-            i += 1
             client.create_topics([NewTopic(name, 2, 1)], request_timeout=15)[name].result(timeout=20)
             created[name] = True
-            old = [t for t, alive in created.items() if alive]
-            if len(old) > 3:
-                victim = rng.choice(old[:-1])
+        except KafkaException as e:
+            created[name] = None
+            errors.append(f"create {name}: {e.args[0].name()}")
+            continue
+        old = [t for t, alive in created.items() if alive]
+        if len(old) > 3:
+            victim = rng.choice(old[:-1])
+            try:
                 client.delete_topics([victim], request_timeout=15)[victim].result(timeout=20)
                 created[victim] = False
-        except KafkaException:
-            pass  # refused during a fault: neither counted as created nor as deleted
+            except KafkaException as e:
+                created[victim] = None
+                errors.append(f"delete {victim}: {e.args[0].name()}")
 
 
 def faults(cluster: Cluster, stop: threading.Event, rng: random.Random, log) -> None:
@@ -150,11 +159,12 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
         client = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
         client.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
         counts = Counts()
-        created: dict[str, bool] = {}
+        created: dict[str, bool | None] = {}
+        admin_errors: list[str] = []
         stop = threading.Event()
         threads = [
             threading.Thread(target=produce, args=(cluster.bootstrap, topic, stop, counts)),
-            threading.Thread(target=admin_churn, args=(cluster, stop, created, random.Random(seed + 1))),
+            threading.Thread(target=admin_churn, args=(cluster, stop, created, random.Random(seed + 1), admin_errors)),
             threading.Thread(target=faults, args=(cluster, stop, random.Random(seed + 2), log)),
         ]
         for t in threads:
@@ -192,14 +202,15 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
             views[n] = {t: sorted((p.id, p.leader) for p in md.topics[t].partitions.values())
                         for t in md.topics if not t.startswith("__")}
         divergent += [f"node {n} metadata" for n in views if views[n] != views[1]]
-        metadata_lost = [t for t, alive in created.items() if alive != (t in views[1])]
+        metadata_lost = [t for t, alive in created.items() if alive is not None and alive != (t in views[1])]
         return {
             "seed": seed,
             "seconds": seconds,
             "acknowledged": len(counts.acked),
             "not_acknowledged": counts.failed,
             "stored": sum(len(r) for r in reads[1].values()),
-            "topics_created": sum(1 for _ in created),
+            "topics_created": sum(1 for v in created.values() if v is not None),
+            "admin_requests_failed": admin_errors[:20],
             "lost": len(lost),
             "duplicated": len(duplicated),
             "divergent": len(divergent),
