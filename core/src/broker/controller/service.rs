@@ -135,7 +135,8 @@ async fn committed_as_proposed(
     records: &[MetadataRecord],
 ) -> Option<u64> {
     let from = expected.map_or(0, |e| e + 1);
-    match link.client.call_any(&BrokerRequest::Fetch { from, wait_ms: 0 }).await {
+    // The active controller answered `Stale`: it holds whatever was committed after `expected`.
+    match link.client.call_leader(&BrokerRequest::Fetch { from, wait_ms: 0 }, 2).await {
         BrokerResponse::Fetched { body: FetchBody::Records { first, records: committed }, .. }
             if first == from && committed.len() >= records.len() && committed[..records.len()] == *records =>
         {
