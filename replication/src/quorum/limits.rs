@@ -34,6 +34,9 @@ pub const PEER_FRAME_BYTES_MAX: usize = RPC_FRAME_BYTES_MAX;
 /// Bytes of controller-listener requests being read or handled at once; past it sockets wait.
 /// Two frames: a snapshot being installed and the rest of the quorum's traffic.
 pub const PEER_BYTES_BUDGET: usize = 2 * PEER_FRAME_BYTES_MAX;
+/// Connections a controller listener holds at once: the other controllers and every broker,
+/// with room for reconnects (a broker's old connection lingers until its timeout).
+pub const PEER_CONNECTIONS_MAX: usize = 4096;
 /// Requests one controller-listener connection may have in progress.
 pub const PEER_IN_FLIGHT_MAX: usize = 64;
 

@@ -52,6 +52,9 @@ pub struct Applied {
     /// The last applied records with their offsets (at most `RECENT_RECORDS_MAX`), served to
     /// brokers following the metadata; one further behind gets the whole image.
     recent: VecDeque<(u64, MetadataRecord)>,
+    /// The image encoded for brokers far behind, as of its applied offset: encoded once per
+    /// offset however many brokers ask.
+    encoded: Option<(Option<u64>, Bytes)>,
 }
 
 /// Applied records kept for brokers following the metadata.
@@ -170,7 +173,24 @@ impl StateMachine {
                 }
                 FetchBody::Records { first: from, records }
             }
-            _ => FetchBody::Image(Bytes::from(encode_checkpoint(&s.image))),
+            _ => {
+                drop(s);
+                FetchBody::Image(self.encoded_image())
+            }
+        }
+    }
+
+    /// The image as a checkpoint, encoded once per applied offset.
+    fn encoded_image(&self) -> Bytes {
+        let mut s = self.state.borrow_mut();
+        let applied = s.image.applied;
+        match &s.encoded {
+            Some((at, bytes)) if *at == applied => bytes.clone(),
+            _ => {
+                let bytes = Bytes::from(encode_checkpoint(&s.image));
+                s.encoded = Some((applied, bytes.clone()));
+                bytes
+            }
         }
     }
 

@@ -27,7 +27,7 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::{Semaphore, StaticPermit};
 
-use super::limits::{PEER_BYTES_BUDGET, PEER_FRAME_BYTES_MAX, PEER_IN_FLIGHT_MAX};
+use super::limits::{PEER_BYTES_BUDGET, PEER_CONNECTIONS_MAX, PEER_FRAME_BYTES_MAX, PEER_IN_FLIGHT_MAX};
 use super::network::{Transport, TransportError};
 use super::types::ControllerNode;
 use super::QuorumRaft;
@@ -145,6 +145,15 @@ pub async fn serve(listener: TcpListener, handler: Handler, timeouts: ListenerTi
         };
         for id in done.borrow_mut().drain(..) {
             connections.remove(&id);
+        }
+        if connections.len() >= PEER_CONNECTIONS_MAX {
+            // A controller's peers are the other controllers and the brokers: far fewer.
+            tracing::warn!(
+                max = PEER_CONNECTIONS_MAX,
+                "controller listener: refusing a connection, the connection cap is reached"
+            );
+            drop(stream);
+            continue;
         }
         let (handler, budget, finished) = (handler.clone(), budget.clone(), done.clone());
         let id = next_id;
