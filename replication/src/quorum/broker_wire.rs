@@ -48,6 +48,9 @@ pub struct Heartbeat {
     /// The last metadata offset the broker has applied.
     pub applied: Option<u64>,
     pub shutting_down: bool,
+    /// The cluster id the broker's data directory records, if any: the controllers refuse a
+    /// broker of another cluster.
+    pub cluster_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +250,7 @@ pub fn encode_request(request: &BrokerRequest) -> Vec<u8> {
             put_optional_str(&mut out, h.rack.as_deref());
             put_optional_u64(&mut out, h.applied);
             out.push(u8::from(h.shutting_down));
+            put_optional_str(&mut out, h.cluster_id.as_deref());
         }
         BrokerRequest::Fetch { from, wait_ms } => {
             out.push(KIND_FETCH);
@@ -287,7 +291,16 @@ pub fn decode_request(frame: &[u8]) -> Result<BrokerRequest, DecodeError> {
             let rack = optional_string(&mut r)?;
             let applied = optional_u64(&mut r)?;
             let shutting_down = r.bool()?;
-            BrokerRequest::Heartbeat(Heartbeat { node, incarnation, listeners, rack, applied, shutting_down })
+            let cluster_id = optional_string(&mut r)?;
+            BrokerRequest::Heartbeat(Heartbeat {
+                node,
+                incarnation,
+                listeners,
+                rack,
+                applied,
+                shutting_down,
+                cluster_id,
+            })
         }
         KIND_FETCH => BrokerRequest::Fetch { from: r.u64()?, wait_ms: r.u32()? },
         KIND_DESCRIBE => BrokerRequest::Describe,
@@ -440,6 +453,7 @@ mod tests {
                 rack: Some("r1".into()),
                 applied: Some(12),
                 shutting_down: true,
+                cluster_id: Some("c1".into()),
             }),
             BrokerRequest::Fetch { from: 17, wait_ms: 500 },
             BrokerRequest::Describe,

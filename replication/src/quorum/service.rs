@@ -69,6 +69,12 @@ pub struct ControllerService {
     timings: ServiceTimings,
     lock: Semaphore,
     sessions: RefCell<HashMap<NodeId, Session>>,
+    /// Per registered node, the incarnation that asked to shut down. It is going away for good:
+    /// a heartbeat of it sent before (the broker's heartbeats go on beside its controlled
+    /// shutdown, and a call is retried with the frame it was built with) but decided after the
+    /// fence must not unfence it again. Found by the deterministic simulation: such a heartbeat
+    /// gave leaderless partitions to a broker that had shut down, and kept its session alive.
+    shutdowns: RefCell<HashMap<NodeId, [u8; 16]>>,
     /// The term this controller leads and when it took over; sessions count from then at most.
     leading: Cell<Option<(u64, Instant)>>,
 }
@@ -112,6 +118,7 @@ impl ControllerService {
             timings,
             lock: Semaphore::new(1),
             sessions: RefCell::new(HashMap::new()),
+            shutdowns: RefCell::new(HashMap::new()),
             leading: Cell::new(None),
         })
     }
@@ -284,6 +291,11 @@ impl ControllerService {
         }
     }
 
+    /// Whether this incarnation of `node` asked to shut down, in this heartbeat or before.
+    fn shutting_down(&self, node: NodeId, h: &Heartbeat) -> bool {
+        h.shutting_down || self.shutdowns.borrow().get(&node) == Some(&h.incarnation)
+    }
+
     fn touch(&self, node: NodeId, incarnation: [u8; 16], applied: Option<u64>) {
         self.sessions.borrow_mut().insert(node, Session { last_heard: Instant::now(), incarnation, applied });
     }
@@ -304,11 +316,22 @@ impl ControllerService {
         };
         if registered.is_some_and(|(incarnation, _)| incarnation == h.incarnation) {
             self.touch(node, h.incarnation, h.applied);
+            if h.shutting_down {
+                self.shutdowns.borrow_mut().insert(node, h.incarnation);
+            }
         }
         let request = h.clone();
         let this = self.clone();
         let outcome = self
             .write(move |image| {
+                if let (Some(theirs), Some(mine)) = (image.cluster_id(), request.cluster_id.as_deref()) {
+                    if theirs != mine {
+                        return Err(BrokerResponse::Refused(format!(
+                            "node {node}'s data directory belongs to cluster {mine}; these controllers are cluster \
+                             {theirs}: give it a data directory of this cluster, or an empty one"
+                        )));
+                    }
+                }
                 let next = image.applied.map_or(0, |a| a + 1) as i64;
                 let records = match image.brokers().get(&node) {
                     Some(b)
@@ -317,7 +340,8 @@ impl ControllerService {
                             && b.rack == request.rack =>
                     {
                         let caught_up = request.applied.is_some_and(|a| a as i64 >= b.epoch);
-                        brokers::heartbeat(image, node, b.epoch, caught_up, request.shutting_down)
+                        let shutting_down = this.shutting_down(node, &request);
+                        brokers::heartbeat(image, node, b.epoch, caught_up, shutting_down)
                     }
                     old => {
                         if image.brokers().len() >= BROKERS_MAX && old.is_none() {
@@ -356,7 +380,7 @@ impl ControllerService {
         let state = self.node.state_machine.state();
         match state.image.brokers().get(&node) {
             Some(b) if b.incarnation == h.incarnation => {
-                if h.shutting_down && b.fenced {
+                if self.shutting_down(node, &h) && b.fenced {
                     // Shut down: its session ends now, so the next process registers at once.
                     self.sessions.borrow_mut().remove(&node);
                 } else {

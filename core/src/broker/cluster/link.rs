@@ -75,6 +75,7 @@ impl ClusterLink {
             rack: self.rack.clone(),
             applied: view.image.applied,
             shutting_down: self.shutting_down.get(),
+            cluster_id: (!view.cluster_id.is_empty()).then(|| view.cluster_id.to_string()),
         })
     }
 }
