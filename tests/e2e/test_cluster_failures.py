@@ -227,3 +227,34 @@ def test_a_single_nodes_data_directory_becomes_the_first_node_of_a_cluster(broke
         pids.append(pid)
     assert min(pids) > single_pid and len(set(pids)) == len(pids), (single_pid, pids)
     assert try_create(cluster.nodes[2].bootstrap, topic_name("more"), 3) is None
+
+
+def test_a_data_directory_of_the_release_before_metadata_records_becomes_a_clusters_first_node(cluster_factory):
+    """The `topics.toml` fixture of test_upgrade.py, started as node 1 of a cluster: migrated,
+    then proposed as the cluster's first metadata, with every record and committed offset."""
+    import tarfile
+    from pathlib import Path
+    fixture = Path(__file__).resolve().parent / "fixtures" / "data-dir-v0.tar.gz"
+    cluster = cluster_factory(voters=3, start=False)
+    first = cluster.nodes[1]
+    with tarfile.open(fixture) as tar:
+        tar.extractall(first.workdir, filter="data")
+    cluster.start()
+    cluster.wait_brokers({1, 2, 3})
+    import test_upgrade
+    old = test_upgrade.old_metadata()
+    assert set(leaders_of(cluster.nodes[2].bootstrap, "orders").values()) == {1}
+    got = consume_all(cluster.nodes[3].bootstrap, "orders", 3)
+    for p in range(3):
+        assert [m.value() for m in got[p]] == [f"v{p}-{i}".encode() for i in range(100)], p
+    from helpers import consumer
+    from confluent_kafka import TopicPartition
+    c = consumer(cluster.nodes[2].bootstrap, **{"group.id": "billing"})
+    try:
+        committed = cluster.wait_for("the old committed offsets", lambda: c.committed(
+            [TopicPartition(t, p) for (t, p) in test_upgrade.COMMITTED], timeout=10))
+    finally:
+        c.close()
+    assert {(x.topic, x.partition): x.offset for x in committed} == test_upgrade.COMMITTED
+    for b in cluster.nodes.values():
+        assert f"cluster.id={old['cluster_id']}" in (b.data_dir / "meta.properties").read_text()

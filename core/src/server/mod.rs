@@ -146,6 +146,16 @@ fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<
     let node = NodeId(config.node_id);
     let configured = config.cluster.cluster_id.as_deref();
     let image = cluster::load_copy(dir)?;
+    // A data directory of the release before the metadata records (`topics.toml`) is first
+    // migrated to a single node's metadata, which then joins the cluster like any.
+    if image.cluster_id().is_none() && !store::exists(dir) {
+        if let Some(old) = legacy::read(dir)? {
+            if identity::read(dir)?.is_none() {
+                identity::write(dir, &Identity { cluster_id: old.cluster_id.clone(), node_id: node })?;
+            }
+            legacy::migrate(dir, node, old)?;
+        }
+    }
     let recorded = identity::read(dir)?;
     if let Some(r) = &recorded {
         identity::check(dir, r, node, configured)?;
