@@ -106,14 +106,7 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
         create_offsets_topic(config, &mut image, &mut placement)?;
     }
     finalize_features(config, &mut image, &mut placement)?;
-    if placement.fit(&local_partitions(&image, node), config.shards) {
-        tracing::info!(shards = config.shards, "placed partitions on shards (new, or of shards that no longer exist)");
-        match store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode()) {
-            // The placement decides only balance: without space it is decided again next time.
-            Err(e) if e.is_no_space() => tracing::warn!(error = %e, "no space to save the shard placement"),
-            other => other?,
-        }
-    }
+    fit_placement(config, &image, &mut placement)?;
     tracing::info!(
         cluster_id = %identity.cluster_id,
         node = %node,
@@ -121,6 +114,25 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
         records_replayed = loaded.replayed,
         "metadata loaded"
     );
+    Ok(node_view(config, &identity.cluster_id, image, placement))
+}
+
+/// Places this node's replicas missing from the placement (new, or of shards that no longer
+/// exist) and saves it; without space it is decided again next time (it decides only balance).
+fn fit_placement(config: &BrokerConfig, image: &MetadataImage, placement: &mut Placement) -> anyhow::Result<()> {
+    if placement.fit(&local_partitions(image, NodeId(config.node_id)), config.shards) {
+        tracing::info!(shards = config.shards, "placed partitions on shards (new, or of shards that no longer exist)");
+        match store::write_atomic_blocking(&config.data_dir, PLACEMENT_FILE, &placement.encode()) {
+            Err(e) if e.is_no_space() => tracing::warn!(error = %e, "no space to save the shard placement"),
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// The node's first view: its metadata, placement and how clients reach it.
+fn node_view(config: &BrokerConfig, cluster_id: &str, image: MetadataImage, placement: Placement) -> NodeView {
+    let node = NodeId(config.node_id);
     let me = BrokerEndpoint {
         node,
         host: config.advertised_host.clone(),
@@ -128,13 +140,13 @@ fn load_node(config: &BrokerConfig) -> anyhow::Result<NodeView> {
         rack: config.cluster.rack.clone(),
         fenced: false,
     };
-    Ok(NodeView {
+    NodeView {
         node,
-        cluster_id: Arc::from(identity.cluster_id.as_str()),
+        cluster_id: Arc::from(cluster_id),
         image: Arc::new(image),
         placement: Arc::new(placement),
         me: Arc::new(me),
-    })
+    }
 }
 
 /// A cluster node's start: its identity (the cluster id from `--cluster-id`, its record, or,
@@ -222,12 +234,7 @@ fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<
         set_aside_stray_partitions(dir, &image, node)?;
     }
     let mut placement = load_placement(dir);
-    if placement.fit(&local_partitions(&image, node), config.shards) {
-        match store::write_atomic_blocking(dir, PLACEMENT_FILE, &placement.encode()) {
-            Err(e) if e.is_no_space() => tracing::warn!(error = %e, "no space to save the shard placement"),
-            other => other?,
-        }
-    }
+    fit_placement(config, &image, &mut placement)?;
     tracing::info!(
         cluster_id = %cluster_id,
         node = %node,
@@ -236,21 +243,7 @@ fn load_cluster_node(config: &BrokerConfig) -> anyhow::Result<(NodeView, Option<
         metadata_offset = ?image.applied,
         "cluster metadata loaded"
     );
-    let me = BrokerEndpoint {
-        node,
-        host: config.advertised_host.clone(),
-        port: config.advertised_port,
-        rack: config.cluster.rack.clone(),
-        fenced: false,
-    };
-    let view = NodeView {
-        node,
-        cluster_id: Arc::from(cluster_id.as_str()),
-        image: Arc::new(image),
-        placement: Arc::new(placement),
-        me: Arc::new(me),
-    };
-    Ok((view, first))
+    Ok((node_view(config, &cluster_id, image, placement), first))
 }
 
 /// Partition directories (`<topic>-<index>`) of replicas the metadata no longer gives this
