@@ -52,6 +52,18 @@ impl BrokerClient {
     /// next call to the next voter; a controller's own answer (`Unavailable` included: no
     /// majority behind it) is returned as it is.
     pub async fn call_leader(&self, request: &BrokerRequest, attempts: usize) -> BrokerResponse {
+        self.call_leader_within(request, attempts, self.call_timeout).await
+    }
+
+    /// `call_leader` with each call bounded by `timeout` instead of the client's own: a
+    /// heartbeat must give up on a stopped controller well within the broker's session, so
+    /// that the next attempt reaches the one that took over.
+    pub async fn call_leader_within(
+        &self,
+        request: &BrokerRequest,
+        attempts: usize,
+        timeout: Duration,
+    ) -> BrokerResponse {
         let frame = broker_wire::encode_request(request);
         let mut last = BrokerResponse::Unavailable("no controller is configured".into());
         for _ in 0..attempts.max(1) {
@@ -59,7 +71,7 @@ impl BrokerClient {
                 break;
             }
             let i = self.target();
-            match self.send(i, &frame).await {
+            match self.send(i, &frame, timeout).await {
                 Ok(BrokerResponse::NotLeader(hint)) => {
                     self.note_leader(hint.as_ref().map(|h| h.id).filter(|&id| id != self.voters[i].0));
                     last = BrokerResponse::Unavailable(format!(
@@ -75,7 +87,7 @@ impl BrokerClient {
                     return r;
                 }
                 Err(reason) => {
-                    self.leader.set(None);
+                    self.unreachable(i);
                     last = BrokerResponse::Unavailable(reason);
                 }
             }
@@ -83,13 +95,14 @@ impl BrokerClient {
         last
     }
 
-    /// Fetches from the controller believed active, or the next voter; one call.
-    pub async fn call_any(&self, request: &BrokerRequest) -> BrokerResponse {
+    /// Fetches from the controller believed active, or the next voter; one call, bounded by
+    /// `timeout`.
+    pub async fn call_any(&self, request: &BrokerRequest, timeout: Duration) -> BrokerResponse {
         if self.voters.is_empty() {
             return BrokerResponse::Unavailable("no controller is configured".into());
         }
         let i = self.target();
-        match self.send(i, &broker_wire::encode_request(request)).await {
+        match self.send(i, &broker_wire::encode_request(request), timeout).await {
             Ok(response) => {
                 match &response {
                     BrokerResponse::Fetched { leader, .. } => self.note_leader(leader.as_ref().map(|h| h.id)),
@@ -98,16 +111,23 @@ impl BrokerClient {
                 response
             }
             Err(reason) => {
-                self.leader.set(None);
+                self.unreachable(i);
                 BrokerResponse::Unavailable(reason)
             }
         }
     }
 
+    /// Voter `i` did not answer (down, stopped, or cut off): no active controller is known,
+    /// and the next call goes to the voter after it, never straight back to it.
+    fn unreachable(&self, i: usize) {
+        self.leader.set(None);
+        self.next.set(i + 1);
+    }
+
     /// One call to voter `i`: its answer, or why there was none.
-    async fn send(&self, i: usize, frame: &[u8]) -> Result<BrokerResponse, String> {
+    async fn send(&self, i: usize, frame: &[u8], timeout: Duration) -> Result<BrokerResponse, String> {
         let (id, client) = &self.voters[i];
-        match client.call(frame, self.call_timeout).await {
+        match client.call(frame, timeout).await {
             Ok(answer) => broker_wire::decode_response(&answer)
                 .map_err(|e| format!("controller {id} answered a damaged frame: {e}")),
             Err(e) => Err(format!("controller {id}: {e}")),

@@ -28,6 +28,9 @@ pub struct ClusterLink {
     listeners: Vec<Endpoint>,
     rack: Option<String>,
     pub(super) heartbeat_interval: Duration,
+    /// How long one heartbeat call may take: a third of the session, so that a stopped
+    /// controller costs at most a third of it before the next voter is tried.
+    pub(super) heartbeat_timeout: Duration,
     /// The epoch of this process's registration, once the controller answered.
     pub broker_epoch: Cell<Option<i64>>,
     pub fenced: Cell<bool>,
@@ -57,6 +60,7 @@ impl ClusterLink {
             }],
             rack: config.cluster.rack.clone(),
             heartbeat_interval: config.cluster.broker_heartbeat_interval,
+            heartbeat_timeout: (config.cluster.broker_session_timeout / 3).clamp(CONNECT_TIMEOUT, CALL_TIMEOUT),
             broker_epoch: Cell::new(None),
             fenced: Cell::new(true),
             shutting_down: Cell::new(false),

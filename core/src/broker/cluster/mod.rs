@@ -181,7 +181,7 @@ pub async fn heartbeats(broker: Rc<Broker>, link: Rc<ClusterLink>) {
     let mut said: Option<(String, std::time::Instant)> = None;
     loop {
         let request = link.heartbeat_request(&broker.view());
-        match link.client.call_leader(&request, 3).await {
+        match link.client.call_leader_within(&request, 3, link.heartbeat_timeout).await {
             BrokerResponse::Heartbeat { broker_epoch, fenced } => {
                 if link.broker_epoch.replace(Some(broker_epoch)) != Some(broker_epoch) {
                     tracing::info!(broker_epoch, controller = ?link.client.leader(), "registered with the controller");
@@ -217,7 +217,7 @@ pub async fn controlled_shutdown(broker: &Rc<Broker>, link: &ClusterLink, limit:
     let fenced = async {
         loop {
             let request = link.heartbeat_request(&broker.view());
-            match link.client.call_leader(&request, 2).await {
+            match link.client.call_leader_within(&request, 2, link.heartbeat_timeout).await {
                 BrokerResponse::Heartbeat { fenced: true, .. } => return,
                 _ => glommio::timer::sleep(Duration::from_millis(100)).await,
             }
@@ -241,7 +241,10 @@ pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
     while !link.stop_following.get() {
         let view = broker.view();
         let from = view.image.applied.map_or(0, |a| a + 1);
-        let response = link.client.call_any(&BrokerRequest::Fetch { from, wait_ms: FETCH_WAIT_MS }).await;
+        // A long poll: answered within its wait by a live controller; a stopped one costs the wait
+        // and a heartbeat's timeout before the next voter is asked.
+        let timeout = Duration::from_millis(FETCH_WAIT_MS as u64) + link.heartbeat_timeout;
+        let response = link.client.call_any(&BrokerRequest::Fetch { from, wait_ms: FETCH_WAIT_MS }, timeout).await;
         match response {
             BrokerResponse::Fetched { body: FetchBody::Records { first, records }, .. } => {
                 if first != from || records.is_empty() {
