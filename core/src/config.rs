@@ -147,7 +147,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RINGTAIL_DISK_FREE_HIGH_PERCENT")]
     pub disk_free_high_percent: Option<u8>,
     /// This node's roles: `broker`, `controller`, or `broker,controller` (the default; Kafka's
-    /// process.roles). A controller is a voter of the metadata quorum.
+    /// process.roles). A controller is a voter of the metadata quorum; a controller-only node
+    /// serves no Kafka clients.
     #[arg(long, env = "RINGTAIL_PROCESS_ROLES")]
     pub process_roles: Option<String>,
     /// The metadata quorum's voters, `id@host:port,...` (Kafka's controller.quorum.voters),

@@ -164,13 +164,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if !config.cluster.roles.broker {
-        eprintln!(
-            "ringtail: --process-roles: a controller-only node is not available yet; give `broker,controller` (a \
-             voter that also serves clients) or `broker`"
-        );
-        std::process::exit(2);
-    }
     logging::init(&config.log_filter, config.log_format);
     let mut config = config;
     if let Some(p) = ringtail_tuning::read_properties(&config.data_dir) {

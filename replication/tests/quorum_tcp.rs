@@ -48,7 +48,7 @@ struct Running {
 }
 
 async fn start(id: u64, dir: &Path, listener: TcpListener) -> Running {
-    let transport = Rc::new(TcpTransport::new(Duration::from_millis(500), Duration::from_secs(5)));
+    let transport = Rc::new(TcpTransport::new(Duration::from_millis(500), Duration::from_secs(5), Default::default()));
     let node = start_node(id, &dir.join(id.to_string()), &config(), transport).await.expect("start node");
     let served = glommio::spawn_local(serve_quorum(listener, node.raft.clone(), TIMEOUTS));
     Running { node, _listener: served }

@@ -116,6 +116,9 @@ class Broker:
         self.ended_on_purpose = False
         # Environment variables for the next start (e.g. a fault point), beside RINGTAIL_LOG.
         self.extra_env: dict[str, str] = {}
+        # A controller-only node serves no Kafka clients: its start is seen at this port.
+        self.serves_clients = True
+        self.ready_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -185,7 +188,7 @@ class Broker:
             if code is not None:
                 raise BrokerError(
                     f"broker exited with code {code} while starting:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
-            if port_accepts(self.port) and self.is_ready():
+            if port_accepts(self.ready_port or self.port) and self.is_ready():
                 self.last_start_s = time.monotonic() - started
                 return self
             time.sleep(0.05)
@@ -325,25 +328,38 @@ class Cluster:
     """Several `ringtail serve` processes forming one cluster on 127.0.0.1: voters 1..n (broker
     and controller), and broker-only nodes added later; each pinned to one CPU, in turn."""
 
-    def __init__(self, tmp_path: Path, brokers: list[Broker], voters: int, extra: list[str]):
+    def __init__(self, tmp_path: Path, brokers: list[Broker], voters: int, extra: list[str], links: bool = False,
+                 controllers_only: tuple[int, ...] = ()):
         self.tmp_path = tmp_path
         self.brokers = brokers
         self.extra = list(extra)
         self.controller_ports = {i: free_port() for i in range(1, voters + 1)}
         self.voters_flag = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
+        # With links, each node reaches every other voter through a proxy of its own
+        # (netfault.Links), so that tests can cut nodes off from each other.
+        self.links = None
+        if links:
+            from netfault import Links
+            self.links = Links(self.controller_ports)
         self.nodes: dict[int, Broker] = {}
         cpus = os.sched_getaffinity(0)
         self.cpus = sorted(cpus) if cpus else [0]
         for i in self.controller_ports:
-            self.add(i, roles="broker,controller")
+            self.add(i, roles="controller" if i in controllers_only else "broker,controller")
 
     def add(self, node_id: int, roles: str = "broker", extra: list[str] | None = None) -> Broker:
         workdir = self.tmp_path / f"node{node_id}"
         workdir.mkdir(exist_ok=True)
+        voters = self.voters_flag
+        if self.links is not None:
+            voters = ",".join(f"{i}@127.0.0.1:{self.links.port(node_id, i)}" for i in self.controller_ports)
         args = ["--node-id", str(node_id), "--process-roles", roles,
-                "--controller-quorum-voters", self.voters_flag, *CLUSTER_TIMING_FLAGS, *self.extra, *(extra or [])]
+                "--controller-quorum-voters", voters, *CLUSTER_TIMING_FLAGS, *self.extra, *(extra or [])]
         b = Broker(workdir, args, shards=1, cpus=str(self.cpus[(node_id - 1) % len(self.cpus)]))
         b.extra_env["RINGTAIL_LOG"] = "info,openraft=error"
+        if "broker" not in roles.split(","):
+            b.serves_clients = False
+            b.ready_port = self.controller_ports[node_id]
         self.nodes[node_id] = b
         self.brokers.append(b)
         return b
@@ -357,7 +373,11 @@ class Cluster:
             self.nodes[i].wait_started()
 
     def live(self) -> list[Broker]:
-        return [b for b in self.nodes.values() if b.is_running()]
+        """Running nodes that serve Kafka clients."""
+        return [b for b in self.nodes.values() if b.is_running() and b.serves_clients]
+
+    def broker_ids(self) -> set[int]:
+        return {i for i, b in self.nodes.items() if b.serves_clients}
 
     @property
     def bootstrap(self) -> str:
@@ -398,16 +418,32 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster_factory(request, broker_factory, tmp_path):
+def _cluster_links():
+    """Proxies of clusters' links, closed after every process is stopped (broker_factory's
+    teardown runs first)."""
+    made = []
+    yield made
+    for links in made:
+        links.close()
+
+
+@pytest.fixture
+def cluster_factory(request, _cluster_links, broker_factory, tmp_path):
     """Builds clusters: cluster_factory(voters=3) returns a started Cluster whose brokers all
     registered. Every process is stopped by pid at teardown (broker_factory's)."""
     brokers = request.node._ringtail_brokers
 
-    def make(voters: int = 3, start: bool = True, extra: list[str] | None = None) -> Cluster:
-        cluster = Cluster(tmp_path, brokers, voters, extra or [])
+    def make(voters: int = 3, start: bool = True, extra: list[str] | None = None, links: bool = False,
+             controllers_only: tuple[int, ...] = ()) -> Cluster:
+        cluster = Cluster(tmp_path, brokers, voters, extra or [], links=links, controllers_only=controllers_only)
+        if cluster.links is not None:
+            _cluster_links.append(cluster.links)
         if start:
             cluster.start()
-            cluster.wait_brokers(set(cluster.nodes))
+            cluster.wait_brokers(cluster.broker_ids())
         return cluster
 
-    return make
+    yield make
+    # Healed, so that every node's controlled shutdown reaches the controller.
+    for links in _cluster_links:
+        links.heal()

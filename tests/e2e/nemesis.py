@@ -2,7 +2,8 @@
 127.0.0.1 while an idempotent producer (confluent-kafka, acks=all) writes numbered records and
 an admin client creates and deletes topics; faults are injected at random: kill -9 of a node
 (the active controller half of the time) and its restart, SIGSTOP past the election timeout
-and SIGCONT. At the end every node is restarted and each partition is read through every
+and SIGCONT, and a network partition cutting a node off from the others (every controller
+link goes through a proxy, netfault.py) and its heal. At the end every node is restarted and each partition is read through every
 node. Counted, all of which must be zero:
 
 - lost: acknowledged records missing from the log;
@@ -121,15 +122,23 @@ def faults(cluster: Cluster, stop: threading.Event, rng: random.Random, log) -> 
             leader = -1
         node = leader if leader in cluster.nodes and rng.random() < 0.5 else rng.choice(list(cluster.nodes))
         b = cluster.nodes[node]
-        if rng.random() < 0.6:
-            log(f"kill -9 node {node}{' (active controller)' if node == leader else ''}")
+        which = rng.random()
+        what = " (active controller)" if node == leader else ""
+        if which < 0.45:
+            log(f"kill -9 node {node}{what}")
             b.kill9()
-        else:
+        elif which < 0.7:
             pause = rng.uniform(2.0, 5.0)
-            log(f"SIGSTOP node {node} for {pause:.1f} s")
+            log(f"SIGSTOP node {node}{what} for {pause:.1f} s")
             os.kill(b.pid, signal.SIGSTOP)
             time.sleep(pause)
             os.kill(b.pid, signal.SIGCONT)
+        else:
+            cut = rng.uniform(2.0, 6.0)
+            log(f"partition node {node}{what} from the other nodes for {cut:.1f} s")
+            cluster.links.isolate(node)
+            time.sleep(cut)
+            cluster.links.heal()
 
 
 def read_partition(bootstrap: str, topic: str, partition: int, end: int, timeout_s: float = 60) -> list[tuple[int, bytes]]:
@@ -151,7 +160,7 @@ def read_partition(bootstrap: str, topic: str, partition: int, end: int, timeout
 def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
     rng = random.Random(seed)
     brokers = []
-    cluster = Cluster(workdir, brokers, 3, [])
+    cluster = Cluster(workdir, brokers, 3, [], links=True)
     try:
         cluster.start()
         cluster.wait_brokers({1, 2, 3}, timeout_s=60)
@@ -219,6 +228,7 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
                          "divergent": [str(x) for x in divergent[:5]], "metadata_lost": metadata_lost[:5]},
         }
     finally:
+        cluster.links.heal()
         for b in brokers:
             if b.proc is not None and b.proc.poll() is None:
                 try:
@@ -226,6 +236,7 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
                 except OSError:
                     pass
                 b.stop()
+        cluster.links.close()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from confluent_kafka.admin import NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer
 
 import kwire
-from conftest import ringtail_bin
+from conftest import port_accepts, ringtail_bin
 from helpers import admin, consume_all, consumer, produce_numbered, topic_name
 
 
@@ -189,3 +189,33 @@ def test_a_broker_only_node_joins_and_takes_partitions_of_new_topics(cluster_fac
     quorum = cluster.quorum()
     assert sorted(v["id"] for v in quorum["voters"]) == [1, 2, 3], quorum
     assert kwire.describe_quorum_v0(four.bootstrap)["leader"] == quorum["leader"]
+
+
+def test_a_dedicated_controller_forms_the_quorum_votes_and_serves_no_clients(cluster_factory):
+    # Node 1 is controller only (Kafka's dedicated controller): it forms the quorum as the
+    # lowest voter, records the cluster id it committed, is no broker and has no Kafka port.
+    cluster = cluster_factory(voters=3, controllers_only=(1,))
+    ctl = cluster.nodes[1]
+    assert not port_accepts(ctl.port)
+    brokers = cluster.nodes[2].bootstrap
+    assert cluster.brokers_seen(cluster.nodes[2]) == {2, 3}
+    quorum = cluster.quorum()
+    assert sorted(v["id"] for v in quorum["voters"]) == [1, 2, 3], quorum
+    status = cluster_status(brokers)
+    cluster_id = status["cluster_id"]
+    assert cluster_id and f"cluster.id={cluster_id}" in (ctl.data_dir / "meta.properties").read_text()
+    topic = topic_name("dedicated")
+    create(brokers, topic, 4)
+    assert sorted(set(leaders_of(brokers, topic).values())) == [2, 3]
+    sent = produce_numbered(brokers, topic, 200, 4)
+    # The dedicated controller killed: the quorum goes on with the other two, and it rejoins.
+    ctl.kill9()
+    create(cluster.nodes[3].bootstrap, topic_name("without-it"), 2)
+    committed = cluster.quorum()["high_watermark"]
+    ctl.start()
+    cluster.wait_for("the dedicated controller to catch up with what was committed without it",
+                     lambda: [v["log_end"] for v in cluster.quorum()["voters"] if v["id"] == 1][0] >= committed)
+    got = consume_all(cluster.nodes[3].bootstrap, topic, 4)
+    assert {m.value() for msgs in got.values() for m in msgs} == set(sent.values())
+    # Its /ready answers like a broker's.
+    assert ctl.is_ready()

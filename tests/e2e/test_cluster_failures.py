@@ -1,5 +1,5 @@
-"""A cluster losing nodes: the active controller killed (kill -9) or paused (SIGSTOP past the
-election timeout), a broker killed, two of three controllers down, the whole cluster
+"""A cluster losing nodes: the active controller killed (kill -9), paused (SIGSTOP past the
+election timeout) or cut off by a network partition, a broker killed, two of three controllers down, the whole cluster
 restarted; and a single node's data directory becoming a cluster's first node. Real
 `ringtail serve` processes on 127.0.0.1, stopped by pid."""
 
@@ -99,6 +99,50 @@ def test_pausing_the_active_controller_past_the_election_timeout_hands_over(clus
     # The paused node learns it lost: one leader, and it is a broker again once it heartbeats.
     cluster.wait_brokers({1, 2, 3})
     assert try_create(paused.bootstrap, topic_name("resumed"), 3) is None
+
+
+def test_a_partitioned_active_controller_is_replaced_its_broker_fenced_and_both_return_when_healed(cluster_factory):
+    # Every controller link goes through a proxy (netfault.Links); cutting them isolates a node
+    # from the quorum while its Kafka clients still reach it.
+    cluster = cluster_factory(voters=3, links=True)
+    topic = topic_name("split")
+    assert try_create(cluster.nodes[1].bootstrap, topic, 6) is None
+    sent = produce_numbered(cluster.nodes[1].bootstrap, topic, 600, 6)
+    old = cluster.active_controller()
+    cut_off = cluster.nodes[old]
+    survivor = others(cluster, old)[0]
+    mine = [p for p, n in leaders_of(survivor.bootstrap, topic).items() if n == old]
+    assert mine
+    cluster.links.isolate(old)
+    try:
+        # The majority elects another controller, fences the cut-off broker (its partitions
+        # lose their leader) and keeps taking metadata changes.
+        cluster.wait_for("another active controller on the majority side",
+                         lambda: __import__("kwire").describe_quorum_v0(survivor.bootstrap)["leader"] not in (-1, old),
+                         timeout_s=20)
+        cluster.wait_for("the cut-off broker fenced", lambda: old not in cluster.brokers_seen(survivor), timeout_s=20)
+        assert all(leaders_of(survivor.bootstrap, topic)[p] == -1 for p in mine)
+        during = topic_name("during")
+        cluster.wait_for("a topic created on the majority side",
+                         lambda: (try_create(survivor.bootstrap, during, 2) or "TOPIC_ALREADY_EXISTS").startswith(
+                             "TOPIC_ALREADY_EXISTS"),
+                         timeout_s=40, interval_s=0.5)
+        # The cut-off node cannot change metadata: a retriable error naming the cause.
+        error = try_create(cut_off.bootstrap, topic_name("minority"), 1, timeout_s=10)
+        assert error is not None and error.split(":")[0] in ("REQUEST_TIMED_OUT", "_TIMED_OUT", "NOT_CONTROLLER"), error
+    finally:
+        cluster.links.heal()
+    # Healed: one controller, every broker unfenced, the cut-off node's partitions led by it
+    # again with every record, and it learned the change made without it.
+    cluster.wait_brokers({1, 2, 3})
+    cluster.wait_for("the partitions to be led again",
+                     lambda: all(leaders_of(survivor.bootstrap, topic)[p] == old for p in mine), timeout_s=20)
+    cluster.wait_for("the cut-off node to describe the topic created without it",
+                     lambda: during in admin(cut_off.bootstrap).list_topics(timeout=10).topics, timeout_s=20)
+    leaders = {__import__("kwire").describe_quorum_v0(n.bootstrap)["leader"] for n in cluster.nodes.values()}
+    assert len(leaders) == 1 and -1 not in leaders, leaders
+    got = consume_all(cut_off.bootstrap, topic, 6)
+    assert {m.value() for msgs in got.values() for m in msgs} == set(sent.values())
 
 
 def test_a_killed_broker_is_fenced_its_partitions_go_offline_and_return_with_their_data(cluster_factory):

@@ -25,8 +25,8 @@ def test_cluster_flags_that_do_not_agree_are_refused_by_name(tmp_path):
         (["--process-roles", "broker"], "needs a quorum"),
         (["--process-roles", "leader"], "process-roles"),
         (["--node-id", "1", "--controller-quorum-voters", "1@127.0.0.1:19093,1@127.0.0.1:19094"], "twice"),
-        (["--node-id", "1", "--controller-quorum-voters", voters, "--controller-listen", "127.0.0.1:1"],
-         "port 19093"),
+        (["--node-id", "1", "--controller-quorum-voters", voters, "--controller-listen", "127.0.0.1:nope"],
+         "controller-listen"),
         (["--controller-quorum-election-timeout-ms", "200", "--controller-quorum-heartbeat-interval-ms", "150"],
          "half the election timeout"),
         (["--broker-session-timeout-ms", "1000", "--broker-heartbeat-interval-ms", "900"], "fenced"),
@@ -38,12 +38,17 @@ def test_cluster_flags_that_do_not_agree_are_refused_by_name(tmp_path):
         assert expected in result.stderr, (args, result.stderr)
 
 
-def test_a_controller_only_node_is_refused_until_it_can_be_served(tmp_path):
-    result = serve(tmp_path, "--node-id", "1", "--process-roles", "controller", "--controller-quorum-voters",
-                   "1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095")
-    assert result.returncode == 2
-    assert "controller-only" in result.stderr, result.stderr
-    assert not (tmp_path / "data" / "meta.properties").exists()
+def test_a_controller_only_node_refuses_a_data_directory_with_topics(broker_factory, tmp_path):
+    broker = broker_factory(shards=1)
+    assert len(produce_numbered(broker.bootstrap, topic_name("kept"), 10, 1)) == 10
+    broker.stop_cleanly()
+    result = subprocess.run(
+        [str(ringtail_bin()), "serve", "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", "none",
+         "--data-dir", str(broker.data_dir), "--shards", "1", "--node-id", "1", "--process-roles", "controller",
+         "--controller-quorum-voters", "1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "controller-only node" in result.stderr and "leads no partitions" in result.stderr, result.stderr
 
 
 def test_a_fresh_directory_takes_the_cluster_id_and_a_recorded_one_is_checked(broker_factory, tmp_path):

@@ -1,4 +1,4 @@
-"""A short nemesis run (kill -9 and SIGSTOP of nodes, the active controller among them, with an
+"""A short nemesis run (kill -9, SIGSTOP and network partitions of nodes, the active controller among them, with an
 idempotent producer and topic churn) against a real three-node cluster: nothing acknowledged
 is lost, duplicated or divergent, and acknowledged metadata changes hold. `scripts/nemesis
 --minutes N` runs the long version."""

@@ -314,17 +314,9 @@ impl ClusterSettings {
                 None => Ok(config),
             },
             (true, Some(voter)) => {
+                // A listener apart from the voter entry is how peers reach it through a NAT or
+                // a proxy (as Kafka's listeners and controller.quorum.voters may differ).
                 let listen = match config.controller_listen {
-                    Some(listen) if listen.port() != voter.port => {
-                        return Err(invalid(
-                            "controller-listen",
-                            format!(
-                                "{listen} does not listen on port {} that --controller-quorum-voters gives node \
-                                 {node_id}",
-                                voter.port
-                            ),
-                        ))
-                    }
                     Some(listen) => listen,
                     // The voter's own address, when it is a literal one.
                     None => voter.address().parse::<SocketAddr>().map_err(|_| {
@@ -405,7 +397,7 @@ mod tests {
         assert_eq!(s.resolve().expect("valid").controller_listen, Some("0.0.0.0:9094".parse().expect("addr")));
         let mut s = settings(Some(2), None, Some("1@127.0.0.1:9093,2@127.0.0.1:9094"));
         s.controller_listen = Some("127.0.0.1:9999".into());
-        assert!(error(s).contains("port 9094"));
+        assert_eq!(s.resolve().expect("valid").controller_listen, Some("127.0.0.1:9999".parse().expect("addr")));
         assert!(error(settings(Some(2), None, Some("1@ctl-1:9093,2@ctl-2:9094"))).contains("--controller-listen"));
     }
 

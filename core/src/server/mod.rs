@@ -5,6 +5,7 @@
 
 pub mod admin_http;
 pub mod connection;
+mod controller_only;
 mod legacy;
 
 use std::path::Path;
@@ -370,6 +371,9 @@ pub fn serve(mut config: BrokerConfig) -> anyhow::Result<()> {
     // glommio cannot create directories under a relative path (EBADF): work with an absolute one.
     config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot resolve data directory {}: {e}", config.data_dir.display()))?;
+    if !config.cluster.roles.broker {
+        return controller_only::serve(config);
+    }
     let (view, first_records) = match config.cluster.is_single_node() {
         true => (load_node(&config)?, None),
         false => load_cluster_node(&config)?,

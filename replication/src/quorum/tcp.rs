@@ -389,6 +389,11 @@ impl Drop for CallGuard<'_> {
 /// The quorum's calls to its peers over TCP: one [`PeerClient`] (one connection) per peer.
 pub struct TcpTransport {
     clients: RefCell<HashMap<u64, Rc<PeerClient>>>,
+    /// The addresses this node was given for voters (its `--controller-quorum-voters`): they
+    /// win over the ones stored with the membership, which the node that formed the quorum
+    /// wrote, as Kafka's static voter list is each node's own. Nodes behind a NAT or a proxy
+    /// reach one voter at different addresses.
+    given: HashMap<u64, String>,
     connect_timeout: Duration,
     /// An answer slower than this fails the call (openraft's own timeouts are shorter for
     /// everything but snapshots).
@@ -396,16 +401,18 @@ pub struct TcpTransport {
 }
 
 impl TcpTransport {
-    pub fn new(connect_timeout: Duration, call_timeout: Duration) -> TcpTransport {
-        TcpTransport { clients: RefCell::new(HashMap::new()), connect_timeout, call_timeout }
+    /// `given`: each voter's address as this node was told it.
+    pub fn new(connect_timeout: Duration, call_timeout: Duration, given: HashMap<u64, String>) -> TcpTransport {
+        TcpTransport { clients: RefCell::new(HashMap::new()), given, connect_timeout, call_timeout }
     }
 
     fn client(&self, target: u64, node: &ControllerNode) -> Rc<PeerClient> {
+        let address = self.given.get(&target).unwrap_or(&node.address);
         let mut clients = self.clients.borrow_mut();
         match clients.get(&target) {
-            Some(c) if c.addr() == node.address => c.clone(),
+            Some(c) if c.addr() == address => c.clone(),
             _ => {
-                let c = Rc::new(PeerClient::new(node.address.clone(), self.connect_timeout));
+                let c = Rc::new(PeerClient::new(address.clone(), self.connect_timeout));
                 clients.insert(target, c.clone());
                 c
             }

@@ -120,7 +120,8 @@ pub async fn start_controller(
     first: Option<Vec<MetadataRecord>>,
 ) -> anyhow::Result<(Rc<ControllerService>, Vec<glommio::Task<()>>)> {
     let listen = config.cluster.controller_listen.expect("a controller has a listener (checked at start-up)");
-    let transport = Rc::new(TcpTransport::new(CONNECT_TIMEOUT, Duration::from_secs(30)));
+    let given = config.cluster.voters.iter().map(|v| (v.node_id as u64, v.address())).collect();
+    let transport = Rc::new(TcpTransport::new(CONNECT_TIMEOUT, Duration::from_secs(30), given));
     let id = config.node_id as u64;
     let node = quorum::start_node(id, &config.data_dir.join(QUORUM_DIR), &quorum_config(config), transport)
         .await

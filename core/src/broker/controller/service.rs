@@ -81,7 +81,11 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
     let mut last_reason = String::new();
     let adds_partitions =
         matches!(request, ControllerRequest::CreateTopics { .. } | ControllerRequest::CreatePartitions { .. });
-    for _ in 0..PROPOSE_ATTEMPTS {
+    // While no controller can take it (an election in progress), the change waits a little.
+    let started = std::time::Instant::now();
+    let mut attempts = 0;
+    while attempts < PROPOSE_ATTEMPTS {
+        attempts += 1;
         let view = broker.view();
         let (outcomes, records, validate_only) = decide(broker, &view, request.clone());
         if adds_partitions && super::super::cluster::link::unfenced_brokers(&view.image).is_empty() {
@@ -118,7 +122,11 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
                 return refuse_all(outcomes, |_| ControllerError::InvalidRequest(reason.clone()));
             }
             BrokerResponse::Unavailable(reason) => {
-                return refuse_all(outcomes, |_| ControllerError::Unavailable(unavailable(&reason)));
+                if started.elapsed() >= UNAVAILABLE_WAIT {
+                    return refuse_all(outcomes, |_| ControllerError::Unavailable(unavailable(&reason)));
+                }
+                attempts -= 1;
+                glommio::timer::sleep(UNAVAILABLE_PAUSE).await;
             }
             other => last_reason = format!("the controller answered {other:?}"),
         }
@@ -153,6 +161,12 @@ fn unavailable(reason: &str) -> String {
 
 /// Attempts at a proposal that keeps finding the metadata changed under it.
 const PROPOSE_ATTEMPTS: usize = 5;
+/// How long a change waits for a controller that can take it (an election after the active
+/// controller was lost takes one to two election timeouts) before it is refused as retriable;
+/// below the 30 s clients give an admin request.
+const UNAVAILABLE_WAIT: Duration = Duration::from_secs(10);
+/// Pause between tries while no controller can take the change.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(250);
 /// How long a broker waits to apply a change it proposed (or to catch up) before answering.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 /// One metadata change at most: one quorum entry, its framing aside.
