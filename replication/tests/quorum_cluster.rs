@@ -39,11 +39,12 @@ impl Transport for Router {
         _node: &ControllerNode,
         request: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<u8>, TransportError>> {
-        let raft = self.nodes.borrow().get(&target).map(|n| n.raft.clone());
+        let node = self.nodes.borrow().get(&target).cloned();
         async move {
-            let raft =
-                raft.ok_or_else(|| TransportError::Unreachable(io::Error::other(format!("node {target} is down"))))?;
-            Ok(serve(&raft, &request).await)
+            let node =
+                node.ok_or_else(|| TransportError::Unreachable(io::Error::other(format!("node {target} is down"))))?;
+            let cluster_id = node.state_machine.state().image.cluster_id().map(str::to_string);
+            Ok(serve(&node.raft, cluster_id.as_deref(), &request).await)
         }
     }
 }
@@ -210,6 +211,62 @@ fn a_restarted_leader_keeps_its_log_and_rejoins() {
         assert_eq!(images[0].topic_count(), 120);
         assert!(images.iter().all(|i| *i == images[0]));
         let nodes: Vec<QuorumNode> = router.nodes.borrow().values().cloned().collect();
+        for node in nodes {
+            node.raft.shutdown().await.expect("shutdown");
+        }
+    });
+}
+
+#[test]
+fn a_controller_of_another_cluster_is_refused_once_the_cluster_has_an_id() {
+    use openraft::raft::VoteRequest;
+    use ringtail_replication::quorum::wire::{decode_response, encode_request_from, Request, Response};
+    let dir = scratch("foreign");
+    run(move || async move {
+        let router = Rc::new(Router::default());
+        let mut nodes = Vec::new();
+        for id in 1..=3 {
+            nodes.push(start(id, &dir, &router).await);
+        }
+        initialize(&nodes[0].raft, voters()).await.expect("initialize");
+        let created = RecordBatch(vec![MetadataRecord::ClusterCreated { cluster_id: "cluster-a".into() }]);
+        let mut committed = false;
+        for _ in 0..200 {
+            let leader = leader_of(&router).await;
+            let raft = router.nodes.borrow().get(&leader).map(|n| n.raft.clone());
+            if let Some(raft) = raft {
+                match raft.client_write(created.clone()).await {
+                    Ok(_) => {
+                        committed = true;
+                        break;
+                    }
+                    Err(e) if e.forward_to_leader().is_some() => {}
+                    Err(e) => panic!("the cluster id: {e}"),
+                }
+            }
+            platform::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(committed, "the cluster id is committed");
+        converged(&router).await;
+        let leader = leader_of(&router).await;
+        // A vote request as a node of another cluster would send it, and the same from this one.
+        let vote = openraft::Vote::new(99, 7);
+        let rpc = VoteRequest { vote, last_log_id: None, leadership_transfer: false };
+        let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+        let node = router.nodes.borrow()[&follower].clone();
+        let ask = |cluster: &'static str| {
+            let node = node.clone();
+            let frame = encode_request_from(&Request::PreVote(rpc.clone()), Some(cluster));
+            async move {
+                let mine = node.state_machine.state().image.cluster_id().map(str::to_string);
+                decode_response(&serve(&node.raft, mine.as_deref(), &frame).await).expect("a response")
+            }
+        };
+        match ask("cluster-b").await {
+            Response::Failed(m) => assert!(m.contains("cluster cluster-a") && m.contains("cluster-b"), "{m}"),
+            other => panic!("a foreign controller was answered: {other:?}"),
+        }
+        assert!(matches!(ask("cluster-a").await, Response::PreVote(_)));
         for node in nodes {
             node.raft.shutdown().await.expect("shutdown");
         }

@@ -42,8 +42,8 @@ use ringtail_replication::ids::{NodeId, TopicId};
 use ringtail_replication::metadata::{MetadataImage, MetadataRecord};
 use ringtail_replication::quorum::broker_wire::{is_broker_frame, BrokerResponse};
 use ringtail_replication::quorum::{
-    initialize, serve, start_node, ControllerNode, ControllerService, QuorumConfig, QuorumNode, RecordBatch,
-    ServiceTimings, Transport, TransportError,
+    initialize, start_node, ControllerNode, ControllerService, QuorumConfig, QuorumNode, RecordBatch, ServiceTimings,
+    Transport, TransportError,
 };
 
 use broker::{Broker, BrokerStats};
@@ -234,7 +234,7 @@ async fn receive(world: Rc<World>, id: u64, endpoint: Rc<Endpoint>) {
                 platform::spawn_local(async move {
                     let answer = match is_broker_frame(&bytes) {
                         true => service.handle(&bytes).await,
-                        false => serve(&service.node().raft, &bytes).await,
+                        false => service.serve_raft(&bytes).await,
                     };
                     net.send(id as u32, from, Msg::Response { id: call, bytes: Rc::new(answer) });
                 })

@@ -11,6 +11,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 
 from helpers import admin, consume_all, produce_numbered, topic_name
+from test_disk_full import fill_file_system, small_fs  # noqa: F401 - small_fs is a fixture
 
 
 def leaders_of(bootstrap: str, topic: str) -> dict[int, int]:
@@ -143,6 +144,41 @@ def test_a_partitioned_active_controller_is_replaced_its_broker_fenced_and_both_
     assert len(leaders) == 1 and -1 not in leaders, leaders
     got = consume_all(cut_off.bootstrap, topic, 6)
     assert {m.value() for msgs in got.values() for m in msgs} == set(sent.values())
+
+
+def test_a_node_whose_disk_fills_keeps_serving_and_catches_up_when_space_returns(small_fs, cluster_factory):
+    # Node 3's data directory is on a small file system of its own, filled while the cluster
+    # changes its metadata: its controller's Raft stops on the failed write and is started
+    # again until there is space, its broker's metadata copy waits, and nothing stops the node.
+    cluster = cluster_factory(voters=3, start=False)
+    full = cluster.nodes[3]
+    full.data_dir = small_fs / "data"
+    cluster.start()
+    cluster.wait_brokers({1, 2, 3})
+    topic = topic_name("before-full")
+    assert try_create(cluster.nodes[1].bootstrap, topic, 6) is None
+    sent = produce_numbered(cluster.nodes[1].bootstrap, topic, 300, 6)
+    filler = fill_file_system(small_fs)
+    made = [topic_name(f"while-full-{i}") for i in range(4)]
+    for t in made:
+        cluster.wait_for(f"{t} created while node 3's disk is full",
+                         lambda t=t: (try_create(cluster.nodes[1].bootstrap, t, 3) or "TOPIC_ALREADY_EXISTS").startswith(
+                             "TOPIC_ALREADY_EXISTS"), timeout_s=40, interval_s=0.5)
+    time.sleep(3)
+    assert full.is_running(), full.log_tail()
+    log = full.log_text()
+    print("node 3 on a full disk:", [line.split("  ")[-1][:160] for line in log.splitlines()
+                                     if "no space" in line or "Raft" in line][:6])
+    filler.unlink()
+    committed = cluster.quorum()["high_watermark"]
+    cluster.wait_for("node 3's controller to catch up once space returned",
+                     lambda: [v["log_end"] for v in cluster.quorum()["voters"] if v["id"] == 3][0] >= committed,
+                     timeout_s=60)
+    cluster.wait_for("node 3's broker to apply the topics made while its disk was full",
+                     lambda: set(made) <= set(admin(full.bootstrap).list_topics(timeout=10).topics), timeout_s=60)
+    got = consume_all(full.bootstrap, topic, 6)
+    assert {m.value() for msgs in got.values() for m in msgs} == set(sent.values())
+    assert full.is_running()
 
 
 def test_a_killed_broker_is_fenced_its_partitions_go_offline_and_return_with_their_data(cluster_factory):

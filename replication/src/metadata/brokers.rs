@@ -76,13 +76,22 @@ pub fn heartbeat(
     shutting_down: bool,
 ) -> Result<Vec<MetadataRecord>, BrokerError> {
     let broker = check_epoch(image, node, broker_epoch)?;
-    Ok(match (broker.fenced, shutting_down, caught_up) {
-        (true, false, true) => {
+    if shutting_down || broker.shutting_down {
+        // Recorded once: whichever controller is active later, this process is never
+        // unfenced again (a heartbeat it sent before asking may be decided after).
+        let mut records = Vec::new();
+        if !broker.shutting_down {
+            records.push(MetadataRecord::BrokerShuttingDown { node, broker_epoch });
+        }
+        records.extend(fence(image, node));
+        return Ok(records);
+    }
+    Ok(match (broker.fenced, caught_up) {
+        (true, true) => {
             let mut records = vec![MetadataRecord::BrokerUnfenced { node, broker_epoch }];
             records.extend(leadership_to(image, node));
             records
         }
-        (false, true, _) => fence(image, node),
         _ => Vec::new(),
     })
 }
@@ -298,8 +307,16 @@ mod tests {
         let (mut image, epochs) = cluster(&[&[3, 2]]);
         assert_eq!(partition(&image, 0).leader, Some(NodeId(2)));
         let records = heartbeat(&image, NodeId(2), epochs[1], true, true).expect("ok");
+        assert!(matches!(records[0], MetadataRecord::BrokerShuttingDown { .. }), "{records:?}");
         apply(&mut image, &records);
         assert_eq!(partition(&image, 0).leader, Some(NodeId(3)));
+        // A heartbeat it sent before asking, decided after: it stays fenced, whichever
+        // controller decides (the image says it is going), and the image rebuilds with that.
+        assert!(heartbeat(&image, NodeId(2), epochs[1], true, false).expect("ok").is_empty());
+        let mut rebuilt = MetadataImage::default();
+        apply(&mut rebuilt, &image.to_records());
+        assert!(heartbeat(&rebuilt, NodeId(2), epochs[1], true, false).expect("ok").is_empty());
+        assert!(rebuilt.brokers()[&NodeId(2)].shutting_down && rebuilt.brokers()[&NodeId(2)].fenced);
         let records = unregister(&image, NodeId(2), epochs[1]).expect("ok");
         apply(&mut image, &records);
         assert!(!image.brokers().contains_key(&NodeId(2)));

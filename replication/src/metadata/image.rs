@@ -30,6 +30,8 @@ pub struct BrokerImage {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and is offered no new replicas.
     pub fenced: bool,
+    /// This registration's process asked for a controlled shutdown: fenced for good.
+    pub shutting_down: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,13 +228,15 @@ impl MetadataImage {
                     listeners: listeners.clone(),
                     rack: rack.clone(),
                     fenced: *fenced,
+                    shutting_down: false,
                 };
                 self.brokers.insert(*node, broker);
                 Change::BrokerChanged(*node)
             }
             MetadataRecord::BrokerFenced { node, broker_epoch }
             | MetadataRecord::BrokerUnfenced { node, broker_epoch }
-            | MetadataRecord::BrokerUnregistered { node, broker_epoch } => {
+            | MetadataRecord::BrokerUnregistered { node, broker_epoch }
+            | MetadataRecord::BrokerShuttingDown { node, broker_epoch } => {
                 let broker = self.brokers.get_mut(node).ok_or_else(|| fail(format!("no broker {node}")))?;
                 if broker.epoch != *broker_epoch {
                     return Err(fail(format!(
@@ -242,7 +246,11 @@ impl MetadataImage {
                 }
                 match record {
                     MetadataRecord::BrokerFenced { .. } => broker.fenced = true,
+                    MetadataRecord::BrokerUnfenced { .. } if broker.shutting_down => {
+                        return Err(fail(format!("broker {node} is shutting down: it is not unfenced again")));
+                    }
                     MetadataRecord::BrokerUnfenced { .. } => broker.fenced = false,
+                    MetadataRecord::BrokerShuttingDown { .. } => broker.shutting_down = true,
                     _ => {
                         self.brokers.remove(node);
                     }
@@ -347,6 +355,9 @@ impl MetadataImage {
                 rack: b.rack.clone(),
                 fenced: b.fenced,
             });
+            if b.shutting_down {
+                out.push(MetadataRecord::BrokerShuttingDown { node: *node, broker_epoch: b.epoch });
+            }
         }
         for t in self.topics.values() {
             out.push(MetadataRecord::TopicCreated {

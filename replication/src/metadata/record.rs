@@ -55,6 +55,11 @@ pub enum MetadataRecord {
     BrokerUnfenced { node: NodeId, broker_epoch: i64 },
     /// The broker left the cluster (UnregisterBrokerRecord).
     BrokerUnregistered { node: NodeId, broker_epoch: i64 },
+    /// The broker's process (this registration) asked for a controlled shutdown (KRaft's
+    /// BrokerRegistrationChangeRecord with InControlledShutdown): it is fenced with it and
+    /// never unfenced again; only a new registration (a new process) may lead. A record, not
+    /// the active controller's memory, so a controller taking over knows it too.
+    BrokerShuttingDown { node: NodeId, broker_epoch: i64 },
     /// A partition's leader, in-sync replicas or epochs changed (KRaft's PartitionChangeRecord,
     /// with the whole new state): the leader epoch rises whenever the leader changes, the
     /// partition epoch with every change.
@@ -86,6 +91,7 @@ const KIND_BROKER_UNREGISTERED: u8 = 10;
 const KIND_PARTITION_CHANGED: u8 = 11;
 const KIND_CLUSTER_CREATED: u8 = 12;
 const KIND_PRODUCER_IDS_RESERVED: u8 = 13;
+const KIND_BROKER_SHUTTING_DOWN: u8 = 14;
 /// `leader` when there is none, and `node` of a cluster-wide broker config.
 const NO_LEADER: i32 = -1;
 
@@ -163,6 +169,11 @@ impl MetadataRecord {
             }
             MetadataRecord::BrokerUnregistered { node, broker_epoch } => {
                 out.push(KIND_BROKER_UNREGISTERED);
+                out.extend_from_slice(&node.0.to_be_bytes());
+                out.extend_from_slice(&broker_epoch.to_be_bytes());
+            }
+            MetadataRecord::BrokerShuttingDown { node, broker_epoch } => {
+                out.push(KIND_BROKER_SHUTTING_DOWN);
                 out.extend_from_slice(&node.0.to_be_bytes());
                 out.extend_from_slice(&broker_epoch.to_be_bytes());
             }
@@ -266,6 +277,9 @@ impl MetadataRecord {
             KIND_BROKER_UNFENCED => MetadataRecord::BrokerUnfenced { node: NodeId(r.i32()?), broker_epoch: r.i64()? },
             KIND_BROKER_UNREGISTERED => {
                 MetadataRecord::BrokerUnregistered { node: NodeId(r.i32()?), broker_epoch: r.i64()? }
+            }
+            KIND_BROKER_SHUTTING_DOWN => {
+                MetadataRecord::BrokerShuttingDown { node: NodeId(r.i32()?), broker_epoch: r.i64()? }
             }
             KIND_PARTITION_CHANGED => {
                 let topic = r.topic_id()?;
@@ -463,6 +477,7 @@ mod tests {
             },
             MetadataRecord::BrokerFenced { node: NodeId(2), broker_epoch: 41 },
             MetadataRecord::BrokerUnfenced { node: NodeId(2), broker_epoch: 41 },
+            MetadataRecord::BrokerShuttingDown { node: NodeId(2), broker_epoch: 41 },
             MetadataRecord::BrokerUnregistered { node: NodeId(2), broker_epoch: 41 },
             MetadataRecord::PartitionChanged {
                 partition: PartitionId { topic: topic_id, index: 3 },

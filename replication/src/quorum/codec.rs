@@ -122,7 +122,7 @@ fn put_count(out: &mut Vec<u8>, n: usize) {
     put_u32(out, u32::try_from(n).expect("counts are bounded far below u32::MAX"));
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
     assert!(s.len() <= u16::MAX as usize, "a string of {} bytes", s.len());
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());

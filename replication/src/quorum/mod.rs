@@ -146,7 +146,7 @@ pub async fn start_node<T: Transport>(
 ) -> Result<QuorumNode, QuorumError> {
     let raft_config = Arc::new(raft_config(config)?);
     let (log, state_machine) = open_storage(dir).await?;
-    let network = Network::new(id, transport);
+    let network = Network::new(id, transport, state_machine.clone());
     let raft = QuorumRaft::new(id, raft_config, network, log, state_machine.clone())
         .await
         .map_err(|e| QuorumError::Fatal(e.to_string()))?;

@@ -24,8 +24,9 @@ use openraft::{AsyncRuntime, OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 use openraft_rt::Select2;
 
 use super::rt::{self, Rt};
+use super::state_machine::StateMachine;
 use super::types::{ControllerNode, QuorumTypes, Snapshot, Vote};
-use super::wire::{decode_request, decode_response, encode_request, encode_response, Request, Response};
+use super::wire::{decode_request_from, decode_response, encode_request_from, encode_response, Request, Response};
 use super::QuorumRaft;
 
 /// Why a request frame got no response frame.
@@ -56,12 +57,14 @@ pub trait Transport: 'static {
 pub struct Network<T> {
     id: u64,
     transport: Rc<T>,
+    /// The node's state machine: requests carry the cluster id its metadata holds.
+    state_machine: StateMachine,
 }
 
 impl<T: Transport> Network<T> {
     /// The network of node `id`.
-    pub fn new(id: u64, transport: Rc<T>) -> Network<T> {
-        Network { id, transport }
+    pub fn new(id: u64, transport: Rc<T>, state_machine: StateMachine) -> Network<T> {
+        Network { id, transport, state_machine }
     }
 }
 
@@ -71,13 +74,20 @@ pub struct Peer<T> {
     target: u64,
     node: ControllerNode,
     transport: Rc<T>,
+    state_machine: StateMachine,
 }
 
 impl<T: Transport> RaftNetworkFactory<QuorumTypes> for Network<T> {
     type Network = Peer<T>;
 
     async fn new_client(&mut self, target: u64, node: &ControllerNode) -> Peer<T> {
-        Peer { id: self.id, target, node: node.clone(), transport: self.transport.clone() }
+        Peer {
+            id: self.id,
+            target,
+            node: node.clone(),
+            transport: self.transport.clone(),
+            state_machine: self.state_machine.clone(),
+        }
     }
 }
 
@@ -89,7 +99,10 @@ impl<T: Transport> Peer<T> {
         ttl: Duration,
         action: RPCTypes,
     ) -> Result<Response, RPCError<QuorumTypes>> {
-        let frame = encode_request(request);
+        let frame = {
+            let state = self.state_machine.state();
+            encode_request_from(request, state.image.cluster_id())
+        };
         let answer = match rt::timeout(ttl, self.transport.send(self.target, &self.node, frame)).await {
             Err(_) => {
                 return Err(RPCError::Timeout(Timeout { action, id: self.id, target: self.target, timeout: ttl }));
@@ -186,19 +199,31 @@ impl<T: Transport> RaftNetworkV2<QuorumTypes> for Peer<T> {
 }
 
 /// Serves one request frame on the local `Raft` and returns the response frame. A frame that
-/// does not decode, or a `Raft` that stopped, gets a `Failed` answer.
-pub async fn serve(raft: &QuorumRaft, frame: &[u8]) -> Vec<u8> {
-    let failed = |e: &dyn std::fmt::Display| Response::Failed(e.to_string());
-    let response = match decode_request(frame) {
+/// does not decode, one from a controller of another cluster than `cluster_id` (this node's,
+/// once its metadata holds one), or a `Raft` that stopped, gets a `Failed` answer.
+pub async fn serve(raft: &QuorumRaft, cluster_id: Option<&str>, frame: &[u8]) -> Vec<u8> {
+    let response = match decode_request_from(frame) {
         Err(e) => Response::Failed(format!("the request frame is damaged: {e}")),
-        Ok(Request::AppendEntries(rpc)) => {
-            raft.append_entries(rpc).await.map_or_else(|e| failed(&e), Response::AppendEntries)
-        }
-        Ok(Request::Vote(rpc)) => raft.vote(rpc).await.map_or_else(|e| failed(&e), Response::Vote),
-        Ok(Request::PreVote(rpc)) => raft.pre_vote(rpc).await.map_or_else(|e| failed(&e), Response::PreVote),
-        Ok(Request::FullSnapshot { vote, snapshot }) => {
-            raft.install_full_snapshot(vote, snapshot).await.map_or_else(|e| failed(&e), Response::Snapshot)
-        }
+        Ok((_, Some(theirs))) if cluster_id.is_some_and(|mine| mine != theirs) => Response::Failed(format!(
+            "this controller belongs to cluster {}, the request comes from cluster {theirs}: check \
+             --controller-quorum-voters",
+            cluster_id.unwrap_or_default()
+        )),
+        Ok((request, _)) => serve_request(raft, request).await,
     };
     encode_response(&response)
+}
+
+async fn serve_request(raft: &QuorumRaft, request: Request) -> Response {
+    let failed = |e: &dyn std::fmt::Display| Response::Failed(e.to_string());
+    match request {
+        Request::AppendEntries(rpc) => {
+            raft.append_entries(rpc).await.map_or_else(|e| failed(&e), Response::AppendEntries)
+        }
+        Request::Vote(rpc) => raft.vote(rpc).await.map_or_else(|e| failed(&e), Response::Vote),
+        Request::PreVote(rpc) => raft.pre_vote(rpc).await.map_or_else(|e| failed(&e), Response::PreVote),
+        Request::FullSnapshot { vote, snapshot } => {
+            raft.install_full_snapshot(vote, snapshot).await.map_or_else(|e| failed(&e), Response::Snapshot)
+        }
+    }
 }

@@ -65,16 +65,12 @@ struct Session {
 /// One controller's service (`!Send`: it lives with the node's Raft).
 pub struct ControllerService {
     id: u64,
-    node: QuorumNode,
+    /// The node's Raft and state machine; replaced when a Raft that stopped on a storage error
+    /// is started again from its directory (`replace_node`).
+    node: RefCell<QuorumNode>,
     timings: ServiceTimings,
     lock: Semaphore,
     sessions: RefCell<HashMap<NodeId, Session>>,
-    /// Per registered node, the incarnation that asked to shut down. It is going away for good:
-    /// a heartbeat of it sent before (the broker's heartbeats go on beside its controlled
-    /// shutdown, and a call is retried with the frame it was built with) but decided after the
-    /// fence must not unfence it again. Found by the deterministic simulation: such a heartbeat
-    /// gave leaderless partitions to a broker that had shut down, and kept its session alive.
-    shutdowns: RefCell<HashMap<NodeId, [u8; 16]>>,
     /// The term this controller leads and when it took over; sessions count from then at most.
     leading: Cell<Option<(u64, Instant)>>,
 }
@@ -90,7 +86,8 @@ fn proposable(record: &MetadataRecord, expected: Option<u64>) -> bool {
         MetadataRecord::BrokerRegistered { .. }
         | MetadataRecord::BrokerFenced { .. }
         | MetadataRecord::BrokerUnfenced { .. }
-        | MetadataRecord::BrokerUnregistered { .. } => false,
+        | MetadataRecord::BrokerUnregistered { .. }
+        | MetadataRecord::BrokerShuttingDown { .. } => false,
         MetadataRecord::ClusterCreated { .. } => expected.is_none(),
         _ => true,
     }
@@ -114,17 +111,38 @@ impl ControllerService {
     pub fn new(id: u64, node: QuorumNode, timings: ServiceTimings) -> Rc<ControllerService> {
         Rc::new(ControllerService {
             id,
-            node,
+            node: RefCell::new(node),
             timings,
             lock: Semaphore::new(1),
             sessions: RefCell::new(HashMap::new()),
-            shutdowns: RefCell::new(HashMap::new()),
             leading: Cell::new(None),
         })
     }
 
-    pub fn node(&self) -> &QuorumNode {
-        &self.node
+    /// The node as it runs now (handles: cheap to clone, never borrowed across an await).
+    pub fn node(&self) -> QuorumNode {
+        self.node.borrow().clone()
+    }
+
+    /// Puts a restarted node in place of one whose Raft stopped. Sessions start afresh, as on
+    /// any change of active controller.
+    pub fn replace_node(&self, node: QuorumNode) {
+        *self.node.borrow_mut() = node;
+        self.leading.set(None);
+    }
+
+    /// Serves one frame of the quorum's (from another controller) on this node's Raft,
+    /// refusing a controller of another cluster; the answer's bytes.
+    pub async fn serve_raft(&self, frame: &[u8]) -> Vec<u8> {
+        let node = self.node();
+        if let Err(fatal) = node.metrics().running_state {
+            // Stopped on a storage error until it is started again: said once per request,
+            // without handing the request to a Raft that would log its refusal each time.
+            let failed = super::wire::Response::Failed(format!("this controller's Raft stopped ({fatal})"));
+            return super::wire::encode_response(&failed);
+        }
+        let cluster_id = node.state_machine.state().image.cluster_id().map(str::to_string);
+        super::network::serve(&node.raft, cluster_id.as_deref(), frame).await
     }
 
     /// Serves one broker frame; the answer's bytes.
@@ -144,7 +162,7 @@ impl ControllerService {
 
     /// The active controller as this one knows it.
     pub fn leader_hint(&self) -> Option<LeaderHint> {
-        let m = self.node.metrics();
+        let m = self.node().metrics();
         let leader = m.current_leader?;
         let address = m.membership_config.get_node(&leader).map(|n| n.address.clone())?;
         Some(LeaderHint { id: leader, address })
@@ -152,7 +170,7 @@ impl ControllerService {
 
     /// The term this controller leads now, if it does; notes when it took over.
     fn leading_term(&self) -> Option<u64> {
-        let m = self.node.metrics();
+        let m = self.node().metrics();
         if m.current_leader != Some(self.id) || !m.state.is_leader() {
             self.leading.set(None);
             return None;
@@ -210,7 +228,7 @@ impl ControllerService {
             .await
             .ok_or_else(busy)?
             .map_err(|e| BrokerResponse::Unavailable(format!("the controller's write lock failed: {e:?}")))?;
-        let raft = &self.node.raft;
+        let raft = self.node().raft;
         let confirmed = within(limit, raft.ensure_linearizable(ReadPolicy::ReadIndex)).await.ok_or_else(|| {
             BrokerResponse::Unavailable(format!(
                 "no majority of the controller quorum confirmed this controller within {} ms",
@@ -224,7 +242,8 @@ impl ControllerService {
             });
         }
         let records = {
-            let state = self.node.state_machine.state();
+            let quorum = self.node();
+            let state = quorum.state_machine.state();
             let records = decide(&state.image)?;
             // The cluster's first change (its id, a migrated single node's metadata) comes first:
             // nothing may be decided on an image without it.
@@ -291,11 +310,6 @@ impl ControllerService {
         }
     }
 
-    /// Whether this incarnation of `node` asked to shut down, in this heartbeat or before.
-    fn shutting_down(&self, node: NodeId, h: &Heartbeat) -> bool {
-        h.shutting_down || self.shutdowns.borrow().get(&node) == Some(&h.incarnation)
-    }
-
     fn touch(&self, node: NodeId, incarnation: [u8; 16], applied: Option<u64>) {
         self.sessions.borrow_mut().insert(node, Session { last_heard: Instant::now(), incarnation, applied });
     }
@@ -311,14 +325,12 @@ impl ControllerService {
         // A heartbeat of the registered incarnation keeps its session from the moment it
         // arrives, however long its write then waits.
         let registered = {
-            let state = self.node.state_machine.state();
+            let quorum = self.node();
+            let state = quorum.state_machine.state();
             state.image.brokers().get(&node).map(|b| (b.incarnation, b.fenced))
         };
         if registered.is_some_and(|(incarnation, _)| incarnation == h.incarnation) {
             self.touch(node, h.incarnation, h.applied);
-            if h.shutting_down {
-                self.shutdowns.borrow_mut().insert(node, h.incarnation);
-            }
         }
         let request = h.clone();
         let this = self.clone();
@@ -340,8 +352,12 @@ impl ControllerService {
                             && b.rack == request.rack =>
                     {
                         let caught_up = request.applied.is_some_and(|a| a as i64 >= b.epoch);
-                        let shutting_down = this.shutting_down(node, &request);
-                        brokers::heartbeat(image, node, b.epoch, caught_up, shutting_down)
+                        // A process that asked to shut down before stays fenced
+                        // (`BrokerShuttingDown` in the image), whatever this heartbeat says:
+                        // one sent before the request may be decided after it. Found by the
+                        // deterministic simulation, first fixed in the active controller's
+                        // memory, now a record so that a controller taking over knows it.
+                        brokers::heartbeat(image, node, b.epoch, caught_up, request.shutting_down)
                     }
                     old => {
                         if image.brokers().len() >= BROKERS_MAX && old.is_none() {
@@ -377,10 +393,11 @@ impl ControllerService {
         if let Err(response) = outcome {
             return response;
         }
-        let state = self.node.state_machine.state();
+        let quorum = self.node();
+        let state = quorum.state_machine.state();
         match state.image.brokers().get(&node) {
             Some(b) if b.incarnation == h.incarnation => {
-                if self.shutting_down(node, &h) && b.fenced {
+                if (h.shutting_down || b.shutting_down) && b.fenced {
                     // Shut down: its session ends now, so the next process registers at once.
                     self.sessions.borrow_mut().remove(&node);
                 } else {
@@ -396,9 +413,9 @@ impl ControllerService {
         let wait = Duration::from_millis(u64::from(wait_ms)).min(self.timings.fetch_wait_max);
         let start = Instant::now();
         loop {
-            let body = self.node.state_machine.fetch(from);
+            let body = self.node().state_machine.fetch(from);
             if !matches!(body, FetchBody::UpToDate) || start.elapsed() >= wait {
-                let applied = self.node.state_machine.state().image.applied;
+                let applied = self.node().state_machine.state().image.applied;
                 return BrokerResponse::Fetched { leader: self.leader_hint(), applied, body };
             }
             platform::sleep(FETCH_POLL_INTERVAL).await;
@@ -407,7 +424,7 @@ impl ControllerService {
 
     /// The quorum as this controller sees it (DescribeQuorum).
     pub fn describe(&self) -> QuorumState {
-        let m = self.node.metrics();
+        let m = self.node().metrics();
         let voters: Vec<u64> = m.membership_config.voter_ids().collect();
         let nodes: Vec<u64> = m.membership_config.nodes().map(|(id, _)| *id).collect();
         let replicas = nodes
@@ -442,7 +459,7 @@ impl ControllerService {
             leader: m.current_leader,
             term: m.current_term,
             committed: m.local_committed.map(|c| c.index),
-            metadata_offset: self.node.state_machine.state().image.applied,
+            metadata_offset: self.node().state_machine.state().image.applied,
             replicas,
         }
     }
@@ -456,7 +473,8 @@ impl ControllerService {
                 continue;
             }
             let expired: Vec<NodeId> = {
-                let state = self.node.state_machine.state();
+                let node = self.node();
+                let state = node.state_machine.state();
                 state
                     .image
                     .brokers()

@@ -443,7 +443,7 @@ impl Transport for TcpTransport {
 pub async fn serve_quorum(listener: TcpListener, raft: QuorumRaft, timeouts: ListenerTimeouts) {
     let handler: Handler = Rc::new(move |frame: Bytes| {
         let raft = raft.clone();
-        Box::pin(async move { Some(Bytes::from(super::network::serve(&raft, &frame).await)) })
+        Box::pin(async move { Some(Bytes::from(super::network::serve(&raft, None, &frame).await)) })
     });
     serve(listener, handler, timeouts).await
 }
@@ -460,7 +460,7 @@ pub async fn serve_controller(
         Box::pin(async move {
             let answer = match super::broker_wire::is_broker_frame(&frame) {
                 true => service.handle(&frame).await,
-                false => super::network::serve(&service.node().raft, &frame).await,
+                false => service.serve_raft(&frame).await,
             };
             Some(Bytes::from(answer))
         })

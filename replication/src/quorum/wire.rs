@@ -3,7 +3,8 @@
 //! A frame is what a [`Transport`](super::network::Transport) carries whole; the transport
 //! delimits frames, and refuses one longer than `RPC_FRAME_BYTES_MAX` before reading it.
 //!
-//! Request: version u8, kind u8, body. Response: version u8, kind u8 (the request's, or
+//! Request: version u8, kind u8, the sender's cluster id (a flag byte, then a u16-length
+//! string when its metadata holds one), body. Response: version u8, kind u8 (the request's, or
 //! `KIND_FAILED` with a message: the receiver could not serve it), body. Every decoder is
 //! bounded and total: any byte string decodes to a value or an error, never a panic (a fuzz
 //! target's contract).
@@ -50,11 +51,31 @@ pub enum Response {
     Failed(String),
 }
 
+/// A cluster id a request frame carries is at most this long.
+const CLUSTER_ID_BYTES_MAX: usize = 255;
+
+/// A request from a sender that knows no cluster id yet.
 pub fn encode_request(request: &Request) -> Vec<u8> {
+    encode_request_from(request, None)
+}
+
+/// A request stamped with the sender's cluster id (KRaft's RPCs carry it too): a controller
+/// of another cluster refuses it, so a voter list naming the wrong hosts cannot join two
+/// quorums or disturb the other's elections.
+pub fn encode_request_from(request: &Request, cluster_id: Option<&str>) -> Vec<u8> {
     let mut out = vec![VERSION];
+    let cluster_id = cluster_id.filter(|c| c.len() <= CLUSTER_ID_BYTES_MAX);
+    let put_cluster = |out: &mut Vec<u8>| match cluster_id {
+        Some(c) => {
+            out.push(1);
+            codec::put_str(out, c);
+        }
+        None => out.push(0),
+    };
     match request {
         Request::AppendEntries(rpc) => {
             out.push(KIND_APPEND_ENTRIES);
+            put_cluster(&mut out);
             codec::put_vote(&mut out, &rpc.vote);
             codec::put_optional_log_id(&mut out, rpc.prev_log_id.as_ref());
             codec::put_optional_log_id(&mut out, rpc.leader_commit.as_ref());
@@ -64,10 +85,12 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
         }
         Request::Vote(rpc) | Request::PreVote(rpc) => {
             out.push(if matches!(request, Request::Vote(_)) { KIND_VOTE } else { KIND_PRE_VOTE });
+            put_cluster(&mut out);
             put_vote_request(&mut out, rpc);
         }
         Request::FullSnapshot { vote, snapshot } => {
             out.push(KIND_FULL_SNAPSHOT);
+            put_cluster(&mut out);
             codec::put_vote(&mut out, vote);
             codec::put_snapshot_meta(&mut out, &snapshot.meta);
             codec::put_bytes(&mut out, &snapshot.snapshot);
@@ -101,8 +124,25 @@ fn header(r: &mut Reader<'_>, frame: &[u8]) -> Result<u8, DecodeError> {
 }
 
 pub fn decode_request(frame: &[u8]) -> Result<Request, DecodeError> {
+    decode_request_from(frame).map(|(request, _)| request)
+}
+
+/// A request and the sender's cluster id, if it sent one.
+pub fn decode_request_from(frame: &[u8]) -> Result<(Request, Option<String>), DecodeError> {
     let mut r = Reader::new(frame);
-    let request = match header(&mut r, frame)? {
+    let kind = header(&mut r, frame)?;
+    let cluster_id = match r.u8()? {
+        0 => None,
+        1 => {
+            let c = r.string()?;
+            if c.len() > CLUSTER_ID_BYTES_MAX {
+                return Err(DecodeError(format!("a cluster id of {} bytes", c.len())));
+            }
+            Some(c)
+        }
+        other => return Err(DecodeError(format!("cluster id flag {other}"))),
+    };
+    let request = match kind {
         KIND_APPEND_ENTRIES => {
             let vote = codec::vote(&mut r)?;
             let prev_log_id = codec::optional_log_id(&mut r)?;
@@ -126,7 +166,7 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, DecodeError> {
         other => return Err(DecodeError(format!("request kind {other}"))),
     };
     r.finish()?;
-    Ok(request)
+    Ok((request, cluster_id))
 }
 
 pub fn encode_response(response: &Response) -> Vec<u8> {
@@ -261,14 +301,18 @@ mod tests {
     #[test]
     fn every_frame_round_trips_and_every_cut_is_refused() {
         for request in requests() {
-            let frame = encode_request(&request);
-            assert_eq!(encode_request(&decode_request(&frame).unwrap()), frame);
-            for cut in 0..frame.len() {
-                assert!(decode_request(&frame[..cut]).is_err(), "{request:?} cut at {cut}");
+            for cluster in [None, Some("3c4052e364b8761ac34f519f38f4a0c0")] {
+                let frame = encode_request_from(&request, cluster);
+                let (decoded, sender) = decode_request_from(&frame).unwrap();
+                assert_eq!(sender.as_deref(), cluster);
+                assert_eq!(encode_request_from(&decoded, cluster), frame);
+                for cut in 0..frame.len() {
+                    assert!(decode_request(&frame[..cut]).is_err(), "{request:?} cut at {cut}");
+                }
+                let mut longer = frame.clone();
+                longer.push(0);
+                assert!(decode_request(&longer).is_err());
             }
-            let mut longer = frame.clone();
-            longer.push(0);
-            assert!(decode_request(&longer).is_err());
         }
         for response in responses() {
             let frame = encode_response(&response);
@@ -290,8 +334,12 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let frames: Vec<Vec<u8>> =
-            requests().iter().map(encode_request).chain(responses().iter().map(encode_response)).collect();
+        let frames: Vec<Vec<u8>> = requests()
+            .iter()
+            .map(encode_request)
+            .chain(requests().iter().map(|r| encode_request_from(r, Some("a-cluster"))))
+            .chain(responses().iter().map(encode_response))
+            .collect();
         for _ in 0..20_000 {
             let mut frame = frames[(next() % frames.len() as u64) as usize].clone();
             for _ in 0..1 + next() % 4 {

@@ -97,6 +97,7 @@ pub fn first_records(
                     | MetadataRecord::BrokerRegistered { .. }
                     | MetadataRecord::BrokerFenced { .. }
                     | MetadataRecord::BrokerUnfenced { .. }
+                    | MetadataRecord::BrokerShuttingDown { .. }
             )
         }));
     }
@@ -123,7 +124,7 @@ pub async fn start_controller(
     let given = config.cluster.voters.iter().map(|v| (v.node_id as u64, v.address())).collect();
     let transport = Rc::new(TcpTransport::new(CONNECT_TIMEOUT, Duration::from_secs(30), given));
     let id = config.node_id as u64;
-    let node = quorum::start_node(id, &config.data_dir.join(QUORUM_DIR), &quorum_config(config), transport)
+    let node = quorum::start_node(id, &config.data_dir.join(QUORUM_DIR), &quorum_config(config), transport.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
     let timings =
@@ -131,7 +132,9 @@ pub async fn start_controller(
     let service = ControllerService::new(id, node.clone(), timings);
     let listener = TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let timeouts = ListenerTimeouts { stall: Duration::from_secs(10), idle: Duration::from_secs(300) };
+    let restart = Restart { id, dir: config.data_dir.join(QUORUM_DIR), config: quorum_config(config), transport };
     let mut tasks = vec![
+        glommio::spawn_local(supervise(service.clone(), restart)),
         glommio::spawn_local(serve_controller(listener, service.clone(), timeouts)),
         glommio::spawn_local(service.clone().run_sessions()),
     ];
@@ -151,6 +154,56 @@ pub async fn start_controller(
     }
     tracing::info!(%listen, node = id, "controller listening");
     Ok((service, tasks))
+}
+
+/// What restarting a controller's Raft takes.
+struct Restart {
+    id: u64,
+    dir: std::path::PathBuf,
+    config: QuorumConfig,
+    transport: Rc<TcpTransport>,
+}
+
+/// How often the supervisor looks at the Raft's state.
+const SUPERVISE_INTERVAL: Duration = Duration::from_millis(500);
+/// The first pause before a stopped Raft is started again; doubled after each stop, up to the
+/// maximum, so a full disk costs a retry now and then rather than a busy loop.
+const RESTART_PAUSE_MIN: Duration = Duration::from_secs(1);
+const RESTART_PAUSE_MAX: Duration = Duration::from_secs(30);
+
+/// Watches the controller's Raft and starts it again from its directory when it stopped on an
+/// error (a failed write or fdatasync of the quorum log, a full disk): openraft stops a node
+/// whose storage failed, and the node's log on disk stays what was made durable, so a new
+/// node from the same directory rejoins as a restarted process would. The broker beside it
+/// keeps serving throughout; the other controllers carry the quorum meanwhile.
+async fn supervise(service: Rc<ControllerService>, restart: Restart) {
+    let mut pause = RESTART_PAUSE_MIN;
+    let mut healthy_since = std::time::Instant::now();
+    loop {
+        glommio::timer::sleep(SUPERVISE_INTERVAL).await;
+        let metrics = service.node().metrics();
+        let Err(fatal) = metrics.running_state else {
+            // A node that ran a while without stopping starts the backoff over.
+            if healthy_since.elapsed() > RESTART_PAUSE_MAX * 2 {
+                pause = RESTART_PAUSE_MIN;
+            }
+            continue;
+        };
+        tracing::error!(error = %fatal, pause_ms = pause.as_millis() as u64, "the controller's Raft stopped; starting it again from its directory");
+        glommio::timer::sleep(pause).await;
+        pause = (pause * 2).min(RESTART_PAUSE_MAX);
+        let old = service.node();
+        let _ = old.raft.shutdown().await;
+        drop(old);
+        match quorum::start_node(restart.id, &restart.dir, &restart.config, restart.transport.clone()).await {
+            Ok(node) => {
+                service.replace_node(node);
+                healthy_since = std::time::Instant::now();
+                tracing::info!("the controller's Raft is running again");
+            }
+            Err(e) => tracing::error!(error = %e, "the controller's Raft could not be started again; retrying"),
+        }
+    }
 }
 
 /// Writes the quorum's first change through whichever controller is active, decided on the
@@ -239,6 +292,7 @@ pub async fn controlled_shutdown(broker: &Rc<Broker>, link: &ClusterLink, limit:
 /// `stop_following` (checked between applies, so that records written to the copy are always
 /// carried out).
 pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
+    let mut no_space = NoSpace::default();
     while !link.stop_following.get() {
         let view = broker.view();
         let from = view.image.applied.map_or(0, |a| a + 1);
@@ -260,8 +314,16 @@ pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
                         "the broker's metadata copy is out of step",
                         &format!("records for offset {first} were written at {at}"),
                     ),
+                    // A full disk: nothing was carried out; the same records are fetched again
+                    // until there is space (the broker serves what it has meanwhile).
+                    Err(e) if e.is_no_space() => {
+                        no_space.observe(&e);
+                        glommio::timer::sleep(NO_SPACE_PAUSE).await;
+                        continue;
+                    }
                     Err(e) => fail_stop("cannot write the broker's metadata copy", &e),
                 }
+                no_space.over();
                 apply(&broker, first, &records).await;
                 adopt_cluster_id(&broker).await;
             }
@@ -279,7 +341,12 @@ pub async fn follow(broker: Rc<Broker>, link: Rc<ClusterLink>) {
                     continue;
                 }
                 let _applying = Applying::new(&link.applying);
-                reset_copy(&link, bytes.to_vec(), image.applied).await;
+                if let Err(e) = reset_copy(&link, bytes.to_vec(), image.applied).await {
+                    no_space.observe(&e);
+                    glommio::timer::sleep(NO_SPACE_PAUSE).await;
+                    continue;
+                }
+                no_space.over();
                 tracing::info!(offset = ?image.applied, "caught up with the metadata from the controller's image");
                 apply_image(&broker, image).await;
                 adopt_cluster_id(&broker).await;
@@ -320,10 +387,17 @@ pub async fn stop_following(link: &ClusterLink, task: glommio::Task<()>) {
     task.cancel().await;
 }
 
-/// Replaces the broker's metadata copy with an image (checkpoint, empty records).
-async fn reset_copy(link: &ClusterLink, checkpoint: Vec<u8>, applied: Option<u64>) {
-    if let Err(e) = ringtail_log::write_file_atomic(&link.copy_dir, CHECKPOINT_FILE, checkpoint).await {
-        fail_stop("cannot write the broker's metadata copy", &e);
+/// Replaces the broker's metadata copy with an image (checkpoint, empty records). A full disk
+/// before the checkpoint is replaced leaves the copy as it was: the error, to try again later.
+async fn reset_copy(
+    link: &ClusterLink,
+    checkpoint: Vec<u8>,
+    applied: Option<u64>,
+) -> Result<(), ringtail_log::LogError> {
+    match ringtail_log::write_file_atomic(&link.copy_dir, CHECKPOINT_FILE, checkpoint).await {
+        Err(e) if e.is_no_space() => return Err(e),
+        Err(e) => fail_stop("cannot write the broker's metadata copy", &e),
+        Ok(()) => {}
     }
     if let Err(e) = ringtail_log::write_file_atomic(&link.copy_dir, RECORDS_FILE, Vec::new()).await {
         fail_stop("cannot write the broker's metadata copy", &e);
@@ -331,6 +405,28 @@ async fn reset_copy(link: &ClusterLink, checkpoint: Vec<u8>, applied: Option<u64
     match MetadataLog::open_in(&link.copy_dir, applied).await {
         Ok(log) => *link.copy.borrow_mut() = Rc::new(log),
         Err(e) => fail_stop("cannot open the broker's metadata copy", &e),
+    }
+    Ok(())
+}
+
+/// Pause before fetching again when the metadata copy could not be written for lack of space.
+const NO_SPACE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Says once per episode that the metadata copy is held back by a full disk, and when it ends.
+#[derive(Default)]
+struct NoSpace(bool);
+
+impl NoSpace {
+    fn observe(&mut self, error: &dyn std::fmt::Display) {
+        if !std::mem::replace(&mut self.0, true) {
+            tracing::warn!(%error, "no space for the broker's metadata copy: metadata changes wait here until there is");
+        }
+    }
+
+    fn over(&mut self) {
+        if std::mem::replace(&mut self.0, false) {
+            tracing::info!("the broker's metadata copy is written again");
+        }
     }
 }
 

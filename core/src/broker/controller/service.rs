@@ -346,10 +346,14 @@ pub async fn apply_image(broker: &Rc<Broker>, image: MetadataImage) {
 async fn carry_out(broker: &Rc<Broker>, image: Arc<MetadataImage>, placement: Placement, effects: NodeEffects) {
     let view = broker.view();
     if effects.placement_changed {
-        if let Err(e) =
-            ringtail_log::write_file_atomic(&broker.config.data_dir, PLACEMENT_FILE, placement.encode()).await
-        {
-            fail_stop("cannot write the shard placement", &e);
+        match ringtail_log::write_file_atomic(&broker.config.data_dir, PLACEMENT_FILE, placement.encode()).await {
+            // The file only remembers which shard owns what; without it a start places the
+            // replicas it misses again (the metadata, already durable, says which they are).
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(error = %e, "no space to save the shard placement; the next start places again")
+            }
+            Err(e) => fail_stop("cannot write the shard placement", &e),
+            Ok(()) => {}
         }
     }
     if !effects.delete.is_empty() {
