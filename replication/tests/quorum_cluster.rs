@@ -86,6 +86,16 @@ async fn start(id: u64, dir: &Path, router: &Rc<Router>) -> QuorumNode {
     node
 }
 
+/// Starts controllers 1, 2 and 3 and forms the quorum through the first.
+async fn form(dir: &Path, router: &Rc<Router>) -> Vec<QuorumNode> {
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start(id, dir, router).await);
+    }
+    initialize(&nodes[0].raft, voters()).await.expect("initialize");
+    nodes
+}
+
 async fn leader_of(router: &Router) -> u64 {
     let any = router.nodes.borrow().values().next().expect("a node").raft.clone();
     let metrics = any
@@ -98,23 +108,28 @@ async fn leader_of(router: &Router) -> u64 {
 
 /// Writes `batch(n)` through the leader, retrying while leadership settles.
 async fn write(router: &Router, n: u64) {
+    let done = write_batch(router, batch(n)).await;
+    assert_eq!((done.applied, done.skipped), (3, 0), "batch {n}");
+}
+
+/// Writes `records` through the leader, retrying while leadership settles.
+async fn write_batch(router: &Router, records: RecordBatch) -> ringtail_replication::quorum::BatchApplied {
     for _ in 0..200 {
         let leader = leader_of(router).await;
         let raft = router.nodes.borrow().get(&leader).map(|node| node.raft.clone());
         if let Some(raft) = raft {
-            match raft.client_write(batch(n)).await {
+            match raft.client_write(records.clone()).await {
                 Ok(done) => {
-                    assert_eq!((done.data.applied, done.data.skipped), (3, 0), "batch {n}");
                     assert_eq!(done.data.log_index, done.log_id.index);
-                    return;
+                    return done.data;
                 }
                 Err(e) if e.forward_to_leader().is_some() => {}
-                Err(e) => panic!("batch {n}: {e}"),
+                Err(e) => panic!("{records:?}: {e}"),
             }
         }
         platform::sleep(Duration::from_millis(20)).await;
     }
-    panic!("batch {n} was never written");
+    panic!("{records:?} was never written");
 }
 
 /// Waits until every registered node applied the leader's last log entry; returns the images.
@@ -141,11 +156,7 @@ fn three_controllers_elect_a_leader_and_replicate_to_equal_images() {
     let dir = scratch("replicate");
     run(move || async move {
         let router = Rc::new(Router::default());
-        let mut nodes = Vec::new();
-        for id in 1..=3 {
-            nodes.push(start(id, &dir, &router).await);
-        }
-        initialize(&nodes[0].raft, voters()).await.expect("initialize");
+        let nodes = form(&dir, &router).await;
         let leader = leader_of(&router).await;
         assert!((1..=3).contains(&leader));
         for n in 0..100 {
@@ -172,11 +183,7 @@ fn a_restarted_leader_keeps_its_log_and_rejoins() {
     let dir = scratch("restart");
     run(move || async move {
         let router = Rc::new(Router::default());
-        for id in 1..=3 {
-            start(id, &dir, &router).await;
-        }
-        let first = router.nodes.borrow()[&1].raft.clone();
-        initialize(&first, voters()).await.expect("initialize");
+        form(&dir, &router).await;
         for n in 0..30 {
             write(&router, n).await;
         }
@@ -224,29 +231,9 @@ fn a_controller_of_another_cluster_is_refused_once_the_cluster_has_an_id() {
     let dir = scratch("foreign");
     run(move || async move {
         let router = Rc::new(Router::default());
-        let mut nodes = Vec::new();
-        for id in 1..=3 {
-            nodes.push(start(id, &dir, &router).await);
-        }
-        initialize(&nodes[0].raft, voters()).await.expect("initialize");
-        let created = RecordBatch(vec![MetadataRecord::ClusterCreated { cluster_id: "cluster-a".into() }]);
-        let mut committed = false;
-        for _ in 0..200 {
-            let leader = leader_of(&router).await;
-            let raft = router.nodes.borrow().get(&leader).map(|n| n.raft.clone());
-            if let Some(raft) = raft {
-                match raft.client_write(created.clone()).await {
-                    Ok(_) => {
-                        committed = true;
-                        break;
-                    }
-                    Err(e) if e.forward_to_leader().is_some() => {}
-                    Err(e) => panic!("the cluster id: {e}"),
-                }
-            }
-            platform::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(committed, "the cluster id is committed");
+        let nodes = form(&dir, &router).await;
+        write_batch(&router, RecordBatch(vec![MetadataRecord::ClusterCreated { cluster_id: "cluster-a".into() }]))
+            .await;
         converged(&router).await;
         let leader = leader_of(&router).await;
         // A vote request as a node of another cluster would send it, and the same from this one.

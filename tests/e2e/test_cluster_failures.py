@@ -4,6 +4,7 @@ restarted; and a single node's data directory becoming a cluster's first node. R
 `ringtail serve` processes on 127.0.0.1, stopped by pid."""
 
 import os
+import shutil
 import signal
 import time
 
@@ -70,6 +71,30 @@ def test_killing_the_active_controller_hands_over_and_the_node_rejoins(cluster_f
     assert try_create(cluster.nodes[old].bootstrap, topic2, 6) is None
     leaders = cluster.wait_for("the new topic's leaders", lambda: leaders_of(cluster.nodes[old].bootstrap, topic2))
     assert set(leaders.values()) == {1, 2, 3}, leaders
+
+
+def test_a_wiped_node_rejoins_with_the_cluster_id_and_catches_up_with_the_metadata(cluster_factory):
+    # Node 3 loses its whole data directory (a replaced disk): started again with the same
+    # flags, it adopts the cluster id from the quorum, its controller catches up from the
+    # others, and its broker registers anew (its old partitions come back empty: replication
+    # factor 1 has no other copy).
+    cluster = cluster_factory(voters=3)
+    topics = [topic_name(f"before-wipe-{i}") for i in range(3)]
+    for t in topics:
+        assert try_create(cluster.nodes[1].bootstrap, t, 3) is None
+    wiped = cluster.nodes[3]
+    cluster_id = next(line for line in (wiped.data_dir / "meta.properties").read_text().splitlines()
+                      if line.startswith("cluster.id="))
+    wiped.kill9()
+    shutil.rmtree(wiped.data_dir)
+    committed = cluster.quorum()["high_watermark"]
+    wiped.start()
+    cluster.wait_brokers({1, 2, 3})
+    assert cluster_id in (wiped.data_dir / "meta.properties").read_text()
+    cluster.wait_for("the wiped controller to hold the committed metadata again",
+                     lambda: [v["log_end"] for v in cluster.quorum()["voters"] if v["id"] == 3][0] >= committed)
+    assert set(topics) <= set(admin(wiped.bootstrap).list_topics(timeout=10).topics)
+    assert try_create(wiped.bootstrap, topic_name("after-wipe"), 3) is None
 
 
 def test_pausing_the_active_controller_past_the_election_timeout_hands_over(cluster_factory):
