@@ -51,14 +51,19 @@ thread_local! {
     static PRIMED_DEVICES: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
 }
 
+/// The name of a probe file starts with this.
+const PROBE_PREFIX: &str = ".direct-io-probe-";
+
 /// On a full file system there is no room for a probe: any file with data will do (the data
-/// directory always holds `meta.properties`; partition directories hold segments). With none,
-/// priming waits for the next open.
+/// directory always holds `meta.properties`; partition directories hold segments), but never
+/// another shard's probe, which it removes when done. With none, priming waits for the next open.
 async fn prime_with_existing(dir: &Path, device: u64) -> Result<(), LogError> {
     let mut candidates = Vec::new();
     let entries = platform::list_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
     for (path, len, is_file) in entries {
-        if is_file && len > 0 {
+        // Another shard's probe may be removed under us at any moment: never a candidate.
+        let probe = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PROBE_PREFIX));
+        if is_file && len > 0 && !probe {
             candidates.push(path);
         }
     }
@@ -81,7 +86,7 @@ pub async fn prime_direct_io(dir: &Path) -> Result<(), LogError> {
     // One probe file per executor thread: shards prime the same directory at the same time.
     static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let probe = dir.join(format!(".direct-io-probe-{}-{n}", std::process::id()));
+    let probe = dir.join(format!("{PROBE_PREFIX}{}-{n}", std::process::id()));
     let file = OpenOptions::new()
         .write(true)
         .create(true)
