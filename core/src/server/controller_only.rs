@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use glommio::LocalExecutorBuilder;
 
-use ringtail_replication::identity::{self, Identity, IdentityError, META_PROPERTIES_FILE};
+use ringtail_replication::identity::{self, Identity};
 use ringtail_replication::metadata::store;
 use ringtail_replication::quorum::ControllerService;
 use ringtail_replication::NodeId;
@@ -110,22 +110,7 @@ async fn adopt_cluster_id(config: Arc<BrokerConfig>, service: Rc<ControllerServi
             if id == recorded {
                 return;
             }
-            if !recorded.is_empty() {
-                let e = IdentityError::ClusterMismatch {
-                    dir: config.data_dir.clone(),
-                    recorded: recorded.clone(),
-                    configured: id.clone(),
-                };
-                fail_stop("this controller belongs to another cluster than its quorum", &e);
-            }
-            let identity = Identity { cluster_id: id.clone(), node_id: NodeId(config.node_id) };
-            if let Err(e) =
-                ringtail_log::write_file_atomic(&config.data_dir, META_PROPERTIES_FILE, identity.encode().into_bytes())
-                    .await
-            {
-                fail_stop("cannot record the cluster id", &e);
-            }
-            tracing::info!(cluster_id = %id, "joined the cluster");
+            cluster::record_cluster_id(&config.data_dir, NodeId(config.node_id), &recorded, &id).await;
             recorded = id;
         }
         glommio::timer::sleep(ADOPT_INTERVAL).await;

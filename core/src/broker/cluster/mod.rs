@@ -438,24 +438,29 @@ async fn adopt_cluster_id(broker: &Rc<Broker>) {
     if view.cluster_id.as_ref() == id {
         return;
     }
-    if !view.cluster_id.is_empty() {
+    record_cluster_id(&broker.config.data_dir, view.node, &view.cluster_id, id).await;
+    let view = Arc::new(NodeView { cluster_id: Arc::from(id), ..(*view).clone() });
+    super::controller::service::publish(broker, view).await;
+}
+
+/// Records `committed`, the cluster id the quorum holds, in `meta.properties` in place of
+/// `recorded` (empty: none yet); a node of another cluster stops with a message.
+pub async fn record_cluster_id(data_dir: &Path, node: NodeId, recorded: &str, committed: &str) {
+    if !recorded.is_empty() {
         let e = IdentityError::ClusterMismatch {
-            dir: broker.config.data_dir.clone(),
-            recorded: view.cluster_id.to_string(),
-            configured: id.to_string(),
+            dir: data_dir.to_path_buf(),
+            recorded: recorded.to_string(),
+            configured: committed.to_string(),
         };
         fail_stop("this node belongs to another cluster than its controllers", &e);
     }
-    let identity = Identity { cluster_id: id.to_string(), node_id: view.node };
+    let identity = Identity { cluster_id: committed.to_string(), node_id: node };
     if let Err(e) =
-        ringtail_log::write_file_atomic(&broker.config.data_dir, META_PROPERTIES_FILE, identity.encode().into_bytes())
-            .await
+        ringtail_log::write_file_atomic(data_dir, META_PROPERTIES_FILE, identity.encode().into_bytes()).await
     {
         fail_stop("cannot record the cluster id", &e);
     }
-    tracing::info!(cluster_id = %id, "joined the cluster");
-    let view = Arc::new(NodeView { cluster_id: Arc::from(id), ..(*view).clone() });
-    super::controller::service::publish(broker, view).await;
+    tracing::info!(cluster_id = %committed, "joined the cluster");
 }
 
 /// Reserves the next block of the cluster's producer ids through the active controller; its
