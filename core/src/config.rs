@@ -182,6 +182,14 @@ pub struct ServeArgs {
     /// broker.heartbeat.interval.ms; default 2000).
     #[arg(long, env = "RINGTAIL_BROKER_HEARTBEAT_INTERVAL_MS")]
     pub broker_heartbeat_interval_ms: Option<u64>,
+    /// A follower that has not caught up with its leader for this long leaves the in-sync
+    /// replicas, in ms (Kafka's replica.lag.time.max.ms; default 30000).
+    #[arg(long, env = "RINGTAIL_REPLICA_LAG_TIME_MAX_MS")]
+    pub replica_lag_time_max_ms: Option<u64>,
+    /// Replicas of a topic created without a replication factor, auto-created topics included
+    /// (Kafka's default.replication.factor; default 1).
+    #[arg(long, env = "RINGTAIL_DEFAULT_REPLICATION_FACTOR")]
+    pub default_replication_factor: Option<i16>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -229,6 +237,8 @@ struct FileConfig {
     controller_quorum_heartbeat_interval_ms: Option<u64>,
     broker_session_timeout_ms: Option<u64>,
     broker_heartbeat_interval_ms: Option<u64>,
+    replica_lag_time_max_ms: Option<u64>,
+    default_replication_factor: Option<i16>,
 }
 
 /// The resolved configuration of a broker.
@@ -549,6 +559,8 @@ impl BrokerConfig {
                 .or(file.controller_quorum_heartbeat_interval_ms),
             broker_session_timeout_ms: args.broker_session_timeout_ms.or(file.broker_session_timeout_ms),
             broker_heartbeat_interval_ms: args.broker_heartbeat_interval_ms.or(file.broker_heartbeat_interval_ms),
+            replica_lag_time_max_ms: args.replica_lag_time_max_ms.or(file.replica_lag_time_max_ms),
+            default_replication_factor: args.default_replication_factor.or(file.default_replication_factor),
         }
         .resolve()
         .map_err(|e| ConfigError::Invalid { setting: e.setting, message: e.message })?;

@@ -56,6 +56,10 @@ pub fn partition_error(e: &PartitionError) -> i16 {
         PartitionError::FencedLeaderEpoch { .. } => code::FENCED_LEADER_EPOCH,
         PartitionError::UnknownLeaderEpoch { .. } => code::UNKNOWN_LEADER_EPOCH,
         PartitionError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+        PartitionError::NotReplica { .. } | PartitionError::NotFollower => code::NOT_LEADER_OR_FOLLOWER,
+        PartitionError::NotEnoughReplicas { .. } => code::NOT_ENOUGH_REPLICAS,
+        PartitionError::NotEnoughReplicasAfterAppend { .. } => code::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        PartitionError::OffsetNotAvailable => code::OFFSET_NOT_AVAILABLE,
         PartitionError::Log(e) => log_error(e),
     }
 }

@@ -91,3 +91,9 @@ const _: () = assert!(RECOMPRESS_RECORDS_BYTES_MAX >= ringtail_log::BATCH_BYTES_
 pub const RECOMPRESSED_BYTES_PER_FRAME_BYTE_MAX: usize = 16;
 /// Codecs' framing grows incompressible records a little: a request's records always fit again.
 const _: () = assert!(RECOMPRESSED_BYTES_PER_FRAME_BYTE_MAX >= 2);
+
+/// A follower asks its leader for at most this many bytes of one partition per fetch (Kafka's
+/// replica.fetch.max.bytes), and this many in all (replica.fetch.response.max.bytes): a shard
+/// holds at most one response per leader node it follows.
+pub const REPLICA_FETCH_PARTITION_BYTES_MAX: usize = 1 << 20;
+pub const REPLICA_FETCH_RESPONSE_BYTES_MAX: usize = 10 << 20;

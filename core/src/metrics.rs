@@ -59,6 +59,9 @@ pub struct ShardMetrics {
     /// Produce records rewritten in their topic's compression.type: bytes received, bytes stored.
     pub recompressed_in_bytes: Cell<u64>,
     pub recompressed_out_bytes: Cell<u64>,
+    /// Record bytes this shard's leaders sent to followers, and its followers appended.
+    pub replication_bytes_out: Cell<u64>,
+    pub replication_bytes_in: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -78,6 +81,8 @@ impl ShardMetrics {
             pinning_copies: Cell::new(0),
             pinning_copy_bytes: Cell::new(0),
             recompressed_in_bytes: Cell::new(0),
+            replication_bytes_out: Cell::new(0),
+            replication_bytes_in: Cell::new(0),
             recompressed_out_bytes: Cell::new(0),
         }
     }

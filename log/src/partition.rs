@@ -923,6 +923,28 @@ impl PartitionLog {
         result
     }
 
+    /// Empties the log and starts it again at `offset`, wherever that is (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose leader's log starts past this log's end, or
+    /// ends before it. Crash-safe as [`PartitionLog::truncate_to`]'s cut below the log start.
+    pub async fn restart_at(&self, offset: u64) -> Result<(), LogError> {
+        let _permit = self.flush_lock.acquire_permit(1).await.expect("the flush semaphore is never closed");
+        let _paused = self.pause_appends(LogError::Truncated { offset });
+        let truncated = LogError::Truncated { offset };
+        let result: Result<(), LogError> = async {
+            self.state.borrow().check()?;
+            self.truncate_fully(offset, &truncated).await?;
+            self.rebuild_producers().await.map_err(|e| self.fail_truncation(e))?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = &result {
+            if e.is_fatal() {
+                self.fail(e.clone());
+            }
+        }
+        result
+    }
+
     async fn truncate_locked(&self, offset: u64) -> Result<u64, LogError> {
         let (start, written, end) = {
             let st = self.state.borrow();

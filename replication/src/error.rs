@@ -17,6 +17,21 @@ pub enum PartitionError {
     /// The request names a newer leader epoch than this replica knows (its metadata is behind).
     #[error("leader epoch {requested} is newer than the partition's {current}")]
     UnknownLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },
+    /// A fetch as a follower from a node holding no replica of the partition.
+    #[error("node {node} holds no replica of this partition")]
+    NotReplica { node: NodeId },
+    /// Replicated batches offered to the partition's leader.
+    #[error("this replica leads the partition; it does not take a leader's batches")]
+    NotFollower,
+    /// acks=all with fewer in-sync replicas than min.insync.replicas: refused before appending.
+    #[error("{isr} in-sync replicas, fewer than min.insync.replicas={min_insync}")]
+    NotEnoughReplicas { isr: usize, min_insync: usize },
+    /// acks=all: the batch is committed, but the ISR shrank below min.insync.replicas meanwhile.
+    #[error("written, but with {isr} in-sync replicas, fewer than min.insync.replicas={min_insync}")]
+    NotEnoughReplicasAfterAppend { isr: usize, min_insync: usize },
+    /// A new leader does not know its high watermark yet (KIP-207).
+    #[error("the new leader's high watermark has not caught up yet")]
+    OffsetNotAvailable,
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange { offset: i64, log_start_offset: u64, log_end_offset: u64 },
     /// The log refused the batch or failed (a bad batch, a sequence error, an I/O error,

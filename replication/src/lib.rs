@@ -14,4 +14,4 @@ pub mod quorum;
 
 pub use error::PartitionError;
 pub use ids::{LeaderEpoch, NodeId, PartitionId, ShardId, TopicId};
-pub use partition::{AckWait, Acks, Appended, DataWait, Isolation, OffsetSpec, Partition, Role};
+pub use partition::{AckWait, Acks, Appended, DataWait, FollowerFetch, Isolation, OffsetSpec, Partition, Role};

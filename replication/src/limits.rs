@@ -19,3 +19,5 @@ pub const RECORD_BYTES_MAX: usize = 1 << 20;
 const _: () = assert!(CONFIGS_PER_RECORD_MAX * 2 * (2 + u16::MAX as usize) > RECORD_BYTES_MAX);
 /// Listeners one broker registration may name.
 pub const LISTENERS_PER_BROKER_MAX: usize = 16;
+/// A leader's ISR proposal not answered within this long is forgotten and may be made again.
+pub const ISR_PROPOSAL_ANSWER_MS_MAX: i64 = 10_000;

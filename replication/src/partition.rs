@@ -15,14 +15,16 @@ use ringtail_log::{AppendInfo, Durability, DurableWait, LogError, PartitionLog, 
 
 use crate::error::PartitionError;
 use crate::ids::{LeaderEpoch, NodeId, PartitionId};
-use crate::limits::UNFLUSHED_BYTES_MAX;
+use crate::limits::{ISR_PROPOSAL_ANSWER_MS_MAX, UNFLUSHED_BYTES_MAX};
+use crate::metadata::isr::{IsrDecided, IsrProposal};
+use crate::metadata::PartitionImage;
 
 /// What this node's replica of a partition does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Takes appends and serves consumers.
     Leader,
-    /// Copies the leader's log (replication fetches it; not built yet) and refuses appends.
+    /// Copies the leader's log (its replica fetcher fetches it) and refuses appends.
     Follower { leader: Option<NodeId> },
     /// The replica's storage failed: it answers a storage error until the broker restarts.
     Offline,
@@ -100,17 +102,71 @@ pub enum AckWait {
     },
 }
 
+/// A follower as its leader sees it (Kafka's replica state on the leader).
+#[derive(Debug, Clone, Copy)]
+struct FollowerProgress {
+    node: NodeId,
+    /// The offset its last fetch started at: what it holds (durably, under sync durability).
+    log_end: u64,
+    /// The last time it had caught up with the leader's log end (Kafka's lastCaughtUpTimeMs).
+    caught_up_ms: i64,
+    /// When it last fetched, and the leader's log end then.
+    last_fetch_ms: i64,
+    last_fetch_leader_end: u64,
+}
+
+/// An ISR change sent to the controller and not answered yet.
+#[derive(Debug, Clone)]
+struct PendingIsr {
+    isr: Vec<NodeId>,
+    sent_ms: i64,
+}
+
 /// Replica state; changed only through the partition's methods.
 #[derive(Debug)]
 struct ReplicaState {
     role: Role,
     leader_epoch: LeaderEpoch,
-    /// In-sync replicas, this node included while it leads.
+    /// Nodes holding a replica (from the metadata).
+    replicas: Vec<NodeId>,
+    /// In-sync replicas as the metadata (or the controller's answer) last said, this node
+    /// included while it leads.
     isr: Vec<NodeId>,
-    /// The log end offset each follower last reported (leaders only).
-    followers: Vec<(NodeId, u64)>,
-    /// Offsets below are visible to consumers. Never moves back while this node leads.
+    /// The partition epoch of that state.
+    partition_epoch: i32,
+    /// While an ISR change is with the controller, the high watermark waits for the union of
+    /// the old and the proposed ISR (Kafka's maximal ISR): a replica joining may be elected as
+    /// soon as the controller commits, before this leader hears of it.
+    pending: Option<PendingIsr>,
+    /// What each follower's fetches said (leaders only).
+    followers: Vec<FollowerProgress>,
+    /// Offsets below are visible to consumers. Never moves back while this node leads; a
+    /// follower takes its leader's (within its own log).
     high_watermark: u64,
+    /// The last high watermark saved to the partition's checkpoint file.
+    saved_high_watermark: Option<u64>,
+    /// When this node became leader, and its log end then: the first offset of its epoch.
+    leader_since_ms: i64,
+    leader_epoch_start: u64,
+    /// The topic's min.insync.replicas: acks=all needs at least this many in-sync replicas.
+    min_insync: usize,
+}
+
+impl ReplicaState {
+    /// The nodes the high watermark waits for: the ISR, and the replicas a pending change adds.
+    fn maximal_isr(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let added = self.pending.iter().flat_map(|p| p.isr.iter().copied().filter(|n| !self.isr.contains(n)));
+        self.isr.iter().copied().chain(added)
+    }
+}
+
+/// What a follower's fetch gets from its leader before any records: go on and read, or its log
+/// diverged (Kafka's DivergingEpoch: the largest epoch at or below the follower's last one, and
+/// where it ends on the leader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowerFetch {
+    Read,
+    Diverging { epoch: i32, end_offset: i64 },
 }
 
 /// One partition's replica on this node.
@@ -136,18 +192,31 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Partition {
-    /// A replica over an open log. `leader` and `isr` come from the metadata image.
+    /// A replica over an open log, in the state the metadata image gives it. A high watermark
+    /// the log saved is where it starts.
     pub fn new(
         id: PartitionId,
         topic: Rc<str>,
         local: NodeId,
         log: Rc<PartitionLog>,
-        leader: Option<NodeId>,
-        leader_epoch: LeaderEpoch,
-        isr: Vec<NodeId>,
+        image: &PartitionImage,
     ) -> Rc<Partition> {
-        let role = if leader == Some(local) { Role::Leader } else { Role::Follower { leader } };
-        let state = ReplicaState { role, leader_epoch, isr, followers: Vec::new(), high_watermark: 0 };
+        let role = if image.leader == Some(local) { Role::Leader } else { Role::Follower { leader: image.leader } };
+        let saved = log.recovery_report().high_watermark;
+        let state = ReplicaState {
+            role,
+            leader_epoch: image.leader_epoch,
+            replicas: image.replicas.clone(),
+            isr: image.isr.clone(),
+            partition_epoch: image.partition_epoch,
+            pending: None,
+            followers: Vec::new(),
+            high_watermark: saved.unwrap_or(0).min(log.log_end_offset()),
+            saved_high_watermark: saved,
+            leader_since_ms: ringtail_log::now_ms(),
+            leader_epoch_start: log.log_end_offset(),
+            min_insync: 1,
+        };
         let partition = Rc::new_cyclic(|this| Partition {
             id,
             topic,
@@ -208,15 +277,28 @@ impl Partition {
         }
     }
 
+    pub fn replicas(&self) -> Vec<NodeId> {
+        self.state.borrow().replicas.clone()
+    }
+
+    /// The topic's min.insync.replicas, taken when the replica opens and when it changes.
+    pub fn set_min_insync(&self, min_insync: usize) {
+        self.state.borrow_mut().min_insync = min_insync.max(1);
+    }
+
     /// Offsets below the high watermark are on every in-sync replica and visible to
-    /// consumers: the minimum of this replica's stable offset and what each other in-sync
-    /// replica reported. It never moves back.
+    /// consumers. A leader's is the minimum of this replica's stable offset and what each
+    /// other in-sync replica (with a pending change, each of the maximal ISR) reported; it
+    /// never moves back. A follower's is its leader's, within its own log.
     pub fn high_watermark(&self) -> u64 {
-        let local = self.local_stable_offset();
         let mut st = self.state.borrow_mut();
-        let mut candidate = local;
-        for node in st.isr.iter().filter(|&&n| n != self.local) {
-            let reported = st.followers.iter().find(|(n, _)| n == node).map_or(0, |&(_, o)| o);
+        if !matches!(st.role, Role::Leader) {
+            st.high_watermark = st.high_watermark.min(self.log.log_end_offset());
+            return st.high_watermark;
+        }
+        let mut candidate = self.local_stable_offset();
+        for node in st.maximal_isr().filter(|&n| n != self.local) {
+            let reported = st.followers.iter().find(|f| f.node == node).map_or(0, |f| f.log_end);
             candidate = candidate.min(reported);
         }
         if candidate > st.high_watermark {
@@ -226,40 +308,294 @@ impl Partition {
         st.high_watermark
     }
 
-    /// Takes a new leader, epoch and ISR from the metadata image. A leader epoch never goes
-    /// back; a stale change is ignored.
-    pub fn apply_leadership(&self, leader: Option<NodeId>, leader_epoch: LeaderEpoch, isr: Vec<NodeId>) {
+    /// Takes the partition's state from the metadata image: leader, epochs, replicas, ISR. A
+    /// leader epoch never goes back, nor does the partition epoch within one leader epoch: a
+    /// stale change is ignored. Becoming leader starts the epoch at the log end (followers are
+    /// given a whole `replica.lag.time.max.ms` from now).
+    pub fn apply_state(&self, image: &PartitionImage, now_ms: i64) {
         let mut st = self.state.borrow_mut();
-        if leader_epoch < st.leader_epoch {
+        let newer_epoch = image.leader_epoch > st.leader_epoch;
+        if image.leader_epoch < st.leader_epoch || (!newer_epoch && image.partition_epoch < st.partition_epoch) {
             return;
         }
+        let was_leader = matches!(st.role, Role::Leader);
         // A replica whose storage failed stays offline whoever leads.
         if !matches!(st.role, Role::Offline) {
-            st.role = if leader == Some(self.local) { Role::Leader } else { Role::Follower { leader } };
+            st.role =
+                if image.leader == Some(self.local) { Role::Leader } else { Role::Follower { leader: image.leader } };
         }
-        if leader_epoch > st.leader_epoch {
+        let is_leader = matches!(st.role, Role::Leader);
+        if newer_epoch || was_leader != is_leader {
             st.followers.clear();
+            st.pending = None;
+            if is_leader {
+                st.leader_since_ms = now_ms;
+                st.leader_epoch_start = self.log.log_end_offset();
+            }
         }
-        st.leader_epoch = leader_epoch;
-        st.isr = isr;
+        if image.partition_epoch > st.partition_epoch || newer_epoch {
+            // The controller has decided whatever was pending, one way or the other.
+            st.pending = None;
+        }
+        st.leader_epoch = image.leader_epoch;
+        st.partition_epoch = image.partition_epoch;
+        st.replicas = image.replicas.clone();
+        st.isr = image.isr.clone();
         drop(st);
         self.high_watermark();
         self.wake_parked();
     }
 
-    /// A follower's fetch told the leader how far its log reaches: the high watermark may move.
-    pub fn update_follower(&self, node: NodeId, log_end_offset: u64) {
-        let before = self.state.borrow().high_watermark;
-        {
+    /// A follower's fetch from `fetch_offset` told the leader how far its log reaches: its
+    /// catch-up time follows Kafka's rule (caught up now if it reached the leader's log end,
+    /// or as of its previous fetch if it reached the log end of then), and the high watermark
+    /// may move.
+    pub fn update_follower(&self, node: NodeId, fetch_offset: u64, now_ms: i64) {
+        let leader_end = self.log.log_end_offset();
+        let before = {
             let mut st = self.state.borrow_mut();
-            match st.followers.iter_mut().find(|(n, _)| *n == node) {
-                Some((_, offset)) => *offset = log_end_offset,
-                None => st.followers.push((node, log_end_offset)),
+            let since = st.leader_since_ms;
+            let index = match st.followers.iter().position(|f| f.node == node) {
+                Some(i) => i,
+                None => {
+                    st.followers.push(FollowerProgress {
+                        node,
+                        log_end: 0,
+                        caught_up_ms: since,
+                        last_fetch_ms: i64::MIN,
+                        last_fetch_leader_end: 0,
+                    });
+                    st.followers.len() - 1
+                }
+            };
+            let f = &mut st.followers[index];
+            if fetch_offset >= leader_end {
+                f.caught_up_ms = now_ms;
+            } else if fetch_offset >= f.last_fetch_leader_end && f.last_fetch_ms != i64::MIN {
+                f.caught_up_ms = f.caught_up_ms.max(f.last_fetch_ms);
             }
-        }
+            f.log_end = fetch_offset;
+            f.last_fetch_ms = now_ms;
+            f.last_fetch_leader_end = leader_end;
+            st.high_watermark
+        };
         if self.high_watermark() > before {
             self.wake_parked();
         }
+    }
+
+    /// Checks a follower's fetch as this partition's leader: the follower must hold a replica
+    /// and know the current leader epoch; a log that diverged from this one (its last fetched
+    /// epoch ends earlier here, or is not here) is told where; an offset outside this log is
+    /// out of range. Otherwise its progress is noted and it reads from `fetch_offset`.
+    pub fn follower_fetch(
+        &self,
+        node: NodeId,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        current_leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<FollowerFetch, PartitionError> {
+        self.check_leader()?;
+        self.check_current_leader_epoch(current_leader_epoch)?;
+        if node == self.local || !self.state.borrow().replicas.contains(&node) {
+            return Err(PartitionError::NotReplica { node });
+        }
+        if last_fetched_epoch >= 0 {
+            let (epoch, end_offset) = self.log.leader_epoch_end_offset(last_fetched_epoch);
+            if epoch < last_fetched_epoch || end_offset < fetch_offset {
+                return Ok(FollowerFetch::Diverging { epoch, end_offset });
+            }
+        }
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        if fetch_offset < start as i64 || fetch_offset as u64 > end {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        self.update_follower(node, fetch_offset as u64, now_ms);
+        Ok(FollowerFetch::Read)
+    }
+
+    /// The ISR this leader should propose now, if it differs from the current one and no
+    /// change is with the controller: in-sync followers that have not caught up for
+    /// `lag_max_ms` leave; followers that reached the high watermark and the start of this
+    /// leader's epoch join (the controller checks that their brokers are live). A change
+    /// pending longer than the controller takes to answer is forgotten.
+    /// Only replicas `eligible` says may join (their brokers are unfenced and not shutting down in
+    /// this node's metadata; the controller checks again).
+    pub fn isr_proposal(&self, now_ms: i64, lag_max_ms: i64, eligible: impl Fn(NodeId) -> bool) -> Option<IsrProposal> {
+        if !matches!(self.role(), Role::Leader) {
+            return None;
+        }
+        let high_watermark = self.high_watermark();
+        let leader_end = self.log.log_end_offset();
+        let mut st = self.state.borrow_mut();
+        if let Some(p) = &st.pending {
+            if now_ms.saturating_sub(p.sent_ms) < ISR_PROPOSAL_ANSWER_MS_MAX {
+                return None;
+            }
+            st.pending = None;
+        }
+        let progress = |node: NodeId| st.followers.iter().find(|f| f.node == node);
+        let in_sync = |node: NodeId| {
+            node == self.local
+                || match progress(node) {
+                    Some(f) => f.log_end >= leader_end || now_ms.saturating_sub(f.caught_up_ms) <= lag_max_ms,
+                    None => now_ms.saturating_sub(st.leader_since_ms) <= lag_max_ms,
+                }
+        };
+        let joins = |node: NodeId| {
+            eligible(node)
+                && progress(node).is_some_and(|f| f.log_end >= high_watermark && f.log_end >= st.leader_epoch_start)
+        };
+        let isr: Vec<NodeId> =
+            st.replicas.iter().copied().filter(|&n| if st.isr.contains(&n) { in_sync(n) } else { joins(n) }).collect();
+        let mut current = st.isr.clone();
+        let mut proposed = isr.clone();
+        current.sort_unstable();
+        proposed.sort_unstable();
+        if current == proposed || !isr.contains(&self.local) {
+            return None;
+        }
+        Some(IsrProposal {
+            partition: self.id,
+            leader_epoch: st.leader_epoch,
+            partition_epoch: st.partition_epoch,
+            isr,
+        })
+    }
+
+    /// The proposal went to the controller: the high watermark waits for the maximal ISR
+    /// until it is answered.
+    pub fn isr_proposed(&self, proposal: &IsrProposal, now_ms: i64) {
+        let mut st = self.state.borrow_mut();
+        if proposal.leader_epoch == st.leader_epoch && proposal.partition_epoch == st.partition_epoch {
+            st.pending = Some(PendingIsr { isr: proposal.isr.clone(), sent_ms: now_ms });
+        }
+    }
+
+    /// The controller's answer to a proposal: a new state is taken at once (the metadata brings
+    /// the same later); a refusal ends the pending change (the metadata brings the current state).
+    pub fn isr_answered(&self, proposal: &IsrProposal, answer: Option<&IsrDecided>) {
+        let mut st = self.state.borrow_mut();
+        if proposal.leader_epoch != st.leader_epoch || proposal.partition_epoch != st.partition_epoch {
+            return;
+        }
+        st.pending = None;
+        if let Some(d) = answer.filter(|d| d.leader_epoch == st.leader_epoch && d.partition_epoch > st.partition_epoch)
+        {
+            st.isr = d.isr.clone();
+            st.partition_epoch = d.partition_epoch;
+        }
+        drop(st);
+        self.high_watermark();
+        self.wake_parked();
+    }
+
+    /// The epoch of the last batch in this replica's log, or -1 for an empty log: a
+    /// follower's fetch carries it (Kafka's LastFetchedEpoch).
+    pub fn last_fetched_epoch(&self) -> i32 {
+        if self.log.log_end_offset() <= self.log.log_start_offset() {
+            return -1;
+        }
+        self.log.leader_epochs().last().map_or(-1, |&(epoch, _)| epoch)
+    }
+
+    /// Appends batches fetched from the leader, as it wrote them. Refused if this replica leads.
+    pub fn append_as_follower(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+        if let Some(e) = self.log.failed() {
+            return Err(PartitionError::Log(e));
+        }
+        if matches!(self.state.borrow().role, Role::Leader) {
+            return Err(PartitionError::NotFollower);
+        }
+        Ok(self.log.append_replicated(records, now_ms)?)
+    }
+
+    /// Takes the leader's high watermark (within this replica's log) after a fetch.
+    pub fn follow_high_watermark(&self, leader_high_watermark: u64) {
+        let moved = {
+            let mut st = self.state.borrow_mut();
+            if matches!(st.role, Role::Leader) {
+                return;
+            }
+            let hw = leader_high_watermark.min(self.log.log_end_offset());
+            let moved = hw != st.high_watermark;
+            st.high_watermark = hw;
+            moved
+        };
+        if moved {
+            self.wake_parked();
+        }
+    }
+
+    /// A follower's log diverged from its leader's at `epoch`, which ends at `end_offset` on
+    /// the leader: cut it where both agree (the lower of the two ends of that epoch; all of it
+    /// if this log has no epoch that old). The offset the log ends at now.
+    pub async fn truncate_diverged(&self, epoch: i32, end_offset: i64) -> Result<u64, PartitionError> {
+        let (mine, my_end) = self.log.leader_epoch_end_offset(epoch);
+        let cut = match mine {
+            e if e < 0 || my_end < 0 => self.log.log_start_offset(),
+            _ => (end_offset.max(0) as u64).min(my_end as u64),
+        };
+        let end = self.log.truncate_to(cut).await?;
+        self.high_watermark();
+        Ok(end)
+    }
+
+    /// A follower behind its leader's log start (retention or DeleteRecords there) or ahead of
+    /// its log end: emptied and started again at `offset` (Kafka's truncateFullyAndStartAt),
+    /// or cut back to `offset` when that is inside this log.
+    pub async fn restart_at(&self, offset: u64) -> Result<(), PartitionError> {
+        if offset < self.log.log_end_offset() && offset >= self.log.log_start_offset() {
+            self.log.truncate_to(offset).await?;
+        } else {
+            self.log.restart_at(offset).await?;
+        }
+        self.high_watermark();
+        Ok(())
+    }
+
+    /// Follows the leader's log start (retention or DeleteRecords there), within this log.
+    pub async fn follow_log_start(&self, leader_log_start: u64) -> Result<(), PartitionError> {
+        let target = leader_log_start.min(self.log.log_end_offset());
+        if target > self.log.log_start_offset() {
+            self.log.advance_log_start_offset(target).await?;
+        }
+        Ok(())
+    }
+
+    /// Saves the high watermark if it moved since the last save (a replica restarting as a
+    /// follower or a new leader starts from it, and consumers of a new leader are not held
+    /// back to the log start meanwhile).
+    pub async fn checkpoint_high_watermark(&self) -> Result<(), PartitionError> {
+        let hw = self.high_watermark();
+        if self.state.borrow().saved_high_watermark == Some(hw) || self.log.failed().is_some() {
+            return Ok(());
+        }
+        self.log.save_high_watermark(hw).await?;
+        self.state.borrow_mut().saved_high_watermark = Some(hw);
+        Ok(())
+    }
+
+    /// Followers' lag as the leader sees it: (node, offsets behind the log end, ms since caught up).
+    pub fn follower_lag(&self, now_ms: i64) -> Vec<(NodeId, u64, i64)> {
+        let end = self.log.log_end_offset();
+        let st = self.state.borrow();
+        if !matches!(st.role, Role::Leader) {
+            return Vec::new();
+        }
+        st.replicas
+            .iter()
+            .filter(|&&n| n != self.local)
+            .map(|&n| match st.followers.iter().find(|f| f.node == n) {
+                Some(f) => (n, end.saturating_sub(f.log_end), now_ms.saturating_sub(f.caught_up_ms).max(0)),
+                None => (n, end.saturating_sub(st.high_watermark), now_ms.saturating_sub(st.leader_since_ms).max(0)),
+            })
+            .collect()
     }
 
     fn wake_parked(&self) {
@@ -285,6 +621,12 @@ impl Partition {
     /// returned wait is what the acknowledgement `acks` asks for.
     pub fn append_as_leader(&self, records: Bytes, acks: Acks, now_ms: i64) -> Result<Appended, PartitionError> {
         let epoch = self.check_leader()?;
+        if acks == Acks::All {
+            let st = self.state.borrow();
+            if st.isr.len() < st.min_insync {
+                return Err(PartitionError::NotEnoughReplicas { isr: st.isr.len(), min_insync: st.min_insync });
+            }
+        }
         let info = self.log.append(records, epoch.0, now_ms)?;
         let sync = self.log.config().durability == Durability::Sync;
         let wait = match acks {
@@ -366,7 +708,18 @@ impl Partition {
                 self.wait_for_data(last_offset).await;
                 match self.log.failed() {
                     Some(e) => Err(PartitionError::Log(e)),
-                    None if self.high_watermark() > last_offset => Ok(()),
+                    // Committed, but by fewer replicas than the topic asks for (Kafka answers the
+                    // same: the write is there, the producer is told it may not be safe).
+                    None if self.high_watermark() > last_offset => {
+                        let st = self.state.borrow();
+                        match st.isr.len() < st.min_insync {
+                            true => Err(PartitionError::NotEnoughReplicasAfterAppend {
+                                isr: st.isr.len(),
+                                min_insync: st.min_insync,
+                            }),
+                            false => Ok(()),
+                        }
+                    }
                     // The wait ended without the batch committed: leadership moved away.
                     None => Err(self
                         .check_leader()
@@ -422,6 +775,15 @@ impl Partition {
     pub async fn offset_for(&self, spec: OffsetSpec) -> Result<Option<(u64, i64)>, PartitionError> {
         if let Some(e) = self.log.failed() {
             return Err(PartitionError::Log(e));
+        }
+        // A new leader whose high watermark has not reached the start of its epoch does not know
+        // yet what is committed (KIP-207): the client retries.
+        {
+            let hw = self.high_watermark();
+            let st = self.state.borrow();
+            if matches!(st.role, Role::Leader) && hw < st.leader_epoch_start {
+                return Err(PartitionError::OffsetNotAvailable);
+            }
         }
         match spec {
             OffsetSpec::Latest => Ok(Some((self.high_watermark(), -1))),

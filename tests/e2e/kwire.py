@@ -391,9 +391,10 @@ def init_producer_id_v1(sock: socket.socket, transactional_id: str | None = None
 
 
 def fetch_v4(sock: socket.socket, topic: str, partition: int, offset: int,
-             max_bytes: int = 1 << 20, max_wait_ms: int = 0) -> dict:
-    """Fetch v4 of one partition. Returns error_code, high_watermark and records."""
-    body = (i32(-1) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0)
+             max_bytes: int = 1 << 20, max_wait_ms: int = 0, replica_id: int = -1) -> dict:
+    """Fetch v4 of one partition (as a consumer, or as `replica_id`: -2 is Kafka's debugging id,
+    served by any replica up to its log end). Returns error_code, high_watermark and records."""
+    body = (i32(replica_id) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0)
             + array([string(topic) + array([i32(partition) + i64(offset) + i32(max_bytes)])]))
     r = roundtrip(sock, API_FETCH, 4, body)
     r.i32()  # throttle
@@ -422,6 +423,31 @@ def stored_batches(bootstrap: str, topic: str, partition: int) -> list[dict]:
                 return out
             out += batches
             offset = batches[-1]["base_offset"] + batches[-1]["last_offset_delta"] + 1
+
+
+def replica_records(bootstrap: str, topic: str, partition: int) -> list[tuple[int, bytes]]:
+    """Every batch a broker's own replica of a partition holds, as (base offset, batch bytes),
+    read with the debugging replica id up to the replica's log end."""
+    out = []
+    with connect(bootstrap) as s:
+        offset = 0
+        while True:
+            p = fetch_v4(s, topic, partition, offset, replica_id=-2)
+            assert p["error_code"] == NONE, p
+            records = p["records"]
+            at, got = 0, []
+            while len(records) - at >= 12:
+                base, length = struct.unpack(">qi", records[at:at + 12])
+                if at + 12 + length > len(records):
+                    break
+                got.append((base, records[at:at + 12 + length]))
+                at += 12 + length
+            got = [(b, r) for b, r in got if b >= offset or b + parse_batch_headers(r)[0]["last_offset_delta"] >= offset]
+            if not got:
+                return out
+            out += got
+            last = parse_batch_headers(got[-1][1])[0]
+            offset = last["base_offset"] + last["last_offset_delta"] + 1
 
 
 def topics_v1(sock: socket.socket, topics: list[str] | None = None) -> dict:

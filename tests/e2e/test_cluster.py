@@ -61,18 +61,18 @@ def test_three_nodes_form_a_cluster_and_spread_a_topic_over_all_brokers(cluster_
     finally:
         kp_admin.close()
 
-    # 12 partitions land 4 per broker; replication factor 3 is refused, saying why.
+    # 12 partitions land 4 per broker; a replication factor above the brokers is refused, saying why.
     topic = topic_name("spread")
     create(n1.bootstrap, topic, 12)
     leaders = cluster.wait_for("every broker to know the topic", lambda: leaders_of(n3.bootstrap, topic))
     per_broker = {n: list(leaders.values()).count(n) for n in (1, 2, 3)}
     assert per_broker == {1: 4, 2: 4, 3: 4}, leaders
     try:
-        create(n2.bootstrap, topic_name("rf3"), 3, factor=3)
-        raise AssertionError("replication factor 3 was accepted")
+        create(n2.bootstrap, topic_name("rf4"), 3, factor=4)
+        raise AssertionError("replication factor 4 was accepted with 3 brokers")
     except KafkaException as e:
         assert e.args[0].name() == "INVALID_REPLICATION_FACTOR", e
-        assert "replicate" in e.args[0].str(), e
+        assert "3 unfenced brokers" in e.args[0].str(), e
 
     # A partition sent to a broker that does not lead it: NOT_LEADER_OR_FOLLOWER (6), and the
     # client library moves on by itself (below).

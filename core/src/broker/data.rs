@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringtail_replication::{Acks, Isolation, OffsetSpec, Partition, PartitionId};
+use ringtail_replication::{Acks, FollowerFetch, Isolation, NodeId, OffsetSpec, Partition, PartitionId};
 
 use crate::runtime::table::ServeError;
 use crate::runtime::Shard;
@@ -37,6 +37,21 @@ pub struct FetchItem {
     pub partition: PartitionId,
     pub offset: i64,
     pub max_bytes: usize,
+    /// The leader epoch the fetcher knows (-1: not checked), KIP-320.
+    pub current_leader_epoch: i32,
+    pub reader: FetchReader,
+}
+
+/// Who reads, which decides how far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchReader {
+    /// Up to the high watermark.
+    Consumer,
+    /// A follower, as its leader serves it: up to the log end, its progress noted, a diverged
+    /// log told where.
+    Follower { node: NodeId, last_fetched_epoch: i32 },
+    /// Kafka's debugging replica id (-2): any replica, up to its log end.
+    Debug,
 }
 
 #[derive(Debug, Clone)]
@@ -46,11 +61,20 @@ pub struct FetchResult {
     pub log_start_offset: i64,
     pub records: Vec<Bytes>,
     pub bytes: usize,
+    /// A follower's log diverged: the epoch and where it ends here.
+    pub diverging: Option<(i32, i64)>,
 }
 
 impl FetchResult {
     fn failed(error: ServeError) -> FetchResult {
-        FetchResult { error: Some(error), high_watermark: -1, log_start_offset: -1, records: Vec::new(), bytes: 0 }
+        FetchResult {
+            error: Some(error),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Vec::new(),
+            bytes: 0,
+            diverging: None,
+        }
     }
 }
 
@@ -138,7 +162,7 @@ impl Shard {
     pub async fn fetch_local(&self, items: Vec<FetchItem>, budget: usize, wait: Option<FetchWait>) -> Vec<FetchResult> {
         let results = self.read_partitions(&items, budget).await;
         let Some(wait) = wait else { return results };
-        if results.iter().any(|r| r.bytes > 0 || r.error.is_some()) {
+        if results.iter().any(|r| r.bytes > 0 || r.error.is_some() || r.diverging.is_some()) {
             return results;
         }
         self.park(&items, wait).await;
@@ -147,13 +171,29 @@ impl Shard {
 
     async fn park(&self, items: &[FetchItem], wait: FetchWait) {
         let _parked = crate::metrics::GaugeGuard::new(&self.metrics.fetch_parked, 1);
-        let mut waits: Vec<_> = items
+        // Consumers wait for the high watermark to pass their offset; followers and debugging
+        // reads for the log end.
+        let mut waits: Vec<std::pin::Pin<Box<dyn Future<Output = ()>>>> = items
             .iter()
-            .filter_map(|item| self.partitions.get(item.partition).map(|p| p.wait_for_data(item.offset.max(0) as u64)))
+            .filter_map(|item| {
+                let p = self.partitions.get(item.partition)?;
+                let offset = item.offset.max(0) as u64;
+                Some(match item.reader {
+                    FetchReader::Consumer => {
+                        Box::pin(p.wait_for_data(offset)) as std::pin::Pin<Box<dyn Future<Output = ()>>>
+                    }
+                    _ => {
+                        let appended = p.log().wait_appended(offset);
+                        Box::pin(async move {
+                            let _ = appended.await;
+                        })
+                    }
+                })
+            })
             .collect();
         let any = futures_lite::future::poll_fn(move |cx| {
             for w in waits.iter_mut() {
-                if std::pin::Pin::new(w).poll(cx).is_ready() {
+                if w.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(());
                 }
             }
@@ -183,12 +223,47 @@ impl Shard {
                     continue;
                 }
             };
+            let checked = match item.reader {
+                FetchReader::Follower { node, last_fetched_epoch } => partition.follower_fetch(
+                    node,
+                    item.offset,
+                    last_fetched_epoch,
+                    item.current_leader_epoch,
+                    ringtail_log::now_ms(),
+                ),
+                FetchReader::Consumer => {
+                    partition.check_current_leader_epoch(item.current_leader_epoch).map(|_| FollowerFetch::Read)
+                }
+                FetchReader::Debug => Ok(FollowerFetch::Read),
+            };
             let mut result = FetchResult {
                 error: None,
                 high_watermark: partition.high_watermark() as i64,
                 log_start_offset: partition.log_start_offset() as i64,
                 records: Vec::new(),
                 bytes: 0,
+                diverging: None,
+            };
+            match checked {
+                Ok(FollowerFetch::Read) => {}
+                Ok(FollowerFetch::Diverging { epoch, end_offset }) => {
+                    result.diverging = Some((epoch, end_offset));
+                    results.push(result);
+                    continue;
+                }
+                Err(e) => {
+                    result.error = Some(e.into());
+                    results.push(result);
+                    continue;
+                }
+            }
+            let isolation = match item.reader {
+                FetchReader::Consumer => Isolation::HighWatermark,
+                _ => Isolation::LogEnd,
+            };
+            let visible_end = match isolation {
+                Isolation::HighWatermark => partition.high_watermark(),
+                Isolation::LogEnd => partition.log_end_offset(),
             };
             let in_range = item.offset >= 0 && item.offset as u64 <= partition.log_end_offset();
             if budget == 0 && !first && in_range {
@@ -203,7 +278,7 @@ impl Shard {
             // The first partition with data waits for room; later ones are left empty while the
             // budget is spent, as if the response were full.
             let mut charge = None;
-            let visible = item.offset >= 0 && (item.offset as u64) < partition.high_watermark();
+            let visible = item.offset >= 0 && (item.offset as u64) < visible_end;
             if visible && !partition.is_cached(item.offset as u64) {
                 charge = match first {
                     true => Some(self.read_budget.charge(max_bytes as u64).await),
@@ -214,7 +289,7 @@ impl Shard {
                     continue;
                 }
             }
-            match partition.read(item.offset, max_bytes, Isolation::HighWatermark).await {
+            match partition.read(item.offset, max_bytes, isolation).await {
                 Ok(mut read) => {
                     if let Some(mut charge) = charge {
                         charge.resize(read.bytes as u64);
@@ -222,10 +297,16 @@ impl Shard {
                             read.chunks.push(charge.attach(last));
                         }
                     }
-                    self.metrics.topic(partition.topic(), |c| {
-                        c.bytes_out += read.bytes as u64;
-                        c.records_out += read.next_offset.saturating_sub(item.offset as u64);
-                    });
+                    match item.reader {
+                        FetchReader::Follower { .. } => self
+                            .metrics
+                            .replication_bytes_out
+                            .set(self.metrics.replication_bytes_out.get() + read.bytes as u64),
+                        _ => self.metrics.topic(partition.topic(), |c| {
+                            c.bytes_out += read.bytes as u64;
+                            c.records_out += read.next_offset.saturating_sub(item.offset as u64);
+                        }),
+                    }
                     first &= read.bytes == 0;
                     budget = budget.saturating_sub(read.bytes);
                     result.bytes = read.bytes;

@@ -8,6 +8,7 @@ pub mod controller;
 pub mod data;
 pub mod group;
 pub mod producer_ids;
+pub mod replication;
 pub mod serve;
 pub mod snapshot;
 

@@ -143,6 +143,11 @@ pub struct ClusterConfig {
     pub broker_session_timeout: Duration,
     /// How often a broker sends its heartbeat (broker.heartbeat.interval.ms).
     pub broker_heartbeat_interval: Duration,
+    /// A follower that has not caught up with its leader for this long leaves the ISR
+    /// (replica.lag.time.max.ms).
+    pub replica_lag_time_max: Duration,
+    /// Replicas of a topic created without a replication factor (default.replication.factor).
+    pub default_replication_factor: i16,
 }
 
 impl ClusterConfig {
@@ -165,7 +170,11 @@ pub struct ClusterSettings {
     pub heartbeat_interval_ms: Option<u64>,
     pub broker_session_timeout_ms: Option<u64>,
     pub broker_heartbeat_interval_ms: Option<u64>,
+    pub replica_lag_time_max_ms: Option<u64>,
+    pub default_replication_factor: Option<i16>,
 }
+
+pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
 
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
 pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
@@ -244,6 +253,19 @@ impl ClusterSettings {
                 ),
             ));
         }
+        let replica_lag_time_max = ms(
+            "replica-lag-time-max-ms",
+            self.replica_lag_time_max_ms,
+            REPLICA_LAG_TIME_MAX_MS_DEFAULT,
+            100..=3_600_000,
+        )?;
+        let default_replication_factor = self.default_replication_factor.unwrap_or(1);
+        if !(1..=i16::MAX).contains(&default_replication_factor) {
+            return Err(invalid(
+                "default-replication-factor",
+                format!("{default_replication_factor} is not a replication factor (at least 1)"),
+            ));
+        }
         if let Some(rack) = &self.rack {
             let ok = (1..=255).contains(&rack.len()) && rack.chars().all(|c| !c.is_control());
             if !ok {
@@ -263,6 +285,8 @@ impl ClusterSettings {
             heartbeat_interval,
             broker_session_timeout,
             broker_heartbeat_interval,
+            replica_lag_time_max,
+            default_replication_factor,
         };
         self.check_membership(config)
     }

@@ -75,7 +75,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey {
         name: "default.replication.factor",
         ty: ConfigType::Int,
-        value: |_| some(1),
+        value: |c| some(c.cluster.default_replication_factor),
         doc: "Replicas of a topic created without a replication factor.",
     },
     BrokerKey {

@@ -238,7 +238,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         valid: Valid::Range(1, INT_MAX),
         synonyms: &["min.insync.replicas"],
         default: "1",
-        treatment: Treatment::Stored("acks=all checks it against the in-sync replicas once replication exists"),
+        treatment: Treatment::Enforced,
         refused: None,
         doc: "The fewest in-sync replicas that must acknowledge an acks=all write.",
     },

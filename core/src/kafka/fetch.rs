@@ -7,16 +7,21 @@ use std::time::Duration;
 
 use ringtail_net::error_code;
 use ringtail_net::header::ApiKey;
-use ringtail_net::messages::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse};
+use ringtail_net::messages::fetch::{
+    DivergingEpoch, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
+};
 use ringtail_net::{Reader, Writer};
-use ringtail_replication::ShardId;
+use ringtail_replication::{NodeId, ShardId};
 
 use super::common::{leader_endpoints, leader_hint, topic_name_by_id, Handled};
-use crate::broker::data::{FetchItem, FetchResult, FetchWait};
+use crate::broker::data::{FetchItem, FetchReader, FetchResult, FetchWait};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::routing::Route;
+
+/// Kafka's replica id of a debugging fetch (any replica, up to its log end).
+const DEBUGGING_REPLICA_ID: i32 = -2;
 
 pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writer) -> Handled {
     let mut req = FetchRequest::decode(body, version)?;
@@ -27,6 +32,13 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
         topics: Vec::new(),
         // The endpoints of the leaders the hints name, filled at the end.
         node_endpoints: Vec::new(),
+    };
+    // A follower names itself (replica_id, or ReplicaState from version 15); -2 is Kafka's
+    // debugging id, read from any replica up to its log end.
+    let reader = match req.replica_id {
+        id if id >= 0 => FetchReader::Follower { node: NodeId(id), last_fetched_epoch: -1 },
+        DEBUGGING_REPLICA_ID => FetchReader::Debug,
+        _ => FetchReader::Consumer,
     };
     let mut items = Vec::new();
     let mut slots = Vec::new();
@@ -43,7 +55,11 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
         let mut topic = FetchTopicResponse { name: t.name.clone(), topic_id: t.topic_id, partitions: Vec::new() };
         for (pi, p) in t.partitions.iter().enumerate() {
             let mut slot = FetchPartitionResponse { partition_index: p.partition, ..FetchPartitionResponse::default() };
-            match broker.route(&t.name, p.partition) {
+            let route = match reader {
+                FetchReader::Debug => broker.route_any_replica(&t.name, p.partition),
+                _ => broker.route(&t.name, p.partition),
+            };
+            match route {
                 _ if unknown_id => slot.error_code = error_code::UNKNOWN_TOPIC_ID,
                 None => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some((_, route @ (Route::Remote { .. } | Route::Offline))) => {
@@ -53,7 +69,15 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
                 Some((partition, Route::Local(owner))) => {
                     slots.push((ti, pi));
                     let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-                    items.push((owner, FetchItem { partition, offset: p.fetch_offset, max_bytes }));
+                    let reader = match reader {
+                        FetchReader::Follower { node, .. } => {
+                            FetchReader::Follower { node, last_fetched_epoch: p.last_fetched_epoch }
+                        }
+                        other => other,
+                    };
+                    let current_leader_epoch = p.current_leader_epoch;
+                    let item = FetchItem { partition, offset: p.fetch_offset, max_bytes, current_leader_epoch, reader };
+                    items.push((owner, item));
                 }
             }
             unroutable |= slot.error_code != 0;
@@ -78,6 +102,7 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
         slot.high_watermark = r.high_watermark;
         slot.last_stable_offset = r.high_watermark;
         slot.log_start_offset = r.log_start_offset;
+        slot.diverging_epoch = r.diverging.map(|(epoch, end_offset)| DivergingEpoch { epoch, end_offset });
         if r.bytes > 0 && (first || r.bytes <= budget) {
             budget = budget.saturating_sub(r.bytes);
             first = false;
@@ -128,7 +153,7 @@ async fn gather(
     for _ in 0..owners {
         let Ok((positions, answer)) = reply_rx.recv_async().await else { break };
         let Some(answer) = answer else { continue };
-        if answer.iter().any(|r| r.bytes > 0 || r.error.is_some()) {
+        if answer.iter().any(|r| r.bytes > 0 || r.error.is_some() || r.diverging.is_some()) {
             // Enough for a response: the other owners stop waiting.
             cancel.take();
         }

@@ -152,16 +152,17 @@ impl Shard {
             else {
                 continue;
             };
-            // A new leader, epoch or ISR (a PartitionChanged record) reaches the replica.
+            // A new leader, epoch, replicas or ISR (a PartitionChanged record) reaches the replica.
             let (was, now) = (before.partitions.get(id.index as usize), after.partitions.get(id.index as usize));
             if let (Some(was), Some(now)) = (was, now) {
-                if (was.leader, was.leader_epoch, &was.isr) != (now.leader, now.leader_epoch, &now.isr) {
-                    partition.apply_leadership(now.leader, now.leader_epoch, now.isr.clone());
+                if was != now {
+                    partition.apply_state(now, ringtail_log::now_ms());
                 }
             }
             if !defaults_changed && before.configs == after.configs {
                 continue;
             }
+            partition.set_min_insync(self.min_insync(after));
             match self.topic_log_config(after).and_then(|c| partition.log().reconfigure(c).map_err(|e| e.to_string())) {
                 Ok(()) => changed += 1,
                 Err(e) => {
@@ -184,9 +185,27 @@ impl Shard {
         topic_log_config(&defaults, &pairs)
     }
 
+    /// A topic's min.insync.replicas: its own config, else the cluster's or this node's dynamic
+    /// broker default, else 1 (Kafka's default).
+    pub fn min_insync(&self, topic: &TopicImage) -> usize {
+        const KEY: &str = "min.insync.replicas";
+        let view = self.view();
+        let value = topic.configs.get(KEY).cloned().or_else(|| {
+            [Some(self.node), None]
+                .into_iter()
+                .find_map(|node| view.image.broker_configs(node).and_then(|c| c.get(KEY).cloned()))
+        });
+        value.and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1)
+    }
+
     /// Where a partition is served from, or `None` if the topic or partition does not exist.
     pub fn route(&self, topic: &str, index: i32) -> Option<(PartitionId, Route)> {
         self.view.borrow().route(topic, index)
+    }
+
+    /// Where this node's replica of a partition is, whoever leads it.
+    pub fn route_any_replica(&self, topic: &str, index: i32) -> Option<(PartitionId, Route)> {
+        self.view.borrow().route_any_replica(topic, index)
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -235,9 +254,8 @@ impl Shard {
             if let Some(reason) = &report.producer_snapshot_ignored {
                 tracing::warn!(topic = %name, partition = index, reason, "producer snapshot not used; rebuilt the producer state from the log");
             }
-            let state = &topic.partitions[index as usize];
-            let partition =
-                Partition::new(id, name.clone(), self.node, log, state.leader, state.leader_epoch, state.isr.clone());
+            let partition = Partition::new(id, name.clone(), self.node, log, &topic.partitions[index as usize]);
+            partition.set_min_insync(self.min_insync(topic));
             self.partitions.insert(partition);
         }
         Ok(())

@@ -97,6 +97,21 @@ impl NodeView {
     }
 }
 
+impl NodeView {
+    /// The shard holding this node's replica of a partition, led here or not (a debugging
+    /// read), or `Offline` without one here; `None` if the partition does not exist.
+    pub fn route_any_replica(&self, topic: &str, index: i32) -> Option<(PartitionId, Route)> {
+        let t = self.image.topic(topic)?;
+        let p = t.partitions.get(usize::try_from(index).ok()?)?;
+        let id = PartitionId { topic: t.id, index };
+        let route = match (p.replicas.contains(&self.node), self.placement.shard(id)) {
+            (true, Some(shard)) => Route::Local(shard),
+            _ => Route::Offline,
+        };
+        Some((id, route))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ use ringtail_replication::{NodeId, ShardId, TopicId};
 
 use crate::broker::cluster::{self, ClusterLink};
 use crate::broker::controller::{apply_records, local_partitions, Controller};
+use crate::broker::replication;
 use crate::broker::{Broker, ShardMsg};
 use crate::config::BrokerConfig;
 use crate::config_keys::topic_log_config;
@@ -551,6 +552,12 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
         follower = Some(glommio::spawn_local(cluster::follow(shard.clone(), link.clone())));
         heartbeats = Some(glommio::spawn_local(cluster::heartbeats(shard.clone(), link.clone())));
     }
+    // Every shard of a cluster node fetches its follower replicas and keeps its leaders' ISRs.
+    let mut replication_tasks = Vec::new();
+    if !config.cluster.is_single_node() {
+        replication_tasks.push(glommio::spawn_local(replication::run_fetchers(shard.clone())));
+        replication_tasks.push(glommio::spawn_local(replication::maintain_isr(shard.clone())));
+    }
     let mut acceptor = Some(acceptor);
     let mut retention = Some(retention);
     let mut group_timers = Some(group_timers);
@@ -587,6 +594,9 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
                     }
                 }
                 shard.begin_shutdown();
+                for task in replication_tasks.drain(..) {
+                    task.cancel().await;
+                }
                 if let Some(task) = acceptor.take() {
                     task.cancel().await;
                 }

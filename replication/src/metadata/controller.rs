@@ -296,7 +296,7 @@ fn decide_topic(
         if factor as usize > nodes {
             return Err(ControllerError::InvalidReplicationFactor(format!(
                 "replication factor {factor} but this cluster has {nodes} {}broker{}",
-                if view.replication_factor_max.is_some() { "unfenced " } else { "" },
+                if nodes > 1 { "unfenced " } else { "" },
                 if nodes == 1 { "" } else { "s" }
             )));
         }

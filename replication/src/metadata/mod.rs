@@ -5,6 +5,7 @@ pub mod brokers;
 pub mod controller;
 pub mod features;
 pub mod image;
+pub mod isr;
 pub mod record;
 pub mod store;
 

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use super::codec::{self, DecodeError, Reader};
 use super::limits::{RECORDS_PER_BATCH_MAX, RPC_FRAME_BYTES_MAX, SNAPSHOT_BYTES_MAX};
 use crate::ids::NodeId;
+use crate::ids::{LeaderEpoch, PartitionId, TopicId};
 use crate::limits::{LISTENERS_PER_BROKER_MAX, RECORD_BYTES_MAX};
+use crate::metadata::isr::{IsrDecided, IsrProposal, IsrRefusal};
 use crate::metadata::{Endpoint, MetadataRecord};
 
 const VERSION: u8 = 1;
@@ -25,6 +27,7 @@ const KIND_PROPOSE: u8 = 16;
 const KIND_HEARTBEAT: u8 = 17;
 const KIND_FETCH: u8 = 18;
 const KIND_DESCRIBE: u8 = 19;
+const KIND_ALTER_PARTITION: u8 = 20;
 const KIND_NOT_LEADER: u8 = 32;
 const KIND_STALE: u8 = 33;
 const KIND_REFUSED: u8 = 34;
@@ -67,6 +70,12 @@ pub enum BrokerRequest {
     },
     /// The quorum as this controller sees it (DescribeQuorum).
     Describe,
+    /// A leader's proposed ISRs (Kafka's AlterPartition), decided by the active controller.
+    AlterPartition {
+        node: NodeId,
+        broker_epoch: i64,
+        proposals: Vec<IsrProposal>,
+    },
 }
 
 /// A controller, as a hint of where the active one is.
@@ -125,6 +134,8 @@ pub enum BrokerResponse {
         body: FetchBody,
     },
     Described(QuorumState),
+    /// Each proposal's outcome, in the request's order.
+    PartitionsAltered(Vec<Result<IsrDecided, IsrRefusal>>),
     /// This controller is not the active one; the hint names it when known.
     NotLeader(Option<LeaderHint>),
     /// The proposal was decided at another offset than the controller's: catch up to `applied`
@@ -258,8 +269,108 @@ pub fn encode_request(request: &BrokerRequest) -> Vec<u8> {
             codec::put_u32(&mut out, *wait_ms);
         }
         BrokerRequest::Describe => out.push(KIND_DESCRIBE),
+        BrokerRequest::AlterPartition { node, broker_epoch, proposals } => {
+            out.push(KIND_ALTER_PARTITION);
+            out.extend_from_slice(&node.0.to_be_bytes());
+            codec::put_u64(&mut out, *broker_epoch as u64);
+            codec::put_u32(&mut out, proposals.len() as u32);
+            for p in proposals {
+                put_partition(&mut out, p.partition);
+                out.extend_from_slice(&p.leader_epoch.0.to_be_bytes());
+                out.extend_from_slice(&p.partition_epoch.to_be_bytes());
+                put_nodes(&mut out, &p.isr);
+            }
+        }
     }
     out
+}
+
+/// Partitions one AlterPartition names at most.
+const ISR_PROPOSALS_MAX: usize = 65_536;
+/// Nodes an ISR names at most.
+const ISR_NODES_MAX: usize = 1024;
+
+fn put_partition(out: &mut Vec<u8>, p: PartitionId) {
+    out.extend_from_slice(&p.topic.0);
+    out.extend_from_slice(&p.index.to_be_bytes());
+}
+
+fn partition(r: &mut Reader<'_>) -> Result<PartitionId, DecodeError> {
+    let topic: [u8; 16] = r.take(16)?.try_into().expect("16 bytes");
+    Ok(PartitionId { topic: TopicId(topic), index: r.u32()? as i32 })
+}
+
+fn put_nodes(out: &mut Vec<u8>, nodes: &[NodeId]) {
+    codec::put_u32(out, nodes.len() as u32);
+    for n in nodes {
+        out.extend_from_slice(&n.0.to_be_bytes());
+    }
+}
+
+fn nodes(r: &mut Reader<'_>) -> Result<Vec<NodeId>, DecodeError> {
+    let n = r.count(ISR_NODES_MAX, 4)?;
+    (0..n).map(|_| Ok(NodeId(r.u32()? as i32))).collect()
+}
+
+const REFUSAL_UNKNOWN: u8 = 1;
+const REFUSAL_NOT_LEADER: u8 = 2;
+const REFUSAL_FENCED_EPOCH: u8 = 3;
+const REFUSAL_UPDATE_VERSION: u8 = 4;
+const REFUSAL_INELIGIBLE: u8 = 5;
+const REFUSAL_INVALID: u8 = 6;
+const REFUSAL_STALE_BROKER: u8 = 7;
+
+fn put_isr_outcome(out: &mut Vec<u8>, outcome: &Result<IsrDecided, IsrRefusal>) {
+    match outcome {
+        Ok(d) => {
+            out.push(0);
+            out.extend_from_slice(&d.leader_epoch.0.to_be_bytes());
+            out.extend_from_slice(&d.partition_epoch.to_be_bytes());
+            put_nodes(out, &d.isr);
+        }
+        Err(IsrRefusal::UnknownPartition) => out.push(REFUSAL_UNKNOWN),
+        Err(IsrRefusal::NotLeader) => out.push(REFUSAL_NOT_LEADER),
+        Err(IsrRefusal::FencedLeaderEpoch { sent, current }) => {
+            out.push(REFUSAL_FENCED_EPOCH);
+            out.extend_from_slice(&sent.to_be_bytes());
+            out.extend_from_slice(&current.to_be_bytes());
+        }
+        Err(IsrRefusal::InvalidUpdateVersion { sent, current }) => {
+            out.push(REFUSAL_UPDATE_VERSION);
+            out.extend_from_slice(&sent.to_be_bytes());
+            out.extend_from_slice(&current.to_be_bytes());
+        }
+        Err(IsrRefusal::IneligibleReplica(n)) => {
+            out.push(REFUSAL_INELIGIBLE);
+            out.extend_from_slice(&n.0.to_be_bytes());
+        }
+        Err(IsrRefusal::Invalid(m)) => {
+            out.push(REFUSAL_INVALID);
+            put_str(out, m);
+        }
+        Err(IsrRefusal::StaleBrokerEpoch { sent, current }) => {
+            out.push(REFUSAL_STALE_BROKER);
+            codec::put_u64(out, *sent as u64);
+            put_optional_u64(out, current.map(|c| c as u64));
+        }
+    }
+}
+
+fn isr_outcome(r: &mut Reader<'_>) -> Result<Result<IsrDecided, IsrRefusal>, DecodeError> {
+    let i32_of = |r: &mut Reader<'_>| -> Result<i32, DecodeError> { Ok(r.u32()? as i32) };
+    Ok(match r.u8()? {
+        0 => Ok(IsrDecided { leader_epoch: LeaderEpoch(i32_of(r)?), partition_epoch: i32_of(r)?, isr: nodes(r)? }),
+        REFUSAL_UNKNOWN => Err(IsrRefusal::UnknownPartition),
+        REFUSAL_NOT_LEADER => Err(IsrRefusal::NotLeader),
+        REFUSAL_FENCED_EPOCH => Err(IsrRefusal::FencedLeaderEpoch { sent: i32_of(r)?, current: i32_of(r)? }),
+        REFUSAL_UPDATE_VERSION => Err(IsrRefusal::InvalidUpdateVersion { sent: i32_of(r)?, current: i32_of(r)? }),
+        REFUSAL_INELIGIBLE => Err(IsrRefusal::IneligibleReplica(NodeId(i32_of(r)?))),
+        REFUSAL_INVALID => Err(IsrRefusal::Invalid(string(r)?)),
+        REFUSAL_STALE_BROKER => {
+            Err(IsrRefusal::StaleBrokerEpoch { sent: r.u64()? as i64, current: optional_u64(r)?.map(|c| c as i64) })
+        }
+        other => return Err(DecodeError(format!("AlterPartition outcome kind {other}"))),
+    })
 }
 
 fn header(r: &mut Reader<'_>, frame: &[u8]) -> Result<u8, DecodeError> {
@@ -304,6 +415,22 @@ pub fn decode_request(frame: &[u8]) -> Result<BrokerRequest, DecodeError> {
         }
         KIND_FETCH => BrokerRequest::Fetch { from: r.u64()?, wait_ms: r.u32()? },
         KIND_DESCRIBE => BrokerRequest::Describe,
+        KIND_ALTER_PARTITION => {
+            let node = NodeId(r.u32()? as i32);
+            let broker_epoch = r.u64()? as i64;
+            // A proposal is at least a partition, two epochs and a count.
+            let n = r.count(ISR_PROPOSALS_MAX, 20 + 4 + 4 + 4)?;
+            let mut proposals = Vec::with_capacity(n);
+            for _ in 0..n {
+                proposals.push(IsrProposal {
+                    partition: partition(&mut r)?,
+                    leader_epoch: LeaderEpoch(r.u32()? as i32),
+                    partition_epoch: r.u32()? as i32,
+                    isr: nodes(&mut r)?,
+                });
+            }
+            BrokerRequest::AlterPartition { node, broker_epoch, proposals }
+        }
         other => return Err(DecodeError(format!("broker request kind {other}"))),
     };
     r.finish()?;
@@ -352,6 +479,13 @@ pub fn encode_response(response: &BrokerResponse) -> Vec<u8> {
                 put_optional_u64(&mut out, s.log_end);
                 put_optional_u64(&mut out, s.last_heard_ms);
                 out.push(u8::from(s.voter));
+            }
+        }
+        BrokerResponse::PartitionsAltered(outcomes) => {
+            out.push(KIND_ALTER_PARTITION);
+            codec::put_u32(&mut out, outcomes.len() as u32);
+            for o in outcomes {
+                put_isr_outcome(&mut out, o);
             }
         }
         BrokerResponse::NotLeader(h) => {
@@ -410,6 +544,14 @@ pub fn decode_response(frame: &[u8]) -> Result<BrokerResponse, DecodeError> {
             }
             BrokerResponse::Described(QuorumState { leader, term, committed, metadata_offset, replicas })
         }
+        KIND_ALTER_PARTITION => {
+            let n = r.count(ISR_PROPOSALS_MAX, 1)?;
+            let mut outcomes = Vec::with_capacity(n);
+            for _ in 0..n {
+                outcomes.push(isr_outcome(&mut r)?);
+            }
+            BrokerResponse::PartitionsAltered(outcomes)
+        }
         KIND_NOT_LEADER => BrokerResponse::NotLeader(hint(&mut r)?),
         KIND_STALE => BrokerResponse::Stale { applied: optional_u64(&mut r)? },
         KIND_REFUSED => BrokerResponse::Refused(string(&mut r)?),
@@ -423,7 +565,6 @@ pub fn decode_response(frame: &[u8]) -> Result<BrokerResponse, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{PartitionId, TopicId};
 
     fn records() -> Vec<MetadataRecord> {
         vec![
@@ -457,6 +598,16 @@ mod tests {
             }),
             BrokerRequest::Fetch { from: 17, wait_ms: 500 },
             BrokerRequest::Describe,
+            BrokerRequest::AlterPartition {
+                node: NodeId(2),
+                broker_epoch: 77,
+                proposals: vec![IsrProposal {
+                    partition: PartitionId { topic: TopicId([5; 16]), index: 3 },
+                    leader_epoch: LeaderEpoch(6),
+                    partition_epoch: 11,
+                    isr: vec![NodeId(2), NodeId(1)],
+                }],
+            },
         ]
     }
 
@@ -464,6 +615,17 @@ mod tests {
         let hint = Some(LeaderHint { id: 2, address: "127.0.0.1:9093".into() });
         vec![
             BrokerResponse::Proposed { first: 4, last: 9 },
+            BrokerResponse::PartitionsAltered(vec![
+                Ok(IsrDecided { leader_epoch: LeaderEpoch(6), partition_epoch: 12, isr: vec![NodeId(1), NodeId(2)] }),
+                Err(IsrRefusal::UnknownPartition),
+                Err(IsrRefusal::NotLeader),
+                Err(IsrRefusal::FencedLeaderEpoch { sent: 1, current: 2 }),
+                Err(IsrRefusal::InvalidUpdateVersion { sent: 3, current: 4 }),
+                Err(IsrRefusal::IneligibleReplica(NodeId(9))),
+                Err(IsrRefusal::Invalid("twice".into())),
+                Err(IsrRefusal::StaleBrokerEpoch { sent: 5, current: None }),
+                Err(IsrRefusal::StaleBrokerEpoch { sent: 5, current: Some(8) }),
+            ]),
             BrokerResponse::Heartbeat { broker_epoch: 33, fenced: false },
             BrokerResponse::Fetched { leader: hint.clone(), applied: Some(9), body: FetchBody::UpToDate },
             BrokerResponse::Fetched {

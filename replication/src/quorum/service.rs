@@ -32,6 +32,7 @@ use super::types::{BatchApplied, RecordBatch};
 use super::QuorumNode;
 use crate::ids::NodeId;
 use crate::metadata::brokers::{self, BrokerError, Registration};
+use crate::metadata::isr::{self, IsrProposal};
 use crate::metadata::{MetadataImage, MetadataRecord};
 
 /// Timings of the service.
@@ -152,6 +153,9 @@ impl ControllerService {
             Ok(BrokerRequest::Propose { expected, records }) => self.propose(expected, records).await,
             Ok(BrokerRequest::Heartbeat(h)) => self.heartbeat(h).await,
             Ok(BrokerRequest::Fetch { from, wait_ms }) => self.fetch(from, wait_ms).await,
+            Ok(BrokerRequest::AlterPartition { node, broker_epoch, proposals }) => {
+                self.alter_partition(node, broker_epoch, proposals).await
+            }
             Ok(BrokerRequest::Describe) => match self.leading_term() {
                 Some(_) => BrokerResponse::Described(self.describe()),
                 None => BrokerResponse::NotLeader(self.leader_hint()),
@@ -291,6 +295,29 @@ impl ControllerService {
         match outcome {
             Ok(Some((first, last))) => BrokerResponse::Proposed { first, last },
             Ok(None) => BrokerResponse::Refused("the change has no records".into()),
+            Err(response) => response,
+        }
+    }
+
+    /// A leader's proposed ISRs (AlterPartition): decided on the committed image under the
+    /// write lock, so two proposals for one partition never both pass its partition epoch.
+    pub async fn alter_partition(
+        self: &Rc<Self>,
+        node: NodeId,
+        broker_epoch: i64,
+        proposals: Vec<IsrProposal>,
+    ) -> BrokerResponse {
+        let outcomes = Rc::new(RefCell::new(Vec::new()));
+        let decided = outcomes.clone();
+        let written = self
+            .write(move |image| {
+                let (records, outcomes) = isr::alter_isr(image, node, broker_epoch, &proposals);
+                *decided.borrow_mut() = outcomes;
+                Ok(records)
+            })
+            .await;
+        match written {
+            Ok(_) => BrokerResponse::PartitionsAltered(outcomes.take()),
             Err(response) => response,
         }
     }

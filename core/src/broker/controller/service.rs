@@ -32,21 +32,16 @@ pub fn cluster_view(broker: &Broker, image: &MetadataImage) -> ClusterView {
             false => vec![broker.node],
         },
         default_partitions: config.default_partitions,
-        default_replication_factor: 1,
+        default_replication_factor: config.cluster.default_replication_factor,
         replicas_per_node_max: config.partitions_per_shard_max.saturating_mul(config.shards),
         replicas_per_node_max_source: format!(
             "--partitions-per-shard-max {} times {} shards",
             config.partitions_per_shard_max, config.shards
         ),
         racks: image.brokers().iter().filter_map(|(n, b)| Some((*n, b.rack.clone()?))).collect(),
-        replication_factor_max: in_cluster.then(|| {
-            (
-                1,
-                "this release spreads partitions over the cluster's brokers but does not replicate them yet; \
-                 create the topic with replication factor 1"
-                    .to_string(),
-            )
-        }),
+        // A cluster replicates up to its unfenced brokers (checked by the decide step); a single
+        // node holds one replica of everything.
+        replication_factor_max: None,
     }
 }
 

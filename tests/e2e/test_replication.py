@@ -1,0 +1,146 @@
+"""Replication on real `ringtail serve` processes (three nodes on 127.0.0.1, `--shards 1` each):
+followers fetch from their leaders, the in-sync replicas follow who has caught up, acks=all
+waits for every in-sync replica, a leader's loss moves leadership to an in-sync replica with
+nothing acknowledged lost, and every replica ends up holding the same batches at the same
+offsets (read from each broker with Kafka's debugging replica id)."""
+
+import time
+
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import NewTopic
+
+import kwire
+from helpers import admin, consume_all, producer, topic_name
+
+
+def create(bootstrap: str, topic: str, partitions: int, factor: int, config: dict | None = None) -> None:
+    client = admin(bootstrap)  # must outlive the future
+    for f in client.create_topics([NewTopic(topic, partitions, factor, config=config or {})],
+                                  request_timeout=30).values():
+        f.result(timeout=30)
+
+
+def partitions_of(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    """Partition -> (leader, replicas, isr) as `bootstrap` describes them."""
+    md = admin(bootstrap).list_topics(topic, timeout=10)
+    return {p.id: (p.leader, sorted(p.replicas), sorted(p.isrs)) for p in md.topics[topic].partitions.values()}
+
+
+def wait_isr(cluster, topic: str, expected: list[int], timeout_s: float = 30.0, via: int | None = None) -> dict:
+    """Waits until every partition has a leader and the ISR `expected`, as node `via` (default:
+    the first live node) describes it. A node just restarted describes its metadata as it was
+    until it caught up: ask one that stayed up."""
+    via = (cluster.nodes[via] if via is not None else cluster.live()[0]).bootstrap
+
+    def full():
+        parts = partitions_of(via, topic)
+        return parts if all(isr == expected and leader >= 0 for leader, _, isr in parts.values()) else None
+    return cluster.wait_for(f"every partition of {topic} with ISR {expected}", full, timeout_s)
+
+
+def produce_idempotent(bootstrap: str, topic: str, first: int, count: int, partitions: int,
+                       **extra) -> tuple[set[bytes], list]:
+    """Sends values first..first+count-1 (value i to partition i % partitions) with an idempotent
+    acks=all producer; returns the values acknowledged and the delivery errors."""
+    acked: set[bytes] = set()
+    errors = []
+
+    def delivered(err, msg):
+        if err is None:
+            acked.add(msg.value())
+        else:
+            errors.append(err)
+
+    conf = {"enable.idempotence": True, "acks": "all", "linger.ms": 5, "message.timeout.ms": 60000}
+    conf.update(extra)
+    p = producer(bootstrap, **conf)
+    for i in range(first, first + count):
+        while True:
+            try:
+                p.produce(topic, value=b"%d" % i, partition=i % partitions, on_delivery=delivered)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    p.flush(90)
+    return acked, errors
+
+
+def assert_replicas_identical(cluster, topic: str, partitions: int) -> None:
+    """Every replica of every partition holds the same batches at the same offsets."""
+    for index in range(partitions):
+        _, replicas, _ = partitions_of(cluster.live()[0].bootstrap, topic)[index]
+        copies = {node: kwire.replica_records(cluster.nodes[node].bootstrap, topic, index) for node in replicas}
+        reference = next(iter(copies.values()))
+        for node, batches in copies.items():
+            assert batches == reference, (
+                f"{topic}-{index}: replica on node {node} differs "
+                f"({len(batches)} batches, the first replica {len(reference)})")
+
+
+def test_a_replicated_topic_loses_nothing_when_its_leader_is_killed(cluster_factory):
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("replicated")
+    create(cluster.bootstrap, topic, 3, 3, {"min.insync.replicas": "2"})
+    wait_isr(cluster, topic, [1, 2, 3])
+
+    acked, errors = produce_idempotent(cluster.bootstrap, topic, 0, 3000, 3)
+    assert not errors and len(acked) == 3000, (len(acked), errors[:3])
+
+    # Kill -9 the leader of partition 0 while a producer runs: it fails over to an in-sync replica.
+    victim = partitions_of(cluster.bootstrap, topic)[0][0]
+    cluster.nodes[victim].kill9()
+    survivors = [n for n in (1, 2, 3) if n != victim]
+    wait_isr(cluster, topic, survivors)
+    more, errors = produce_idempotent(cluster.bootstrap, topic, 3000, 3000, 3)
+    assert not errors and len(more) == 3000, (len(more), errors[:3])
+    acked |= more
+
+    got = consume_all(cluster.bootstrap, topic, 3)
+    values = [m.value() for p in got.values() for m in p]
+    assert len(values) == len(set(values)), "a message was stored twice"
+    assert set(values) == acked, f"lost: {sorted(acked - set(values))[:10]}"
+    for index, messages in got.items():
+        numbers = [int(m.value()) for m in messages]
+        assert numbers == sorted(numbers), f"partition {index} out of send order"
+        assert all(n % 3 == index for n in numbers)
+
+    # The killed node comes back, catches up, rejoins every ISR, and holds what the others hold.
+    cluster.nodes[victim].start()
+    wait_isr(cluster, topic, [1, 2, 3], timeout_s=60, via=survivors[0])
+    assert_replicas_identical(cluster, topic, 3)
+
+
+def test_acks_all_is_refused_below_min_insync_replicas_and_acks_1_still_works(cluster_factory):
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("min-insync")
+    create(cluster.bootstrap, topic, 1, 2, {"min.insync.replicas": "2"})
+    leader, replicas, _ = wait_isr(cluster, topic, sorted(partitions_of(cluster.bootstrap, topic)[0][1]))[0]
+    acked, errors = produce_idempotent(cluster.bootstrap, topic, 0, 100, 1)
+    assert not errors and len(acked) == 100
+
+    # The follower is stopped: once fenced it leaves the ISR, and acks=all is refused.
+    follower = next(n for n in replicas if n != leader)
+    cluster.nodes[follower].kill9()
+    live = next(b for i, b in cluster.nodes.items() if i != follower).bootstrap
+    cluster.wait_for("the ISR to shrink to the leader", lambda: partitions_of(live, topic)[0][2] == [leader])
+    refused, errors = produce_idempotent(live, topic, 100, 5, 1, **{"message.timeout.ms": 3000})
+    assert not refused, "acks=all acknowledged with fewer in-sync replicas than min.insync.replicas"
+    assert errors and all(e.code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError._MSG_TIMED_OUT)
+                          for e in errors), errors[:3]
+
+    # acks=1 does not need the follower; everything committed still reads.
+    one, errors = produce_idempotent(live, topic, 200, 50, 1, **{"acks": "1", "enable.idempotence": False})
+    assert not errors and len(one) == 50
+    got = consume_all(live, topic, 1)
+    values = {m.value() for m in got[0]}
+    assert acked | one <= values
+    assert not any(b"%d" % i in values for i in range(100, 105)), "a refused message was stored"
+
+    # The follower returns: acks=all works again once it is back in sync.
+    cluster.nodes[follower].start()
+    wait_isr(cluster, topic, sorted(replicas), timeout_s=60, via=leader)
+    again, errors = produce_idempotent(cluster.bootstrap, topic, 300, 50, 1)
+    assert not errors and len(again) == 50
+    time.sleep(0.5)
+    assert_replicas_identical(cluster, topic, 1)
