@@ -190,6 +190,11 @@ pub struct ServeArgs {
     /// (Kafka's default.replication.factor; default 1).
     #[arg(long, env = "RINGTAIL_DEFAULT_REPLICATION_FACTOR")]
     pub default_replication_factor: Option<i16>,
+    /// Replicas of each `__consumer_offsets` partition in a cluster (Kafka's
+    /// offsets.topic.replication.factor; default 3): consumer groups wait until this many brokers
+    /// are live. A single node keeps one.
+    #[arg(long, env = "RINGTAIL_OFFSETS_TOPIC_REPLICATION_FACTOR")]
+    pub offsets_topic_replication_factor: Option<i16>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -239,6 +244,7 @@ struct FileConfig {
     broker_heartbeat_interval_ms: Option<u64>,
     replica_lag_time_max_ms: Option<u64>,
     default_replication_factor: Option<i16>,
+    offsets_topic_replication_factor: Option<i16>,
 }
 
 /// The resolved configuration of a broker.
@@ -561,6 +567,9 @@ impl BrokerConfig {
             broker_heartbeat_interval_ms: args.broker_heartbeat_interval_ms.or(file.broker_heartbeat_interval_ms),
             replica_lag_time_max_ms: args.replica_lag_time_max_ms.or(file.replica_lag_time_max_ms),
             default_replication_factor: args.default_replication_factor.or(file.default_replication_factor),
+            offsets_topic_replication_factor: args
+                .offsets_topic_replication_factor
+                .or(file.offsets_topic_replication_factor),
         }
         .resolve()
         .map_err(|e| ConfigError::Invalid { setting: e.setting, message: e.message })?;

@@ -106,6 +106,7 @@ pub fn group_error(e: &GroupError) -> i16 {
         GroupError::RebalanceInProgress => code::REBALANCE_IN_PROGRESS,
         GroupError::IllegalGeneration => code::ILLEGAL_GENERATION,
         GroupError::CoordinatorNotAvailable => code::COORDINATOR_NOT_AVAILABLE,
+        GroupError::CoordinatorLoadInProgress => code::COORDINATOR_LOAD_IN_PROGRESS,
         GroupError::InvalidGroupId => code::INVALID_GROUP_ID,
         GroupError::InconsistentGroupProtocol => code::INCONSISTENT_GROUP_PROTOCOL,
         GroupError::NotCoordinator => code::NOT_COORDINATOR,
@@ -169,6 +170,7 @@ mod tests {
         check(group_error(&GroupError::RebalanceInProgress), K::RebalanceInProgress);
         check(group_error(&GroupError::IllegalGeneration), K::IllegalGeneration);
         check(group_error(&GroupError::CoordinatorNotAvailable), K::CoordinatorNotAvailable);
+        check(group_error(&GroupError::CoordinatorLoadInProgress), K::CoordinatorLoadInProgress);
         check(group_error(&GroupError::NotCoordinator), K::NotCoordinator);
         check(group_error(&GroupError::InconsistentGroupProtocol), K::InconsistentGroupProtocol);
         check(group_error(&GroupError::MemberIdRequired), K::MemberIdRequired);

@@ -32,10 +32,15 @@ def wait_isr(cluster, topic: str, expected: list[int], timeout_s: float = 30.0, 
     until it caught up: ask one that stayed up."""
     via = (cluster.nodes[via] if via is not None else cluster.live()[0]).bootstrap
 
+    seen = {}
+
     def full():
-        parts = partitions_of(via, topic)
+        seen["parts"] = parts = partitions_of(via, topic)
         return parts if all(isr == expected and leader >= 0 for leader, _, isr in parts.values()) else None
-    return cluster.wait_for(f"every partition of {topic} with ISR {expected}", full, timeout_s)
+    try:
+        return cluster.wait_for(f"every partition of {topic} with ISR {expected}", full, timeout_s)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; partitions (leader, replicas, isr): {seen.get('parts')}") from None
 
 
 def produce_idempotent(bootstrap: str, topic: str, first: int, count: int, partitions: int,
@@ -144,3 +149,69 @@ def test_acks_all_is_refused_below_min_insync_replicas_and_acks_1_still_works(cl
     assert not errors and len(again) == 50
     time.sleep(0.5)
     assert_replicas_identical(cluster, topic, 1)
+
+
+def coordinator_of(bootstrap: str, group: str) -> int:
+    """The node id of a group's coordinator (FindCoordinator v1), or -1 while there is none."""
+    with kwire.connect(bootstrap.split(",")[0]) as sock:
+        answer = kwire.find_coordinator_v1(sock, group)
+    return answer["node_id"] if answer["error"] == 0 else -1
+
+
+def test_committed_offsets_survive_the_kill_of_the_coordinators_broker(cluster_factory):
+    from confluent_kafka import TopicPartition
+    from helpers import committed_offsets, consumer
+
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("group-failover")
+    create(cluster.bootstrap, topic, 6, 3, {"min.insync.replicas": "2"})
+    wait_isr(cluster, topic, [1, 2, 3])
+    acked, errors = produce_idempotent(cluster.bootstrap, topic, 0, 1200, 6)
+    assert not errors and len(acked) == 1200
+
+    group = topic_name("g")
+    conf = {"group.id": group, "session.timeout.ms": 6000, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "enable.auto.offset.store": True}
+    first = consumer(cluster.bootstrap, **conf)
+    seen: list[bytes] = []
+    try:
+        first.subscribe([topic])
+        deadline = time.monotonic() + 60
+        while len(seen) < 600 and time.monotonic() < deadline:
+            for m in first.consume(num_messages=600 - len(seen), timeout=0.5):
+                assert not m.error(), m.error()
+                seen.append(m.value())
+        assert len(seen) == 600, len(seen)
+        first.commit(asynchronous=False)
+        position = {tp.partition: tp.offset for tp in first.position(
+            [TopicPartition(topic, p) for p in range(6)])}
+    finally:
+        first.close()
+    # Every __consumer_offsets partition is replicated to every broker once the topic exists.
+    wait_isr(cluster, "__consumer_offsets", [1, 2, 3])
+    before = committed_offsets(cluster.bootstrap, group)
+    assert {p: o for (_, p), (o, _) in before.items()} == {p: o for p, o in position.items() if o >= 0}, before
+
+    coordinator = coordinator_of(cluster.bootstrap, group)
+    cluster.nodes[coordinator].kill9()
+    survivors = [n for n in (1, 2, 3) if n != coordinator]
+    survivor = cluster.nodes[survivors[0]].bootstrap
+    cluster.wait_for("a new coordinator", lambda: coordinator_of(survivor, group) in survivors, timeout_s=30)
+    assert committed_offsets(survivor, group) == before, "committed offsets changed with the coordinator"
+
+    # The group resumes under the new coordinator from its committed offsets: the rest, once.
+    second = consumer(survivor, **conf)
+    rest: list[bytes] = []
+    try:
+        second.subscribe([topic])
+        deadline = time.monotonic() + 60
+        while len(rest) < 600 and time.monotonic() < deadline:
+            for m in second.consume(num_messages=600, timeout=0.5):
+                assert not m.error(), m.error()
+                rest.append(m.value())
+        time.sleep(1)
+        rest += [m.value() for m in second.consume(num_messages=100, timeout=1)]
+    finally:
+        second.close()
+    assert len(rest) == 600 and not set(rest) & set(seen), (len(rest), len(set(rest) & set(seen)))
+    assert set(rest) | set(seen) == acked

@@ -27,7 +27,7 @@ impl Broker {
                 // A cluster's broker opens `__consumer_offsets` partitions as the metadata assigns
                 // them: their groups load before the new view routes a group here.
                 if opened.is_ok() && topic.name.as_ref() == OFFSETS_TOPIC {
-                    if let Err(e) = self.coordinator.load_partitions(topic.id, &indexes).await {
+                    if let Err(e) = self.coordinator.reconcile().await {
                         opened = Err(match e {
                             ringtail_replication::PartitionError::Log(e) => e,
                             other => ringtail_log::LogError::Config { reason: other.to_string() },

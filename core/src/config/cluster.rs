@@ -148,6 +148,9 @@ pub struct ClusterConfig {
     pub replica_lag_time_max: Duration,
     /// Replicas of a topic created without a replication factor (default.replication.factor).
     pub default_replication_factor: i16,
+    /// Replicas of each `__consumer_offsets` partition (offsets.topic.replication.factor): the
+    /// topic is created once this many brokers are live.
+    pub offsets_topic_replication_factor: i16,
 }
 
 impl ClusterConfig {
@@ -172,7 +175,11 @@ pub struct ClusterSettings {
     pub broker_heartbeat_interval_ms: Option<u64>,
     pub replica_lag_time_max_ms: Option<u64>,
     pub default_replication_factor: Option<i16>,
+    pub offsets_topic_replication_factor: Option<i16>,
 }
+
+/// Kafka's default offsets.topic.replication.factor.
+pub const OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT: i16 = 3;
 
 pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
 
@@ -266,6 +273,14 @@ impl ClusterSettings {
                 format!("{default_replication_factor} is not a replication factor (at least 1)"),
             ));
         }
+        let offsets_topic_replication_factor =
+            self.offsets_topic_replication_factor.unwrap_or(OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT);
+        if offsets_topic_replication_factor < 1 {
+            return Err(invalid(
+                "offsets-topic-replication-factor",
+                format!("{offsets_topic_replication_factor} is not a replication factor (at least 1)"),
+            ));
+        }
         if let Some(rack) = &self.rack {
             let ok = (1..=255).contains(&rack.len()) && rack.chars().all(|c| !c.is_control());
             if !ok {
@@ -287,6 +302,7 @@ impl ClusterSettings {
             broker_heartbeat_interval,
             replica_lag_time_max,
             default_replication_factor,
+            offsets_topic_replication_factor,
         };
         self.check_membership(config)
     }

@@ -73,6 +73,12 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Partitions of a topic created without a count (--default-partitions).",
     },
     BrokerKey {
+        name: "replica.lag.time.max.ms",
+        ty: ConfigType::Long,
+        value: |c| some(c.cluster.replica_lag_time_max.as_millis() as i64),
+        doc: "A follower not caught up with its leader for this long leaves the in-sync replicas (--replica-lag-time-max-ms).",
+    },
+    BrokerKey {
         name: "default.replication.factor",
         ty: ConfigType::Int,
         value: |c| some(c.cluster.default_replication_factor),
@@ -99,8 +105,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey {
         name: "offsets.topic.replication.factor",
         ty: ConfigType::Short,
-        value: |_| some(1),
-        doc: "Replicas of __consumer_offsets.",
+        value: |c| some(if c.cluster.is_single_node() { 1 } else { c.cluster.offsets_topic_replication_factor }),
+        doc: "Replicas of __consumer_offsets in a cluster (--offsets-topic-replication-factor); a single node keeps one.",
     },
     BrokerKey {
         name: "group.initial.rebalance.delay.ms",

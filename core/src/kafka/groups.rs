@@ -57,16 +57,26 @@ fn unavailable() -> i16 {
     errors::group_error(&GroupError::CoordinatorNotAvailable)
 }
 
-/// Runs `job` on the coordinator shard of `group_id`; `None` if there is none (no
-/// `__consumer_offsets`) or it stopped.
-async fn on_coordinator<R, F, Fut>(broker: &Rc<Broker>, group_id: &str, job: F) -> Option<R>
+/// Runs `job` on the coordinator shard of `group_id` once the group's partition is loaded
+/// there: COORDINATOR_NOT_AVAILABLE if there is none (no `__consumer_offsets`, its partition not
+/// led here, or the shard stopped), COORDINATOR_LOAD_IN_PROGRESS while a new leader of the
+/// partition replays it.
+async fn on_coordinator<R, F, Fut>(broker: &Rc<Broker>, group_id: &str, job: F) -> Result<R, GroupError>
 where
     R: Send + 'static,
     F: FnOnce(Rc<Broker>) -> Fut + Send + 'static,
     Fut: Future<Output = R> + 'static,
 {
-    let (owner, _) = coordinator_of(&broker.shard, group_id)?;
-    broker.on_shard(owner, job).await
+    let (owner, partition) = coordinator_of(&broker.shard, group_id).ok_or(GroupError::CoordinatorNotAvailable)?;
+    let answer = broker
+        .on_shard(owner, move |s| async move {
+            match s.coordinator.check_loaded(partition) {
+                Ok(()) => Ok(job(s).await),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+    answer.unwrap_or(Err(GroupError::CoordinatorNotAvailable))
 }
 
 /// FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
@@ -133,14 +143,18 @@ async fn ensure_offsets_topic(broker: &Rc<Broker>) {
     let voters = broker.config.cluster.voters.len();
     let registered = view.image.brokers().len();
     let unfenced = view.live_brokers().len();
-    if unfenced < voters && !(unfenced == registered && unfenced > voters / 2) {
-        tracing::debug!(unfenced, registered, voters, "{OFFSETS_TOPIC} waits for more brokers");
+    // Like Kafka, never with fewer replicas than offsets.topic.replication.factor: until that
+    // many brokers are live, coordinators answer COORDINATOR_NOT_AVAILABLE.
+    let factor = broker.config.cluster.offsets_topic_replication_factor;
+    let spread = unfenced >= voters || (unfenced == registered && unfenced > voters / 2);
+    if unfenced < factor as usize || !spread {
+        tracing::debug!(unfenced, registered, voters, factor, "{OFFSETS_TOPIC} waits for more brokers");
         return;
     }
     let topic = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
         partitions: broker.config.offsets_topic_partitions,
-        replication_factor: -1,
+        replication_factor: factor,
         configs: crate::broker::group::offsets_topic_configs().into_iter().map(|(k, v)| (k, Some(v))).collect(),
         assignments: Vec::new(),
     };
@@ -175,14 +189,10 @@ pub async fn join_group(
         client_host: client.host.to_string(),
         member_id_required: version >= 4,
     };
-    let answer = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.join(join).await })
-        .await
-        .unwrap_or_else(|| JoinResponse {
-            error: Some(GroupError::CoordinatorNotAvailable),
-            generation_id: -1,
-            member_id: req.member_id,
-            ..JoinResponse::default()
-        });
+    let answer =
+        on_coordinator(broker, &group_id, move |s| async move { s.coordinator.join(join).await }).await.unwrap_or_else(
+            |e| JoinResponse { error: Some(e), generation_id: -1, member_id: req.member_id, ..JoinResponse::default() },
+        );
     JoinGroupResponse {
         throttle_time_ms: 0,
         error_code: code(answer.error.as_ref()),
@@ -211,10 +221,7 @@ pub async fn sync_group(broker: &Rc<Broker>, body: &mut Reader, version: i16, mu
         assignments: req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect(),
     };
     let answer = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.sync(sync).await }).await;
-    let answer = answer.unwrap_or_else(|| SyncResponse {
-        error: Some(GroupError::CoordinatorNotAvailable),
-        ..SyncResponse::default()
-    });
+    let answer = answer.unwrap_or_else(|e| SyncResponse { error: Some(e), ..SyncResponse::default() });
     SyncGroupResponse {
         throttle_time_ms: 0,
         error_code: code(answer.error.as_ref()),
@@ -233,7 +240,7 @@ pub async fn heartbeat(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut
         s.coordinator.heartbeat(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id)
     })
     .await
-    .unwrap_or(Err(GroupError::CoordinatorNotAvailable));
+    .unwrap_or_else(Err);
     HeartbeatResponse { throttle_time_ms: 0, error_code: code(result.as_ref().err()) }.encode(&mut w, version);
     single(w)
 }
@@ -247,11 +254,17 @@ pub async fn leave_group(broker: &Rc<Broker>, body: &mut Reader, version: i16, m
     let results =
         on_coordinator(broker, &req.group_id, move |s| async move { s.coordinator.leave(&group_id, &leaving) })
             .await
-            .unwrap_or_else(|| vec![Err(GroupError::CoordinatorNotAvailable); count]);
-    let all_failed = results.first().is_some_and(|r| matches!(r, Err(GroupError::CoordinatorNotAvailable)));
+            .map_err(|e| vec![Err(e); count]);
+    let (results, group_error) = match results {
+        Ok(results) => (results, error_code::NONE),
+        Err(results) => {
+            let code = code(results[0].as_ref().err());
+            (results, code)
+        }
+    };
     LeaveGroupResponse {
         throttle_time_ms: 0,
-        error_code: if all_failed { unavailable() } else { error_code::NONE },
+        error_code: group_error,
         members: req
             .members
             .into_iter()
@@ -308,7 +321,7 @@ pub async fn offset_commit(broker: &Rc<Broker>, body: &mut Reader, version: i16,
                 .await
         })
         .await
-        .unwrap_or_else(|| vec![Err(GroupError::CoordinatorNotAvailable); count]);
+        .unwrap_or_else(|e| vec![Err(e); count]);
         for ((ti, pi), result) in slots.into_iter().zip(results) {
             resp.topics[ti].partitions[pi].error_code = code(result.as_ref().err());
         }
@@ -330,7 +343,7 @@ pub async fn offset_fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
         let mut group =
             OffsetFetchResponseGroup { group_id: g.group_id, topics: Vec::new(), error_code: error_code::NONE };
         match fetched {
-            Some(offsets) => {
+            Ok(offsets) => {
                 for o in offsets {
                     if group.topics.last().is_none_or(|t: &OffsetFetchResponseTopic| t.name != o.topic) {
                         group.topics.push(OffsetFetchResponseTopic { name: o.topic.clone(), partitions: Vec::new() });
@@ -345,7 +358,7 @@ pub async fn offset_fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
                     });
                 }
             }
-            None if version <= 1 => {
+            Err(e) if version <= 1 => {
                 // v0-1 have no group error: Kafka puts it on each partition asked for.
                 for t in g.topics.unwrap_or_default() {
                     group.topics.push(OffsetFetchResponseTopic {
@@ -358,13 +371,13 @@ pub async fn offset_fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
                                 committed_offset: -1,
                                 committed_leader_epoch: -1,
                                 metadata: Some(String::new()),
-                                error_code: unavailable(),
+                                error_code: errors::group_error(&e),
                             })
                             .collect(),
                     });
                 }
             }
-            None => group.error_code = unavailable(),
+            Err(e) => group.error_code = errors::group_error(&e),
         }
         groups.push(group);
     }
@@ -397,7 +410,7 @@ pub async fn offset_delete(broker: &Rc<Broker>, body: &mut Reader, version: i16,
         s.coordinator.delete_offsets(&req.group_id, partitions).await
     })
     .await
-    .unwrap_or(Err(GroupError::CoordinatorNotAvailable));
+    .unwrap_or_else(Err);
     match result {
         Ok(results) => {
             for ((ti, pi), result) in slots.into_iter().zip(results) {
@@ -420,7 +433,7 @@ pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i1
         let id = group_id.clone();
         let summary = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.describe(&id) }).await;
         let described = match summary {
-            Some(s) => DescribedGroup {
+            Ok(s) => DescribedGroup {
                 error_code: error_code::NONE,
                 error_message: None,
                 group_id,
@@ -441,9 +454,9 @@ pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i1
                     .collect(),
                 authorized_operations: i32::MIN,
             },
-            None => DescribedGroup {
-                error_code: unavailable(),
-                error_message: Some(GroupError::CoordinatorNotAvailable.to_string()),
+            Err(e) => DescribedGroup {
+                error_code: errors::group_error(&e),
+                error_message: Some(e.to_string()),
                 group_id,
                 authorized_operations: i32::MIN,
                 ..DescribedGroup::default()
@@ -487,7 +500,7 @@ pub async fn delete_groups(broker: &Rc<Broker>, body: &mut Reader, version: i16,
         let id = group_id.clone();
         let result = on_coordinator(broker, &group_id, move |s| async move { s.coordinator.delete_group(&id).await })
             .await
-            .unwrap_or(Err(GroupError::CoordinatorNotAvailable));
+            .unwrap_or_else(Err);
         results.push(DeletableGroupResult { group_id, error_code: code(result.as_ref().err()) });
     }
     DeleteGroupsResponse { throttle_time_ms: 0, results }.encode(&mut w, version);

@@ -22,6 +22,8 @@ pub enum GroupError {
          its shard); find the coordinator and retry"
     )]
     CoordinatorNotAvailable,
+    #[error("the group's coordinator is loading its groups (it has just become the leader of their partition); retry")]
+    CoordinatorLoadInProgress,
     #[error("the group id is empty; set group.id")]
     InvalidGroupId,
     #[error(

@@ -21,7 +21,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringtail_log::batch::{build, records as batch_records};
 use ringtail_log::{BatchHeader, Origin};
-use ringtail_replication::{Acks, Isolation, Partition, PartitionError, PartitionId, ShardId, TopicId};
+use ringtail_replication::{
+    Acks, Isolation, LeaderEpoch, Partition, PartitionError, PartitionId, Role, ShardId, TopicId,
+};
 
 use self::error::GroupError;
 use self::records::{GroupValue, OffsetValue, RecordKey};
@@ -70,11 +72,25 @@ pub struct Coordinator {
     /// Per owned partition, the live records by key: record offset and value. Compaction
     /// re-appends exactly these.
     live: RefCell<HashMap<i32, LiveRecords>>,
+    /// The `__consumer_offsets` partitions whose groups are in memory: loaded while this node
+    /// led them at that leader epoch, or being loaded.
+    loaded: RefCell<HashMap<i32, Load>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Loading,
+    Loaded(LeaderEpoch),
 }
 
 impl Coordinator {
     pub fn new(shard: Rc<Shard>, config: GroupConfig) -> Coordinator {
-        Coordinator { shard, groups: RefCell::new(Groups::new(config)), live: RefCell::new(HashMap::new()) }
+        Coordinator {
+            shard,
+            groups: RefCell::new(Groups::new(config)),
+            live: RefCell::new(HashMap::new()),
+            loaded: RefCell::new(HashMap::new()),
+        }
     }
 }
 
@@ -162,20 +178,76 @@ impl Coordinator {
         }
     }
 
-    /// Rebuilds the groups of every `__consumer_offsets` partition this shard owns by replaying it.
-    pub async fn load(&self) -> Result<(), PartitionError> {
-        let view = self.shard.view();
-        let Some(topic) = view.image.topic(OFFSETS_TOPIC) else { return Ok(()) };
-        let owned: Vec<i32> = (0..topic.partitions.len() as i32)
-            .filter(|&index| view.placement.shard(PartitionId { topic: topic.id, index }) == Some(self.shard.id))
-            .collect();
-        self.load_partitions(topic.id, &owned).await
+    /// Whether the groups of a `__consumer_offsets` partition can be served here: it is led here
+    /// and its groups were loaded at the current leader epoch (else a load is in progress, or
+    /// starts at the next tick).
+    pub fn check_loaded(&self, partition: i32) -> Result<(), GroupError> {
+        let Some(p) = self.offsets_partition(partition) else { return Err(GroupError::NotCoordinator) };
+        if p.role() != Role::Leader {
+            return Err(GroupError::NotCoordinator);
+        }
+        match self.loaded.borrow().get(&partition) {
+            Some(Load::Loaded(epoch)) if *epoch == p.leader_epoch() => Ok(()),
+            _ => Err(GroupError::CoordinatorLoadInProgress),
+        }
     }
 
-    /// Rebuilds the groups of the given `__consumer_offsets` partitions that this shard owns
-    /// (at start-up, or when they open here later: a cluster's brokers open theirs as the
-    /// metadata assigns them).
-    pub async fn load_partitions(&self, topic: TopicId, indexes: &[i32]) -> Result<(), PartitionError> {
+    /// Loads the groups of the `__consumer_offsets` partitions this shard leads and has not
+    /// loaded at their current leader epoch (a new leader replays its replica: everything a
+    /// follower copied), and forgets those of partitions it no longer leads. At start-up, when
+    /// partitions open, and at every tick (leadership moves with the metadata).
+    pub async fn reconcile(&self) -> Result<(), PartitionError> {
+        let view = self.shard.view();
+        let Some(topic) = view.image.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        let (topic_id, count) = (topic.id, topic.partitions.len());
+        for p in self.shard.partitions.all().into_iter().filter(|p| p.id().topic == topic_id) {
+            let index = p.id().index;
+            let state = self.loaded.borrow().get(&index).copied();
+            let leading = p.role() == Role::Leader;
+            match (leading, state) {
+                (true, Some(Load::Loaded(epoch))) if epoch == p.leader_epoch() => {}
+                (_, Some(Load::Loading)) => {}
+                (true, _) => {
+                    let epoch = p.leader_epoch();
+                    self.unload(index, count);
+                    self.loaded.borrow_mut().insert(index, Load::Loading);
+                    let result = self.load_partitions(topic_id, &[index]).await;
+                    match result {
+                        Ok(()) => {
+                            self.loaded.borrow_mut().insert(index, Load::Loaded(epoch));
+                        }
+                        Err(e) => {
+                            self.loaded.borrow_mut().remove(&index);
+                            self.shard.storage_failed(&p, &e);
+                            return Err(e);
+                        }
+                    }
+                }
+                (false, Some(Load::Loaded(_))) => {
+                    let groups = self.unload(index, count);
+                    self.loaded.borrow_mut().remove(&index);
+                    tracing::info!(partition = index, groups, "no longer the coordinator of {OFFSETS_TOPIC} partition");
+                }
+                (false, None) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the groups of one `__consumer_offsets` partition (of `count`); how many.
+    fn unload(&self, partition: i32, count: usize) -> usize {
+        self.live.borrow_mut().remove(&partition);
+        self.groups.borrow_mut().unload(|group| records::partition_for(group, count) == partition)
+    }
+
+    /// Loads the groups of every `__consumer_offsets` partition this shard leads.
+    pub async fn load(&self) -> Result<(), PartitionError> {
+        self.reconcile().await
+    }
+
+    /// Rebuilds the groups of the given `__consumer_offsets` partitions that this shard owns by
+    /// replaying them to their log end.
+    async fn load_partitions(&self, topic: TopicId, indexes: &[i32]) -> Result<(), PartitionError> {
         let now = ringtail_log::now_ms();
         for &partition in indexes {
             let id = PartitionId { topic, index: partition };
@@ -317,6 +389,10 @@ impl Coordinator {
         let mut ticks = 0u32;
         loop {
             glommio::timer::sleep(TICK).await;
+            // Leadership of `__consumer_offsets` partitions moves with the metadata.
+            if let Err(e) = self.reconcile().await {
+                tracing::warn!(error = %e, "cannot load consumer groups from {OFFSETS_TOPIC}");
+            }
             self.groups.borrow_mut().tick(ringtail_log::now_ms());
             self.write_queued();
             ticks += 1;

@@ -930,6 +930,17 @@ impl Groups {
 
     /// Forgets a group whose tombstones end at `record_offset`; commits appended before them
     /// and applied later are ignored.
+    /// Forgets every group `belongs` names (their partition is no longer led here): members
+    /// waiting for a JoinGroup or SyncGroup answer are dropped, so they are told to find the
+    /// coordinator again.
+    pub fn unload(&mut self, belongs: impl Fn(&str) -> bool) -> usize {
+        let before = self.groups.len();
+        self.groups.retain(|id, _| !belongs(id));
+        self.deleted.retain(|id, _| !belongs(id));
+        self.writes.retain(|(key, _)| !belongs(key.group()));
+        before - self.groups.len()
+    }
+
     pub fn remove(&mut self, group_id: &str, record_offset: u64, now_ms: i64) {
         self.groups.remove(group_id);
         self.deleted.insert(group_id.to_string(), (record_offset, now_ms));
