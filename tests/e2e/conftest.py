@@ -58,9 +58,9 @@ def free_port() -> int:
             return port
 
 
-def port_accepts(port: int) -> bool:
+def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False
@@ -119,6 +119,8 @@ class Broker:
         # A controller-only node serves no Kafka clients: its start is seen at this port.
         self.serves_clients = True
         self.ready_port: int | None = None
+        # A network namespace's command prefix (netns.py), when the node runs in one.
+        self.netns_prefix: list[str] = []
 
     @property
     def bootstrap(self) -> str:
@@ -131,11 +133,11 @@ class Broker:
 
     def command(self) -> list[str]:
         pin = ["taskset", "-c", self.cpus] if self.cpus is not None else []
-        return [*pin, str(ringtail_bin()), "serve",
+        return [*self.netns_prefix, *pin, str(ringtail_bin()), "serve",
                 "--listen", self.bootstrap,
                 "--data-dir", str(self.data_dir),
                 "--shards", str(self.shards),
-                *([] if "--admin-listen" in self.args else ["--admin-listen", f"127.0.0.1:{self.admin_port}"]),
+                *([] if "--admin-listen" in self.args else ["--admin-listen", f"{self.host}:{self.admin_port}"]),
                 *([] if any(a.startswith("--disk-free") for a in self.args) else DISK_FREE_FLAGS),
                 *self.args]
 
@@ -188,7 +190,7 @@ class Broker:
             if code is not None:
                 raise BrokerError(
                     f"broker exited with code {code} while starting:\n{self.log_tail(LOG_LINES_QUOTED_MAX)}")
-            if port_accepts(self.ready_port or self.port) and self.is_ready():
+            if port_accepts(self.ready_port or self.port, self.host) and self.is_ready():
                 self.last_start_s = time.monotonic() - started
                 return self
             time.sleep(0.05)
@@ -202,7 +204,7 @@ class Broker:
         if "--admin-listen" in self.args:
             return True
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=2) as r:
+            with urllib.request.urlopen(f"http://{self.host}:{self.admin_port}/ready", timeout=2) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -329,12 +331,14 @@ class Cluster:
     and controller), and broker-only nodes added later; each pinned to one CPU, in turn."""
 
     def __init__(self, tmp_path: Path, brokers: list[Broker], voters: int, extra: list[str], links: bool = False,
-                 controllers_only: tuple[int, ...] = ()):
+                 controllers_only: tuple[int, ...] = (), netns=None):
         self.tmp_path = tmp_path
         self.brokers = brokers
         self.extra = list(extra)
+        # With network namespaces (netns.Namespaces), node i runs in its own at netns.host(i).
+        self.netns = netns
         self.controller_ports = {i: free_port() for i in range(1, voters + 1)}
-        self.voters_flag = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
+        self.voters_flag = ",".join(f"{i}@{self.host(i)}:{p}" for i, p in self.controller_ports.items())
         # With links, each node reaches every other voter through a proxy of its own
         # (netfault.Links), so that tests can cut nodes off from each other.
         self.links = None
@@ -347,6 +351,9 @@ class Cluster:
         for i in self.controller_ports:
             self.add(i, roles="controller" if i in controllers_only else "broker,controller")
 
+    def host(self, node_id: int) -> str:
+        return self.netns.host(node_id) if self.netns is not None else "127.0.0.1"
+
     def add(self, node_id: int, roles: str = "broker", extra: list[str] | None = None) -> Broker:
         workdir = self.tmp_path / f"node{node_id}"
         workdir.mkdir(exist_ok=True)
@@ -356,6 +363,9 @@ class Cluster:
         args = ["--node-id", str(node_id), "--process-roles", roles,
                 "--controller-quorum-voters", voters, *CLUSTER_TIMING_FLAGS, *self.extra, *(extra or [])]
         b = Broker(workdir, args, shards=1, cpus=str(self.cpus[(node_id - 1) % len(self.cpus)]))
+        if self.netns is not None:
+            b.host = self.netns.host(node_id)
+            b.netns_prefix = self.netns.exec_prefix(node_id)
         b.extra_env["RINGTAIL_LOG"] = "info,openraft=error"
         if "broker" not in roles.split(","):
             b.serves_clients = False

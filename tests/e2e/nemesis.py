@@ -1,15 +1,22 @@
-"""Nemesis runs against a real cluster: three `ringtail serve` nodes (voters and brokers) on
-127.0.0.1 while an idempotent producer (confluent-kafka, acks=all) writes numbered records and
-an admin client creates and deletes topics; faults are injected at random: kill -9 of a node
-(the active controller half of the time) and its restart, SIGSTOP past the election timeout
-and SIGCONT, and a network partition cutting a node off from the others (every controller
-link goes through a proxy, netfault.py) and its heal. At the end every node is restarted and each partition is read through every
-node. Counted, all of which must be zero:
+"""Nemesis runs against a real cluster: three `ringtail serve` nodes (voters and brokers) while
+an idempotent producer (confluent-kafka, acks=all) writes numbered records to a topic of 6
+partitions with replication factor 3 and min.insync.replicas=2, a consumer group reads it
+throughout, and an admin client creates and deletes (replicated) topics; faults are injected
+at random: kill -9 of a node (the active controller a third of the time) and its restart, SIGSTOP past the session timeout and SIGCONT, and a network partition cutting
+a node off from the others and its heal. With network namespaces (netns.py, where the machine
+allows them) each node has an address of its own and the cut covers everything between brokers
+(controller RPCs, heartbeats, replica fetches) while clients still reach the cut node; without
+them, only the controller links are cut (proxies, netfault.py). At the end every node is
+restarted, every partition waits for its full ISR, and each partition is read through every
+node and each replica is read on its own broker (Kafka's debugging replica id). Counted, all
+of which must be zero:
 
 - lost: acknowledged records missing from the log;
 - duplicated: records stored twice;
 - divergent: an acknowledged record found at another offset than acknowledged, a partition
-  read differently through two nodes, or nodes that disagree on the topics and their leaders;
+  read differently through two nodes, two replicas of a partition holding different batches,
+  a record the consumer group read that the log does not hold (it read past what was
+  committed), or nodes that disagree on the topics and their leaders;
 - metadata lost: a topic whose creation was acknowledged (and not deleted) that is missing,
   or a deleted one still there.
 
@@ -34,8 +41,13 @@ from conftest import Cluster  # noqa: E402
 from helpers import consumer  # noqa: E402
 
 import kwire  # noqa: E402
+import netns  # noqa: E402
 
 PARTITIONS = 6
+REPLICATION_FACTOR = 3
+TOPIC_CONFIG = {"min.insync.replicas": "2"}
+# Followers out of sync for this long leave the ISR (Kafka's 30 s would outlast most faults).
+CLUSTER_FLAGS = ["--replica-lag-time-max-ms", "5000"]
 QUIET = {"logger": None}
 
 
@@ -85,7 +97,7 @@ def admin_churn(cluster: Cluster, stop: threading.Event, created: dict[str, bool
         name = f"churn-{i}"
         i += 1
         try:
-            client.create_topics([NewTopic(name, 2, 1)], request_timeout=15)[name].result(timeout=20)
+            client.create_topics([NewTopic(name, 2, REPLICATION_FACTOR)], request_timeout=15)[name].result(timeout=20)
             created[name] = True
         except KafkaException as e:
             created[name] = None
@@ -100,6 +112,49 @@ def admin_churn(cluster: Cluster, stop: threading.Event, created: dict[str, bool
             except KafkaException as e:
                 created[victim] = None
                 errors.append(f"delete {victim}: {e.args[0].name()}")
+
+
+def consume_group(bootstrap: str, topic: str, group: str, stop: threading.Event, read: set[bytes]) -> None:
+    """A consumer group member reading throughout (auto commit): what it reads is remembered."""
+    c = consumer(bootstrap, **{"group.id": group, "enable.auto.commit": True, "enable.auto.offset.store": True,
+                               "auto.offset.reset": "earliest", "session.timeout.ms": 10000, "log_level": 0})
+    try:
+        c.subscribe([topic])
+        while not stop.is_set():
+            for m in c.consume(num_messages=1000, timeout=0.2):
+                if not m.error():
+                    read.add(m.value())
+    finally:
+        try:
+            c.close()
+        except Exception:  # noqa: BLE001 - a coordinator down at the end
+            pass
+
+
+def replicas_agree(cluster: Cluster, topic: str, log) -> list[str]:
+    """Waits for every partition's full ISR, then reads each replica on its own broker (the
+    debugging replica id, up to the replica's log end): the partitions whose replicas differ."""
+    via = cluster.nodes[1].bootstrap
+    deadline = time.monotonic() + 90
+    parts = {}
+    while time.monotonic() < deadline:
+        try:
+            md = AdminClient({"bootstrap.servers": via, "log_level": 0}).list_topics(topic, timeout=10)
+            parts = {p.id: (sorted(p.replicas), sorted(p.isrs)) for p in md.topics[topic].partitions.values()}
+            if parts and all(r == i for r, i in parts.values()):
+                break
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(0.5)
+    else:
+        log(f"ISR not full after 90 s: {parts}")
+    differ = []
+    for p, (replicas, isr) in sorted(parts.items()):
+        copies = {n: kwire.replica_records(cluster.nodes[n].bootstrap, topic, p) for n in replicas}
+        first = copies[replicas[0]]
+        differ += [f"partition {p} replica on node {n} ({len(c)} batches, node {replicas[0]}: {len(first)})"
+                   for n, c in copies.items() if c != first]
+    return differ
 
 
 def faults(cluster: Cluster, stop: threading.Event, rng: random.Random, log) -> None:
@@ -120,7 +175,7 @@ def faults(cluster: Cluster, stop: threading.Event, rng: random.Random, log) -> 
             leader = kwire.describe_quorum_v0(cluster.live()[0].bootstrap)["leader"]
         except Exception:  # noqa: BLE001
             leader = -1
-        node = leader if leader in cluster.nodes and rng.random() < 0.5 else rng.choice(list(cluster.nodes))
+        node = leader if leader in cluster.nodes and rng.random() < 0.3 else rng.choice(list(cluster.nodes))
         b = cluster.nodes[node]
         which = rng.random()
         what = " (active controller)" if node == leader else ""
@@ -134,11 +189,16 @@ def faults(cluster: Cluster, stop: threading.Event, rng: random.Random, log) -> 
             time.sleep(pause)
             os.kill(b.pid, signal.SIGCONT)
         else:
-            cut = rng.uniform(2.0, 6.0)
+            cut = rng.uniform(2.0, 8.0)
             log(f"partition node {node}{what} from the other nodes for {cut:.1f} s")
-            cluster.links.isolate(node)
-            time.sleep(cut)
-            cluster.links.heal()
+            if cluster.netns is not None:
+                cluster.netns.isolate(node)
+                time.sleep(cut)
+                cluster.netns.heal()
+            else:
+                cluster.links.isolate(node)
+                time.sleep(cut)
+                cluster.links.heal()
 
 
 def read_partition(bootstrap: str, topic: str, partition: int, end: int, timeout_s: float = 60) -> list[tuple[int, bytes]]:
@@ -160,13 +220,17 @@ def read_partition(bootstrap: str, topic: str, partition: int, end: int, timeout
 def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
     rng = random.Random(seed)
     brokers = []
-    cluster = Cluster(workdir, brokers, 3, [], links=True)
+    spaces = netns.Namespaces([1, 2, 3]) if netns.available() else None
+    log(f"network partitions: {'network namespaces' if spaces else 'controller-link proxies'}")
+    cluster = Cluster(workdir, brokers, 3, CLUSTER_FLAGS, links=spaces is None, netns=spaces)
     try:
         cluster.start()
         cluster.wait_brokers({1, 2, 3}, timeout_s=60)
         topic = f"nemesis-{seed}"
         client = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 0})
-        client.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
+        client.create_topics([NewTopic(topic, PARTITIONS, REPLICATION_FACTOR, config=TOPIC_CONFIG)])[topic].result(
+            timeout=30)
+        group_read: set[bytes] = set()
         counts = Counts()
         created: dict[str, bool | None] = {}
         admin_errors: list[str] = []
@@ -175,6 +239,8 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
             threading.Thread(target=produce, args=(cluster.bootstrap, topic, stop, counts)),
             threading.Thread(target=admin_churn, args=(cluster, stop, created, random.Random(seed + 1), admin_errors)),
             threading.Thread(target=faults, args=(cluster, stop, random.Random(seed + 2), log)),
+            threading.Thread(target=consume_group, args=(cluster.bootstrap, topic, f"nemesis-group-{seed}", stop,
+                                                         group_read)),
         ]
         for t in threads:
             t.start()
@@ -182,6 +248,7 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
         stop.set()
         threads[2].join()
         threads[1].join()
+        threads[3].join()
         # Every node back before the producer's last retries give up.
         for i, b in cluster.nodes.items():
             if not b.is_running():
@@ -204,6 +271,8 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
         duplicated = [v for v, where in stored.items() if len(where) > 1]
         divergent = [v for v, at in counts.acked.items() if v in stored and at not in stored[v]]
         divergent += [f"node {n} partition {p}" for n in reads for p in range(PARTITIONS) if reads[n][p] != reads[1][p]]
+        divergent += replicas_agree(cluster, topic, log)
+        divergent += [f"the group read {v.decode()}, which the log does not hold" for v in group_read if v not in stored]
         # Metadata: every node describes the same topics and leaders, and acknowledged changes hold.
         views = {}
         for n, b in cluster.nodes.items():
@@ -218,6 +287,7 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
             "acknowledged": len(counts.acked),
             "not_acknowledged": counts.failed,
             "stored": sum(len(r) for r in reads[1].values()),
+            "group_read": len(group_read),
             "topics_created": sum(1 for v in created.values() if v is not None),
             "admin_requests_failed": admin_errors[:20],
             "lost": len(lost),
@@ -228,7 +298,10 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
                          "divergent": [str(x) for x in divergent[:5]], "metadata_lost": metadata_lost[:5]},
         }
     finally:
-        cluster.links.heal()
+        if cluster.links is not None:
+            cluster.links.heal()
+        if spaces is not None:
+            spaces.heal()
         for b in brokers:
             if b.proc is not None and b.proc.poll() is None:
                 try:
@@ -236,7 +309,10 @@ def run(workdir: Path, seconds: float, seed: int, log=print) -> dict:
                 except OSError:
                     pass
                 b.stop()
-        cluster.links.close()
+        if cluster.links is not None:
+            cluster.links.close()
+        if spaces is not None:
+            spaces.close()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """A short nemesis run (kill -9, SIGSTOP and network partitions of nodes, the active controller among them, with an
-idempotent producer and topic churn) against a real three-node cluster: nothing acknowledged
-is lost, duplicated or divergent, and acknowledged metadata changes hold. `scripts/nemesis
+idempotent acks=all producer on a topic of replication factor 3, a consumer group and topic
+churn) against a real three-node cluster: nothing acknowledged is lost, duplicated or
+divergent, every replica holds the same batches, and acknowledged metadata changes hold. `scripts/nemesis
 --minutes N` runs the long version."""
 
 import random
