@@ -52,6 +52,8 @@ struct ClusterStatus {
     nodes: Vec<NodeStatus>,
     /// Partitions with no leader now.
     offline_partitions: usize,
+    /// Partitions with fewer in-sync replicas than replicas.
+    under_replicated_partitions: usize,
 }
 
 pub fn run(command: ClusterCommand) -> Result<()> {
@@ -96,8 +98,12 @@ fn status(bootstrap: &str) -> Result<ClusterStatus> {
     let metadata = client.call(12, &MetadataRequest { topics: None, ..MetadataRequest::default() })?;
     let mut led: BTreeMap<i32, usize> = BTreeMap::new();
     let mut offline = 0;
+    let mut under_replicated = 0;
     for topic in &metadata.topics {
         for p in &topic.partitions {
+            if p.isr_nodes.len() < p.replica_nodes.len() {
+                under_replicated += 1;
+            }
             match p.leader_id {
                 -1 => offline += 1,
                 leader => *led.entry(leader).or_default() += 1,
@@ -144,14 +150,16 @@ fn status(bootstrap: &str) -> Result<ClusterStatus> {
         high_watermark: partition.high_watermark,
         nodes: nodes.into_values().collect(),
         offline_partitions: offline,
+        under_replicated_partitions: under_replicated,
     })
 }
 
 fn print_table(s: &ClusterStatus) {
     let active = s.active_controller.map_or("none".to_string(), |c| c.to_string());
     println!(
-        "cluster {}  active controller: {active} (epoch {})  quorum high watermark: {}  offline partitions: {}",
-        s.cluster_id, s.controller_epoch, s.high_watermark, s.offline_partitions
+        "cluster {}  active controller: {active} (epoch {})  quorum high watermark: {}  offline partitions: {}  \
+         under-replicated partitions: {}",
+        s.cluster_id, s.controller_epoch, s.high_watermark, s.offline_partitions, s.under_replicated_partitions
     );
     println!(
         "{:>6}  {:<20} {:<22} {:<8} {:<8} {:>8} {:>10} {:>6}",

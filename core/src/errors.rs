@@ -70,6 +70,7 @@ pub fn serve_error(e: &ServeError) -> i16 {
         ServeError::Offline(_) => code::KAFKA_STORAGE_ERROR,
         ServeError::NotHere => code::UNKNOWN_TOPIC_OR_PARTITION,
         ServeError::ShardStopped => code::UNKNOWN_SERVER_ERROR,
+        ServeError::TimedOut => code::REQUEST_TIMED_OUT,
     }
 }
 

@@ -62,6 +62,8 @@ pub struct ShardMetrics {
     /// Record bytes this shard's leaders sent to followers, and its followers appended.
     pub replication_bytes_out: Cell<u64>,
     pub replication_bytes_in: Cell<u64>,
+    pub isr_shrinks: Cell<u64>,
+    pub isr_expands: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -83,6 +85,8 @@ impl ShardMetrics {
             recompressed_in_bytes: Cell::new(0),
             replication_bytes_out: Cell::new(0),
             replication_bytes_in: Cell::new(0),
+            isr_shrinks: Cell::new(0),
+            isr_expands: Cell::new(0),
             recompressed_out_bytes: Cell::new(0),
         }
     }
@@ -214,6 +218,13 @@ pub struct PartitionSnapshot {
     pub producers: u64,
     /// The partition's log stopped after a storage error.
     pub offline: bool,
+    /// This node leads it.
+    pub leader: bool,
+    /// Nodes holding a replica, and the in-sync ones (as this replica knows them).
+    pub replicas: u64,
+    pub in_sync: u64,
+    /// As leader: each follower's lag, (node, offsets behind the log end, ms since caught up).
+    pub followers: Vec<(i32, u64, i64)>,
 }
 
 /// Which cap refused a connection (the label of `ringtail_connections_refused_total`).
@@ -257,6 +268,12 @@ pub struct ShardSnapshot {
     pub pinning_copy_bytes: u64,
     pub recompressed_in_bytes: u64,
     pub recompressed_out_bytes: u64,
+    /// ISR changes the controller took for this shard's leaders: fewer replicas, more replicas.
+    pub isr_shrinks: u64,
+    pub isr_expands: u64,
+    /// Record bytes sent to followers, and appended as follower.
+    pub replication_bytes_out: u64,
+    pub replication_bytes_in: u64,
     pub disk: DiskSnapshot,
 }
 
@@ -495,6 +512,88 @@ impl Collector for Snapshots {
             "1 when the partition's log stopped after a storage error (reads and writes answer KAFKA_STORAGE_ERROR).",
             per_partition(&|p| u64::from(p.offline)),
         )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_replicas",
+            "Nodes holding a replica of the partition.",
+            per_partition(&|p| p.replicas),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_in_sync_replicas",
+            "In-sync replicas of the partition, as this node's replica knows them.",
+            per_partition(&|p| p.in_sync),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_partition_under_replicated",
+            "1 when this node leads the partition and fewer replicas are in sync than hold it (Kafka's UnderReplicatedPartitions, per partition).",
+            per_partition(&|p| u64::from(p.leader && p.in_sync < p.replicas)),
+        )?;
+        let per_follower = |f: &dyn Fn(&(i32, u64, i64)) -> i64| -> Vec<(Labels, i64)> {
+            partitions
+                .iter()
+                .flat_map(|p| {
+                    p.followers.iter().map(move |x| {
+                        let l = vec![
+                            ("topic".into(), p.topic.clone()),
+                            ("partition".into(), p.partition.to_string()),
+                            ("follower".into(), x.0.to_string()),
+                        ];
+                        (l, f(x))
+                    })
+                })
+                .collect()
+        };
+        gauges(
+            &mut e,
+            "ringtail_follower_lag_offsets",
+            "As leader: offsets a follower is behind the log end (by its last fetch).",
+            per_follower(&|x| x.1 as i64),
+        )?;
+        gauges(
+            &mut e,
+            "ringtail_follower_lag_ms",
+            "As leader: milliseconds since a follower was last caught up with the log end.",
+            per_follower(&|x| x.2),
+        )?;
+        let under: Vec<(Labels, i64)> = s
+            .iter()
+            .map(|snap| {
+                let n = snap.partitions.iter().filter(|p| p.leader && p.in_sync < p.replicas).count();
+                (shard_label(snap.shard), n as i64)
+            })
+            .collect();
+        gauges(
+            &mut e,
+            "ringtail_under_replicated_partitions",
+            "Partitions this shard leads with fewer in-sync replicas than replicas.",
+            under,
+        )?;
+        counters(
+            &mut e,
+            "ringtail_isr_shrinks",
+            "ISR changes the controller took that removed replicas, for partitions this shard leads.",
+            per_shard_u(&|x| x.isr_shrinks),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_isr_expands",
+            "ISR changes the controller took that added replicas, for partitions this shard leads.",
+            per_shard_u(&|x| x.isr_expands),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_replication_bytes_out",
+            "Record bytes this shard's leaders sent to followers.",
+            per_shard_u(&|x| x.replication_bytes_out),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_replication_bytes_in",
+            "Record bytes this shard's followers appended from their leaders.",
+            per_shard_u(&|x| x.replication_bytes_in),
+        )?;
         let budget_rows = |f: &dyn Fn(u64, u64) -> u64| -> Vec<(Labels, i64)> {
             s.iter()
                 .flat_map(|snap| {
@@ -692,6 +791,10 @@ mod tests {
                 high_watermark: 3,
                 producers: 0,
                 offline: true,
+                leader: true,
+                replicas: 3,
+                in_sync: 2,
+                followers: vec![(2, 5, 40)],
             }],
             committed: vec![("g".into(), "t".into(), 0, 1)],
             budgets: vec![("request", 100, 40)],
@@ -701,6 +804,9 @@ mod tests {
         };
         let text = encode(vec![snap]);
         assert!(text.contains("ringtail_partition_offline{topic=\"t\",partition=\"0\"} 1"), "{text}");
+        assert!(text.contains("ringtail_partition_under_replicated{topic=\"t\",partition=\"0\"} 1"), "{text}");
+        assert!(text.contains("ringtail_follower_lag_offsets{topic=\"t\",partition=\"0\",follower=\"2\"} 5"), "{text}");
+        assert!(text.contains("ringtail_under_replicated_partitions{shard=\"1\"} 1"), "{text}");
         assert!(text.contains("ringtail_budget_limit_bytes{shard=\"1\",budget=\"request\"} 100"), "{text}");
         assert!(text.contains("ringtail_budget_used_bytes{shard=\"1\",budget=\"request\"} 40"), "{text}");
         assert!(text.contains("ringtail_connections_closed_total{shard=\"1\",reason=\"read_timeout\"} 2"), "{text}");

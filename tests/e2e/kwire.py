@@ -347,9 +347,9 @@ def list_offsets_v1(sock: socket.socket, topic: str, partitions: list[int], time
 
 
 def produce_v3(sock: socket.socket, topic: str, partition: int, batch: bytes, acks: int = -1,
-               correlation_id: int = 1) -> tuple[int, int]:
+               correlation_id: int = 1, timeout_ms: int = 10000) -> tuple[int, int]:
     """Produce v3 of one batch to one partition. Returns (error_code, base_offset)."""
-    body = (string(None) + i16(acks) + i32(10000)
+    body = (string(None) + i16(acks) + i32(timeout_ms)
             + array([string(topic) + array([i32(partition) + bytes_field(batch)])]))
     r = roundtrip(sock, API_PRODUCE, 3, body, correlation_id)
     topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16(), r.i64(), r.i64()))))

@@ -71,6 +71,18 @@ def produce_idempotent(bootstrap: str, topic: str, first: int, count: int, parti
     return acked, errors
 
 
+def metric_sum(broker, name: str) -> float:
+    """The sum of a metric's samples in a broker's /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://{broker.host}:{broker.admin_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def assert_replicas_identical(cluster, topic: str, partitions: int) -> None:
     """Every replica of every partition holds the same batches at the same offsets."""
     for index in range(partitions):
@@ -100,6 +112,19 @@ def test_a_replicated_topic_loses_nothing_when_its_leader_is_killed(cluster_fact
     more, errors = produce_idempotent(cluster.bootstrap, topic, 3000, 3000, 3)
     assert not errors and len(more) == 3000, (len(more), errors[:3])
     acked |= more
+    # /metrics of the survivors: their partitions are under-replicated, and followers were fed.
+    alive = [cluster.nodes[n] for n in survivors]
+    assert sum(metric_sum(b, "ringtail_under_replicated_partitions") for b in alive) >= 3
+    assert sum(metric_sum(b, "ringtail_replication_bytes_in_total") for b in alive) > 0
+    assert sum(metric_sum(b, "ringtail_replication_bytes_out_total") for b in alive) > 0
+    import json
+    import subprocess
+    from conftest import ringtail_bin
+    out = subprocess.run([str(ringtail_bin()), "cluster", "status", "--bootstrap", alive[0].bootstrap, "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert status["under_replicated_partitions"] >= 3 and status["offline_partitions"] == 0, status
 
     got = consume_all(cluster.bootstrap, topic, 3)
     values = [m.value() for p in got.values() for m in p]
@@ -114,6 +139,10 @@ def test_a_replicated_topic_loses_nothing_when_its_leader_is_killed(cluster_fact
     cluster.nodes[victim].start()
     wait_isr(cluster, topic, [1, 2, 3], timeout_s=60, via=survivors[0])
     assert_replicas_identical(cluster, topic, 3)
+    assert sum(metric_sum(cluster.nodes[n], "ringtail_isr_expands_total") for n in (1, 2, 3)) >= 1
+    cluster.wait_for("no partition under-replicated",
+                     lambda: sum(metric_sum(cluster.nodes[n], "ringtail_under_replicated_partitions")
+                                 for n in (1, 2, 3)) == 0)
 
 
 def test_acks_all_is_refused_below_min_insync_replicas_and_acks_1_still_works(cluster_factory):
@@ -215,3 +244,35 @@ def test_committed_offsets_survive_the_kill_of_the_coordinators_broker(cluster_f
         second.close()
     assert len(rest) == 600 and not set(rest) & set(seen), (len(rest), len(set(rest) & set(seen)))
     assert set(rest) | set(seen) == acked
+
+
+def test_acks_all_honours_the_request_timeout_while_a_follower_is_paused(cluster_factory):
+    import os
+    import signal
+
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("timeout")
+    create(cluster.bootstrap, topic, 1, 2)
+    leader, replicas, _ = wait_isr(cluster, topic, sorted(partitions_of(cluster.bootstrap, topic)[0][1]))[0]
+    follower = next(n for n in replicas if n != leader)
+    b = cluster.nodes[follower]
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        # In the ISR still (30 s of lag allowed), so acks=all waits for it: answered at the
+        # request's timeout with REQUEST_TIMED_OUT (7), not held until the follower returns.
+        with kwire.connect(cluster.nodes[leader].bootstrap) as sock:
+            started = time.monotonic()
+            error, _ = kwire.produce_v3(sock, topic, 0, kwire.record_batch([b"x"]), acks=-1, timeout_ms=1000)
+            took = time.monotonic() - started
+            assert error == 7, error
+            assert 0.9 < took < 5, took
+            # acks=1 does not wait for it.
+            error, _ = kwire.produce_v3(sock, topic, 0, kwire.record_batch([b"y"]), acks=1, timeout_ms=1000)
+            assert error == 0, error
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    # Once it is back, acks=all succeeds again (and the timed-out batch was committed meanwhile).
+    acked, errors = produce_idempotent(cluster.bootstrap, topic, 0, 10, 1)
+    assert not errors and len(acked) == 10
+    values = {m.value() for m in consume_all(cluster.bootstrap, topic, 1)[0]}
+    assert {b"x", b"y"} <= values

@@ -109,8 +109,10 @@ impl Shard {
     }
 
     /// Appends each item as leader, then waits for what `acks` asks. Every append is queued
-    /// before the first wait, so one group commit covers them all.
-    pub async fn produce_local(&self, acks: Acks, items: Vec<ProduceItem>) -> Vec<ProduceResult> {
+    /// before the first wait, so one group commit covers them all. acks=all waits at most
+    /// `timeout` for the in-sync replicas (REQUEST_TIMED_OUT after: the batch may still commit).
+    pub async fn produce_local(&self, acks: Acks, items: Vec<ProduceItem>, timeout: Duration) -> Vec<ProduceResult> {
+        let deadline = std::time::Instant::now() + timeout;
         let now = ringtail_log::now_ms();
         let mut results = Vec::with_capacity(items.len());
         let mut waits = Vec::new();
@@ -148,9 +150,25 @@ impl Shard {
         }
         let _waiting = crate::metrics::GaugeGuard::new(&self.metrics.produce_waiting, waits.len() as i64);
         for (i, partition, wait) in waits {
-            if let Err(e) = partition.wait_acked(wait).await {
-                self.storage_failed(&partition, &e);
-                results[i] = Err(e.into());
+            let acked = async { Some(partition.wait_acked(wait).await) };
+            let outcome = match acks {
+                Acks::All => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    futures_lite::future::or(acked, async {
+                        glommio::timer::sleep(left).await;
+                        None
+                    })
+                    .await
+                }
+                _ => acked.await,
+            };
+            match outcome {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    self.storage_failed(&partition, &e);
+                    results[i] = Err(e.into());
+                }
+                None => results[i] = Err(ServeError::TimedOut),
             }
         }
         results

@@ -34,6 +34,8 @@ pub enum ShardMsg {
     Run(Job),
     Produce {
         acks: ringtail_replication::Acks,
+        /// How long acks=all may wait for the in-sync replicas (the request's timeout_ms).
+        timeout: std::time::Duration,
         items: Vec<ProduceItem>,
         reply: flume::Sender<Vec<ProduceResult>>,
     },

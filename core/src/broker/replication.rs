@@ -417,6 +417,13 @@ async fn propose(broker: &Rc<Broker>, proposals: Vec<(Rc<Partition>, IsrProposal
         }
     };
     for ((p, q), outcome) in proposals.iter().zip(outcomes) {
+        if let Ok(decided) = &outcome {
+            let counter = match decided.isr.len() < p.isr().len() {
+                true => &broker.metrics.isr_shrinks,
+                false => &broker.metrics.isr_expands,
+            };
+            counter.set(counter.get() + 1);
+        }
         match &outcome {
             Ok(decided) => tracing::info!(
                 topic = %p.topic(), partition = q.partition.index, isr = ?decided.isr, partition_epoch = decided.partition_epoch,

@@ -13,8 +13,8 @@ impl Broker {
     pub async fn serve_message(self: &Rc<Self>, msg: ShardMsg) {
         match msg {
             ShardMsg::Run(job) => job(self.clone()).await,
-            ShardMsg::Produce { acks, items, reply } => {
-                let _ = reply.send_async(self.produce_local(acks, items).await).await;
+            ShardMsg::Produce { acks, timeout, items, reply } => {
+                let _ = reply.send_async(self.produce_local(acks, items, timeout).await).await;
             }
             ShardMsg::Fetch { items, budget, wait, reply } => {
                 let _ = reply.send_async(self.fetch_local(items, budget, wait).await).await;

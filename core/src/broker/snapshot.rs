@@ -7,6 +7,7 @@ use crate::metrics::{PartitionSnapshot, ShardSnapshot};
 /// Copies a shard's metrics (on the shard's own thread).
 pub fn take(shard: &Broker) -> ShardSnapshot {
     let m = &shard.metrics;
+    let now = ringtail_log::now_ms();
     let apis = m.api_rows();
     let topics = m.topic_rows();
     let mut partitions: Vec<PartitionSnapshot> = shard
@@ -25,6 +26,10 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
                 high_watermark: p.high_watermark(),
                 producers: log.producer_count() as u64,
                 offline: log.failed().is_some(),
+                leader: p.role() == ringtail_replication::Role::Leader,
+                replicas: p.replicas().len() as u64,
+                in_sync: p.isr().len() as u64,
+                followers: p.follower_lag(now).into_iter().map(|(n, offsets, ms)| (n.0, offsets, ms)).collect(),
             }
         })
         .collect();
@@ -38,6 +43,10 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
         high_watermark: 0,
         producers: 0,
         offline: true,
+        leader: false,
+        replicas: 0,
+        in_sync: 0,
+        followers: Vec::new(),
     }));
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let stats = shard.flusher.stats();
@@ -70,6 +79,10 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
         pinning_copy_bytes: m.pinning_copy_bytes.get(),
         recompressed_in_bytes: m.recompressed_in_bytes.get(),
         recompressed_out_bytes: m.recompressed_out_bytes.get(),
+        isr_shrinks: m.isr_shrinks.get(),
+        isr_expands: m.isr_expands.get(),
+        replication_bytes_out: m.replication_bytes_out.get(),
+        replication_bytes_in: m.replication_bytes_in.get(),
         disk: disk(shard),
     }
 }

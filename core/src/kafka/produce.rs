@@ -82,7 +82,10 @@ pub async fn produce(
                 p.error_message = Some(message.clone());
             }
         }
-        (None, Some(acks)) => append(broker, req.topics, &unknown_ids, acks, frame_bytes, &mut resp).await,
+        (None, Some(acks)) => {
+            let timeout = std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
+            append(broker, req.topics, &unknown_ids, acks, timeout, frame_bytes, &mut resp).await
+        }
         (None, None) => unreachable!("no acks is refused above"),
     }
     let refused =
@@ -206,6 +209,7 @@ async fn append(
     topics: Vec<ringtail_net::messages::produce::ProduceTopic>,
     unknown_ids: &[bool],
     acks: Acks,
+    timeout: std::time::Duration,
     frame_bytes: usize,
     resp: &mut ProduceResponse,
 ) {
@@ -274,9 +278,10 @@ async fn append(
             slot.error_message = Some(e.to_string());
         }
     }
-    let results: Vec<ProduceResult> =
-        scatter(broker, items, Err(ServeError::ShardStopped), |items, reply| ShardMsg::Produce { acks, items, reply })
-            .await;
+    let results: Vec<ProduceResult> = scatter(broker, items, Err(ServeError::ShardStopped), |items, reply| {
+        ShardMsg::Produce { acks, timeout, items, reply }
+    })
+    .await;
     for ((ti, pi), r) in slots.into_iter().zip(results) {
         let slot = &mut resp.topics[ti].partitions[pi];
         match r {

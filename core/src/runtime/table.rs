@@ -28,6 +28,10 @@ pub enum ServeError {
     NotHere,
     #[error("the owner shard stopped before answering")]
     ShardStopped,
+    /// acks=all: the in-sync replicas did not all have the batch within the request's timeout
+    /// (it may still be committed).
+    #[error("not acknowledged by every in-sync replica within the request's timeout")]
+    TimedOut,
 }
 
 impl From<NoReplica> for ServeError {
