@@ -5,6 +5,7 @@
 //! builds on these.
 
 pub mod error;
+pub mod follower;
 pub mod identity;
 pub mod ids;
 pub mod limits;

@@ -256,6 +256,15 @@ impl Partition {
         self.state.borrow().leader_epoch
     }
 
+    /// The leader as this replica knows it (itself while it leads).
+    pub fn leader(&self) -> Option<NodeId> {
+        match self.state.borrow().role {
+            Role::Leader => Some(self.local),
+            Role::Follower { leader } => leader,
+            Role::Offline => None,
+        }
+    }
+
     pub fn isr(&self) -> Vec<NodeId> {
         self.state.borrow().isr.clone()
     }

@@ -6,6 +6,7 @@
 
 mod model;
 mod quorum;
+mod replicas;
 mod world;
 
 use std::process::ExitCode;
@@ -49,9 +50,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mutation = cfg!(feature = "mutation");
-    if mutation {
+    if cfg!(feature = "mutation") {
         println!("mutation enabled: sync appends are acknowledged before their fdatasync");
+    }
+    if cfg!(feature = "replica-mutation") {
+        println!("mutation enabled: followers vouch for batches before they are durable");
     }
     let (mut passed, mut failed) = (0u64, 0u64);
     for seed in args.first..args.first + args.seeds {
@@ -63,7 +66,8 @@ fn main() -> ExitCode {
             .spawn(move || {
                 let partition = world::run_seed(seed, verbose)?;
                 let quorum = quorum::run_seed(seed, verbose)?;
-                Ok::<String, String>(format!("{partition}\n  {quorum}"))
+                let replicas = replicas::run_seed(seed, verbose)?;
+                Ok::<String, String>(format!("{partition}\n  {quorum}\n  {replicas}"))
             })
             .expect("spawn seed thread")
             .join()
@@ -84,7 +88,11 @@ fn main() -> ExitCode {
             }
             Err(why) => {
                 failed += 1;
-                let replay = if mutation { "scripts/sim --mutation --seed" } else { "scripts/sim --seed" };
+                let replay = match (cfg!(feature = "mutation"), cfg!(feature = "replica-mutation")) {
+                    (true, _) => "scripts/sim --mutation --seed",
+                    (_, true) => "scripts/sim --replica-mutation --seed",
+                    _ => "scripts/sim --seed",
+                };
                 println!("seed {seed}: FAILED: {why}\n  replay: {replay} {seed}");
             }
         }

@@ -294,7 +294,9 @@ def test_the_whole_cluster_restarts_with_every_topic_config_offset_and_record(cl
         b.stop_cleanly()
     cluster.start()
     cluster.wait_brokers({1, 2, 3})
-    got = consume_all(cluster.nodes[1].bootstrap, topic, 6)
+    # A restarted broker leads nothing until its new registration is in its metadata and it is
+    # unfenced (its old process's leadership is not resumed from its copy).
+    got = cluster.wait_for("every partition readable", lambda: consume_all(cluster.nodes[1].bootstrap, topic, 6))
     assert {m.value() for msgs in got.values() for m in msgs} == set(sent.values())
     from confluent_kafka.admin import ConfigResource
     res = ConfigResource(ConfigResource.Type.TOPIC, topic)

@@ -226,7 +226,9 @@ def test_committed_offsets_survive_the_kill_of_the_coordinators_broker(cluster_f
     survivors = [n for n in (1, 2, 3) if n != coordinator]
     survivor = cluster.nodes[survivors[0]].bootstrap
     cluster.wait_for("a new coordinator", lambda: coordinator_of(survivor, group) in survivors, timeout_s=30)
-    assert committed_offsets(survivor, group) == before, "committed offsets changed with the coordinator"
+    # The new coordinator answers COORDINATOR_LOAD_IN_PROGRESS while it replays the partition.
+    after = cluster.wait_for("the new coordinator's committed offsets", lambda: committed_offsets(survivor, group))
+    assert after == before, "committed offsets changed with the coordinator"
 
     # The group resumes under the new coordinator from its committed offsets: the rest, once.
     second = consumer(survivor, **conf)

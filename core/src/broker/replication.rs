@@ -19,10 +19,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use ringtail_log::Durability;
 use ringtail_net::client;
 use ringtail_net::client::fetch::{FetchPartition, FetchRequest, FetchResponse, FetchTopic, FetchedPartition};
 use ringtail_net::error_code;
+use ringtail_replication::follower::{self, Applied, FetchOutcome, Fetched};
 use ringtail_replication::metadata::isr::IsrProposal;
 use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse};
 use ringtail_replication::{NodeId, Partition, PartitionError, PartitionId, Role, ShardId, TopicId};
@@ -281,8 +281,9 @@ async fn apply_response(broker: &Broker, response: FetchResponse, sent: Asked) -
     pause
 }
 
-/// One partition's part of a leader's answer. `Ok(Some(wait))`: batches appended that must be
-/// durable before the next fetch; `Err(None)`: nothing to do until the metadata changes.
+/// One partition's part of a leader's answer, through the replication layer's follower step.
+/// `Ok(Some(wait))`: batches appended that must be durable before the next fetch; `Err(None)`:
+/// nothing to do until the metadata changes.
 async fn apply_partition(
     broker: &Broker,
     p: &Rc<Partition>,
@@ -290,69 +291,37 @@ async fn apply_partition(
     part: FetchedPartition,
     now: i64,
 ) -> Result<Option<ringtail_log::DurableWait>, Option<PartitionError>> {
-    match part.error_code {
-        error_code::NONE => {}
-        error_code::OFFSET_OUT_OF_RANGE => {
-            // Behind the leader's log start (retention there): start again at it. Ahead of its
-            // log end (never with epochs, unless the leader lost data): back to its high watermark.
-            let target = match part.log_start_offset > fetch_offset {
-                true => part.log_start_offset,
-                false => part.high_watermark,
-            };
-            if target < 0 {
-                return Err(None);
+    let outcome = match part.error_code {
+        error_code::NONE => FetchOutcome::Ok,
+        error_code::OFFSET_OUT_OF_RANGE => FetchOutcome::OffsetOutOfRange,
+        _ => FetchOutcome::Retry,
+    };
+    let (start, end) = (p.log_start_offset(), p.log_end_offset());
+    let fetched = Fetched {
+        outcome,
+        high_watermark: part.high_watermark,
+        log_start_offset: part.log_start_offset,
+        diverging: part.diverging_epoch.map(|d| (d.epoch, d.end_offset)),
+        records: part.records,
+    };
+    let diverged = fetched.diverging;
+    match follower::apply_fetched(p, fetch_offset, fetched, now).await.map_err(Some)? {
+        Applied::Appended { bytes, durable } => {
+            broker.metrics.replication_bytes_in.set(broker.metrics.replication_bytes_in.get() + bytes as u64);
+            Ok(durable)
+        }
+        Applied::Nothing => {
+            if (p.log_start_offset(), p.log_end_offset()) != (start, end) {
+                tracing::info!(
+                    topic = %p.topic(), partition = p.id().index, ?diverged, from = ?(start, end),
+                    to = ?(p.log_start_offset(), p.log_end_offset()),
+                    "the follower's log was cut to its leader's"
+                );
             }
-            tracing::warn!(
-                topic = %p.topic(), partition = p.id().index, fetch_offset, leader_log_start = part.log_start_offset,
-                leader_high_watermark = part.high_watermark, "the follower's log is outside its leader's; starting it again at {target}"
-            );
-            p.restart_at(target as u64).await.map_err(Some)?;
-            return Ok(None);
+            Ok(None)
         }
-        // Retriable: the metadata brings the new leader or epoch.
-        _ => return Err(None),
+        Applied::Retry => Err(None),
     }
-    if let Some(d) = part.diverging_epoch {
-        let end = p.truncate_diverged(d.epoch, d.end_offset).await.map_err(Some)?;
-        tracing::info!(
-            topic = %p.topic(), partition = p.id().index, epoch = d.epoch, leader_end_offset = d.end_offset,
-            log_end_offset = end, "the follower's log diverged from its leader's: cut"
-        );
-        return Ok(None);
-    }
-    let mut wait = None;
-    if let Some(records) = part.records.filter(|r| !r.is_empty()) {
-        let whole = whole_batches(&records);
-        if whole > 0 {
-            let info = p.append_as_follower(records.slice(..whole), now).map_err(Some)?;
-            broker.metrics.replication_bytes_in.set(broker.metrics.replication_bytes_in.get() + whole as u64);
-            if p.log().config().durability == Durability::Sync {
-                wait = Some(p.log().wait_durable_since(info.last_offset, info.tail_epoch));
-            }
-        }
-    }
-    if part.high_watermark >= 0 {
-        p.follow_high_watermark(part.high_watermark as u64);
-    }
-    if part.log_start_offset > p.log_start_offset() as i64 {
-        p.follow_log_start(part.log_start_offset as u64).await.map_err(Some)?;
-    }
-    Ok(wait)
-}
-
-/// The length of the whole record batches at the front of `records` (a response may end with a
-/// batch cut short).
-fn whole_batches(records: &[u8]) -> usize {
-    let mut at = 0;
-    while records.len() - at >= 12 {
-        let length = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4 bytes"));
-        let Some(end) = usize::try_from(length).ok().and_then(|l| (at + 12).checked_add(l)) else { break };
-        if end > records.len() {
-            break;
-        }
-        at = end;
-    }
-    at
 }
 
 /// Proposes this shard's leaders' ISR changes to the active controller (through shard 0's link)
@@ -435,29 +404,5 @@ async fn propose(broker: &Rc<Broker>, proposals: Vec<(Rc<Partition>, IsrProposal
             ),
         }
         p.isr_answered(q, outcome.as_ref().ok());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_whole_batches_are_taken() {
-        let batch = |len: i32| {
-            let mut b = vec![0u8; 12 + len as usize];
-            b[8..12].copy_from_slice(&len.to_be_bytes());
-            b
-        };
-        let two = [batch(50), batch(70)].concat();
-        assert_eq!(whole_batches(&two), 62 + 82);
-        assert_eq!(whole_batches(&two[..100]), 62, "the second cut short");
-        assert_eq!(whole_batches(&two[..5]), 0);
-        assert_eq!(whole_batches(&[]), 0);
-        let mut hostile = batch(10);
-        hostile[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(whole_batches(&hostile), 0);
-        hostile[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert_eq!(whole_batches(&hostile), 0);
     }
 }

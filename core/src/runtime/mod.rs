@@ -155,8 +155,8 @@ impl Shard {
             // A new leader, epoch, replicas or ISR (a PartitionChanged record) reaches the replica.
             let (was, now) = (before.partitions.get(id.index as usize), after.partitions.get(id.index as usize));
             if let (Some(was), Some(now)) = (was, now) {
-                if was != now {
-                    partition.apply_state(now, ringtail_log::now_ms());
+                if was != now || old.may_lead() != view.may_lead() {
+                    partition.apply_state(&now.as_acted_on(self.node, view.may_lead()), ringtail_log::now_ms());
                 }
             }
             if !defaults_changed && before.configs == after.configs {
@@ -254,7 +254,9 @@ impl Shard {
             if let Some(reason) = &report.producer_snapshot_ignored {
                 tracing::warn!(topic = %name, partition = index, reason, "producer snapshot not used; rebuilt the producer state from the log");
             }
-            let partition = Partition::new(id, name.clone(), self.node, log, &topic.partitions[index as usize]);
+            let view = self.view();
+            let state = topic.partitions[index as usize].as_acted_on(self.node, view.may_lead());
+            let partition = Partition::new(id, name.clone(), self.node, log, &state);
             partition.set_min_insync(self.min_insync(topic));
             self.partitions.insert(partition);
         }

@@ -43,6 +43,9 @@ pub struct NodeView {
     pub placement: Arc<Placement>,
     /// This node as clients reach it (its advertised listener and rack).
     pub me: Arc<BrokerEndpoint>,
+    /// A cluster node's process incarnation (random per start, in its registration); `None` for a
+    /// single node.
+    pub incarnation: Option<[u8; 16]>,
 }
 
 impl NodeView {
@@ -80,6 +83,12 @@ impl NodeView {
     pub fn live_brokers(&self) -> Vec<BrokerEndpoint> {
         self.brokers().into_iter().filter(|b| !b.fenced).collect()
     }
+    /// Whether this process may lead the partitions the image gives it: always alone; in a
+    /// cluster once its registration is applied and unfenced ([`MetadataImage::may_lead`]).
+    pub fn may_lead(&self) -> bool {
+        self.incarnation.is_none_or(|i| self.image.may_lead(self.node, &i))
+    }
+
     /// The route of a partition, or `None` if the topic or partition does not exist.
     pub fn route(&self, topic: &str, index: i32) -> Option<(PartitionId, Route)> {
         let t = self.image.topic(topic)?;
@@ -87,8 +96,8 @@ impl NodeView {
         let id = PartitionId { topic: t.id, index };
         let route = match p.leader {
             Some(leader) if leader == self.node => match self.placement.shard(id) {
-                Some(shard) => Route::Local(shard),
-                None => Route::Offline,
+                Some(shard) if self.may_lead() => Route::Local(shard),
+                _ => Route::Offline,
             },
             Some(leader) => Route::Remote { leader, leader_epoch: p.leader_epoch },
             None => Route::Offline,
@@ -144,6 +153,7 @@ mod tests {
             image: Arc::new(image),
             placement: Arc::new(placement),
             me: Arc::new(me.clone()),
+            incarnation: None,
         };
         assert_eq!(view.brokers(), vec![me.clone()], "no registrations: this node alone");
         // Registered brokers are described from their registrations, fenced ones flagged.

@@ -148,6 +148,12 @@ fn node_view(config: &BrokerConfig, cluster_id: &str, image: MetadataImage, plac
         image: Arc::new(image),
         placement: Arc::new(placement),
         me: Arc::new(me),
+        incarnation: (!config.cluster.is_single_node()).then(|| {
+            let mut incarnation = [0u8; 16];
+            incarnation[..8].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
+            incarnation[8..].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
+            incarnation
+        }),
     }
 }
 
@@ -523,7 +529,11 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
                     cluster::start_controller(&config, first_records).await.map_err(ShardStartError::Controller)?;
                 controller_tasks = tasks;
             }
-            Some(Controller::cluster(Rc::new(ClusterLink::new(&config, copy))))
+            Some(Controller::cluster(Rc::new(ClusterLink::new(
+                &config,
+                copy,
+                view.incarnation.expect("a cluster node has an incarnation"),
+            ))))
         }
         _ => None,
     };

@@ -20,6 +20,18 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
 }
 
+impl PartitionImage {
+    /// The state as node `me` acts on it: without the leadership the image gives it when it may
+    /// not lead ([`MetadataImage::may_lead`]).
+    pub fn as_acted_on(&self, me: NodeId, may_lead: bool) -> PartitionImage {
+        let mut p = self.clone();
+        if p.leader == Some(me) && !may_lead {
+            p.leader = None;
+        }
+        p
+    }
+}
+
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerImage {
@@ -300,6 +312,14 @@ impl MetadataImage {
     /// The dynamic broker configs of `node`, or the cluster-wide ones for `None`.
     pub fn broker_configs(&self, node: Option<NodeId>) -> Option<&BTreeMap<String, String>> {
         self.broker_configs.get(&node)
+    }
+
+    /// Whether the process of `node` with `incarnation` may act as leader: the image holds its
+    /// registration, unfenced. A restarted broker's copy still names it leader of what its old
+    /// process led; until its new registration is applied (which moves that leadership away)
+    /// it leads nothing, or it could serve as leader a log that lost unsynced writes to a crash.
+    pub fn may_lead(&self, node: NodeId, incarnation: &[u8; 16]) -> bool {
+        self.brokers.get(&node).is_some_and(|b| b.incarnation == *incarnation && !b.fenced)
     }
 
     /// Registered brokers, by node.

@@ -45,11 +45,9 @@ pub struct ClusterLink {
 }
 
 impl ClusterLink {
-    pub fn new(config: &BrokerConfig, copy: MetadataLog) -> ClusterLink {
+    /// `incarnation`: this process's (the node view's), registered with the controllers.
+    pub fn new(config: &BrokerConfig, copy: MetadataLog, incarnation: [u8; 16]) -> ClusterLink {
         let voters = config.cluster.voters.iter().map(|v| (v.node_id as u64, v.address())).collect();
-        let mut incarnation = [0u8; 16];
-        incarnation[..8].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
-        incarnation[8..].copy_from_slice(&ringtail_log::platform::random_u64().to_be_bytes());
         ClusterLink {
             client: BrokerClient::new(voters, CONNECT_TIMEOUT, CALL_TIMEOUT),
             incarnation,
