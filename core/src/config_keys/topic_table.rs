@@ -352,7 +352,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         valid: Valid::Bool,
         synonyms: &["unclean.leader.election.enable"],
         default: "false",
-        treatment: Treatment::Stored("leader election applies it once replication exists"),
+        treatment: Treatment::Enforced,
         refused: None,
         doc: "Whether a replica outside the in-sync set may become leader, at the risk of losing data.",
     },

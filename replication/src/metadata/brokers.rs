@@ -142,6 +142,16 @@ fn changed(partition: PartitionId, p: &PartitionImage, isr: Vec<NodeId>, leader:
     MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch: p.partition_epoch + 1 }
 }
 
+/// Whether a partition's topic allows electing a replica outside the ISR when no in-sync one is
+/// live (`unclean.leader.election.enable`, false by default as in Kafka: it loses what only the
+/// ISR had).
+fn unclean_allowed(image: &MetadataImage, partition: PartitionId) -> bool {
+    const KEY: &str = "unclean.leader.election.enable";
+    let topic = image.topic_by_id(partition.topic).and_then(|t| t.configs.get(KEY).cloned());
+    let broker = || [None].into_iter().find_map(|n| image.broker_configs(n).and_then(|c| c.get(KEY).cloned()));
+    topic.or_else(broker).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
 /// `node` leads nothing and leaves every ISR it shares with others.
 fn leadership_without(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
@@ -151,11 +161,19 @@ fn leadership_without(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord
         }
         let others: Vec<NodeId> = p.isr.iter().copied().filter(|n| *n != node).collect();
         // The last in-sync replica stays in the ISR: electing another would lose data.
-        let isr = if others.is_empty() { p.isr.clone() } else { others };
-        let leader = match p.leader {
+        let mut isr = if others.is_empty() { p.isr.clone() } else { others };
+        let mut leader = match p.leader {
             Some(l) if l != node => Some(l),
             _ => isr.iter().copied().find(|n| *n != node && unfenced(image, *n)),
         };
+        if leader.is_none() && unclean_allowed(image, id) {
+            // Unclean election, when the topic asks for it: a live replica outside the ISR leads
+            // with what it has, alone in the new ISR.
+            if let Some(n) = p.replicas.iter().copied().find(|n| *n != node && unfenced(image, *n)) {
+                leader = Some(n);
+                isr = vec![n];
+            }
+        }
         if isr != p.isr || leader != p.leader {
             records.push(changed(id, p, isr, leader));
         }
@@ -163,11 +181,19 @@ fn leadership_without(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord
     records
 }
 
-/// Leaderless partitions `node` is in sync for get it as their leader.
+/// Leaderless partitions `node` is in sync for get it as their leader; with unclean election
+/// allowed, those it only holds a replica of too (alone in the new ISR).
 fn leadership_to(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
     partitions(image)
-        .filter(|(_, p)| p.leader.is_none() && p.isr.contains(&node))
-        .map(|(id, p)| changed(id, p, p.isr.clone(), Some(node)))
+        .filter(|(_, p)| p.leader.is_none() && p.replicas.contains(&node))
+        .filter_map(|(id, p)| match p.isr.contains(&node) {
+            true => Some(changed(id, p, p.isr.clone(), Some(node))),
+            // No in-sync replica is live (else it would lead): an unclean election, if allowed.
+            false if unclean_allowed(image, id) && !p.isr.iter().any(|n| unfenced(image, *n)) => {
+                Some(changed(id, p, vec![node], Some(node)))
+            }
+            false => None,
+        })
         .collect()
 }
 
@@ -283,6 +309,48 @@ mod tests {
         let p0 = partition(&image, 0);
         assert_eq!(p0.leader, Some(NodeId(1)));
         assert_eq!(p0.leader_epoch, LeaderEpoch(3));
+    }
+
+    #[test]
+    fn unclean_election_only_when_the_topic_allows_it() {
+        let (mut image, epochs) = cluster(&[&[1, 2]]);
+        // Node 2 falls out of the ISR, then node 1 (the last in-sync replica) is fenced.
+        let p = partition(&image, 0);
+        let shrink = MetadataRecord::PartitionChanged {
+            partition: PartitionId { topic: TopicId([5; 16]), index: 0 },
+            isr: vec![NodeId(1)],
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch + 1,
+        };
+        apply(&mut image, &[shrink]);
+        let mut clean = image.clone();
+        let records = fence(&clean, NodeId(1));
+        apply(&mut clean, &records);
+        let p = partition(&clean, 0);
+        assert_eq!((p.leader, p.isr.clone()), (None, vec![NodeId(1)]), "offline rather than losing data");
+        // With the topic's unclean.leader.election.enable, node 2 leads with what it has.
+        let config = MetadataRecord::ConfigChanged {
+            topic_id: TopicId([5; 16]),
+            name: "unclean.leader.election.enable".into(),
+            value: Some("true".into()),
+        };
+        apply(&mut image, &[config]);
+        let mut unclean = image.clone();
+        let records = fence(&unclean, NodeId(1));
+        apply(&mut unclean, &records);
+        let p = partition(&unclean, 0);
+        assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(2)), vec![NodeId(2)]));
+        // Or, when node 2 was fenced too and comes back first, at its unfencing.
+        for n in [2, 1] {
+            let records = fence(&image, NodeId(n));
+            apply(&mut image, &records);
+        }
+        assert_eq!(partition(&image, 0).leader, None);
+        let records = heartbeat(&image, NodeId(2), epochs[1], true, false).expect("ok");
+        apply(&mut image, &records);
+        let p = partition(&image, 0);
+        assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(2)), vec![NodeId(2)]));
     }
 
     #[test]
