@@ -278,3 +278,54 @@ def test_acks_all_honours_the_request_timeout_while_a_follower_is_paused(cluster
     assert not errors and len(acked) == 10
     values = {m.value() for m in consume_all(cluster.bootstrap, topic, 1)[0]}
     assert {b"x", b"y"} <= values
+
+
+def test_a_clean_shutdown_moves_leadership_first_and_producers_see_no_failure(cluster_factory):
+    import threading
+
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("controlled")
+    create(cluster.bootstrap, topic, 3, 3, {"min.insync.replicas": "2"})
+    wait_isr(cluster, topic, [1, 2, 3])
+    leaders = {leader for leader, _, _ in partitions_of(cluster.bootstrap, topic).values()}
+    victim = sorted(leaders)[0]
+    survivors = [n for n in (1, 2, 3) if n != victim]
+    bootstrap = ",".join(cluster.nodes[n].bootstrap for n in survivors)
+    acked: set[bytes] = set()
+    errors = []
+
+    def send():
+        # Paced over about ten seconds, so that the shutdown falls in the middle.
+        p = producer(bootstrap, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                                   "message.timeout.ms": 60000})
+
+        def delivered(err, msg):
+            (errors.append(err) if err is not None else acked.add(msg.value()))
+        for i in range(20000):
+            while True:
+                try:
+                    p.produce(topic, value=b"%d" % i, partition=i % 3, on_delivery=delivered)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            if i % 100 == 0:
+                p.poll(0)
+                time.sleep(0.05)
+        p.flush(90)
+
+    t = threading.Thread(target=send)
+    t.start()
+    time.sleep(1.5)
+    # SIGTERM: the broker asks to be fenced first, so its leadership moves before it stops;
+    # clients see only retriable errors, and every message is delivered.
+    assert t.is_alive(), "the producer finished before the shutdown: nothing was tested"
+    cluster.nodes[victim].stop_cleanly()
+    t.join(120)
+    assert not t.is_alive()
+    assert not errors and len(acked) == 20000, (len(acked), errors[:3])
+    via = cluster.nodes[survivors[0]].bootstrap
+    cluster.wait_for("leadership away from the stopped broker", lambda: all(
+        leader in survivors for leader, _, _ in partitions_of(via, topic).values()))
+    got = consume_all(via, topic, 3)
+    values = [m.value() for p in got.values() for m in p]
+    assert len(values) == len(set(values)) and set(values) == acked

@@ -98,6 +98,8 @@ pub struct FetchWait {
 pub struct OffsetsItem {
     pub partition: PartitionId,
     pub spec: OffsetSpec,
+    /// The leader epoch the client knows (-1: not checked), KIP-320.
+    pub current_leader_epoch: i32,
 }
 
 /// The offset found (and the record's timestamp, for a timestamp lookup), or none that late.
@@ -344,12 +346,16 @@ impl Shard {
         let mut results = Vec::with_capacity(items.len());
         for item in items {
             let result = match self.replica(item.partition) {
-                Ok(partition) => match partition.offset_for(item.spec).await {
-                    Ok(found) => Ok(found),
-                    Err(e) => {
-                        self.storage_failed(&partition, &e);
-                        Err(e.into())
-                    }
+                // A stale or future leader epoch (KIP-320): FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+                Ok(partition) => match partition.check_current_leader_epoch(item.current_leader_epoch) {
+                    Err(e) => Err(e.into()),
+                    Ok(()) => match partition.offset_for(item.spec).await {
+                        Ok(found) => Ok(found),
+                        Err(e) => {
+                            self.storage_failed(&partition, &e);
+                            Err(e.into())
+                        }
+                    },
                 },
                 Err(e) => Err(e),
             };

@@ -56,7 +56,8 @@ pub async fn list_offsets(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
                 (Some(_), None) => slot.error_code = error_code::INVALID_REQUEST,
                 (Some((partition, Route::Local(owner))), Some(spec)) => {
                     slots.push((ti, pi));
-                    items.push((owner, OffsetsItem { partition, spec }));
+                    let current_leader_epoch = p.current_leader_epoch;
+                    items.push((owner, OffsetsItem { partition, spec, current_leader_epoch }));
                 }
             }
             topic.partitions.push(slot);
