@@ -466,12 +466,15 @@ async fn client(w: Rc<World>, batches: u64) {
     }
     let mut request = 0u64;
     let mut id = 0;
+    // However the run goes (a mutation may keep the replicas from ever agreeing), the producer
+    // stops after this much virtual time, so every seed ends soon.
+    let deadline = platform::Instant::now() + Duration::from_secs(60);
     // Batch after batch, at least `batches` and until the faults are over, so that faults meet
     // acknowledgements in flight.
-    while id < batches || !w.faults_over.get() {
+    while (id < batches || !w.faults_over.get()) && platform::Instant::now() < deadline {
         id += 1;
         let bytes = Bytes::from(build::batch(&[format!("v{id}").as_bytes()], id as i64));
-        loop {
+        for _attempt in 0..50 {
             let Some(leader) = w.controller.borrow().partition().leader else {
                 platform::sleep(Duration::from_millis(20)).await;
                 continue;
@@ -706,7 +709,7 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
             drop(observer);
             outcome
         },
-        40_000_000,
+        10_000_000,
     );
     if let Some(why) = world.violation.borrow_mut().take() {
         return Err(why);
