@@ -74,6 +74,27 @@ impl LeaderEpochs {
         }
     }
 
+    /// `end_offset_for` as a leader answers it: its own epoch counts from `leader.1` (where it
+    /// took over) even before it wrote a batch, as Kafka assigns a new leader's epoch in the
+    /// cache when it takes over; a consumer whose position carries that epoch is answered
+    /// with the log end, not an undefined epoch that would reset it.
+    pub fn end_offset_for_leader(&self, requested: i32, log_end_offset: u64, leader: (i32, u64)) -> (i32, i64) {
+        match self.entries.last() {
+            Some(&(latest, _)) if latest >= leader.0 => self.end_offset_for(requested, log_end_offset),
+            _ => {
+                let mut with_leader = self.clone();
+                with_leader.assign(leader.0, leader.1);
+                with_leader.end_offset_for(requested, log_end_offset)
+            }
+        }
+    }
+
+    /// The epoch that wrote `offset`: the latest entry starting at or below it.
+    pub fn epoch_at(&self, offset: u64) -> Option<i32> {
+        let at_or_below = self.entries.partition_point(|&(_, start)| start <= offset);
+        at_or_below.checked_sub(1).map(|i| self.entries[i].0)
+    }
+
     /// Drops the entries that start at or after `offset` (the log was cut there).
     pub fn truncate_from_end(&mut self, offset: u64) {
         self.entries.retain(|&(_, start)| start < offset);
@@ -145,6 +166,28 @@ mod tests {
             assert_eq!(e.end_offset_for(requested, log_end), expected, "epoch {requested}");
         }
         assert_eq!(LeaderEpochs::default().end_offset_for(1, 0), (UNDEFINED_EPOCH, UNDEFINED_OFFSET));
+    }
+
+    #[test]
+    fn a_leader_answers_for_its_epoch_before_writing_in_it() {
+        let e = epochs(&[(1, 0), (3, 100)]);
+        // Leader at epoch 5 since offset 250, nothing written in it yet.
+        for (requested, expected) in [(5, (5, 300)), (4, (3, 250)), (3, (3, 250)), (1, (1, 100)), (6, (-1, -1))] {
+            assert_eq!(e.end_offset_for_leader(requested, 300, (5, 250)), expected, "epoch {requested}");
+        }
+        // Once it wrote, the cache answers alone.
+        assert_eq!(e.end_offset_for_leader(3, 300, (3, 100)), (3, 300));
+        assert_eq!(LeaderEpochs::default().end_offset_for_leader(0, 0, (0, 0)), (0, 0));
+    }
+
+    #[test]
+    fn epoch_at_finds_the_writer_of_an_offset() {
+        let e = epochs(&[(1, 10), (3, 100)]);
+        assert_eq!(e.epoch_at(5), None);
+        assert_eq!(e.epoch_at(10), Some(1));
+        assert_eq!(e.epoch_at(99), Some(1));
+        assert_eq!(e.epoch_at(100), Some(3));
+        assert_eq!(e.epoch_at(1000), Some(3));
     }
 
     #[test]

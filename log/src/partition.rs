@@ -1322,6 +1322,18 @@ impl PartitionLog {
         st.epochs.end_offset_for(epoch, st.next_offset)
     }
 
+    /// The OffsetForLeaderEpoch answer of this log's leader, whose epoch `leader.0` began at
+    /// offset `leader.1` (see `LeaderEpochs::end_offset_for_leader`).
+    pub fn leader_epoch_end_offset_as_leader(&self, epoch: i32, leader: (i32, u64)) -> (i32, i64) {
+        let st = self.state.borrow();
+        st.epochs.end_offset_for_leader(epoch, st.next_offset, leader)
+    }
+
+    /// The leader epoch that wrote `offset`, if the cache names one.
+    pub fn epoch_at(&self, offset: u64) -> Option<i32> {
+        self.state.borrow().epochs.epoch_at(offset)
+    }
+
     /// Which leader epoch wrote which offsets, as (epoch, start offset) entries.
     pub fn leader_epochs(&self) -> Vec<(i32, u64)> {
         self.state.borrow().epochs.entries().to_vec()

@@ -36,6 +36,7 @@ use ringtail_net::messages::metadata::MetadataRequest;
 use ringtail_net::messages::offset_commit::OffsetCommitRequest;
 use ringtail_net::messages::offset_delete::OffsetDeleteRequest;
 use ringtail_net::messages::offset_fetch::OffsetFetchRequest;
+use ringtail_net::messages::offset_for_leader_epoch::OffsetForLeaderEpochRequest;
 use ringtail_net::messages::sync_group::SyncGroupRequest;
 use ringtail_net::{DecodeError, Reader};
 
@@ -150,6 +151,11 @@ fn describe_groups() {
 #[test]
 fn delete_groups() {
     check(ApiKey::DeleteGroups, DeleteGroupsRequest::decode);
+}
+
+#[test]
+fn offset_for_leader_epoch() {
+    check(ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochRequest::decode);
 }
 
 #[test]

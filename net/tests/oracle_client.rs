@@ -11,7 +11,7 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::client::{self as samples, client_versions};
 use common::convert::*;
-use common::{id, nullable, oracle_decode, oracle_encode, string, topic_name};
+use common::{id, nullable, oracle_decode, oracle_encode, string, topic_name, versions};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::Encodable;
 use ringtail_net::client::api_versions::*;
@@ -26,6 +26,7 @@ use ringtail_net::client::metadata::*;
 use ringtail_net::client::offset_for_leader_epoch::*;
 use ringtail_net::client::produce::*;
 use ringtail_net::client::{self, ClientApi, ClientRequest};
+use ringtail_net::header::ApiKey;
 use ringtail_net::{Reader, Writer};
 
 /// Our encoding of `request` at `v`.
@@ -487,53 +488,82 @@ fn offset_fetch() {
     }
 }
 
+fn offset_for_leader_epoch_request_from(req: &kp::OffsetForLeaderEpochRequest, v: i16) -> OffsetForLeaderEpochRequest {
+    OffsetForLeaderEpochRequest {
+        // Versions before 3 lack the field; the decoder reads it as a consumer's -1.
+        replica_id: if v >= 3 { req.replica_id.0 } else { -1 },
+        topics: req
+            .topics
+            .iter()
+            .map(|t| OffsetForLeaderTopic {
+                name: topic_name(&t.topic),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| OffsetForLeaderPartition {
+                        partition: p.partition,
+                        current_leader_epoch: p.current_leader_epoch,
+                        leader_epoch: p.leader_epoch,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn offset_for_leader_epoch_response_from(theirs: &kp::OffsetForLeaderEpochResponse) -> OffsetForLeaderEpochResponse {
+    OffsetForLeaderEpochResponse {
+        throttle_time_ms: theirs.throttle_time_ms,
+        topics: theirs
+            .topics
+            .iter()
+            .map(|t| OffsetForLeaderTopicResult {
+                name: topic_name(&t.topic),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| EpochEndOffset {
+                        error_code: p.error_code,
+                        partition: p.partition,
+                        leader_epoch: p.leader_epoch,
+                        end_offset: p.end_offset,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 #[test]
 fn offset_for_leader_epoch() {
     for v in client_versions(ClientApi::OffsetForLeaderEpoch) {
         let req = samples::offset_for_leader_epoch_request(v);
-        let ours = OffsetForLeaderEpochRequest {
-            replica_id: req.replica_id.0,
-            topics: req
-                .topics
-                .iter()
-                .map(|t| OffsetForLeaderTopic {
-                    name: topic_name(&t.topic),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .map(|p| OffsetForLeaderPartition {
-                            partition: p.partition,
-                            current_leader_epoch: p.current_leader_epoch,
-                            leader_epoch: p.leader_epoch,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
+        let mut ours = offset_for_leader_epoch_request_from(&req, v);
+        ours.replica_id = req.replica_id.0;
         check_request(&ours, v, oracle_encode(&req, v));
 
         let theirs = samples::offset_for_leader_epoch_response(v);
-        let expected = OffsetForLeaderEpochResponse {
-            throttle_time_ms: theirs.throttle_time_ms,
-            topics: theirs
-                .topics
-                .iter()
-                .map(|t| OffsetForLeaderTopicResult {
-                    name: topic_name(&t.topic),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .map(|p| EpochEndOffset {
-                            error_code: p.error_code,
-                            partition: p.partition,
-                            leader_epoch: p.leader_epoch,
-                            end_offset: p.end_offset,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
+        let expected = offset_for_leader_epoch_response_from(&theirs);
         assert_eq!(decode::<OffsetForLeaderEpochRequest>(oracle_encode(&theirs, v), v), expected, "v{v}");
+    }
+}
+
+/// The broker's side of the same API: requests the oracle encodes decode to the same fields,
+/// and responses the broker encodes decode with the oracle to what was encoded.
+#[test]
+fn offset_for_leader_epoch_served() {
+    for v in versions(ApiKey::OffsetForLeaderEpoch) {
+        let req = samples::offset_for_leader_epoch_request(v);
+        let mut r = Reader::new(oracle_encode(&req, v));
+        let decoded = OffsetForLeaderEpochRequest::decode(&mut r, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+        assert_eq!(r.remaining(), 0, "v{v}: bytes left after our decoder");
+        assert_eq!(decoded, offset_for_leader_epoch_request_from(&req, v), "v{v}");
+
+        let response = offset_for_leader_epoch_response_from(&samples::offset_for_leader_epoch_response(v));
+        let mut w = Writer::new();
+        response.encode(&mut w, v);
+        let theirs: kp::OffsetForLeaderEpochResponse = oracle_decode(w.buf.freeze(), v);
+        assert_eq!(offset_for_leader_epoch_response_from(&theirs), response, "v{v}");
     }
 }
 

@@ -15,4 +15,6 @@ pub mod quorum;
 
 pub use error::PartitionError;
 pub use ids::{LeaderEpoch, NodeId, PartitionId, ShardId, TopicId};
-pub use partition::{AckWait, Acks, Appended, DataWait, FollowerFetch, Isolation, OffsetSpec, Partition, Role};
+pub use partition::{
+    AckWait, Acks, Appended, DataWait, FollowerFetch, FoundOffset, Isolation, OffsetSpec, Partition, Role,
+};

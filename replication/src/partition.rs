@@ -76,6 +76,15 @@ pub enum OffsetSpec {
     LatestTiered,
 }
 
+/// A ListOffsets answer: the offset, the record's timestamp (-1 unless a timestamp was
+/// looked up) and the leader epoch that goes with the offset (-1 when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundOffset {
+    pub offset: u64,
+    pub timestamp: i64,
+    pub leader_epoch: i32,
+}
+
 /// An accepted append and what the producer's acknowledgement must wait for.
 #[must_use = "the producer's acknowledgement waits on `wait`"]
 pub struct Appended {
@@ -410,11 +419,8 @@ impl Partition {
         if node == self.local || !self.state.borrow().replicas.contains(&node) {
             return Err(PartitionError::NotReplica { node });
         }
-        if last_fetched_epoch >= 0 {
-            let (epoch, end_offset) = self.log.leader_epoch_end_offset(last_fetched_epoch);
-            if epoch < last_fetched_epoch || end_offset < fetch_offset {
-                return Ok(FollowerFetch::Diverging { epoch, end_offset });
-            }
+        if let Some(diverging) = self.diverging(fetch_offset, last_fetched_epoch) {
+            return Ok(diverging);
         }
         let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
         if fetch_offset < start as i64 || fetch_offset as u64 > end {
@@ -426,6 +432,31 @@ impl Partition {
         }
         self.update_follower(node, fetch_offset as u64, now_ms);
         Ok(FollowerFetch::Read)
+    }
+
+    /// Kafka's check of a fetch's last fetched epoch (a follower's, or a consumer's from Fetch
+    /// v12 on, -1 for none): the fetcher's log diverged from this one when that epoch is not
+    /// here or ends here before `fetch_offset`; it is told the epoch and where it ends.
+    fn diverging(&self, fetch_offset: i64, last_fetched_epoch: i32) -> Option<FollowerFetch> {
+        if last_fetched_epoch < 0 {
+            return None;
+        }
+        let (epoch, end_offset) = self.log.leader_epoch_end_offset(last_fetched_epoch);
+        (epoch < last_fetched_epoch || end_offset < fetch_offset)
+            .then_some(FollowerFetch::Diverging { epoch, end_offset })
+    }
+
+    /// Checks a consumer's fetch as this partition's leader: its view of the leader epoch
+    /// (KIP-320), and the epoch of the last batch it read, whose log may have been cut since
+    /// (the consumer is told where, and truncates its position).
+    pub fn consumer_fetch(
+        &self,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        current_leader_epoch: i32,
+    ) -> Result<FollowerFetch, PartitionError> {
+        self.check_current_leader_epoch(current_leader_epoch)?;
+        Ok(self.diverging(fetch_offset, last_fetched_epoch).unwrap_or(FollowerFetch::Read))
     }
 
     /// The ISR this leader should propose now, if it differs from the current one and no
@@ -670,7 +701,17 @@ impl Partition {
     pub fn end_offset_for_epoch(&self, epoch: i32, current_leader_epoch: i32) -> Result<(i32, i64), PartitionError> {
         self.check_leader()?;
         self.check_current_leader_epoch(current_leader_epoch)?;
-        Ok(self.log.leader_epoch_end_offset(epoch))
+        let leader = {
+            let st = self.state.borrow();
+            (st.leader_epoch.0, st.leader_epoch_start)
+        };
+        Ok(self.log.leader_epoch_end_offset_as_leader(epoch, leader))
+    }
+
+    /// OffsetForLeaderEpoch from a debugging tool (replica id -2): this replica's own cache,
+    /// whatever its role.
+    pub fn local_end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.log.leader_epoch_end_offset(epoch)
     }
 
     /// DeleteRecords as leader: moves the log start offset to `offset` (-1: the high
@@ -779,9 +820,8 @@ impl Partition {
         self.log.is_cached(offset)
     }
 
-    /// The offset (and, for a timestamp, the record's timestamp) ListOffsets answers, or
-    /// `None` when no visible record is that late.
-    pub async fn offset_for(&self, spec: OffsetSpec) -> Result<Option<(u64, i64)>, PartitionError> {
+    /// The offset ListOffsets answers, or `None` when no visible record is that late.
+    pub async fn offset_for(&self, spec: OffsetSpec) -> Result<Option<FoundOffset>, PartitionError> {
         if let Some(e) = self.log.failed() {
             return Err(PartitionError::Log(e));
         }
@@ -794,20 +834,30 @@ impl Partition {
                 return Err(PartitionError::OffsetNotAvailable);
             }
         }
-        match spec {
-            OffsetSpec::Latest => Ok(Some((self.high_watermark(), -1))),
-            OffsetSpec::Earliest => Ok(Some((self.log.log_start_offset(), -1))),
-            OffsetSpec::Timestamp(t) => match self.log.offset_for_timestamp(t).await? {
-                Some((offset, timestamp)) if offset < self.high_watermark() => Ok(Some((offset, timestamp))),
-                _ => Ok(None),
-            },
+        // The leader epoch of the answer, as Kafka gives it: the current one for the latest
+        // offset, the epoch that wrote the record otherwise (-1 when the cache names none). A
+        // consumer keeps it with its position and validates that against OffsetForLeaderEpoch
+        // after a leader change, so it must name an epoch this log knows.
+        let epoch_at = |offset: u64| self.log.epoch_at(offset).unwrap_or(-1);
+        let visible = |found: Option<(u64, i64)>| match found {
+            Some((offset, timestamp)) if offset < self.high_watermark() => {
+                Some(FoundOffset { offset, timestamp, leader_epoch: epoch_at(offset) })
+            }
+            _ => None,
+        };
+        Ok(match spec {
+            OffsetSpec::Latest => {
+                Some(FoundOffset { offset: self.high_watermark(), timestamp: -1, leader_epoch: self.leader_epoch().0 })
+            }
+            OffsetSpec::Earliest => {
+                let offset = self.log.log_start_offset();
+                Some(FoundOffset { offset, timestamp: -1, leader_epoch: epoch_at(offset) })
+            }
+            OffsetSpec::Timestamp(t) => visible(self.log.offset_for_timestamp(t).await?),
             // As in Kafka, a newest record above the high watermark is not answered.
-            OffsetSpec::MaxTimestamp => match self.log.offset_of_max_timestamp().await? {
-                Some((offset, timestamp)) if offset < self.high_watermark() => Ok(Some((offset, timestamp))),
-                _ => Ok(None),
-            },
-            OffsetSpec::LatestTiered => Ok(None),
-        }
+            OffsetSpec::MaxTimestamp => visible(self.log.offset_of_max_timestamp().await?),
+            OffsetSpec::LatestTiered => None,
+        })
     }
 
     /// Completes once the high watermark is past `offset` (data a consumer at `offset` can

@@ -69,7 +69,8 @@ fn the_high_watermark_waits_for_every_in_sync_replica() {
         assert_eq!(p.high_watermark(), 0);
         assert!(p.read(0, 1 << 20, Isolation::HighWatermark).await.unwrap().chunks.is_empty());
         assert_eq!(p.read(0, 1 << 20, Isolation::LogEnd).await.unwrap().next_offset, 3);
-        assert_eq!(p.offset_for(OffsetSpec::Latest).await.unwrap(), Some((0, -1)));
+        let latest = p.offset_for(OffsetSpec::Latest).await.unwrap().expect("latest");
+        assert_eq!((latest.offset, latest.timestamp, latest.leader_epoch), (0, -1, p.leader_epoch().0));
         // The follower catches up to 2 of 3: the high watermark follows the minimum.
         p.update_follower(FOLLOWER, 2, 0);
         assert_eq!(p.high_watermark(), 2);
@@ -142,7 +143,22 @@ fn epochs_are_fenced_and_end_offsets_come_from_the_log() {
         assert_eq!(p.end_offset_for_epoch(2, 2).unwrap(), (2, 5));
         assert!(matches!(p.end_offset_for_epoch(2, 1), Err(PartitionError::FencedLeaderEpoch { .. })));
         assert!(matches!(p.end_offset_for_epoch(2, 3), Err(PartitionError::UnknownLeaderEpoch { .. })));
-        p.apply_state(&state(Some(FOLLOWER), 3, vec![FOLLOWER], 2), 0);
+        // ListOffsets names the epoch of the answer: the writer's, the current one for latest.
+        let earliest = p.offset_for(OffsetSpec::Earliest).await.unwrap().expect("earliest");
+        assert_eq!((earliest.offset, earliest.leader_epoch), (0, 0));
+        // A consumer whose last batch was of epoch 0 but reads past where it ended here diverged.
+        assert_eq!(p.consumer_fetch(3, 0, 2).unwrap(), FollowerFetch::Read);
+        assert_eq!(p.consumer_fetch(4, 0, 2).unwrap(), FollowerFetch::Diverging { epoch: 0, end_offset: 3 });
+        assert_eq!(p.consumer_fetch(4, 1, -1).unwrap(), FollowerFetch::Diverging { epoch: 0, end_offset: 3 });
+        assert!(matches!(p.consumer_fetch(4, 2, 1), Err(PartitionError::FencedLeaderEpoch { .. })));
+        // A new leader answers for its own epoch before it writes in it, from where it took over.
+        p.apply_state(&state(Some(LOCAL), 4, vec![LOCAL], 2), 0);
+        assert_eq!(p.end_offset_for_epoch(4, 4).unwrap(), (4, 5));
+        assert_eq!(p.end_offset_for_epoch(3, 4).unwrap(), (2, 5));
+        assert_eq!(p.end_offset_for_epoch(5, -1).unwrap(), (-1, -1));
+        let latest = p.offset_for(OffsetSpec::Latest).await.unwrap().expect("latest");
+        assert_eq!((latest.offset, latest.leader_epoch), (5, 4));
+        p.apply_state(&state(Some(FOLLOWER), 5, vec![FOLLOWER], 3), 0);
         assert!(matches!(p.end_offset_for_epoch(2, -1), Err(PartitionError::NotLeader { .. })));
         drop(task);
     });

@@ -26,6 +26,7 @@ API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
 API_DELETE_TOPICS = 20
 API_INIT_PRODUCER_ID = 22
+API_OFFSET_FOR_LEADER_EPOCH = 23
 API_DESCRIBE_CONFIGS = 32
 API_DELETE_GROUPS = 42
 API_INCREMENTAL_ALTER_CONFIGS = 44
@@ -344,6 +345,35 @@ def list_offsets_v1(sock: socket.socket, topic: str, partitions: list[int], time
             out[p] = (error, offset)
     assert r.remaining() == 0
     return out
+
+
+def list_offsets_v4(sock: socket.socket, topic: str, partition: int, timestamp: int = -1,
+                    current_leader_epoch: int = -1) -> tuple[int, int, int]:
+    """ListOffsets v4, which carries the client's current leader epoch (KIP-320) and answers the
+    offset's leader epoch. Returns (error_code, offset, leader_epoch)."""
+    body = i32(-1) + i8(0) + array([string(topic) + array([i32(partition) + i32(current_leader_epoch)
+                                                           + i64(timestamp)])])
+    r = roundtrip(sock, API_LIST_OFFSETS, 4, body)
+    r.i32()  # throttle
+    (topic_result,) = r.array(lambda r: (r.string(), r.array(
+        lambda r: (r.i32(), r.i16(), r.i64(), r.i64(), r.i32()))))
+    ((_, error, _, offset, epoch),) = topic_result[1]
+    assert r.remaining() == 0
+    return error, offset, epoch
+
+
+def offset_for_leader_epoch_v3(sock: socket.socket, topic: str, partition: int, leader_epoch: int,
+                               current_leader_epoch: int = -1, replica_id: int = -1) -> tuple[int, int, int]:
+    """OffsetForLeaderEpoch v3: where `leader_epoch` ends on the leader. Returns
+    (error_code, leader_epoch, end_offset)."""
+    body = i32(replica_id) + array([string(topic) + array([i32(partition) + i32(current_leader_epoch)
+                                                           + i32(leader_epoch)])])
+    r = roundtrip(sock, API_OFFSET_FOR_LEADER_EPOCH, 3, body)
+    r.i32()  # throttle
+    (topic_result,) = r.array(lambda r: (r.string(), r.array(lambda r: (r.i16(), r.i32(), r.i32(), r.i64()))))
+    ((error, _, epoch, end_offset),) = topic_result[1]
+    assert r.remaining() == 0
+    return error, epoch, end_offset
 
 
 def produce_v3(sock: socket.socket, topic: str, partition: int, batch: bytes, acks: int = -1,

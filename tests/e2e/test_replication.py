@@ -71,14 +71,17 @@ def produce_idempotent(bootstrap: str, topic: str, first: int, count: int, parti
     return acked, errors
 
 
-def metric_sum(broker, name: str) -> float:
-    """The sum of a metric's samples in a broker's /metrics."""
+def metric_sum(broker, name: str, label: str | None = None) -> float:
+    """The sum of a metric's samples in a broker's /metrics (those whose labels include `label`,
+    `key="value"`, when given)."""
     import urllib.request
     with urllib.request.urlopen(f"http://{broker.host}:{broker.admin_port}/metrics", timeout=5) as r:
         text = r.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        labels = line.split("}", 1)[0] if line.startswith(name + "{") else None
+        if (labels is not None and (label is None or label in labels)) or \
+                (label is None and line.startswith(name + " ")):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -329,3 +332,76 @@ def test_a_clean_shutdown_moves_leadership_first_and_producers_see_no_failure(cl
     got = consume_all(via, topic, 3)
     values = [m.value() for p in got.values() for m in p]
     assert len(values) == len(set(values)) and set(values) == acked
+
+
+def test_consumers_validate_their_position_with_offset_for_leader_epoch_after_a_failover(cluster_factory):
+    """KIP-320 with a real client: kafka-python's consumer, seeing the leader epoch move past its
+    position's, asks the new leader where its epoch ends (OffsetForLeaderEpoch) and goes on from
+    its position, neither re-reading nor skipping. Stale and future epochs are fenced."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KPTopicPartition
+
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("validate")
+    create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_isr(cluster, topic, [1, 2, 3])
+    acked, errors = produce_idempotent(cluster.bootstrap, topic, 0, 100, 1)
+    assert not errors and len(acked) == 100
+
+    old_leader = partitions_of(cluster.bootstrap, topic)[0][0]
+    with kwire.connect(cluster.nodes[old_leader].bootstrap) as s:
+        error, offset, old_epoch = kwire.list_offsets_v4(s, topic, 0)
+        assert (error, offset) == (0, 100)
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, old_epoch, old_epoch) == (0, old_epoch, 100)
+        error, _, earliest_epoch = kwire.list_offsets_v4(s, topic, 0, timestamp=-2)
+        assert (error, earliest_epoch) == (0, old_epoch), "the earliest offset names the epoch that wrote it"
+
+    tp = KPTopicPartition(topic, 0)
+    consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest", metadata_max_age_ms=1000)
+    try:
+        consumer.assign([tp])
+
+        def read(count: int) -> list[int]:
+            got: list[int] = []
+            deadline = time.time() + 60
+            while len(got) < count and time.time() < deadline:
+                for records in consumer.poll(timeout_ms=500).values():
+                    got.extend(int(r.value) for r in records)
+            return got
+
+        assert read(100) == list(range(100))
+        # The leader goes; a survivor leads at a newer epoch and takes 100 more.
+        cluster.nodes[old_leader].kill9()
+        survivors = [n for n in (1, 2, 3) if n != old_leader]
+        wait_isr(cluster, topic, survivors)
+        new_leader = partitions_of(cluster.nodes[survivors[0]].bootstrap, topic)[0][0]
+        more, errors = produce_idempotent(cluster.nodes[new_leader].bootstrap, topic, 100, 100, 1)
+        assert not errors and len(more) == 100
+        # Exactly the new messages: a position wrongly judged truncated would re-read from 0.
+        assert read(100) == list(range(100, 200))
+        assert not consumer.poll(timeout_ms=1000), "a message came twice"
+    finally:
+        consumer.close()
+    requests = metric_sum(cluster.nodes[new_leader], "ringtail_requests_total", 'api="OffsetForLeaderEpoch"')
+    assert requests >= 1, "the consumer never validated its position"
+
+    with kwire.connect(cluster.nodes[new_leader].bootstrap) as s:
+        error, offset, epoch = kwire.list_offsets_v4(s, topic, 0)
+        assert error == 0 and offset == 200 and epoch > old_epoch
+        # Where each epoch ends on the new leader; an epoch past its own is undefined.
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, old_epoch, epoch) == (0, old_epoch, 100)
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, epoch, epoch) == (0, epoch, 200)
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, epoch + 1) == (0, -1, -1)
+        # A client behind the leader's epoch is fenced, one ahead of it told to refresh (KIP-320).
+        fenced, unknown = 74, 75
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, old_epoch, old_epoch)[0] == fenced
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, epoch, epoch + 1)[0] == unknown
+        assert kwire.list_offsets_v4(s, topic, 0, current_leader_epoch=old_epoch)[0] == fenced
+        assert kwire.list_offsets_v4(s, topic, 0, current_leader_epoch=epoch + 1)[0] == unknown
+    # A follower is not the leader: it answers NOT_LEADER_OR_FOLLOWER, or with its own cache to
+    # Kafka's debugging replica id.
+    follower = next(n for n in survivors if n != new_leader)
+    with kwire.connect(cluster.nodes[follower].bootstrap) as s:
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, old_epoch)[0] == 6
+        assert kwire.offset_for_leader_epoch_v3(s, topic, 0, old_epoch, replica_id=-2) == (0, old_epoch, 100)

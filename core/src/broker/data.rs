@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringtail_replication::{Acks, FollowerFetch, Isolation, NodeId, OffsetSpec, Partition, PartitionId};
+use ringtail_replication::{Acks, FollowerFetch, FoundOffset, Isolation, NodeId, OffsetSpec, Partition, PartitionId};
 
 use crate::runtime::table::ServeError;
 use crate::runtime::Shard;
@@ -45,8 +45,9 @@ pub struct FetchItem {
 /// Who reads, which decides how far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchReader {
-    /// Up to the high watermark.
-    Consumer,
+    /// Up to the high watermark; a log cut below its last fetched epoch is told where (Fetch
+    /// v12 on, -1 for none).
+    Consumer { last_fetched_epoch: i32 },
     /// A follower, as its leader serves it: up to the log end, its progress noted, a diverged
     /// log told where.
     Follower { node: NodeId, last_fetched_epoch: i32 },
@@ -102,8 +103,24 @@ pub struct OffsetsItem {
     pub current_leader_epoch: i32,
 }
 
-/// The offset found (and the record's timestamp, for a timestamp lookup), or none that late.
-pub type OffsetsResult = Result<Option<(u64, i64)>, ServeError>;
+/// The offset found (with the record's timestamp, for a timestamp lookup, and its leader
+/// epoch), or none that late.
+pub type OffsetsResult = Result<Option<FoundOffset>, ServeError>;
+
+/// One partition's part of an OffsetForLeaderEpoch request.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochItem {
+    pub partition: PartitionId,
+    /// The epoch whose end is asked for.
+    pub epoch: i32,
+    /// The leader epoch the client knows (-1: not checked), KIP-320.
+    pub current_leader_epoch: i32,
+    /// Kafka's debugging replica id asked: any replica answers from its own cache.
+    pub any_replica: bool,
+}
+
+/// The largest epoch at or below the one asked for and where it ends, Kafka's answer.
+pub type EpochResult = Result<(i32, i64), ServeError>;
 
 impl Shard {
     fn replica(&self, id: PartitionId) -> Result<Rc<Partition>, ServeError> {
@@ -199,7 +216,7 @@ impl Shard {
                 let p = self.partitions.get(item.partition)?;
                 let offset = item.offset.max(0) as u64;
                 Some(match item.reader {
-                    FetchReader::Consumer => {
+                    FetchReader::Consumer { .. } => {
                         Box::pin(p.wait_for_data(offset)) as std::pin::Pin<Box<dyn Future<Output = ()>>>
                     }
                     _ => {
@@ -251,8 +268,8 @@ impl Shard {
                     item.current_leader_epoch,
                     ringtail_log::now_ms(),
                 ),
-                FetchReader::Consumer => {
-                    partition.check_current_leader_epoch(item.current_leader_epoch).map(|_| FollowerFetch::Read)
+                FetchReader::Consumer { last_fetched_epoch } => {
+                    partition.consumer_fetch(item.offset, last_fetched_epoch, item.current_leader_epoch)
                 }
                 FetchReader::Debug => Ok(FollowerFetch::Read),
             };
@@ -278,7 +295,7 @@ impl Shard {
                 }
             }
             let isolation = match item.reader {
-                FetchReader::Consumer => Isolation::HighWatermark,
+                FetchReader::Consumer { .. } => Isolation::HighWatermark,
                 _ => Isolation::LogEnd,
             };
             let visible_end = match isolation {
@@ -362,6 +379,20 @@ impl Shard {
             results.push(result);
         }
         results
+    }
+
+    /// OffsetForLeaderEpoch on this shard's replicas, in the order asked.
+    pub fn end_offsets_for_epochs_local(&self, items: Vec<EpochItem>) -> Vec<EpochResult> {
+        items
+            .into_iter()
+            .map(|item| {
+                let partition = self.replica(item.partition)?;
+                if item.any_replica {
+                    return Ok(partition.local_end_offset_for_epoch(item.epoch));
+                }
+                Ok(partition.end_offset_for_epoch(item.epoch, item.current_leader_epoch)?)
+            })
+            .collect()
     }
 
     /// DeleteRecords on this shard's replicas: each partition's new log start (Kafka's low

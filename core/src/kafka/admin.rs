@@ -34,8 +34,8 @@ use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::controller::is_internal;
 use ringtail_replication::{PartitionId, ShardId};
 
-use super::common::{scatter, single, Handled};
-use crate::broker::{Broker, Job, ShardMsg};
+use super::common::{job, scatter, single, Handled};
+use crate::broker::Broker;
 use crate::errors;
 use crate::limits::DESCRIBE_TOPIC_PARTITIONS_MAX;
 use crate::runtime::routing::Route;
@@ -43,20 +43,6 @@ use crate::runtime::table::ServeError;
 
 const SECURITY_DISABLED_MESSAGE: &str =
     "security is not built yet: the broker has no authorizer, and every client may do everything";
-
-/// A job for a shard's queue that answers on `reply`.
-fn job<R: Send + 'static, Fut: std::future::Future<Output = R> + 'static>(
-    reply: flume::Sender<R>,
-    work: impl FnOnce(Rc<Broker>) -> Fut + Send + 'static,
-) -> ShardMsg {
-    let job: Job = Box::new(move |broker| {
-        Box::pin(async move {
-            let result = work(broker).await;
-            let _ = reply.send_async(result).await;
-        })
-    });
-    ShardMsg::Run(job)
-}
 
 pub async fn delete_records(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = DeleteRecordsRequest::decode(body, version)?;

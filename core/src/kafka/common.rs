@@ -8,10 +8,27 @@ use ringtail_net::messages::leader_hints::{CurrentLeader, NodeEndpoint};
 use ringtail_net::{DecodeError, Writer};
 use ringtail_replication::{ShardId, TopicId};
 
-use crate::broker::{Broker, ShardMsg};
+use crate::broker::{Broker, Job, ShardMsg};
 use crate::runtime::routing::Route;
 
 pub type Handled = Result<Option<Vec<Bytes>>, DecodeError>;
+
+/// A job for a shard's queue that answers on `reply`.
+pub fn job<R: Send + 'static, Fut: std::future::Future<Output = R> + 'static>(
+    reply: flume::Sender<R>,
+    work: impl FnOnce(Rc<Broker>) -> Fut + Send + 'static,
+) -> ShardMsg {
+    let job: Job = Box::new(move |broker| {
+        Box::pin(async move {
+            let result = work(broker).await;
+            let _ = reply.send_async(result).await;
+        })
+    });
+    ShardMsg::Run(job)
+}
+
+/// Kafka's replica id of a debugging request (any replica answers, up to its log end).
+pub const DEBUGGING_REPLICA_ID: i32 = -2;
 
 pub fn single(w: Writer) -> Handled {
     Ok(Some(vec![w.buf.freeze()]))

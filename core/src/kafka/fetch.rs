@@ -13,15 +13,12 @@ use ringtail_net::messages::fetch::{
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::{NodeId, ShardId};
 
-use super::common::{leader_endpoints, leader_hint, topic_name_by_id, Handled};
+use super::common::{leader_endpoints, leader_hint, topic_name_by_id, Handled, DEBUGGING_REPLICA_ID};
 use crate::broker::data::{FetchItem, FetchReader, FetchResult, FetchWait};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::routing::Route;
-
-/// Kafka's replica id of a debugging fetch (any replica, up to its log end).
-const DEBUGGING_REPLICA_ID: i32 = -2;
 
 pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writer) -> Handled {
     let mut req = FetchRequest::decode(body, version)?;
@@ -38,7 +35,7 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
     let reader = match req.replica_id {
         id if id >= 0 => FetchReader::Follower { node: NodeId(id), last_fetched_epoch: -1 },
         DEBUGGING_REPLICA_ID => FetchReader::Debug,
-        _ => FetchReader::Consumer,
+        _ => FetchReader::Consumer { last_fetched_epoch: -1 },
     };
     let mut items = Vec::new();
     let mut slots = Vec::new();
@@ -72,6 +69,9 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
                     let reader = match reader {
                         FetchReader::Follower { node, .. } => {
                             FetchReader::Follower { node, last_fetched_epoch: p.last_fetched_epoch }
+                        }
+                        FetchReader::Consumer { .. } => {
+                            FetchReader::Consumer { last_fetched_epoch: p.last_fetched_epoch }
                         }
                         other => other,
                     };

@@ -1,5 +1,6 @@
 //! ListOffsets: the earliest, the latest (high watermark), the first offset at a timestamp or
-//! the record with the largest timestamp, from each partition's owner shard.
+//! the record with the largest timestamp, from each partition's owner shard; and
+//! OffsetForLeaderEpoch: where a leader epoch ends.
 
 use std::rc::Rc;
 
@@ -8,11 +9,14 @@ use ringtail_net::header::ApiKey;
 use ringtail_net::messages::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
+use ringtail_net::messages::offset_for_leader_epoch::{
+    EpochEndOffset, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+};
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::OffsetSpec;
 
-use super::common::{scatter, single, Handled};
-use crate::broker::data::{OffsetsItem, OffsetsResult};
+use super::common::{job, scatter, single, Handled, DEBUGGING_REPLICA_ID};
+use crate::broker::data::{EpochItem, EpochResult, OffsetsItem, OffsetsResult};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
 use crate::runtime::routing::Route;
@@ -45,7 +49,7 @@ pub async fn list_offsets(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
                 partition_index: p.partition_index,
                 timestamp: -1,
                 offset: -1,
-                leader_epoch: 0,
+                leader_epoch: -1,
                 ..ListOffsetsPartitionResponse::default()
             };
             match (broker.route(&t.name, p.partition_index), spec(p.timestamp, version)) {
@@ -70,9 +74,10 @@ pub async fn list_offsets(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
     for ((ti, pi), r) in slots.into_iter().zip(results) {
         let slot = &mut resp.topics[ti].partitions[pi];
         match r {
-            Ok(Some((offset, timestamp))) => {
-                slot.offset = offset as i64;
-                slot.timestamp = timestamp;
+            Ok(Some(found)) => {
+                slot.offset = found.offset as i64;
+                slot.timestamp = found.timestamp;
+                slot.leader_epoch = found.leader_epoch;
             }
             Ok(None) => {}
             Err(e) => slot.error_code = errors::serve_error(&e),
@@ -80,6 +85,64 @@ pub async fn list_offsets(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
     }
     if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
         broker.metrics.error(ApiKey::ListOffsets);
+    }
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+/// OffsetForLeaderEpoch: where each asked epoch ends on the partition's leader (Kafka's answer,
+/// see `Partition::end_offset_for_epoch`), checked against the asker's current leader epoch.
+/// Kafka's debugging replica id (-2) reads any replica's own cache.
+pub async fn offset_for_leader_epoch(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = OffsetForLeaderEpochRequest::decode(body, version)?;
+    let any_replica = req.replica_id == DEBUGGING_REPLICA_ID;
+    let mut resp = OffsetForLeaderEpochResponse { throttle_time_ms: 0, topics: Vec::new() };
+    let mut items = Vec::new();
+    let mut slots = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let mut topic = OffsetForLeaderTopicResult { name: t.name.clone(), partitions: Vec::new() };
+        for (pi, p) in t.partitions.iter().enumerate() {
+            let mut slot = EpochEndOffset { error_code: 0, partition: p.partition, leader_epoch: -1, end_offset: -1 };
+            let route = match any_replica {
+                true => broker.route_any_replica(&t.name, p.partition),
+                false => broker.route(&t.name, p.partition),
+            };
+            match route {
+                None => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
+                Some((_, route @ (Route::Remote { .. } | Route::Offline))) => {
+                    slot.error_code = errors::not_local(&route)
+                }
+                Some((partition, Route::Local(owner))) => {
+                    slots.push((ti, pi));
+                    let item = EpochItem {
+                        partition,
+                        epoch: p.leader_epoch,
+                        current_leader_epoch: p.current_leader_epoch,
+                        any_replica,
+                    };
+                    items.push((owner, item));
+                }
+            }
+            topic.partitions.push(slot);
+        }
+        resp.topics.push(topic);
+    }
+    let results: Vec<EpochResult> = scatter(broker, items, Err(ServeError::ShardStopped), |items, reply| {
+        job(reply, move |b| async move { b.end_offsets_for_epochs_local(items) })
+    })
+    .await;
+    for ((ti, pi), r) in slots.into_iter().zip(results) {
+        let slot = &mut resp.topics[ti].partitions[pi];
+        match r {
+            Ok((epoch, end_offset)) => {
+                slot.leader_epoch = epoch;
+                slot.end_offset = end_offset;
+            }
+            Err(e) => slot.error_code = errors::serve_error(&e),
+        }
+    }
+    if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
+        broker.metrics.error(ApiKey::OffsetForLeaderEpoch);
     }
     resp.encode(&mut w, version);
     single(w)

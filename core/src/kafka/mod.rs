@@ -91,6 +91,7 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         ApiKey::DeleteGroups => groups::delete_groups(broker, &mut body, version, w).await,
         ApiKey::InitProducerId => init_producer_id::init_producer_id(broker, &mut body, version, w).await,
         ApiKey::DeleteRecords => admin::delete_records(broker, &mut body, version, w).await,
+        ApiKey::OffsetForLeaderEpoch => list_offsets::offset_for_leader_epoch(broker, &mut body, version, w).await,
         ApiKey::DescribeLogDirs => admin::describe_log_dirs(broker, &mut body, version, w).await,
         ApiKey::AlterReplicaLogDirs => admin::alter_replica_log_dirs(broker, &mut body, version, w),
         ApiKey::DescribeTopicPartitions => admin::describe_topic_partitions(broker, &mut body, version, w),

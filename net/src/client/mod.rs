@@ -7,7 +7,7 @@
 //! to it here, in an `impl` block of this module, so each message has one type; each module
 //! re-exports the types it extends. Types of their own exist only where the server's would lose
 //! what a client reads (a Fetch response's records as one slice of the frame, its aborted
-//! transactions) and for APIs the broker does not serve (OffsetForLeaderEpoch).
+//! transactions).
 //!
 //! Response decoders follow the rules of the request decoders: every count and length goes
 //! through `Reader`'s bounds, byte fields are `Bytes` slices of the frame, and unknown tagged

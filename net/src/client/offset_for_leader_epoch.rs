@@ -1,54 +1,12 @@
-//! OffsetForLeaderEpoch (key 23), versions 2-4, which a follower asks its leader: the end
-//! offset of a leader epoch (the largest epoch the leader has at or below the one asked for,
-//! and the offset where it ends), to find where its own log diverges. The broker does not serve
-//! it yet, so it has no place in `header::ApiKey` and is not advertised.
+//! OffsetForLeaderEpoch (key 23), versions 2-4, from the asker's side: the end offset of a
+//! leader epoch on the partition's leader, to find where a log diverges.
 
 use super::{client_request, ClientApi};
 use crate::codec::{DecodeError, Reader, Writer};
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OffsetForLeaderEpochRequest {
-    /// The follower's broker id (version 3 on); -1 for a consumer, -2 for debugging tools.
-    pub replica_id: i32,
-    pub topics: Vec<OffsetForLeaderTopic>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OffsetForLeaderTopic {
-    pub name: String,
-    pub partitions: Vec<OffsetForLeaderPartition>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OffsetForLeaderPartition {
-    pub partition: i32,
-    /// The epoch of the leader the follower believes in, for fencing; -1 for no check.
-    pub current_leader_epoch: i32,
-    /// The epoch whose end offset is asked for.
-    pub leader_epoch: i32,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OffsetForLeaderEpochResponse {
-    pub throttle_time_ms: i32,
-    pub topics: Vec<OffsetForLeaderTopicResult>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OffsetForLeaderTopicResult {
-    pub name: String,
-    pub partitions: Vec<EpochEndOffset>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EpochEndOffset {
-    pub error_code: i16,
-    pub partition: i32,
-    /// The largest epoch the leader has at or below the one asked for; -1 if none.
-    pub leader_epoch: i32,
-    /// Where that epoch ends (the next epoch's start offset, or the log end offset); -1 if none.
-    pub end_offset: i64,
-}
+pub use crate::messages::offset_for_leader_epoch::{
+    EpochEndOffset, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetForLeaderPartition,
+    OffsetForLeaderTopic, OffsetForLeaderTopicResult,
+};
 
 client_request!(OffsetForLeaderEpochRequest, ClientApi::OffsetForLeaderEpoch, OffsetForLeaderEpochResponse);
 

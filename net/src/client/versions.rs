@@ -1,6 +1,6 @@
 //! The APIs Ringtail's clients speak and the versions they speak them at, kept apart from the
-//! broker's table (`header::VERSIONS`): a client may speak an API the broker does not serve
-//! (OffsetForLeaderEpoch, for followers) or fewer versions of one it does, and nothing here is
+//! broker's table (`header::VERSIONS`): a client may speak fewer versions of an API than the
+//! broker serves, and nothing here is
 //! advertised in ApiVersions.
 
 /// An API a client of this crate sends, with Kafka's key number.

@@ -612,6 +612,7 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::DeleteGroups => oracle_encode(&delete_groups_request(v), v),
         ApiKey::InitProducerId => oracle_encode(&init_producer_id_request(v), v),
         ApiKey::DeleteRecords => oracle_encode(&delete_records_request(v), v),
+        ApiKey::OffsetForLeaderEpoch => oracle_encode(&client::offset_for_leader_epoch_request(v), v),
         ApiKey::DescribeAcls => oracle_encode(&describe_acls_request(v), v),
         ApiKey::CreateAcls => oracle_encode(&create_acls_request(v), v),
         ApiKey::DeleteAcls => oracle_encode(&delete_acls_request(v), v),
