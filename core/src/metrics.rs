@@ -64,6 +64,8 @@ pub struct ShardMetrics {
     pub replication_bytes_in: Cell<u64>,
     pub isr_shrinks: Cell<u64>,
     pub isr_expands: Cell<u64>,
+    /// Damaged replicas deleted and fetched again from their leader.
+    pub replicas_rebuilt: Cell<u64>,
 }
 
 impl ShardMetrics {
@@ -87,6 +89,7 @@ impl ShardMetrics {
             replication_bytes_in: Cell::new(0),
             isr_shrinks: Cell::new(0),
             isr_expands: Cell::new(0),
+            replicas_rebuilt: Cell::new(0),
             recompressed_out_bytes: Cell::new(0),
         }
     }
@@ -271,6 +274,8 @@ pub struct ShardSnapshot {
     /// ISR changes the controller took for this shard's leaders: fewer replicas, more replicas.
     pub isr_shrinks: u64,
     pub isr_expands: u64,
+    /// Damaged replicas rebuilt from their leader.
+    pub replicas_rebuilt: u64,
     /// Record bytes sent to followers, and appended as follower.
     pub replication_bytes_out: u64,
     pub replication_bytes_in: u64,
@@ -581,6 +586,12 @@ impl Collector for Snapshots {
             "ringtail_isr_expands",
             "ISR changes the controller took that added replicas, for partitions this shard leads.",
             per_shard_u(&|x| x.isr_expands),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_replicas_rebuilt",
+            "Damaged replicas (storage failed) this shard deleted and fetched again from their leader.",
+            per_shard_u(&|x| x.replicas_rebuilt),
         )?;
         counters(
             &mut e,

@@ -17,6 +17,10 @@ pub const CONFIGS_PER_RECORD_MAX: usize = 4096;
 /// A metadata record body larger than this is damage, not a record.
 pub const RECORD_BYTES_MAX: usize = 1 << 20;
 const _: () = assert!(CONFIGS_PER_RECORD_MAX * 2 * (2 + u16::MAX as usize) > RECORD_BYTES_MAX);
+/// Damaged replicas one broker reports (in a heartbeat) and one record names; a broker with more
+/// reports the first this many, and the rest once those are rebuilt.
+pub const OFFLINE_REPLICAS_PER_BROKER_MAX: usize = 10_000;
+const _: () = assert!(OFFLINE_REPLICAS_PER_BROKER_MAX * 20 < RECORD_BYTES_MAX);
 /// Listeners one broker registration may name.
 pub const LISTENERS_PER_BROKER_MAX: usize = 16;
 /// A leader's ISR proposal not answered within this long is forgotten and may be made again.

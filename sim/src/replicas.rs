@@ -395,7 +395,7 @@ async fn controller(w: Rc<World>) {
                 }
                 c.heard.insert(n, platform::Instant::now());
                 let epoch = c.epoch(n);
-                if let Ok(records) = brokers::heartbeat(&c.image, n, epoch, true, false) {
+                if let Ok(records) = brokers::heartbeat(&c.image, n, epoch, true, false, &[]) {
                     c.apply(records);
                 }
             }

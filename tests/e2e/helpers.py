@@ -175,3 +175,13 @@ def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what() if callable(what) else what}")
         time.sleep(interval_s)
+
+
+def flip_middle_byte(path) -> None:
+    """Damages a file (a stopped broker's segment) by flipping the byte at its middle."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))

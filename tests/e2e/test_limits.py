@@ -17,7 +17,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 import kwire
 from conftest import free_port, ringtail_bin
-from helpers import RDKAFKA_LOGGER, consume_all, create_topic, producer, produce_numbered, topic_name, wait_for
+from helpers import (RDKAFKA_LOGGER, consume_all, create_topic, flip_middle_byte, producer, produce_numbered, topic_name,
+                     wait_for)
 from kwire import array, i8, i32, i64, string
 
 KAFKA_STORAGE_ERROR = 56
@@ -465,13 +466,8 @@ def test_a_corrupt_sealed_batch_takes_one_partition_offline(broker_factory):
     damaged, healthy, count = two_topics_with_sealed_segments(broker)
     broker.stop_cleanly()
     segment = broker.data_dir / f"{damaged}-0" / ("0" * 20 + ".log")
-    size = segment.stat().st_size
-    assert size > 512 * 1024, "the first segment should be sealed and nearly full"
-    with open(segment, "r+b") as f:
-        f.seek(size // 2)
-        byte = f.read(1)
-        f.seek(size // 2)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    assert segment.stat().st_size > 512 * 1024, "the first segment should be sealed and nearly full"
+    flip_middle_byte(segment)
     broker.start()
     assert_only_that_partition_is_offline(broker, damaged, healthy, count)
 

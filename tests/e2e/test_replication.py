@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import NewTopic
 
 import kwire
-from helpers import admin, consume_all, producer, topic_name
+from helpers import admin, consume_all, flip_middle_byte, producer, topic_name
 
 
 def create(bootstrap: str, topic: str, partitions: int, factor: int, config: dict | None = None) -> None:
@@ -405,3 +405,103 @@ def test_consumers_validate_their_position_with_offset_for_leader_epoch_after_a_
     with kwire.connect(cluster.nodes[follower].bootstrap) as s:
         assert kwire.offset_for_leader_epoch_v3(s, topic, 0, old_epoch)[0] == 6
         assert kwire.offset_for_leader_epoch_v3(s, topic, 0, old_epoch, replica_id=-2) == (0, old_epoch, 100)
+
+
+def produce_kib_messages(bootstrap: str, topic: str, count: int) -> None:
+    """`count` acks=all messages of 1 KiB (numbered in their first 8 bytes) to partition 0, in
+    ~16 KB batches: 3000 of them fill a few 1 MiB segments."""
+    p = producer(bootstrap, **{"acks": "all", "batch.size": 16384, "linger.ms": 5})
+    for i in range(count):
+        p.produce(topic, value=b"%08d" % i + b"v" * 1016, partition=0)
+        if i % 500 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+
+
+def damage_first_segment(broker, topic: str) -> None:
+    """Flips a byte in the middle of a stopped broker's first segment of `topic`-0 (sealed:
+    found only when read, not at start-up)."""
+    segment = broker.data_dir / f"{topic}-0" / ("0" * 20 + ".log")
+    assert segment.stat().st_size > 512 * 1024, "the first segment should be sealed and nearly full"
+    flip_middle_byte(segment)
+
+
+def read_until_damage(broker, topic: str, count: int, replica_id: int = -1) -> None:
+    """Reads `topic`-0 on `broker` from offset 0 until an error, which must be
+    KAFKA_STORAGE_ERROR (the damage found)."""
+    with kwire.connect(broker.bootstrap) as s:
+        offset, error = 0, kwire.NONE
+        while error == kwire.NONE and offset < count:
+            got = kwire.fetch_v4(s, topic, 0, offset, replica_id=replica_id)
+            error = got["error_code"]
+            batches = kwire.parse_batch_headers(got["records"])
+            if batches:
+                offset = batches[-1]["base_offset"] + batches[-1]["last_offset_delta"] + 1
+        assert error == 56, f"the damage was not found (error {error} at offset {offset})"  # KAFKA_STORAGE_ERROR
+
+
+def test_a_damaged_follower_leaves_the_isr_is_rebuilt_from_the_leader_and_rejoins(cluster_factory):
+    """A follower whose copy of a sealed segment is corrupt: the read that finds it takes the
+    replica offline, the broker reports it in its heartbeat, the controller takes it out of the
+    ISR, the broker deletes its files and fetches the partition again from the leader, and it
+    rejoins the ISR holding what the others hold."""
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("damaged-follower")
+    create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2", "segment.bytes": str(1 << 20)})
+    wait_isr(cluster, topic, [1, 2, 3])
+    produce_kib_messages(cluster.bootstrap, topic, 3000)
+    wait_isr(cluster, topic, [1, 2, 3])
+    leader = partitions_of(cluster.bootstrap, topic)[0][0]
+    follower = next(n for n in (1, 2, 3) if n != leader)
+    node = cluster.nodes[follower]
+    node.stop_cleanly()
+    damage_first_segment(node, topic)
+    node.start()
+    others = [n for n in (1, 2, 3) if n != follower]
+    wait_isr(cluster, topic, [1, 2, 3], timeout_s=60, via=others[0])
+    # A read of its own copy (the debugging replica id) finds the damage.
+    read_until_damage(node, topic, 3000, replica_id=-2)
+    # Rebuilt from the leader and back in sync.
+    cluster.wait_for("the damaged replica rebuilt", lambda: metric_sum(node, "ringtail_replicas_rebuilt_total") >= 1,
+                     timeout_s=60)
+    wait_isr(cluster, topic, [1, 2, 3], timeout_s=60, via=others[0])
+    assert_replicas_identical(cluster, topic, 1)
+    assert "rebuilding a damaged replica" in node.log_text()
+    got = consume_all(cluster.bootstrap, topic, 1)
+    assert [int(m.value()[:8]) for m in got[0]] == list(range(3000))
+
+
+def test_a_damaged_last_in_sync_replica_takes_its_partition_offline_rather_than_lose_data(cluster_factory):
+    """The leader's replica is damaged while it is the only in-sync one: the controller takes
+    its leadership away and elects nobody (the other replica is behind), so the partition is
+    offline; the damaged replica is not rebuilt (that would lose what only it holds), and the
+    other replica coming back does not lead either (unclean election is off)."""
+    cluster = cluster_factory(voters=3)
+    topic = topic_name("damaged-last")
+    create(cluster.bootstrap, topic, 1, 2, {"segment.bytes": str(1 << 20)})
+    _, (a, b), _ = partitions_of(cluster.bootstrap, topic)[0]
+    other = next(n for n in (1, 2, 3) if n not in (a, b))
+    wait_isr(cluster, topic, [a, b])
+    produce_kib_messages(cluster.bootstrap, topic, 3000)
+    # Replica a's copy is damaged while it is stopped; it comes back and catches up (the damage
+    # is in the middle of a sealed segment, found only when read).
+    damaged = cluster.nodes[a]
+    damaged.stop_cleanly()
+    wait_isr(cluster, topic, [b], via=other)
+    damage_first_segment(damaged, topic)
+    damaged.start()
+    wait_isr(cluster, topic, [a, b], timeout_s=60, via=other)
+    # Replica b's broker stops: a leads alone. Then a read finds the damage.
+    cluster.nodes[b].stop_cleanly()
+    cluster.wait_for("the damaged replica leading alone",
+                     lambda: partitions_of(cluster.nodes[other].bootstrap, topic)[0] == (a, [a, b], [a]))
+    read_until_damage(damaged, topic, 3000)
+    cluster.wait_for("the partition offline",
+                     lambda: partitions_of(cluster.nodes[other].bootstrap, topic)[0][0] == -1)
+    # b returns; it is not in sync, so it does not lead, and nothing is rebuilt.
+    cluster.nodes[b].start()
+    time.sleep(3)
+    leader, _, isr = partitions_of(cluster.nodes[other].bootstrap, topic)[0]
+    assert (leader, isr) == (-1, [a]), (leader, isr)
+    assert metric_sum(damaged, "ringtail_replicas_rebuilt_total") == 0
+    assert (damaged.data_dir / f"{topic}-0" / ("0" * 20 + ".log")).exists(), "the last in-sync copy was deleted"

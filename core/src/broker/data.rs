@@ -452,17 +452,24 @@ impl Shard {
             let _ = partition.log().close(ringtail_log::now_ms()).await;
             let dir = partition.log().dir().to_path_buf();
             drop(partition);
-            // Removing a directory tree is blocking work: a helper thread does it, off the shard.
-            let (tx, rx) = flume::bounded(1);
-            std::thread::spawn(move || {
-                let result = std::fs::remove_dir_all(&dir);
-                let _ = tx.send((dir, result));
-            });
-            if let Ok((dir, Err(e))) = rx.recv_async().await {
+            if let Err(e) = remove_dir_off_shard(dir.clone()).await {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's directory");
             }
         }
     }
+}
+
+/// Removes a directory tree. That is blocking work: a helper thread does it, off the shard.
+pub async fn remove_dir_off_shard(dir: std::path::PathBuf) -> std::io::Result<()> {
+    let (tx, rx) = flume::bounded(1);
+    std::thread::spawn(move || {
+        let result = match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+        let _ = tx.send(result);
+    });
+    rx.recv_async().await.unwrap_or_else(|_| Err(std::io::Error::other("the helper thread stopped")))
 }
 
 /// An idempotent producer's state in a partition, for DescribeProducers.

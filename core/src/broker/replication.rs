@@ -334,6 +334,7 @@ pub async fn maintain_isr(broker: Rc<Broker>) {
         if broker.is_shutting_down() {
             return;
         }
+        rebuild_damaged(&broker).await;
         let now = ringtail_log::now_ms();
         let partitions = broker.partitions.all();
         let view = broker.view();
@@ -353,6 +354,48 @@ pub async fn maintain_isr(broker: Rc<Broker>) {
                 }
             }
         }
+    }
+}
+
+/// Rebuilds this shard's damaged replicas (storage failed; the heartbeat reports them) once
+/// the controller has taken them out of their ISR and another replica leads: the replica's
+/// files are deleted and it starts empty, as a follower, fetching everything from the leader
+/// (Kafka's rebuild of a replica on a failed log directory). The last in-sync replica is never
+/// rebuilt: it stays offline rather than lose what only it holds.
+async fn rebuild_damaged(broker: &Rc<Broker>) {
+    let damaged = broker.partitions.damaged();
+    if damaged.is_empty() {
+        return;
+    }
+    let view = broker.view();
+    for id in damaged {
+        let Some(topic) = view.image.topic_by_id(id.topic) else { continue };
+        let Some(state) = usize::try_from(id.index).ok().and_then(|i| topic.partitions.get(i)) else { continue };
+        let me = broker.node;
+        let out_of_isr = state.replicas.contains(&me) && !state.isr.contains(&me);
+        let led_elsewhere = state.leader.is_some_and(|l| l != me);
+        if !(out_of_isr && led_elsewhere) {
+            continue;
+        }
+        let dir = crate::runtime::partition_dir(&broker.config.data_dir, &topic.name, id.index);
+        tracing::warn!(
+            topic = %topic.name, partition = id.index, leader = ?state.leader,
+            "rebuilding a damaged replica: deleting its files and fetching it again from the leader"
+        );
+        if let Some(old) = broker.partitions.remove(id) {
+            let _ = old.log().close(ringtail_log::now_ms()).await;
+        }
+        if let Err(e) = super::data::remove_dir_off_shard(dir.clone()).await {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot delete a damaged replica's files; it stays offline");
+            tracing::error!("retrying at the next check");
+            let error = ringtail_log::LogError::Io { op: "remove", path: dir, source: std::sync::Arc::new(e) };
+            broker.partitions.set_offline(id, Rc::from(topic.name.as_ref()), error);
+            continue;
+        }
+        if let Err(e) = broker.open_replicas(topic, &[id.index]).await {
+            tracing::error!(topic = %topic.name, partition = id.index, error = %e, "cannot open a rebuilt replica");
+        }
+        broker.metrics.replicas_rebuilt.set(broker.metrics.replicas_rebuilt.get() + 1);
     }
 }
 

@@ -80,6 +80,7 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
         recompressed_in_bytes: m.recompressed_in_bytes.get(),
         recompressed_out_bytes: m.recompressed_out_bytes.get(),
         isr_shrinks: m.isr_shrinks.get(),
+        replicas_rebuilt: m.replicas_rebuilt.get(),
         isr_expands: m.isr_expands.get(),
         replication_bytes_out: m.replication_bytes_out.get(),
         replication_bytes_in: m.replication_bytes_in.get(),

@@ -276,8 +276,8 @@ impl Shard {
             tracing::error!(
                 partition = %partition.log().dir().display(),
                 %error,
-                "partition offline after a storage error: it answers KAFKA_STORAGE_ERROR until the broker restarts; \
-                 other partitions are not affected"
+                "partition offline after a storage error: it answers KAFKA_STORAGE_ERROR until the broker restarts \
+                 or, in a cluster, it is out of the ISR and rebuilt from its leader; other partitions are not affected"
             );
         }
     }

@@ -76,6 +76,22 @@ impl PartitionTable {
         self.offline.borrow_mut().insert(id, (topic, error));
     }
 
+    /// Takes a replica out of the table (a damaged one, to be rebuilt): returns it if it was
+    /// open, and forgets that it failed.
+    pub fn remove(&self, id: PartitionId) -> Option<Rc<Partition>> {
+        self.offline.borrow_mut().remove(&id);
+        self.reported.borrow_mut().remove(&id);
+        self.partitions.borrow_mut().remove(&id)
+    }
+
+    /// Replicas whose storage failed: those that could not be opened, and open ones whose log
+    /// failed since.
+    pub fn damaged(&self) -> Vec<PartitionId> {
+        let mut ids: Vec<PartitionId> = self.offline.borrow().keys().copied().collect();
+        ids.extend(self.partitions.borrow().iter().filter(|(_, p)| p.log().failed().is_some()).map(|(id, _)| *id));
+        ids
+    }
+
     /// True the first time it is asked for a partition (to log its failure once).
     pub fn report_once(&self, id: PartitionId) -> bool {
         self.reported.borrow_mut().insert(id)

@@ -11,9 +11,12 @@
 //! for. Sessions (when each broker was last heard from) are the active controller's memory,
 //! not records, as in KRaft.
 
+use std::collections::BTreeSet;
+
 use super::image::{MetadataImage, PartitionImage};
 use super::record::{Endpoint, MetadataRecord};
 use crate::ids::{LeaderEpoch, NodeId, PartitionId};
+use crate::limits::OFFLINE_REPLICAS_PER_BROKER_MAX;
 
 /// Why a broker request is refused (Kafka's codes in the Kafka layer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +63,7 @@ pub fn register(
         fenced: true,
     }];
     if image.brokers().get(&node).is_some_and(|b| !b.fenced) {
-        records.extend(leadership_without(image, node));
+        records.extend(leadership_without(image, node, |_| true));
     }
     Ok(records)
 }
@@ -74,26 +77,38 @@ pub fn heartbeat(
     broker_epoch: i64,
     caught_up: bool,
     shutting_down: bool,
+    offline: &[PartitionId],
 ) -> Result<Vec<MetadataRecord>, BrokerError> {
     let broker = check_epoch(image, node, broker_epoch)?;
+    let mut records = Vec::new();
+    // Damaged replicas, as the broker reports them: recorded when the set changes; a replica
+    // newly damaged leaves its ISR (unless it is the last) and its leadership moves.
+    let reported: BTreeSet<PartitionId> = offline.iter().copied().take(OFFLINE_REPLICAS_PER_BROKER_MAX).collect();
+    if reported != broker.offline_replicas {
+        records.push(MetadataRecord::ReplicasOffline {
+            node,
+            broker_epoch,
+            partitions: reported.iter().copied().collect(),
+        });
+        if !(shutting_down || broker.shutting_down) {
+            let newly: BTreeSet<PartitionId> = reported.difference(&broker.offline_replicas).copied().collect();
+            records.extend(leadership_without(image, node, |id| newly.contains(&id)));
+        }
+    }
     if shutting_down || broker.shutting_down {
         // Recorded once: whichever controller is active later, this process is never
         // unfenced again (a heartbeat it sent before asking may be decided after).
-        let mut records = Vec::new();
         if !broker.shutting_down {
             records.push(MetadataRecord::BrokerShuttingDown { node, broker_epoch });
         }
         records.extend(fence(image, node));
         return Ok(records);
     }
-    Ok(match (broker.fenced, caught_up) {
-        (true, true) => {
-            let mut records = vec![MetadataRecord::BrokerUnfenced { node, broker_epoch }];
-            records.extend(leadership_to(image, node));
-            records
-        }
-        _ => Vec::new(),
-    })
+    if broker.fenced && caught_up {
+        records.push(MetadataRecord::BrokerUnfenced { node, broker_epoch });
+        records.extend(leadership_to(image, node, &reported));
+    }
+    Ok(records)
 }
 
 /// The broker's session expired, or it shuts down: fence it and move its leadership away.
@@ -101,7 +116,7 @@ pub fn heartbeat(
 pub fn fence(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
     let Some(broker) = image.brokers().get(&node).filter(|b| !b.fenced) else { return Vec::new() };
     let mut records = vec![MetadataRecord::BrokerFenced { node, broker_epoch: broker.epoch }];
-    records.extend(leadership_without(image, node));
+    records.extend(leadership_without(image, node, |_| true));
     records
 }
 
@@ -127,8 +142,10 @@ fn check_epoch(
     }
 }
 
-fn unfenced(image: &MetadataImage, node: NodeId) -> bool {
-    image.brokers().get(&node).is_some_and(|b| !b.fenced)
+/// Whether `node`'s replica of `partition` may lead or be in sync: its broker is unfenced and
+/// the replica not reported damaged.
+fn eligible(image: &MetadataImage, node: NodeId, partition: PartitionId) -> bool {
+    image.brokers().get(&node).is_some_and(|b| b.may_hold(partition))
 }
 
 fn partitions(image: &MetadataImage) -> impl Iterator<Item = (PartitionId, &PartitionImage)> {
@@ -152,11 +169,12 @@ fn unclean_allowed(image: &MetadataImage, partition: PartitionId) -> bool {
     topic.or_else(broker).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// `node` leads nothing and leaves every ISR it shares with others.
-fn leadership_without(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
+/// `node` leads none of the partitions `which` selects and leaves their ISRs where it shares
+/// them with others.
+fn leadership_without(image: &MetadataImage, node: NodeId, which: impl Fn(PartitionId) -> bool) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     for (id, p) in partitions(image) {
-        if !p.isr.contains(&node) && p.leader != Some(node) {
+        if (!p.isr.contains(&node) && p.leader != Some(node)) || !which(id) {
             continue;
         }
         let others: Vec<NodeId> = p.isr.iter().copied().filter(|n| *n != node).collect();
@@ -164,12 +182,12 @@ fn leadership_without(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord
         let mut isr = if others.is_empty() { p.isr.clone() } else { others };
         let mut leader = match p.leader {
             Some(l) if l != node => Some(l),
-            _ => isr.iter().copied().find(|n| *n != node && unfenced(image, *n)),
+            _ => isr.iter().copied().find(|n| *n != node && eligible(image, *n, id)),
         };
         if leader.is_none() && unclean_allowed(image, id) {
             // Unclean election, when the topic asks for it: a live replica outside the ISR leads
             // with what it has, alone in the new ISR.
-            if let Some(n) = p.replicas.iter().copied().find(|n| *n != node && unfenced(image, *n)) {
+            if let Some(n) = p.replicas.iter().copied().find(|n| *n != node && eligible(image, *n, id)) {
                 leader = Some(n);
                 isr = vec![n];
             }
@@ -182,14 +200,15 @@ fn leadership_without(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord
 }
 
 /// Leaderless partitions `node` is in sync for get it as their leader; with unclean election
-/// allowed, those it only holds a replica of too (alone in the new ISR).
-fn leadership_to(image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
+/// allowed, those it only holds a replica of too (alone in the new ISR). Never those whose
+/// replica there is damaged (`offline`).
+fn leadership_to(image: &MetadataImage, node: NodeId, offline: &BTreeSet<PartitionId>) -> Vec<MetadataRecord> {
     partitions(image)
-        .filter(|(_, p)| p.leader.is_none() && p.replicas.contains(&node))
+        .filter(|(id, p)| p.leader.is_none() && p.replicas.contains(&node) && !offline.contains(id))
         .filter_map(|(id, p)| match p.isr.contains(&node) {
             true => Some(changed(id, p, p.isr.clone(), Some(node))),
             // No in-sync replica is live (else it would lead): an unclean election, if allowed.
-            false if unclean_allowed(image, id) && !p.isr.iter().any(|n| unfenced(image, *n)) => {
+            false if unclean_allowed(image, id) && !p.isr.iter().any(|n| eligible(image, *n, id)) => {
                 Some(changed(id, p, vec![node], Some(node)))
             }
             false => None,
@@ -249,7 +268,7 @@ mod tests {
             );
         }
         for (node, epoch) in (1..=3).zip(&epochs) {
-            let records = heartbeat(&image, NodeId(node), *epoch, true, false).expect("heartbeat");
+            let records = heartbeat(&image, NodeId(node), *epoch, true, false, &[]).expect("heartbeat");
             apply(&mut image, &records);
         }
         (image, epochs)
@@ -265,15 +284,15 @@ mod tests {
         let records = register(&image, &registration(1, 1), 0, false).expect("ok");
         apply(&mut image, &records);
         assert!(image.brokers()[&NodeId(1)].fenced);
-        assert!(heartbeat(&image, NodeId(1), 0, false, false).expect("ok").is_empty(), "not caught up yet");
-        let records = heartbeat(&image, NodeId(1), 0, true, false).expect("ok");
+        assert!(heartbeat(&image, NodeId(1), 0, false, false, &[]).expect("ok").is_empty(), "not caught up yet");
+        let records = heartbeat(&image, NodeId(1), 0, true, false, &[]).expect("ok");
         apply(&mut image, &records);
         assert!(!image.brokers()[&NodeId(1)].fenced);
         assert_eq!(
-            heartbeat(&image, NodeId(1), 7, true, false),
+            heartbeat(&image, NodeId(1), 7, true, false, &[]),
             Err(BrokerError::StaleEpoch { node: NodeId(1), sent: 7, current: Some(0) })
         );
-        assert!(matches!(heartbeat(&image, NodeId(9), 0, true, false), Err(BrokerError::StaleEpoch { .. })));
+        assert!(matches!(heartbeat(&image, NodeId(9), 0, true, false, &[]), Err(BrokerError::StaleEpoch { .. })));
     }
 
     #[test]
@@ -304,7 +323,7 @@ mod tests {
         assert_eq!((p2.leader, p2.isr.clone()), (Some(NodeId(2)), vec![NodeId(2)]));
         assert!(fence(&image, NodeId(1)).is_empty(), "fenced already");
         // It comes back (same registration): unfenced, it leads its leaderless partition again.
-        let records = heartbeat(&image, NodeId(1), epochs[0], true, false).expect("ok");
+        let records = heartbeat(&image, NodeId(1), epochs[0], true, false, &[]).expect("ok");
         apply(&mut image, &records);
         let p0 = partition(&image, 0);
         assert_eq!(p0.leader, Some(NodeId(1)));
@@ -347,7 +366,7 @@ mod tests {
             apply(&mut image, &records);
         }
         assert_eq!(partition(&image, 0).leader, None);
-        let records = heartbeat(&image, NodeId(2), epochs[1], true, false).expect("ok");
+        let records = heartbeat(&image, NodeId(2), epochs[1], true, false, &[]).expect("ok");
         apply(&mut image, &records);
         let p = partition(&image, 0);
         assert_eq!((p.leader, p.isr.clone()), (Some(NodeId(2)), vec![NodeId(2)]));
@@ -364,9 +383,60 @@ mod tests {
         apply(&mut image, &records);
         assert!(image.brokers()[&NodeId(1)].fenced);
         assert_eq!(partition(&image, 0).leader, None);
-        let records = heartbeat(&image, NodeId(1), epoch, true, false).expect("ok");
+        let records = heartbeat(&image, NodeId(1), epoch, true, false, &[]).expect("ok");
         apply(&mut image, &records);
         assert_eq!(partition(&image, 0).leader, Some(NodeId(1)));
+    }
+
+    #[test]
+    fn a_damaged_replica_leaves_its_isr_and_leadership_but_the_last_in_sync_one_stays() {
+        // Partition 0 led by 1 with ISR [1, 2, 3]; partition 1 on node 1 alone.
+        let (mut image, epochs) = cluster(&[&[1, 2, 3], &[1]]);
+        let (p0, p1) =
+            (PartitionId { topic: TopicId([5; 16]), index: 0 }, PartitionId { topic: TopicId([5; 16]), index: 1 });
+        assert_eq!(partition(&image, 0).leader, Some(NodeId(1)));
+        let before = partition(&image, 0).leader_epoch;
+        let records = heartbeat(&image, NodeId(1), epochs[0], true, false, &[p1, p0]).expect("ok");
+        apply(&mut image, &records);
+        assert_eq!(image.brokers()[&NodeId(1)].offline_replicas, [p0, p1].into_iter().collect());
+        let moved = partition(&image, 0);
+        assert_eq!((moved.leader, moved.isr.clone()), (Some(NodeId(2)), vec![NodeId(2), NodeId(3)]));
+        assert_eq!(moved.leader_epoch, LeaderEpoch(before.0 + 1));
+        // The last in-sync replica stays in the ISR, leaderless: offline rather than lose data.
+        let last = partition(&image, 1);
+        assert_eq!((last.leader, last.isr.clone()), (None, vec![NodeId(1)]));
+        // Reported again: nothing changes.
+        assert!(heartbeat(&image, NodeId(1), epochs[0], true, false, &[p0, p1]).expect("ok").is_empty());
+        // A damaged replica may not join an ISR.
+        let proposal = super::super::isr::IsrProposal {
+            partition: p0,
+            leader_epoch: moved.leader_epoch,
+            partition_epoch: moved.partition_epoch,
+            isr: vec![NodeId(2), NodeId(3), NodeId(1)],
+        };
+        let outcome = |image: &MetadataImage| {
+            super::super::isr::alter_isr(image, NodeId(2), epochs[1], std::slice::from_ref(&proposal)).1
+        };
+        assert!(outcome(&image)[0].is_err());
+        // Rebuilt: reported no more, it may join again; the record survives a rebuild of the image.
+        let mut rebuilt = MetadataImage::default();
+        apply(&mut rebuilt, &image.to_records());
+        assert_eq!(rebuilt.brokers(), image.brokers());
+        let records = heartbeat(&image, NodeId(1), epochs[0], true, false, &[p1]).expect("ok");
+        assert_eq!(records.len(), 1, "only the new set: {records:?}");
+        apply(&mut image, &records);
+        assert!(outcome(&image)[0].is_ok());
+        // A restarted node does not take the leadership of a partition whose replica it reports
+        // damaged when it unfences.
+        let epoch = next_offset(&image);
+        let records = register(&image, &registration(1, 2), epoch, false).expect("ok");
+        apply(&mut image, &records);
+        let records = heartbeat(&image, NodeId(1), epoch, true, false, &[p1]).expect("ok");
+        apply(&mut image, &records);
+        assert_eq!(partition(&image, 1).leader, None);
+        let records = heartbeat(&image, NodeId(1), epoch, true, false, &[]).expect("ok");
+        apply(&mut image, &records);
+        assert!(image.brokers()[&NodeId(1)].offline_replicas.is_empty());
     }
 
     #[test]
@@ -374,16 +444,16 @@ mod tests {
         // Node 2 was unfenced before node 3: it took the leaderless partition.
         let (mut image, epochs) = cluster(&[&[3, 2]]);
         assert_eq!(partition(&image, 0).leader, Some(NodeId(2)));
-        let records = heartbeat(&image, NodeId(2), epochs[1], true, true).expect("ok");
+        let records = heartbeat(&image, NodeId(2), epochs[1], true, true, &[]).expect("ok");
         assert!(matches!(records[0], MetadataRecord::BrokerShuttingDown { .. }), "{records:?}");
         apply(&mut image, &records);
         assert_eq!(partition(&image, 0).leader, Some(NodeId(3)));
         // A heartbeat it sent before asking, decided after: it stays fenced, whichever
         // controller decides (the image says it is going), and the image rebuilds with that.
-        assert!(heartbeat(&image, NodeId(2), epochs[1], true, false).expect("ok").is_empty());
+        assert!(heartbeat(&image, NodeId(2), epochs[1], true, false, &[]).expect("ok").is_empty());
         let mut rebuilt = MetadataImage::default();
         apply(&mut rebuilt, &image.to_records());
-        assert!(heartbeat(&rebuilt, NodeId(2), epochs[1], true, false).expect("ok").is_empty());
+        assert!(heartbeat(&rebuilt, NodeId(2), epochs[1], true, false, &[]).expect("ok").is_empty());
         assert!(rebuilt.brokers()[&NodeId(2)].shutting_down && rebuilt.brokers()[&NodeId(2)].fenced);
         let records = unregister(&image, NodeId(2), epochs[1]).expect("ok");
         apply(&mut image, &records);

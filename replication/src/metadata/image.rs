@@ -2,7 +2,7 @@
 //! so far made them. Every broker holds one, built by applying the same ordered records, and
 //! every shard reads an immutable snapshot of it (`Arc<MetadataImage>`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::record::{Endpoint, MetadataRecord};
@@ -44,6 +44,17 @@ pub struct BrokerImage {
     pub fenced: bool,
     /// This registration's process asked for a controlled shutdown: fenced for good.
     pub shutting_down: bool,
+    /// Its replicas whose storage failed, as it last reported them: never elected, never
+    /// joining an ISR, until reported rebuilt.
+    pub offline_replicas: BTreeSet<PartitionId>,
+}
+
+impl BrokerImage {
+    /// Whether this broker's replica of `partition` may lead or be in sync: the broker is
+    /// unfenced and the replica not damaged.
+    pub fn may_hold(&self, partition: PartitionId) -> bool {
+        !self.fenced && !self.offline_replicas.contains(&partition)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +252,7 @@ impl MetadataImage {
                     rack: rack.clone(),
                     fenced: *fenced,
                     shutting_down: false,
+                    offline_replicas: BTreeSet::new(),
                 };
                 self.brokers.insert(*node, broker);
                 Change::BrokerChanged(*node)
@@ -267,6 +279,17 @@ impl MetadataImage {
                         self.brokers.remove(node);
                     }
                 }
+                Change::BrokerChanged(*node)
+            }
+            MetadataRecord::ReplicasOffline { node, broker_epoch, partitions } => {
+                let broker = self.brokers.get_mut(node).ok_or_else(|| fail(format!("no broker {node}")))?;
+                if broker.epoch != *broker_epoch {
+                    return Err(fail(format!(
+                        "broker {node} has epoch {}, the record names {broker_epoch}",
+                        broker.epoch
+                    )));
+                }
+                broker.offline_replicas = partitions.iter().copied().collect();
                 Change::BrokerChanged(*node)
             }
             MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch } => {
@@ -377,6 +400,13 @@ impl MetadataImage {
             });
             if b.shutting_down {
                 out.push(MetadataRecord::BrokerShuttingDown { node: *node, broker_epoch: b.epoch });
+            }
+            if !b.offline_replicas.is_empty() {
+                out.push(MetadataRecord::ReplicasOffline {
+                    node: *node,
+                    broker_epoch: b.epoch,
+                    partitions: b.offline_replicas.iter().copied().collect(),
+                });
             }
         }
         for t in self.topics.values() {

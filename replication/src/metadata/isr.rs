@@ -37,8 +37,8 @@ pub enum IsrRefusal {
     /// INVALID_UPDATE_VERSION: decided on an older (or newer) partition state.
     #[error("partition epoch {sent}; the partition's is {current}")]
     InvalidUpdateVersion { sent: i32, current: i32 },
-    /// INELIGIBLE_REPLICA: a replica joining is fenced, shutting down, or holds no replica.
-    #[error("replica {0} may not join the ISR (no replica there, or its broker is fenced or shutting down)")]
+    /// INELIGIBLE_REPLICA: a replica joining is fenced, shutting down, damaged, or holds no replica.
+    #[error("replica {0} may not join the ISR (no replica there, its broker is fenced or shutting down, or its replica is damaged)")]
     IneligibleReplica(NodeId),
     /// INVALID_REQUEST: the ISR leaves the leader out, or names a replica twice.
     #[error("{0}")]
@@ -115,7 +115,7 @@ fn decide_one(image: &MetadataImage, node: NodeId, proposal: &IsrProposal) -> Re
         return Err(IsrRefusal::Invalid("the new ISR names a replica twice".into()));
     }
     for member in proposal.isr.iter().filter(|n| !p.isr.contains(n)) {
-        let live = image.brokers().get(member).is_some_and(|b| !b.fenced && !b.shutting_down);
+        let live = image.brokers().get(member).is_some_and(|b| b.may_hold(proposal.partition) && !b.shutting_down);
         if !p.replicas.contains(member) || !live {
             return Err(IsrRefusal::IneligibleReplica(*member));
         }

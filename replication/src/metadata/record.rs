@@ -4,7 +4,10 @@
 //! layout is in `log/FORMAT.md` ("Cluster metadata").
 
 use crate::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
-use crate::limits::{CONFIGS_PER_RECORD_MAX, LISTENERS_PER_BROKER_MAX, NODES_PER_RECORD_LIST_MAX, RECORD_BYTES_MAX};
+use crate::limits::{
+    CONFIGS_PER_RECORD_MAX, LISTENERS_PER_BROKER_MAX, NODES_PER_RECORD_LIST_MAX, OFFLINE_REPLICAS_PER_BROKER_MAX,
+    RECORD_BYTES_MAX,
+};
 
 /// Where a broker accepts clients: a listener's name, host and port (KRaft's BrokerEndpoint).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,11 @@ pub enum MetadataRecord {
     /// never unfenced again; only a new registration (a new process) may lead. A record, not
     /// the active controller's memory, so a controller taking over knows it too.
     BrokerShuttingDown { node: NodeId, broker_epoch: i64 },
+    /// The replicas this broker registration reports damaged (its storage failed: a log that
+    /// cannot be opened, or read or written), the whole set, sorted (Kafka's offline log
+    /// directories, per partition here). They are not elected and do not join an ISR until the
+    /// broker reports them rebuilt; a new registration starts with none.
+    ReplicasOffline { node: NodeId, broker_epoch: i64, partitions: Vec<PartitionId> },
     /// A partition's leader, in-sync replicas or epochs changed (KRaft's PartitionChangeRecord,
     /// with the whole new state): the leader epoch rises whenever the leader changes, the
     /// partition epoch with every change.
@@ -92,6 +100,7 @@ const KIND_PARTITION_CHANGED: u8 = 11;
 const KIND_CLUSTER_CREATED: u8 = 12;
 const KIND_PRODUCER_IDS_RESERVED: u8 = 13;
 const KIND_BROKER_SHUTTING_DOWN: u8 = 14;
+const KIND_REPLICAS_OFFLINE: u8 = 15;
 /// `leader` when there is none, and `node` of a cluster-wide broker config.
 const NO_LEADER: i32 = -1;
 
@@ -176,6 +185,16 @@ impl MetadataRecord {
                 out.push(KIND_BROKER_SHUTTING_DOWN);
                 out.extend_from_slice(&node.0.to_be_bytes());
                 out.extend_from_slice(&broker_epoch.to_be_bytes());
+            }
+            MetadataRecord::ReplicasOffline { node, broker_epoch, partitions } => {
+                out.push(KIND_REPLICAS_OFFLINE);
+                out.extend_from_slice(&node.0.to_be_bytes());
+                out.extend_from_slice(&broker_epoch.to_be_bytes());
+                out.extend_from_slice(&(partitions.len() as u32).to_be_bytes());
+                for p in partitions {
+                    out.extend_from_slice(&p.topic.0);
+                    out.extend_from_slice(&p.index.to_be_bytes());
+                }
             }
             MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch } => {
                 out.push(KIND_PARTITION_CHANGED);
@@ -280,6 +299,15 @@ impl MetadataRecord {
             }
             KIND_BROKER_SHUTTING_DOWN => {
                 MetadataRecord::BrokerShuttingDown { node: NodeId(r.i32()?), broker_epoch: r.i64()? }
+            }
+            KIND_REPLICAS_OFFLINE => {
+                let node = NodeId(r.i32()?);
+                let broker_epoch = r.i64()?;
+                let n = r.count(OFFLINE_REPLICAS_PER_BROKER_MAX)?;
+                let partitions = (0..n)
+                    .map(|_| Ok(PartitionId { topic: r.topic_id()?, index: r.i32()? }))
+                    .collect::<Result<_, _>>()?;
+                MetadataRecord::ReplicasOffline { node, broker_epoch, partitions }
             }
             KIND_PARTITION_CHANGED => {
                 let topic = r.topic_id()?;
@@ -479,6 +507,12 @@ mod tests {
             MetadataRecord::BrokerUnfenced { node: NodeId(2), broker_epoch: 41 },
             MetadataRecord::BrokerShuttingDown { node: NodeId(2), broker_epoch: 41 },
             MetadataRecord::BrokerUnregistered { node: NodeId(2), broker_epoch: 41 },
+            MetadataRecord::ReplicasOffline {
+                node: NodeId(3),
+                broker_epoch: 42,
+                partitions: vec![PartitionId { topic: topic_id, index: 0 }, PartitionId { topic: topic_id, index: 5 }],
+            },
+            MetadataRecord::ReplicasOffline { node: NodeId(3), broker_epoch: 42, partitions: vec![] },
             MetadataRecord::PartitionChanged {
                 partition: PartitionId { topic: topic_id, index: 3 },
                 isr: vec![NodeId(1), NodeId(2)],

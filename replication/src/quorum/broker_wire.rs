@@ -16,7 +16,7 @@ use super::codec::{self, DecodeError, Reader};
 use super::limits::{RECORDS_PER_BATCH_MAX, RPC_FRAME_BYTES_MAX, SNAPSHOT_BYTES_MAX};
 use crate::ids::NodeId;
 use crate::ids::{LeaderEpoch, PartitionId, TopicId};
-use crate::limits::{LISTENERS_PER_BROKER_MAX, RECORD_BYTES_MAX};
+use crate::limits::{LISTENERS_PER_BROKER_MAX, OFFLINE_REPLICAS_PER_BROKER_MAX, RECORD_BYTES_MAX};
 use crate::metadata::isr::{IsrDecided, IsrProposal, IsrRefusal};
 use crate::metadata::{Endpoint, MetadataRecord};
 
@@ -54,6 +54,9 @@ pub struct Heartbeat {
     /// The cluster id the broker's data directory records, if any: the controllers refuse a
     /// broker of another cluster.
     pub cluster_id: Option<String>,
+    /// Its replicas whose storage failed (at most `OFFLINE_REPLICAS_PER_BROKER_MAX`), so that
+    /// they leave their ISRs and lead nothing until rebuilt.
+    pub offline: Vec<PartitionId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +265,10 @@ pub fn encode_request(request: &BrokerRequest) -> Vec<u8> {
             put_optional_u64(&mut out, h.applied);
             out.push(u8::from(h.shutting_down));
             put_optional_str(&mut out, h.cluster_id.as_deref());
+            codec::put_u32(&mut out, h.offline.len() as u32);
+            for p in &h.offline {
+                put_partition(&mut out, *p);
+            }
         }
         BrokerRequest::Fetch { from, wait_ms } => {
             out.push(KIND_FETCH);
@@ -403,6 +410,11 @@ pub fn decode_request(frame: &[u8]) -> Result<BrokerRequest, DecodeError> {
             let applied = optional_u64(&mut r)?;
             let shutting_down = r.bool()?;
             let cluster_id = optional_string(&mut r)?;
+            let n = r.count(OFFLINE_REPLICAS_PER_BROKER_MAX, 20)?;
+            let mut offline = Vec::with_capacity(n);
+            for _ in 0..n {
+                offline.push(partition(&mut r)?);
+            }
             BrokerRequest::Heartbeat(Heartbeat {
                 node,
                 incarnation,
@@ -411,6 +423,7 @@ pub fn decode_request(frame: &[u8]) -> Result<BrokerRequest, DecodeError> {
                 applied,
                 shutting_down,
                 cluster_id,
+                offline,
             })
         }
         KIND_FETCH => BrokerRequest::Fetch { from: r.u64()?, wait_ms: r.u32()? },
@@ -595,6 +608,7 @@ mod tests {
                 applied: Some(12),
                 shutting_down: true,
                 cluster_id: Some("c1".into()),
+                offline: vec![PartitionId { topic: TopicId([5; 16]), index: 2 }],
             }),
             BrokerRequest::Fetch { from: 17, wait_ms: 500 },
             BrokerRequest::Describe,

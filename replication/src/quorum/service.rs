@@ -88,7 +88,8 @@ fn proposable(record: &MetadataRecord, expected: Option<u64>) -> bool {
         | MetadataRecord::BrokerFenced { .. }
         | MetadataRecord::BrokerUnfenced { .. }
         | MetadataRecord::BrokerUnregistered { .. }
-        | MetadataRecord::BrokerShuttingDown { .. } => false,
+        | MetadataRecord::BrokerShuttingDown { .. }
+        | MetadataRecord::ReplicasOffline { .. } => false,
         MetadataRecord::ClusterCreated { .. } => expected.is_none(),
         _ => true,
     }
@@ -384,7 +385,7 @@ impl ControllerService {
                         // one sent before the request may be decided after it. Found by the
                         // deterministic simulation, first fixed in the active controller's
                         // memory, now a record so that a controller taking over knows it.
-                        brokers::heartbeat(image, node, b.epoch, caught_up, request.shutting_down)
+                        brokers::heartbeat(image, node, b.epoch, caught_up, request.shutting_down, &request.offline)
                     }
                     old => {
                         if image.brokers().len() >= BROKERS_MAX && old.is_none() {

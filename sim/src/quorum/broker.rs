@@ -221,6 +221,8 @@ impl Broker {
             applied: self.copy.borrow().image.applied,
             shutting_down: self.shutting_down.get(),
             cluster_id: self.copy.borrow().image.cluster_id().map(str::to_string),
+            // Storage damage is not simulated here: every replica reported healthy.
+            offline: Vec::new(),
         })
     }
 }

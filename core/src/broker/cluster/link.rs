@@ -11,7 +11,7 @@ use ringtail_replication::metadata::store::{MetadataLog, BROKER_COPY_DIR};
 use ringtail_replication::metadata::{Endpoint, MetadataImage};
 use ringtail_replication::quorum::broker_client::BrokerClient;
 use ringtail_replication::quorum::broker_wire::{BrokerRequest, Heartbeat};
-use ringtail_replication::NodeId;
+use ringtail_replication::{NodeId, PartitionId};
 
 use crate::config::BrokerConfig;
 use crate::runtime::routing::{NodeView, CLIENT_LISTENER};
@@ -69,7 +69,8 @@ impl ClusterLink {
         }
     }
 
-    pub(super) fn heartbeat_request(&self, view: &NodeView) -> BrokerRequest {
+    /// `offline`: this broker's damaged replicas, from every shard.
+    pub(super) fn heartbeat_request(&self, view: &NodeView, offline: Vec<PartitionId>) -> BrokerRequest {
         BrokerRequest::Heartbeat(Heartbeat {
             node: view.node,
             incarnation: self.incarnation,
@@ -78,6 +79,7 @@ impl ClusterLink {
             applied: view.image.applied,
             shutting_down: self.shutting_down.get(),
             cluster_id: (!view.cluster_id.is_empty()).then(|| view.cluster_id.to_string()),
+            offline,
         })
     }
 }

@@ -24,7 +24,7 @@ use ringtail_replication::quorum::broker_client::BrokerClient;
 use ringtail_replication::quorum::broker_wire::{BrokerRequest, BrokerResponse, FetchBody};
 use ringtail_replication::quorum::tcp::{serve_controller, ListenerTimeouts, TcpTransport};
 use ringtail_replication::quorum::{self, ControllerNode, ControllerService, QuorumConfig, ServiceTimings, QUORUM_DIR};
-use ringtail_replication::NodeId;
+use ringtail_replication::{NodeId, PartitionId, ShardId};
 
 pub use self::link::ClusterLink;
 use self::link::{CALL_TIMEOUT, CONNECT_TIMEOUT};
@@ -98,6 +98,7 @@ pub fn first_records(
                     | MetadataRecord::BrokerFenced { .. }
                     | MetadataRecord::BrokerUnfenced { .. }
                     | MetadataRecord::BrokerShuttingDown { .. }
+                    | MetadataRecord::ReplicasOffline { .. }
             )
         }));
     }
@@ -234,7 +235,7 @@ async fn write_first(client: &BrokerClient, first: Vec<MetadataRecord>) {
 pub async fn heartbeats(broker: Rc<Broker>, link: Rc<ClusterLink>) {
     let mut said: Option<(String, std::time::Instant)> = None;
     loop {
-        let request = link.heartbeat_request(&broker.view());
+        let request = link.heartbeat_request(&broker.view(), damaged_replicas(&broker).await);
         match link.client.call_leader_within(&request, 3, link.heartbeat_timeout).await {
             BrokerResponse::Heartbeat { broker_epoch, fenced } => {
                 if link.broker_epoch.replace(Some(broker_epoch)) != Some(broker_epoch) {
@@ -264,13 +265,27 @@ pub async fn heartbeats(broker: Rc<Broker>, link: Rc<ClusterLink>) {
     }
 }
 
+/// This broker's damaged replicas (storage failed), asked of every shard; at most
+/// `OFFLINE_REPLICAS_PER_BROKER_MAX`, the controller's limit.
+async fn damaged_replicas(broker: &Rc<Broker>) -> Vec<PartitionId> {
+    let mut all = Vec::new();
+    for shard in (0..broker.config.shards).map(ShardId) {
+        if let Some(ids) = broker.on_shard(shard, |b| async move { b.partitions.damaged() }).await {
+            all.extend(ids);
+        }
+    }
+    all.sort_unstable();
+    all.truncate(ringtail_replication::limits::OFFLINE_REPLICAS_PER_BROKER_MAX);
+    all
+}
+
 /// Controlled shutdown: asks the active controller to fence this broker (moving its
 /// leadership away) and waits at most `limit` in all for it.
 pub async fn controlled_shutdown(broker: &Rc<Broker>, link: &ClusterLink, limit: Duration) {
     link.shutting_down.set(true);
     let fenced = async {
         loop {
-            let request = link.heartbeat_request(&broker.view());
+            let request = link.heartbeat_request(&broker.view(), damaged_replicas(broker).await);
             match link.client.call_leader_within(&request, 2, link.heartbeat_timeout).await {
                 BrokerResponse::Heartbeat { fenced: true, .. } => return,
                 _ => glommio::timer::sleep(Duration::from_millis(100)).await,
