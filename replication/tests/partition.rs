@@ -48,6 +48,8 @@ fn state(leader: Option<NodeId>, leader_epoch: i32, isr: Vec<NodeId>, partition_
         leader,
         leader_epoch: LeaderEpoch(leader_epoch),
         partition_epoch,
+        adding: Vec::new(),
+        removing: Vec::new(),
     }
 }
 

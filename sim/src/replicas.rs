@@ -6,7 +6,12 @@
 //! `isr::alter_isr` on a `MetadataImage`; the controller itself does not fail here: the quorum
 //! has its own simulation); and a producer sending acks=all batches to whoever leads. All of it
 //! over the simulated network (delays, drops, duplicates, partitions); replicas crash (tasks
-//! dropped, unsynced writes lost), sometimes all at once (a power loss), and restart.
+//! dropped, unsynced writes lost), sometimes all at once (a power loss), and restart; a
+//! replica's storage fails (its writes fail from then on): it reports the damage in its
+//! heartbeats, the controller takes it out of the ISR and leadership (`brokers::heartbeat`), and
+//! once the metadata says so the replica is rebuilt (files deleted, fetched again from the
+//! leader) as a broker does; the last in-sync replica is never rebuilt. A restart (a kill, a
+//! power loss, or the operator's repair once the faults are over) reopens damaged storage.
 //!
 //! Invariants: no acknowledged batch is lost or moved; no two replicas hold different batches
 //! at an offset below either's high watermark (checked as the run goes, against everything
@@ -25,7 +30,7 @@ use bytes::Bytes;
 use ringtail_log::batch::build;
 use ringtail_log::platform::sim::executor::spawn_in_group;
 use ringtail_log::platform::{self, DiskFaults, NetFaults, Network, RunEnd, Sim, SimDisk};
-use ringtail_log::{BatchHeader, Durability, Faults, Flusher, LogConfig, PartitionLog};
+use ringtail_log::{BatchHeader, Durability, Faults, Flusher, IoOp, LogConfig, PartitionLog};
 use ringtail_replication::follower::{self, Applied, FetchOutcome, Fetched};
 use ringtail_replication::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
 use ringtail_replication::metadata::brokers::{self, Registration};
@@ -63,9 +68,11 @@ enum Msg {
         id: u64,
         base_offset: Option<u64>,
     },
-    /// A replica's heartbeat, with the incarnation of its process (a restart registers anew).
+    /// A replica's heartbeat, with the incarnation of its process (a restart registers anew)
+    /// and whether its storage failed.
     Heartbeat {
         incarnation: u8,
+        damaged: bool,
     },
     Alter {
         proposal: IsrProposal,
@@ -120,6 +127,11 @@ struct Replica {
     live: RefCell<Vec<NodeId>>,
     /// Processes started: each registers as a new incarnation, as a restarted broker does.
     lives: Cell<u8>,
+    /// Its storage failed: every write fails until its files are deleted (rebuilt) or the
+    /// process restarts after the faults (repaired).
+    damaged: Rc<Cell<bool>>,
+    /// A rebuild is under way (the metadata's next views ask for it again).
+    rebuilding: Cell<bool>,
 }
 
 struct World {
@@ -140,6 +152,9 @@ struct World {
     /// The faults are over: the producer stops once it sent its batches.
     faults_over: Cell<bool>,
     partitions: Cell<u64>,
+    damages: Cell<u64>,
+    rebuilds: Cell<u64>,
+    sim: Rc<Sim>,
 }
 
 impl World {
@@ -181,7 +196,9 @@ async fn batches(log: &PartitionLog, from: u64, to: u64) -> Vec<(u64, u64)> {
 fn boot(world: &Rc<World>, address: u32) {
     let w = world.clone();
     spawn_in_group(address, async move {
-        let flusher = Flusher::new(Faults::default(), Duration::from_millis(5));
+        let damaged = w.replicas[address as usize - 1].damaged.clone();
+        let faults = Faults::new(move |op, _| damaged.get() && op == IoOp::Write);
+        let flusher = Flusher::new(faults, Duration::from_millis(5));
         let _ticking = flusher.spawn();
         let log = match PartitionLog::open(dir(address), w.config, &flusher).await {
             Ok(log) => log,
@@ -198,6 +215,7 @@ fn boot(world: &Rc<World>, address: u32) {
         *r.partition.borrow_mut() = Some(p.clone());
         r.checked_to.set(0);
         r.alive.set(true);
+        r.rebuilding.set(false);
         platform::spawn_local(fetcher(w.clone(), address, p.clone())).detach();
         let incarnation = r.lives.get().wrapping_add(1);
         r.lives.set(incarnation);
@@ -208,8 +226,11 @@ fn boot(world: &Rc<World>, address: u32) {
 }
 
 async fn heartbeats(w: Rc<World>, address: u32, incarnation: u8) {
+    let r = w.replicas[address as usize - 1].clone();
     loop {
-        w.net.send(address, CONTROLLER, Msg::Heartbeat { incarnation });
+        // As a broker's heartbeat: its replicas whose storage failed.
+        let damaged = r.partition.borrow().as_ref().is_some_and(|p| p.log().failed().is_some());
+        w.net.send(address, CONTROLLER, Msg::Heartbeat { incarnation, damaged });
         platform::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -285,6 +306,15 @@ async fn receive(w: Rc<World>, address: u32, p: Rc<Partition>) {
                     image.topic_by_id(TOPIC).expect("the topic").partitions[0].as_acted_on(node(address), may_lead);
                 *r.live.borrow_mut() = image.brokers().iter().filter(|(_, b)| !b.fenced).map(|(n, _)| *n).collect();
                 p.apply_state(&partition, ringtail_log::now_ms());
+                // As `rebuild_damaged` on a broker: a damaged replica the metadata has out of
+                // the ISR, with another leader, is deleted and fetched again.
+                let state = image.topic_by_id(TOPIC).expect("the topic").partitions[0].clone();
+                let me = node(address);
+                let out = state.replicas.contains(&me) && !state.isr.contains(&me);
+                if p.log().failed().is_some() && out && state.leader.is_some_and(|l| l != me) && !r.rebuilding.get() {
+                    r.rebuilding.set(true);
+                    rebuild(&w, address);
+                }
             }
             Msg::Fetched { id, fetched } => *r.answer.borrow_mut() = Some((id, fetched)),
             Msg::Altered { proposal, outcome } => p.isr_answered(&proposal, outcome.as_ref().ok()),
@@ -378,7 +408,7 @@ async fn controller(w: Rc<World>) {
         let n = node(from);
         let mut c = w.controller.borrow_mut();
         match msg {
-            Msg::Heartbeat { incarnation } => {
+            Msg::Heartbeat { incarnation, damaged } => {
                 let incarnation = [incarnation; 16];
                 if c.image.brokers()[&n].incarnation != incarnation {
                     // A new process: registered fenced (its leadership moves away, as in production).
@@ -395,7 +425,8 @@ async fn controller(w: Rc<World>) {
                 }
                 c.heard.insert(n, platform::Instant::now());
                 let epoch = c.epoch(n);
-                if let Ok(records) = brokers::heartbeat(&c.image, n, epoch, true, false, &[]) {
+                let offline: &[PartitionId] = if damaged { &[PARTITION] } else { &[] };
+                if let Ok(records) = brokers::heartbeat(&c.image, n, epoch, true, false, offline) {
                     c.apply(records);
                 }
             }
@@ -508,9 +539,39 @@ fn kill(w: &World, sim: &Sim, address: u32) {
     }
     r.alive.set(false);
     *r.partition.borrow_mut() = None;
+    // A restarted process reopens its storage as new (the documented repair of a damaged
+    // replica: restart the broker); a rebuild deletes it first.
+    r.damaged.set(false);
     sim.kill_group(address);
     w.net.clear_inbox(address);
     SimDisk::crash_under(&dir(address));
+}
+
+/// Deletes a damaged replica's files and starts it again, empty, from outside its own tasks
+/// (which go with it).
+fn rebuild(w: &Rc<World>, address: u32) {
+    let w = w.clone();
+    spawn_in_group(CLIENT + address, async move {
+        if w.verbose {
+            println!("    {:?} rebuild replica {address}", platform::Instant::now() - platform::Instant::zero());
+        }
+        kill(&w, &w.sim, address);
+        SimDisk::remove_under(&dir(address));
+        w.rebuilds.set(w.rebuilds.get() + 1);
+        boot(&w, address);
+    });
+}
+
+/// After the faults: a replica still damaged (the last in-sync one, never rebuilt) is
+/// restarted, the operator's repair; it recovers what it had made durable.
+fn repair(w: &Rc<World>) {
+    for address in 1..=REPLICAS {
+        let r = &w.replicas[address as usize - 1];
+        if r.damaged.get() && !r.rebuilding.get() {
+            kill(w, &w.sim, address);
+            boot(w, address);
+        }
+    }
 }
 
 async fn nemesis(w: Rc<World>, sim: Rc<Sim>, rounds: u64) {
@@ -578,6 +639,13 @@ async fn nemesis(w: Rc<World>, sim: Rc<Sim>, rounds: u64) {
                         .collect();
                     println!("      after it: {:?}; logs {logs:?}", w.controller.borrow().partition());
                 }
+            }
+            7 if !w.replicas[victim as usize - 1].damaged.get() => {
+                if w.verbose {
+                    println!("    {:?} damage replica {victim}", platform::Instant::now() - platform::Instant::zero());
+                }
+                w.replicas[victim as usize - 1].damaged.set(true);
+                w.damages.set(w.damages.get() + 1);
             }
             _ => {
                 if w.verbose {
@@ -659,6 +727,8 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
                     alive: Cell::new(false),
                     live: RefCell::new(Vec::new()),
                     lives: Cell::new(0),
+                    damaged: Rc::new(Cell::new(false)),
+                    rebuilding: Cell::new(false),
                 })
             })
             .collect(),
@@ -672,6 +742,9 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         power_losses: Cell::new(0),
         faults_over: Cell::new(false),
         partitions: Cell::new(0),
+        damages: Cell::new(0),
+        rebuilds: Cell::new(0),
+        sim: sim.clone(),
     });
     if verbose {
         println!("seed {seed} (replicas): network {net_faults:?}, segments of {} bytes", config.segment_bytes_max);
@@ -705,6 +778,7 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
             client(w.clone(), batches).await;
             faults.await;
             w.net.heal();
+            repair(&w);
             let outcome = converge(&w).await;
             drop(observer);
             outcome
@@ -721,11 +795,13 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         RunEnd::Stalled => return Err("replicas: stalled (no task ready, no timer set)".into()),
     };
     Ok(format!(
-        "replicas: {} batches acknowledged, {stored} stored; {} kills, {} power losses, {} partitions",
+        "replicas: {} batches acknowledged, {stored} stored; {} kills, {} power losses, {} partitions, {} damaged ({} rebuilt)",
         world.acked.borrow().len(),
         world.kills.get(),
         world.power_losses.get(),
-        world.partitions.get()
+        world.partitions.get(),
+        world.damages.get(),
+        world.rebuilds.get()
     ))
 }
 

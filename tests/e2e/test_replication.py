@@ -6,7 +6,7 @@ offsets (read from each broker with Kafka's debugging replica id)."""
 
 import time
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import kwire
@@ -191,8 +191,7 @@ def coordinator_of(bootstrap: str, group: str) -> int:
 
 
 def test_committed_offsets_survive_the_kill_of_the_coordinators_broker(cluster_factory):
-    from confluent_kafka import TopicPartition
-    from helpers import committed_offsets, consumer
+    from helpers import committed_offsets
 
     cluster = cluster_factory(voters=3)
     topic = topic_name("group-failover")
@@ -204,26 +203,46 @@ def test_committed_offsets_survive_the_kill_of_the_coordinators_broker(cluster_f
     group = topic_name("g")
     conf = {"group.id": group, "session.timeout.ms": 6000, "auto.offset.reset": "earliest",
             "enable.auto.commit": False, "enable.auto.offset.store": True}
-    first = consumer(cluster.bootstrap, **conf)
-    seen: list[bytes] = []
-    try:
-        first.subscribe([topic])
-        deadline = time.monotonic() + 60
-        while len(seen) < 600 and time.monotonic() < deadline:
-            for m in first.consume(num_messages=600 - len(seen), timeout=0.5):
-                assert not m.error(), m.error()
-                seen.append(m.value())
-        assert len(seen) == 600, len(seen)
-        first.commit(asynchronous=False)
-        position = {tp.partition: tp.offset for tp in first.position(
-            [TopicPartition(topic, p) for p in range(6)])}
-    finally:
-        first.close()
+    seen, position = read_and_commit(cluster.bootstrap, topic, conf, 600)
     # Every __consumer_offsets partition is replicated to every broker once the topic exists.
     wait_isr(cluster, "__consumer_offsets", [1, 2, 3])
     before = committed_offsets(cluster.bootstrap, group)
     assert {p: o for (_, p), (o, _) in before.items()} == {p: o for p, o in position.items() if o >= 0}, before
 
+    assert_group_resumes_after_the_coordinator_is_killed(cluster, topic, conf, seen, before, acked)
+
+
+def read_and_commit(bootstrap: str, topic: str, conf: dict, count: int) -> tuple[list[bytes], dict[int, int]]:
+    """A group member (confluent-kafka, `conf`) reads `count` messages of `topic` (6 partitions)
+    and commits: the values read, and its position per partition."""
+    from helpers import consumer
+
+    first = consumer(bootstrap, **conf)
+    seen: list[bytes] = []
+    try:
+        first.subscribe([topic])
+        deadline = time.monotonic() + 60
+        while len(seen) < count and time.monotonic() < deadline:
+            for m in first.consume(num_messages=count - len(seen), timeout=0.5):
+                assert not m.error(), m.error()
+                seen.append(m.value())
+        assert len(seen) == count, len(seen)
+        first.commit(asynchronous=False)
+        position = {tp.partition: tp.offset for tp in first.position(
+            [TopicPartition(topic, p) for p in range(6)])}
+    finally:
+        first.close()
+    return seen, position
+
+
+def assert_group_resumes_after_the_coordinator_is_killed(cluster, topic: str, conf: dict, seen: list[bytes],
+                                                         before: dict, acked: set[bytes]) -> None:
+    """Kills -9 the broker coordinating group `conf["group.id"]` (which committed `before` after
+    reading `seen` of `topic`'s 1200 messages `acked`): the new coordinator has the same
+    committed offsets, and the group reads the rest from them, exactly once."""
+    from helpers import committed_offsets, consumer
+
+    group = conf["group.id"]
     coordinator = coordinator_of(cluster.bootstrap, group)
     cluster.nodes[coordinator].kill9()
     survivors = [n for n in (1, 2, 3) if n != coordinator]
@@ -505,3 +524,42 @@ def test_a_damaged_last_in_sync_replica_takes_its_partition_offline_rather_than_
     assert (leader, isr) == (-1, [a]), (leader, isr)
     assert metric_sum(damaged, "ringtail_replicas_rebuilt_total") == 0
     assert (damaged.data_dir / f"{topic}-0" / ("0" * 20 + ".log")).exists(), "the last in-sync copy was deleted"
+
+
+def test_a_replication_factor_1_offsets_topic_is_raised_and_its_groups_survive_a_coordinator_kill(cluster_factory):
+    """A cluster whose `__consumer_offsets` was created with one replica per partition (here with
+    --offsets-topic-replication-factor 1; a single node grown into a cluster has the same): once
+    its brokers run with the default factor 3, the topic is raised (replicas added on the other
+    brokers, which catch up and join every ISR), offsets committed before are kept, and the group
+    survives the kill -9 of its coordinator."""
+    from helpers import committed_offsets
+
+    cluster = cluster_factory(voters=3, extra=["--offsets-topic-replication-factor", "1"])
+    topic = topic_name("raise")
+    create(cluster.bootstrap, topic, 6, 3, {"min.insync.replicas": "2"})
+    wait_isr(cluster, topic, [1, 2, 3])
+    acked, errors = produce_idempotent(cluster.bootstrap, topic, 0, 1200, 6)
+    assert not errors and len(acked) == 1200
+    conf = {"group.id": topic_name("g"), "session.timeout.ms": 6000, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "enable.auto.offset.store": True}
+    seen, _ = read_and_commit(cluster.bootstrap, topic, conf, 600)
+    offsets = partitions_of(cluster.bootstrap, "__consumer_offsets")
+    assert offsets and all(len(replicas) == 1 for _, replicas, _ in offsets.values()), offsets
+    before = committed_offsets(cluster.bootstrap, conf["group.id"])
+    assert before
+
+    # Every node restarts, one at a time, with the default offsets.topic.replication.factor (3).
+    for n in (1, 2, 3):
+        node = cluster.nodes[n]
+        node.stop_cleanly()
+        i = node.args.index("--offsets-topic-replication-factor")
+        del node.args[i:i + 2]
+        node.start()
+        wait_isr(cluster, topic, [1, 2, 3], timeout_s=60, via=n % 3 + 1)
+    # A group's FindCoordinator raises it; the new replicas catch up and join every ISR.
+    cluster.wait_for("a coordinator", lambda: coordinator_of(cluster.bootstrap, conf["group.id"]) > 0)
+    wait_isr(cluster, "__consumer_offsets", [1, 2, 3], timeout_s=90)
+    assert committed_offsets(cluster.bootstrap, conf["group.id"]) == before
+    assert "raised the replication factor of __consumer_offsets" in "".join(
+        cluster.nodes[n].log_text() for n in (1, 2, 3))
+    assert_group_resumes_after_the_coordinator_is_killed(cluster, topic, conf, seen, before, acked)

@@ -85,7 +85,7 @@ where
 pub async fn find_coordinator(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = FindCoordinatorRequest::decode(body, version)?;
     let in_cluster = !broker.config.cluster.is_single_node();
-    if req.key_type == 0 && in_cluster && broker.view().image.topic(OFFSETS_TOPIC).is_none() {
+    if req.key_type == 0 && in_cluster && offsets_topic_wanting(broker) {
         ensure_offsets_topic(broker).await;
     }
     let view = broker.view();
@@ -134,8 +134,20 @@ pub async fn find_coordinator(broker: &Rc<Broker>, body: &mut Reader, version: i
     single(w)
 }
 
+/// Whether `__consumer_offsets` is missing, or has partitions with fewer replicas than
+/// `offsets.topic.replication.factor` (created by a single node, or under a lower setting).
+fn offsets_topic_wanting(broker: &Broker) -> bool {
+    let factor = broker.config.cluster.offsets_topic_replication_factor as usize;
+    match broker.view().image.topic(OFFSETS_TOPIC) {
+        None => true,
+        Some(topic) => topic.partitions.iter().any(|p| p.replicas.len() < factor),
+    }
+}
+
 /// Creates `__consumer_offsets` in a cluster if it is missing (another broker may be creating it
-/// at the same time: one of them wins).
+/// at the same time: one of them wins), or raises its replication factor to
+/// `offsets.topic.replication.factor`, once that many brokers are live: the new replicas catch
+/// up and join the ISR, the groups' coordinators stay where they are.
 async fn ensure_offsets_topic(broker: &Rc<Broker>) {
     // Its partitions stay where they are first placed: wait until the cluster's brokers are
     // there (as many as the voters, or every registered one and a majority of the voters).
@@ -149,6 +161,23 @@ async fn ensure_offsets_topic(broker: &Rc<Broker>) {
     let spread = unfenced >= voters || (unfenced == registered && unfenced > voters / 2);
     if unfenced < factor as usize || !spread {
         tracing::debug!(unfenced, registered, voters, factor, "{OFFSETS_TOPIC} waits for more brokers");
+        return;
+    }
+    if view.image.topic(OFFSETS_TOPIC).is_some() {
+        let request = ControllerRequest::RaiseReplicationFactor { topic: OFFSETS_TOPIC.to_string(), factor };
+        for o in service::submit(broker, request).await {
+            match o.result {
+                Ok(()) if o.partitions > 0 => {
+                    tracing::info!(
+                        partitions = o.partitions,
+                        factor,
+                        "raised the replication factor of {OFFSETS_TOPIC}"
+                    )
+                }
+                Ok(()) => {}
+                Err(e) => tracing::info!(error = %e, "the replication factor of {OFFSETS_TOPIC} cannot be raised yet"),
+            }
+        }
         return;
     }
     let topic = NewTopic {

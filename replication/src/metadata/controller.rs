@@ -422,6 +422,68 @@ pub fn create_partitions(image: &MetadataImage, view: &ClusterView, topics: &[(S
     Decision { outcomes, records: draft.records }
 }
 
+/// Raises the replication factor of every partition of topic `name` below `factor`: each gets
+/// replicas on the least loaded brokers it has none on (on racks it does not use yet, while
+/// there are such), appended after its current ones, so its leader and ISR stay; the new ones
+/// catch up and join the ISR as any follower. `__consumer_offsets` created with fewer replicas
+/// than `offsets.topic.replication.factor` (a single node's, grown into a cluster) is raised
+/// this way. Refused while fewer brokers than `factor` may take replicas. The outcome is the
+/// number of partitions raised (0: nothing to do).
+pub fn raise_replication_factor(image: &MetadataImage, view: &ClusterView, name: &str, factor: i16) -> Decision<i32> {
+    let mut draft = Draft::new(image);
+    let outcome = (|| {
+        check_factor(factor, view)?;
+        let topic = draft.image.topic(name).cloned().ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let factor = factor as usize;
+        if view.nodes.len() < factor {
+            return Err(ControllerError::InvalidReplicationFactor(format!(
+                "replication factor {factor} for `{name}`, but only {} brokers may take replicas",
+                view.nodes.len()
+            )));
+        }
+        let rack_of = |n: &NodeId| view.racks.get(n).cloned();
+        let mut raised = 0;
+        for (index, p) in topic.partitions.iter().enumerate() {
+            if p.replicas.len() >= factor {
+                continue;
+            }
+            let held = draft.image.replicas_per_node();
+            let mut replicas = p.replicas.clone();
+            while replicas.len() < factor {
+                let used: std::collections::BTreeSet<String> = replicas.iter().filter_map(&rack_of).collect();
+                let next = view
+                    .nodes
+                    .iter()
+                    .filter(|n| !replicas.contains(n))
+                    .min_by_key(|n| {
+                        (rack_of(n).is_some_and(|r| used.contains(&r)), held.get(n).copied().unwrap_or(0), **n)
+                    })
+                    .copied();
+                let Some(next) = next else { break };
+                replicas.push(next);
+            }
+            let mut load = held.clone();
+            for n in &replicas[p.replicas.len()..] {
+                *load.entry(*n).or_default() += 1;
+            }
+            check_caps(&load, view, 1)?;
+            draft.push(MetadataRecord::PartitionReplicasChanged {
+                partition: PartitionId { topic: topic.id, index: index as i32 },
+                replicas,
+                adding: Vec::new(),
+                removing: Vec::new(),
+                partition_epoch: p.partition_epoch + 1,
+            });
+            raised += 1;
+        }
+        Ok(raised)
+    })();
+    match outcome {
+        Ok(raised) => Decision { outcomes: vec![(name.to_string(), Ok(raised))], records: draft.records },
+        Err(e) => Decision { outcomes: vec![(name.to_string(), Err(e))], records: Vec::new() },
+    }
+}
+
 /// A config resource: a topic, or broker configs (of one node, or with `None` the default of
 /// every node: Kafka's broker resource with an empty name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -695,6 +757,35 @@ mod tests {
         assert!(leaders.values().all(|&l| l == 2), "{leaders:?}");
         let d = create_topics(&image, &view(&[1, 2]), &[topic("t", 1, 3)], &configs_ok);
         assert!(matches!(d.outcomes[0].1, Err(ControllerError::InvalidReplicationFactor(_))));
+    }
+
+    #[test]
+    fn a_replication_factor_is_raised_by_appending_replicas_on_the_least_loaded_brokers() {
+        let mut image = MetadataImage::default();
+        let d = create_topics(&image, &view(&[1]), &[topic("offsets", 4, 1)], &configs_ok);
+        for (i, r) in d.records.iter().enumerate() {
+            image.apply(i as u64, r).expect("applies");
+        }
+        let before = image.topic("offsets").expect("created").clone();
+        let d = raise_replication_factor(&image, &view(&[1, 2, 3]), "offsets", 3);
+        assert!(matches!(d.outcomes[0].1, Ok(4)), "{:?}", d.outcomes);
+        let next = image.applied.map_or(0, |a| a + 1);
+        for (i, r) in d.records.iter().enumerate() {
+            image.apply(next + i as u64, r).expect("applies");
+        }
+        let after = image.topic("offsets").expect("kept");
+        for (old, new) in before.partitions.iter().zip(&after.partitions) {
+            assert_eq!(new.replicas.len(), 3);
+            assert_eq!(new.replicas[0], old.replicas[0], "the current replica stays first");
+            assert_eq!((new.leader, new.isr.clone()), (old.leader, old.isr.clone()), "leader and ISR stay");
+            assert!(new.partition_epoch > old.partition_epoch);
+        }
+        assert_eq!(image.replicas_per_node().values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+        // Nothing left to raise; too few brokers is refused.
+        let d = raise_replication_factor(&image, &view(&[1, 2, 3]), "offsets", 3);
+        assert!(matches!(d.outcomes[0].1, Ok(0)) && d.records.is_empty());
+        let d = raise_replication_factor(&image, &view(&[1, 2]), "offsets", 4);
+        assert!(d.outcomes[0].1.is_err() && d.records.is_empty());
     }
 
     #[test]

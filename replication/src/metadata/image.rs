@@ -16,8 +16,13 @@ pub struct PartitionImage {
     pub isr: Vec<NodeId>,
     pub leader: Option<NodeId>,
     pub leader_epoch: LeaderEpoch,
-    /// Bumped by every change of the partition's leader or ISR (Kafka's partition epoch).
+    /// Bumped by every change of the partition's leader, ISR or replicas (Kafka's partition epoch).
     pub partition_epoch: i32,
+    /// While a reassignment moves the partition (Kafka's adding and removing replicas): the
+    /// replicas being added, and those to be removed once the added ones are in sync; both
+    /// among `replicas`, and empty otherwise.
+    pub adding: Vec<NodeId>,
+    pub removing: Vec<NodeId>,
 }
 
 impl PartitionImage {
@@ -103,6 +108,8 @@ pub enum Change {
     BrokerChanged(NodeId),
     /// A partition's leader, ISR or epochs changed.
     PartitionChanged(PartitionId),
+    /// A partition's replica set changed.
+    ReplicasChanged(PartitionId),
 }
 
 /// A record that does not fit the image: the record stream is damaged or out of order.
@@ -181,6 +188,8 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: 0,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                 });
                 Change::PartitionCreated(*partition)
             }
@@ -291,6 +300,39 @@ impl MetadataImage {
                 }
                 broker.offline_replicas = partitions.iter().copied().collect();
                 Change::BrokerChanged(*node)
+            }
+            MetadataRecord::PartitionReplicasChanged { partition, replicas, adding, removing, partition_epoch } => {
+                let topic =
+                    self.topic_mut(partition.topic).ok_or_else(|| fail(format!("no topic {}", partition.topic)))?;
+                let p = usize::try_from(partition.index)
+                    .ok()
+                    .and_then(|i| topic.partitions.get_mut(i))
+                    .ok_or_else(|| fail(format!("no partition {partition}")))?;
+                if *partition_epoch <= p.partition_epoch {
+                    return Err(fail(format!(
+                        "partition {partition} epoch {partition_epoch} is not above {}",
+                        p.partition_epoch
+                    )));
+                }
+                let mut sorted = replicas.clone();
+                sorted.sort_unstable();
+                if replicas.is_empty() || sorted.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(fail(format!("partition {partition}: replicas {replicas:?} (empty, or a node twice)")));
+                }
+                if let Some(n) = p.isr.iter().chain(p.leader.iter()).find(|n| !replicas.contains(n)) {
+                    return Err(fail(format!("partition {partition}: in-sync node {n} would hold no replica")));
+                }
+                let stray = adding.iter().chain(removing).find(|n| !replicas.contains(n));
+                if stray.is_some() || adding.iter().any(|n| removing.contains(n)) {
+                    return Err(fail(format!(
+                        "partition {partition}: adding {adding:?} and removing {removing:?} must be distinct replicas"
+                    )));
+                }
+                p.replicas = replicas.clone();
+                p.adding = adding.clone();
+                p.removing = removing.clone();
+                p.partition_epoch = *partition_epoch;
+                Change::ReplicasChanged(*partition)
             }
             MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch } => {
                 let topic =
@@ -423,7 +465,17 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                 });
-                if p.partition_epoch > 0 {
+                // A partition being reassigned names its adding and removing replicas (its
+                // leader and ISR are in its `PartitionCreated`).
+                if !p.adding.is_empty() || !p.removing.is_empty() {
+                    out.push(MetadataRecord::PartitionReplicasChanged {
+                        partition: PartitionId { topic: t.id, index: index as i32 },
+                        replicas: p.replicas.clone(),
+                        adding: p.adding.clone(),
+                        removing: p.removing.clone(),
+                        partition_epoch: p.partition_epoch,
+                    });
+                } else if p.partition_epoch > 0 {
                     out.push(MetadataRecord::PartitionChanged {
                         partition: PartitionId { topic: t.id, index: index as i32 },
                         isr: p.isr.clone(),
@@ -538,9 +590,34 @@ mod tests {
         let set =
             MetadataRecord::BrokerConfigChanged { node: None, name: "num.partitions".into(), value: Some("3".into()) };
         let level = MetadataRecord::FeatureLevel { name: "metadata.version".into(), level: 27 };
-        let image =
-            replay(&[created(1, "a"), partition(1, 0), created(2, "b"), partition(2, 0), partition(1, 1), set, level])
-                .unwrap();
+        // Partition a-1 is being reassigned from node 1 to node 2; b-0 was raised to two replicas.
+        let changed = |id: u8, index: i32, replicas: &[i32], adding: &[i32], removing: &[i32], epoch: i32| {
+            let nodes = |ns: &[i32]| ns.iter().map(|n| NodeId(*n)).collect::<Vec<_>>();
+            MetadataRecord::PartitionReplicasChanged {
+                partition: PartitionId { topic: TopicId([id; 16]), index },
+                replicas: nodes(replicas),
+                adding: nodes(adding),
+                removing: nodes(removing),
+                partition_epoch: epoch,
+            }
+        };
+        let image = replay(&[
+            created(1, "a"),
+            partition(1, 0),
+            created(2, "b"),
+            partition(2, 0),
+            partition(1, 1),
+            set,
+            level,
+            changed(1, 1, &[2, 1], &[2], &[1], 1),
+            changed(2, 0, &[1, 3], &[], &[], 1),
+        ])
+        .unwrap();
+        assert_eq!(image.topic("a").unwrap().partitions[1].adding, vec![NodeId(2)]);
+        // Replicas that would leave out the ISR, or adding and removing overlapping, do not apply.
+        let mut bad = image.clone();
+        assert!(bad.apply(99, &changed(1, 0, &[2], &[], &[], 1)).is_err());
+        assert!(bad.apply(99, &changed(1, 0, &[1, 2], &[2], &[2], 1)).is_err());
         let mut again = replay(&image.to_records()).unwrap();
         again.applied = image.applied;
         assert_eq!(again, image);

@@ -78,6 +78,18 @@ pub enum MetadataRecord {
         leader_epoch: LeaderEpoch,
         partition_epoch: i32,
     },
+    /// A partition's replica set changed (KRaft's PartitionChangeRecord with replicas, adding
+    /// and removing replicas): the ISR and the leader stay, and stay among the replicas; a
+    /// replica added starts out of the ISR and joins it once caught up, as any follower. While a
+    /// reassignment is under way `adding` and `removing` name the replicas it adds and will
+    /// remove (both empty otherwise). The partition epoch rises.
+    PartitionReplicasChanged {
+        partition: PartitionId,
+        replicas: Vec<NodeId>,
+        adding: Vec<NodeId>,
+        removing: Vec<NodeId>,
+        partition_epoch: i32,
+    },
     /// The cluster's id, written once, first, by the controller that forms the quorum; every
     /// node adopts it and one whose data directory holds another refuses to go on.
     ClusterCreated { cluster_id: String },
@@ -101,6 +113,7 @@ const KIND_CLUSTER_CREATED: u8 = 12;
 const KIND_PRODUCER_IDS_RESERVED: u8 = 13;
 const KIND_BROKER_SHUTTING_DOWN: u8 = 14;
 const KIND_REPLICAS_OFFLINE: u8 = 15;
+const KIND_PARTITION_REPLICAS_CHANGED: u8 = 16;
 /// `leader` when there is none, and `node` of a cluster-wide broker config.
 const NO_LEADER: i32 = -1;
 
@@ -195,6 +208,15 @@ impl MetadataRecord {
                     out.extend_from_slice(&p.topic.0);
                     out.extend_from_slice(&p.index.to_be_bytes());
                 }
+            }
+            MetadataRecord::PartitionReplicasChanged { partition, replicas, adding, removing, partition_epoch } => {
+                out.push(KIND_PARTITION_REPLICAS_CHANGED);
+                out.extend_from_slice(&partition.topic.0);
+                out.extend_from_slice(&partition.index.to_be_bytes());
+                put_nodes(out, replicas);
+                put_nodes(out, adding);
+                put_nodes(out, removing);
+                out.extend_from_slice(&partition_epoch.to_be_bytes());
             }
             MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch } => {
                 out.push(KIND_PARTITION_CHANGED);
@@ -308,6 +330,17 @@ impl MetadataRecord {
                     .map(|_| Ok(PartitionId { topic: r.topic_id()?, index: r.i32()? }))
                     .collect::<Result<_, _>>()?;
                 MetadataRecord::ReplicasOffline { node, broker_epoch, partitions }
+            }
+            KIND_PARTITION_REPLICAS_CHANGED => {
+                let partition = PartitionId { topic: r.topic_id()?, index: r.i32()? };
+                let (replicas, adding, removing) = (r.nodes()?, r.nodes()?, r.nodes()?);
+                MetadataRecord::PartitionReplicasChanged {
+                    partition,
+                    replicas,
+                    adding,
+                    removing,
+                    partition_epoch: r.i32()?,
+                }
             }
             KIND_PARTITION_CHANGED => {
                 let topic = r.topic_id()?;
@@ -513,6 +546,13 @@ mod tests {
                 partitions: vec![PartitionId { topic: topic_id, index: 0 }, PartitionId { topic: topic_id, index: 5 }],
             },
             MetadataRecord::ReplicasOffline { node: NodeId(3), broker_epoch: 42, partitions: vec![] },
+            MetadataRecord::PartitionReplicasChanged {
+                partition: PartitionId { topic: topic_id, index: 2 },
+                replicas: vec![NodeId(1), NodeId(3), NodeId(2)],
+                adding: vec![NodeId(3)],
+                removing: vec![NodeId(1)],
+                partition_epoch: 4,
+            },
             MetadataRecord::PartitionChanged {
                 partition: PartitionId { topic: topic_id, index: 3 },
                 isr: vec![NodeId(1), NodeId(2)],

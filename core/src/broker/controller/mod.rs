@@ -64,6 +64,12 @@ pub enum ControllerRequest {
         topics: Vec<(String, i32)>,
         validate_only: bool,
     },
+    /// Every partition of `topic` below `factor` replicas gets more (the outcome's
+    /// `partitions` is how many were raised).
+    RaiseReplicationFactor {
+        topic: String,
+        factor: i16,
+    },
     /// AlterConfigs and IncrementalAlterConfigs; the outcomes are named by resource.
     AlterConfigs {
         alterations: Vec<ringtail_replication::metadata::controller::ConfigAlteration>,
@@ -116,7 +122,9 @@ pub fn apply_records(
     let mut effects = NodeEffects::default();
     for (i, record) in records.iter().enumerate() {
         match image.apply(first + i as u64, record)? {
-            Change::PartitionCreated(id) => {
+            // A replica added to an existing partition here opens like a new partition's.
+            Change::ReplicasChanged(id) if placement.shard(id).is_some() => {}
+            Change::PartitionCreated(id) | Change::ReplicasChanged(id) => {
                 let replicas =
                     &image.topic_by_id(id.topic).expect("just applied").partitions[id.index as usize].replicas;
                 if !replicas.contains(&node) {
@@ -250,6 +258,26 @@ mod tests {
         assert_eq!(effects.delete[0].name.as_ref(), "a");
         assert_eq!(placement.load(2), vec![0, 1]);
         assert!(image.topic("a").is_none());
+    }
+
+    #[test]
+    fn a_replica_added_to_an_existing_partition_is_opened_on_its_new_node_only() {
+        let mut image = MetadataImage::default();
+        let mut placement = Placement::default();
+        let d = create_topics(&image, &view(&[1]), &[topic("a", 2, 1)], &|_| Ok(()));
+        // Node 2's view: nothing of its own yet.
+        let effects = apply_records(&mut image, &mut placement, NodeId(2), 1, 0, &d.records).unwrap();
+        assert!(effects.open.is_empty());
+        let raised = decide::raise_replication_factor(&image, &view(&[1, 2]), "a", 2);
+        let next = image.applied.unwrap() + 1;
+        let effects = apply_records(&mut image, &mut placement, NodeId(2), 1, next, &raised.records).unwrap();
+        let a = image.topic("a").unwrap().id;
+        assert_eq!(effects.open, vec![(a, ShardId(0), vec![0, 1])]);
+        // Node 1 held them from their creation: nothing to open again.
+        let (mut image1, mut placement1) = (MetadataImage::default(), Placement::default());
+        apply_records(&mut image1, &mut placement1, NodeId(1), 1, 0, &d.records).unwrap();
+        let effects = apply_records(&mut image1, &mut placement1, NodeId(1), 1, next, &raised.records).unwrap();
+        assert!(effects.open.is_empty(), "{effects:?}");
     }
 
     #[test]

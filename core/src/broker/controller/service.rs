@@ -74,8 +74,12 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
         Writer::Cluster(link) => link.clone(),
     };
     let mut last_reason = String::new();
-    let adds_partitions =
-        matches!(request, ControllerRequest::CreateTopics { .. } | ControllerRequest::CreatePartitions { .. });
+    let adds_partitions = matches!(
+        request,
+        ControllerRequest::CreateTopics { .. }
+            | ControllerRequest::CreatePartitions { .. }
+            | ControllerRequest::RaiseReplicationFactor { .. }
+    );
     // While no controller can take it (an election in progress), the change waits a little.
     let started = std::time::Instant::now();
     let mut attempts = 0;
@@ -192,8 +196,12 @@ async fn decide_and_apply_local(
     let view = broker.view();
     // New partitions need space for their directories and first segments: a node below its
     // low free-space watermark takes none (it would have to leave them offline).
-    let adds_partitions =
-        matches!(request, ControllerRequest::CreateTopics { .. } | ControllerRequest::CreatePartitions { .. });
+    let adds_partitions = matches!(
+        request,
+        ControllerRequest::CreateTopics { .. }
+            | ControllerRequest::CreatePartitions { .. }
+            | ControllerRequest::RaiseReplicationFactor { .. }
+    );
     let (outcomes, records, validate_only) = decide(broker, &view, request);
     if validate_only || records.is_empty() {
         return outcomes;
@@ -279,6 +287,18 @@ fn decide(
                 })
                 .collect();
             (outcomes, d.records, validate_only)
+        }
+        ControllerRequest::RaiseReplicationFactor { topic, factor } => {
+            let d = decide::raise_replication_factor(&view.image, &cluster, &topic, factor);
+            let outcomes = d
+                .outcomes
+                .into_iter()
+                .map(|(name, r)| match r {
+                    Ok(partitions) => TopicOutcome { partitions, replication_factor: factor, ..outcome(name, Ok(())) },
+                    Err(e) => outcome(name, Err(e)),
+                })
+                .collect();
+            (outcomes, d.records, false)
         }
         ControllerRequest::AlterConfigs { alterations, validate_only } => {
             let rules = TableRules { config: &broker.config, image: &view.image, node: broker.node };

@@ -281,6 +281,22 @@ impl SimDisk {
         });
     }
 
+    /// Everything under `dir` (not `dir` itself) is removed, durably: a replica's files deleted
+    /// and the directory synced, as a broker does before it fetches a damaged replica again.
+    pub fn remove_under(dir: &Path) {
+        with_disk(|d| {
+            let under = |p: &PathBuf| p.starts_with(dir) && p.as_path() != dir;
+            d.pending_names.retain(|op| match op {
+                NameOp::Create(p, _) | NameOp::Remove(p) => !under(p),
+                NameOp::Rename(a, b) => !under(a) && !under(b),
+            });
+            // The files' inodes stay while handles to them may (as on Linux); the next crash
+            // drops them.
+            d.names.retain(|p, _| !under(p));
+            d.durable_names.retain(|p, _| !under(p));
+        });
+    }
+
     /// A file's current bytes (for the harness's reports).
     pub fn read_file(path: &Path) -> Option<Vec<u8>> {
         with_disk(|d| match d.names.get(path) {
