@@ -94,6 +94,10 @@ pub fn controller_error(e: &ControllerError) -> i16 {
         ControllerError::InvalidConfig(_) => code::INVALID_CONFIG,
         ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
         ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
+        ControllerError::NoReassignmentInProgress(_) => code::NO_REASSIGNMENT_IN_PROGRESS,
+        ControllerError::ElectionNotNeeded(_) => code::ELECTION_NOT_NEEDED,
+        ControllerError::PreferredLeaderNotAvailable(_) => code::PREFERRED_LEADER_NOT_AVAILABLE,
+        ControllerError::EligibleLeadersNotAvailable(_) => code::ELIGIBLE_LEADERS_NOT_AVAILABLE,
         ControllerError::NoSpace(_) => code::KAFKA_STORAGE_ERROR,
         // Retriable in every client; the message names the cause.
         ControllerError::Unavailable(_) => code::REQUEST_TIMED_OUT,
@@ -166,6 +170,16 @@ mod tests {
         check(controller_error(&ControllerError::PolicyViolation(String::new())), K::PolicyViolation);
         check(controller_error(&ControllerError::InvalidReplicaAssignment(String::new())), K::InvalidReplicaAssignment);
         check(controller_error(&ControllerError::InvalidRequest(String::new())), K::InvalidRequest);
+        check(controller_error(&ControllerError::NoReassignmentInProgress(String::new())), K::NoReassignmentInProgress);
+        check(controller_error(&ControllerError::ElectionNotNeeded(String::new())), K::ElectionNotNeeded);
+        check(
+            controller_error(&ControllerError::PreferredLeaderNotAvailable(String::new())),
+            K::PreferredLeaderNotAvailable,
+        );
+        check(
+            controller_error(&ControllerError::EligibleLeadersNotAvailable(String::new())),
+            K::EligibleLeadersNotAvailable,
+        );
         check(group_error(&GroupError::UnknownMemberId), K::UnknownMemberId);
         check(group_error(&GroupError::FencedInstanceId), K::FencedInstanceId);
         check(group_error(&GroupError::RebalanceInProgress), K::RebalanceInProgress);

@@ -61,5 +61,15 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::DescribeTopicPartitions => {
             describe_topic_partitions::DescribeTopicPartitionsRequest::decode(r, version).map(drop)
         }
+        ApiKey::ElectLeaders => elect_leaders::ElectLeadersRequest::decode(r, version).map(drop),
+        ApiKey::OffsetForLeaderEpoch => {
+            offset_for_leader_epoch::OffsetForLeaderEpochRequest::decode(r, version).map(drop)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            partition_reassignments::AlterPartitionReassignmentsRequest::decode(r, version).map(drop)
+        }
+        ApiKey::ListPartitionReassignments => {
+            partition_reassignments::ListPartitionReassignmentsRequest::decode(r, version).map(drop)
+        }
     };
 });

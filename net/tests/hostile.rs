@@ -24,6 +24,7 @@ use ringtail_net::messages::describe_log_dirs::DescribeLogDirsRequest;
 use ringtail_net::messages::describe_producers::DescribeProducersRequest;
 use ringtail_net::messages::describe_quorum::DescribeQuorumRequest;
 use ringtail_net::messages::describe_topic_partitions::DescribeTopicPartitionsRequest;
+use ringtail_net::messages::elect_leaders::ElectLeadersRequest;
 use ringtail_net::messages::find_coordinator::FindCoordinatorRequest;
 use ringtail_net::messages::heartbeat::HeartbeatRequest;
 use ringtail_net::messages::incremental_alter_configs::IncrementalAlterConfigsRequest;
@@ -37,6 +38,9 @@ use ringtail_net::messages::offset_commit::OffsetCommitRequest;
 use ringtail_net::messages::offset_delete::OffsetDeleteRequest;
 use ringtail_net::messages::offset_fetch::OffsetFetchRequest;
 use ringtail_net::messages::offset_for_leader_epoch::OffsetForLeaderEpochRequest;
+use ringtail_net::messages::partition_reassignments::{
+    AlterPartitionReassignmentsRequest, ListPartitionReassignmentsRequest,
+};
 use ringtail_net::messages::sync_group::SyncGroupRequest;
 use ringtail_net::{DecodeError, Reader};
 
@@ -151,6 +155,21 @@ fn describe_groups() {
 #[test]
 fn delete_groups() {
     check(ApiKey::DeleteGroups, DeleteGroupsRequest::decode);
+}
+
+#[test]
+fn elect_leaders() {
+    check(ApiKey::ElectLeaders, ElectLeadersRequest::decode);
+}
+
+#[test]
+fn alter_partition_reassignments() {
+    check(ApiKey::AlterPartitionReassignments, AlterPartitionReassignmentsRequest::decode);
+}
+
+#[test]
+fn list_partition_reassignments() {
+    check(ApiKey::ListPartitionReassignments, ListPartitionReassignmentsRequest::decode);
 }
 
 #[test]

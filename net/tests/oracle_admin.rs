@@ -20,7 +20,9 @@ use ringtail_net::messages::describe_client_quotas::*;
 use ringtail_net::messages::describe_log_dirs::*;
 use ringtail_net::messages::describe_producers::*;
 use ringtail_net::messages::describe_topic_partitions::*;
+use ringtail_net::messages::elect_leaders::*;
 use ringtail_net::messages::incremental_alter_configs::*;
+use ringtail_net::messages::partition_reassignments::*;
 use ringtail_net::{DecodeError, Reader, Writer};
 
 type Decode<T> = fn(&mut Reader, i16) -> Result<T, DecodeError>;
@@ -912,4 +914,191 @@ fn describe_topic_partitions_refuses_a_bad_cursor_marker() {
     let mut r = Reader::new(Bytes::from(hostile));
     let e = DescribeTopicPartitionsRequest::decode(&mut r, 0).unwrap_err();
     assert!(matches!(e, DecodeError::Invalid { what: "cursor", .. }), "{e}");
+}
+
+// AlterPartitionReassignments and ListPartitionReassignments.
+
+#[test]
+fn alter_partition_reassignments() {
+    for v in versions(ApiKey::AlterPartitionReassignments) {
+        let req = common::alter_partition_reassignments_request(v);
+        let expected = AlterPartitionReassignmentsRequest {
+            timeout_ms: req.timeout_ms,
+            allow_replication_factor_change: req.allow_replication_factor_change,
+            topics: req
+                .topics
+                .iter()
+                .map(|t| ReassignableTopic {
+                    name: topic_name(&t.name),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| ReassignablePartition {
+                            partition_index: p.partition_index,
+                            replicas: p.replicas.as_ref().map(|r| broker_ids(r)),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        check_request(&req, v, AlterPartitionReassignmentsRequest::decode, expected);
+        let partition = |index: i32, error_code: i16, message: Option<&str>| ReassignablePartitionResponse {
+            partition_index: index,
+            error_code,
+            error_message: message.map(String::from),
+        };
+        let ours = AlterPartitionReassignmentsResponse {
+            throttle_time_ms: 3,
+            allow_replication_factor_change: v >= 1,
+            error_code: 0,
+            error_message: None,
+            responses: vec![ReassignableTopicResponse {
+                name: "orders".into(),
+                partitions: vec![partition(0, 0, None), partition(1, 85, Some("no reassignment in progress"))],
+            }],
+        };
+        check_response(
+            &ours,
+            v,
+            AlterPartitionReassignmentsResponse::encode,
+            |t: &kp::AlterPartitionReassignmentsResponse| AlterPartitionReassignmentsResponse {
+                throttle_time_ms: t.throttle_time_ms,
+                allow_replication_factor_change: t.allow_replication_factor_change && v >= 1,
+                error_code: t.error_code,
+                error_message: nullable(&t.error_message),
+                responses: t
+                    .responses
+                    .iter()
+                    .map(|r| ReassignableTopicResponse {
+                        name: topic_name(&r.name),
+                        partitions: r
+                            .partitions
+                            .iter()
+                            .map(|p| ReassignablePartitionResponse {
+                                partition_index: p.partition_index,
+                                error_code: p.error_code,
+                                error_message: nullable(&p.error_message),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            },
+        );
+    }
+}
+
+#[test]
+fn list_partition_reassignments() {
+    for v in versions(ApiKey::ListPartitionReassignments) {
+        for all in [false, true] {
+            let req = common::list_partition_reassignments_request(all);
+            let expected = ListPartitionReassignmentsRequest {
+                timeout_ms: req.timeout_ms,
+                topics: req.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| ListPartitionReassignmentsTopic {
+                            name: topic_name(&t.name),
+                            partition_indexes: t.partition_indexes.clone(),
+                        })
+                        .collect()
+                }),
+            };
+            check_request(&req, v, ListPartitionReassignmentsRequest::decode, expected);
+        }
+        let ours = ListPartitionReassignmentsResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            error_message: None,
+            topics: vec![OngoingTopicReassignment {
+                name: "orders".into(),
+                partitions: vec![OngoingPartitionReassignment {
+                    partition_index: 2,
+                    replicas: vec![4, 1, 2, 3],
+                    adding_replicas: vec![4],
+                    removing_replicas: vec![3],
+                }],
+            }],
+        };
+        check_response(
+            &ours,
+            v,
+            ListPartitionReassignmentsResponse::encode,
+            |t: &kp::ListPartitionReassignmentsResponse| ListPartitionReassignmentsResponse {
+                throttle_time_ms: t.throttle_time_ms,
+                error_code: t.error_code,
+                error_message: nullable(&t.error_message),
+                topics: t
+                    .topics
+                    .iter()
+                    .map(|r| OngoingTopicReassignment {
+                        name: topic_name(&r.name),
+                        partitions: r
+                            .partitions
+                            .iter()
+                            .map(|p| OngoingPartitionReassignment {
+                                partition_index: p.partition_index,
+                                replicas: broker_ids(&p.replicas),
+                                adding_replicas: broker_ids(&p.adding_replicas),
+                                removing_replicas: broker_ids(&p.removing_replicas),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            },
+        );
+    }
+}
+
+// ElectLeaders.
+
+#[test]
+fn elect_leaders() {
+    for v in versions(ApiKey::ElectLeaders) {
+        for all in [false, true] {
+            let req = common::elect_leaders_request(v, all);
+            let expected = ElectLeadersRequest {
+                election_type: req.election_type,
+                topic_partitions: req.topic_partitions.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| ElectTopicPartitions { topic: topic_name(&t.topic), partitions: t.partitions.clone() })
+                        .collect()
+                }),
+                timeout_ms: req.timeout_ms,
+            };
+            check_request(&req, v, ElectLeadersRequest::decode, expected);
+        }
+        let result = |id: i32, error_code: i16, message: Option<&str>| ElectionPartitionResult {
+            partition_id: id,
+            error_code,
+            error_message: message.map(String::from),
+        };
+        let ours = ElectLeadersResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            replica_election_results: vec![ReplicaElectionResult {
+                topic: "orders".into(),
+                partition_result: vec![result(0, 0, None), result(2, 84, Some("the preferred replica leads already"))],
+            }],
+        };
+        check_response(&ours, v, ElectLeadersResponse::encode, |t: &kp::ElectLeadersResponse| ElectLeadersResponse {
+            throttle_time_ms: t.throttle_time_ms,
+            error_code: t.error_code,
+            replica_election_results: t
+                .replica_election_results
+                .iter()
+                .map(|r| ReplicaElectionResult {
+                    topic: topic_name(&r.topic),
+                    partition_result: r
+                        .partition_result
+                        .iter()
+                        .map(|p| ElectionPartitionResult {
+                            partition_id: p.partition_id,
+                            error_code: p.error_code,
+                            error_message: nullable(&p.error_message),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        });
+    }
 }

@@ -459,6 +459,20 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// Closes this shard's replica of a partition moved off this node and deletes its files.
+    pub async fn remove_replica_local(&self, id: PartitionId) {
+        let Some(partition) = self.partitions.remove(id) else { return };
+        let _ = partition.log().close(ringtail_log::now_ms()).await;
+        let dir = partition.log().dir().to_path_buf();
+        drop(partition);
+        tracing::info!(dir = %dir.display(), "a reassignment moved this replica away; deleting its files");
+        if let Err(e) = remove_dir_off_shard(dir.clone()).await {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a moved replica's directory");
+        }
+    }
+}
+
 /// Removes a directory tree. That is blocking work: a helper thread does it, off the shard.
 pub async fn remove_dir_off_shard(dir: std::path::PathBuf) -> std::io::Result<()> {
     let (tx, rx) = flume::bounded(1);

@@ -12,6 +12,7 @@ mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod reassignments;
 mod topics;
 
 use std::rc::Rc;
@@ -92,6 +93,13 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         ApiKey::InitProducerId => init_producer_id::init_producer_id(broker, &mut body, version, w).await,
         ApiKey::DeleteRecords => admin::delete_records(broker, &mut body, version, w).await,
         ApiKey::OffsetForLeaderEpoch => list_offsets::offset_for_leader_epoch(broker, &mut body, version, w).await,
+        ApiKey::AlterPartitionReassignments => {
+            reassignments::alter_partition_reassignments(broker, &mut body, version, w).await
+        }
+        ApiKey::ListPartitionReassignments => {
+            reassignments::list_partition_reassignments(broker, &mut body, version, w).await
+        }
+        ApiKey::ElectLeaders => reassignments::elect_leaders(broker, &mut body, version, w).await,
         ApiKey::DescribeLogDirs => admin::describe_log_dirs(broker, &mut body, version, w).await,
         ApiKey::AlterReplicaLogDirs => admin::alter_replica_log_dirs(broker, &mut body, version, w),
         ApiKey::DescribeTopicPartitions => admin::describe_topic_partitions(broker, &mut body, version, w),

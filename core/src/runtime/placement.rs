@@ -67,6 +67,11 @@ impl Placement {
         self.place(keep.iter().copied(), shards) || removed
     }
 
+    /// Forgets one replica (moved off this node). True if it was placed.
+    pub fn remove(&mut self, id: PartitionId) -> bool {
+        self.shards.remove(&id).is_some()
+    }
+
     pub fn remove_topic(&mut self, topic: TopicId) {
         self.shards.retain(|id, _| id.topic != topic);
     }

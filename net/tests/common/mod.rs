@@ -450,6 +450,47 @@ pub fn delete_records_request(_v: i16) -> kp::DeleteRecordsRequest {
         .with_timeout_ms(30_000)
 }
 
+pub fn alter_partition_reassignments_request(v: i16) -> kp::AlterPartitionReassignmentsRequest {
+    use kp::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let partition = |index: i32, replicas: Option<&[i32]>| {
+        ReassignablePartition::default()
+            .with_partition_index(index)
+            .with_replicas(replicas.map(|r| r.iter().map(|n| kp::BrokerId(*n)).collect()))
+    };
+    kp::AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(60_000)
+        .with_allow_replication_factor_change(v == 0)
+        .with_topics(vec![
+            ReassignableTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![partition(0, Some(&[4, 1, 2])), partition(1, None)]),
+            ReassignableTopic::default().with_name(topic("payments")).with_partitions(vec![partition(2, Some(&[3]))]),
+        ])
+}
+
+pub fn elect_leaders_request(v: i16, all: bool) -> kp::ElectLeadersRequest {
+    use kp::elect_leaders_request::TopicPartitions;
+    kp::ElectLeadersRequest::default()
+        .with_election_type(if v >= 1 { 1 } else { 0 })
+        .with_timeout_ms(30_000)
+        .with_topic_partitions((!all).then(|| {
+            vec![
+                TopicPartitions::default().with_topic(topic("orders")).with_partitions(vec![0, 2]),
+                TopicPartitions::default().with_topic(topic("payments")).with_partitions(vec![]),
+            ]
+        }))
+}
+
+pub fn list_partition_reassignments_request(all: bool) -> kp::ListPartitionReassignmentsRequest {
+    use kp::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    kp::ListPartitionReassignmentsRequest::default().with_timeout_ms(30_000).with_topics((!all).then(|| {
+        vec![
+            ListPartitionReassignmentsTopics::default().with_name(topic("orders")).with_partition_indexes(vec![0, 3]),
+            ListPartitionReassignmentsTopics::default().with_name(topic("payments")).with_partition_indexes(vec![]),
+        ]
+    }))
+}
+
 pub fn describe_acls_request(_v: i16) -> kp::DescribeAclsRequest {
     kp::DescribeAclsRequest::default()
         .with_resource_type_filter(2)
@@ -613,6 +654,9 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::InitProducerId => oracle_encode(&init_producer_id_request(v), v),
         ApiKey::DeleteRecords => oracle_encode(&delete_records_request(v), v),
         ApiKey::OffsetForLeaderEpoch => oracle_encode(&client::offset_for_leader_epoch_request(v), v),
+        ApiKey::AlterPartitionReassignments => oracle_encode(&alter_partition_reassignments_request(v), v),
+        ApiKey::ElectLeaders => oracle_encode(&elect_leaders_request(v, false), v),
+        ApiKey::ListPartitionReassignments => oracle_encode(&list_partition_reassignments_request(false), v),
         ApiKey::DescribeAcls => oracle_encode(&describe_acls_request(v), v),
         ApiKey::CreateAcls => oracle_encode(&create_acls_request(v), v),
         ApiKey::DeleteAcls => oracle_encode(&delete_acls_request(v), v),

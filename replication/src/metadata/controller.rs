@@ -51,6 +51,18 @@ pub enum ControllerError {
     /// The metadata log could not take the change for lack of space; nothing changed.
     #[error("{0}")]
     NoSpace(String),
+    /// ELECTION_NOT_NEEDED: the partition has the leader the election would give it.
+    #[error("{0}")]
+    ElectionNotNeeded(String),
+    /// PREFERRED_LEADER_NOT_AVAILABLE: the preferred replica is out of sync or may not lead.
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE: no replica may lead.
+    #[error("{0}")]
+    EligibleLeadersNotAvailable(String),
+    /// NO_REASSIGNMENT_IN_PROGRESS: a cancel for a partition not being reassigned.
+    #[error("no reassignment of {0} is in progress")]
+    NoReassignmentInProgress(String),
     /// The controller quorum could not take the change now (no active controller, no
     /// majority, a write that timed out): retriable.
     #[error("{0}")]
@@ -482,6 +494,76 @@ pub fn raise_replication_factor(image: &MetadataImage, view: &ClusterView, name:
         Ok(raised) => Decision { outcomes: vec![(name.to_string(), Ok(raised))], records: draft.records },
         Err(e) => Decision { outcomes: vec![(name.to_string(), Err(e))], records: Vec::new() },
     }
+}
+
+/// AlterPartitionReassignments: each (topic, partition) moved to its target replicas, or with
+/// `None` its reassignment cancelled (`reassign::alter`), in request order, each decided on the
+/// image as the earlier ones left it.
+pub fn alter_reassignments(
+    image: &MetadataImage,
+    partitions: &[(String, i32, Option<Vec<NodeId>>)],
+    allow_factor_change: bool,
+) -> Decision<()> {
+    let mut draft = Draft::new(image);
+    let mut outcomes = Vec::with_capacity(partitions.len());
+    for (name, index, target) in partitions {
+        let outcome = match draft.image.topic(name) {
+            None => Err(ControllerError::UnknownTopic(name.clone())),
+            Some(topic) => {
+                let id = PartitionId { topic: topic.id, index: *index };
+                super::reassign::alter(&draft.image, id, target.as_deref(), allow_factor_change)
+            }
+        };
+        match outcome {
+            Ok(records) => {
+                records.into_iter().for_each(|r| draft.push(r));
+                outcomes.push((name.clone(), Ok(())));
+            }
+            Err(e) => outcomes.push((name.clone(), Err(e))),
+        }
+    }
+    Decision { outcomes, records: draft.records }
+}
+
+/// ElectLeaders' outcome per (topic, partition), and the records of the elections made.
+#[derive(Debug)]
+pub struct Elections {
+    pub outcomes: Vec<(String, i32, Result<(), ControllerError>)>,
+    pub records: Vec<MetadataRecord>,
+}
+
+/// ElectLeaders: a preferred (or, with `unclean`, an unclean) election for each (topic,
+/// partition), or with `None` for every partition, where the outcomes leave out those that
+/// need none (as Kafka answers an election of every partition).
+pub fn elect_leaders(image: &MetadataImage, partitions: Option<&[(String, i32)]>, unclean: bool) -> Elections {
+    let mut draft = Draft::new(image);
+    let mut outcomes = Vec::new();
+    let every: Vec<(String, i32)>;
+    let asked = match partitions {
+        Some(p) => p,
+        None => {
+            every = image
+                .topics()
+                .flat_map(|t| (0..t.partitions.len() as i32).map(move |i| (t.name.to_string(), i)))
+                .collect();
+            &every
+        }
+    };
+    for (name, index) in asked {
+        let outcome = match draft.image.topic(name) {
+            None => Err(ControllerError::UnknownTopic(name.clone())),
+            Some(topic) => super::elect::elect(&draft.image, PartitionId { topic: topic.id, index: *index }, unclean),
+        };
+        match outcome {
+            Ok(records) => {
+                records.into_iter().for_each(|r| draft.push(r));
+                outcomes.push((name.clone(), *index, Ok(())));
+            }
+            Err(ControllerError::ElectionNotNeeded(_)) if partitions.is_none() => {}
+            Err(e) => outcomes.push((name.clone(), *index, Err(e))),
+        }
+    }
+    Elections { outcomes, records: draft.records }
 }
 
 /// A config resource: a topic, or broker configs (of one node, or with `None` the default of

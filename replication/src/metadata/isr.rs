@@ -86,10 +86,24 @@ pub fn alter_isr(
                 leader_epoch: decided.leader_epoch,
                 partition_epoch: decided.partition_epoch,
             });
+            // A reassignment whose target replicas are now all in sync completes here (Kafka's
+            // AlterPartition does the same); the leader learns it from the metadata.
+            if let Some(mut state) = partition_state(image, proposal.partition) {
+                state.isr = decided.isr.clone();
+                state.partition_epoch = decided.partition_epoch;
+                records.extend(super::reassign::completion(image, proposal.partition, &state));
+            }
         }
         outcomes.push(outcome);
     }
     (records, outcomes)
+}
+
+fn partition_state(image: &MetadataImage, partition: PartitionId) -> Option<super::image::PartitionImage> {
+    image
+        .topic_by_id(partition.topic)
+        .and_then(|t| usize::try_from(partition.index).ok().and_then(|i| t.partitions.get(i)))
+        .cloned()
 }
 
 fn decide_one(image: &MetadataImage, node: NodeId, proposal: &IsrProposal) -> Result<IsrDecided, IsrRefusal> {

@@ -3,9 +3,11 @@
 
 pub mod brokers;
 pub mod controller;
+pub mod elect;
 pub mod features;
 pub mod image;
 pub mod isr;
+pub mod reassign;
 pub mod record;
 pub mod store;
 

@@ -70,6 +70,18 @@ pub enum ControllerRequest {
         topic: String,
         factor: i16,
     },
+    /// AlterPartitionReassignments: each (topic, partition) to its target replicas, or `None`
+    /// to cancel; the outcomes are named by topic, with the partition index in `partitions`.
+    AlterReassignments {
+        partitions: Vec<(String, i32, Option<Vec<NodeId>>)>,
+        allow_factor_change: bool,
+    },
+    /// ElectLeaders: the (topic, partition)s, or `None` for every partition; the outcomes are
+    /// named by topic, with the partition index in `partitions`.
+    ElectLeaders {
+        partitions: Option<Vec<(String, i32)>>,
+        unclean: bool,
+    },
     /// AlterConfigs and IncrementalAlterConfigs; the outcomes are named by resource.
     AlterConfigs {
         alterations: Vec<ringtail_replication::metadata::controller::ConfigAlteration>,
@@ -101,6 +113,8 @@ pub struct NodeEffects {
     pub open: Vec<(TopicId, ShardId, Vec<i32>)>,
     /// Deleted topics, as they were.
     pub delete: Vec<Arc<TopicImage>>,
+    /// Replicas moved off this node by a reassignment, with the shard that owned them.
+    pub remove: Vec<(PartitionId, ShardId)>,
     /// The placement changed and must be written.
     pub placement_changed: bool,
     /// Topics whose configs changed: their local replicas take the new ones.
@@ -122,8 +136,23 @@ pub fn apply_records(
     let mut effects = NodeEffects::default();
     for (i, record) in records.iter().enumerate() {
         match image.apply(first + i as u64, record)? {
-            // A replica added to an existing partition here opens like a new partition's.
-            Change::ReplicasChanged(id) if placement.shard(id).is_some() => {}
+            // A replica moved off this node goes; one added here opens like a new partition's.
+            Change::ReplicasChanged(id) if placement.shard(id).is_some() => {
+                let replicas =
+                    &image.topic_by_id(id.topic).expect("just applied").partitions[id.index as usize].replicas;
+                if !replicas.contains(&node) {
+                    let shard = placement.shard(id).expect("placed");
+                    placement.remove(id);
+                    effects.placement_changed = true;
+                    effects.open.iter_mut().for_each(|(t, _, indexes)| {
+                        if *t == id.topic {
+                            indexes.retain(|i| *i != id.index)
+                        }
+                    });
+                    effects.open.retain(|(_, _, indexes)| !indexes.is_empty());
+                    effects.remove.push((id, shard));
+                }
+            }
             Change::PartitionCreated(id) | Change::ReplicasChanged(id) => {
                 let replicas =
                     &image.topic_by_id(id.topic).expect("just applied").partitions[id.index as usize].replicas;
@@ -182,10 +211,18 @@ pub fn diff_images(
         let before = old.topic_by_id(t.id);
         for (i, p) in t.partitions.iter().enumerate() {
             let had = before.and_then(|b| b.partitions.get(i)).is_some_and(|b| b.replicas.contains(&node));
+            let id = PartitionId { topic: t.id, index: i as i32 };
+            if had && !p.replicas.contains(&node) {
+                if let Some(shard) = placement.shard(id) {
+                    placement.remove(id);
+                    effects.placement_changed = true;
+                    effects.remove.push((id, shard));
+                }
+                continue;
+            }
             if had || !p.replicas.contains(&node) {
                 continue;
             }
-            let id = PartitionId { topic: t.id, index: i as i32 };
             placement.place([id], shards);
             effects.placement_changed = true;
             let shard = placement.shard(id).expect("just placed");
@@ -278,6 +315,40 @@ mod tests {
         apply_records(&mut image1, &mut placement1, NodeId(1), 1, 0, &d.records).unwrap();
         let effects = apply_records(&mut image1, &mut placement1, NodeId(1), 1, next, &raised.records).unwrap();
         assert!(effects.open.is_empty(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_replica_moved_off_this_node_is_removed_by_records_and_by_a_far_ahead_image() {
+        let mut image = MetadataImage::default();
+        let mut placement = Placement::default();
+        // Brokers 1 and 2 registered (a reassignment names registered brokers only).
+        let registered: Vec<MetadataRecord> = (1..=2)
+            .map(|n| MetadataRecord::BrokerRegistered {
+                node: NodeId(n),
+                broker_epoch: n as i64 - 1,
+                incarnation: [n as u8; 16],
+                listeners: Vec::new(),
+                rack: None,
+                fenced: false,
+            })
+            .collect();
+        apply_records(&mut image, &mut placement, NodeId(1), 1, 0, &registered).unwrap();
+        let d = create_topics(&image, &view(&[1, 2]), &[topic("a", 1, 2)], &|_| Ok(()));
+        let effects = apply_records(&mut image, &mut placement, NodeId(1), 1, 2, &d.records).unwrap();
+        assert_eq!(effects.open.len(), 1);
+        let id = PartitionId { topic: image.topic("a").unwrap().id, index: 0 };
+        let before = image.clone();
+        // Moved to node 2 alone: a removal-only reassignment completes in one decision.
+        let moved = decide::alter_reassignments(&image, &[("a".into(), 0, Some(vec![NodeId(2)]))], true);
+        let next = image.applied.unwrap() + 1;
+        let effects = apply_records(&mut image, &mut placement, NodeId(1), 1, next, &moved.records).unwrap();
+        assert_eq!(effects.remove, vec![(id, ShardId(0))]);
+        assert!(effects.open.is_empty() && placement.shard(id).is_none());
+        // A node far behind gets the same from the image.
+        let mut behind = Placement::default();
+        behind.place([id], 1);
+        let effects = diff_images(&before, &image, &mut behind, NodeId(1), 1);
+        assert_eq!(effects.remove, vec![(id, ShardId(0))]);
     }
 
     #[test]

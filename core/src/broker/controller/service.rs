@@ -79,6 +79,7 @@ pub async fn decide_and_apply(broker: &Rc<Broker>, request: ControllerRequest) -
         ControllerRequest::CreateTopics { .. }
             | ControllerRequest::CreatePartitions { .. }
             | ControllerRequest::RaiseReplicationFactor { .. }
+            | ControllerRequest::AlterReassignments { .. }
     );
     // While no controller can take it (an election in progress), the change waits a little.
     let started = std::time::Instant::now();
@@ -201,6 +202,7 @@ async fn decide_and_apply_local(
         ControllerRequest::CreateTopics { .. }
             | ControllerRequest::CreatePartitions { .. }
             | ControllerRequest::RaiseReplicationFactor { .. }
+            | ControllerRequest::AlterReassignments { .. }
     );
     let (outcomes, records, validate_only) = decide(broker, &view, request);
     if validate_only || records.is_empty() {
@@ -300,6 +302,25 @@ fn decide(
                 .collect();
             (outcomes, d.records, false)
         }
+        ControllerRequest::AlterReassignments { partitions, allow_factor_change } => {
+            let d = decide::alter_reassignments(&view.image, &partitions, allow_factor_change);
+            let outcomes = d
+                .outcomes
+                .into_iter()
+                .zip(&partitions)
+                .map(|((name, r), (_, index, _))| TopicOutcome { partitions: *index, ..outcome(name, r) })
+                .collect();
+            (outcomes, d.records, false)
+        }
+        ControllerRequest::ElectLeaders { partitions, unclean } => {
+            let d = decide::elect_leaders(&view.image, partitions.as_deref(), unclean);
+            let outcomes = d
+                .outcomes
+                .into_iter()
+                .map(|(name, index, r)| TopicOutcome { partitions: index, ..outcome(name, r) })
+                .collect();
+            (outcomes, d.records, false)
+        }
         ControllerRequest::AlterConfigs { alterations, validate_only } => {
             let rules = TableRules { config: &broker.config, image: &view.image, node: broker.node };
             let d = decide::alter_configs(&view.image, &alterations, &rules);
@@ -377,6 +398,18 @@ async fn carry_out(broker: &Rc<Broker>, image: Arc<MetadataImage>, placement: Pl
         let interim = Arc::new(NodeView { image: image.clone(), placement: Arc::new(interim), ..(*view).clone() });
         publish(broker, interim).await;
         delete_everywhere(broker, &effects.delete).await;
+    }
+    if !effects.remove.is_empty() {
+        // Nothing routes to a moved replica before its files go.
+        let mut interim = (*view.placement).clone();
+        effects.remove.iter().for_each(|(id, _)| {
+            interim.remove(*id);
+        });
+        let interim = Arc::new(NodeView { image: image.clone(), placement: Arc::new(interim), ..(*view).clone() });
+        publish(broker, interim).await;
+        for &(id, owner) in &effects.remove {
+            let _ = broker.on_shard(owner, move |b| async move { b.remove_replica_local(id).await }).await;
+        }
     }
     for (topic_id, owner, indexes) in effects.open {
         let topic = image.topic_by_id(topic_id).expect("a replica opened is of a topic in the image").clone();
