@@ -47,6 +47,8 @@ const PARTITION: PartitionId = PartitionId { topic: TOPIC, index: 0 };
 const SESSION: Duration = Duration::from_millis(300);
 /// A follower not caught up for this long leaves the ISR.
 const LAG_MS: i64 = 200;
+/// How long a leader waits for the controller's answer to an ISR change (a broker: 5 s).
+const ALTER_PARTITION_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 enum Msg {
@@ -242,7 +244,15 @@ async fn isr(w: Rc<World>, address: u32, p: Rc<Partition>) {
         let eligible = |n: NodeId| r.live.borrow().contains(&n);
         if let Some(q) = p.isr_proposal(ringtail_log::now_ms(), LAG_MS, eligible) {
             p.isr_proposed(&q, ringtail_log::now_ms());
-            w.net.send(address, CONTROLLER, Msg::Alter { proposal: q });
+            w.net.send(address, CONTROLLER, Msg::Alter { proposal: q.clone() });
+            // As a broker's AlterPartition call: no answer within its timeout counts as none (the
+            // request or its answer was lost), and the leader may propose again.
+            let p = p.clone();
+            platform::spawn_local(async move {
+                platform::sleep(ALTER_PARTITION_TIMEOUT).await;
+                p.isr_answered(&q, None);
+            })
+            .detach();
         }
     }
 }
@@ -630,7 +640,7 @@ async fn nemesis(w: Rc<World>, sim: Rc<Sim>, rounds: u64) {
                     platform::sleep(Duration::from_millis(sim.rng(|r| r.between(0, 200)))).await;
                 }
                 if w.verbose {
-                    platform::sleep(Duration::from_millis(100)).await;
+                    // Printed at once: a replay must run exactly as the seed did unprinted.
                     let logs: Vec<(u64, u64)> = w
                         .replicas
                         .iter()
@@ -850,5 +860,23 @@ async fn converge(w: &Rc<World>) -> Result<usize, String> {
         return Ok(logs[0].len());
     }
     let state = w.controller.borrow().partition();
-    Err(format!("the replicas did not converge within 10 s: {state:?}"))
+    let replicas: Vec<String> = w
+        .replicas
+        .iter()
+        .map(|r| match r.partition.borrow().as_ref() {
+            Some(p) => format!(
+                "log end {} hw {} failed {} role {:?} damaged {} rebuilding {}",
+                p.log_end_offset(),
+                p.high_watermark(),
+                p.log().failed().is_some(),
+                p.role(),
+                r.damaged.get(),
+                r.rebuilding.get()
+            ),
+            None => format!("down (damaged {} rebuilding {})", r.damaged.get(), r.rebuilding.get()),
+        })
+        .collect();
+    let offline: Vec<_> =
+        w.controller.borrow().image.brokers().iter().map(|(n, b)| (*n, b.fenced, b.offline_replicas.len())).collect();
+    Err(format!("the replicas did not converge within 10 s: {state:?}; replicas {replicas:?}; brokers {offline:?}"))
 }

@@ -462,14 +462,20 @@ impl Shard {
 impl Shard {
     /// Closes this shard's replica of a partition moved off this node and deletes its files.
     pub async fn remove_replica_local(&self, id: PartitionId) {
-        let Some(partition) = self.partitions.remove(id) else { return };
-        let _ = partition.log().close(ringtail_log::now_ms()).await;
-        let dir = partition.log().dir().to_path_buf();
-        drop(partition);
+        let Some(dir) = self.partitions.get(id).map(|p| p.log().dir().to_path_buf()) else { return };
         tracing::info!(dir = %dir.display(), "a reassignment moved this replica away; deleting its files");
-        if let Err(e) = remove_dir_off_shard(dir.clone()).await {
+        if let Err(e) = self.drop_replica(id, dir.clone()).await {
             tracing::warn!(dir = %dir.display(), error = %e, "could not remove a moved replica's directory");
         }
+    }
+
+    /// Takes a replica out of this shard's table (closing its log if it is open) and deletes
+    /// its directory `dir`.
+    pub async fn drop_replica(&self, id: PartitionId, dir: std::path::PathBuf) -> std::io::Result<()> {
+        if let Some(partition) = self.partitions.remove(id) {
+            let _ = partition.log().close(ringtail_log::now_ms()).await;
+        }
+        remove_dir_off_shard(dir).await
     }
 }
 

@@ -369,8 +369,7 @@ async fn rebuild_damaged(broker: &Rc<Broker>) {
     }
     let view = broker.view();
     for id in damaged {
-        let Some(topic) = view.image.topic_by_id(id.topic) else { continue };
-        let Some(state) = usize::try_from(id.index).ok().and_then(|i| topic.partitions.get(i)) else { continue };
+        let (Some(topic), Some(state)) = (view.image.topic_by_id(id.topic), view.image.partition(id)) else { continue };
         let me = broker.node;
         let out_of_isr = state.replicas.contains(&me) && !state.isr.contains(&me);
         let led_elsewhere = state.leader.is_some_and(|l| l != me);
@@ -382,12 +381,11 @@ async fn rebuild_damaged(broker: &Rc<Broker>) {
             topic = %topic.name, partition = id.index, leader = ?state.leader,
             "rebuilding a damaged replica: deleting its files and fetching it again from the leader"
         );
-        if let Some(old) = broker.partitions.remove(id) {
-            let _ = old.log().close(ringtail_log::now_ms()).await;
-        }
-        if let Err(e) = super::data::remove_dir_off_shard(dir.clone()).await {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot delete a damaged replica's files; it stays offline");
-            tracing::error!("retrying at the next check");
+        if let Err(e) = broker.drop_replica(id, dir.clone()).await {
+            tracing::error!(
+                dir = %dir.display(), error = %e,
+                "cannot delete a damaged replica's files; it stays offline and is tried again at the next check"
+            );
             let error = ringtail_log::LogError::Io { op: "remove", path: dir, source: std::sync::Arc::new(e) };
             broker.partitions.set_offline(id, Rc::from(topic.name.as_ref()), error);
             continue;

@@ -21,10 +21,8 @@ pub fn elect(
     partition: PartitionId,
     unclean: bool,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let p = image
-        .topic_by_id(partition.topic)
-        .and_then(|t| usize::try_from(partition.index).ok().and_then(|i| t.partitions.get(i)))
-        .ok_or_else(|| ControllerError::UnknownTopic(format!("partition {partition}")))?;
+    let p =
+        image.partition(partition).ok_or_else(|| ControllerError::UnknownTopic(format!("partition {partition}")))?;
     let (leader, isr) =
         if unclean { unclean_leader(image, partition, p)? } else { preferred_leader(image, partition, p)? };
     Ok(vec![MetadataRecord::PartitionChanged {

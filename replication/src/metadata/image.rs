@@ -129,6 +129,11 @@ impl MetadataImage {
         self.names.get(&id).and_then(|n| self.topics.get(n))
     }
 
+    /// One partition's state, if its topic and index exist.
+    pub fn partition(&self, id: PartitionId) -> Option<&PartitionImage> {
+        self.topic_by_id(id.topic).and_then(|t| usize::try_from(id.index).ok().and_then(|i| t.partitions.get(i)))
+    }
+
     pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
         self.topics.values()
     }
@@ -302,18 +307,7 @@ impl MetadataImage {
                 Change::BrokerChanged(*node)
             }
             MetadataRecord::PartitionReplicasChanged { partition, replicas, adding, removing, partition_epoch } => {
-                let topic =
-                    self.topic_mut(partition.topic).ok_or_else(|| fail(format!("no topic {}", partition.topic)))?;
-                let p = usize::try_from(partition.index)
-                    .ok()
-                    .and_then(|i| topic.partitions.get_mut(i))
-                    .ok_or_else(|| fail(format!("no partition {partition}")))?;
-                if *partition_epoch <= p.partition_epoch {
-                    return Err(fail(format!(
-                        "partition {partition} epoch {partition_epoch} is not above {}",
-                        p.partition_epoch
-                    )));
-                }
+                let p = self.partition_to_change(*partition, *partition_epoch).map_err(fail)?;
                 let mut sorted = replicas.clone();
                 sorted.sort_unstable();
                 if replicas.is_empty() || sorted.windows(2).any(|w| w[0] == w[1]) {
@@ -335,18 +329,7 @@ impl MetadataImage {
                 Change::ReplicasChanged(*partition)
             }
             MetadataRecord::PartitionChanged { partition, isr, leader, leader_epoch, partition_epoch } => {
-                let topic =
-                    self.topic_mut(partition.topic).ok_or_else(|| fail(format!("no topic {}", partition.topic)))?;
-                let p = usize::try_from(partition.index)
-                    .ok()
-                    .and_then(|i| topic.partitions.get_mut(i))
-                    .ok_or_else(|| fail(format!("no partition {partition}")))?;
-                if *partition_epoch <= p.partition_epoch {
-                    return Err(fail(format!(
-                        "partition {partition} epoch {partition_epoch} is not above {}",
-                        p.partition_epoch
-                    )));
-                }
+                let p = self.partition_to_change(*partition, *partition_epoch).map_err(fail)?;
                 let epoch_ok = match *leader == p.leader {
                     true => *leader_epoch >= p.leader_epoch,
                     false => *leader_epoch > p.leader_epoch,
@@ -400,6 +383,24 @@ impl MetadataImage {
     fn topic_mut(&mut self, id: TopicId) -> Option<&mut TopicImage> {
         let name = self.names.get(&id)?;
         self.topics.get_mut(name).map(Arc::make_mut)
+    }
+
+    /// The partition a change record names, if it exists and `partition_epoch` is above its own
+    /// (every change raises it); else why not.
+    fn partition_to_change(
+        &mut self,
+        partition: PartitionId,
+        partition_epoch: i32,
+    ) -> Result<&mut PartitionImage, String> {
+        let topic = self.topic_mut(partition.topic).ok_or_else(|| format!("no topic {}", partition.topic))?;
+        let p = usize::try_from(partition.index)
+            .ok()
+            .and_then(|i| topic.partitions.get_mut(i))
+            .ok_or_else(|| format!("no partition {partition}"))?;
+        if partition_epoch <= p.partition_epoch {
+            return Err(format!("partition {partition} epoch {partition_epoch} is not above {}", p.partition_epoch));
+        }
+        Ok(p)
     }
 
     /// Producer ids below this are reserved.

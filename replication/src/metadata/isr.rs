@@ -88,7 +88,7 @@ pub fn alter_isr(
             });
             // A reassignment whose target replicas are now all in sync completes here (Kafka's
             // AlterPartition does the same); the leader learns it from the metadata.
-            if let Some(mut state) = partition_state(image, proposal.partition) {
+            if let Some(mut state) = image.partition(proposal.partition).cloned() {
                 state.isr = decided.isr.clone();
                 state.partition_epoch = decided.partition_epoch;
                 records.extend(super::reassign::completion(image, proposal.partition, &state));
@@ -99,18 +99,8 @@ pub fn alter_isr(
     (records, outcomes)
 }
 
-fn partition_state(image: &MetadataImage, partition: PartitionId) -> Option<super::image::PartitionImage> {
-    image
-        .topic_by_id(partition.topic)
-        .and_then(|t| usize::try_from(partition.index).ok().and_then(|i| t.partitions.get(i)))
-        .cloned()
-}
-
 fn decide_one(image: &MetadataImage, node: NodeId, proposal: &IsrProposal) -> Result<IsrDecided, IsrRefusal> {
-    let p = image
-        .topic_by_id(proposal.partition.topic)
-        .and_then(|t| usize::try_from(proposal.partition.index).ok().and_then(|i| t.partitions.get(i)))
-        .ok_or(IsrRefusal::UnknownPartition)?;
+    let p = image.partition(proposal.partition).ok_or(IsrRefusal::UnknownPartition)?;
     if p.leader != Some(node) {
         return Err(IsrRefusal::NotLeader);
     }

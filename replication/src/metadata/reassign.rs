@@ -37,7 +37,8 @@ pub fn alter(
     target: Option<&[NodeId]>,
     allow_factor_change: bool,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let p = partition_of(image, partition)?;
+    let p =
+        image.partition(partition).ok_or_else(|| ControllerError::UnknownTopic(format!("partition {partition}")))?;
     let original = original(p);
     let target: Vec<NodeId> = match target {
         None if !is_reassigning(p) => return Err(ControllerError::NoReassignmentInProgress(partition.to_string())),
@@ -145,13 +146,6 @@ fn replicas_record(partition: PartitionId, state: &PartitionImage) -> MetadataRe
         removing: state.removing.clone(),
         partition_epoch: state.partition_epoch,
     }
-}
-
-fn partition_of(image: &MetadataImage, partition: PartitionId) -> Result<&PartitionImage, ControllerError> {
-    image
-        .topic_by_id(partition.topic)
-        .and_then(|t| usize::try_from(partition.index).ok().and_then(|i| t.partitions.get(i)))
-        .ok_or_else(|| ControllerError::UnknownTopic(format!("partition {partition}")))
 }
 
 /// A target names each replica once, at least one, and only registered brokers.
