@@ -195,6 +195,18 @@ pub struct ServeArgs {
     /// are live. A single node keeps one.
     #[arg(long, env = "RINGTAIL_OFFSETS_TOPIC_REPLICATION_FACTOR")]
     pub offsets_topic_replication_factor: Option<i16>,
+    /// The active controller gives partitions back to their preferred replicas when a broker's
+    /// leadership is imbalanced (Kafka's auto.leader.rebalance.enable; default true).
+    #[arg(long, env = "RINGTAIL_AUTO_LEADER_REBALANCE_ENABLE")]
+    pub auto_leader_rebalance_enable: Option<bool>,
+    /// A broker is imbalanced when more than this percentage of the partitions it is preferred
+    /// for are led elsewhere (Kafka's leader.imbalance.per.broker.percentage; default 10).
+    #[arg(long, env = "RINGTAIL_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE")]
+    pub leader_imbalance_per_broker_percentage: Option<u32>,
+    /// How often the active controller checks leader imbalance, in seconds (Kafka's
+    /// leader.imbalance.check.interval.seconds; default 300).
+    #[arg(long, env = "RINGTAIL_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS")]
+    pub leader_imbalance_check_interval_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -245,6 +257,9 @@ struct FileConfig {
     replica_lag_time_max_ms: Option<u64>,
     default_replication_factor: Option<i16>,
     offsets_topic_replication_factor: Option<i16>,
+    auto_leader_rebalance_enable: Option<bool>,
+    leader_imbalance_per_broker_percentage: Option<u32>,
+    leader_imbalance_check_interval_seconds: Option<u64>,
 }
 
 /// The resolved configuration of a broker.
@@ -570,6 +585,13 @@ impl BrokerConfig {
             offsets_topic_replication_factor: args
                 .offsets_topic_replication_factor
                 .or(file.offsets_topic_replication_factor),
+            auto_leader_rebalance_enable: args.auto_leader_rebalance_enable.or(file.auto_leader_rebalance_enable),
+            leader_imbalance_per_broker_percentage: args
+                .leader_imbalance_per_broker_percentage
+                .or(file.leader_imbalance_per_broker_percentage),
+            leader_imbalance_check_interval_seconds: args
+                .leader_imbalance_check_interval_seconds
+                .or(file.leader_imbalance_check_interval_seconds),
         }
         .resolve()
         .map_err(|e| ConfigError::Invalid { setting: e.setting, message: e.message })?;

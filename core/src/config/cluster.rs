@@ -151,6 +151,9 @@ pub struct ClusterConfig {
     /// Replicas of each `__consumer_offsets` partition (offsets.topic.replication.factor): the
     /// topic is created once this many brokers are live.
     pub offsets_topic_replication_factor: i16,
+    /// Automatic preferred-leader balancing: how often the active controller checks, and the
+    /// imbalance percentage past which it acts; `None` when disabled.
+    pub leader_balance: Option<(Duration, u32)>,
 }
 
 impl ClusterConfig {
@@ -176,11 +179,18 @@ pub struct ClusterSettings {
     pub replica_lag_time_max_ms: Option<u64>,
     pub default_replication_factor: Option<i16>,
     pub offsets_topic_replication_factor: Option<i16>,
+    pub auto_leader_rebalance_enable: Option<bool>,
+    pub leader_imbalance_per_broker_percentage: Option<u32>,
+    pub leader_imbalance_check_interval_seconds: Option<u64>,
 }
 
 /// Kafka's default offsets.topic.replication.factor.
 pub const OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT: i16 = 3;
 
+/// Kafka's leader.imbalance.per.broker.percentage.
+pub const LEADER_IMBALANCE_PERCENTAGE_DEFAULT: u32 = 10;
+/// Kafka's leader.imbalance.check.interval.seconds.
+pub const LEADER_IMBALANCE_CHECK_SECONDS_DEFAULT: u64 = 300;
 pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
 
 pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
@@ -281,6 +291,22 @@ impl ClusterSettings {
                 format!("{offsets_topic_replication_factor} is not a replication factor (at least 1)"),
             ));
         }
+        let percentage = self.leader_imbalance_per_broker_percentage.unwrap_or(LEADER_IMBALANCE_PERCENTAGE_DEFAULT);
+        if percentage > 100 {
+            return Err(invalid(
+                "leader-imbalance-per-broker-percentage",
+                format!("{percentage} is not a percentage (0 to 100)"),
+            ));
+        }
+        let check = self.leader_imbalance_check_interval_seconds.unwrap_or(LEADER_IMBALANCE_CHECK_SECONDS_DEFAULT);
+        if !(1..=86_400).contains(&check) {
+            return Err(invalid(
+                "leader-imbalance-check-interval-seconds",
+                format!("{check} is not between 1 and 86400 seconds"),
+            ));
+        }
+        let leader_balance =
+            self.auto_leader_rebalance_enable.unwrap_or(true).then_some((Duration::from_secs(check), percentage));
         if let Some(rack) = &self.rack {
             let ok = (1..=255).contains(&rack.len()) && rack.chars().all(|c| !c.is_control());
             if !ok {
@@ -303,6 +329,7 @@ impl ClusterSettings {
             replica_lag_time_max,
             default_replication_factor,
             offsets_topic_replication_factor,
+            leader_balance,
         };
         self.check_membership(config)
     }
@@ -397,6 +424,19 @@ mod tests {
         assert_eq!(c.roles, ProcessRoles::BOTH);
         assert_eq!(c.election_timeout, Duration::from_millis(ELECTION_TIMEOUT_MS_DEFAULT));
         assert_eq!(c.broker_session_timeout, Duration::from_secs(9));
+        assert_eq!(c.leader_balance, Some((Duration::from_secs(300), 10)), "Kafka's defaults");
+    }
+
+    #[test]
+    fn leader_balancing_settings_are_checked() {
+        let off = ClusterSettings { auto_leader_rebalance_enable: Some(false), ..Default::default() };
+        assert_eq!(off.resolve().expect("valid").leader_balance, None);
+        let s = ClusterSettings { leader_imbalance_per_broker_percentage: Some(101), ..Default::default() };
+        assert!(error(s).contains("percentage"));
+        let s = ClusterSettings { leader_imbalance_check_interval_seconds: Some(0), ..Default::default() };
+        assert!(error(s).contains("between 1 and 86400"));
+        let s = ClusterSettings { leader_imbalance_check_interval_seconds: Some(2), ..Default::default() };
+        assert_eq!(s.resolve().expect("valid").leader_balance, Some((Duration::from_secs(2), 10)));
     }
 
     #[test]

@@ -72,6 +72,45 @@ fn unclean_leader(
     }
 }
 
+/// Automatic preferred-leader balancing (Kafka's `auto.leader.rebalance.enable`): the
+/// partitions to give back to their preferred replica. A broker is imbalanced when more than
+/// `percentage` percent of the partitions it is preferred for are led by another replica
+/// (Kafka's `leader.imbalance.per.broker.percentage`); each such partition whose preferred
+/// replica is in sync and may lead is elected, unless it is being reassigned (a reassignment
+/// chooses its own leader when it completes). A balanced broker's few strays stay where they
+/// are, as in Kafka.
+pub fn imbalanced(image: &MetadataImage, percentage: u32) -> Vec<PartitionId> {
+    let mut preferred: std::collections::BTreeMap<NodeId, (usize, Vec<PartitionId>)> = Default::default();
+    for topic in image.topics() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let Some(&first) = p.replicas.first() else { continue };
+            let entry = preferred.entry(first).or_default();
+            entry.0 += 1;
+            if p.leader != Some(first) {
+                entry.1.push(PartitionId { topic: topic.id, index: index as i32 });
+            }
+        }
+    }
+    let mut elect = Vec::new();
+    for (node, (total, strays)) in preferred {
+        // More than `percentage` percent, in integers: strays / total > percentage / 100.
+        if strays.len() * 100 <= total * percentage as usize {
+            continue;
+        }
+        for partition in strays {
+            let Some(p) = image.partition(partition) else { continue };
+            let eligible = p.adding.is_empty()
+                && p.removing.is_empty()
+                && p.isr.contains(&node)
+                && may_lead(image, node, partition);
+            if eligible {
+                elect.push(partition);
+            }
+        }
+    }
+    elect
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +183,33 @@ mod tests {
         );
         let none = elect(&image(&[1, 2, 3], &[1], None), P0, true);
         assert!(matches!(none, Err(ControllerError::EligibleLeadersNotAvailable(_))));
+    }
+
+    #[test]
+    fn balancing_elects_a_brokers_strays_only_past_the_imbalance_percentage() {
+        // Broker 1 is preferred for P0 only, which 2 leads: 100% imbalance.
+        assert_eq!(imbalanced(&image(&[], &[1, 2, 3], Some(2)), 10), vec![P0]);
+        assert!(imbalanced(&image(&[], &[1, 2, 3], Some(2)), 100).is_empty(), "100% is not more than 100%");
+        assert!(imbalanced(&image(&[], &[1, 2, 3], Some(1)), 10).is_empty(), "balanced");
+        assert!(imbalanced(&image(&[], &[2, 3], Some(2)), 10).is_empty(), "the preferred replica is not in sync");
+        assert!(imbalanced(&image(&[1], &[1, 2, 3], Some(2)), 10).is_empty(), "its broker is fenced");
+        // Ten partitions preferring broker 1, one led elsewhere: 10% is not more than 10%.
+        let mut image = image(&[], &[1, 2, 3], Some(1));
+        let mut offset = 100;
+        for index in 1..10 {
+            let partition = PartitionId { topic: P0.topic, index };
+            let leader = if index == 9 { 2 } else { 1 };
+            let r = MetadataRecord::PartitionCreated {
+                partition,
+                replicas: n(&[1, 2, 3]),
+                isr: n(&[1, 2, 3]),
+                leader: Some(NodeId(leader)),
+                leader_epoch: LeaderEpoch(0),
+            };
+            image.apply(offset, &r).expect("applies");
+            offset += 1;
+        }
+        assert!(imbalanced(&image, 10).is_empty());
+        assert_eq!(imbalanced(&image, 9), vec![PartitionId { topic: P0.topic, index: 9 }]);
     }
 }

@@ -32,6 +32,7 @@ use super::types::{BatchApplied, RecordBatch};
 use super::QuorumNode;
 use crate::ids::NodeId;
 use crate::metadata::brokers::{self, BrokerError, Registration};
+use crate::metadata::elect;
 use crate::metadata::isr::{self, IsrProposal};
 use crate::metadata::{MetadataImage, MetadataRecord};
 
@@ -528,6 +529,35 @@ impl ControllerService {
                     Ok(None) => {}
                     Err(e) => tracing::debug!(%node, ?e, "could not fence a broker yet"),
                 }
+            }
+        }
+    }
+
+    /// Gives partitions back to their preferred replicas every `interval` while this controller
+    /// is the active one (Kafka's auto.leader.rebalance.enable, with
+    /// leader.imbalance.check.interval.seconds and leader.imbalance.per.broker.percentage): see
+    /// `elect::imbalanced`. Runs until its task is dropped.
+    pub async fn run_leader_balance(self: Rc<Self>, interval: Duration, percentage: u32) {
+        loop {
+            platform::sleep(interval).await;
+            if self.leading_term().is_none() {
+                continue;
+            }
+            let balance = move |image: &MetadataImage| {
+                let mut records = Vec::new();
+                for partition in elect::imbalanced(image, percentage) {
+                    // Each was checked eligible on this image; an election refused now is skipped.
+                    records.extend(elect::elect(image, partition, false).unwrap_or_default());
+                }
+                Ok(records)
+            };
+            match self.write(balance).await {
+                Ok(Some((first, last))) => tracing::info!(
+                    elections = last - first + 1,
+                    "gave partitions back to their preferred leaders (leader imbalance above {percentage}%)"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(?e, "could not balance leaders yet"),
             }
         }
     }

@@ -139,6 +139,9 @@ pub async fn start_controller(
         glommio::spawn_local(serve_controller(listener, service.clone(), timeouts)),
         glommio::spawn_local(service.clone().run_sessions()),
     ];
+    if let Some((interval, percentage)) = config.cluster.leader_balance {
+        tasks.push(glommio::spawn_local(service.clone().run_leader_balance(interval, percentage)));
+    }
     if let Some(first) = first {
         let voters: BTreeMap<u64, ControllerNode> =
             config.cluster.voters.iter().map(|v| (v.node_id as u64, ControllerNode::new(v.address()))).collect();
