@@ -207,6 +207,12 @@ pub struct ServeArgs {
     /// leader.imbalance.check.interval.seconds; default 300).
     #[arg(long, env = "RINGTAIL_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS")]
     pub leader_imbalance_check_interval_seconds: Option<u64>,
+    /// Where consumers read (Kafka's replica.selector.class, KIP-392): `leader` (the default,
+    /// as in Kafka) or `rack-aware` (Kafka's
+    /// org.apache.kafka.common.replica.RackAwareReplicaSelector, also accepted): a consumer
+    /// that sets client.rack is sent to an in-sync replica on a broker of its rack.
+    #[arg(long, env = "RINGTAIL_REPLICA_SELECTOR_CLASS")]
+    pub replica_selector_class: Option<String>,
 }
 
 /// The TOML file: the same settings as the flags.
@@ -260,6 +266,7 @@ struct FileConfig {
     auto_leader_rebalance_enable: Option<bool>,
     leader_imbalance_per_broker_percentage: Option<u32>,
     leader_imbalance_check_interval_seconds: Option<u64>,
+    replica_selector_class: Option<String>,
 }
 
 /// The resolved configuration of a broker.
@@ -592,6 +599,7 @@ impl BrokerConfig {
             leader_imbalance_check_interval_seconds: args
                 .leader_imbalance_check_interval_seconds
                 .or(file.leader_imbalance_check_interval_seconds),
+            replica_selector_class: args.replica_selector_class.or(file.replica_selector_class),
         }
         .resolve()
         .map_err(|e| ConfigError::Invalid { setting: e.setting, message: e.message })?;

@@ -199,6 +199,7 @@ fn fetch() {
                         records: records.clone(),
                         diverging_epoch: (v >= 12).then_some(DivergingEpoch { epoch: 4, end_offset: 77 }),
                         current_leader: (v >= 12).then_some(CurrentLeader { leader_id: 3, leader_epoch: 9 }),
+                        preferred_read_replica: 2,
                         ..FetchPartitionResponse::default()
                     },
                     FetchPartitionResponse { partition_index: 2, error_code: 1, ..FetchPartitionResponse::default() },
@@ -217,6 +218,10 @@ fn fetch() {
         let p = &theirs.responses[0].partitions[0];
         assert_eq!((p.partition_index, p.high_watermark, p.last_stable_offset), (1, 99, 99), "v{v}");
         assert_eq!(p.records.as_deref(), Some(&b"first-batch+second"[..]));
+        if v >= 11 {
+            assert_eq!(p.preferred_read_replica.0, 2, "v{v}");
+            assert_eq!(theirs.responses[0].partitions[1].preferred_read_replica.0, -1, "v{v}");
+        }
         if v >= 12 {
             assert_eq!((p.diverging_epoch.epoch, p.diverging_epoch.end_offset), (4, 77), "v{v}");
             assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (3, 9), "v{v}");

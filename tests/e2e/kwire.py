@@ -438,6 +438,28 @@ def fetch_v4(sock: socket.socket, topic: str, partition: int, offset: int,
     return topics[0][1][0]
 
 
+def fetch_v11(sock: socket.socket, topic: str, partition: int, offset: int, rack: str = "",
+              max_bytes: int = 1 << 20, max_wait_ms: int = 0) -> dict:
+    """Fetch v11 of one partition as a consumer in `rack` (KIP-392's client.rack). Returns
+    error_code, high_watermark, log_start_offset, preferred_read_replica and records."""
+    body = (i32(-1) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0) + i32(0) + i32(-1)
+            + array([string(topic) + array([i32(partition) + i32(-1) + i64(offset) + i64(-1) + i32(max_bytes)])])
+            + array([]) + string(rack))
+    r = roundtrip(sock, API_FETCH, 11, body)
+    r.i32()  # throttle
+    assert r.i16() == 0  # top-level error
+    r.i32()  # session id
+    topics = r.array(lambda r: (r.string(), r.array(lambda r: {
+        "partition": r.i32(), "error_code": r.i16(), "high_watermark": r.i64(),
+        "last_stable_offset": r.i64(), "log_start_offset": r.i64(),
+        "aborted": r.array(lambda r: (r.i64(), r.i64())),
+        "preferred_read_replica": r.i32(),
+        "records": r.bytes() or b""})))
+    assert r.remaining() == 0
+    assert len(topics) == 1 and len(topics[0][1]) == 1, topics
+    return topics[0][1][0]
+
+
 def stored_batches(bootstrap: str, topic: str, partition: int) -> list[dict]:
     """Headers of every batch of a partition, fetched from offset 0 with raw Fetch v4."""
     out = []

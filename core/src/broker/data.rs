@@ -8,7 +8,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringtail_replication::{Acks, FollowerFetch, FoundOffset, Isolation, NodeId, OffsetSpec, Partition, PartitionId};
+use ringtail_replication::{
+    Acks, FollowerFetch, FoundOffset, Isolation, NodeId, OffsetSpec, Partition, PartitionId, Role,
+};
 
 use crate::runtime::table::ServeError;
 use crate::runtime::Shard;
@@ -293,6 +295,16 @@ impl Shard {
                     results.push(result);
                     continue;
                 }
+            }
+            // A consumer reading a follower (KIP-392) past that replica's high watermark, which
+            // the leader's may be ahead of: nothing yet, never an offset out of range.
+            let past_follower = matches!(item.reader, FetchReader::Consumer { .. })
+                && !matches!(partition.role(), Role::Leader)
+                && item.offset >= result.log_start_offset
+                && item.offset >= result.high_watermark;
+            if past_follower {
+                results.push(result);
+                continue;
             }
             let isolation = match item.reader {
                 FetchReader::Consumer { .. } => Isolation::HighWatermark,

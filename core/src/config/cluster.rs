@@ -154,6 +154,8 @@ pub struct ClusterConfig {
     /// Automatic preferred-leader balancing: how often the active controller checks, and the
     /// imbalance percentage past which it acts; `None` when disabled.
     pub leader_balance: Option<(Duration, u32)>,
+    /// Consumers with a rack are sent to an in-sync replica in it (replica.selector.class).
+    pub rack_aware_reads: bool,
 }
 
 impl ClusterConfig {
@@ -182,6 +184,7 @@ pub struct ClusterSettings {
     pub auto_leader_rebalance_enable: Option<bool>,
     pub leader_imbalance_per_broker_percentage: Option<u32>,
     pub leader_imbalance_check_interval_seconds: Option<u64>,
+    pub replica_selector_class: Option<String>,
 }
 
 /// Kafka's default offsets.topic.replication.factor.
@@ -307,6 +310,16 @@ impl ClusterSettings {
         }
         let leader_balance =
             self.auto_leader_rebalance_enable.unwrap_or(true).then_some((Duration::from_secs(check), percentage));
+        let rack_aware_reads = match self.replica_selector_class.as_deref() {
+            None | Some("" | "leader" | "org.apache.kafka.common.replica.LeaderSelector") => false,
+            Some("rack-aware" | "org.apache.kafka.common.replica.RackAwareReplicaSelector") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "replica-selector-class",
+                    format!("`{other}` is not a replica selector: `leader` or `rack-aware`"),
+                ))
+            }
+        };
         if let Some(rack) = &self.rack {
             let ok = (1..=255).contains(&rack.len()) && rack.chars().all(|c| !c.is_control());
             if !ok {
@@ -330,6 +343,7 @@ impl ClusterSettings {
             default_replication_factor,
             offsets_topic_replication_factor,
             leader_balance,
+            rack_aware_reads,
         };
         self.check_membership(config)
     }
@@ -437,6 +451,17 @@ mod tests {
         assert!(error(s).contains("between 1 and 86400"));
         let s = ClusterSettings { leader_imbalance_check_interval_seconds: Some(2), ..Default::default() };
         assert_eq!(s.resolve().expect("valid").leader_balance, Some((Duration::from_secs(2), 10)));
+    }
+
+    #[test]
+    fn replica_selectors_are_kafkas_two() {
+        assert!(!ClusterSettings::default().resolve().expect("valid").rack_aware_reads);
+        for name in ["rack-aware", "org.apache.kafka.common.replica.RackAwareReplicaSelector"] {
+            let s = ClusterSettings { replica_selector_class: Some(name.into()), ..Default::default() };
+            assert!(s.resolve().expect("valid").rack_aware_reads);
+        }
+        let s = ClusterSettings { replica_selector_class: Some("nearest".into()), ..Default::default() };
+        assert!(error(s).contains("not a replica selector"));
     }
 
     #[test]

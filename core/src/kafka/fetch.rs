@@ -37,6 +37,14 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
         DEBUGGING_REPLICA_ID => FetchReader::Debug,
         _ => FetchReader::Consumer { last_fetched_epoch: -1 },
     };
+    // KIP-392: from version 11 a consumer may name its rack (client.rack). Such a consumer may
+    // read a follower replica held here, up to that replica's high watermark, and with the
+    // rack-aware selector a leader sends it to an in-sync replica of its rack instead.
+    let rack = match reader {
+        FetchReader::Consumer { .. } if version >= 11 && !req.rack_id.is_empty() => Some(req.rack_id.as_str()),
+        _ => None,
+    };
+    let select = rack.filter(|_| broker.config.cluster.rack_aware_reads);
     let mut items = Vec::new();
     let mut slots = Vec::new();
     let mut unroutable = false;
@@ -52,11 +60,27 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
         let mut topic = FetchTopicResponse { name: t.name.clone(), topic_id: t.topic_id, partitions: Vec::new() };
         for (pi, p) in t.partitions.iter().enumerate() {
             let mut slot = FetchPartitionResponse { partition_index: p.partition, ..FetchPartitionResponse::default() };
-            let route = match reader {
+            let mut route = match reader {
                 FetchReader::Debug => broker.route_any_replica(&t.name, p.partition),
                 _ => broker.route(&t.name, p.partition),
             };
+            let leads = matches!(route, Some((_, Route::Local(_)))) && reader != FetchReader::Debug;
+            if rack.is_some() && !leads {
+                if let Some(follower @ (_, Route::Local(_))) = broker.route_any_replica(&t.name, p.partition) {
+                    route = Some(follower);
+                }
+            }
+            let elsewhere = match (&route, select) {
+                (Some((partition, Route::Local(_))), Some(rack)) if leads => {
+                    broker.view().preferred_read_replica(*partition, rack)
+                }
+                _ => None,
+            };
             match route {
+                // Sent to a replica of its rack: no records from here.
+                _ if elsewhere.is_some() && !unknown_id => {
+                    slot.preferred_read_replica = elsewhere.map_or(-1, |n| n.0);
+                }
                 _ if unknown_id => slot.error_code = error_code::UNKNOWN_TOPIC_ID,
                 None => slot.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some((_, route @ (Route::Remote { .. } | Route::Offline))) => {
@@ -112,7 +136,10 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
     if resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0) {
         broker.metrics.error(ApiKey::Fetch);
     }
-    let hinted = resp.topics.iter().flat_map(|t| &t.partitions).filter_map(|p| p.current_leader.map(|l| l.leader_id));
+    let hinted = resp.topics.iter().flat_map(|t| &t.partitions).flat_map(|p| {
+        let preferred = (p.preferred_read_replica >= 0).then_some(p.preferred_read_replica);
+        p.current_leader.map(|l| l.leader_id).into_iter().chain(preferred)
+    });
     resp.node_endpoints = leader_endpoints(broker, hinted);
     Ok(Some(resp.encode_chunks(w, version)))
 }

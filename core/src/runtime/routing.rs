@@ -121,6 +121,26 @@ impl NodeView {
     }
 }
 
+impl NodeView {
+    /// KIP-392's rack-aware replica selector, on the leader: the in-sync replica a consumer in
+    /// `rack` should read `partition` from, when it is another node's (its broker in that rack,
+    /// unfenced, not shutting down, the replica not damaged). `None` keeps the consumer here: this
+    /// node is in its rack, or no in-sync replica is. Among several, the first in replica order.
+    pub fn preferred_read_replica(&self, partition: PartitionId, rack: &str) -> Option<NodeId> {
+        let p = self.image.partition(partition)?;
+        let brokers = self.image.brokers();
+        let in_rack = |node: &NodeId| {
+            brokers.get(node).is_some_and(|b| {
+                b.rack.as_deref() == Some(rack) && !b.fenced && !b.shutting_down && b.may_hold(partition)
+            })
+        };
+        if self.me.rack.as_deref() == Some(rack) {
+            return None;
+        }
+        p.replicas.iter().copied().find(|n| *n != self.node && p.isr.contains(n) && in_rack(n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +208,55 @@ mod tests {
         assert_eq!(route(4), None);
         assert_eq!(route(-1), None);
         assert!(view.route("other", 0).is_none());
+    }
+
+    #[test]
+    fn the_rack_aware_selector_sends_a_consumer_to_an_in_sync_replica_of_its_rack() {
+        let topic = TopicId([2; 16]);
+        let p0 = PartitionId { topic, index: 0 };
+        let mut image = MetadataImage::default();
+        let mut offset = 0;
+        let mut apply = |image: &mut MetadataImage, r: MetadataRecord| {
+            image.apply(offset, &r).unwrap();
+            offset += 1;
+        };
+        for (node, rack, fenced) in [(1, "a", false), (2, "b", false), (3, "c", false), (4, "d", true)] {
+            apply(
+                &mut image,
+                MetadataRecord::BrokerRegistered {
+                    node: NodeId(node),
+                    broker_epoch: node as i64,
+                    incarnation: [node as u8; 16],
+                    listeners: vec![],
+                    rack: Some(rack.into()),
+                    fenced,
+                },
+            );
+        }
+        apply(&mut image, MetadataRecord::TopicCreated { topic_id: topic, name: "t".into(), configs: vec![] });
+        apply(
+            &mut image,
+            MetadataRecord::PartitionCreated {
+                partition: p0,
+                replicas: vec![NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
+                isr: vec![NodeId(1), NodeId(2), NodeId(4)],
+                leader: Some(NodeId(1)),
+                leader_epoch: LeaderEpoch(0),
+            },
+        );
+        let me = BrokerEndpoint { node: NodeId(1), host: "h".into(), port: 1, rack: Some("a".into()), fenced: false };
+        let view = NodeView {
+            node: NodeId(1),
+            cluster_id: Arc::from("c"),
+            image: Arc::new(image),
+            placement: Arc::new(Placement::default()),
+            me: Arc::new(me),
+            incarnation: None,
+        };
+        assert_eq!(view.preferred_read_replica(p0, "b"), Some(NodeId(2)));
+        assert_eq!(view.preferred_read_replica(p0, "a"), None, "the leader is in the consumer's rack");
+        assert_eq!(view.preferred_read_replica(p0, "c"), None, "3 is not in sync");
+        assert_eq!(view.preferred_read_replica(p0, "d"), None, "4's broker is fenced");
+        assert_eq!(view.preferred_read_replica(p0, "z"), None, "no replica in that rack");
     }
 }

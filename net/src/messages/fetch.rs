@@ -179,6 +179,8 @@ pub struct FetchPartitionResponse {
     /// Tagged (tag 1), version 12 on (KIP-951): who leads the partition, when this broker
     /// does not.
     pub current_leader: Option<CurrentLeader>,
+    /// Version 11 on (KIP-392): the replica the consumer should fetch from next, -1 for none.
+    pub preferred_read_replica: i32,
 }
 
 impl Default for FetchPartitionResponse {
@@ -192,6 +194,7 @@ impl Default for FetchPartitionResponse {
             records: Vec::new(),
             diverging_epoch: None,
             current_leader: None,
+            preferred_read_replica: -1,
         }
     }
 }
@@ -226,7 +229,7 @@ impl FetchResponse {
                 // No aborted transactions: transactions are not supported yet.
                 w.nullable_array_len(flexible, Some(0));
                 if version >= 11 {
-                    w.i32(-1); // preferred_read_replica
+                    w.i32(p.preferred_read_replica);
                 }
                 let length: usize = p.records.iter().map(Bytes::len).sum();
                 w.bytes_length(flexible, Some(length));
