@@ -100,6 +100,7 @@ pub fn controller_error(e: &ControllerError) -> i16 {
         ControllerError::EligibleLeadersNotAvailable(_) => code::ELIGIBLE_LEADERS_NOT_AVAILABLE,
         ControllerError::NoSpace(_) => code::KAFKA_STORAGE_ERROR,
         // Retriable in every client; the message names the cause.
+        ControllerError::BrokerIdNotRegistered(_) => code::BROKER_ID_NOT_REGISTERED,
         ControllerError::Unavailable(_) => code::REQUEST_TIMED_OUT,
     }
 }
@@ -172,6 +173,7 @@ mod tests {
         check(controller_error(&ControllerError::InvalidRequest(String::new())), K::InvalidRequest);
         check(controller_error(&ControllerError::NoReassignmentInProgress(String::new())), K::NoReassignmentInProgress);
         check(controller_error(&ControllerError::ElectionNotNeeded(String::new())), K::ElectionNotNeeded);
+        check(controller_error(&ControllerError::BrokerIdNotRegistered(4)), K::BrokerIdNotRegistered);
         check(
             controller_error(&ControllerError::PreferredLeaderNotAvailable(String::new())),
             K::PreferredLeaderNotAvailable,

@@ -53,12 +53,23 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn connect(address: &str) -> Result<Client> {
-        let stream =
-            TcpStream::connect(address).with_context(|| format!("cannot connect to the broker at {address}"))?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(Client { address: address.to_string(), stream, correlation_id: 0 })
+    /// Connects to the first broker of `bootstrap` (host:port, or several separated by commas,
+    /// as Kafka's tools take them) that answers.
+    pub(crate) fn connect(bootstrap: &str) -> Result<Client> {
+        let mut last = None;
+        for address in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match TcpStream::connect(address) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+                    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+                    return Ok(Client { address: address.to_string(), stream, correlation_id: 0 });
+                }
+                Err(e) => {
+                    last = Some(anyhow::Error::new(e).context(format!("cannot connect to the broker at {address}")))
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no broker address given (host:port)")))
     }
 
     pub(crate) fn call<Q: ClientRequest>(&mut self, version: i16, request: &Q) -> Result<Q::Response> {

@@ -71,5 +71,6 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::ListPartitionReassignments => {
             partition_reassignments::ListPartitionReassignmentsRequest::decode(r, version).map(drop)
         }
+        ApiKey::UnregisterBroker => unregister_broker::UnregisterBrokerRequest::decode(r, version).map(drop),
     };
 });

@@ -49,5 +49,13 @@ fuzz_target!(|data: &[u8]| {
         }
         ClientApi::DescribeCluster => cluster::DescribeClusterResponse::decode(r, version).map(drop),
         ClientApi::DescribeQuorum => cluster::DescribeQuorumResponse::decode(r, version).map(drop),
+        ClientApi::AlterPartitionReassignments => {
+            cluster_ops::AlterPartitionReassignmentsResponse::decode(r, version).map(drop)
+        }
+        ClientApi::ListPartitionReassignments => {
+            cluster_ops::ListPartitionReassignmentsResponse::decode(r, version).map(drop)
+        }
+        ClientApi::ElectLeaders => cluster_ops::ElectLeadersResponse::decode(r, version).map(drop),
+        ClientApi::UnregisterBroker => cluster_ops::UnregisterBrokerResponse::decode(r, version).map(drop),
     };
 });

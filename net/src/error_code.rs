@@ -58,3 +58,4 @@ pub const SECURITY_DISABLED: i16 = 54;
 pub const LOG_DIR_NOT_FOUND: i16 = 57;
 pub const RESOURCE_NOT_FOUND: i16 = 91;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const BROKER_ID_NOT_REGISTERED: i16 = 102;

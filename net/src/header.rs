@@ -45,6 +45,7 @@ pub enum ApiKey {
     DescribeQuorum = 55,
     DescribeCluster = 60,
     DescribeProducers = 61,
+    UnregisterBroker = 64,
     DescribeTopicPartitions = 75,
 }
 
@@ -96,6 +97,7 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2, 0),
     (ApiKey::DescribeCluster, 0, 2, 0),
     (ApiKey::DescribeProducers, 0, 0, 0),
+    (ApiKey::UnregisterBroker, 0, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0, 0),
 ];
 

@@ -168,6 +168,11 @@ fn alter_partition_reassignments() {
 }
 
 #[test]
+fn unregister_broker() {
+    check(ApiKey::UnregisterBroker, ringtail_net::messages::unregister_broker::UnregisterBrokerRequest::decode);
+}
+
+#[test]
 fn list_partition_reassignments() {
     check(ApiKey::ListPartitionReassignments, ListPartitionReassignmentsRequest::decode);
 }

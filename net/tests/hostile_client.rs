@@ -35,12 +35,21 @@ fn check<Q: ClientRequest>() {
 #[test]
 fn every_api_is_covered() {
     // One test per API below; a new API in the client's table needs one here too.
-    assert_eq!(ClientApi::all().count(), 14);
+    assert_eq!(ClientApi::all().count(), 18);
 }
 
 #[test]
 fn describe_cluster() {
     check::<ringtail_net::client::cluster::DescribeClusterRequest>();
+}
+
+#[test]
+fn cluster_operations() {
+    use ringtail_net::client::cluster_ops::*;
+    check::<AlterPartitionReassignmentsRequest>();
+    check::<ListPartitionReassignmentsRequest>();
+    check::<ElectLeadersRequest>();
+    check::<UnregisterBrokerRequest>();
 }
 
 #[test]

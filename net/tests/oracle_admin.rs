@@ -1102,3 +1102,26 @@ fn elect_leaders() {
         });
     }
 }
+
+// UnregisterBroker.
+
+#[test]
+fn unregister_broker() {
+    use ringtail_net::messages::unregister_broker::*;
+    for v in versions(ApiKey::UnregisterBroker) {
+        let req = kp::UnregisterBrokerRequest::default().with_broker_id(kp::BrokerId(4));
+        check_request(&req, v, UnregisterBrokerRequest::decode, UnregisterBrokerRequest { broker_id: 4 });
+        let ours = UnregisterBrokerResponse {
+            throttle_time_ms: 0,
+            error_code: 42,
+            error_message: Some("broker 4 is running: stop it first".into()),
+        };
+        check_response(&ours, v, UnregisterBrokerResponse::encode, |t: &kp::UnregisterBrokerResponse| {
+            UnregisterBrokerResponse {
+                throttle_time_ms: t.throttle_time_ms,
+                error_code: t.error_code,
+                error_message: nullable(&t.error_message),
+            }
+        });
+    }
+}

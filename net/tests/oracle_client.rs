@@ -664,3 +664,126 @@ fn describe_cluster_and_quorum() {
         assert_eq!(decode::<DescribeQuorumRequest>(w.buf.freeze(), v), resp, "v{v}");
     }
 }
+
+#[test]
+fn cluster_operations() {
+    use ringtail_net::client::cluster_ops::*;
+    for v in client_versions(ClientApi::AlterPartitionReassignments) {
+        let partition =
+            |partition_index: i32, replicas: Option<Vec<i32>>| ReassignablePartition { partition_index, replicas };
+        let ours = AlterPartitionReassignmentsRequest {
+            timeout_ms: 60_000,
+            allow_replication_factor_change: v == 0,
+            topics: vec![
+                ReassignableTopic {
+                    name: "orders".into(),
+                    partitions: vec![partition(0, Some(vec![4, 1, 2])), partition(1, None)],
+                },
+                ReassignableTopic { name: "payments".into(), partitions: vec![partition(2, Some(vec![3]))] },
+            ],
+        };
+        check_request(&ours, v, oracle_encode(&common::alter_partition_reassignments_request(v), v));
+        let got = decode::<AlterPartitionReassignmentsRequest>(
+            oracle_encode(&samples::alter_partition_reassignments_response(v), v),
+            v,
+        );
+        let result = |partition_index: i32, error_code: i16, message: Option<&str>| ReassignablePartitionResponse {
+            partition_index,
+            error_code,
+            error_message: message.map(String::from),
+        };
+        let expected = AlterPartitionReassignmentsResponse {
+            throttle_time_ms: 5,
+            allow_replication_factor_change: v == 0,
+            error_code: 0,
+            error_message: Some("partly".into()),
+            responses: vec![ReassignableTopicResponse {
+                name: "orders".into(),
+                partitions: vec![result(0, 0, None), result(1, 85, Some("not moving"))],
+            }],
+        };
+        assert_eq!(got, expected, "v{v}");
+    }
+    for v in client_versions(ClientApi::ListPartitionReassignments) {
+        for all in [false, true] {
+            let ours = ListPartitionReassignmentsRequest {
+                timeout_ms: 30_000,
+                topics: (!all).then(|| {
+                    vec![
+                        ListPartitionReassignmentsTopic { name: "orders".into(), partition_indexes: vec![0, 3] },
+                        ListPartitionReassignmentsTopic { name: "payments".into(), partition_indexes: vec![] },
+                    ]
+                }),
+            };
+            check_request(&ours, v, oracle_encode(&common::list_partition_reassignments_request(all), v));
+        }
+        let got = decode::<ListPartitionReassignmentsRequest>(
+            oracle_encode(&samples::list_partition_reassignments_response(v), v),
+            v,
+        );
+        let expected = ListPartitionReassignmentsResponse {
+            throttle_time_ms: 6,
+            error_code: 0,
+            error_message: Some("fine".into()),
+            topics: vec![OngoingTopicReassignment {
+                name: "orders".into(),
+                partitions: vec![OngoingPartitionReassignment {
+                    partition_index: 2,
+                    replicas: vec![4, 1, 2, 3],
+                    adding_replicas: vec![4],
+                    removing_replicas: vec![3],
+                }],
+            }],
+        };
+        assert_eq!(got, expected, "v{v}");
+    }
+    for v in client_versions(ClientApi::ElectLeaders) {
+        for all in [false, true] {
+            let ours = ElectLeadersRequest {
+                election_type: if v >= 1 { ELECTION_UNCLEAN } else { ELECTION_PREFERRED },
+                topic_partitions: (!all).then(|| {
+                    vec![
+                        ElectTopicPartitions { topic: "orders".into(), partitions: vec![0, 2] },
+                        ElectTopicPartitions { topic: "payments".into(), partitions: vec![] },
+                    ]
+                }),
+                timeout_ms: 30_000,
+            };
+            check_request(&ours, v, oracle_encode(&common::elect_leaders_request(v, all), v));
+        }
+        let got = decode::<ElectLeadersRequest>(oracle_encode(&samples::elect_leaders_response(v), v), v);
+        let result = |partition_id: i32, error_code: i16, message: Option<&str>| ElectionPartitionResult {
+            partition_id,
+            error_code,
+            error_message: message.map(String::from),
+        };
+        let expected = ElectLeadersResponse {
+            throttle_time_ms: 7,
+            error_code: 0,
+            replica_election_results: vec![ReplicaElectionResult {
+                topic: "orders".into(),
+                partition_result: vec![result(0, 0, None), result(2, 84, Some("leads already"))],
+            }],
+        };
+        assert_eq!(got, expected, "v{v}");
+    }
+    for v in client_versions(ClientApi::UnregisterBroker) {
+        let ours = UnregisterBrokerRequest { broker_id: 9 };
+        check_request(
+            &ours,
+            v,
+            oracle_encode(&kp::UnregisterBrokerRequest::default().with_broker_id(kp::BrokerId(9)), v),
+        );
+        let got = decode::<UnregisterBrokerRequest>(oracle_encode(&samples::unregister_broker_response(v), v), v);
+        let expected = UnregisterBrokerResponse {
+            throttle_time_ms: 8,
+            error_code: 102,
+            error_message: Some("broker 9 is not registered".into()),
+        };
+        assert_eq!(got, expected, "v{v}");
+        // The broker's encoding, read back by the client's decoder.
+        let mut w = Writer::new();
+        expected.encode(&mut w, v);
+        assert_eq!(decode::<UnregisterBrokerRequest>(w.buf.freeze(), v), expected, "v{v}");
+    }
+}

@@ -100,6 +100,7 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
             reassignments::list_partition_reassignments(broker, &mut body, version, w).await
         }
         ApiKey::ElectLeaders => reassignments::elect_leaders(broker, &mut body, version, w).await,
+        ApiKey::UnregisterBroker => reassignments::unregister_broker(broker, &mut body, version, w).await,
         ApiKey::DescribeLogDirs => admin::describe_log_dirs(broker, &mut body, version, w).await,
         ApiKey::AlterReplicaLogDirs => admin::alter_replica_log_dirs(broker, &mut body, version, w),
         ApiKey::DescribeTopicPartitions => admin::describe_topic_partitions(broker, &mut body, version, w),

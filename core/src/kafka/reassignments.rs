@@ -1,7 +1,8 @@
 //! AlterPartitionReassignments and ListPartitionReassignments (KIP-455): moving partitions'
 //! replicas between brokers through the controller (`replication::metadata::reassign`), and the
 //! moves under way as this broker's metadata describes them; ElectLeaders (preferred and
-//! unclean elections, `replication::metadata::elect`).
+//! unclean elections, `replication::metadata::elect`); UnregisterBroker (a stopped, drained
+//! broker leaves the registrations).
 
 use std::rc::Rc;
 
@@ -16,6 +17,7 @@ use ringtail_net::messages::partition_reassignments::{
     ListPartitionReassignmentsResponse, OngoingPartitionReassignment, OngoingTopicReassignment,
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
+use ringtail_net::messages::unregister_broker::{UnregisterBrokerRequest, UnregisterBrokerResponse};
 use ringtail_net::{Reader, Writer};
 use ringtail_replication::metadata::reassign::is_reassigning;
 use ringtail_replication::NodeId;
@@ -128,6 +130,24 @@ pub async fn elect_leaders(broker: &Rc<Broker>, body: &mut Reader, version: i16,
                 .replica_election_results
                 .push(ReplicaElectionResult { topic: o.name, partition_result: vec![result] }),
         }
+    }
+    resp.encode(&mut w, version);
+    single(w)
+}
+
+pub async fn unregister_broker(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
+    let req = UnregisterBrokerRequest::decode(body, version)?;
+    let mut resp = UnregisterBrokerResponse::default();
+    let request = ControllerRequest::UnregisterBroker { node: NodeId(req.broker_id) };
+    match submit(broker, request).await.into_iter().next() {
+        Some(o) => (resp.error_code, resp.error_message) = error_of(&o.result),
+        None => {
+            resp.error_code = error_code::BROKER_ID_NOT_REGISTERED;
+            resp.error_message = Some(format!("broker {} is not registered", req.broker_id));
+        }
+    }
+    if resp.error_code != error_code::NONE {
+        broker.metrics.error(ApiKey::UnregisterBroker);
     }
     resp.encode(&mut w, version);
     single(w)

@@ -16,6 +16,7 @@
 
 pub mod api_versions;
 pub mod cluster;
+pub mod cluster_ops;
 pub mod consumer_protocol;
 pub mod create_topics;
 pub mod fetch;

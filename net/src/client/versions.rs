@@ -19,8 +19,12 @@ pub enum ClientApi {
     CreateTopics = 19,
     InitProducerId = 22,
     OffsetForLeaderEpoch = 23,
+    ElectLeaders = 43,
+    AlterPartitionReassignments = 45,
+    ListPartitionReassignments = 46,
     DescribeQuorum = 55,
     DescribeCluster = 60,
+    UnregisterBroker = 64,
 }
 
 /// Versions per API: (API, lowest, highest, first flexible version).
@@ -42,8 +46,12 @@ const CLIENT_VERSIONS: &[(ClientApi, i16, i16, i16)] = &[
     (ClientApi::CreateTopics, 0, 7, 5),
     (ClientApi::InitProducerId, 0, 5, 2),
     (ClientApi::OffsetForLeaderEpoch, 2, 4, 4),
+    (ClientApi::ElectLeaders, 0, 2, 2),
+    (ClientApi::AlterPartitionReassignments, 0, 1, 0),
+    (ClientApi::ListPartitionReassignments, 0, 0, 0),
     (ClientApi::DescribeQuorum, 0, 2, 0),
     (ClientApi::DescribeCluster, 0, 2, 0),
+    (ClientApi::UnregisterBroker, 0, 0, 0),
 ];
 
 impl ClientApi {

@@ -582,7 +582,76 @@ pub fn client_response_bytes(api: ClientApi, v: i16) -> Bytes {
         ClientApi::OffsetForLeaderEpoch => oracle_encode(&offset_for_leader_epoch_response(v), v),
         ClientApi::DescribeCluster => oracle_encode(&describe_cluster_response(v), v),
         ClientApi::DescribeQuorum => oracle_encode(&describe_quorum_response(v), v),
+        ClientApi::AlterPartitionReassignments => oracle_encode(&alter_partition_reassignments_response(v), v),
+        ClientApi::ListPartitionReassignments => oracle_encode(&list_partition_reassignments_response(v), v),
+        ClientApi::ElectLeaders => oracle_encode(&elect_leaders_response(v), v),
+        ClientApi::UnregisterBroker => oracle_encode(&unregister_broker_response(v), v),
     }
+}
+
+pub fn alter_partition_reassignments_response(v: i16) -> kp::AlterPartitionReassignmentsResponse {
+    use kp::alter_partition_reassignments_response::{ReassignablePartitionResponse, ReassignableTopicResponse};
+    let partition = |index: i32, code: i16, message: Option<&'static str>| {
+        ReassignablePartitionResponse::default()
+            .with_partition_index(index)
+            .with_error_code(code)
+            .with_error_message(message.map(s))
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    };
+    kp::AlterPartitionReassignmentsResponse::default()
+        .with_throttle_time_ms(5)
+        .with_allow_replication_factor_change(v == 0)
+        .with_error_code(0)
+        .with_error_message(Some(s("partly")))
+        .with_responses(vec![ReassignableTopicResponse::default()
+            .with_name(topic("orders"))
+            .with_partitions(vec![partition(0, 0, None), partition(1, 85, Some("not moving"))])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())])
+        .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+}
+
+pub fn list_partition_reassignments_response(_v: i16) -> kp::ListPartitionReassignmentsResponse {
+    use kp::list_partition_reassignments_response::{OngoingPartitionReassignment, OngoingTopicReassignment};
+    let ids = |n: &[i32]| n.iter().map(|i| kp::BrokerId(*i)).collect::<Vec<_>>();
+    kp::ListPartitionReassignmentsResponse::default()
+        .with_throttle_time_ms(6)
+        .with_error_message(Some(s("fine")))
+        .with_topics(vec![OngoingTopicReassignment::default()
+            .with_name(topic("orders"))
+            .with_partitions(vec![OngoingPartitionReassignment::default()
+                .with_partition_index(2)
+                .with_replicas(ids(&[4, 1, 2, 3]))
+                .with_adding_replicas(ids(&[4]))
+                .with_removing_replicas(ids(&[3]))
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown())])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())])
+        .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+}
+
+pub fn elect_leaders_response(_v: i16) -> kp::ElectLeadersResponse {
+    use kp::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+    let partition = |id: i32, code: i16, message: Option<&'static str>| {
+        PartitionResult::default()
+            .with_partition_id(id)
+            .with_error_code(code)
+            .with_error_message(message.map(s))
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+    };
+    kp::ElectLeadersResponse::default()
+        .with_throttle_time_ms(7)
+        .with_replica_election_results(vec![ReplicaElectionResult::default()
+            .with_topic(topic("orders"))
+            .with_partition_result(vec![partition(0, 0, None), partition(2, 84, Some("leads already"))])
+            .with_unknown_tagged_field(UNKNOWN_TAG, unknown())])
+        .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
+}
+
+pub fn unregister_broker_response(_v: i16) -> kp::UnregisterBrokerResponse {
+    kp::UnregisterBrokerResponse::default()
+        .with_throttle_time_ms(8)
+        .with_error_code(102)
+        .with_error_message(Some(s("broker 9 is not registered")))
+        .with_unknown_tagged_field(UNKNOWN_TAG, unknown())
 }
 
 pub fn describe_cluster_response(v: i16) -> kp::DescribeClusterResponse {

@@ -668,6 +668,9 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::DescribeProducers => oracle_encode(&describe_producers_request(v), v),
         ApiKey::DescribeTopicPartitions => oracle_encode(&describe_topic_partitions_request(v), v),
         ApiKey::DescribeQuorum => oracle_encode(&describe_quorum_request(), v),
+        ApiKey::UnregisterBroker => {
+            oracle_encode(&kp::UnregisterBrokerRequest::default().with_broker_id(kp::BrokerId(4)), v)
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -60,6 +60,9 @@ pub enum ControllerError {
     /// ELIGIBLE_LEADERS_NOT_AVAILABLE: no replica may lead.
     #[error("{0}")]
     EligibleLeadersNotAvailable(String),
+    /// BROKER_ID_NOT_REGISTERED: UnregisterBroker of a node the cluster does not know.
+    #[error("broker {0} is not registered")]
+    BrokerIdNotRegistered(i32),
     /// NO_REASSIGNMENT_IN_PROGRESS: a cancel for a partition not being reassigned.
     #[error("no reassignment of {0} is in progress")]
     NoReassignmentInProgress(String),
@@ -525,6 +528,34 @@ pub fn alter_reassignments(
     Decision { outcomes, records: draft.records }
 }
 
+/// UnregisterBroker: a broker taken out of service leaves the registrations. Refused while it
+/// runs (unfenced: it would register again at its next heartbeat) and while any partition still
+/// has a replica on it (drain it first: unregistering would leave those replicas unreachable).
+pub fn unregister_broker(image: &MetadataImage, node: NodeId) -> Decision<()> {
+    let name = format!("broker {node}");
+    let outcome = match image.brokers().get(&node) {
+        None => Err(ControllerError::BrokerIdNotRegistered(node.0)),
+        Some(b) if !b.fenced => Err(ControllerError::InvalidRequest(format!(
+            "broker {node} is running: stop it first (and move its replicas off it before: `ringtail cluster drain {node}`)"
+        ))),
+        Some(b) => {
+            let held = image.topics().flat_map(|t| &t.partitions).filter(|p| p.replicas.contains(&node)).count();
+            match held {
+                0 => super::brokers::unregister(image, node, b.epoch)
+                    .map_err(|e| ControllerError::InvalidRequest(e.to_string())),
+                held => Err(ControllerError::InvalidRequest(format!(
+                    "broker {node} still holds {held} partition replicas: move them off it first \
+                     (`ringtail cluster drain {node}`), or they would be left on a broker that is gone"
+                ))),
+            }
+        }
+    };
+    match outcome {
+        Ok(records) => Decision { outcomes: vec![(name, Ok(()))], records },
+        Err(e) => Decision { outcomes: vec![(name, Err(e))], records: Vec::new() },
+    }
+}
+
 /// ElectLeaders' outcome per (topic, partition), and the records of the elections made.
 #[derive(Debug)]
 pub struct Elections {
@@ -756,6 +787,36 @@ mod tests {
 
     fn errors<T: std::fmt::Debug>(d: &Decision<T>) -> Vec<Option<String>> {
         d.outcomes.iter().map(|(_, o)| o.as_ref().err().map(|e| format!("{e:?}"))).collect()
+    }
+
+    #[test]
+    fn a_broker_is_unregistered_only_once_stopped_and_empty() {
+        let mut image = MetadataImage::default();
+        for (i, (node, fenced)) in [(1, false), (2, false), (3, true), (4, true)].into_iter().enumerate() {
+            let r = MetadataRecord::BrokerRegistered {
+                node: NodeId(node),
+                broker_epoch: i as i64,
+                incarnation: [node as u8; 16],
+                listeners: vec![],
+                rack: None,
+                fenced,
+            };
+            image.apply(i as u64, &r).unwrap();
+        }
+        let mut t = topic("orders", 1, 2);
+        t.assignments = vec![vec![1, 3]];
+        let d = create_topics(&image, &view(&[1, 2, 3]), &[t], &configs_ok);
+        assert_eq!(errors(&d), vec![None]);
+        commit(&mut image, &d);
+        let refused = |node: i32| errors(&unregister_broker(&image, NodeId(node)))[0].clone().unwrap_or_default();
+        assert!(refused(2).contains("is running"), "{}", refused(2));
+        assert!(refused(3).contains("still holds 1 partition replicas"), "{}", refused(3));
+        assert!(refused(9).contains("BrokerIdNotRegistered(9)"));
+        let d = unregister_broker(&image, NodeId(4));
+        assert_eq!(errors(&d), vec![None]);
+        assert!(matches!(d.records[..], [MetadataRecord::BrokerUnregistered { node: NodeId(4), broker_epoch: 3 }]));
+        commit(&mut image, &d);
+        assert!(!image.brokers().contains_key(&NodeId(4)));
     }
 
     #[test]

@@ -195,8 +195,7 @@ mod tests {
         assert!(imbalanced(&image(&[1], &[1, 2, 3], Some(2)), 10).is_empty(), "its broker is fenced");
         // Ten partitions preferring broker 1, one led elsewhere: 10% is not more than 10%.
         let mut image = image(&[], &[1, 2, 3], Some(1));
-        let mut offset = 100;
-        for index in 1..10 {
+        for (offset, index) in (100..).zip(1..10) {
             let partition = PartitionId { topic: P0.topic, index };
             let leader = if index == 9 { 2 } else { 1 };
             let r = MetadataRecord::PartitionCreated {
@@ -207,7 +206,6 @@ mod tests {
                 leader_epoch: LeaderEpoch(0),
             };
             image.apply(offset, &r).expect("applies");
-            offset += 1;
         }
         assert!(imbalanced(&image, 10).is_empty());
         assert_eq!(imbalanced(&image, 9), vec![PartitionId { topic: P0.topic, index: 9 }]);

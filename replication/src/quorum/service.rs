@@ -80,15 +80,15 @@ pub struct ControllerService {
 /// Brokers the cluster registers at most; a registration past it is refused.
 pub const BROKERS_MAX: usize = 1024;
 
-/// Whether a broker may propose `record` (decided at `expected`): registrations, fencing,
-/// unfencing and unregistration come from heartbeats and session checks; the cluster id only
-/// as the cluster's first change.
+/// Whether a broker may propose `record` (decided at `expected`): registrations, fencing and
+/// unfencing come from heartbeats and session checks; an unregistration (an operator's
+/// UnregisterBroker) only of a broker whose session this controller sees ended (`propose`
+/// checks); the cluster id only as the cluster's first change.
 fn proposable(record: &MetadataRecord, expected: Option<u64>) -> bool {
     match record {
         MetadataRecord::BrokerRegistered { .. }
         | MetadataRecord::BrokerFenced { .. }
         | MetadataRecord::BrokerUnfenced { .. }
-        | MetadataRecord::BrokerUnregistered { .. }
         | MetadataRecord::BrokerShuttingDown { .. }
         | MetadataRecord::ReplicasOffline { .. } => false,
         MetadataRecord::ClusterCreated { .. } => expected.is_none(),
@@ -288,10 +288,27 @@ impl ControllerService {
         if let Some(r) = records.iter().find(|r| !proposable(r, expected)) {
             return BrokerResponse::Refused(format!("a broker may not propose this record: {r:?}"));
         }
+        let this = self.clone();
         let outcome = self
-            .write(move |image| match image.applied == expected {
-                true => Ok(records),
-                false => Err(BrokerResponse::Stale { applied: image.applied }),
+            .write(move |image| {
+                if image.applied != expected {
+                    return Err(BrokerResponse::Stale { applied: image.applied });
+                }
+                for r in &records {
+                    if let MetadataRecord::BrokerUnregistered { node, .. } = r {
+                        let stopped = image
+                            .brokers()
+                            .get(node)
+                            .is_some_and(|b| b.fenced && !this.session_alive(*node, b.incarnation));
+                        if !stopped {
+                            return Err(BrokerResponse::Refused(format!(
+                                "broker {node} was heard from within the session timeout: stop it, and retry once its \
+                                 session has ended (broker.session.timeout.ms)"
+                            )));
+                        }
+                    }
+                }
+                Ok(records)
             })
             .await;
         match outcome {

@@ -82,6 +82,10 @@ pub enum ControllerRequest {
         partitions: Option<Vec<(String, i32)>>,
         unclean: bool,
     },
+    /// UnregisterBroker: one outcome, named after the broker.
+    UnregisterBroker {
+        node: NodeId,
+    },
     /// AlterConfigs and IncrementalAlterConfigs; the outcomes are named by resource.
     AlterConfigs {
         alterations: Vec<ringtail_replication::metadata::controller::ConfigAlteration>,

@@ -321,6 +321,10 @@ fn decide(
                 .collect();
             (outcomes, d.records, false)
         }
+        ControllerRequest::UnregisterBroker { node } => {
+            let d = decide::unregister_broker(&view.image, node);
+            (d.outcomes.into_iter().map(|(name, r)| outcome(name, r)).collect(), d.records, false)
+        }
         ControllerRequest::AlterConfigs { alterations, validate_only } => {
             let rules = TableRules { config: &broker.config, image: &view.image, node: broker.node };
             let d = decide::alter_configs(&view.image, &alterations, &rules);

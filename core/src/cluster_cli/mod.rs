@@ -1,9 +1,15 @@
-//! `ringtail cluster status`: a running cluster as its brokers describe it over the Kafka
-//! protocol (DescribeCluster with fenced brokers, DescribeQuorum, Metadata), like any admin
-//! client would: the nodes with their roles, the active controller, fenced brokers, how far
-//! each node has the metadata, and the partitions each broker leads.
+//! `ringtail cluster`: a running cluster as its brokers describe it over the Kafka protocol,
+//! like any admin client would, and the operations on it. `status` (DescribeCluster with fenced
+//! brokers, DescribeQuorum, Metadata): the nodes with their roles, the active controller, fenced
+//! brokers, how far each node has the metadata, and the partitions each broker leads. The
+//! operations (`brokers`, `reassignments`, `rebalance`, `drain`, `elect`, `unregister`) are in
+//! `operations.rs`, their plans in `plan.rs`.
+
+mod operations;
+pub mod plan;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use ringtail_net::client::cluster::{DescribeClusterRequest, DescribeQuorumRequest, ReplicaState};
@@ -24,6 +30,77 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Brokers with their racks, state, and the replicas, leaderships and preferred
+    /// leaderships each holds.
+    Brokers {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Partition reassignments in progress (ListPartitionReassignments).
+    Reassignments {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Plans moves that even out replicas and preferred leaders over the live brokers (and
+    /// racks); with --execute carries them out, waits, and elects preferred leaders. Stopped
+    /// midway, running it again resumes.
+    Rebalance {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// Carry the plan out (without it, only print it).
+        #[arg(long)]
+        execute: bool,
+        /// Give up waiting for the moves after this many seconds (they go on).
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Moves every replica and leadership off a broker and waits until it holds none; refused,
+    /// before anything moves, if a partition's last in-sync replica is on it.
+    Drain {
+        /// The broker's node id.
+        node: i32,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Elects leaders (ElectLeaders): the preferred replica of each partition named, or of every
+    /// partition; with --unclean, a leader for leaderless partitions even outside the ISR
+    /// (losing what only the ISR had).
+    Elect {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// Topic whose partitions to elect (all partitions of all topics without it).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Partitions of --topic (all of its partitions without it).
+        #[arg(long, requires = "topic")]
+        partition: Vec<i32>,
+        #[arg(long)]
+        unclean: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a stopped broker that holds no replicas from the cluster (UnregisterBroker).
+    Unregister {
+        /// The broker's node id.
+        node: i32,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+    },
+}
+
+fn print_json(value: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +142,72 @@ pub fn run(command: ClusterCommand) -> Result<()> {
             } else {
                 print_table(&status);
             }
+            Ok(())
+        }
+        ClusterCommand::Brokers { bootstrap, json } => {
+            let described = operations::describe(&mut Client::connect(&bootstrap)?)?;
+            if json {
+                return print_json(&described.brokers);
+            }
+            operations::print_brokers(&described.brokers);
+            Ok(())
+        }
+        ClusterCommand::Reassignments { bootstrap, json } => {
+            let ongoing = operations::reassignments(&mut Client::connect(&bootstrap)?)?;
+            if json {
+                return print_json(&ongoing);
+            }
+            operations::print_reassignments(&ongoing);
+            Ok(())
+        }
+        ClusterCommand::Rebalance { bootstrap, execute, timeout_s, json } => {
+            let report = operations::rebalance(&bootstrap, execute, json, Duration::from_secs(timeout_s))?;
+            if json {
+                print_json(&report)?;
+            }
+            Ok(())
+        }
+        ClusterCommand::Drain { node, bootstrap, timeout_s, json } => {
+            let report = operations::drain(&bootstrap, node, json, Duration::from_secs(timeout_s))?;
+            if json {
+                print_json(&report)?;
+            }
+            Ok(())
+        }
+        ClusterCommand::Elect { bootstrap, topic, partition, unclean, json } => {
+            let mut client = Client::connect(&bootstrap)?;
+            let partitions = match topic {
+                None => None,
+                Some(topic) if partition.is_empty() => {
+                    let described = operations::describe(&mut client)?;
+                    let all: Vec<(String, i32)> = described
+                        .layout
+                        .partitions
+                        .iter()
+                        .filter(|p| p.topic == topic)
+                        .map(|p| (p.topic.clone(), p.partition))
+                        .collect();
+                    if all.is_empty() {
+                        bail!("topic `{topic}` does not exist");
+                    }
+                    Some(all)
+                }
+                Some(topic) => Some(partition.into_iter().map(|p| (topic.clone(), p)).collect()),
+            };
+            let elections = operations::elect(&mut client, partitions, unclean)?;
+            if json {
+                print_json(&elections)?;
+            } else {
+                operations::print_elections(&elections);
+            }
+            match elections.iter().any(|e| e.error_code != 0 && e.error_code != 84) {
+                true => bail!("some elections failed"),
+                false => Ok(()),
+            }
+        }
+        ClusterCommand::Unregister { node, bootstrap } => {
+            operations::unregister(&bootstrap, node)?;
+            println!("broker {node} is unregistered");
             Ok(())
         }
     }
