@@ -59,3 +59,6 @@ pub const LOG_DIR_NOT_FOUND: i16 = 57;
 pub const RESOURCE_NOT_FOUND: i16 = 91;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+pub const INCONSISTENT_CLUSTER_ID: i16 = 104;
+pub const DUPLICATE_VOTER: i16 = 126;
+pub const VOTER_NOT_FOUND: i16 = 127;

@@ -47,6 +47,8 @@ pub enum ApiKey {
     DescribeProducers = 61,
     UnregisterBroker = 64,
     DescribeTopicPartitions = 75,
+    AddRaftVoter = 80,
+    RemoveRaftVoter = 81,
 }
 
 /// The "first flexible version" of an API that has none.
@@ -99,6 +101,8 @@ const VERSIONS: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0, 0),
     (ApiKey::UnregisterBroker, 0, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0, 0),
+    (ApiKey::AddRaftVoter, 0, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0, 0),
 ];
 
 impl ApiKey {

@@ -168,6 +168,13 @@ fn alter_partition_reassignments() {
 }
 
 #[test]
+fn raft_voters() {
+    use ringtail_net::messages::raft_voters::*;
+    check(ApiKey::AddRaftVoter, AddRaftVoterRequest::decode);
+    check(ApiKey::RemoveRaftVoter, RemoveRaftVoterRequest::decode);
+}
+
+#[test]
 fn unregister_broker() {
     check(ApiKey::UnregisterBroker, ringtail_net::messages::unregister_broker::UnregisterBrokerRequest::decode);
 }

@@ -35,7 +35,7 @@ fn check<Q: ClientRequest>() {
 #[test]
 fn every_api_is_covered() {
     // One test per API below; a new API in the client's table needs one here too.
-    assert_eq!(ClientApi::all().count(), 18);
+    assert_eq!(ClientApi::all().count(), 20);
 }
 
 #[test]
@@ -50,6 +50,8 @@ fn cluster_operations() {
     check::<ListPartitionReassignmentsRequest>();
     check::<ElectLeadersRequest>();
     check::<UnregisterBrokerRequest>();
+    check::<AddRaftVoterRequest>();
+    check::<RemoveRaftVoterRequest>();
 }
 
 #[test]

@@ -1125,3 +1125,36 @@ fn unregister_broker() {
         });
     }
 }
+
+// AddRaftVoter and RemoveRaftVoter.
+
+#[test]
+fn raft_voters() {
+    use ringtail_net::messages::raft_voters::*;
+    for v in versions(ApiKey::AddRaftVoter) {
+        let expected = AddRaftVoterRequest {
+            cluster_id: Some("MkU3OEVBNTcwNTJENDM2Qk".into()),
+            timeout_ms: 30_000,
+            voter_id: 4,
+            voter_directory_id: [0; 16],
+            listeners: vec![("CONTROLLER".into(), "127.0.0.1".into(), 9493)],
+        };
+        check_request(&common::add_raft_voter_request(), v, AddRaftVoterRequest::decode, expected);
+        let ours = RaftVoterResponse { throttle_time_ms: 0, error_code: 126, error_message: Some("a voter".into()) };
+        check_response(&ours, v, RaftVoterResponse::encode, |t: &kp::AddRaftVoterResponse| RaftVoterResponse {
+            throttle_time_ms: t.throttle_time_ms,
+            error_code: t.error_code,
+            error_message: nullable(&t.error_message),
+        });
+    }
+    for v in versions(ApiKey::RemoveRaftVoter) {
+        let expected = RemoveRaftVoterRequest { cluster_id: None, voter_id: 3, voter_directory_id: [0; 16] };
+        check_request(&common::remove_raft_voter_request(), v, RemoveRaftVoterRequest::decode, expected);
+        let ours = RaftVoterResponse { throttle_time_ms: 0, error_code: 0, error_message: None };
+        check_response(&ours, v, RaftVoterResponse::encode, |t: &kp::RemoveRaftVoterResponse| RaftVoterResponse {
+            throttle_time_ms: t.throttle_time_ms,
+            error_code: t.error_code,
+            error_message: nullable(&t.error_message),
+        });
+    }
+}

@@ -787,3 +787,30 @@ fn cluster_operations() {
         assert_eq!(decode::<UnregisterBrokerRequest>(w.buf.freeze(), v), expected, "v{v}");
     }
 }
+
+#[test]
+fn raft_voters() {
+    use ringtail_net::client::cluster_ops::*;
+    for v in client_versions(ClientApi::AddRaftVoter) {
+        let ours = AddRaftVoterRequest {
+            cluster_id: Some("MkU3OEVBNTcwNTJENDM2Qk".into()),
+            timeout_ms: 30_000,
+            voter_id: 4,
+            voter_directory_id: [0; 16],
+            listeners: vec![("CONTROLLER".into(), "127.0.0.1".into(), 9493)],
+        };
+        check_request(&ours, v, oracle_encode(&common::add_raft_voter_request(), v));
+        let got = decode::<AddRaftVoterRequest>(samples::client_response_bytes(ClientApi::AddRaftVoter, v), v);
+        let expected =
+            RaftVoterResponse { throttle_time_ms: 9, error_code: 126, error_message: Some("a voter already".into()) };
+        assert_eq!(got, expected, "v{v}");
+    }
+    for v in client_versions(ClientApi::RemoveRaftVoter) {
+        let ours = RemoveRaftVoterRequest { cluster_id: None, voter_id: 3, voter_directory_id: [0; 16] };
+        check_request(&ours, v, oracle_encode(&common::remove_raft_voter_request(), v));
+        let got = decode::<RemoveRaftVoterRequest>(samples::client_response_bytes(ClientApi::RemoveRaftVoter, v), v);
+        let expected =
+            RaftVoterResponse { throttle_time_ms: 9, error_code: 127, error_message: Some("not a voter".into()) };
+        assert_eq!(got, expected, "v{v}");
+    }
+}

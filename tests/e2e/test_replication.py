@@ -556,8 +556,12 @@ def test_a_replication_factor_1_offsets_topic_is_raised_and_its_groups_survive_a
         del node.args[i:i + 2]
         node.start()
         wait_isr(cluster, topic, [1, 2, 3], timeout_s=60, via=n % 3 + 1)
-    # A group's FindCoordinator raises it; the new replicas catch up and join every ISR.
-    cluster.wait_for("a coordinator", lambda: coordinator_of(cluster.bootstrap, conf["group.id"]) > 0)
+    # A group's FindCoordinator raises it (each one tries again while a broker that just restarted
+    # is not yet unfenced where it is decided); the new replicas catch up and join every ISR.
+    cluster.wait_for("__consumer_offsets raised by FindCoordinator", lambda: coordinator_of(
+        cluster.bootstrap, conf["group.id"]) > 0 and all(
+        len(replicas) == 3 for _, replicas, _ in partitions_of(cluster.bootstrap, "__consumer_offsets").values()),
+        timeout_s=60, interval_s=1)
     wait_isr(cluster, "__consumer_offsets", [1, 2, 3], timeout_s=90)
     assert committed_offsets(cluster.bootstrap, conf["group.id"]) == before
     assert "raised the replication factor of __consumer_offsets" in "".join(

@@ -13,6 +13,7 @@ use ringtail_replication::{
 };
 
 use crate::runtime::table::ServeError;
+use crate::runtime::throttle;
 use crate::runtime::Shard;
 
 /// One partition's part of a produce request.
@@ -32,6 +33,10 @@ pub struct Produced {
 }
 
 pub type ProduceResult = Result<Produced, ServeError>;
+
+/// How long a fetch whose only data is held back by a replication throttle waits before
+/// reading again (the budget refills meanwhile).
+const THROTTLE_RECHECK: Duration = Duration::from_millis(100);
 
 /// One partition's part of a fetch request.
 #[derive(Debug, Clone)]
@@ -199,13 +204,22 @@ impl Shard {
     /// partitions until one has data, the wait ends, the requester cancels or shutdown begins,
     /// and then reads again.
     pub async fn fetch_local(&self, items: Vec<FetchItem>, budget: usize, wait: Option<FetchWait>) -> Vec<FetchResult> {
-        let results = self.read_partitions(&items, budget).await;
+        let (results, throttled) = self.read_partitions(&items, budget).await;
         let Some(wait) = wait else { return results };
         if results.iter().any(|r| r.bytes > 0 || r.error.is_some() || r.diverging.is_some()) {
             return results;
         }
-        self.park(&items, wait).await;
-        self.read_partitions(&items, budget).await
+        if throttled.iter().any(|t| *t) {
+            // A throttled replica has data but no budget: the wait is for the others' data or
+            // for the budget to refill, not for an append that has already happened.
+            let others: Vec<FetchItem> =
+                items.iter().zip(&throttled).filter(|(_, t)| !**t).map(|(i, _)| i.clone()).collect();
+            let short = FetchWait { max_wait: wait.max_wait.min(THROTTLE_RECHECK), cancel: wait.cancel };
+            self.park(&others, short).await;
+        } else {
+            self.park(&items, wait).await;
+        }
+        self.read_partitions(&items, budget).await.0
     }
 
     async fn park(&self, items: &[FetchItem], wait: FetchWait) {
@@ -251,8 +265,10 @@ impl Shard {
     /// Reads the partitions in order until `budget` bytes are read; later partitions then get
     /// no records (as in Kafka, the response fills in request order). No partition reads past
     /// the budget, except that the first partition with data returns at least one batch.
-    async fn read_partitions(&self, items: &[FetchItem], mut budget: usize) -> Vec<FetchResult> {
+    /// Also says which items a replication throttle left empty.
+    async fn read_partitions(&self, items: &[FetchItem], mut budget: usize) -> (Vec<FetchResult>, Vec<bool>) {
         let mut results = Vec::with_capacity(items.len());
+        let mut throttled = vec![false; items.len()];
         let mut first = true;
         for item in items {
             let partition = match self.replica(item.partition) {
@@ -319,10 +335,25 @@ impl Shard {
                 results.push(result);
                 continue;
             }
+            // A follower outside the ISR under a leader-side replication throttle reads what the
+            // throttle has left, and nothing while it has nothing left.
+            let throttle = match item.reader {
+                FetchReader::Follower { node, .. } => self.throttle_budget(
+                    &partition,
+                    node,
+                    (throttle::LEADER_RATE, throttle::LEADER_REPLICAS, &self.leader_throttle),
+                ),
+                _ => None,
+            };
+            if throttle == Some(0) && visible_end > item.offset.max(0) as u64 {
+                throttled[results.len()] = true;
+                results.push(result);
+                continue;
+            }
             // Never more than the response's budget, whatever the partition's own limit; the
             // log returns at least one batch, so the first partition with data always
             // progresses (Kafka's rule: a response exceeds its limit by one batch at most).
-            let max_bytes = item.max_bytes.min(budget).max(1);
+            let max_bytes = item.max_bytes.min(budget).min(throttle.unwrap_or(usize::MAX)).max(1);
             // A cold read is charged to the shard's read budget until its response is written.
             // The first partition with data waits for room; later ones are left empty while the
             // budget is spent, as if the response were full.
@@ -346,6 +377,9 @@ impl Shard {
                             read.chunks.push(charge.attach(last));
                         }
                     }
+                    if throttle.is_some() {
+                        self.leader_throttle.take(read.bytes);
+                    }
                     match item.reader {
                         FetchReader::Follower { .. } => self
                             .metrics
@@ -368,7 +402,7 @@ impl Shard {
             }
             results.push(result);
         }
-        results
+        (results, throttled)
     }
 
     pub async fn list_offsets_local(&self, items: Vec<OffsetsItem>) -> Vec<OffsetsResult> {

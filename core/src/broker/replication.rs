@@ -29,6 +29,7 @@ use ringtail_replication::{NodeId, Partition, PartitionError, PartitionId, Role,
 
 use super::Broker;
 use crate::limits::{REPLICA_FETCH_PARTITION_BYTES_MAX, REPLICA_FETCH_RESPONSE_BYTES_MAX};
+use crate::runtime::throttle;
 
 /// The Fetch version followers speak: the first with `ReplicaState` (replica id and broker epoch).
 const FETCH_VERSION: i16 = 15;
@@ -37,6 +38,9 @@ const FETCH_WAIT_MS: i32 = 500;
 /// A fetch not answered within this long (beyond its wait) closes the connection.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a fetcher whose partitions are all held back by a follower-side throttle waits
+/// for its budget to refill.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(100);
 /// Pause after a failed connection or an error that only the metadata can clear.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// How often a shard looks for leaders it has no fetcher for.
@@ -149,9 +153,25 @@ async fn fetch_from(broker: Rc<Broker>, leader: NodeId) {
     let mut connection: Option<LeaderConnection> = None;
     let mut said_unreachable = false;
     while !broker.is_shutting_down() {
-        let partitions = followed(&broker, leader);
+        let mut partitions = followed(&broker, leader);
         if partitions.is_empty() {
             return;
+        }
+        // Replicas outside the ISR under a follower-side throttle are fetched while it has
+        // budget left, each for at most that much; left out of the fetch otherwise.
+        let mut throttled: HashMap<PartitionId, usize> = HashMap::new();
+        for p in &partitions {
+            let side = (throttle::FOLLOWER_RATE, throttle::FOLLOWER_REPLICAS, &broker.follower_throttle);
+            if let Some(budget) = broker.throttle_budget(p, broker.node, side) {
+                throttled.insert(p.id(), budget);
+            }
+        }
+        if throttled.values().any(|b| *b == 0) {
+            partitions.retain(|p| !throttled.contains_key(&p.id()));
+            if partitions.is_empty() {
+                glommio::timer::sleep(THROTTLE_PAUSE).await;
+                continue;
+            }
         }
         let view = broker.view();
         let Some(endpoint) = view.endpoint(leader) else {
@@ -174,7 +194,7 @@ async fn fetch_from(broker: Rc<Broker>, leader: NodeId) {
             }
         }
         let broker_epoch = view.image.brokers().get(&broker.node).map_or(-1, |b| b.epoch);
-        let (request, sent) = fetch_request(broker.node, broker_epoch, &partitions);
+        let (request, sent) = fetch_request(broker.node, broker_epoch, &partitions, &throttled);
         let conn = connection.as_mut().expect("connected above");
         let limit = FETCH_TIMEOUT + Duration::from_millis(FETCH_WAIT_MS as u64);
         let answer = futures_lite::future::or(conn.fetch(&request, &client_id), async {
@@ -191,7 +211,9 @@ async fn fetch_from(broker: Rc<Broker>, leader: NodeId) {
                 continue;
             }
         };
-        if let Pause::Yes = apply_response(&broker, response, sent).await {
+        let (pause, throttled_bytes) = apply_response(&broker, response, sent, &throttled).await;
+        broker.follower_throttle.take(throttled_bytes);
+        if let Pause::Yes = pause {
             glommio::timer::sleep(RETRY_PAUSE).await;
         }
     }
@@ -201,8 +223,14 @@ async fn fetch_from(broker: Rc<Broker>, leader: NodeId) {
 /// fetch offset then.
 type Asked = HashMap<PartitionId, (Rc<Partition>, i32, i64)>;
 
-/// A follower's fetch of `partitions`, and what was asked of each (by topic id and index).
-fn fetch_request(node: NodeId, broker_epoch: i64, partitions: &[Rc<Partition>]) -> (FetchRequest, Asked) {
+/// A follower's fetch of `partitions`, and what was asked of each (by topic id and index);
+/// throttled ones ask for at most their budget.
+fn fetch_request(
+    node: NodeId,
+    broker_epoch: i64,
+    partitions: &[Rc<Partition>],
+    throttled: &HashMap<PartitionId, usize>,
+) -> (FetchRequest, Asked) {
     let mut topics: BTreeMap<TopicId, Vec<FetchPartition>> = BTreeMap::new();
     let mut sent = HashMap::new();
     for p in partitions {
@@ -215,7 +243,10 @@ fn fetch_request(node: NodeId, broker_epoch: i64, partitions: &[Rc<Partition>]) 
             fetch_offset: offset,
             last_fetched_epoch: p.last_fetched_epoch(),
             log_start_offset: p.log_start_offset() as i64,
-            partition_max_bytes: REPLICA_FETCH_PARTITION_BYTES_MAX as i32,
+            partition_max_bytes: throttled
+                .get(&id)
+                .map_or(REPLICA_FETCH_PARTITION_BYTES_MAX, |b| (*b).clamp(1, REPLICA_FETCH_PARTITION_BYTES_MAX))
+                as i32,
         });
         sent.insert(id, (p.clone(), epoch, offset));
     }
@@ -248,9 +279,16 @@ enum Pause {
 /// followed. Under sync durability it returns once what was appended is durable, so the next
 /// fetch reports only durable offsets. A replica whose leader epoch changed since the request
 /// ignores its part (the data may be the old leader's).
-async fn apply_response(broker: &Broker, response: FetchResponse, sent: Asked) -> Pause {
+/// Also the bytes received for `throttled` replicas.
+async fn apply_response(
+    broker: &Broker,
+    response: FetchResponse,
+    sent: Asked,
+    throttled: &HashMap<PartitionId, usize>,
+) -> (Pause, usize) {
     let now = ringtail_log::now_ms();
     let mut pause = Pause::No;
+    let mut throttled_bytes = 0;
     let mut durable_waits = Vec::new();
     for topic in response.topics {
         for part in topic.partitions {
@@ -258,6 +296,9 @@ async fn apply_response(broker: &Broker, response: FetchResponse, sent: Asked) -
             let Some((p, epoch, offset)) = sent.get(&id) else { continue };
             if p.leader_epoch().0 != *epoch || p.role() == Role::Leader {
                 continue;
+            }
+            if throttled.contains_key(&id) {
+                throttled_bytes += part.records.as_ref().map_or(0, |r| r.len());
             }
             match apply_partition(broker, p, *offset, part, now).await {
                 Ok(Some(wait)) => durable_waits.push((p.clone(), wait)),
@@ -278,7 +319,7 @@ async fn apply_response(broker: &Broker, response: FetchResponse, sent: Asked) -
             broker.storage_failed(&p, &PartitionError::Log(e));
         }
     }
-    pause
+    (pause, throttled_bytes)
 }
 
 /// One partition's part of a leader's answer, through the replication layer's follower step.

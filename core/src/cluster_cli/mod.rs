@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use ringtail_net::client::cluster::{DescribeClusterRequest, DescribeQuorumRequest, ReplicaState};
+use ringtail_net::client::cluster::ReplicaState;
 use ringtail_net::client::metadata::MetadataRequest;
 use serde::Serialize;
 
@@ -87,6 +87,16 @@ pub enum ClusterCommand {
         #[arg(long)]
         unclean: bool,
         #[arg(long)]
+        json: bool,
+    },
+    /// The controller quorum's voters and observers (DescribeQuorum); `add` and `remove`
+    /// change the voters online (KIP-853's AddRaftVoter and RemoveRaftVoter).
+    Voters {
+        #[command(subcommand)]
+        change: Option<operations::VoterChange>,
+        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        bootstrap: String,
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Removes a stopped broker that holds no replicas from the cluster (UnregisterBroker).
@@ -205,6 +215,17 @@ pub fn run(command: ClusterCommand) -> Result<()> {
                 false => Ok(()),
             }
         }
+        ClusterCommand::Voters { change, bootstrap, json } => {
+            if let Some(change) = change {
+                operations::change_voters(&bootstrap, change)?;
+            }
+            let voters = operations::voters(&bootstrap)?;
+            if json {
+                return print_json(&voters);
+            }
+            operations::print_voters(&voters);
+            Ok(())
+        }
         ClusterCommand::Unregister { node, bootstrap } => {
             operations::unregister(&bootstrap, node)?;
             println!("broker {node} is unregistered");
@@ -215,29 +236,8 @@ pub fn run(command: ClusterCommand) -> Result<()> {
 
 fn status(bootstrap: &str) -> Result<ClusterStatus> {
     let mut client = Client::connect(bootstrap)?;
-    let cluster = client.call(
-        2,
-        &DescribeClusterRequest {
-            include_cluster_authorized_operations: false,
-            endpoint_type: 1,
-            include_fenced_brokers: true,
-        },
-    )?;
-    if cluster.error_code != 0 {
-        bail!("DescribeCluster failed with error {}: {:?}", cluster.error_code, cluster.error_message);
-    }
-    let quorum =
-        client.call(2, &DescribeQuorumRequest { topics: vec![("__cluster_metadata".to_string(), vec![0])] })?;
-    let Some(partition) = quorum.topics.first().and_then(|t| t.partitions.first()) else {
-        bail!("DescribeQuorum answered no partition");
-    };
-    if partition.error_code != 0 {
-        bail!(
-            "the controller quorum cannot be described now (error {}): {}",
-            partition.error_code,
-            partition.error_message.as_deref().unwrap_or("")
-        );
-    }
+    let cluster = operations::describe_cluster(&mut client)?;
+    let partition = operations::describe_quorum(&mut client)?;
     let metadata = client.call(12, &MetadataRequest { topics: None, ..MetadataRequest::default() })?;
     let mut led: BTreeMap<i32, usize> = BTreeMap::new();
     let mut offline = 0;

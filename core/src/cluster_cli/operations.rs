@@ -1,17 +1,20 @@
-//! `ringtail cluster brokers / reassignments / rebalance / drain / elect / unregister`: cluster
-//! operations driven over the Kafka protocol as any admin client would (Metadata,
+//! `ringtail cluster brokers / reassignments / rebalance / drain / elect / unregister / voters`:
+//! cluster operations driven over the Kafka protocol as any admin client would (Metadata,
 //! DescribeCluster, AlterPartitionReassignments, ListPartitionReassignments, ElectLeaders,
-//! UnregisterBroker), so they work against any broker of the cluster and need no access to the
-//! controllers.
+//! UnregisterBroker, DescribeQuorum, AddRaftVoter, RemoveRaftVoter), so they work against any
+//! broker of the cluster and need no access to the controllers.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ringtail_net::client::cluster::DescribeClusterRequest;
+use ringtail_net::client::cluster::{
+    DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest, QuorumPartition,
+};
 use ringtail_net::client::cluster_ops::{
-    AlterPartitionReassignmentsRequest, ElectLeadersRequest, ElectTopicPartitions, ListPartitionReassignmentsRequest,
-    ReassignablePartition, ReassignableTopic, UnregisterBrokerRequest, ELECTION_PREFERRED, ELECTION_UNCLEAN,
+    AddRaftVoterRequest, AlterPartitionReassignmentsRequest, ElectLeadersRequest, ElectTopicPartitions,
+    ListPartitionReassignmentsRequest, ReassignablePartition, ReassignableTopic, RemoveRaftVoterRequest,
+    UnregisterBrokerRequest, ELECTION_PREFERRED, ELECTION_UNCLEAN,
 };
 use ringtail_net::client::metadata::MetadataRequest;
 use serde::Serialize;
@@ -46,7 +49,8 @@ pub struct Described {
     pub brokers: Vec<BrokerRow>,
 }
 
-pub fn describe(client: &mut Client) -> Result<Described> {
+/// DescribeCluster with fenced brokers.
+pub fn describe_cluster(client: &mut Client) -> Result<DescribeClusterResponse> {
     let cluster = client.call(
         2,
         &DescribeClusterRequest {
@@ -58,6 +62,28 @@ pub fn describe(client: &mut Client) -> Result<Described> {
     if cluster.error_code != 0 {
         bail!("DescribeCluster failed with error {}: {:?}", cluster.error_code, cluster.error_message);
     }
+    Ok(cluster)
+}
+
+/// DescribeQuorum: the metadata quorum's one partition.
+pub fn describe_quorum(client: &mut Client) -> Result<QuorumPartition> {
+    let quorum =
+        client.call(2, &DescribeQuorumRequest { topics: vec![("__cluster_metadata".to_string(), vec![0])] })?;
+    let Some(partition) = quorum.topics.into_iter().next().and_then(|t| t.partitions.into_iter().next()) else {
+        bail!("DescribeQuorum answered no partition");
+    };
+    if partition.error_code != 0 {
+        bail!(
+            "the controller quorum cannot be described now (error {}): {}",
+            partition.error_code,
+            partition.error_message.as_deref().unwrap_or("")
+        );
+    }
+    Ok(partition)
+}
+
+pub fn describe(client: &mut Client) -> Result<Described> {
+    let cluster = describe_cluster(client)?;
     let metadata = client.call(12, &MetadataRequest { topics: None, ..MetadataRequest::default() })?;
     let mut layout = Layout::default();
     let mut leaders = BTreeMap::new();
@@ -426,4 +452,117 @@ pub fn unregister(bootstrap: &str, node: i32) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum VoterChange {
+    /// Makes a running controller a voter once it has caught up with the quorum's log. Start it
+    /// first with --process-roles controller (or broker,controller), the cluster's
+    /// --controller-quorum-voters and its own --controller-listen.
+    Add {
+        /// The controller's node id.
+        node: i32,
+        /// Where the other controllers reach it (host:port of its --controller-listen).
+        #[arg(long)]
+        controller: String,
+    },
+    /// Takes a voter out of the quorum (it keeps running outside it; restarted with its old
+    /// flags it stays out).
+    Remove {
+        /// The voter's node id.
+        node: i32,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Voters {
+    pub leader: i32,
+    pub epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumMember>,
+    pub observers: Vec<QuorumMember>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuorumMember {
+    pub node_id: i32,
+    pub log_end: i64,
+}
+
+pub fn voters(bootstrap: &str) -> Result<Voters> {
+    let p = describe_quorum(&mut Client::connect(bootstrap)?)?;
+    let member = |r: &ringtail_net::client::cluster::ReplicaState| QuorumMember {
+        node_id: r.replica_id,
+        log_end: r.log_end_offset,
+    };
+    Ok(Voters {
+        leader: p.leader_id,
+        epoch: p.leader_epoch,
+        high_watermark: p.high_watermark,
+        voters: p.current_voters.iter().map(member).collect(),
+        observers: p.observers.iter().map(member).collect(),
+    })
+}
+
+pub fn print_voters(v: &Voters) {
+    println!("active controller: {}  epoch: {}  high watermark: {}", v.leader, v.epoch, v.high_watermark);
+    println!("{:>6}  {:<9} {:>8}", "NODE", "ROLE", "LOG END");
+    for (role, members) in [("voter", &v.voters), ("observer", &v.observers)] {
+        for m in members.iter() {
+            println!("{:>6}  {:<9} {:>8}", m.node_id, role, m.log_end);
+        }
+    }
+}
+
+/// Kafka's REQUEST_TIMED_OUT: a new voter still catching up, or a change not yet committed.
+const REQUEST_TIMED_OUT: i16 = 7;
+/// Attempts of a voter change that timed out.
+const VOTER_CHANGE_ATTEMPTS: usize = 10;
+
+pub fn change_voters(bootstrap: &str, change: VoterChange) -> Result<()> {
+    for attempt in 1..=VOTER_CHANGE_ATTEMPTS {
+        match change_voters_once(bootstrap, &change) {
+            Err(e) if attempt < VOTER_CHANGE_ATTEMPTS && e.downcast_ref::<TimedOut>().is_some() => {
+                eprintln!("{e}; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TimedOut(String);
+
+fn change_voters_once(bootstrap: &str, change: &VoterChange) -> Result<()> {
+    let mut client = Client::connect(bootstrap)?;
+    let (what, answer) = match change.clone() {
+        VoterChange::Add { node, controller } => {
+            let (host, port) = controller
+                .rsplit_once(':')
+                .and_then(|(h, p)| {
+                    Some((h.trim_start_matches('[').trim_end_matches(']').to_string(), p.parse::<u16>().ok()?))
+                })
+                .with_context(|| format!("--controller {controller} is not host:port"))?;
+            let request = AddRaftVoterRequest {
+                cluster_id: None,
+                timeout_ms: 60_000,
+                voter_id: node,
+                voter_directory_id: [0; 16],
+                listeners: vec![("CONTROLLER".into(), host, port)],
+            };
+            (format!("adding voter {node}"), client.call(0, &request)?)
+        }
+        VoterChange::Remove { node } => {
+            let request = RemoveRaftVoterRequest { cluster_id: None, voter_id: node, voter_directory_id: [0; 16] };
+            (format!("removing voter {node}"), client.call(0, &request)?)
+        }
+    };
+    match answer.error_code {
+        0 => Ok(()),
+        REQUEST_TIMED_OUT => Err(TimedOut(format!("{what}: {}", answer.error_message.unwrap_or_default())).into()),
+        code => bail!("{what} failed (error {code}): {}", answer.error_message.unwrap_or_default()),
+    }
 }

@@ -379,11 +379,15 @@ impl ClusterSettings {
         };
         let mine = config.voters.iter().find(|v| v.node_id == node_id).cloned();
         match (config.roles.controller, mine) {
+            // A controller joining a running quorum (KIP-853): it follows the quorum from its
+            // own listener until AddRaftVoter makes it a voter.
+            (true, None) if config.controller_listen.is_some() => Ok(config),
             (true, None) => Err(invalid(
                 "controller-quorum-voters",
                 format!(
-                    "node {node_id} has the controller role but is not among the voters; add {node_id}@host:port or \
-                     start it with --process-roles broker"
+                    "node {node_id} has the controller role but is not among the voters; add {node_id}@host:port, \
+                     start it with --process-roles broker, or give it --controller-listen to join the running quorum \
+                     as a new voter (`ringtail cluster voters add`)"
                 ),
             )),
             (false, Some(_)) => Err(invalid(
@@ -511,6 +515,9 @@ mod tests {
         let voters = Some("1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095");
         assert!(error(settings(None, None, voters)).contains("--node-id"));
         assert!(error(settings(Some(4), None, voters)).contains("not among the voters"));
+        let joining =
+            ClusterSettings { controller_listen: Some("127.0.0.1:9493".into()), ..settings(Some(4), None, voters) };
+        assert!(joining.resolve().is_ok(), "a controller joining the running quorum");
         assert!(error(settings(Some(1), Some("broker"), voters)).contains("needs the controller role"));
         let broker = settings(Some(4), Some("broker"), voters).resolve().expect("a broker-only node");
         assert_eq!(broker.controller_listen, None);

@@ -1,7 +1,7 @@
 //! The table of the broker's own configs under Kafka's names: read-only, each with where its
 //! value comes from in the broker's settings.
 
-use super::types::ConfigType;
+use super::types::{ConfigType, Valid};
 use crate::config::BrokerConfig;
 
 /// One broker config DescribeConfigs reports.
@@ -184,5 +184,39 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         ty: ConfigType::Boolean,
         value: |_| some(false),
         doc: "The log cleaner (compaction) runs: not built yet.",
+    },
+];
+
+/// A broker config that may be changed dynamically (IncrementalAlterConfigs on one broker, or
+/// on all of them as the cluster-wide default) and is not the default of a topic config.
+pub struct DynamicBrokerKey {
+    pub name: &'static str,
+    pub ty: ConfigType,
+    pub valid: Valid,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// Kafka's Long.MAX_VALUE: no throttle.
+const UNTHROTTLED: &str = "9223372036854775807";
+
+/// The dynamic broker configs Ringtail acts on.
+pub const DYNAMIC_BROKER_KEYS: &[DynamicBrokerKey] = &[
+    DynamicBrokerKey {
+        name: "leader.replication.throttled.rate",
+        ty: ConfigType::Long,
+        valid: Valid::Range(0, i64::MAX),
+        default: UNTHROTTLED,
+        doc: "Bytes per second this broker sends, as leader, to followers outside the ISR of the replicas its \
+              topics' leader.replication.throttled.replicas name (a reassignment's new replicas): in-sync \
+              replication is never throttled.",
+    },
+    DynamicBrokerKey {
+        name: "follower.replication.throttled.rate",
+        ty: ConfigType::Long,
+        valid: Valid::Range(0, i64::MAX),
+        default: UNTHROTTLED,
+        doc: "Bytes per second this broker fetches, as a follower outside the ISR, for the replicas its topics' \
+              follower.replication.throttled.replicas name.",
     },
 ];

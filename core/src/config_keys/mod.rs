@@ -22,7 +22,7 @@ use ringtail_replication::metadata::{ControllerError, MetadataImage};
 use ringtail_replication::NodeId;
 
 use crate::config::BrokerConfig;
-pub use broker_table::{BrokerKey, BROKER_KEYS};
+pub use broker_table::{BrokerKey, DynamicBrokerKey, BROKER_KEYS, DYNAMIC_BROKER_KEYS};
 pub use topic_table::TOPIC_KEYS;
 pub use types::{ConfigType, TopicKey};
 
@@ -218,12 +218,30 @@ pub fn broker_key(name: &str) -> Option<&'static BrokerKey> {
     BROKER_KEYS.iter().find(|k| k.name == name)
 }
 
+/// A dynamic broker config (not a topic default) by name.
+pub fn dynamic_broker_key(name: &str) -> Option<&'static DynamicBrokerKey> {
+    DYNAMIC_BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
 /// The broker-level values of a broker config, most specific first (the first is in force):
 /// for a topic config's default, its dynamic values then the static one; for the broker's own
 /// configs, the static value.
 pub fn broker_value_chain_of(name: &str, config: &BrokerConfig, image: &MetadataImage, node: NodeId) -> Vec<Sourced> {
     if let Some(key) = topic_key_of_broker_key(name) {
         return broker_value_chain(key, config, image, node);
+    }
+    if let Some(key) = dynamic_broker_key(name) {
+        let mut chain = Vec::new();
+        for (configs, source) in [
+            (image.broker_configs(Some(node)), Source::DynamicBroker),
+            (image.broker_configs(None), Source::DynamicDefaultBroker),
+        ] {
+            if let Some(v) = configs.and_then(|c| c.get(name)) {
+                chain.push(Sourced { name: name.to_string(), value: Some(v.clone()), source });
+            }
+        }
+        chain.push(Sourced { name: name.to_string(), value: Some(key.default.to_string()), source: Source::Default });
+        return chain;
     }
     match broker_key(name) {
         Some(key) => vec![Sourced { name: name.to_string(), value: (key.value)(config), source: Source::StaticBroker }],
@@ -234,7 +252,11 @@ pub fn broker_value_chain_of(name: &str, config: &BrokerConfig, image: &Metadata
 /// Every broker config name DescribeConfigs reports: the broker's own, then the topic
 /// configs' broker-level defaults.
 pub fn broker_config_names() -> impl Iterator<Item = &'static str> {
-    BROKER_KEYS.iter().map(|k| k.name).chain(TOPIC_KEYS.iter().filter_map(|k| k.synonyms.first().copied()))
+    BROKER_KEYS
+        .iter()
+        .map(|k| k.name)
+        .chain(DYNAMIC_BROKER_KEYS.iter().map(|k| k.name))
+        .chain(TOPIC_KEYS.iter().filter_map(|k| k.synonyms.first().copied()))
 }
 
 /// The controller's rules for altering configs, from the tables: topic configs on topics,
@@ -260,6 +282,9 @@ impl ConfigRules for TableRules<'_> {
                     let chain = broker_value_chain(topic_key, self.config, self.image, self.node);
                     (topic_key, chain.into_iter().find(|s| matches!(s.source, Source::StaticBroker | Source::Default)))
                 }
+                None if dynamic_broker_key(key).is_some() => {
+                    return Ok(AlterableKey { list: false, default: dynamic_broker_key(key).map(|k| k.default.into()) })
+                }
                 None if broker_key(key).is_some() => {
                     return Err(ControllerError::InvalidRequest(format!(
                         "broker config `{key}` cannot be changed dynamically: set it with the broker's flag, TOML \
@@ -282,6 +307,12 @@ impl ConfigRules for TableRules<'_> {
             }
             ConfigResource::Broker(_) => {
                 for (name, value) in configs {
+                    if let Some(key) = dynamic_broker_key(name) {
+                        key.valid
+                            .check(name, value)
+                            .map_err(|e| ControllerError::InvalidRequest(format!("{name}: {e}")))?;
+                        continue;
+                    }
                     let key =
                         topic_key_of_broker_key(name).ok_or_else(|| bad(format!("unknown broker config `{name}`")))?;
                     // Kafka answers a bad broker config value with INVALID_REQUEST.
@@ -312,7 +343,6 @@ mod tests {
             let said = row.split('|').nth(3).expect("a Ringtail column").trim();
             let expected = match key.treatment {
                 Treatment::Enforced => "enforced",
-                Treatment::Stored(_) => "stored, no effect yet",
                 Treatment::NoOp(_) => "accepted, no effect",
             };
             assert!(said.starts_with(expected), "{}: README says `{said}`, the table {expected}", key.name);

@@ -10,7 +10,6 @@ const NO_COMPACTION: &str = "log compaction is not built yet, so compaction sett
 const NO_TIERING: &str = "tiered storage is not built yet: every segment stays local";
 const RINGTAIL_FSYNC: &str =
     "Ringtail's durability setting (ringtail.durability) decides when data is fdatasynced, not message or time counts";
-const NO_REASSIGNMENT: &str = "replication throttles apply to reassignments, which come with the cluster";
 
 /// Every topic config of Kafka 4.1, and Ringtail's own, by name.
 pub const TOPIC_KEYS: &[TopicKey] = &[
@@ -117,9 +116,10 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         valid: Valid::ThrottledReplicas,
         synonyms: &[],
         default: "",
-        treatment: Treatment::Stored(NO_REASSIGNMENT),
+        treatment: Treatment::Enforced,
         refused: None,
-        doc: "Replicas whose log replication is throttled on the follower side: `partition:broker` pairs, or `*`.",
+        doc: "Replicas whose log replication is throttled on the follower side (at the broker's \
+              follower.replication.throttled.rate, while outside the ISR): `partition:broker` pairs, or `*`.",
     },
     TopicKey {
         name: "index.interval.bytes",
@@ -137,9 +137,10 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         valid: Valid::ThrottledReplicas,
         synonyms: &[],
         default: "",
-        treatment: Treatment::Stored(NO_REASSIGNMENT),
+        treatment: Treatment::Enforced,
         refused: None,
-        doc: "Replicas whose log replication is throttled on the leader side: `partition:broker` pairs, or `*`.",
+        doc: "Replicas whose log replication is throttled on the leader side (at the broker's \
+              leader.replication.throttled.rate, for followers outside the ISR): `partition:broker` pairs, or `*`.",
     },
     TopicKey {
         name: "local.retention.bytes",

@@ -32,8 +32,6 @@ impl ConfigType {
 pub enum Treatment {
     /// Changes what the broker does, from the next append, read or retention pass on.
     Enforced,
-    /// Kept and reported; the feature that acts on it is still to come (the text says which).
-    Stored(&'static str),
     /// Accepted and reported, without effect (the text says why).
     NoOp(&'static str),
 }
@@ -127,7 +125,6 @@ impl TopicKey {
         match (self.treatment, self.refused) {
             (Treatment::Enforced, None) => format!("{} Ringtail: enforced.", self.doc),
             (Treatment::Enforced, Some((_, why))) => format!("{} Ringtail: enforced; refused: {why}.", self.doc),
-            (Treatment::Stored(why), _) => format!("{} Ringtail: stored, no effect yet: {why}.", self.doc),
             (Treatment::NoOp(why), _) => format!("{} Ringtail: accepted, no effect: {why}.", self.doc),
         }
     }

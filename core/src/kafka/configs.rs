@@ -156,6 +156,9 @@ fn broker_entry(
             chain.into_iter().filter(|s| s.source == config_keys::Source::DynamicDefaultBroker).collect()
         }
     };
+    if let Some(key) = config_keys::dynamic_broker_key(name) {
+        return (chain, false, key.ty.code(), key.doc.to_string());
+    }
     match config_keys::topic_key_of_broker_key(name) {
         Some(key) => (chain, false, key.ty.code(), key.documentation()),
         None => {

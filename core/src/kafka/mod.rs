@@ -14,6 +14,7 @@ mod metadata;
 mod produce;
 mod reassignments;
 mod topics;
+mod voters;
 
 use std::rc::Rc;
 
@@ -101,6 +102,8 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         }
         ApiKey::ElectLeaders => reassignments::elect_leaders(broker, &mut body, version, w).await,
         ApiKey::UnregisterBroker => reassignments::unregister_broker(broker, &mut body, version, w).await,
+        ApiKey::AddRaftVoter => voters::add_raft_voter(broker, &mut body, version, w).await,
+        ApiKey::RemoveRaftVoter => voters::remove_raft_voter(broker, &mut body, version, w).await,
         ApiKey::DescribeLogDirs => admin::describe_log_dirs(broker, &mut body, version, w).await,
         ApiKey::AlterReplicaLogDirs => admin::alter_replica_log_dirs(broker, &mut body, version, w),
         ApiKey::DescribeTopicPartitions => admin::describe_topic_partitions(broker, &mut body, version, w),

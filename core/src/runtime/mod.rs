@@ -9,6 +9,7 @@ pub mod placement;
 pub mod read_budget;
 pub mod routing;
 pub mod table;
+pub mod throttle;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -88,6 +89,9 @@ pub struct Shard {
     pub request_budget: Rc<glommio::sync::Semaphore>,
     /// Bytes of cold reads held until their responses are written.
     pub read_budget: Arc<read_budget::ReadBudget>,
+    /// This shard's share of the replication throttles (leader and follower side).
+    pub leader_throttle: throttle::Bucket,
+    pub follower_throttle: throttle::Bucket,
     pub metrics: ShardMetrics,
 }
 
@@ -118,6 +122,8 @@ impl Shard {
             metrics: ShardMetrics::new(config.metrics),
             request_budget: Rc::new(glommio::sync::Semaphore::new(config.request_budget_per_shard() as u64)),
             read_budget: read_budget::ReadBudget::new(crate::limits::READ_BUDGET_BYTES_PER_SHARD),
+            leader_throttle: throttle::Bucket::default(),
+            follower_throttle: throttle::Bucket::default(),
             config,
             view: RefCell::new(view),
             partitions: PartitionTable::default(),
@@ -196,6 +202,28 @@ impl Shard {
                 .find_map(|node| view.image.broker_configs(node).and_then(|c| c.get(KEY).cloned()))
         });
         value.and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1)
+    }
+
+    /// The bytes a throttled replication read of `partition` for `replica` may take now, when
+    /// it is throttled: `key_rate` set on this broker (this shard's share of it), the topic's
+    /// `key_replicas` naming this broker's replica, and `replica` outside the ISR. `None`: not
+    /// throttled.
+    pub fn throttle_budget(
+        &self,
+        partition: &ringtail_replication::Partition,
+        replica: NodeId,
+        side: (&str, &str, &throttle::Bucket),
+    ) -> Option<usize> {
+        let (key_rate, key_replicas, bucket) = side;
+        let view = self.view();
+        let rate = throttle::rate(&view.image, self.node, key_rate)? / self.config.shards.max(1) as u64;
+        if partition.isr().contains(&replica) {
+            return None;
+        }
+        let id = partition.id();
+        let topic = view.image.topic_by_id(id.topic)?;
+        throttle::names(&topic.configs, key_replicas, id.index, self.node)
+            .then(|| bucket.available(rate, std::time::Instant::now()))
     }
 
     /// Where a partition is served from, or `None` if the topic or partition does not exist.

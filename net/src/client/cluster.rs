@@ -125,13 +125,8 @@ impl DescribeQuorumResponse {
         let nodes = if version >= 2 {
             r.array(flexible, "nodes", |r| {
                 let node_id = r.i32()?;
-                let listeners = r.array(flexible, "listeners", |r| {
-                    let name = r.string(flexible)?;
-                    let host = r.string(flexible)?;
-                    let port = r.i16()? as u16;
-                    r.tagged_fields(flexible)?;
-                    Ok((name, host, port))
-                })?;
+                let listeners =
+                    r.array(flexible, "listeners", |r| crate::messages::raft_voters::listener(r, flexible))?;
                 r.tagged_fields(flexible)?;
                 Ok(QuorumNode { node_id, listeners })
             })?

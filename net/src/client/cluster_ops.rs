@@ -1,6 +1,7 @@
 //! The cluster operations' APIs from the client's side, for `ringtail cluster`:
 //! AlterPartitionReassignments (key 45, v0-1), ListPartitionReassignments (key 46, v0),
-//! ElectLeaders (key 43, v0-2) and UnregisterBroker (key 64, v0).
+//! ElectLeaders (key 43, v0-2), UnregisterBroker (key 64, v0), AddRaftVoter (key 80, v0) and
+//! RemoveRaftVoter (key 81, v0).
 
 use super::{client_request, ClientApi};
 use crate::codec::{DecodeError, Reader, Writer};
@@ -14,6 +15,7 @@ pub use crate::messages::partition_reassignments::{
     OngoingTopicReassignment, ReassignablePartition, ReassignablePartitionResponse, ReassignableTopic,
     ReassignableTopicResponse,
 };
+pub use crate::messages::raft_voters::{AddRaftVoterRequest, RaftVoterResponse, RemoveRaftVoterRequest};
 pub use crate::messages::unregister_broker::{UnregisterBrokerRequest, UnregisterBrokerResponse};
 
 client_request!(
@@ -28,6 +30,8 @@ client_request!(
 );
 client_request!(ElectLeadersRequest, ClientApi::ElectLeaders, ElectLeadersResponse);
 client_request!(UnregisterBrokerRequest, ClientApi::UnregisterBroker, UnregisterBrokerResponse);
+client_request!(AddRaftVoterRequest, ClientApi::AddRaftVoter, RaftVoterResponse);
+client_request!(RemoveRaftVoterRequest, ClientApi::RemoveRaftVoter, RaftVoterResponse);
 
 impl AlterPartitionReassignmentsRequest {
     pub fn encode(&self, w: &mut Writer, version: i16) {
@@ -187,5 +191,44 @@ impl UnregisterBrokerResponse {
         let error_message = r.nullable_string(flexible)?;
         r.tagged_fields(flexible)?;
         Ok(UnregisterBrokerResponse { throttle_time_ms, error_code, error_message })
+    }
+}
+
+impl AddRaftVoterRequest {
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = ClientApi::AddRaftVoter.is_flexible(version);
+        w.nullable_string(flexible, self.cluster_id.as_deref());
+        w.i32(self.timeout_ms);
+        w.i32(self.voter_id);
+        w.uuid(&self.voter_directory_id);
+        w.array_len(flexible, self.listeners.len());
+        for (name, host, port) in &self.listeners {
+            w.string(flexible, name);
+            w.string(flexible, host);
+            w.i16(*port as i16);
+            w.no_tagged_fields(flexible);
+        }
+        w.no_tagged_fields(flexible);
+    }
+}
+
+impl RemoveRaftVoterRequest {
+    pub fn encode(&self, w: &mut Writer, version: i16) {
+        let flexible = ClientApi::RemoveRaftVoter.is_flexible(version);
+        w.nullable_string(flexible, self.cluster_id.as_deref());
+        w.i32(self.voter_id);
+        w.uuid(&self.voter_directory_id);
+        w.no_tagged_fields(flexible);
+    }
+}
+
+impl RaftVoterResponse {
+    pub fn decode(r: &mut Reader, _version: i16) -> Result<Self, DecodeError> {
+        // Both APIs are flexible from version 0.
+        let throttle_time_ms = r.i32()?;
+        let error_code = r.i16()?;
+        let error_message = r.nullable_string(true)?;
+        r.tagged_fields(true)?;
+        Ok(RaftVoterResponse { throttle_time_ms, error_code, error_message })
     }
 }

@@ -25,6 +25,8 @@ pub enum ClientApi {
     DescribeQuorum = 55,
     DescribeCluster = 60,
     UnregisterBroker = 64,
+    AddRaftVoter = 80,
+    RemoveRaftVoter = 81,
 }
 
 /// Versions per API: (API, lowest, highest, first flexible version).
@@ -52,6 +54,8 @@ const CLIENT_VERSIONS: &[(ClientApi, i16, i16, i16)] = &[
     (ClientApi::DescribeQuorum, 0, 2, 0),
     (ClientApi::DescribeCluster, 0, 2, 0),
     (ClientApi::UnregisterBroker, 0, 0, 0),
+    (ClientApi::AddRaftVoter, 0, 0, 0),
+    (ClientApi::RemoveRaftVoter, 0, 0, 0),
 ];
 
 impl ClientApi {

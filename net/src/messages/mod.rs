@@ -37,5 +37,6 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod raft_voters;
 pub mod sync_group;
 pub mod unregister_broker;

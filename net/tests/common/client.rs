@@ -586,6 +586,22 @@ pub fn client_response_bytes(api: ClientApi, v: i16) -> Bytes {
         ClientApi::ListPartitionReassignments => oracle_encode(&list_partition_reassignments_response(v), v),
         ClientApi::ElectLeaders => oracle_encode(&elect_leaders_response(v), v),
         ClientApi::UnregisterBroker => oracle_encode(&unregister_broker_response(v), v),
+        ClientApi::AddRaftVoter => oracle_encode(
+            &kp::AddRaftVoterResponse::default()
+                .with_throttle_time_ms(9)
+                .with_error_code(126)
+                .with_error_message(Some(s("a voter already")))
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+            v,
+        ),
+        ClientApi::RemoveRaftVoter => oracle_encode(
+            &kp::RemoveRaftVoterResponse::default()
+                .with_throttle_time_ms(9)
+                .with_error_code(127)
+                .with_error_message(Some(s("not a voter")))
+                .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+            v,
+        ),
     }
 }
 

@@ -491,6 +491,20 @@ pub fn list_partition_reassignments_request(all: bool) -> kp::ListPartitionReass
     }))
 }
 
+pub fn add_raft_voter_request() -> kp::AddRaftVoterRequest {
+    use kp::add_raft_voter_request::Listener;
+    kp::AddRaftVoterRequest::default()
+        .with_cluster_id(Some(s("MkU3OEVBNTcwNTJENDM2Qk")))
+        .with_timeout_ms(30_000)
+        .with_voter_id(4)
+        .with_voter_directory_id(uuid(0))
+        .with_listeners(vec![Listener::default().with_name(s("CONTROLLER")).with_host(s("127.0.0.1")).with_port(9493)])
+}
+
+pub fn remove_raft_voter_request() -> kp::RemoveRaftVoterRequest {
+    kp::RemoveRaftVoterRequest::default().with_cluster_id(None).with_voter_id(3).with_voter_directory_id(uuid(0))
+}
+
 pub fn describe_acls_request(_v: i16) -> kp::DescribeAclsRequest {
     kp::DescribeAclsRequest::default()
         .with_resource_type_filter(2)
@@ -671,6 +685,8 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::UnregisterBroker => {
             oracle_encode(&kp::UnregisterBrokerRequest::default().with_broker_id(kp::BrokerId(4)), v)
         }
+        ApiKey::AddRaftVoter => oracle_encode(&add_raft_voter_request(), v),
+        ApiKey::RemoveRaftVoter => oracle_encode(&remove_raft_voter_request(), v),
         other => panic!("no sample request for {other:?}"),
     }
 }

@@ -28,6 +28,9 @@ const KIND_HEARTBEAT: u8 = 17;
 const KIND_FETCH: u8 = 18;
 const KIND_DESCRIBE: u8 = 19;
 const KIND_ALTER_PARTITION: u8 = 20;
+const KIND_ADD_VOTER: u8 = 21;
+const KIND_REMOVE_VOTER: u8 = 22;
+const KIND_VOTER_REFUSED: u8 = 36;
 const KIND_NOT_LEADER: u8 = 32;
 const KIND_STALE: u8 = 33;
 const KIND_REFUSED: u8 = 34;
@@ -78,6 +81,16 @@ pub enum BrokerRequest {
         node: NodeId,
         broker_epoch: i64,
         proposals: Vec<IsrProposal>,
+    },
+    /// KIP-853's AddRaftVoter: the controller `id`, reached at `address`, joins the voters once
+    /// it has caught up with the quorum's log.
+    AddVoter {
+        id: u64,
+        address: String,
+    },
+    /// KIP-853's RemoveRaftVoter.
+    RemoveVoter {
+        id: u64,
     },
 }
 
@@ -148,6 +161,11 @@ pub enum BrokerResponse {
     },
     /// Refused for good (the request is wrong, or the broker may not do this).
     Refused(String),
+    /// A voter change refused with Kafka's error code (DUPLICATE_VOTER, VOTER_NOT_FOUND, ...).
+    VoterRefused {
+        code: i16,
+        message: String,
+    },
     /// Not possible now (no majority, a write timed out): retriable.
     Unavailable(String),
 }
@@ -287,6 +305,15 @@ pub fn encode_request(request: &BrokerRequest) -> Vec<u8> {
                 out.extend_from_slice(&p.partition_epoch.to_be_bytes());
                 put_nodes(&mut out, &p.isr);
             }
+        }
+        BrokerRequest::AddVoter { id, address } => {
+            out.push(KIND_ADD_VOTER);
+            codec::put_u64(&mut out, *id);
+            put_str(&mut out, address);
+        }
+        BrokerRequest::RemoveVoter { id } => {
+            out.push(KIND_REMOVE_VOTER);
+            codec::put_u64(&mut out, *id);
         }
     }
     out
@@ -444,6 +471,8 @@ pub fn decode_request(frame: &[u8]) -> Result<BrokerRequest, DecodeError> {
             }
             BrokerRequest::AlterPartition { node, broker_epoch, proposals }
         }
+        KIND_ADD_VOTER => BrokerRequest::AddVoter { id: r.u64()?, address: string(&mut r)? },
+        KIND_REMOVE_VOTER => BrokerRequest::RemoveVoter { id: r.u64()? },
         other => return Err(DecodeError(format!("broker request kind {other}"))),
     };
     r.finish()?;
@@ -517,6 +546,11 @@ pub fn encode_response(response: &BrokerResponse) -> Vec<u8> {
             out.push(KIND_UNAVAILABLE);
             put_str(&mut out, m);
         }
+        BrokerResponse::VoterRefused { code, message } => {
+            out.push(KIND_VOTER_REFUSED);
+            out.extend_from_slice(&code.to_be_bytes());
+            put_str(&mut out, message);
+        }
     }
     out
 }
@@ -569,6 +603,7 @@ pub fn decode_response(frame: &[u8]) -> Result<BrokerResponse, DecodeError> {
         KIND_STALE => BrokerResponse::Stale { applied: optional_u64(&mut r)? },
         KIND_REFUSED => BrokerResponse::Refused(string(&mut r)?),
         KIND_UNAVAILABLE => BrokerResponse::Unavailable(string(&mut r)?),
+        KIND_VOTER_REFUSED => BrokerResponse::VoterRefused { code: r.u16()? as i16, message: string(&mut r)? },
         other => return Err(DecodeError(format!("broker response kind {other}"))),
     };
     r.finish()?;
@@ -622,6 +657,8 @@ mod tests {
                     isr: vec![NodeId(2), NodeId(1)],
                 }],
             },
+            BrokerRequest::AddVoter { id: 4, address: "127.0.0.1:9493".into() },
+            BrokerRequest::RemoveVoter { id: 3 },
         ]
     }
 
@@ -667,6 +704,7 @@ mod tests {
             BrokerResponse::Stale { applied: Some(5) },
             BrokerResponse::Refused("no".into()),
             BrokerResponse::Unavailable("no majority".into()),
+            BrokerResponse::VoterRefused { code: 126, message: "4 votes already".into() },
         ]
     }
 

@@ -96,6 +96,15 @@ fn proposable(record: &MetadataRecord, expected: Option<u64>) -> bool {
     }
 }
 
+/// Kafka's DUPLICATE_VOTER and VOTER_NOT_FOUND.
+pub const DUPLICATE_VOTER: i16 = 126;
+pub const VOTER_NOT_FOUND: i16 = 127;
+/// How long a new voter may take to catch up with the quorum's log before AddRaftVoter answers
+/// that it has not yet (it goes on catching up as a learner; the request is retried), and how
+/// long the membership change may take to commit: within a broker's call to the controller.
+const VOTER_CATCH_UP_MAX: Duration = Duration::from_secs(3);
+const VOTER_CHANGE_MAX: Duration = Duration::from_secs(4);
+
 /// How often the active controller looks for expired sessions.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a fetch that waits looks for new records.
@@ -162,8 +171,93 @@ impl ControllerService {
                 Some(_) => BrokerResponse::Described(self.describe()),
                 None => BrokerResponse::NotLeader(self.leader_hint()),
             },
+            Ok(BrokerRequest::AddVoter { id, address }) => self.add_voter(id, address).await,
+            Ok(BrokerRequest::RemoveVoter { id }) => self.remove_voter(id).await,
         };
         broker_wire::encode_response(&response)
+    }
+
+    /// KIP-853's AddRaftVoter, on the active controller: `id` (a controller started outside the
+    /// voters, listening at `address`) is added as a learner, and made a voter once its log has
+    /// caught up; openraft's joint consensus keeps a majority of the old and the new voters
+    /// behind every entry meanwhile. The membership lives in the quorum's log: a node's flags
+    /// no longer decide it once the quorum exists.
+    pub async fn add_voter(self: &Rc<Self>, id: u64, address: String) -> BrokerResponse {
+        if self.leading_term().is_none() {
+            return BrokerResponse::NotLeader(self.leader_hint());
+        }
+        let raft = self.node().raft;
+        let m = self.node().metrics();
+        if m.membership_config.voter_ids().any(|v| v == id) {
+            return BrokerResponse::VoterRefused {
+                code: DUPLICATE_VOTER,
+                message: format!("controller {id} is a voter already"),
+            };
+        }
+        let limit = VOTER_CATCH_UP_MAX;
+        let unavailable = |what: &str, e: String| BrokerResponse::Unavailable(format!("{what}: {e}"));
+        match within(limit, raft.add_learner(id, super::ControllerNode::new(address.clone()), true)).await {
+            None => {
+                return BrokerResponse::Unavailable(format!(
+                    "controller {id} at {address} did not catch up with the quorum within {} s: is it running, \
+                     reachable there, and of this cluster? (it stays a learner; retry)",
+                    limit.as_secs()
+                ))
+            }
+            Some(Err(e)) => return self.membership_refused(e, |e| unavailable("cannot add the learner", e)),
+            Some(Ok(_)) => {}
+        }
+        let change = openraft::ChangeMembers::AddVoterIds([id].into_iter().collect());
+        match within(VOTER_CHANGE_MAX, raft.change_membership(change, false)).await {
+            None => unavailable("the voter change was not committed in time", "retry".into()),
+            Some(Err(e)) => self.membership_refused(e, |e| unavailable("cannot change the voters", e)),
+            Some(Ok(_)) => {
+                tracing::info!(voter = id, %address, "a controller joined the voters");
+                BrokerResponse::Proposed { first: 0, last: 0 }
+            }
+        }
+    }
+
+    /// KIP-853's RemoveRaftVoter, on the active controller. The last voter is never removed.
+    /// The removed controller keeps running outside the quorum (restarted with its old flags it
+    /// still is not a voter: the membership is the log's); if it led, another voter takes over.
+    pub async fn remove_voter(self: &Rc<Self>, id: u64) -> BrokerResponse {
+        if self.leading_term().is_none() {
+            return BrokerResponse::NotLeader(self.leader_hint());
+        }
+        let raft = self.node().raft;
+        let voters: Vec<u64> = self.node().metrics().membership_config.voter_ids().collect();
+        if !voters.contains(&id) {
+            return BrokerResponse::VoterRefused {
+                code: VOTER_NOT_FOUND,
+                message: format!("controller {id} is not a voter (voters: {voters:?})"),
+            };
+        }
+        if voters.len() == 1 {
+            return BrokerResponse::Refused(format!("controller {id} is the only voter: the quorum needs one"));
+        }
+        let change = openraft::ChangeMembers::RemoveVoters([id].into_iter().collect());
+        match within(VOTER_CHANGE_MAX, raft.change_membership(change, false)).await {
+            None => BrokerResponse::Unavailable("the voter change was not committed in time; retry".into()),
+            Some(Err(e)) => {
+                self.membership_refused(e, |e| BrokerResponse::Unavailable(format!("cannot change the voters: {e}")))
+            }
+            Some(Ok(_)) => {
+                tracing::info!(voter = id, "a controller left the voters");
+                BrokerResponse::Proposed { first: 0, last: 0 }
+            }
+        }
+    }
+
+    fn membership_refused(
+        &self,
+        e: openraft::error::RaftError<super::QuorumTypes, openraft::error::ClientWriteError<super::QuorumTypes>>,
+        otherwise: impl FnOnce(String) -> BrokerResponse,
+    ) -> BrokerResponse {
+        match e.forward_to_leader() {
+            Some(_) => BrokerResponse::NotLeader(self.leader_hint()),
+            None => otherwise(e.to_string()),
+        }
     }
 
     /// The active controller as this one knows it.

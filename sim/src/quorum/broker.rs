@@ -157,9 +157,11 @@ impl Broker {
         let timeout = match request {
             BrokerRequest::Heartbeat(_) => world.timings.session_timeout / 3,
             BrokerRequest::Fetch { wait_ms, .. } => Duration::from_millis(u64::from(*wait_ms)) + FETCH_ROUND_TRIP_MAX,
-            BrokerRequest::Propose { .. } | BrokerRequest::Describe | BrokerRequest::AlterPartition { .. } => {
-                world.call_timeout
-            }
+            BrokerRequest::Propose { .. }
+            | BrokerRequest::Describe
+            | BrokerRequest::AlterPartition { .. }
+            | BrokerRequest::AddVoter { .. }
+            | BrokerRequest::RemoveVoter { .. } => world.call_timeout,
         };
         let (id, answer) = self.endpoint.call(target as u32, encode_request(request));
         let Some(bytes) = within(timeout, answer).await else {
