@@ -246,3 +246,27 @@ def test_a_drained_broker_is_stopped_and_unregistered_with_no_failed_delivery(cl
     assert sorted(b["node_id"] for b in rows) == [1, 2, 3], rows
     gone = cli("unregister", "4", "--bootstrap", rest, check=False)
     assert gone.returncode != 0 and "error 102" in gone.stderr, gone.stderr
+
+
+def test_a_replica_moved_off_a_stopped_broker_is_deleted_when_it_returns(cluster_factory):
+    cluster = cluster_factory(voters=3)
+    extra = cluster.add(4)
+    extra.start()
+    cluster.wait_brokers({1, 2, 3, 4})
+    topic = topic_name("away")
+    create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_isr(cluster, topic, [1, 2, 3])
+    acked, _ = __import__("test_replication").produce_idempotent(cluster.bootstrap, topic, 0, 500, 1)
+    assert len(acked) == 500
+    cluster.nodes[3].stop_cleanly()
+    via = ",".join(cluster.nodes[n].bootstrap for n in (1, 2, 4))
+    assert reassign(via, {(topic, 0): [1, 2, 4]})
+    cluster.wait_for("the move complete", lambda: not listed(via) and partitions_of(via, topic)[0][2] == [1, 2, 4],
+                     timeout_s=60)
+    assert (cluster.nodes[3].data_dir / f"{topic}-0").exists(), "still there while broker 3 is down"
+    cluster.nodes[3].start()
+    cluster.wait_for("broker 3's old replica gone", lambda: not (cluster.nodes[3].data_dir / f"{topic}-0").exists(),
+                     timeout_s=60)
+    assert partitions_of(cluster.bootstrap, topic)[0][1] == [1, 2, 4]
+    got = consume_all(cluster.bootstrap, topic, 1)
+    assert {m.value() for m in got[0]} == acked
