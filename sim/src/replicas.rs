@@ -12,6 +12,11 @@
 //! once the metadata says so the replica is rebuilt (files deleted, fetched again from the
 //! leader) as a broker does; the last in-sync replica is never rebuilt. A restart (a kill, a
 //! power loss, or the operator's repair once the faults are over) reopens damaged storage.
+//! Operators reassign the partition (`reassign::alter`: a shrink to two replicas, a regrowth, a
+//! reorder, a cancel) while all this goes on: an added replica starts empty and fetches, the move
+//! completes through `isr::alter_isr` once its target is in sync, and a replica the metadata no
+//! longer lists is deleted as a broker does (`Shard::drop_replica`); at the end the partition is
+//! moved back to all three.
 //!
 //! Invariants: no acknowledged batch is lost or moved; no two replicas hold different batches
 //! at an offset below either's high watermark (checked as the run goes, against everything
@@ -35,6 +40,7 @@ use ringtail_replication::follower::{self, Applied, FetchOutcome, Fetched};
 use ringtail_replication::ids::{LeaderEpoch, NodeId, PartitionId, TopicId};
 use ringtail_replication::metadata::brokers::{self, Registration};
 use ringtail_replication::metadata::isr::{self, IsrDecided, IsrProposal, IsrRefusal};
+use ringtail_replication::metadata::reassign;
 use ringtail_replication::metadata::{MetadataImage, MetadataRecord, PartitionImage};
 use ringtail_replication::{Acks, FollowerFetch, Isolation, Partition, PartitionError, Role};
 
@@ -134,6 +140,10 @@ struct Replica {
     damaged: Rc<Cell<bool>>,
     /// A rebuild is under way (the metadata's next views ask for it again).
     rebuilding: Cell<bool>,
+    /// A reassignment moved the replica away: its files are being deleted (`dropping`) or are
+    /// gone and no process holds it (`removed`) until a reassignment adds it back.
+    dropping: Cell<bool>,
+    removed: Cell<bool>,
 }
 
 struct World {
@@ -156,6 +166,8 @@ struct World {
     partitions: Cell<u64>,
     damages: Cell<u64>,
     rebuilds: Cell<u64>,
+    reassignments: Cell<u64>,
+    removals: Cell<u64>,
     sim: Rc<Sim>,
 }
 
@@ -196,6 +208,10 @@ async fn batches(log: &PartitionLog, from: u64, to: u64) -> Vec<(u64, u64)> {
 
 /// Starts (or restarts) replica `address` in its own task group, from its directory.
 fn boot(world: &Rc<World>, address: u32) {
+    if world.replicas[address as usize - 1].removed.get() {
+        // No replica here: a reassignment moved it away (and boots it again if it comes back).
+        return;
+    }
     let w = world.clone();
     spawn_in_group(address, async move {
         let damaged = w.replicas[address as usize - 1].damaged.clone();
@@ -308,6 +324,17 @@ async fn receive(w: Rc<World>, address: u32, p: Rc<Partition>) {
         let (from, msg) = w.net.recv(address).await;
         match msg {
             Msg::State { image } => {
+                // As a broker's `NodeEffects::remove`: a replica a completed reassignment no
+                // longer lists is deleted, its files with it.
+                let listed =
+                    image.topic_by_id(TOPIC).expect("the topic").partitions[0].replicas.contains(&node(address));
+                if !listed {
+                    if !r.dropping.get() {
+                        r.dropping.set(true);
+                        drop_replica(&w, address);
+                    }
+                    continue;
+                }
                 // As a broker's shards take a new view (`Shard::set_view`): the production rule
                 // for whether this process may lead yet.
                 let incarnation = [r.lives.get(); 16];
@@ -408,6 +435,18 @@ async fn controller(w: Rc<World>) {
                 for n in expired {
                     let records = brokers::fence(&c.image, n);
                     c.apply(records);
+                }
+                // A replica a reassignment adds back starts empty, as a broker opens a new one.
+                let listed = c.partition().replicas;
+                drop(c);
+                for a in 1..=REPLICAS {
+                    let r = &w.replicas[a as usize - 1];
+                    if r.removed.get() && listed.contains(&node(a)) {
+                        r.removed.set(false);
+                        r.damaged.set(false);
+                        w.net.clear_inbox(a);
+                        boot(&w, a);
+                    }
                 }
             }
         })
@@ -572,6 +611,37 @@ fn rebuild(w: &Rc<World>, address: u32) {
     });
 }
 
+/// Deletes a replica a reassignment moved away, from outside its own tasks.
+fn drop_replica(w: &Rc<World>, address: u32) {
+    let w = w.clone();
+    spawn_in_group(CLIENT + address, async move {
+        if w.verbose {
+            println!(
+                "    {:?} replica {address} moved away: deleted",
+                platform::Instant::now() - platform::Instant::zero()
+            );
+        }
+        kill(&w, &w.sim, address);
+        SimDisk::remove_under(&dir(address));
+        let r = &w.replicas[address as usize - 1];
+        r.removed.set(true);
+        r.dropping.set(false);
+        w.removals.set(w.removals.get() + 1);
+    });
+}
+
+/// A reassignment (or with `None` a cancel) decided by the controller, as AlterPartitionReassignments.
+fn reassign_to(w: &World, target: Option<&[NodeId]>) -> bool {
+    let mut c = w.controller.borrow_mut();
+    match reassign::alter(&c.image, PARTITION, target, true) {
+        Ok(records) => {
+            c.apply(records);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// After the faults: a replica still damaged (the last in-sync one, never rebuilt) is
 /// restarted, the operator's repair; it recovers what it had made durable.
 fn repair(w: &Rc<World>) {
@@ -650,12 +720,37 @@ async fn nemesis(w: Rc<World>, sim: Rc<Sim>, rounds: u64) {
                     println!("      after it: {:?}; logs {logs:?}", w.controller.borrow().partition());
                 }
             }
-            7 if !w.replicas[victim as usize - 1].damaged.get() => {
+            7 if !w.replicas[victim as usize - 1].damaged.get() && w.replicas[victim as usize - 1].alive.get() => {
                 if w.verbose {
                     println!("    {:?} damage replica {victim}", platform::Instant::now() - platform::Instant::zero());
                 }
                 w.replicas[victim as usize - 1].damaged.set(true);
                 w.damages.set(w.damages.get() + 1);
+            }
+            8 => {
+                // An operator's move: two or three of the replicas in some order, or a cancel.
+                let target: Option<Vec<NodeId>> = sim.rng(|r| {
+                    if r.chance(0.2) {
+                        return None;
+                    }
+                    let mut all: Vec<NodeId> = (1..=REPLICAS).map(node).collect();
+                    for i in (1..all.len()).rev() {
+                        all.swap(i, r.below(i as u64 + 1) as usize);
+                    }
+                    all.truncate(r.between(2, REPLICAS as u64) as usize);
+                    Some(all)
+                });
+                let done = reassign_to(&w, target.as_deref());
+                if w.verbose {
+                    println!(
+                        "    {:?} reassign to {target:?}: {}",
+                        platform::Instant::now() - platform::Instant::zero(),
+                        if done { "started" } else { "refused" }
+                    );
+                }
+                if done {
+                    w.reassignments.set(w.reassignments.get() + 1);
+                }
             }
             _ => {
                 if w.verbose {
@@ -739,6 +834,8 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
                     lives: Cell::new(0),
                     damaged: Rc::new(Cell::new(false)),
                     rebuilding: Cell::new(false),
+                    dropping: Cell::new(false),
+                    removed: Cell::new(false),
                 })
             })
             .collect(),
@@ -754,6 +851,8 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         partitions: Cell::new(0),
         damages: Cell::new(0),
         rebuilds: Cell::new(0),
+        reassignments: Cell::new(0),
+        removals: Cell::new(0),
         sim: sim.clone(),
     });
     if verbose {
@@ -789,7 +888,28 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
             faults.await;
             w.net.heal();
             repair(&w);
+            // The operator moves the partition back onto all three replicas (again while a move
+            // under way or a refusal keeps it elsewhere).
+            let regrow = {
+                let w = w.clone();
+                platform::spawn_local(async move {
+                    loop {
+                        let p = w.controller.borrow().partition();
+                        let target = reassign::target(&p);
+                        if target.len() < REPLICAS as usize {
+                            let mut full = target;
+                            full.extend(
+                                (1..=REPLICAS).map(node).filter(|n| !p.replicas.contains(n) || p.removing.contains(n)),
+                            );
+                            full.dedup();
+                            reassign_to(&w, Some(&full));
+                        }
+                        platform::sleep(Duration::from_millis(50)).await;
+                    }
+                })
+            };
             let outcome = converge(&w).await;
+            drop(regrow);
             drop(observer);
             outcome
         },
@@ -805,13 +925,15 @@ pub fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         RunEnd::Stalled => return Err("replicas: stalled (no task ready, no timer set)".into()),
     };
     Ok(format!(
-        "replicas: {} batches acknowledged, {stored} stored; {} kills, {} power losses, {} partitions, {} damaged ({} rebuilt)",
+        "replicas: {} batches acknowledged, {stored} stored; {} kills, {} power losses, {} partitions, {} damaged ({} rebuilt), {} reassignments ({} replicas deleted)",
         world.acked.borrow().len(),
         world.kills.get(),
         world.power_losses.get(),
         world.partitions.get(),
         world.damages.get(),
-        world.rebuilds.get()
+        world.rebuilds.get(),
+        world.reassignments.get(),
+        world.removals.get()
     ))
 }
 
@@ -822,7 +944,7 @@ async fn converge(w: &Rc<World>) -> Result<usize, String> {
         platform::sleep(Duration::from_millis(20)).await;
         let state = w.controller.borrow().partition();
         let Some(leader) = state.leader else { continue };
-        if state.isr.len() != REPLICAS as usize {
+        if state.isr.len() != REPLICAS as usize || reassign::is_reassigning(&state) {
             continue;
         }
         let parts: Vec<Rc<Partition>> = w.replicas.iter().filter_map(|r| r.partition.borrow().clone()).collect();
@@ -873,7 +995,12 @@ async fn converge(w: &Rc<World>) -> Result<usize, String> {
                 r.damaged.get(),
                 r.rebuilding.get()
             ),
-            None => format!("down (damaged {} rebuilding {})", r.damaged.get(), r.rebuilding.get()),
+            None => format!(
+                "down (damaged {} rebuilding {} removed {})",
+                r.damaged.get(),
+                r.rebuilding.get(),
+                r.removed.get()
+            ),
         })
         .collect();
     let offline: Vec<_> =
