@@ -104,7 +104,8 @@ pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writ
                     items.push((owner, item));
                 }
             }
-            unroutable |= slot.error_code != 0;
+            // An error, or a consumer sent elsewhere, is answered at once.
+            unroutable |= slot.error_code != 0 || slot.preferred_read_replica >= 0;
             topic.partitions.push(slot);
         }
         resp.topics.push(topic);
