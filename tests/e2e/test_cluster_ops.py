@@ -18,7 +18,7 @@ from kafka import TopicPartition as KPTopicPartition
 from conftest import ringtail_bin
 from helpers import consume_all, producer, topic_name
 from test_reassignment import listed, reassign
-from test_replication import assert_replicas_identical, create, partitions_of, wait_isr
+from test_replication import assert_replicas_identical, create, partitions_of, produce_idempotent, wait_isr
 
 PARTITIONS = 6
 
@@ -114,6 +114,15 @@ def leaders_per_broker(bootstrap: str, topic: str) -> dict[int, int]:
     return counts
 
 
+def four_brokers(cluster_factory):
+    """Three voters and a broker-only node 4, all registered: the cluster and node 4."""
+    cluster = cluster_factory(voters=3)
+    extra = cluster.add(4)
+    extra.start()
+    cluster.wait_brokers({1, 2, 3, 4})
+    return cluster, extra
+
+
 def test_a_new_broker_takes_moved_partitions_and_its_share_after_a_resumed_rebalance(cluster_factory):
     cluster = cluster_factory(voters=3)
     topic = topic_name("grow")
@@ -191,10 +200,7 @@ def test_a_new_broker_takes_moved_partitions_and_its_share_after_a_resumed_rebal
 
 
 def test_a_drained_broker_is_stopped_and_unregistered_with_no_failed_delivery(cluster_factory):
-    cluster = cluster_factory(voters=3)
-    extra = cluster.add(4)
-    extra.start()
-    cluster.wait_brokers({1, 2, 3, 4})
+    cluster, extra = four_brokers(cluster_factory)
     topic = topic_name("drain")
     create(cluster.bootstrap, topic, 4, 3, {"min.insync.replicas": "2"})
     pair = topic_name("pair")
@@ -249,14 +255,11 @@ def test_a_drained_broker_is_stopped_and_unregistered_with_no_failed_delivery(cl
 
 
 def test_a_replica_moved_off_a_stopped_broker_is_deleted_when_it_returns(cluster_factory):
-    cluster = cluster_factory(voters=3)
-    extra = cluster.add(4)
-    extra.start()
-    cluster.wait_brokers({1, 2, 3, 4})
+    cluster, extra = four_brokers(cluster_factory)
     topic = topic_name("away")
     create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
     wait_isr(cluster, topic, [1, 2, 3])
-    acked, _ = __import__("test_replication").produce_idempotent(cluster.bootstrap, topic, 0, 500, 1)
+    acked, _ = produce_idempotent(cluster.bootstrap, topic, 0, 500, 1)
     assert len(acked) == 500
     cluster.nodes[3].stop_cleanly()
     via = ",".join(cluster.nodes[n].bootstrap for n in (1, 2, 4))

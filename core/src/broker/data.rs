@@ -269,6 +269,7 @@ impl Shard {
     async fn read_partitions(&self, items: &[FetchItem], mut budget: usize) -> (Vec<FetchResult>, Vec<bool>) {
         let mut results = Vec::with_capacity(items.len());
         let mut throttled = vec![false; items.len()];
+        let leader_throttle = self.throttle(throttle::Side::Leader);
         let mut first = true;
         for item in items {
             let partition = match self.replica(item.partition) {
@@ -337,12 +338,8 @@ impl Shard {
             }
             // A follower outside the ISR under a leader-side replication throttle reads what the
             // throttle has left, and nothing while it has nothing left.
-            let throttle = match item.reader {
-                FetchReader::Follower { node, .. } => self.throttle_budget(
-                    &partition,
-                    node,
-                    (throttle::LEADER_RATE, throttle::LEADER_REPLICAS, &self.leader_throttle),
-                ),
+            let throttle = match (item.reader, &leader_throttle) {
+                (FetchReader::Follower { node, .. }, Some(t)) => t.budget(&partition, node),
                 _ => None,
             };
             if throttle == Some(0) && visible_end > item.offset.max(0) as u64 {
@@ -377,8 +374,8 @@ impl Shard {
                             read.chunks.push(charge.attach(last));
                         }
                     }
-                    if throttle.is_some() {
-                        self.leader_throttle.take(read.bytes);
+                    if let (Some(_), Some(t)) = (throttle, &leader_throttle) {
+                        t.take(read.bytes);
                     }
                     match item.reader {
                         FetchReader::Follower { .. } => self

@@ -159,13 +159,11 @@ async fn fetch_from(broker: Rc<Broker>, leader: NodeId) {
         }
         // Replicas outside the ISR under a follower-side throttle are fetched while it has
         // budget left, each for at most that much; left out of the fetch otherwise.
-        let mut throttled: HashMap<PartitionId, usize> = HashMap::new();
-        for p in &partitions {
-            let side = (throttle::FOLLOWER_RATE, throttle::FOLLOWER_REPLICAS, &broker.follower_throttle);
-            if let Some(budget) = broker.throttle_budget(p, broker.node, side) {
-                throttled.insert(p.id(), budget);
-            }
-        }
+        let follower_throttle = broker.throttle(throttle::Side::Follower);
+        let throttled: HashMap<PartitionId, usize> = match &follower_throttle {
+            Some(t) => partitions.iter().filter_map(|p| Some((p.id(), t.budget(p, broker.node)?))).collect(),
+            None => HashMap::new(),
+        };
         if throttled.values().any(|b| *b == 0) {
             partitions.retain(|p| !throttled.contains_key(&p.id()));
             if partitions.is_empty() {
@@ -212,7 +210,9 @@ async fn fetch_from(broker: Rc<Broker>, leader: NodeId) {
             }
         };
         let (pause, throttled_bytes) = apply_response(&broker, response, sent, &throttled).await;
-        broker.follower_throttle.take(throttled_bytes);
+        if let Some(t) = &follower_throttle {
+            t.take(throttled_bytes);
+        }
         if let Pause::Yes = pause {
             glommio::timer::sleep(RETRY_PAUSE).await;
         }

@@ -95,6 +95,36 @@ pub struct Shard {
     pub metrics: ShardMetrics,
 }
 
+/// A replication throttle in force on a shard: its share of the rate and the view it applies to.
+pub struct ActiveThrottle<'a> {
+    node: NodeId,
+    view: Arc<NodeView>,
+    rate: u64,
+    replicas_key: &'static str,
+    bucket: &'a throttle::Bucket,
+}
+
+impl ActiveThrottle<'_> {
+    /// The bytes a replication read of `partition` for `replica` may take now, when it is
+    /// throttled: the topic's throttled-replicas list names this broker's replica and `replica`
+    /// is outside the ISR. `None`: not throttled.
+    pub fn budget(&self, partition: &ringtail_replication::Partition, replica: NodeId) -> Option<usize> {
+        let id = partition.id();
+        let topic = self.view.image.topic_by_id(id.topic)?;
+        if !throttle::names(&topic.configs, self.replicas_key, id.index, self.node)
+            || partition.isr().contains(&replica)
+        {
+            return None;
+        }
+        Some(self.bucket.available(self.rate, std::time::Instant::now()))
+    }
+
+    /// `bytes` were sent or received for throttled replicas.
+    pub fn take(&self, bytes: usize) {
+        self.bucket.take(bytes);
+    }
+}
+
 impl Shard {
     /// `space_in_flight` counts preallocations in flight on the data directory, shared by every
     /// shard of the broker.
@@ -204,26 +234,17 @@ impl Shard {
         value.and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1)
     }
 
-    /// The bytes a throttled replication read of `partition` for `replica` may take now, when
-    /// it is throttled: `key_rate` set on this broker (this shard's share of it), the topic's
-    /// `key_replicas` naming this broker's replica, and `replica` outside the ISR. `None`: not
-    /// throttled.
-    pub fn throttle_budget(
-        &self,
-        partition: &ringtail_replication::Partition,
-        replica: NodeId,
-        side: (&str, &str, &throttle::Bucket),
-    ) -> Option<usize> {
-        let (key_rate, key_replicas, bucket) = side;
+    /// The replication throttle of `side` when one is set on this broker (its rate read once
+    /// per fetch, not per partition); `None`: nothing is throttled.
+    pub fn throttle(&self, side: throttle::Side) -> Option<ActiveThrottle<'_>> {
         let view = self.view();
-        let rate = throttle::rate(&view.image, self.node, key_rate)? / self.config.shards.max(1) as u64;
-        if partition.isr().contains(&replica) {
-            return None;
-        }
-        let id = partition.id();
-        let topic = view.image.topic_by_id(id.topic)?;
-        throttle::names(&topic.configs, key_replicas, id.index, self.node)
-            .then(|| bucket.available(rate, std::time::Instant::now()))
+        let (rate_key, replicas_key) = side.keys();
+        let rate = throttle::rate(&view.image, self.node, rate_key)? / self.config.shards.max(1) as u64;
+        let bucket = match side {
+            throttle::Side::Leader => &self.leader_throttle,
+            throttle::Side::Follower => &self.follower_throttle,
+        };
+        Some(ActiveThrottle { node: self.node, view, rate, replicas_key, bucket })
     }
 
     /// Where a partition is served from, or `None` if the topic or partition does not exist.

@@ -21,6 +21,25 @@ pub const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
 pub const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
 
+/// Which end of replication a throttle holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The leader, sending to followers outside the ISR.
+    Leader,
+    /// A follower outside the ISR, fetching.
+    Follower,
+}
+
+impl Side {
+    /// The broker config with the rate, and the topic config naming the throttled replicas.
+    pub fn keys(self) -> (&'static str, &'static str) {
+        match self {
+            Side::Leader => (LEADER_RATE, LEADER_REPLICAS),
+            Side::Follower => (FOLLOWER_RATE, FOLLOWER_REPLICAS),
+        }
+    }
+}
+
 /// The rate in force on `node` for `key` (its dynamic value, else the cluster-wide one), in
 /// bytes per second; `None` when unset (Kafka's default, Long.MAX_VALUE: unthrottled).
 pub fn rate(image: &MetadataImage, node: NodeId, key: &str) -> Option<u64> {
