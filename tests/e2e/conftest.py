@@ -276,6 +276,15 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"ringtail broker log ({broker.log_path})", broker.log_tail()))
 
 
+def pytest_runtest_logreport(report):
+    """A failure is printed when it happens, not only in the summary: a run stopped by its
+    overall time limit (scripts/e2e) still shows why the tests before it failed."""
+    if report.failed:
+        import sys
+        print(f"\n===== FAILED {report.nodeid} ({report.when}, {report.duration:.0f} s)\n"
+              f"{report.longreprtext[-6000:]}", file=sys.__stderr__, flush=True)
+
+
 @pytest.fixture
 def broker_factory(request, tmp_path):
     """Starts brokers: broker_factory("--durability", "async", shards=2)."""
