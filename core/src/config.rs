@@ -72,6 +72,14 @@ pub struct ServeArgs {
     /// Longest session timeout a group member may ask for, in ms (default 1800000).
     #[arg(long, env = "RINGTAIL_GROUP_SESSION_TIMEOUT_MS_MAX")]
     pub group_session_timeout_ms_max: Option<i32>,
+    /// Session timeout of consumer-protocol group members (KIP-848), in ms (default 45000, as
+    /// Kafka's group.consumer.session.timeout.ms).
+    #[arg(long, env = "RINGTAIL_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<i32>,
+    /// How often consumer-protocol group members heartbeat, in ms (default 5000, as Kafka's
+    /// group.consumer.heartbeat.interval.ms); below the session timeout.
+    #[arg(long, env = "RINGTAIL_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<i32>,
     /// Forget an idempotent producer's sequence numbers in a partition after it has not
     /// written there for this long, in ms (default 86400000, a day, as Kafka's
     /// producer.id.expiration.ms). A retry arriving later is appended again.
@@ -233,6 +241,8 @@ struct FileConfig {
     group_initial_rebalance_delay_ms: Option<i32>,
     group_session_timeout_ms_min: Option<i32>,
     group_session_timeout_ms_max: Option<i32>,
+    group_consumer_session_timeout_ms: Option<i32>,
+    group_consumer_heartbeat_interval_ms: Option<i32>,
     producer_id_expiration_ms: Option<u64>,
     admin_listen: Option<String>,
     metrics: Option<bool>,
@@ -445,6 +455,14 @@ impl BrokerConfig {
                 .group_session_timeout_ms_max
                 .or(file.group_session_timeout_ms_max)
                 .unwrap_or(1_800_000),
+            consumer_session_timeout_ms: args
+                .group_consumer_session_timeout_ms
+                .or(file.group_consumer_session_timeout_ms)
+                .unwrap_or(45_000),
+            consumer_heartbeat_interval_ms: args
+                .group_consumer_heartbeat_interval_ms
+                .or(file.group_consumer_heartbeat_interval_ms)
+                .unwrap_or(5000),
             offsets_per_group_max: args
                 .offsets_per_group_max
                 .or(file.offsets_per_group_max)
@@ -463,6 +481,17 @@ impl BrokerConfig {
                 message: format!(
                     "{} must be at least 1 and at most group-session-timeout-ms-max ({})",
                     groups.session_timeout_ms_min, groups.session_timeout_ms_max
+                ),
+            });
+        }
+        if groups.consumer_heartbeat_interval_ms < 1
+            || groups.consumer_heartbeat_interval_ms >= groups.consumer_session_timeout_ms
+        {
+            return Err(ConfigError::Invalid {
+                setting: "group-consumer-heartbeat-interval-ms",
+                message: format!(
+                    "{} must be at least 1 and below group-consumer-session-timeout-ms ({})",
+                    groups.consumer_heartbeat_interval_ms, groups.consumer_session_timeout_ms
                 ),
             });
         }
@@ -644,6 +673,9 @@ pub struct GroupConfig {
     pub session_timeout_ms_min: i32,
     pub session_timeout_ms_max: i32,
     pub initial_rebalance_delay_ms: i32,
+    /// Consumer-protocol groups (KIP-848): members' session timeout and heartbeat interval.
+    pub consumer_session_timeout_ms: i32,
+    pub consumer_heartbeat_interval_ms: i32,
     /// Partitions one group may hold committed offsets for.
     pub offsets_per_group_max: usize,
 }

@@ -125,6 +125,13 @@ pub fn group_error(e: &GroupError) -> i16 {
         GroupError::InvalidCommitOffsetSize { .. } => code::INVALID_COMMIT_OFFSET_SIZE,
         GroupError::GroupSubscribedToTopic => code::GROUP_SUBSCRIBED_TO_TOPIC,
         GroupError::UnknownServerError => code::UNKNOWN_SERVER_ERROR,
+        GroupError::FencedMemberEpoch => code::FENCED_MEMBER_EPOCH,
+        GroupError::StaleMemberEpoch => code::STALE_MEMBER_EPOCH,
+        GroupError::UnreleasedInstanceId => code::UNRELEASED_INSTANCE_ID,
+        GroupError::UnsupportedAssignor(_) => code::UNSUPPORTED_ASSIGNOR,
+        GroupError::InvalidRegularExpression(_) => code::INVALID_REGULAR_EXPRESSION,
+        GroupError::InvalidRequest(_) => code::INVALID_REQUEST,
+        GroupError::WrongGroupType(_) => code::GROUP_ID_NOT_FOUND,
         GroupError::OffsetsPartition(e) => partition_error(e),
     }
 }
@@ -184,6 +191,11 @@ mod tests {
         );
         check(group_error(&GroupError::UnknownMemberId), K::UnknownMemberId);
         check(group_error(&GroupError::FencedInstanceId), K::FencedInstanceId);
+        check(group_error(&GroupError::FencedMemberEpoch), K::FencedMemberEpoch);
+        check(group_error(&GroupError::StaleMemberEpoch), K::StaleMemberEpoch);
+        check(group_error(&GroupError::UnreleasedInstanceId), K::UnreleasedInstanceId);
+        check(group_error(&GroupError::UnsupportedAssignor(String::new())), K::UnsupportedAssignor);
+        check(group_error(&GroupError::InvalidRegularExpression(String::new())), K::InvalidRegularExpression);
         check(group_error(&GroupError::RebalanceInProgress), K::RebalanceInProgress);
         check(group_error(&GroupError::IllegalGeneration), K::IllegalGeneration);
         check(group_error(&GroupError::CoordinatorNotAvailable), K::CoordinatorNotAvailable);

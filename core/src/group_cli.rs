@@ -12,7 +12,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use ringtail_net::client::consumer_protocol::ConsumerProtocolAssignment;
 use ringtail_net::client::groups::{
-    DescribeGroupsRequest, FindCoordinatorRequest, ListGroupsRequest, OffsetFetchRequest, OffsetFetchRequestGroup,
+    ConsumerGroupDescribeRequest, DescribeGroupsRequest, DescribedTopicPartitions, FindCoordinatorRequest,
+    ListGroupsRequest, OffsetFetchRequest, OffsetFetchRequestGroup,
 };
 use ringtail_net::client::list_offsets::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
 use ringtail_net::client::{self, ClientRequest};
@@ -101,6 +102,8 @@ struct ListedGroup {
     group: String,
     state: String,
     protocol_type: String,
+    /// "classic" or "consumer" (KIP-848).
+    group_type: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,6 +119,9 @@ struct MemberView {
     client_id: String,
     client_host: String,
     assignment: Vec<Assigned>,
+    /// Consumer-protocol groups: the member's epoch and target assignment.
+    member_epoch: Option<i32>,
+    target_assignment: Option<Vec<Assigned>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,6 +140,11 @@ struct OffsetView {
 #[derive(Debug, Serialize)]
 struct GroupView {
     group: String,
+    /// "classic" or "consumer" (KIP-848).
+    group_type: String,
+    /// Consumer-protocol groups: the group epoch and the target assignment's epoch.
+    group_epoch: Option<i32>,
+    assignment_epoch: Option<i32>,
     state: String,
     protocol_type: String,
     protocol: String,
@@ -149,8 +160,8 @@ pub fn run(command: GroupCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&groups)?);
             } else {
                 let rows: Vec<Vec<String>> =
-                    groups.into_iter().map(|g| vec![g.group, g.state, g.protocol_type]).collect();
-                print_table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows);
+                    groups.into_iter().map(|g| vec![g.group, g.group_type, g.state, g.protocol_type]).collect();
+                print_table(&["GROUP", "TYPE", "STATE", "PROTOCOL-TYPE"], &rows);
             }
         }
         GroupCommand::Describe { group, bootstrap, json } => {
@@ -167,14 +178,19 @@ pub fn run(command: GroupCommand) -> Result<()> {
 
 fn list(bootstrap: &str) -> Result<Vec<ListedGroup>> {
     let mut client = Client::connect(bootstrap)?;
-    let response = client.call(4, &ListGroupsRequest::default())?;
+    let response = client.call(5, &ListGroupsRequest::default())?;
     if response.error_code != 0 {
         bail!("ListGroups failed with Kafka error {}", response.error_code);
     }
     let mut groups: Vec<ListedGroup> = response
         .groups
         .into_iter()
-        .map(|g| ListedGroup { group: g.group_id, state: g.group_state, protocol_type: g.protocol_type })
+        .map(|g| ListedGroup {
+            group: g.group_id,
+            state: g.group_state,
+            protocol_type: g.protocol_type,
+            group_type: g.group_type,
+        })
         .collect();
     groups.sort_by(|a, b| a.group.cmp(&b.group));
     Ok(groups)
@@ -197,34 +213,97 @@ fn coordinator(bootstrap: &str, group: &str) -> Result<String> {
     Ok(format!("{}:{}", found.host, found.port))
 }
 
-fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
-    let mut client = Client::connect(&coordinator(bootstrap, group)?)?;
+/// Topic names and partitions of a ConsumerGroupDescribe assignment.
+fn named(topics: Vec<DescribedTopicPartitions>) -> Vec<Assigned> {
+    topics.into_iter().map(|t| Assigned { topic: t.topic_name, partitions: t.partitions }).collect()
+}
+
+/// The group's kind, state and members: ConsumerGroupDescribe for a consumer-protocol group,
+/// DescribeGroups for a classic one.
+fn describe_members(client: &mut Client, group: &str) -> Result<(GroupView, Vec<MemberView>)> {
+    let request =
+        ConsumerGroupDescribeRequest { group_ids: vec![group.to_string()], include_authorized_operations: false };
+    let response = client.call(1, &request)?;
+    let found = response.groups.into_iter().next().ok_or_else(|| anyhow!("ConsumerGroupDescribe returned no group"))?;
+    if found.error_code == 0 {
+        let view = GroupView {
+            group: group.to_string(),
+            group_type: "consumer".into(),
+            group_epoch: Some(found.group_epoch),
+            assignment_epoch: Some(found.assignment_epoch),
+            state: found.group_state,
+            protocol_type: "consumer".into(),
+            protocol: found.assignor_name,
+            members: Vec::new(),
+            offsets: Vec::new(),
+        };
+        let members = found
+            .members
+            .into_iter()
+            .map(|m| MemberView {
+                member_id: m.member_id,
+                group_instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                assignment: named(m.assignment),
+                member_epoch: Some(m.member_epoch),
+                target_assignment: Some(named(m.target_assignment)),
+            })
+            .collect();
+        return Ok((view, members));
+    }
+    // GROUP_ID_NOT_FOUND: a classic group, or none.
+    if found.error_code != 69 {
+        bail!(
+            "ConsumerGroupDescribe for `{group}` failed with Kafka error {}: {}",
+            found.error_code,
+            found.error_message.unwrap_or_default()
+        );
+    }
     let request = DescribeGroupsRequest { groups: vec![group.to_string()], include_authorized_operations: false };
     let response = client.call(5, &request)?;
     let described = response.groups.into_iter().next().ok_or_else(|| anyhow!("DescribeGroups returned no group"))?;
     if described.error_code != 0 {
         bail!("DescribeGroups for `{group}` failed with Kafka error {}", described.error_code);
     }
-    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
-    let members: Vec<MemberView> = described
+    let view = GroupView {
+        group: group.to_string(),
+        group_type: "classic".into(),
+        group_epoch: None,
+        assignment_epoch: None,
+        state: described.group_state,
+        protocol_type: described.protocol_type,
+        protocol: described.protocol_data,
+        members: Vec::new(),
+        offsets: Vec::new(),
+    };
+    let members = described
         .members
         .into_iter()
-        .map(|m| {
-            let assignment = parse_assignment(m.member_assignment);
-            for a in &assignment {
-                for p in &a.partitions {
-                    owner.insert((a.topic.clone(), *p), m.member_id.clone());
-                }
-            }
-            MemberView {
-                member_id: m.member_id,
-                group_instance_id: m.group_instance_id,
-                client_id: m.client_id,
-                client_host: m.client_host,
-                assignment,
-            }
+        .map(|m| MemberView {
+            member_id: m.member_id,
+            group_instance_id: m.group_instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            assignment: parse_assignment(m.member_assignment),
+            member_epoch: None,
+            target_assignment: None,
         })
         .collect();
+    Ok((view, members))
+}
+
+fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
+    let mut client = Client::connect(&coordinator(bootstrap, group)?)?;
+    let (mut view, members) = describe_members(&mut client, group)?;
+    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
+    for m in &members {
+        for a in &m.assignment {
+            for p in &a.partitions {
+                owner.insert((a.topic.clone(), *p), m.member_id.clone());
+            }
+        }
+    }
     let request = OffsetFetchRequest {
         groups: vec![OffsetFetchRequestGroup {
             group_id: group.to_string(),
@@ -269,14 +348,9 @@ fn describe(bootstrap: &str, group: &str) -> Result<GroupView> {
             }
         })
         .collect();
-    Ok(GroupView {
-        group: group.to_string(),
-        state: described.group_state,
-        protocol_type: described.protocol_type,
-        protocol: described.protocol_data,
-        members,
-        offsets,
-    })
+    view.members = members;
+    view.offsets = offsets;
+    Ok(view)
 }
 
 /// The high watermark of each partition (ListOffsets, latest).
@@ -347,32 +421,53 @@ fn print_group(view: &GroupView) {
         println!("group {} does not exist (no members, no committed offsets)", view.group);
         return;
     }
-    println!(
-        "group {}: {} ({} members, protocol type `{}`, assignor `{}`)",
-        view.group,
-        view.state,
-        view.members.len(),
-        view.protocol_type,
-        view.protocol
-    );
+    match (view.group_epoch, view.assignment_epoch) {
+        (Some(epoch), Some(assignment_epoch)) => println!(
+            "group {}: {} (consumer protocol, {} members, group epoch {epoch}, assignment epoch {assignment_epoch}, \
+             assignor `{}`)",
+            view.group,
+            view.state,
+            view.members.len(),
+            view.protocol
+        ),
+        _ => println!(
+            "group {}: {} (classic protocol, {} members, protocol type `{}`, assignor `{}`)",
+            view.group,
+            view.state,
+            view.members.len(),
+            view.protocol_type,
+            view.protocol
+        ),
+    }
     if !view.members.is_empty() {
         println!();
+        let text =
+            |a: &[Assigned]| a.iter().map(|a| format!("{}:{:?}", a.topic, a.partitions)).collect::<Vec<_>>().join(" ");
         let rows: Vec<Vec<String>> = view
             .members
             .iter()
             .map(|m| {
-                let assignment: Vec<String> =
-                    m.assignment.iter().map(|a| format!("{}:{:?}", a.topic, a.partitions)).collect();
-                vec![
+                let mut row = vec![
                     m.member_id.clone(),
                     m.group_instance_id.clone().unwrap_or_else(|| "-".into()),
                     m.client_id.clone(),
                     m.client_host.clone(),
-                    assignment.join(" "),
-                ]
+                ];
+                if let Some(epoch) = m.member_epoch {
+                    row.push(epoch.to_string());
+                }
+                row.push(text(&m.assignment));
+                if let Some(target) = &m.target_assignment {
+                    row.push(text(target));
+                }
+                row
             })
             .collect();
-        print_table(&["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"], &rows);
+        if view.group_epoch.is_some() {
+            print_table(&["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "EPOCH", "ASSIGNMENT", "TARGET"], &rows);
+        } else {
+            print_table(&["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"], &rows);
+        }
     }
     if !view.offsets.is_empty() {
         println!();

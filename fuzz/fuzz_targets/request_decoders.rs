@@ -72,6 +72,12 @@ fuzz_target!(|data: &[u8]| {
             partition_reassignments::ListPartitionReassignmentsRequest::decode(r, version).map(drop)
         }
         ApiKey::UnregisterBroker => unregister_broker::UnregisterBrokerRequest::decode(r, version).map(drop),
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer_group_heartbeat::ConsumerGroupHeartbeatRequest::decode(r, version).map(drop)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            consumer_group_describe::ConsumerGroupDescribeRequest::decode(r, version).map(drop)
+        }
         ApiKey::AddRaftVoter => raft_voters::AddRaftVoterRequest::decode(r, version).map(drop),
         ApiKey::RemoveRaftVoter => raft_voters::RemoveRaftVoterRequest::decode(r, version).map(drop),
     };

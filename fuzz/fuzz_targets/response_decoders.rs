@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         }
         ClientApi::ElectLeaders => cluster_ops::ElectLeadersResponse::decode(r, version).map(drop),
         ClientApi::UnregisterBroker => cluster_ops::UnregisterBrokerResponse::decode(r, version).map(drop),
+        ClientApi::ConsumerGroupDescribe => groups::ConsumerGroupDescribeResponse::decode(r, version).map(drop),
         ClientApi::AddRaftVoter | ClientApi::RemoveRaftVoter => {
             cluster_ops::RaftVoterResponse::decode(r, version).map(drop)
         }

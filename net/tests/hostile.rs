@@ -175,6 +175,18 @@ fn raft_voters() {
 }
 
 #[test]
+fn consumer_group_protocol() {
+    check(
+        ApiKey::ConsumerGroupHeartbeat,
+        ringtail_net::messages::consumer_group_heartbeat::ConsumerGroupHeartbeatRequest::decode,
+    );
+    check(
+        ApiKey::ConsumerGroupDescribe,
+        ringtail_net::messages::consumer_group_describe::ConsumerGroupDescribeRequest::decode,
+    );
+}
+
+#[test]
 fn unregister_broker() {
     check(ApiKey::UnregisterBroker, ringtail_net::messages::unregister_broker::UnregisterBrokerRequest::decode);
 }

@@ -4,6 +4,14 @@
 //!
 //! Usage: `ringtail-sim [--seeds N] [--first S] [--seed S] [--verbose]`.
 
+// The consumer group protocol's state machine and assignors: core's own files, std only.
+#[allow(dead_code)]
+#[path = "../../core/src/broker/group/consumer/assignor.rs"]
+mod assignor;
+mod groups;
+#[allow(dead_code)]
+#[path = "../../core/src/broker/group/consumer/machine.rs"]
+mod machine;
 mod model;
 mod quorum;
 mod replicas;
@@ -72,7 +80,8 @@ fn main() -> ExitCode {
                     true => "replicas: not run under the log mutation".to_string(),
                     false => replicas::run_seed(seed, verbose)?,
                 };
-                Ok::<String, String>(format!("{partition}\n  {quorum}\n  {replicas}"))
+                let groups = groups::run_seed(seed, verbose)?;
+                Ok::<String, String>(format!("{partition}\n  {quorum}\n  {replicas}\n  {groups}"))
             })
             .expect("spawn seed thread")
             .join()

@@ -2,7 +2,8 @@
 can kill it like a real crash. It subscribes to one topic and records what it does to --out:
 
     start <t> <pid>
-    assigned <t> <partitions>      after each assignment; partitions as 0,1,2 or - for none
+    assigned <t> <partitions>      after each assignment; partitions as 0,1,2 or - for none (with
+                                   --protocol consumer, only the partitions added)
     revoked <t> <partitions>       after the revoked partitions' offsets were committed
     lost <t> <partitions>          the assignment was lost (no commit possible)
     m <partition> <offset> <t> <value>
@@ -39,6 +40,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1000, help="messages processed per batch")
     parser.add_argument("--batch-delay-ms", type=int, default=0, help="pause after each batch (slow consumer)")
     parser.add_argument("--offset-reset", default="earliest")
+    parser.add_argument("--protocol", default="classic", choices=["classic", "consumer"],
+                        help="group.protocol: classic, or consumer (KIP-848: the broker assigns, "
+                             "callbacks list only the partitions added or revoked)")
     args = parser.parse_args()
 
     out = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -123,6 +127,10 @@ def main() -> int:
     }
     if args.instance_id:
         conf["group.instance.id"] = args.instance_id
+    if args.protocol == "consumer":
+        # Session timeout and heartbeat interval are the broker's under this protocol.
+        conf["group.protocol"] = "consumer"
+        del conf["session.timeout.ms"], conf["heartbeat.interval.ms"]
 
     stopping = False
 

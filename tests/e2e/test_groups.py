@@ -62,6 +62,8 @@ class Member:
 
     def __init__(self, name: str, workdir: Path, args: list[str]):
         self.name = name
+        # Under the consumer protocol (KIP-848) an assignment lists only the partitions added.
+        self.incremental = "--protocol" in args and args[args.index("--protocol") + 1] == "consumer"
         self.out_path = workdir / f"{name}.record"
         self.err_path = workdir / f"{name}.stderr"
         with open(self.err_path, "wb") as err:
@@ -126,7 +128,10 @@ class Member:
             if kind not in ("assigned", "revoked", "lost"):
                 continue
             parts = set() if detail == "-" else {int(p) for p in detail.split(",")}
-            held = parts if kind == "assigned" else held - parts
+            if kind != "assigned":
+                held = held - parts
+            else:
+                held = held | parts if self.incremental else parts
         return held
 
     @property
@@ -729,7 +734,7 @@ def test_group_cli_lists_and_describes_groups(broker_factory):
             assert rows[0]["metadata"] in ("cli-meta", "cli-meta\x00"), rows[0]
             return [{k: r[k] for k in ("topic", "partition", "committed", "log_end", "lag")} for r in rows]
 
-        assert {"group": group, "state": "Stable", "protocol_type": "consumer"} in ringtail_group_json(
+        assert {"group": group, "state": "Stable", "protocol_type": "consumer", "group_type": "classic"} in ringtail_group_json(
             broker.bootstrap, "list")
         d = ringtail_group_json(broker.bootstrap, "describe", group)
         assert {k: d[k] for k in ("group", "state", "protocol_type", "protocol")} == {
@@ -749,7 +754,7 @@ def test_group_cli_lists_and_describes_groups(broker_factory):
     d = ringtail_group_json(broker.bootstrap, "describe", group)
     assert (d["state"], d["members"]) == ("Empty", [])
     assert offsets_of(d) == expected_offsets, "leaving the group keeps its offsets"
-    assert {"group": group, "state": "Empty", "protocol_type": "consumer"} in ringtail_group_json(
+    assert {"group": group, "state": "Empty", "protocol_type": "consumer", "group_type": "classic"} in ringtail_group_json(
         broker.bootstrap, "list")
 
     unknown = ringtail_group_json(broker.bootstrap, "describe", "no-such-group")

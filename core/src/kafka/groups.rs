@@ -61,7 +61,7 @@ fn unavailable() -> i16 {
 /// there: COORDINATOR_NOT_AVAILABLE if there is none (no `__consumer_offsets`, its partition not
 /// led here, or the shard stopped), COORDINATOR_LOAD_IN_PROGRESS while a new leader of the
 /// partition replays it.
-async fn on_coordinator<R, F, Fut>(broker: &Rc<Broker>, group_id: &str, job: F) -> Result<R, GroupError>
+pub(super) async fn on_coordinator<R, F, Fut>(broker: &Rc<Broker>, group_id: &str, job: F) -> Result<R, GroupError>
 where
     R: Send + 'static,
     F: FnOnce(Rc<Broker>) -> Fut + Send + 'static,
@@ -366,9 +366,12 @@ pub async fn offset_fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, 
         let wanted: Option<Vec<(String, Vec<i32>)>> =
             g.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.clone(), t.partition_indexes.clone())).collect());
         let group_id = g.group_id.clone();
-        let fetched =
-            on_coordinator(broker, &g.group_id, move |s| async move { s.coordinator.fetch_offsets(&group_id, wanted) })
-                .await;
+        let member = g.member_id.clone().map(|id| (id, g.member_epoch));
+        let fetched = on_coordinator(broker, &g.group_id, move |s| async move {
+            s.coordinator.fetch_offsets(&group_id, wanted, member)
+        })
+        .await
+        .and_then(|r| r);
         let mut group =
             OffsetFetchResponseGroup { group_id: g.group_id, topics: Vec::new(), error_code: error_code::NONE };
         match fetched {
@@ -466,7 +469,7 @@ pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i1
                 error_code: error_code::NONE,
                 error_message: None,
                 group_id,
-                group_state: s.state.name().to_string(),
+                group_state: s.state,
                 protocol_type: s.protocol_type,
                 protocol_data: s.protocol,
                 members: s
@@ -500,20 +503,21 @@ pub async fn describe_groups(broker: &Rc<Broker>, body: &mut Reader, version: i1
 pub async fn list_groups(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut w: Writer) -> Handled {
     let req = ListGroupsRequest::decode(body, version)?;
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
-    // Every group here uses the classic protocol.
-    let classic = req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic"));
+    let types: Vec<String> = req.types_filter.iter().map(|t| t.to_ascii_lowercase()).collect();
     let mut groups = Vec::new();
     for s in (0..broker.config.shards).map(ShardId) {
         let listed = broker.on_shard(s, |s| async move { s.coordinator.list() }).await.unwrap_or_default();
-        for (group_id, state, protocol_type) in listed {
-            if !classic || (!states.is_empty() && !states.contains(&state.name().to_ascii_lowercase())) {
+        for (group_id, state, protocol_type, group_type) in listed {
+            if (!types.is_empty() && !types.iter().any(|t| t == group_type))
+                || (!states.is_empty() && !states.contains(&state.to_ascii_lowercase()))
+            {
                 continue;
             }
             groups.push(ListedGroup {
                 group_id,
                 protocol_type,
-                group_state: state.name().to_string(),
-                group_type: "classic".to_string(),
+                group_state: state,
+                group_type: group_type.to_string(),
             });
         }
     }

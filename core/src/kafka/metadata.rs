@@ -77,8 +77,25 @@ pub async fn metadata(broker: &Rc<Broker>, body: &mut Reader, version: i16, mut 
             },
         }
     };
-    let topics = match &requested {
-        Some(names) => names.iter().map(|n| describe(n)).collect(),
+    let topics = match &req.topics {
+        // By name, or (version 12 on, as KIP-848 consumers ask for their assignment's topics)
+        // by id alone.
+        Some(asked) => asked
+            .iter()
+            .map(|t| match &t.name {
+                Some(name) => describe(name),
+                None => match view.image.topic_by_id(ringtail_replication::TopicId(t.topic_id)) {
+                    Some(found) => describe(&found.name),
+                    None => MetadataResponseTopic {
+                        error_code: error_code::UNKNOWN_TOPIC_ID,
+                        name: None,
+                        topic_id: t.topic_id,
+                        topic_authorized_operations: i32::MIN,
+                        ..MetadataResponseTopic::default()
+                    },
+                },
+            })
+            .collect(),
         None => view.image.topics().map(|t| describe(&t.name)).collect(),
     };
     let resp = MetadataResponse {

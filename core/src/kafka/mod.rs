@@ -6,6 +6,7 @@
 mod admin;
 mod common;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -91,6 +92,10 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         ApiKey::DescribeGroups => groups::describe_groups(broker, &mut body, version, w).await,
         ApiKey::ListGroups => groups::list_groups(broker, &mut body, version, w).await,
         ApiKey::DeleteGroups => groups::delete_groups(broker, &mut body, version, w).await,
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer_groups::consumer_group_heartbeat(broker, &mut body, version, w, &client).await
+        }
+        ApiKey::ConsumerGroupDescribe => consumer_groups::consumer_group_describe(broker, &mut body, version, w).await,
         ApiKey::InitProducerId => init_producer_id::init_producer_id(broker, &mut body, version, w).await,
         ApiKey::DeleteRecords => admin::delete_records(broker, &mut body, version, w).await,
         ApiKey::OffsetForLeaderEpoch => list_offsets::offset_for_leader_epoch(broker, &mut body, version, w).await,

@@ -1,9 +1,13 @@
 //! The group APIs `ringtail group` asks, from the client's side: ListGroups (key 16, versions
-//! 0-5), FindCoordinator (key 10, versions 0-6), DescribeGroups (key 15, versions 0-6) and
-//! OffsetFetch (key 9, versions 1-9).
+//! 0-5), FindCoordinator (key 10, versions 0-6), DescribeGroups (key 15, versions 0-6),
+//! OffsetFetch (key 9, versions 1-9) and ConsumerGroupDescribe (key 69, versions 0-1).
 
 use super::{client_request, ClientApi};
 use crate::codec::{DecodeError, Reader, Writer};
+pub use crate::messages::consumer_group_describe::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, DescribedConsumerGroup, DescribedMember,
+    DescribedTopicPartitions,
+};
 pub use crate::messages::describe_groups::{
     DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
@@ -18,6 +22,74 @@ client_request!(ListGroupsRequest, ClientApi::ListGroups, ListGroupsResponse);
 client_request!(FindCoordinatorRequest, ClientApi::FindCoordinator, FindCoordinatorResponse);
 client_request!(DescribeGroupsRequest, ClientApi::DescribeGroups, DescribeGroupsResponse);
 client_request!(OffsetFetchRequest, ClientApi::OffsetFetch, OffsetFetchResponse);
+client_request!(ConsumerGroupDescribeRequest, ClientApi::ConsumerGroupDescribe, ConsumerGroupDescribeResponse);
+
+impl ConsumerGroupDescribeRequest {
+    pub fn encode(&self, w: &mut Writer, _version: i16) {
+        write_strings(w, true, &self.group_ids);
+        w.bool(self.include_authorized_operations);
+        w.no_tagged_fields(true);
+    }
+}
+
+fn read_described_assignment(r: &mut Reader) -> Result<Vec<DescribedTopicPartitions>, DecodeError> {
+    let topics = r.array(true, "topic partitions", |r| {
+        let topic_id = r.uuid()?;
+        let topic_name = r.string(true)?;
+        let partitions = r.array(true, "partitions", |r| r.i32())?;
+        r.tagged_fields(true)?;
+        Ok(DescribedTopicPartitions { topic_id, topic_name, partitions })
+    })?;
+    r.tagged_fields(true)?;
+    Ok(topics)
+}
+
+impl ConsumerGroupDescribeResponse {
+    pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
+        let throttle_time_ms = r.i32()?;
+        let groups = r.array(true, "groups", |r| {
+            let error_code = r.i16()?;
+            let error_message = r.nullable_string(true)?;
+            let group_id = r.string(true)?;
+            let group_state = r.string(true)?;
+            let group_epoch = r.i32()?;
+            let assignment_epoch = r.i32()?;
+            let assignor_name = r.string(true)?;
+            let members = r.array(true, "members", |r| {
+                let member = DescribedMember {
+                    member_id: r.string(true)?,
+                    instance_id: r.nullable_string(true)?,
+                    rack_id: r.nullable_string(true)?,
+                    member_epoch: r.i32()?,
+                    client_id: r.string(true)?,
+                    client_host: r.string(true)?,
+                    subscribed_topic_names: r.array(true, "subscribed topic names", |r| r.string(true))?,
+                    subscribed_topic_regex: r.nullable_string(true)?,
+                    assignment: read_described_assignment(r)?,
+                    target_assignment: read_described_assignment(r)?,
+                    member_type: if version >= 1 { r.i8()? } else { -1 },
+                };
+                r.tagged_fields(true)?;
+                Ok(member)
+            })?;
+            let authorized_operations = r.i32()?;
+            r.tagged_fields(true)?;
+            Ok(DescribedConsumerGroup {
+                error_code,
+                error_message,
+                group_id,
+                group_state,
+                group_epoch,
+                assignment_epoch,
+                assignor_name,
+                members,
+                authorized_operations,
+            })
+        })?;
+        r.tagged_fields(true)?;
+        Ok(ConsumerGroupDescribeResponse { throttle_time_ms, groups })
+    }
+}
 
 impl ListGroupsRequest {
     /// The filters are written from the versions that have them (4 and 5).

@@ -25,6 +25,7 @@ pub enum ClientApi {
     DescribeQuorum = 55,
     DescribeCluster = 60,
     UnregisterBroker = 64,
+    ConsumerGroupDescribe = 69,
     AddRaftVoter = 80,
     RemoveRaftVoter = 81,
 }
@@ -54,6 +55,7 @@ const CLIENT_VERSIONS: &[(ClientApi, i16, i16, i16)] = &[
     (ClientApi::DescribeQuorum, 0, 2, 0),
     (ClientApi::DescribeCluster, 0, 2, 0),
     (ClientApi::UnregisterBroker, 0, 0, 0),
+    (ClientApi::ConsumerGroupDescribe, 0, 1, 0),
     (ClientApi::AddRaftVoter, 0, 0, 0),
     (ClientApi::RemoveRaftVoter, 0, 0, 0),
 ];

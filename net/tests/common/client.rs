@@ -586,6 +586,18 @@ pub fn client_response_bytes(api: ClientApi, v: i16) -> Bytes {
         ClientApi::ListPartitionReassignments => oracle_encode(&list_partition_reassignments_response(v), v),
         ClientApi::ElectLeaders => oracle_encode(&elect_leaders_response(v), v),
         ClientApi::UnregisterBroker => oracle_encode(&unregister_broker_response(v), v),
+        ClientApi::ConsumerGroupDescribe => oracle_encode(
+            &kp::ConsumerGroupDescribeResponse::default().with_groups(vec![
+                kp::consumer_group_describe_response::DescribedGroup::default()
+                    .with_group_id(kp::GroupId(s("g")))
+                    .with_group_state(s("Stable"))
+                    .with_members(vec![kp::consumer_group_describe_response::Member::default()
+                        .with_member_id(s("m"))
+                        .with_client_id(s("c"))])
+                    .with_unknown_tagged_field(UNKNOWN_TAG, unknown()),
+            ]),
+            v,
+        ),
         ClientApi::AddRaftVoter => oracle_encode(
             &kp::AddRaftVoterResponse::default()
                 .with_throttle_time_ms(9)

@@ -685,6 +685,18 @@ pub fn request_bytes(key: ApiKey, v: i16) -> Bytes {
         ApiKey::UnregisterBroker => {
             oracle_encode(&kp::UnregisterBrokerRequest::default().with_broker_id(kp::BrokerId(4)), v)
         }
+        ApiKey::ConsumerGroupHeartbeat => oracle_encode(
+            &kp::ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group("g"))
+                .with_member_id(s("m-1"))
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![topic("t")]))
+                .with_topic_partitions(Some(Vec::new())),
+            v,
+        ),
+        ApiKey::ConsumerGroupDescribe => {
+            oracle_encode(&kp::ConsumerGroupDescribeRequest::default().with_group_ids(vec![group("g")]), v)
+        }
         ApiKey::AddRaftVoter => oracle_encode(&add_raft_voter_request(), v),
         ApiKey::RemoveRaftVoter => oracle_encode(&remove_raft_voter_request(), v),
         other => panic!("no sample request for {other:?}"),

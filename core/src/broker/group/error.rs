@@ -54,6 +54,20 @@ pub enum GroupError {
     InvalidCommitOffsetSize { offsets_max: usize },
     #[error("the group's members subscribe to this topic; its offsets can be deleted once they stop")]
     GroupSubscribedToTopic,
+    #[error("the member epoch is not the member's current one; drop the partitions and join again")]
+    FencedMemberEpoch,
+    #[error("the member epoch is behind the member's current one; retry with the epoch of the last heartbeat")]
+    StaleMemberEpoch,
+    #[error("another member still uses this group.instance.id; it must leave first")]
+    UnreleasedInstanceId,
+    #[error("unknown server assignor {0:?}; this broker has uniform and range")]
+    UnsupportedAssignor(String),
+    #[error("invalid regular expression: {0}")]
+    InvalidRegularExpression(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the group {0}")]
+    WrongGroupType(String),
     #[error("the offset commit was neither stored nor refused; commit again")]
     UnknownServerError,
     #[error("writing to the group's __consumer_offsets partition failed: {0}")]

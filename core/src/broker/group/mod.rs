@@ -9,6 +9,7 @@
 //! On start-up each owner replays its partitions. The topic is compacted by re-appending the
 //! live records once dead ones dominate, then moving the log start past the old ones.
 
+pub mod consumer;
 pub mod error;
 pub mod records;
 pub mod state;
@@ -175,6 +176,11 @@ impl Coordinator {
                 Ok(v) => groups.apply_group(&group, v, now_ms),
                 Err(e) => tracing::warn!(offset, error = %e, "skipping unreadable group metadata"),
             },
+            key => {
+                if let Err(e) = groups.apply_consumer(key, value, now_ms) {
+                    tracing::warn!(offset, error = %e, "skipping an unreadable consumer group record");
+                }
+            }
         }
     }
 
@@ -393,7 +399,8 @@ impl Coordinator {
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "cannot load consumer groups from {OFFSETS_TOPIC}");
             }
-            self.groups.borrow_mut().tick(ringtail_log::now_ms());
+            let view = self.shard.view();
+            self.groups.borrow_mut().tick(ringtail_log::now_ms(), &consumer::ImageTopics(&view.image));
             self.write_queued();
             ticks += 1;
             if ticks.is_multiple_of(COMPACTION_CHECK_TICKS) {
@@ -563,9 +570,19 @@ impl Coordinator {
         results
     }
 
-    pub fn fetch_offsets(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Vec<FetchedOffset> {
+    /// Committed offsets; a member of a consumer-protocol group that names itself (OffsetFetch
+    /// v9+) must be a member at its current epoch.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+        member: Option<(String, i32)>,
+    ) -> Result<Vec<FetchedOffset>, GroupError> {
         let groups = self.groups.borrow();
-        groups
+        if let Some((member_id, epoch)) = member {
+            groups.validate_consumer_fetch(group_id, &member_id, epoch)?;
+        }
+        Ok(groups
             .committed(group_id, wanted.as_deref())
             .into_iter()
             .map(|(topic, partition, c)| match c {
@@ -578,7 +595,7 @@ impl Coordinator {
                 },
                 None => FetchedOffset { topic, partition, offset: -1, leader_epoch: -1, metadata: String::new() },
             })
-            .collect()
+            .collect())
     }
 
     /// OffsetDelete: a group-level error, or one result per partition.
@@ -652,11 +669,35 @@ impl Coordinator {
         self.wait_durable(p, last).await
     }
 
+    /// A ConsumerGroupHeartbeat (already checked by `consumer::validate`). What it changed is
+    /// durable in `__consumer_offsets` before the member is told (as Kafka's coordinator does):
+    /// a member never holds an epoch or partitions a new coordinator would not know of.
+    pub async fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: consumer::machine::Heartbeat,
+    ) -> Result<consumer::machine::Answer, GroupError> {
+        let answer = {
+            let view = self.shard.view();
+            let topics = consumer::ImageTopics(&view.image);
+            self.groups.borrow_mut().consumer_heartbeat(group_id, hb, &topics, ringtail_log::now_ms())
+        };
+        for (p, offset) in self.write_queued() {
+            self.wait_durable(p, offset).await?;
+        }
+        answer
+    }
+
+    /// A consumer group's state: `None` if unknown, `Some(Err)` if it is a classic group.
+    pub fn consumer_group(&self, group_id: &str) -> Option<Result<consumer::machine::ConsumerGroup, ()>> {
+        self.groups.borrow().consumer_group(group_id)
+    }
+
     pub fn describe(&self, group_id: &str) -> state::GroupSummary {
         self.groups.borrow().describe(group_id)
     }
 
-    pub fn list(&self) -> Vec<(String, GroupState, String)> {
+    pub fn list(&self) -> Vec<(String, String, String, &'static str)> {
         self.groups.borrow().list()
     }
 }

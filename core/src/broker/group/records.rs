@@ -1,6 +1,8 @@
 //! Records of the internal `__consumer_offsets` topic, in Kafka's own schemas so that Kafka's
-//! tools could read them: offset commits (key version 1, value version 3) and group metadata
-//! (key version 2, value version 3). A null value is a tombstone: the key is deleted.
+//! tools could read them: offset commits (key version 1, value version 3), classic group
+//! metadata (key version 2, value version 3), and the consumer-protocol group records of KIP-848
+//! (key types 3, 5, 6, 7 and 8; their values are in `consumer::records`). A null value is a
+//! tombstone: the key is deleted.
 
 use bytes::Bytes;
 use ringtail_net::{DecodeError, Reader, Writer};
@@ -8,19 +10,60 @@ use ringtail_net::{DecodeError, Reader, Writer};
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
 const OFFSET_VALUE_VERSION: i16 = 3;
+/// KIP-848's record types (the key's version field is the record type).
+const CONSUMER_GROUP_KEY: i16 = 3;
+const CONSUMER_MEMBER_KEY: i16 = 5;
+const CONSUMER_TARGET_EPOCH_KEY: i16 = 6;
+const CONSUMER_TARGET_KEY: i16 = 7;
+const CONSUMER_ASSIGNMENT_KEY: i16 = 8;
 const GROUP_VALUE_VERSION: i16 = 3;
 
 /// The key of a record: what it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RecordKey {
-    Offset { group: String, topic: String, partition: i32 },
-    Group { group: String },
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+    },
+    /// A consumer-protocol group's epoch (ConsumerGroupMetadata).
+    ConsumerGroup {
+        group: String,
+    },
+    /// A member's subscription and identity (ConsumerGroupMemberMetadata).
+    ConsumerMember {
+        group: String,
+        member: String,
+    },
+    /// The epoch of the target assignment (ConsumerGroupTargetAssignmentMetadata).
+    ConsumerTargetEpoch {
+        group: String,
+    },
+    /// A member's target assignment (ConsumerGroupTargetAssignmentMember).
+    ConsumerTarget {
+        group: String,
+        member: String,
+    },
+    /// A member's current assignment and epochs (ConsumerGroupCurrentMemberAssignment).
+    ConsumerAssignment {
+        group: String,
+        member: String,
+    },
 }
 
 impl RecordKey {
     pub fn group(&self) -> &str {
         match self {
-            RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
+            RecordKey::Offset { group, .. }
+            | RecordKey::Group { group }
+            | RecordKey::ConsumerGroup { group }
+            | RecordKey::ConsumerMember { group, .. }
+            | RecordKey::ConsumerTargetEpoch { group }
+            | RecordKey::ConsumerTarget { group, .. }
+            | RecordKey::ConsumerAssignment { group, .. } => group,
         }
     }
 
@@ -37,6 +80,26 @@ impl RecordKey {
                 w.i16(GROUP_KEY_VERSION);
                 w.string(false, group);
             }
+            RecordKey::ConsumerGroup { group } | RecordKey::ConsumerTargetEpoch { group } => {
+                let kind = if matches!(self, RecordKey::ConsumerGroup { .. }) {
+                    CONSUMER_GROUP_KEY
+                } else {
+                    CONSUMER_TARGET_EPOCH_KEY
+                };
+                w.i16(kind);
+                w.string(false, group);
+            }
+            RecordKey::ConsumerMember { group, member }
+            | RecordKey::ConsumerTarget { group, member }
+            | RecordKey::ConsumerAssignment { group, member } => {
+                w.i16(match self {
+                    RecordKey::ConsumerMember { .. } => CONSUMER_MEMBER_KEY,
+                    RecordKey::ConsumerTarget { .. } => CONSUMER_TARGET_KEY,
+                    _ => CONSUMER_ASSIGNMENT_KEY,
+                });
+                w.string(false, group);
+                w.string(false, member);
+            }
         }
         w.buf.freeze()
     }
@@ -51,6 +114,17 @@ impl RecordKey {
                 Ok(RecordKey::Offset { group, topic, partition })
             }
             GROUP_KEY_VERSION => Ok(RecordKey::Group { group: r.string(false)? }),
+            CONSUMER_GROUP_KEY => Ok(RecordKey::ConsumerGroup { group: r.string(false)? }),
+            CONSUMER_TARGET_EPOCH_KEY => Ok(RecordKey::ConsumerTargetEpoch { group: r.string(false)? }),
+            kind @ (CONSUMER_MEMBER_KEY | CONSUMER_TARGET_KEY | CONSUMER_ASSIGNMENT_KEY) => {
+                let group = r.string(false)?;
+                let member = r.string(false)?;
+                Ok(match kind {
+                    CONSUMER_MEMBER_KEY => RecordKey::ConsumerMember { group, member },
+                    CONSUMER_TARGET_KEY => RecordKey::ConsumerTarget { group, member },
+                    _ => RecordKey::ConsumerAssignment { group, member },
+                })
+            }
             _ => Err(DecodeError::Invalid { what: "__consumer_offsets key", reason: "unknown key version" }),
         }
     }
@@ -197,6 +271,11 @@ mod tests {
         for key in [
             RecordKey::Offset { group: "g".into(), topic: "t".into(), partition: 3 },
             RecordKey::Group { group: "payments".into() },
+            RecordKey::ConsumerGroup { group: "g".into() },
+            RecordKey::ConsumerMember { group: "g".into(), member: "m".into() },
+            RecordKey::ConsumerTargetEpoch { group: "g".into() },
+            RecordKey::ConsumerTarget { group: "g".into(), member: "m".into() },
+            RecordKey::ConsumerAssignment { group: "g".into(), member: "m".into() },
         ] {
             assert_eq!(RecordKey::decode(key.encode()).unwrap(), key);
         }

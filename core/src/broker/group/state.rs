@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
+use super::consumer::assignor::ASSIGNORS;
+use super::consumer::machine::{CommitRefusal, ConsumerGroup, Settings, Topics};
+use super::consumer::records::{assignment_bytes, group_records, record_order, subscription_bytes};
 use super::error::GroupError;
 use super::records::{GroupValue, OffsetValue, RecordKey, StoredMember};
 /// A member as the leader's JoinGroup answer lists it: the wire form itself.
@@ -129,7 +132,10 @@ pub struct MemberSummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSummary {
     pub group_id: String,
-    pub state: GroupState,
+    /// Kafka's name of the group's state.
+    pub state: String,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberSummary>,
@@ -167,7 +173,7 @@ impl Member {
 
 pub struct Group {
     id: String,
-    state: GroupState,
+    pub(super) state: GroupState,
     protocol_type: Option<String>,
     protocol: Option<String>,
     generation: i32,
@@ -182,10 +188,16 @@ pub struct Group {
     initial_delay_cap_ms: i64,
     state_timestamp_ms: i64,
     offsets: BTreeMap<(String, i32), Committed>,
+    /// Set while the group uses the consumer protocol (KIP-848); its classic members are then
+    /// none and its classic state Empty.
+    pub(super) consumer: Option<ConsumerGroup>,
+    /// The consumer-group records last queued for `__consumer_offsets`, by key: what the next
+    /// change is compared with.
+    pub(super) consumer_stored: HashMap<RecordKey, Bytes>,
 }
 
 impl Group {
-    fn new(id: &str, now_ms: i64) -> Group {
+    pub(super) fn new(id: &str, now_ms: i64) -> Group {
         Group {
             id: id.to_string(),
             state: GroupState::Empty,
@@ -200,7 +212,17 @@ impl Group {
             initial_delay_cap_ms: 0,
             state_timestamp_ms: now_ms,
             offsets: BTreeMap::new(),
+            consumer: None,
+            consumer_stored: HashMap::new(),
         }
+    }
+
+    /// A classic group without members (or a consumer one without members): it may change
+    /// protocol.
+    pub(super) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+            && self.pending.is_empty()
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
     }
 
     fn member(&mut self, member_id: &str) -> Option<&mut Member> {
@@ -329,7 +351,7 @@ impl Group {
 /// All groups of one shard.
 pub struct Groups {
     pub config: GroupConfig,
-    groups: HashMap<String, Group>,
+    pub(super) groups: HashMap<String, Group>,
     /// Records to append to `__consumer_offsets`: group metadata after each rebalance.
     pub writes: Vec<(RecordKey, Option<Bytes>)>,
     next_member_number: u64,
@@ -431,6 +453,18 @@ impl Groups {
         let g = self.groups.get_mut(&req.group_id).expect("inserted above");
         if g.state == GroupState::Dead {
             return Err(fail(GroupError::CoordinatorNotAvailable));
+        }
+        if g.consumer.is_some() {
+            if !g.is_empty() {
+                return Err(fail(GroupError::InconsistentGroupProtocol));
+            }
+            // An empty consumer-protocol group is joined with the classic protocol: it becomes
+            // a classic group, keeping its offsets.
+            tracing::info!(group = %req.group_id, "empty consumer group joined with the classic protocol: now classic");
+            g.consumer = None;
+            let group_id = req.group_id.clone();
+            self.store_consumer(&group_id);
+            return self.try_join(req, now_ms);
         }
         if !g.supports(&req.protocol_type, &req.protocols) {
             return Err(fail(GroupError::InconsistentGroupProtocol));
@@ -730,9 +764,10 @@ impl Groups {
 
     /// Expires members whose session ended, pending members that never joined, and
     /// rebalances past their deadline.
-    pub fn tick(&mut self, now_ms: i64) {
+    pub fn tick(&mut self, now_ms: i64, topics: &dyn Topics) {
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for id in ids {
+            self.expire_consumer_members(&id, topics, now_ms);
             let g = self.groups.get_mut(&id).expect("listed");
             g.pending.retain(|(_, deadline)| *deadline > now_ms);
             let expired: Vec<String> = g
@@ -749,11 +784,12 @@ impl Groups {
             let g = &self.groups[&id];
             if g.state == GroupState::Empty
                 && g.offsets.is_empty()
-                && g.pending.is_empty()
+                && g.is_empty()
                 && now_ms - g.state_timestamp_ms >= EMPTY_GROUP_KEPT_MS
             {
                 // Nothing left to remember (Kafka drops such groups at its next cleanup too).
-                self.groups.remove(&id);
+                let g = self.groups.remove(&id).expect("listed");
+                self.writes.extend(g.consumer_stored.into_keys().map(|k| (k, None)));
                 self.writes.push((RecordKey::Group { group: id }, None));
             }
         }
@@ -780,6 +816,9 @@ impl Groups {
             }
             return Err(GroupError::IllegalGeneration);
         };
+        if let Some(c) = &g.consumer {
+            return c.validate_member(member_id, generation).map_err(commit_refusal);
+        }
         if g.fenced(instance, member_id) {
             return Err(GroupError::FencedInstanceId);
         }
@@ -899,13 +938,22 @@ impl Groups {
         self.groups.get(group_id).map_or(0, |g| g.offsets.len())
     }
 
+    /// The classic state; a consumer-protocol group with members counts as Stable.
     pub fn state(&self, group_id: &str) -> Option<GroupState> {
-        self.groups.get(group_id).map(|g| g.state)
+        self.groups.get(group_id).map(|g| match &g.consumer {
+            Some(c) if !c.members.is_empty() => GroupState::Stable,
+            _ => g.state,
+        })
     }
 
     /// Topics the members of a `consumer` group subscribe to, read from their subscriptions.
     pub fn subscribed_topics(&self, group_id: &str) -> Option<Vec<String>> {
         let g = self.groups.get(group_id)?;
+        if let Some(c) = &g.consumer {
+            let topics: std::collections::BTreeSet<String> =
+                c.members.values().flat_map(|m| m.subscribed.iter().cloned()).collect();
+            return (!c.members.is_empty()).then(|| topics.into_iter().collect());
+        }
         if g.protocol_type.as_deref() != Some("consumer") || g.members.is_empty() {
             return None;
         }
@@ -922,7 +970,7 @@ impl Groups {
     /// Checks that DeleteGroups may delete the group: it exists and has no members.
     pub fn check_delete(&self, group_id: &str) -> Result<(), GroupError> {
         let Some(g) = self.groups.get(group_id) else { return Err(GroupError::GroupIdNotFound) };
-        if !g.members.is_empty() || g.state != GroupState::Empty {
+        if !g.is_empty() || g.state != GroupState::Empty {
             return Err(GroupError::NonEmptyGroup);
         }
         Ok(())
@@ -950,16 +998,21 @@ impl Groups {
         let Some(g) = self.groups.get(group_id) else {
             return GroupSummary {
                 group_id: group_id.to_string(),
-                state: GroupState::Dead,
+                state: GroupState::Dead.name().to_string(),
+                group_type: "classic",
                 protocol_type: String::new(),
                 protocol: String::new(),
                 members: Vec::new(),
             };
         };
+        if let Some(c) = &g.consumer {
+            return classic_summary(group_id, c);
+        }
         let stable = g.state == GroupState::Stable;
         GroupSummary {
             group_id: group_id.to_string(),
-            state: g.state,
+            state: g.state.name().to_string(),
+            group_type: "classic",
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: if stable { g.protocol.clone().unwrap_or_default() } else { String::new() },
             members: g
@@ -977,9 +1030,104 @@ impl Groups {
         }
     }
 
-    /// Every group: id, state, protocol type.
-    pub fn list(&self) -> Vec<(String, GroupState, String)> {
-        self.groups.values().map(|g| (g.id.clone(), g.state, g.protocol_type.clone().unwrap_or_default())).collect()
+    /// Every group: id, state, protocol type, group type ("classic" or "consumer").
+    pub fn list(&self) -> Vec<(String, String, String, &'static str)> {
+        self.groups
+            .values()
+            .map(|g| match &g.consumer {
+                Some(c) => (g.id.clone(), c.state().to_string(), "consumer".to_string(), "consumer"),
+                None => {
+                    (g.id.clone(), g.state.name().to_string(), g.protocol_type.clone().unwrap_or_default(), "classic")
+                }
+            })
+            .collect()
+    }
+}
+
+/// Consumer-protocol groups (KIP-848): what the classic paths of this module need of them.
+impl Groups {
+    pub(super) fn consumer_settings(&self) -> Settings {
+        Settings {
+            session_timeout_ms: self.config.consumer_session_timeout_ms,
+            members_max: GROUP_MEMBERS_MAX,
+            default_assignor: ASSIGNORS[0],
+        }
+    }
+
+    /// Queues the records of a consumer group that changed since they were last stored:
+    /// Kafka's record types, only those whose value differs, and tombstones for the keys that
+    /// are gone (a member left; the group became classic).
+    pub(super) fn store_consumer(&mut self, group_id: &str) {
+        let Some(g) = self.groups.get_mut(group_id) else { return };
+        let now: HashMap<RecordKey, Bytes> = match g.consumer.as_mut() {
+            Some(c) if !c.changed => return,
+            Some(c) => {
+                c.changed = false;
+                group_records(group_id, c)
+            }
+            None if g.consumer_stored.is_empty() => return,
+            None => HashMap::new(),
+        };
+        // Members' metadata first, their assignments last: replay applies them in this order.
+        let mut changed: Vec<(RecordKey, Option<Bytes>)> = now
+            .iter()
+            .filter(|(k, v)| g.consumer_stored.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        changed.extend(g.consumer_stored.keys().filter(|k| !now.contains_key(*k)).map(|k| (k.clone(), None)));
+        changed.sort_by_key(|(k, v)| (record_order(k, v.is_none()), format!("{k:?}")));
+        g.consumer_stored = now;
+        self.writes.extend(changed);
+    }
+
+    /// Removes the members of a consumer group whose session or revocation time ran out.
+    pub(super) fn expire_consumer_members(&mut self, group_id: &str, topics: &dyn Topics, now_ms: i64) {
+        let settings = self.consumer_settings();
+        let Some(c) = self.groups.get_mut(group_id).and_then(|g| g.consumer.as_mut()) else { return };
+        for member in c.expire(topics, &settings, now_ms) {
+            tracing::info!(group = %group_id, member = %member, "consumer group member expired (session or revocation timeout)");
+        }
+        self.store_consumer(group_id);
+    }
+}
+
+pub fn commit_refusal(r: CommitRefusal) -> GroupError {
+    match r {
+        CommitRefusal::UnknownMemberId => GroupError::UnknownMemberId,
+        CommitRefusal::StaleMemberEpoch => GroupError::StaleMemberEpoch,
+    }
+}
+
+/// A consumer group as DescribeGroups (the classic API) shows it: subscriptions and assignments
+/// in the classic consumer protocol's encoding, as Kafka does, so older tools can read them.
+pub fn classic_summary(group_id: &str, c: &ConsumerGroup) -> GroupSummary {
+    let name_of = |id: &[u8; 16]| c.topics.iter().find(|(_, (t, _))| t == id).map(|(n, _)| n.clone());
+    GroupSummary {
+        group_id: group_id.to_string(),
+        state: c.state().to_string(),
+        group_type: "consumer",
+        protocol_type: "consumer".to_string(),
+        protocol: c.assignor.clone(),
+        members: c
+            .members
+            .values()
+            .map(|m| {
+                let topics: Vec<String> = m.subscribed.iter().cloned().collect();
+                let assigned: Vec<(String, Vec<i32>)> = m
+                    .assigned
+                    .iter()
+                    .filter_map(|(id, ps)| name_of(id).map(|n| (n, ps.iter().copied().collect())))
+                    .collect();
+                MemberSummary {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: subscription_bytes(&topics),
+                    assignment: assignment_bytes(&assigned),
+                }
+            })
+            .collect(),
     }
 }
 
@@ -1049,10 +1197,24 @@ mod tests {
         };
     }
 
+    /// No topics: the classic tests have no consumer-protocol groups.
+    struct NoTopics;
+
+    impl Topics for NoTopics {
+        fn get(&self, _: &str) -> Option<super::super::consumer::machine::TopicInfo> {
+            None
+        }
+        fn matching(&self, _: &str) -> std::collections::BTreeSet<String> {
+            Default::default()
+        }
+    }
+
     const CONFIG: GroupConfig = GroupConfig {
         session_timeout_ms_min: 6_000,
         session_timeout_ms_max: 300_000,
         initial_rebalance_delay_ms: 0,
+        consumer_session_timeout_ms: 45_000,
+        consumer_heartbeat_interval_ms: 5_000,
         offsets_per_group_max: 100,
     };
 
@@ -1149,9 +1311,9 @@ mod tests {
         // b keeps heartbeating, a goes silent: after a's session timeout the group rebalances.
         for t in (1_000..=10_000).step_by(1_000) {
             assert_matches!(groups.heartbeat("g", &b, None, 2, t), Ok(()));
-            groups.tick(t);
+            groups.tick(t, &NoTopics);
         }
-        groups.tick(10_001);
+        groups.tick(10_001, &NoTopics);
         assert_eq!(groups.state("g"), Some(GroupState::PreparingRebalance));
         assert_matches!(groups.heartbeat("g", &a, None, 2, 10_001), Err(GroupError::UnknownMemberId));
         let rx_b = groups.join(join_req(&b, None, &["range"]), 10_002);
@@ -1179,11 +1341,11 @@ mod tests {
         // a keeps heartbeating but never rejoins.
         for t in (5_000..=30_000).step_by(5_000) {
             assert_matches!(groups.heartbeat("g", &a, None, 1, t), Err(GroupError::RebalanceInProgress));
-            groups.tick(t);
+            groups.tick(t, &NoTopics);
         }
-        groups.tick(30_999);
+        groups.tick(30_999, &NoTopics);
         assert!(answered(&rx_b).is_none());
-        groups.tick(31_000);
+        groups.tick(31_000, &NoTopics);
         let join_b = answered(&rx_b).unwrap();
         assert_eq!((join_b.generation_id, join_b.members.len()), (2, 1));
     }
@@ -1250,9 +1412,9 @@ mod tests {
         b.member_id_required = false;
         let rx_b = groups.join(b.clone(), 1_000);
         let rx_c = groups.join(b, 2_000);
-        groups.tick(4_999);
+        groups.tick(4_999, &NoTopics);
         assert!(answered(&rx_a).is_none(), "the initial delay is extended by each new member");
-        groups.tick(5_000);
+        groups.tick(5_000, &NoTopics);
         let (ja, jb, jc) = (answered(&rx_a).unwrap(), answered(&rx_b).unwrap(), answered(&rx_c).unwrap());
         assert_eq!(ja.protocol_name.as_deref(), Some("roundrobin"));
         assert_eq!((ja.generation_id, jb.generation_id, jc.generation_id), (1, 1, 1));
@@ -1290,9 +1452,9 @@ mod tests {
         assert_eq!(groups.state("g"), Some(GroupState::Stable));
         assert_matches!(groups.heartbeat("g", "m", None, 4, 2_000), Ok(()));
         groups.writes.clear();
-        groups.tick(12_001);
+        groups.tick(12_001, &NoTopics);
         assert_eq!(groups.state("g"), Some(GroupState::Empty), "a restored member that never returns expires");
-        groups.tick(12_001 + EMPTY_GROUP_KEPT_MS);
+        groups.tick(12_001 + EMPTY_GROUP_KEPT_MS, &NoTopics);
         // Empty and without offsets for long enough, the group is forgotten (its metadata
         // tombstoned).
         assert_eq!(groups.state("g"), None);
