@@ -222,3 +222,43 @@ def test_hostile_consumer_group_heartbeats_get_kafkas_errors(broker_factory):
     with kwire.connect(coordinator) as sock:
         still = cgh(sock, cgh_body(group, "m-1", joined["epoch"]))
         assert still["error"] == 0 and still["epoch"] == joined["epoch"], still
+
+
+def test_group_configs_set_one_groups_session_and_heartbeat(broker_factory):
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    broker = broker_factory(*FAST_GROUPS)
+    topic = topic_name("cfg848")
+    create_topic(broker.bootstrap, topic, 2)
+    group, other = topic_name("cfg"), topic_name("plain")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # must outlive its futures
+
+    def alter(entries: dict[str, str]):
+        res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in entries.items()])
+        return admin.incremental_alter_configs([res])[res].result(timeout=30)
+
+    alter({"consumer.heartbeat.interval.ms": "1500", "consumer.session.timeout.ms": "9000"})
+    res = ConfigResource(ResourceType.GROUP, group)
+    described = admin.describe_configs([res])[res].result(timeout=30)
+    assert described["consumer.heartbeat.interval.ms"].value == "1500", described
+    assert described["consumer.session.timeout.ms"].value == "9000", described
+    # A heartbeat interval not below the session timeout, or an unknown key, is refused.
+    for bad in ({"consumer.heartbeat.interval.ms": "9000"}, {"consumer.assignor": "x"}):
+        try:
+            alter(bad)
+            raise AssertionError(f"{bad} was accepted")
+        except KafkaException as e:
+            assert e.args[0].code() in (40, 42), e  # INVALID_CONFIG, INVALID_REQUEST
+    # Members of the group are told its interval; another group keeps the broker's.
+    with kwire.connect(broker.bootstrap) as sock:
+        for g, interval in ((group, 1500), (other, 500)):
+            answer = helpers.wait_for(lambda: (lambda r: r if r["error"] == 0 else None)(
+                cgh(sock, cgh_body(g, f"m-{g}", 0, topics=[topic], owned=[]))), 30, f"a join of {g}")
+            assert answer["interval"] == interval, (g, answer)
+    # The configs are metadata: they survive a restart.
+    broker.restart()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    described = admin.describe_configs([res])[res].result(timeout=30)
+    assert described["consumer.session.timeout.ms"].value == "9000", described

@@ -129,6 +129,8 @@ pub enum Source {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// Kafka's GROUP_CONFIG.
+    Group = 8,
 }
 
 /// One value of a config and where it comes from; a config's synonyms are these in order.
@@ -259,6 +261,48 @@ pub fn broker_config_names() -> impl Iterator<Item = &'static str> {
         .chain(TOPIC_KEYS.iter().filter_map(|k| k.synonyms.first().copied()))
 }
 
+/// The configs of a consumer group (KIP-848's group resource), each overriding a broker
+/// setting: Kafka's `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`.
+pub const GROUP_KEYS: [(&str, &str); 2] = [
+    (
+        "consumer.session.timeout.ms",
+        "The timeout to detect client failures of this group's members (consumer protocol).",
+    ),
+    ("consumer.heartbeat.interval.ms", "The heartbeat interval given to this group's members (consumer protocol)."),
+];
+
+/// The broker's value of a group config: its flag (or default).
+fn group_broker_value(key: &str, config: &BrokerConfig) -> Option<i32> {
+    match key {
+        "consumer.session.timeout.ms" => Some(config.groups.consumer_session_timeout_ms),
+        "consumer.heartbeat.interval.ms" => Some(config.groups.consumer_heartbeat_interval_ms),
+        _ => None,
+    }
+}
+
+/// A group config's values, most specific first: the group's own, then the broker's.
+pub fn group_value_chain(key: &str, config: &BrokerConfig, image: &MetadataImage, group: &str) -> Vec<Sourced> {
+    let mut chain = Vec::new();
+    if let Some(v) = image.group_configs(group).and_then(|c| c.get(key)) {
+        chain.push(Sourced { name: key.to_string(), value: Some(v.clone()), source: Source::Group });
+    }
+    if let Some(v) = group_broker_value(key, config) {
+        let broker_key = format!("group.{key}");
+        chain.push(Sourced { name: broker_key, value: Some(v.to_string()), source: Source::StaticBroker });
+    }
+    chain
+}
+
+/// A group config in force (the group's own, else the broker's).
+pub fn group_value(key: &str, config: &BrokerConfig, image: &MetadataImage, group: &str) -> i32 {
+    image
+        .group_configs(group)
+        .and_then(|c| c.get(key))
+        .and_then(|v| v.parse().ok())
+        .or_else(|| group_broker_value(key, config))
+        .unwrap_or(0)
+}
+
 /// The controller's rules for altering configs, from the tables: topic configs on topics,
 /// their broker-level defaults on brokers; the broker's own configs are read-only.
 pub struct TableRules<'a> {
@@ -269,6 +313,15 @@ pub struct TableRules<'a> {
 
 impl ConfigRules for TableRules<'_> {
     fn alterable(&self, resource: &ConfigResource, key: &str) -> Result<AlterableKey, ControllerError> {
+        if let ConfigResource::Group(_) = resource {
+            return match group_broker_value(key, self.config) {
+                Some(v) => Ok(AlterableKey { list: false, default: Some(v.to_string()) }),
+                None => Err(ControllerError::InvalidConfig(format!(
+                    "unknown group config `{key}`; groups have consumer.session.timeout.ms and \
+                     consumer.heartbeat.interval.ms"
+                ))),
+            };
+        }
         let (topic_key, default) = match resource {
             // A topic without the key has the broker-level value in force.
             ConfigResource::Topic(_) => {
@@ -293,6 +346,7 @@ impl ConfigRules for TableRules<'_> {
                 }
                 None => return Err(ControllerError::InvalidConfig(format!("unknown broker config `{key}`"))),
             },
+            ConfigResource::Group(_) => unreachable!("answered above"),
         };
         Ok(AlterableKey { list: topic_key.ty == ConfigType::List, default: default.and_then(|s| s.value) })
     }
@@ -318,6 +372,30 @@ impl ConfigRules for TableRules<'_> {
                     // Kafka answers a bad broker config value with INVALID_REQUEST.
                     check_topic_value(key.name, value)
                         .map_err(|e| ControllerError::InvalidRequest(format!("{name}: {e}")))?;
+                }
+                Ok(())
+            }
+            ConfigResource::Group(_) => {
+                let number = |key: &str| -> Result<i32, ControllerError> {
+                    match configs.get(key) {
+                        Some(v) => v.parse().map_err(|_| bad(format!("{key}: `{v}` is not a whole number of ms"))),
+                        None => Ok(group_broker_value(key, self.config).unwrap_or(0)),
+                    }
+                };
+                let session = number("consumer.session.timeout.ms")?;
+                let heartbeat = number("consumer.heartbeat.interval.ms")?;
+                let (min, max) = (self.config.groups.session_timeout_ms_min, self.config.groups.session_timeout_ms_max);
+                if !(min..=max).contains(&session) {
+                    return Err(bad(format!(
+                        "consumer.session.timeout.ms {session} is outside the broker's range [{min}, {max}] \
+                         (--group-session-timeout-ms-min/-max)"
+                    )));
+                }
+                if heartbeat < 1 || heartbeat >= session {
+                    return Err(bad(format!(
+                        "consumer.heartbeat.interval.ms {heartbeat} must be at least 1 and below the session timeout \
+                         ({session})"
+                    )));
                 }
                 Ok(())
             }

@@ -28,6 +28,10 @@ use crate::config_keys::{self, Sourced, TOPIC_KEYS};
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// A consumer group (KIP-848).
+pub const RESOURCE_GROUP: i8 = 32;
+/// DescribeConfigs' config type INT.
+const CONFIG_TYPE_INT: i8 = 3;
 
 /// A broker resource's name: this node's id, or empty for the cluster-wide defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,10 +132,20 @@ pub async fn describe_configs(broker: &Rc<Broker>, body: &mut Reader, version: i
                 result.error_message =
                     Some("broker loggers are set with --log (or RUST_LOG) at start-up, not described here".into());
             }
+            RESOURCE_GROUP if r.resource_name.is_empty() => {
+                result.error_code = error_code::INVALID_REQUEST;
+                result.error_message = Some("a group config needs a group id".into());
+            }
+            RESOURCE_GROUP => {
+                for (name, doc) in config_keys::GROUP_KEYS.iter().filter(|(n, _)| wanted(n)) {
+                    let chain = config_keys::group_value_chain(name, &broker.config, image, &r.resource_name);
+                    result.configs.push(entry(name, chain, false, CONFIG_TYPE_INT, doc.to_string(), &req));
+                }
+            }
             other => {
                 result.error_code = error_code::INVALID_REQUEST;
                 result.error_message =
-                    Some(format!("resource type {other} has no configs here; use 2 (topic) or 4 (broker)"));
+                    Some(format!("resource type {other} has no configs here; use 2 (topic), 4 (broker) or 32 (group)"));
             }
         }
         results.push(result);
@@ -181,9 +195,10 @@ fn config_resource(broker: &Broker, resource_type: i8, name: &str) -> Result<Con
             error_code::INVALID_REQUEST,
             "broker loggers are set with --log (or RUST_LOG) at start-up, not changed here".into(),
         )),
+        RESOURCE_GROUP => Ok(ConfigResource::Group(name.to_string())),
         other => Err((
             error_code::INVALID_REQUEST,
-            format!("resource type {other} has no configs here; use 2 (topic) or 4 (broker)"),
+            format!("resource type {other} has no configs here; use 2 (topic), 4 (broker) or 32 (group)"),
         )),
     }
 }

@@ -66,7 +66,12 @@ pub async fn consumer_group_heartbeat(
         client_id: client.client_id.to_string(),
         client_host: client.host.to_string(),
     };
-    let interval = broker.config.groups.consumer_heartbeat_interval_ms;
+    let interval = crate::config_keys::group_value(
+        "consumer.heartbeat.interval.ms",
+        &broker.config,
+        &broker.view().image,
+        &req.group_id,
+    );
     let group_id = req.group_id.clone();
     let answer = match consumer::validate(&group_id, &hb, version) {
         Ok(()) => on_coordinator(broker, &req.group_id, move |s| async move {

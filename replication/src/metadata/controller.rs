@@ -603,7 +603,12 @@ pub fn elect_leaders(image: &MetadataImage, partitions: Option<&[(String, i32)]>
 pub enum ConfigResource {
     Topic(String),
     Broker(Option<NodeId>),
+    /// A consumer group (KIP-848's group resource): it need not exist yet.
+    Group(String),
 }
+
+/// Groups that may have configs set: one more is refused.
+pub const GROUPS_WITH_CONFIGS_MAX: usize = 100_000;
 
 impl ConfigResource {
     /// The resource's name as Kafka spells it (a node id, or empty for every broker).
@@ -611,6 +616,7 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(name) => name.clone(),
             ConfigResource::Broker(node) => node.map_or(String::new(), |n| n.0.to_string()),
+            ConfigResource::Group(group) => group.clone(),
         }
     }
 }
@@ -681,7 +687,20 @@ fn alter_resource(
             image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.clone()))?.configs.clone()
         }
         ConfigResource::Broker(node) => image.broker_configs(*node).cloned().unwrap_or_default(),
+        ConfigResource::Group(group) => {
+            if group.is_empty() {
+                return Err(ControllerError::InvalidRequest("a group config needs a group id".into()));
+            }
+            image.group_configs(group).cloned().unwrap_or_default()
+        }
     };
+    if let ConfigResource::Group(group) = &a.resource {
+        if current.is_empty() && image.groups_with_configs() >= GROUPS_WITH_CONFIGS_MAX {
+            return Err(ControllerError::InvalidRequest(format!(
+                "{GROUPS_WITH_CONFIGS_MAX} groups have configs already; group `{group}` cannot have any"
+            )));
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     if let Some((key, _)) = a.ops.iter().find(|(k, _)| !seen.insert(k.as_str())) {
         return Err(ControllerError::InvalidRequest(format!("config `{key}` is changed twice in one request")));
@@ -738,6 +757,9 @@ fn alter_resource(
                 },
                 ConfigResource::Broker(node) => {
                     MetadataRecord::BrokerConfigChanged { node: *node, name: name.clone(), value }
+                }
+                ConfigResource::Group(group) => {
+                    MetadataRecord::GroupConfigChanged { group: group.clone(), name: name.clone(), value }
                 }
             }
         })

@@ -81,6 +81,8 @@ pub struct MetadataImage {
     names: HashMap<TopicId, Arc<str>>,
     /// Dynamic broker configs: per node, and cluster-wide under `None`.
     broker_configs: BTreeMap<Option<NodeId>, BTreeMap<String, String>>,
+    /// Consumer groups' configs, by group id.
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Finalized feature levels (KIP-584), by feature name.
     features: BTreeMap<String, i16>,
     /// Registered brokers, by node.
@@ -101,6 +103,8 @@ pub enum Change {
     TopicDeleted(Arc<TopicImage>),
     /// A dynamic config of this node (`Some`) or of every node (`None`).
     BrokerConfigChanged(Option<NodeId>),
+    /// A consumer group's config.
+    GroupConfigChanged(String),
     FeatureLevel,
     /// The quorum recorded the cluster's id, or reserved producer ids: nothing a broker acts on.
     ClusterCreated,
@@ -221,6 +225,17 @@ impl MetadataImage {
                     self.broker_configs.remove(node);
                 }
                 Change::BrokerConfigChanged(*node)
+            }
+            MetadataRecord::GroupConfigChanged { group, name, value } => {
+                let configs = self.group_configs.entry(group.clone()).or_default();
+                match value {
+                    Some(v) => configs.insert(name.clone(), v.clone()),
+                    None => configs.remove(name),
+                };
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                }
+                Change::GroupConfigChanged(group.clone())
             }
             MetadataRecord::ClusterCreated { cluster_id } => {
                 if let Some(old) = &self.cluster_id {
@@ -362,6 +377,16 @@ impl MetadataImage {
         self.broker_configs.get(&node)
     }
 
+    /// A consumer group's configs, if any are set.
+    pub fn group_configs(&self, group: &str) -> Option<&BTreeMap<String, String>> {
+        self.group_configs.get(group)
+    }
+
+    /// How many groups have configs set.
+    pub fn groups_with_configs(&self) -> usize {
+        self.group_configs.len()
+    }
+
     /// Whether the process of `node` with `incarnation` may act as leader: the image holds its
     /// registration, unfenced. A restarted broker's copy still names it leader of what its old
     /// process led; until its new registration is applied (which moves that leadership away)
@@ -428,6 +453,13 @@ impl MetadataImage {
         for (node, configs) in &self.broker_configs {
             out.extend(configs.iter().map(|(name, value)| MetadataRecord::BrokerConfigChanged {
                 node: *node,
+                name: name.clone(),
+                value: Some(value.clone()),
+            }));
+        }
+        for (group, configs) in &self.group_configs {
+            out.extend(configs.iter().map(|(name, value)| MetadataRecord::GroupConfigChanged {
+                group: group.clone(),
                 name: name.clone(),
                 value: Some(value.clone()),
             }));

@@ -39,6 +39,8 @@ pub enum MetadataRecord {
     /// A broker config set (`Some`) or removed (`None`), for one node or, with `node` `None`,
     /// as the cluster-wide default (Kafka's broker resource with an empty name).
     BrokerConfigChanged { node: Option<NodeId>, name: String, value: Option<String> },
+    /// A consumer group's config (KIP-848's group resource) set (`Some`) or removed (`None`).
+    GroupConfigChanged { group: String, name: String, value: Option<String> },
     /// A feature finalized at `level` for the cluster (level 0 removes it).
     FeatureLevel { name: String, level: i16 },
     /// A broker registered (KRaft's RegisterBrokerRecord): its epoch is this record's offset,
@@ -114,6 +116,7 @@ const KIND_PRODUCER_IDS_RESERVED: u8 = 13;
 const KIND_BROKER_SHUTTING_DOWN: u8 = 14;
 const KIND_REPLICAS_OFFLINE: u8 = 15;
 const KIND_PARTITION_REPLICAS_CHANGED: u8 = 16;
+const KIND_GROUP_CONFIG_CHANGED: u8 = 17;
 /// `leader` when there is none, and `node` of a cluster-wide broker config.
 const NO_LEADER: i32 = -1;
 
@@ -153,6 +156,12 @@ impl MetadataRecord {
             MetadataRecord::BrokerConfigChanged { node, name, value } => {
                 out.push(KIND_BROKER_CONFIG_CHANGED);
                 out.extend_from_slice(&node.map_or(NO_LEADER, |n| n.0).to_be_bytes());
+                put_str(out, name);
+                put_optional_str(out, value.as_deref());
+            }
+            MetadataRecord::GroupConfigChanged { group, name, value } => {
+                out.push(KIND_GROUP_CONFIG_CHANGED);
+                put_str(out, group);
                 put_str(out, name);
                 put_optional_str(out, value.as_deref());
             }
@@ -286,6 +295,12 @@ impl MetadataRecord {
                 let name = r.string()?;
                 let value = r.optional_string()?;
                 MetadataRecord::BrokerConfigChanged { node, name, value }
+            }
+            KIND_GROUP_CONFIG_CHANGED => {
+                let group = r.string()?;
+                let name = r.string()?;
+                let value = r.optional_string()?;
+                MetadataRecord::GroupConfigChanged { group, name, value }
             }
             KIND_FEATURE_LEVEL => {
                 let name = r.string()?;
@@ -519,6 +534,16 @@ mod tests {
                 value: Some("1000".into()),
             },
             MetadataRecord::BrokerConfigChanged { node: None, name: "log.retention.ms".into(), value: None },
+            MetadataRecord::GroupConfigChanged {
+                group: "g".into(),
+                name: "consumer.session.timeout.ms".into(),
+                value: Some("30000".into()),
+            },
+            MetadataRecord::GroupConfigChanged {
+                group: "g".into(),
+                name: "consumer.session.timeout.ms".into(),
+                value: None,
+            },
             MetadataRecord::FeatureLevel { name: "metadata.version".into(), level: 27 },
             MetadataRecord::BrokerRegistered {
                 node: NodeId(2),

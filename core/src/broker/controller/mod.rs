@@ -183,7 +183,9 @@ pub fn apply_records(
             // A new topic has no replicas until its partitions come. Leadership changes reach
             // the local replicas with the new view (`Shard::set_view`); broker registrations
             // change what the metadata describes, not this node's replicas.
+            // Group configs are read from the view at each heartbeat.
             Change::TopicCreated(_)
+            | Change::GroupConfigChanged(_)
             | Change::FeatureLevel
             | Change::ClusterCreated
             | Change::BrokerChanged(_)

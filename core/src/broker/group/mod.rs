@@ -680,7 +680,13 @@ impl Coordinator {
         let answer = {
             let view = self.shard.view();
             let topics = consumer::ImageTopics(&view.image);
-            self.groups.borrow_mut().consumer_heartbeat(group_id, hb, &topics, ringtail_log::now_ms())
+            let session_ms = crate::config_keys::group_value(
+                "consumer.session.timeout.ms",
+                &self.shard.config,
+                &view.image,
+                group_id,
+            );
+            self.groups.borrow_mut().consumer_heartbeat(group_id, hb, &topics, session_ms, ringtail_log::now_ms())
         };
         for (p, offset) in self.write_queued() {
             self.wait_durable(p, offset).await?;

@@ -370,8 +370,8 @@ impl ConsumerGroup {
         // Also when the member is behind: it missed an answer (it sent the previous epoch, or
         // reports partitions other than its own), so it learns its assignment again rather
         // than waiting for its rebalance timeout.
-        let behind = hb.member_epoch != m.epoch
-            || hb.owned.as_ref().is_some_and(|o| flatten(o).ne(flatten(&m.assigned)));
+        let behind =
+            hb.member_epoch != m.epoch || hb.owned.as_ref().is_some_and(|o| flatten(o).ne(flatten(&m.assigned)));
         let full = full || behind;
         Ok(Answer {
             member_id: m.member_id.clone(),

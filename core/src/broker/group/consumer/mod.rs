@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use ringtail_replication::metadata::image::MetadataImage;
 
-use self::machine::{Answer, ConsumerGroup, Heartbeat, Member, MemberState, Refusal, TopicInfo, Topics};
+use self::machine::{Answer, ConsumerGroup, Heartbeat, Member, MemberState, Refusal, Settings, TopicInfo, Topics};
 use self::records::{AssignmentValue, MemberValue};
 use super::error::GroupError;
 use super::records::RecordKey;
@@ -123,9 +123,11 @@ impl Groups {
         group_id: &str,
         hb: Heartbeat,
         topics: &dyn Topics,
+        session_timeout_ms: i32,
         now_ms: i64,
     ) -> Result<Answer, GroupError> {
-        let settings = self.consumer_settings();
+        // The group's own session timeout (a group config) or the broker's.
+        let settings = Settings { session_timeout_ms, ..self.consumer_settings() };
         if !self.groups.contains_key(group_id) {
             if hb.member_epoch != machine::JOIN_EPOCH {
                 return Err(GroupError::UnknownMemberId);
@@ -326,7 +328,7 @@ mod tests {
         let mut groups = Groups::new(CONFIG);
         let mut owned: BTreeMap<String, Assignment> = BTreeMap::new();
         for id in ["a", "b", "c"] {
-            let answer = groups.consumer_heartbeat("g", join(id), &Catalog, 0).unwrap();
+            let answer = groups.consumer_heartbeat("g", join(id), &Catalog, 45_000, 0).unwrap();
             owned.insert(id.into(), answer.assignment.unwrap());
         }
         for _ in 0..4 {
@@ -339,7 +341,7 @@ mod tests {
                     owned: Some(owned[id].clone()),
                     ..Heartbeat::default()
                 };
-                if let Some(a) = groups.consumer_heartbeat("g", hb, &Catalog, 0).unwrap().assignment {
+                if let Some(a) = groups.consumer_heartbeat("g", hb, &Catalog, 45_000, 0).unwrap().assignment {
                     owned.insert(id.into(), a);
                 }
             }
@@ -367,12 +369,12 @@ mod tests {
                 owned: Some(owned[id].clone()),
                 ..Heartbeat::default()
             };
-            let answer = after.consumer_heartbeat("g", hb, &Catalog, 2_000).unwrap();
+            let answer = after.consumer_heartbeat("g", hb, &Catalog, 45_000, 2_000).unwrap();
             assert_eq!(answer.assignment.unwrap_or_else(|| owned[id].clone()), owned[id], "{id}");
         }
         // A member leaves: its records are deleted by tombstones.
         let leave = Heartbeat { member_id: "c".into(), member_epoch: -1, ..Heartbeat::default() };
-        after.consumer_heartbeat("g", leave, &Catalog, 3_000).unwrap();
+        after.consumer_heartbeat("g", leave, &Catalog, 45_000, 3_000).unwrap();
         let tombstones: Vec<&RecordKey> = after.writes.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k).collect();
         assert!(tombstones.contains(&&RecordKey::ConsumerMember { group: "g".into(), member: "c".into() }));
         assert!(tombstones.contains(&&RecordKey::ConsumerAssignment { group: "g".into(), member: "c".into() }));
