@@ -46,7 +46,15 @@ pub fn log_error(e: &LogError) -> i16 {
         // their batches and retry until space is freed or their delivery timeout ends.
         LogError::NoSpace { .. } => code::KAFKA_STORAGE_ERROR,
         // A follower's own fetch result; no client request produces it.
-        LogError::NotContinuing { .. } | LogError::Truncated { .. } => code::UNKNOWN_SERVER_ERROR,
+        LogError::NotContinuing { .. } => code::UNKNOWN_SERVER_ERROR,
+        // A produce meets it when this replica lost its leadership and cut its log to the new
+        // leader's: its wait on a batch that was cut, or an append while the cut is made. Kafka
+        // answers NOT_LEADER_OR_FOLLOWER there, which clients retry at the new leader with the
+        // same sequence. A code a client takes as permanent (UNKNOWN_SERVER_ERROR) makes an
+        // idempotent librdkafka producer bump its epoch and renumber every batch it is
+        // retrying: one of them the new leader already holds (answered NOT_LEADER_OR_FOLLOWER
+        // or timed out here, or written to too few replicas) is then stored twice.
+        LogError::Truncated { .. } => code::NOT_LEADER_OR_FOLLOWER,
     }
 }
 
@@ -174,6 +182,8 @@ mod tests {
             K::OutOfOrderSequenceNumber,
         );
         check(serve_error(&ServeError::NotHere), K::UnknownTopicOrPartition);
+        // A produce whose batch a truncation took back: retried at the new leader, not failed.
+        check(partition_error(&PartitionError::Log(LogError::Truncated { offset: 7 })), K::NotLeaderOrFollower);
         check(controller_error(&ControllerError::TopicExists("t".into())), K::TopicAlreadyExists);
         check(controller_error(&ControllerError::PolicyViolation(String::new())), K::PolicyViolation);
         check(controller_error(&ControllerError::InvalidReplicaAssignment(String::new())), K::InvalidReplicaAssignment);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ringtail_log::batch::build;
-use ringtail_log::{Durability, Faults, Flusher, LogConfig, PartitionLog};
+use ringtail_log::{Durability, Faults, Flusher, LogConfig, LogError, PartitionLog};
 use ringtail_replication::metadata::PartitionImage;
 use ringtail_replication::{
     Acks, FollowerFetch, Isolation, LeaderEpoch, NodeId, OffsetSpec, Partition, PartitionError, PartitionId, Role,
@@ -239,6 +239,35 @@ fn a_follower_fetch_is_checked_and_a_diverged_log_is_told_where() {
         assert_eq!(p.follower_fetch(FOLLOWER, 5, 2, 2, 0).unwrap(), FollowerFetch::Read);
         assert_eq!(p.high_watermark(), 5);
         assert_eq!(p.last_fetched_epoch(), 2);
+        flusher.stop();
+        task.await;
+    });
+}
+
+/// Leadership moves while an acks=all produce waits, and the new leader lacks the batch: this
+/// replica cuts its log to the new leader's, and the wait ends with the cut (the broker answers
+/// it as NOT_LEADER_OR_FOLLOWER, so the producer retries at the new leader).
+#[test]
+fn an_acknowledgement_waited_on_a_batch_cut_by_a_truncation_ends_with_the_cut() {
+    let dir = scratch("cut-under-a-wait");
+    run(move || async move {
+        let (p, flusher) = partition(dir, Durability::Sync, vec![LOCAL, FOLLOWER]).await;
+        let task = flusher.spawn();
+        let committed = p.append_as_leader(records(2), Acks::All, 0).unwrap();
+        p.log().wait_durable(1).await.unwrap();
+        p.update_follower(FOLLOWER, 2, 0);
+        p.wait_acked(committed.wait).await.expect("on both replicas");
+        // Durable here only, its wait not begun yet (as a request's second partition, whose wait
+        // begins when the first one's ends).
+        let cut = p.append_as_leader(records(2), Acks::All, 0).unwrap();
+        p.log().wait_durable(3).await.unwrap();
+        // The follower leads at epoch 1 with 0..2: this replica's epoch 0 ends there.
+        p.apply_state(&state(Some(FOLLOWER), 1, vec![FOLLOWER, LOCAL], 1), 0);
+        assert_eq!(p.truncate_diverged(0, 2).await.unwrap(), 2);
+        match p.wait_acked(cut.wait).await {
+            Err(PartitionError::Log(LogError::Truncated { offset: 2 })) => {}
+            other => panic!("a batch cut from the log: {other:?}"),
+        }
         flusher.stop();
         task.await;
     });
