@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// group.consumer.heartbeat.interval.ms); below the session timeout.
     #[arg(long, env = "RINGTAIL_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
     pub group_consumer_heartbeat_interval_ms: Option<i32>,
+    /// Server-side assignors consumer-protocol groups may use, comma-separated; the first is
+    /// the default, a member may ask for another (default "uniform,range", as Kafka's
+    /// group.consumer.assignors).
+    #[arg(long, env = "RINGTAIL_GROUP_CONSUMER_ASSIGNORS")]
+    pub group_consumer_assignors: Option<String>,
     /// Forget an idempotent producer's sequence numbers in a partition after it has not
     /// written there for this long, in ms (default 86400000, a day, as Kafka's
     /// producer.id.expiration.ms). A retry arriving later is appended again.
@@ -243,6 +248,7 @@ struct FileConfig {
     group_session_timeout_ms_max: Option<i32>,
     group_consumer_session_timeout_ms: Option<i32>,
     group_consumer_heartbeat_interval_ms: Option<i32>,
+    group_consumer_assignors: Option<String>,
     producer_id_expiration_ms: Option<u64>,
     admin_listen: Option<String>,
     metrics: Option<bool>,
@@ -463,6 +469,13 @@ impl BrokerConfig {
                 .group_consumer_heartbeat_interval_ms
                 .or(file.group_consumer_heartbeat_interval_ms)
                 .unwrap_or(5000),
+            consumer_assignors: ConsumerAssignors::parse(
+                args.group_consumer_assignors
+                    .as_deref()
+                    .or(file.group_consumer_assignors.as_deref())
+                    .unwrap_or("uniform,range"),
+            )
+            .map_err(|message| ConfigError::Invalid { setting: "group-consumer-assignors", message })?,
             offsets_per_group_max: args
                 .offsets_per_group_max
                 .or(file.offsets_per_group_max)
@@ -676,13 +689,81 @@ pub struct GroupConfig {
     /// Consumer-protocol groups (KIP-848): members' session timeout and heartbeat interval.
     pub consumer_session_timeout_ms: i32,
     pub consumer_heartbeat_interval_ms: i32,
+    /// The server-side assignors groups may use; the first is the default.
+    pub consumer_assignors: ConsumerAssignors,
     /// Partitions one group may hold committed offsets for.
     pub offsets_per_group_max: usize,
+}
+
+/// The server-side assignors this broker has (`core/src/broker/group/consumer/assignor.rs`).
+pub const CONSUMER_ASSIGNORS: [&str; 2] = ["uniform", "range"];
+
+/// The assignors consumer-protocol groups may use, in order (the first is the default): a
+/// small copyable list of names from `CONSUMER_ASSIGNORS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerAssignors {
+    names: [&'static str; CONSUMER_ASSIGNORS.len()],
+    len: usize,
+}
+
+impl Default for ConsumerAssignors {
+    fn default() -> Self {
+        Self::const_default()
+    }
+}
+
+impl ConsumerAssignors {
+    /// Every assignor, uniform first (Kafka's default).
+    pub const fn const_default() -> Self {
+        ConsumerAssignors { names: CONSUMER_ASSIGNORS, len: CONSUMER_ASSIGNORS.len() }
+    }
+
+    /// Comma-separated names, each one of `CONSUMER_ASSIGNORS`, at least one, none twice.
+    pub fn parse(list: &str) -> Result<ConsumerAssignors, String> {
+        let mut out = ConsumerAssignors { names: [""; CONSUMER_ASSIGNORS.len()], len: 0 };
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let Some(known) = CONSUMER_ASSIGNORS.iter().find(|k| **k == name) else {
+                return Err(format!("unknown assignor `{name}`; this broker has {}", CONSUMER_ASSIGNORS.join(", ")));
+            };
+            if out.contains(name) {
+                return Err(format!("assignor `{name}` is listed twice"));
+            }
+            out.names[out.len] = known;
+            out.len += 1;
+        }
+        if out.len == 0 {
+            return Err("no assignor given; name at least one of uniform, range".into());
+        }
+        Ok(out)
+    }
+
+    pub fn default_name(&self) -> &'static str {
+        self.names[0]
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names[..self.len].contains(&name)
+    }
+
+    pub fn names(&self) -> &[&'static str] {
+        &self.names[..self.len]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumer_assignors_are_known_names_the_first_the_default() {
+        assert_eq!(ConsumerAssignors::parse("range, uniform").unwrap().default_name(), "range");
+        assert_eq!(ConsumerAssignors::parse("uniform").unwrap().names(), ["uniform"]);
+        assert!(!ConsumerAssignors::parse("uniform").unwrap().contains("range"));
+        for bad in ["", "sticky", "uniform,uniform", " , "] {
+            assert!(ConsumerAssignors::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(ConsumerAssignors::default().names(), CONSUMER_ASSIGNORS);
+    }
 
     #[test]
     fn defaults_and_bad_values() {

@@ -77,7 +77,10 @@ pub fn serve_error(e: &ServeError) -> i16 {
         ServeError::Partition(e) => partition_error(e),
         ServeError::Offline(_) => code::KAFKA_STORAGE_ERROR,
         ServeError::NotHere => code::UNKNOWN_TOPIC_OR_PARTITION,
-        ServeError::ShardStopped => code::UNKNOWN_SERVER_ERROR,
+        // The owner shard is stopping (a graceful shutdown, after leadership moved away): a
+        // code clients retry elsewhere with the same sequence. UNKNOWN_SERVER_ERROR would make an
+        // idempotent librdkafka producer bump its epoch and store retried batches twice.
+        ServeError::ShardStopped => code::NOT_LEADER_OR_FOLLOWER,
         ServeError::TimedOut => code::REQUEST_TIMED_OUT,
     }
 }
@@ -182,6 +185,7 @@ mod tests {
             K::OutOfOrderSequenceNumber,
         );
         check(serve_error(&ServeError::NotHere), K::UnknownTopicOrPartition);
+        check(serve_error(&ServeError::ShardStopped), K::NotLeaderOrFollower);
         // A produce whose batch a truncation took back: retried at the new leader, not failed.
         check(partition_error(&PartitionError::Log(LogError::Truncated { offset: 7 })), K::NotLeaderOrFollower);
         check(controller_error(&ControllerError::TopicExists("t".into())), K::TopicAlreadyExists);

@@ -108,6 +108,9 @@ pub enum AckWait {
     HighWatermark {
         last_offset: u64,
         local: Option<DurableWait>,
+        /// The leader epoch the batch was appended in: the wait ends, unacknowledged, when this
+        /// replica stops leading in it (its batch may be cut and another stored at its offset).
+        leader_epoch: LeaderEpoch,
     },
 }
 
@@ -743,7 +746,7 @@ impl Partition {
             Durability::Sync => Some(self.log.wait_durable_since(last_offset, tail_epoch)),
             Durability::Async => None,
         };
-        AckWait::HighWatermark { last_offset, local }
+        AckWait::HighWatermark { last_offset, local, leader_epoch: self.leader_epoch() }
     }
 
     /// Waits for what an append's acknowledgement needs.
@@ -751,13 +754,24 @@ impl Partition {
         match wait {
             AckWait::Now => Ok(()),
             AckWait::Durable(w) | AckWait::Written(w) => Ok(w.await?),
-            AckWait::HighWatermark { last_offset, local } => {
+            AckWait::HighWatermark { last_offset, local, leader_epoch } => {
                 if let Some(local) = local {
                     local.await?;
                 }
-                self.wait_for_data(last_offset).await;
+                let mut wait = self.wait_for_data(last_offset);
+                wait.leader_epoch = Some(leader_epoch);
+                wait.await;
+                let still_leading = self.role() == Role::Leader && self.leader_epoch() == leader_epoch;
                 match self.log.failed() {
                     Some(e) => Err(PartitionError::Log(e)),
+                    // Leadership moved (and maybe back): the batch may have been cut and the
+                    // offset reused, so it is not acknowledged; the client retries at the
+                    // leader, whose idempotence check finds it if it is there (Kafka completes
+                    // a pending produce of a replica that stops leading the same way).
+                    None if !still_leading => Err(self
+                        .check_leader()
+                        .err()
+                        .unwrap_or(PartitionError::NotLeader { leader: None, epoch: self.leader_epoch() })),
                     // Committed, but by fewer replicas than the topic asks for (Kafka answers the
                     // same: the write is there, the producer is told it may not be safe).
                     None if self.high_watermark() > last_offset => {
@@ -864,7 +878,7 @@ impl Partition {
     /// read), or when the partition's storage fails. Long-polling fetches park here, on the
     /// owner shard; drop the future to stop waiting.
     pub fn wait_for_data(&self, offset: u64) -> DataWait {
-        DataWait { partition: self.this.clone(), offset, log_wait: None, id: None }
+        DataWait { partition: self.this.clone(), offset, leader_epoch: None, log_wait: None, id: None }
     }
 }
 
@@ -872,6 +886,8 @@ impl Partition {
 pub struct DataWait {
     partition: Weak<Partition>,
     offset: u64,
+    /// An acknowledgement's wait also ends when this replica stops leading in this epoch.
+    leader_epoch: Option<LeaderEpoch>,
     /// This replica's own progress, while it is what holds the high watermark back.
     log_wait: Option<DurableWait>,
     /// Registration among the partition's parked fetches.
@@ -885,6 +901,9 @@ impl Future for DataWait {
         let Some(partition) = self.partition.upgrade() else { return Poll::Ready(()) };
         loop {
             if partition.high_watermark() > self.offset || partition.log.failed().is_some() {
+                return Poll::Ready(());
+            }
+            if self.leader_epoch.is_some_and(|e| partition.role() != Role::Leader || partition.leader_epoch() != e) {
                 return Poll::Ready(());
             }
             if partition.local_stable_offset() > self.offset {

@@ -302,3 +302,46 @@ fn acks_all_needs_min_insync_replicas() {
         task.await;
     });
 }
+
+/// A leader that loses its leadership ends its acks=all waits unacknowledged: its batch is cut
+/// when it follows the new leader, whose own batch then takes the same offsets. Waiting for the
+/// high watermark alone acknowledged that lost batch once the new leader's high watermark
+/// passed its offset.
+#[test]
+fn an_acknowledgement_is_not_given_for_a_batch_cut_after_leadership_moved() {
+    let dir = scratch("no-ack-after-demotion");
+    run(move || async move {
+        let (p, flusher) = partition(dir, Durability::Sync, vec![LOCAL, FOLLOWER]).await;
+        let task = flusher.spawn();
+        let committed = p.append_as_leader(records(2), Acks::All, 0).unwrap();
+        p.log().wait_durable(1).await.unwrap();
+        p.update_follower(FOLLOWER, 2, 0);
+        p.wait_acked(committed.wait).await.expect("on both replicas");
+        let cut = p.append_as_leader(records(2), Acks::All, 0).unwrap();
+        p.log().wait_durable(3).await.unwrap();
+        let waiting = p.clone();
+        let acked = glommio::spawn_local(async move { waiting.wait_acked(cut.wait).await });
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+        p.apply_state(&state(Some(FOLLOWER), 1, vec![FOLLOWER, LOCAL], 1), 0);
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+        assert_eq!(p.truncate_diverged(0, 2).await.unwrap(), 2);
+        // The new leader's own batch at 2..=4 (epoch 1), then its high watermark 5.
+        let mut other = records(3).to_vec();
+        other[0..8].copy_from_slice(&2i64.to_be_bytes());
+        other[12..16].copy_from_slice(&1i32.to_be_bytes());
+        p.append_as_follower(Bytes::from(other), 0).unwrap();
+        p.log().wait_durable(4).await.unwrap();
+        p.follow_high_watermark(5);
+        let result = futures_lite::future::or(async { Some(acked.await) }, async {
+            glommio::timer::sleep(Duration::from_millis(500)).await;
+            None
+        })
+        .await;
+        match result {
+            Some(Err(PartitionError::NotLeader { .. })) => {}
+            other => panic!("the cut batch's wait ended with {other:?}, not NOT_LEADER"),
+        }
+        flusher.stop();
+        task.await;
+    });
+}

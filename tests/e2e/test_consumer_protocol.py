@@ -116,12 +116,22 @@ def test_members_reconcile_incrementally_and_offsets_survive_a_restart(broker_fa
     assert [m.client_id for m in desc.members] == ["a"], desc.members
     assert sorted(tp.partition for tp in desc.members[0].assignment.topic_partitions) == list(range(PARTITIONS))
 
-    # Committed offsets survive a restart of the broker.
+    # Committed offsets and the group survive a restart of the broker.
     wait_committed_to_end(broker.bootstrap, group, topic, PARTITIONS)
     a.stop()
     committed = helpers.committed_offsets(broker.bootstrap, group)
+    epoch = ringtail_group_json(broker.bootstrap, "describe", group)["group_epoch"]
     broker.restart()
     assert helpers.committed_offsets(broker.bootstrap, group) == committed
+    def loaded():
+        try:
+            d = ringtail_group_json(broker.bootstrap, "describe", group)
+        except AssertionError:  # the coordinator still loading
+            return None
+        return d if d.get("group_type") == "consumer" else None
+
+    after = helpers.wait_for(loaded, 15, "the group loaded after the restart", interval_s=0.3)
+    assert after["group_epoch"] == epoch and after["state"] == "Empty", after
 
 
 def test_a_classic_and_a_consumer_group_each_read_every_message(broker_factory):
@@ -262,3 +272,66 @@ def test_group_configs_set_one_groups_session_and_heartbeat(broker_factory):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     described = admin.describe_configs([res])[res].result(timeout=30)
     assert described["consumer.session.timeout.ms"].value == "9000", described
+
+
+def read_new(bootstrap: str, group: str, topic: str, protocol: str, want: int, timeout_s: float = 60) -> list[int]:
+    """Joins `group` with `protocol`, reads until `want` messages came, commits and leaves; the
+    values read (numbers)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": protocol,
+                  "auto.offset.reset": "earliest", "enable.partition.eof": False, "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < want and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            got.append(int(m.value()))
+    c.commit(asynchronous=False)
+    c.close()
+    return sorted(got)
+
+
+def test_an_empty_group_moves_between_the_classic_and_consumer_protocols(broker_factory):
+    broker = broker_factory(*FAST_GROUPS)
+    topic = topic_name("move")
+    group = topic_name("moving")
+    create_topic(broker.bootstrap, topic, 3)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # must outlive its futures
+
+    def group_type():
+        return {g.group_id: str(g.type) for g in admin.list_consumer_groups().result(timeout=30).valid}[group]
+
+    first = 0
+    for protocol in ("classic", "consumer", "classic"):
+        produce_numbered(broker.bootstrap, topic, 300, 3, first=first)
+        # Each generation of the group starts where the previous one committed.
+        assert read_new(broker.bootstrap, group, topic, protocol, 300) == list(range(first, first + 300)), protocol
+        assert group_type().endswith(protocol.upper()), (protocol, group_type())
+        first += 300
+
+
+def test_a_regular_expression_subscription_is_resolved_by_the_broker(broker_factory):
+    broker = broker_factory(*FAST_GROUPS)
+    prefix = topic_name("re")
+    for name in ("a", "b"):
+        create_topic(broker.bootstrap, f"{prefix}-{name}", 2)
+    create_topic(broker.bootstrap, topic_name("other"), 2)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic_name("regex"),
+                  "group.protocol": "consumer", "auto.offset.reset": "earliest", "enable.partition.eof": False,
+                  "topic.metadata.refresh.interval.ms": 1000})
+    assigned: set[tuple[str, int]] = set()
+    c.subscribe([f"^{prefix}-.*"], on_assign=lambda _, ps: assigned.update((p.topic, p.partition) for p in ps))
+
+    def holds(expected):
+        c.poll(0.2)
+        return assigned == expected
+
+    try:
+        helpers.wait_for(lambda: holds({(f"{prefix}-{n}", p) for n in ("a", "b") for p in (0, 1)}), 30,
+                         lambda: f"both matching topics assigned, have {sorted(assigned)}")
+        # A topic created later that matches is assigned too.
+        create_topic(broker.bootstrap, f"{prefix}-c", 1)
+        helpers.wait_for(lambda: holds({(f"{prefix}-{n}", p) for n in ("a", "b") for p in (0, 1)} | {(f"{prefix}-c", 0)}),
+                         30, lambda: f"the new topic assigned too, have {sorted(assigned)}")
+    finally:
+        c.close()

@@ -73,7 +73,7 @@ pub async fn consumer_group_heartbeat(
         &req.group_id,
     );
     let group_id = req.group_id.clone();
-    let answer = match consumer::validate(&group_id, &hb, version) {
+    let answer = match consumer::validate(&group_id, &hb, version, &broker.config.groups.consumer_assignors) {
         Ok(()) => on_coordinator(broker, &req.group_id, move |s| async move {
             s.coordinator.consumer_heartbeat(&group_id, hb).await
         })

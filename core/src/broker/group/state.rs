@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
-use super::consumer::assignor::ASSIGNORS;
 use super::consumer::machine::{CommitRefusal, ConsumerGroup, Settings, Topics};
 use super::consumer::records::{assignment_bytes, group_records, record_order, subscription_bytes};
 use super::error::GroupError;
@@ -1050,7 +1049,7 @@ impl Groups {
         Settings {
             session_timeout_ms: self.config.consumer_session_timeout_ms,
             members_max: GROUP_MEMBERS_MAX,
-            default_assignor: ASSIGNORS[0],
+            default_assignor: self.config.consumer_assignors.default_name(),
         }
     }
 
@@ -1215,6 +1214,7 @@ mod tests {
         initial_rebalance_delay_ms: 0,
         consumer_session_timeout_ms: 45_000,
         consumer_heartbeat_interval_ms: 5_000,
+        consumer_assignors: crate::config::ConsumerAssignors::const_default(),
         offsets_per_group_max: 100,
     };
 

@@ -10,10 +10,6 @@ pub type TopicUuid = [u8; 16];
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<TopicUuid, BTreeSet<i32>>;
 
-/// The assignors this coordinator runs; the first is the default (Kafka's
-/// `group.consumer.assignors` default: uniform, range).
-pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
-
 /// A member as an assignor sees it.
 #[derive(Debug, Clone)]
 pub struct MemberSpec<'a> {

@@ -72,7 +72,12 @@ fn refusal(r: Refusal) -> GroupError {
 
 /// Checks a heartbeat's shape (Kafka's rules for ConsumerGroupHeartbeat), before any group is
 /// touched.
-pub fn validate(group_id: &str, hb: &Heartbeat, version: i16) -> Result<(), GroupError> {
+pub fn validate(
+    group_id: &str,
+    hb: &Heartbeat,
+    version: i16,
+    assignors: &crate::config::ConsumerAssignors,
+) -> Result<(), GroupError> {
     let invalid = |why: &str| Err(GroupError::InvalidRequest(why.to_string()));
     if group_id.is_empty() {
         return Err(GroupError::InvalidGroupId);
@@ -108,8 +113,11 @@ pub fn validate(group_id: &str, hb: &Heartbeat, version: i16) -> Result<(), Grou
         compile(regex)?;
     }
     if let Some(a) = &hb.server_assignor {
-        if !assignor::ASSIGNORS.contains(&a.as_str()) {
-            return Err(GroupError::UnsupportedAssignor(a.clone()));
+        if !assignors.contains(a) {
+            return Err(GroupError::UnsupportedAssignor(format!(
+                "{a} (this broker allows {})",
+                assignors.names().join(", ")
+            )));
         }
     }
     Ok(())
@@ -287,12 +295,15 @@ mod tests {
         }
     }
 
+    const A: crate::config::ConsumerAssignors = crate::config::ConsumerAssignors::const_default();
+
     const CONFIG: GroupConfig = GroupConfig {
         session_timeout_ms_min: 6_000,
         session_timeout_ms_max: 300_000,
         initial_rebalance_delay_ms: 0,
         consumer_session_timeout_ms: 45_000,
         consumer_heartbeat_interval_ms: 5_000,
+        consumer_assignors: A,
         offsets_per_group_max: 100,
     };
 
@@ -387,19 +398,19 @@ mod tests {
     #[test]
     fn heartbeats_are_checked_before_any_group_is_touched() {
         let hb = join("m");
-        assert!(validate("g", &hb, 1).is_ok());
-        assert!(matches!(validate("", &hb, 1), Err(GroupError::InvalidGroupId)));
+        assert!(validate("g", &hb, 1, &A).is_ok());
+        assert!(matches!(validate("", &hb, 1, &A), Err(GroupError::InvalidGroupId)));
         assert!(matches!(
-            validate("g", &Heartbeat { member_id: String::new(), ..join("") }, 1),
+            validate("g", &Heartbeat { member_id: String::new(), ..join("") }, 1, &A),
             Err(GroupError::InvalidRequest(_))
         ));
-        assert!(validate("g", &Heartbeat { member_id: String::new(), ..join("") }, 0).is_ok());
+        assert!(validate("g", &Heartbeat { member_id: String::new(), ..join("") }, 0, &A).is_ok());
         let bad_regex = Heartbeat { topic_regex: Some("(".into()), ..join("m") };
-        assert!(matches!(validate("g", &bad_regex, 1), Err(GroupError::InvalidRegularExpression(_))));
+        assert!(matches!(validate("g", &bad_regex, 1, &A), Err(GroupError::InvalidRegularExpression(_))));
         let assignor = Heartbeat { server_assignor: Some("sticky".into()), ..join("m") };
-        assert!(matches!(validate("g", &assignor, 1), Err(GroupError::UnsupportedAssignor(_))));
+        assert!(matches!(validate("g", &assignor, 1, &A), Err(GroupError::UnsupportedAssignor(_))));
         let owned = Heartbeat { owned: None, ..join("m") };
-        assert!(matches!(validate("g", &owned, 1), Err(GroupError::InvalidRequest(_))));
+        assert!(matches!(validate("g", &owned, 1, &A), Err(GroupError::InvalidRequest(_))));
         assert!(compile("t.*").unwrap().is_match("topic"));
         assert!(!compile("t").unwrap().is_match("topic"), "a regex matches whole names");
     }
