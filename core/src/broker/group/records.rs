@@ -19,7 +19,7 @@ const CONSUMER_ASSIGNMENT_KEY: i16 = 8;
 const GROUP_VALUE_VERSION: i16 = 3;
 
 /// The key of a record: what it is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecordKey {
     Offset {
         group: String,

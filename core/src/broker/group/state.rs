@@ -1074,7 +1074,7 @@ impl Groups {
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
         changed.extend(g.consumer_stored.keys().filter(|k| !now.contains_key(*k)).map(|k| (k.clone(), None)));
-        changed.sort_by_key(|(k, v)| (record_order(k, v.is_none()), format!("{k:?}")));
+        changed.sort_by(|(a, x), (b, y)| (record_order(a, x.is_none()), a).cmp(&(record_order(b, y.is_none()), b)));
         g.consumer_stored = now;
         self.writes.extend(changed);
     }

@@ -120,12 +120,26 @@ pub struct Member {
 impl Member {
     fn new(member_id: String, hb: &Heartbeat, now_ms: i64, settings: &Settings) -> Member {
         Member {
-            member_id,
             instance_id: hb.instance_id.clone(),
             rack_id: hb.rack_id.clone(),
             client_id: hb.client_id.clone(),
             client_host: hb.client_host.clone(),
             rebalance_timeout_ms: hb.rebalance_timeout_ms,
+            session_deadline_ms: now_ms + i64::from(settings.session_timeout_ms),
+            ..Member::empty(member_id)
+        }
+    }
+
+    /// A member with an id and nothing else: at epoch 0, owning nothing (one being replayed from
+    /// its records starts so).
+    pub fn empty(member_id: String) -> Member {
+        Member {
+            member_id,
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            rebalance_timeout_ms: 0,
             topic_names: Vec::new(),
             topic_regex: None,
             server_assignor: None,
@@ -135,7 +149,7 @@ impl Member {
             assigned: Assignment::new(),
             revoking: Assignment::new(),
             subscribed: BTreeSet::new(),
-            session_deadline_ms: now_ms + i64::from(settings.session_timeout_ms),
+            session_deadline_ms: 0,
             rebalance_deadline_ms: None,
         }
     }

@@ -196,7 +196,7 @@ impl Groups {
             (RecordKey::ConsumerTargetEpoch { .. }, None) => {}
             (RecordKey::ConsumerMember { member, .. }, Some(v)) => {
                 let v = MemberValue::decode(v).map_err(bad)?;
-                let mut m = c.members.get(&member).cloned().unwrap_or_else(|| empty_member(&member));
+                let mut m = c.members.get(&member).cloned().unwrap_or_else(|| Member::empty(member.clone()));
                 m.instance_id = v.instance_id;
                 m.rack_id = v.rack_id;
                 m.client_id = v.client_id;
@@ -218,7 +218,7 @@ impl Groups {
             }
             (RecordKey::ConsumerAssignment { member, .. }, Some(v)) => {
                 let v = AssignmentValue::decode(v).map_err(bad)?;
-                let mut m = c.members.get(&member).cloned().unwrap_or_else(|| empty_member(&member));
+                let mut m = c.members.get(&member).cloned().unwrap_or_else(|| Member::empty(member.clone()));
                 m.epoch = v.epoch;
                 m.previous_epoch = v.previous_epoch;
                 m.state = v.state;
@@ -249,29 +249,6 @@ impl Groups {
     pub fn consumer_group(&self, group_id: &str) -> Option<Result<ConsumerGroup, ()>> {
         let g = self.groups.get(group_id)?;
         Some(g.consumer.clone().ok_or(()))
-    }
-}
-
-/// A member known only from a record replayed before its metadata.
-fn empty_member(member_id: &str) -> Member {
-    Member {
-        member_id: member_id.to_string(),
-        instance_id: None,
-        rack_id: None,
-        client_id: String::new(),
-        client_host: String::new(),
-        rebalance_timeout_ms: 0,
-        topic_names: Vec::new(),
-        topic_regex: None,
-        server_assignor: None,
-        epoch: 0,
-        previous_epoch: -1,
-        state: MemberState::Stable,
-        assigned: Default::default(),
-        revoking: Default::default(),
-        subscribed: BTreeSet::new(),
-        session_deadline_ms: 0,
-        rebalance_deadline_ms: None,
     }
 }
 
