@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use ringtail_net::client::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use ringtail_net::client::produce::{ProducePartition, ProduceRequest, ProduceTopic};
 use ringtail_net::client::ClientApi;
@@ -28,6 +28,11 @@ use crate::workload::{Keys, Workload};
 pub const INTERVAL: Duration = Duration::from_secs(1);
 /// After the producers stop, how long consumers may take to catch up.
 const DRAIN: Duration = Duration::from_secs(15);
+/// CPU shares of the producers' and the consumers' task queues on a core (see `worker`).
+const PRODUCER_SHARES: usize = 100;
+const CONSUMER_SHARES: usize = 1000;
+/// How soon a consumer with a response to read preempts the producers.
+const CONSUMER_LATENCY: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
@@ -107,6 +112,9 @@ struct Shared {
     start_ns: AtomicU64,
     stop_consumers: AtomicBool,
     barrier: Barrier,
+    /// Messages acknowledged and consumed so far, over every core (the backlog bound).
+    published: AtomicU64,
+    consumed: AtomicU64,
 }
 
 impl Shared {
@@ -180,6 +188,8 @@ pub fn run(workload: &Workload, target: &Target, options: &RunOptions) -> Result
         start_ns: AtomicU64::new(0),
         stop_consumers: AtomicBool::new(false),
         barrier: Barrier::new(workers + 1),
+        published: AtomicU64::new(0),
+        consumed: AtomicU64::new(0),
     });
     let (reports_tx, reports_rx) = flume::unbounded::<Report>();
     let mut handles = Vec::new();
@@ -376,34 +386,62 @@ async fn worker(
     consumers: Vec<u32>,
 ) -> Result<()> {
     let stats = Rc::new(RefCell::new(Stats::default()));
-    let setup = async {
-        let mut ready_producers = Vec::new();
-        for &i in &producers {
-            let conn = Connection::connect(&plan.bootstrap, &format!("ringtail-bench-producer-{i}")).await?;
-            let version = conn.produce_version()?;
-            ready_producers.push((i, conn, version));
-        }
-        let mut ready_consumers = Vec::new();
-        for &j in &consumers {
-            let conn = Connection::connect(&plan.bootstrap, &format!("ringtail-bench-consumer-{j}")).await?;
-            let version = conn.fetch_version()?;
-            let mine: Vec<(String, i32)> = plan
-                .partitions
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| *k % plan.workload.consumers as usize == j as usize)
-                .map(|(_, (t, p))| (plan.topics[*t].clone(), *p))
-                .collect();
-            // The topics are new; a broker without ListOffsets v1 starts them at 0.
-            let offsets = if conn.is_legacy() {
-                mine.iter().map(|tp| (tp.clone(), 0)).collect()
-            } else {
-                client::latest_offsets(&conn, &mine).await?
-            };
-            ready_consumers.push((conn, version, offsets));
-        }
-        Ok::<_, anyhow::Error>((ready_producers, ready_consumers))
+    // Producers and consumers share this core but not its time: consumers run in a queue with
+    // ten times the producers' shares (and a short preemption deadline), so an unlimited
+    // producer never starves the consumers of the same process. A consumer that falls behind
+    // gets the CPU it needs to catch up, and the publish rate settles where consumers keep up
+    // (what "max rate" means with consumers). Connections are opened inside their queue,
+    // so each one's reader task runs there too.
+    let ex = glommio::executor();
+    let producer_queue = ex.create_task_queue(Shares::Static(PRODUCER_SHARES), Latency::NotImportant, "producers");
+    let consumer_queue =
+        ex.create_task_queue(Shares::Static(CONSUMER_SHARES), Latency::Matters(CONSUMER_LATENCY), "consumers");
+    let producers_ready = {
+        let plan = plan.clone();
+        glommio::spawn_local_into(
+            async move {
+                let mut ready = Vec::new();
+                for &i in &producers {
+                    let conn = Connection::connect(&plan.bootstrap, &format!("ringtail-bench-producer-{i}")).await?;
+                    let version = conn.produce_version()?;
+                    ready.push((i, conn, version));
+                }
+                Ok::<_, anyhow::Error>(ready)
+            },
+            producer_queue,
+        )
+        .map_err(|e| anyhow!("{e}"))?
     };
+    let consumers_ready = {
+        let plan = plan.clone();
+        glommio::spawn_local_into(
+            async move {
+                let mut ready = Vec::new();
+                for &j in &consumers {
+                    let conn = Connection::connect(&plan.bootstrap, &format!("ringtail-bench-consumer-{j}")).await?;
+                    let version = conn.fetch_version()?;
+                    let mine: Vec<(String, i32)> = plan
+                        .partitions
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| *k % plan.workload.consumers as usize == j as usize)
+                        .map(|(_, (t, p))| (plan.topics[*t].clone(), *p))
+                        .collect();
+                    // The topics are new; a broker without ListOffsets v1 starts them at 0.
+                    let offsets = if conn.is_legacy() {
+                        mine.iter().map(|tp| (tp.clone(), 0)).collect()
+                    } else {
+                        client::latest_offsets(&conn, &mine).await?
+                    };
+                    ready.push((conn, version, offsets));
+                }
+                Ok::<_, anyhow::Error>(ready)
+            },
+            consumer_queue,
+        )
+        .map_err(|e| anyhow!("{e}"))?
+    };
+    let setup = async { Ok::<_, anyhow::Error>((producers_ready.await?, consumers_ready.await?)) };
     let setup = setup.await;
     // Everyone meets here, set up or not (the main thread waits for every core).
     shared.barrier.wait();
@@ -434,24 +472,32 @@ async fn worker(
     for (i, conn, version) in ready_producers {
         let (plan, shared, stats, running, errors) =
             (plan.clone(), shared.clone(), stats.clone(), running.clone(), errors.clone());
-        glommio::spawn_local(async move {
-            if let Err(e) = producer(&plan, &shared, &stats, i, &conn, version, start_ns, end_ns).await {
-                errors.borrow_mut().get_or_insert(format!("producer {i}: {e:#}"));
-            }
-            running.set(running.get() - 1);
-        })
+        glommio::spawn_local_into(
+            async move {
+                if let Err(e) = producer(&plan, &shared, &stats, i, &conn, version, start_ns, end_ns).await {
+                    errors.borrow_mut().get_or_insert(format!("producer {i}: {e:#}"));
+                }
+                running.set(running.get() - 1);
+            },
+            producer_queue,
+        )
+        .map_err(|e| anyhow!("{e}"))?
         .detach();
     }
     let consuming = Rc::new(std::cell::Cell::new(ready_consumers.len()));
     for (conn, version, offsets) in ready_consumers {
         let (plan, shared, stats, consuming, errors) =
             (plan.clone(), shared.clone(), stats.clone(), consuming.clone(), errors.clone());
-        glommio::spawn_local(async move {
-            if let Err(e) = consumer(&plan, &shared, &stats, &conn, version, offsets).await {
-                errors.borrow_mut().get_or_insert(format!("consumer: {e:#}"));
-            }
-            consuming.set(consuming.get() - 1);
-        })
+        glommio::spawn_local_into(
+            async move {
+                if let Err(e) = consumer(&plan, &shared, &stats, &conn, version, offsets).await {
+                    errors.borrow_mut().get_or_insert(format!("consumer: {e:#}"));
+                }
+                consuming.set(consuming.get() - 1);
+            },
+            consumer_queue,
+        )
+        .map_err(|e| anyhow!("{e}"))?
         .detach();
     }
     // Report every interval, at start + k * INTERVAL. The first core also reads the machine's
@@ -553,8 +599,19 @@ async fn producer(
     if start_ns > now {
         glommio::timer::sleep(Duration::from_nanos(start_ns - now)).await;
     }
+    // An unlimited producer's lead over the consumers, in messages (0: no bound).
+    let backlog_max =
+        if rate > 0.0 || w.consumers == 0 { 0 } else { (w.backlog_max_mb * 1_000_000).div_ceil(w.message_size as u64) };
     loop {
-        let now = shared.now_ns();
+        let mut now = shared.now_ns();
+        while backlog_max > 0
+            && now < end_ns
+            && shared.published.load(Ordering::Relaxed).saturating_sub(shared.consumed.load(Ordering::Relaxed))
+                > backlog_max
+        {
+            glommio::timer::sleep(Duration::from_micros(500)).await;
+            now = shared.now_ns();
+        }
         if now >= end_ns {
             break;
         }
@@ -649,7 +706,7 @@ async fn producer(
                     let _permit = permit;
                     let answer = request.call(&conn, version).await;
                     let acked_ns = shared.now_ns();
-                    settle(answer, &ready, &names, &stats, message_size, acked_ns);
+                    settle(answer, &ready, &names, &stats, &shared, message_size, acked_ns);
                 })
                 .detach();
             }
@@ -667,6 +724,8 @@ async fn producer(
         } else if !sent_any {
             glommio::yield_if_needed().await;
         }
+        // Let the consumers' queue in when its time has come (a no-op otherwise).
+        glommio::yield_if_needed().await;
     }
     // Send what is left and wait for every answer.
     let rest: Vec<Ready> = open
@@ -680,7 +739,7 @@ async fn producer(
     if !rest.is_empty() && w.acks != 0 {
         let answer = ProduceCall::new(plan, &rest, conn).call(conn, version).await;
         let acked_ns = shared.now_ns();
-        settle(answer, &rest, &names, stats, w.message_size as u64, acked_ns);
+        settle(answer, &rest, &names, stats, shared, w.message_size as u64, acked_ns);
     }
     let _all = permits.acquire(u64::from(w.max_in_flight)).await;
     Ok(())
@@ -759,6 +818,7 @@ fn settle(
     ready: &[Ready],
     names: &[(String, i32)],
     stats: &Rc<RefCell<Stats>>,
+    shared: &Shared,
     message_size: u64,
     acked_ns: u64,
 ) {
@@ -769,6 +829,7 @@ fn settle(
         let ok = errors.get(&names[r.partition]) == Some(&0);
         if ok {
             s.count_published(n, message_size, r.bytes.len() as u64);
+            shared.published.fetch_add(n, Ordering::Relaxed);
             for &due in &r.due_ns {
                 stats::record(&mut s.publish_latency, acked_ns.saturating_sub(due) / 1000);
             }
@@ -829,6 +890,7 @@ async fn consumer(
                 batch::walk(&records, on_message).with_context(|| format!("fetch {topic}[{partition}]"))?
             };
             s.consumed += fetched.records;
+            shared.consumed.fetch_add(fetched.records, Ordering::Relaxed);
             s.consumed_bytes += fetched.records * plan.workload.message_size as u64;
             if let Some(next) = fetched.next_offset {
                 offsets.insert((topic, partition), next);

@@ -100,6 +100,10 @@ struct Overrides {
     duration_s: Option<u64>,
     #[arg(long)]
     warmup_s: Option<u64>,
+    /// With --rate 0 and consumers: producers pause while more than this many MB are
+    /// published and not yet consumed (default 64; 0: never, the producers run free).
+    #[arg(long)]
+    backlog_max_mb: Option<u64>,
 }
 
 impl Overrides {
@@ -109,7 +113,8 @@ impl Overrides {
         }
         set!(topics => topics, partitions => partitions_per_topic, message_size => message_size, producers => producers,
              consumers => consumers, rate => producer_rate, batch_bytes => batch_bytes, linger_ms => linger_ms,
-             max_in_flight => max_in_flight, duration_s => duration_s, warmup_s => warmup_s);
+             max_in_flight => max_in_flight, duration_s => duration_s, warmup_s => warmup_s,
+             backlog_max_mb => backlog_max_mb);
         if let Some(a) = &self.acks {
             w.acks = match a.as_str() {
                 "all" | "-1" => -1,

@@ -18,6 +18,11 @@ pub enum Keys {
 
 pub use crate::compression::{Compression, Payload};
 
+/// Default bound of an unlimited producer's lead over the consumers, in MB: well inside a
+/// broker's tail cache (Ringtail's is 256 MiB per shard), so consumers that keep up read the
+/// tail, and a few seconds of it at most at the rates this machine reaches.
+pub const BACKLOG_MAX_MB_DEFAULT: u64 = 64;
+
 /// One benchmark workload. Every field has a default; a TOML file may give any subset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -48,6 +53,10 @@ pub struct Workload {
     pub keys: Keys,
     pub duration_s: u64,
     pub warmup_s: u64,
+    /// With `producer_rate` 0 and consumers: producers pause while more than this many MB are
+    /// acknowledged but not yet consumed, so the publish rate settles at what the consumers
+    /// sustain (OpenMessaging's maximum sustainable rate); 0 never pauses them.
+    pub backlog_max_mb: u64,
 }
 
 impl Default for Workload {
@@ -69,6 +78,7 @@ impl Default for Workload {
             keys: Keys::None,
             duration_s: 60,
             warmup_s: 10,
+            backlog_max_mb: BACKLOG_MAX_MB_DEFAULT,
         }
     }
 }

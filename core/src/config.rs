@@ -128,7 +128,8 @@ pub struct ServeArgs {
     #[arg(long, env = "RINGTAIL_FETCH_MAX_BYTES")]
     pub fetch_max_bytes: Option<usize>,
     /// Bytes of recent batches one shard keeps cached over all its partitions, for reads at the
-    /// tail without the disk; quiet partitions' caches are emptied past it (default 268435456).
+    /// tail without the disk; past it each partition above an equal share gives back its oldest
+    /// written batches (default 268435456, at least 8388608).
     #[arg(long, env = "RINGTAIL_CACHE_BUDGET_BYTES")]
     pub cache_budget_bytes: Option<u64>,
     /// Partitions one consumer group may hold committed offsets for; a commit for more gets
@@ -587,12 +588,12 @@ impl BrokerConfig {
         }
         let cache_budget_bytes =
             args.cache_budget_bytes.or(file.cache_budget_bytes).unwrap_or(ringtail_log::CACHE_BUDGET_BYTES_DEFAULT);
-        if cache_budget_bytes < ringtail_log::CACHE_BYTES_MAX_DEFAULT as u64 {
+        if cache_budget_bytes < ringtail_log::CACHE_BUDGET_BYTES_MIN {
             return Err(ConfigError::Invalid {
                 setting: "cache-budget-bytes",
                 message: format!(
-                    "{cache_budget_bytes} is below one partition's cache ({} bytes)",
-                    ringtail_log::CACHE_BYTES_MAX_DEFAULT
+                    "{cache_budget_bytes} is below the smallest cache budget ({} bytes)",
+                    ringtail_log::CACHE_BUDGET_BYTES_MIN
                 ),
             });
         }

@@ -23,8 +23,10 @@ pub const BATCH_BYTES_MAX_DEFAULT: usize = 1_048_588;
 /// Kafka 4's default of message.timestamp.after.max.ms: an hour ahead of the broker's clock.
 pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: u64 = 3_600_000;
 
-/// Recent batches one partition keeps cached by default, beyond those not yet written.
-pub const CACHE_BYTES_MAX_DEFAULT: usize = 8 << 20;
+/// Recent batches one partition keeps cached by default, beyond those not yet written: no cap
+/// of its own, the shard's cache budget decides (`Flusher::enforce_cache_budget`). Tests and
+/// the simulation set small caps to send reads to disk.
+pub const CACHE_BYTES_MAX_DEFAULT: usize = usize::MAX;
 
 /// Configuration of one partition log. Defaults match Kafka's topic defaults where Kafka has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -83,9 +83,12 @@ impl Flusher {
         self.cache_budget_bytes.get()
     }
 
-    /// When the shard's caches hold more than the budget, empties the caches of logs in turn
-    /// (of what has been written) until they hold at most 7/8 of it. Logs that went quiet are
-    /// never flushed again, so their caches shrink only here.
+    /// When the shard's caches hold more than the budget, brings them to at most 7/8 of it:
+    /// first every log above an equal share of that target gives back its oldest written
+    /// batches down to the share (so a busy partition keeps as long a tail as the budget
+    /// allows and a consumer a little behind still reads from memory), then, if batches not yet
+    /// written keep the total above it, logs are emptied of what is written, in turn. Logs
+    /// that went quiet are never flushed again, so their caches shrink only here.
     pub(crate) fn enforce_cache_budget(&self) {
         let budget = self.cache_budget_bytes.get();
         if self.stats.cache_bytes.get() <= budget {
@@ -93,6 +96,10 @@ impl Flusher {
         }
         let target = budget / 8 * 7;
         let logs: Vec<Rc<PartitionLog>> = self.logs.borrow().iter().filter_map(Weak::upgrade).collect();
+        let share = target / logs.len().max(1) as u64;
+        for log in &logs {
+            log.evict_cache(share);
+        }
         let start = self.sweep_from.get() % logs.len().max(1);
         for i in 0..logs.len() {
             if self.stats.cache_bytes.get() <= target {

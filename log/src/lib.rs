@@ -25,7 +25,7 @@ pub use config::{Durability, LogConfig, BATCH_BYTES_MAX_DEFAULT, BLOCK_BYTES, CA
 pub use error::{BatchError, LogError};
 pub use fault::{Faults, IoOp};
 pub use flusher::{now_ms, Flusher};
-pub use limits::{CACHE_BUDGET_BYTES_DEFAULT, PRODUCERS_PER_PARTITION_MAX};
+pub use limits::{CACHE_BUDGET_BYTES_DEFAULT, CACHE_BUDGET_BYTES_MIN, PRODUCERS_PER_PARTITION_MAX};
 pub use partition::{
     AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport, WRITES_IN_FLIGHT_DEFAULT, WRITE_BYTES_DEFAULT,
 };

@@ -13,8 +13,8 @@ use ringtail_replication::{
 };
 
 use crate::runtime::table::ServeError;
-use crate::runtime::throttle;
 use crate::runtime::Shard;
+use crate::runtime::{read_budget, throttle};
 
 /// One partition's part of a produce request.
 #[derive(Debug)]
@@ -60,6 +60,16 @@ pub enum FetchReader {
     Follower { node: NodeId, last_fetched_epoch: i32 },
     /// Kafka's debugging replica id (-2): any replica, up to its log end.
     Debug,
+}
+
+/// A cold partition read of a fetch, running while the rest of the fetch is assembled.
+struct ColdRead {
+    index: usize,
+    partition: Rc<Partition>,
+    reader: FetchReader,
+    offset: i64,
+    charge: Option<read_budget::ReadCharge>,
+    read: glommio::Task<Result<ringtail_log::ReadBatches, ringtail_replication::PartitionError>>,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +281,7 @@ impl Shard {
         let mut throttled = vec![false; items.len()];
         let leader_throttle = self.throttle(throttle::Side::Leader);
         let mut first = true;
+        let mut pending: Vec<ColdRead> = Vec::new();
         for item in items {
             let partition = match self.replica(item.partition) {
                 Ok(p) => p,
@@ -366,40 +377,77 @@ impl Shard {
                     continue;
                 }
             }
-            match partition.read(item.offset, max_bytes, isolation).await {
-                Ok(mut read) => {
-                    if let Some(mut charge) = charge {
-                        charge.resize(read.bytes as u64);
-                        if let Some(last) = read.chunks.pop() {
-                            read.chunks.push(charge.attach(last));
-                        }
-                    }
-                    if let (Some(_), Some(t)) = (throttle, &leader_throttle) {
-                        t.take(read.bytes);
-                    }
-                    match item.reader {
-                        FetchReader::Follower { .. } => self
-                            .metrics
-                            .replication_bytes_out
-                            .set(self.metrics.replication_bytes_out.get() + read.bytes as u64),
-                        _ => self.metrics.topic(partition.topic(), |c| {
-                            c.bytes_out += read.bytes as u64;
-                            c.records_out += read.next_offset.saturating_sub(item.offset as u64);
-                        }),
-                    }
-                    first &= read.bytes == 0;
-                    budget = budget.saturating_sub(read.bytes);
-                    result.bytes = read.bytes;
-                    result.records = read.chunks;
-                }
-                Err(e) => {
-                    self.storage_failed(&partition, &e);
-                    result.error = Some(e.into());
+            let index = results.len();
+            results.push(result);
+            if charge.is_some() && throttle.is_none() {
+                // A cold read: started now and awaited below, so the disk reads of one fetch
+                // are in flight together (queue depth up to the partitions read) instead of one
+                // after another. Its whole `max_bytes` is taken from the response's budget up
+                // front; what it does not fill is not given to later partitions.
+                let read = {
+                    let partition = partition.clone();
+                    let offset = item.offset;
+                    glommio::spawn_local(async move { partition.read(offset, max_bytes, isolation).await })
+                };
+                pending.push(ColdRead { index, partition, reader: item.reader, offset: item.offset, charge, read });
+                first = false;
+                budget = budget.saturating_sub(max_bytes);
+                continue;
+            }
+            let outcome = partition.read(item.offset, max_bytes, isolation).await;
+            if let Ok(read) = &outcome {
+                first &= read.bytes == 0;
+                budget = budget.saturating_sub(read.bytes);
+                if let (Some(_), Some(t)) = (throttle, &leader_throttle) {
+                    t.take(read.bytes);
                 }
             }
-            results.push(result);
+            self.fill_read(&mut results[index], &partition, item.reader, item.offset, charge, outcome);
+        }
+        for cold in pending {
+            let outcome = cold.read.await;
+            self.fill_read(&mut results[cold.index], &cold.partition, cold.reader, cold.offset, cold.charge, outcome);
         }
         (results, throttled)
+    }
+
+    /// Puts one partition's read into its fetch result: the records (the last chunk holding the
+    /// read-budget charge until the response is written), the bytes-out counters, or the error.
+    fn fill_read(
+        &self,
+        result: &mut FetchResult,
+        partition: &Partition,
+        reader: FetchReader,
+        offset: i64,
+        charge: Option<read_budget::ReadCharge>,
+        outcome: Result<ringtail_log::ReadBatches, ringtail_replication::PartitionError>,
+    ) {
+        match outcome {
+            Ok(mut read) => {
+                if let Some(mut charge) = charge {
+                    charge.resize(read.bytes as u64);
+                    if let Some(last) = read.chunks.pop() {
+                        read.chunks.push(charge.attach(last));
+                    }
+                }
+                match reader {
+                    FetchReader::Follower { .. } => self
+                        .metrics
+                        .replication_bytes_out
+                        .set(self.metrics.replication_bytes_out.get() + read.bytes as u64),
+                    _ => self.metrics.topic(partition.topic(), |c| {
+                        c.bytes_out += read.bytes as u64;
+                        c.records_out += read.next_offset.saturating_sub(offset as u64);
+                    }),
+                }
+                result.bytes = read.bytes;
+                result.records = read.chunks;
+            }
+            Err(e) => {
+                self.storage_failed(partition, &e);
+                result.error = Some(e.into());
+            }
+        }
     }
 
     pub async fn list_offsets_local(&self, items: Vec<OffsetsItem>) -> Vec<OffsetsResult> {

@@ -314,3 +314,36 @@ fn create_time_outside_the_bounds_is_refused_and_max_timestamp_is_found() {
         assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((1, now + 2_000)));
     });
 }
+
+#[test]
+fn the_shard_cache_budget_is_shared_by_busy_logs_newest_batches_kept() {
+    run(|| async {
+        let config = LogConfig { cache_bytes_max: usize::MAX, ..small_config() };
+        let flusher = flusher();
+        flusher.set_cache_budget(128 << 10);
+        let (a_dir, b_dir) = (scratch("cache-share-a"), scratch("cache-share-b"));
+        let a = open(&a_dir, &config, &flusher).await;
+        let b = open(&b_dir, &config, &flusher).await;
+        // 40 batches of about 4 KiB each per log: 320 KiB in all, 2.5 times the budget.
+        for i in 0..40u64 {
+            for log in [&a, &b] {
+                log.append(batch(i, 1, 4000, 1_000), 1, 0).unwrap();
+                log.flush(true, 0).await.unwrap();
+            }
+        }
+        let total = a.cache_bytes() + b.cache_bytes();
+        assert!(total <= 128 << 10, "over the budget: {total}");
+        // Each busy log keeps about half of the 7/8 target, not one log all and the other none.
+        for log in [&a, &b] {
+            assert!(log.cache_bytes() >= 40 << 10, "a log kept {} bytes", log.cache_bytes());
+            assert!(log.is_cached(39), "the newest batch left the cache");
+            assert!(!log.is_cached(0), "the oldest batch is still cached");
+        }
+        // Reads below the cache come from disk, byte for byte the same.
+        let cold = a.read(0, 1, u64::MAX).await.unwrap();
+        assert_eq!(cold.next_offset, 1);
+        for log in [a, b] {
+            log.close(0).await.unwrap();
+        }
+    });
+}
