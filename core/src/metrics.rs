@@ -50,6 +50,10 @@ pub struct ShardMetrics {
     /// Connections closed for stalling mid-request, and for idling.
     pub closed_read_timeout: Cell<u64>,
     pub closed_idle: Cell<u64>,
+    /// Responses written, and the `sendmsg` calls that wrote them (one each when the socket
+    /// had room).
+    pub responses_written: Cell<u64>,
+    pub response_sends: Cell<u64>,
     /// Connections refused at accept, by the cap that refused them.
     pub refused_max_connections: Cell<u64>,
     pub refused_max_connections_per_ip: Cell<u64>,
@@ -80,6 +84,8 @@ impl ShardMetrics {
             fetch_parked: Cell::new(0),
             closed_read_timeout: Cell::new(0),
             closed_idle: Cell::new(0),
+            responses_written: Cell::new(0),
+            response_sends: Cell::new(0),
             refused_max_connections: Cell::new(0),
             refused_max_connections_per_ip: Cell::new(0),
             pinning_copies: Cell::new(0),
@@ -111,6 +117,11 @@ impl ShardMetrics {
             Refusal::MaxConnectionsPerIp => &self.refused_max_connections_per_ip,
         };
         cell.set(cell.get() + 1);
+    }
+
+    pub fn response_written(&self, sends: usize) {
+        self.responses_written.set(self.responses_written.get() + 1);
+        self.response_sends.set(self.response_sends.get() + sends as u64);
     }
 
     pub fn connection_closed(&self, read_timeout: bool) {
@@ -265,6 +276,8 @@ pub struct ShardSnapshot {
     pub budgets: Vec<(&'static str, u64, u64)>,
     pub closed_read_timeout: u64,
     pub closed_idle: u64,
+    pub responses_written: u64,
+    pub response_sends: u64,
     pub refused_max_connections: u64,
     pub refused_max_connections_per_ip: u64,
     pub pinning_copies: u64,
@@ -644,6 +657,18 @@ impl Collector for Snapshots {
             "ringtail_connections_closed",
             "Connections the broker closed: stalled mid-request (read_timeout) or idle.",
             closed,
+        )?;
+        counters(
+            &mut e,
+            "ringtail_responses_written",
+            "Responses written to clients.",
+            per_shard_u(&|x| x.responses_written),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_response_sends",
+            "Vectored sends (sendmsg) that wrote responses, size and every chunk of one response in one call while the socket has room: equal to ringtail_responses_written_total when none had to wait.",
+            per_shard_u(&|x| x.response_sends),
         )?;
         let mut refused = with_reason("max_connections", &|x| x.refused_max_connections);
         refused.extend(with_reason("max_connections_per_ip", &|x| x.refused_max_connections_per_ip));

@@ -69,6 +69,11 @@ def test_metrics_count_exactly_what_was_produced_and_fetched(broker):
     assert samples(fetched, "ringtail_topic_bytes_out_total", topic=topic) == \
         samples(after, "ringtail_topic_bytes_in_total", topic=topic)
     assert samples(fetched, "ringtail_batch_cache_hits_total") > 0
+    # Every response (these are small: they fit a socket buffer) went out in one vectored send:
+    # size, headers and batches together, not a write per chunk.
+    written = samples(fetched, "ringtail_responses_written_total")
+    assert written > samples(after, "ringtail_requests_total", api="Produce")
+    assert samples(fetched, "ringtail_response_sends_total") == written
 
 
 def test_refused_requests_are_counted_and_logged(broker):

@@ -71,6 +71,8 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
         committed_omitted,
         budgets: shard.budgets(),
         closed_read_timeout: m.closed_read_timeout.get(),
+        responses_written: m.responses_written.get(),
+        response_sends: m.response_sends.get(),
         closed_idle: m.closed_idle.get(),
         refused_max_connections: m.refused_max_connections.get(),
         refused_max_connections_per_ip: m.refused_max_connections_per_ip.get(),

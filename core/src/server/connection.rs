@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -227,6 +228,9 @@ pub async fn serve_connection(shard: Rc<Broker>, stream: TcpStream) {
     // A client that stops reading its responses would hold their memory (and read budget)
     // for ever: a response that cannot be written for this long closes the connection.
     let _ = stream.set_write_timeout(Some(shard.config.request_read_timeout));
+    // Responses are written with vectored sends on the socket itself (`send.rs`); `writer`
+    // owns it until the connection ends, and waits for room when the socket has none.
+    let fd = stream.as_raw_fd();
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (queue_tx, queue_rx) = glommio::channels::local_channel::new_bounded(IN_FLIGHT_PER_CONNECTION_MAX);
     let connection_budget = Rc::new(Semaphore::new(shard.config.request_bytes_per_connection_max() as u64));
@@ -284,16 +288,10 @@ pub async fn serve_connection(shard: Rc<Broker>, stream: TcpStream) {
         activity.pending.set(activity.pending.get() - 1);
         activity.last.set(Instant::now());
         match outcome {
-            Outcome::Respond(chunks) => {
-                let size: usize = chunks.iter().map(Bytes::len).sum();
-                let mut ok = writer.write_all(&(size as i32).to_be_bytes()).await.is_ok();
-                for c in &chunks {
-                    ok = ok && writer.write_all(c).await.is_ok();
-                }
-                if !ok || writer.flush().await.is_err() {
-                    break;
-                }
-            }
+            Outcome::Respond(chunks) => match super::send::write_response(fd, &mut writer, &chunks).await {
+                Ok(calls) => shard.metrics.response_written(calls),
+                Err(_) => break,
+            },
             Outcome::Silent => {}
             Outcome::Close(reason) => {
                 if shard.log_limits.connections.allow() {

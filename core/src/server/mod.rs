@@ -7,6 +7,7 @@ pub mod admin_http;
 pub mod connection;
 mod controller_only;
 mod legacy;
+mod send;
 
 use std::path::Path;
 use std::rc::Rc;
