@@ -38,6 +38,8 @@ const CONSUMER_LATENCY: Duration = Duration::from_millis(2);
 pub struct Target {
     pub name: String,
     pub bootstrap: String,
+    /// The broker's process, whose CPU time the summary reports when given.
+    pub broker_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +92,30 @@ pub struct Summary {
     pub cpu_steal_percent: f64,
     /// The most stolen in one interval, ms summed over every CPU.
     pub steal_max_ms: u64,
+    /// The broker's CPU time while measuring, when its pid was given.
+    pub broker_cpu: Option<BrokerCpu>,
+}
+
+/// A broker's CPU time (user + system, every thread) over the measured period, and per GB of
+/// message bytes published, consumed, and both together.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerCpu {
+    pub seconds: f64,
+    pub per_gb_published: Option<f64>,
+    pub per_gb_consumed: Option<f64>,
+    pub per_gb_moved: Option<f64>,
+}
+
+impl BrokerCpu {
+    fn new(seconds: f64, published_bytes: u64, consumed_bytes: u64) -> BrokerCpu {
+        let per = |bytes: u64| (bytes > 0).then(|| seconds / (bytes as f64 / 1e9));
+        BrokerCpu {
+            seconds,
+            per_gb_published: per(published_bytes),
+            per_gb_consumed: per(consumed_bytes),
+            per_gb_moved: per(published_bytes + consumed_bytes),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -253,6 +279,10 @@ fn collect(
     let mut producing = vec![true; workers];
     let mut drain_deadline: Option<Instant> = None;
     let mut error = None;
+    // The broker's CPU seconds when measuring starts and ends (read as those intervals complete).
+    let cpu_now = || target.broker_pid.and_then(stats::process_cpu_s);
+    let mut cpu_start = if warmup_intervals == 0 { cpu_now() } else { None };
+    let mut cpu_end = None;
     while !(finished_at.iter().all(Option::is_some) && pending.is_empty()) {
         let report = match reports.recv_timeout(Duration::from_millis(200)) {
             Ok(r) => r,
@@ -282,6 +312,12 @@ fn collect(
                 break;
             }
             let (_, (_, stats)) = pending.pop_first().expect("not empty");
+            if index + 1 == warmup_intervals {
+                cpu_start = cpu_now();
+            }
+            if index + 1 == warmup_intervals + measured_intervals {
+                cpu_end = cpu_now();
+            }
             total.merge(&stats);
             let warmup = index < warmup_intervals;
             if !warmup && index < warmup_intervals + measured_intervals {
@@ -344,6 +380,10 @@ fn collect(
             .map(|r| r.steal_ms)
             .max()
             .unwrap_or(0),
+        broker_cpu: match (cpu_start, cpu_end) {
+            (Some(a), Some(b)) => Some(BrokerCpu::new(b - a, measured.published_bytes, measured.consumed_bytes)),
+            _ => None,
+        },
     };
     Ok((summary, rows, Percentiles::curve(&measured.publish_latency), Percentiles::curve(&measured.end_to_end_latency)))
 }

@@ -48,6 +48,10 @@ struct RunArgs {
     /// A workload TOML file (fields as in `ringtail-bench presets --toml`); flags override it.
     #[arg(long)]
     workload: Option<PathBuf>,
+    /// The broker's process id, for its CPU time per GB in the summary: `PID` with one target,
+    /// `NAME=PID` for each of several (repeat the flag).
+    #[arg(long = "broker-pid")]
+    broker_pids: Vec<String>,
     /// Cores to run the client on, e.g. `0,1` (default: core 0).
     #[arg(long, value_delimiter = ',')]
     cores: Vec<usize>,
@@ -178,14 +182,30 @@ fn run_workload(args: RunArgs) -> Result<()> {
     w.validate()?;
     let mut targets = Vec::new();
     if let Some(b) = &args.bootstrap {
-        targets.push(Target { name: b.clone(), bootstrap: b.clone() });
+        targets.push(Target { name: b.clone(), bootstrap: b.clone(), broker_pid: None });
     }
     for t in &args.targets {
         let (name, bootstrap) = t.split_once('=').with_context(|| format!("--target {t}: use name=host:port"))?;
-        targets.push(Target { name: name.into(), bootstrap: bootstrap.into() });
+        targets.push(Target { name: name.into(), bootstrap: bootstrap.into(), broker_pid: None });
     }
     if targets.is_empty() {
         bail!("give --bootstrap HOST:PORT or one or more --target NAME=HOST:PORT");
+    }
+    for p in &args.broker_pids {
+        let (name, pid) = match p.split_once('=') {
+            Some((name, pid)) => (Some(name), pid),
+            None => (None, p.as_str()),
+        };
+        let pid: u32 = pid.parse().with_context(|| format!("--broker-pid {p}: use PID or NAME=PID"))?;
+        if stats::process_cpu_s(pid).is_none() {
+            bail!("--broker-pid {p}: no process {pid} to read /proc/{pid}/stat of");
+        }
+        let target = match name {
+            Some(name) => targets.iter_mut().find(|t| t.name == name),
+            None if targets.len() == 1 => targets.first_mut(),
+            None => bail!("--broker-pid {p}: with several targets, use NAME=PID"),
+        };
+        target.with_context(|| format!("--broker-pid {p}: no such target"))?.broker_pid = Some(pid);
     }
     let cores = if args.cores.is_empty() { vec![0] } else { args.cores.clone() };
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -239,6 +259,10 @@ fn run_workload(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+fn per_gb(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.3}"))
+}
+
 fn print_summary(r: &RunResult) {
     let s = &r.summary;
     println!("-- summary for {} over {:.0} s after warm-up", r.target.name, s.measured_s);
@@ -258,6 +282,16 @@ fn print_summary(r: &RunResult) {
         "messages published {} (errors {}), consumed {}, backlog at end {}",
         s.published, s.publish_errors, s.consumed, s.backlog_at_end
     );
+    if let Some(cpu) = &s.broker_cpu {
+        println!(
+            "broker CPU {:.2} s while measuring ({:.0}% of a core): {} s per GB published, {} s per GB consumed, {} s per GB moved",
+            cpu.seconds,
+            cpu.seconds / s.measured_s * 100.0,
+            per_gb(cpu.per_gb_published),
+            per_gb(cpu.per_gb_consumed),
+            per_gb(cpu.per_gb_moved)
+        );
+    }
     if s.steal_max_ms > 0 {
         println!(
             "CPU time stolen by the hypervisor while measuring: {:.1}% (worst interval {} ms); latency tails include such stalls",

@@ -77,6 +77,21 @@ impl Stats {
 /// ran something else: to a latency benchmark, a stall it did not cause.
 /// Also the number of CPUs the steal is summed over (all online CPUs, whatever this process's
 /// affinity).
+/// CPU seconds a process has used, user and system, all its threads (`/proc/PID/stat`).
+pub fn process_cpu_s(pid: u32) -> Option<f64> {
+    parse_process_cpu_s(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime and stime are the 14th and 15th fields, in USER_HZ (100 per second on Linux); the
+/// command name before them is in parentheses and may hold spaces.
+fn parse_process_cpu_s(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 pub fn steal_ms_now() -> Option<(u64, usize)> {
     parse_steal_ms(&std::fs::read_to_string("/proc/stat").ok()?)
 }
@@ -140,6 +155,14 @@ impl Percentiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_cpu_is_utime_plus_stime_after_the_command_name() {
+        let stat = "4242 (ringtail shard) S 1 4242 4242 0 -1 4194560 93 0 0 0 1234 566 0 0 20 0 3 0 12 0 0";
+        assert_eq!(parse_process_cpu_s(stat), Some(18.0));
+        assert_eq!(parse_process_cpu_s("4242 (x) S 1"), None);
+        assert!(process_cpu_s(std::process::id()).is_some());
+    }
 
     #[test]
     fn steal_is_the_eighth_value_of_the_cpu_line() {
