@@ -132,6 +132,11 @@ pub struct ServeArgs {
     /// written batches (default 268435456, at least 8388608).
     #[arg(long, env = "RINGTAIL_CACHE_BUDGET_BYTES")]
     pub cache_budget_bytes: Option<u64>,
+    /// Bytes per second the background scrubber reads to verify sealed segments (every batch's
+    /// length, CRC and offset), for the whole broker, split over its shards; a damaged batch
+    /// takes its partition offline as a read finding it would. 0 turns it off (default 33554432)
+    #[arg(long, env = "RINGTAIL_SCRUB_BYTES_PER_SECOND")]
+    pub scrub_bytes_per_second: Option<u64>,
     /// Partitions one consumer group may hold committed offsets for; a commit for more gets
     /// INVALID_COMMIT_OFFSET_SIZE (default 100000).
     #[arg(long, env = "RINGTAIL_OFFSETS_PER_GROUP_MAX")]
@@ -263,6 +268,7 @@ struct FileConfig {
     log_format: Option<String>,
     partitions_per_shard_max: Option<usize>,
     cache_budget_bytes: Option<u64>,
+    scrub_bytes_per_second: Option<u64>,
     offsets_per_group_max: Option<usize>,
     disk_free_low_bytes: Option<u64>,
     disk_free_low_percent: Option<u8>,
@@ -320,6 +326,8 @@ pub struct BrokerConfig {
     pub partitions_per_shard_max: usize,
     /// The batch cache budget of one shard.
     pub cache_budget_bytes: u64,
+    /// What the scrubber reads per second, whole broker (0: off).
+    pub scrub_bytes_per_second: u64,
     /// Free-space watermarks of the data directory.
     pub disk_space: ringtail_log::SpaceConfig,
     /// Roles, quorum, rack, cluster id and timings; a single node without cluster flags.
@@ -646,11 +654,16 @@ impl BrokerConfig {
         }
         .resolve()
         .map_err(|e| ConfigError::Invalid { setting: e.setting, message: e.message })?;
+        let scrub_bytes_per_second = args
+            .scrub_bytes_per_second
+            .or(file.scrub_bytes_per_second)
+            .unwrap_or(limits::SCRUB_BYTES_PER_SECOND_DEFAULT);
         Ok(BrokerConfig {
             cluster,
             listen,
             disk_space,
             cache_budget_bytes,
+            scrub_bytes_per_second,
             partitions_per_shard_max,
             log_format,
             advertised_host: host.trim_start_matches('[').trim_end_matches(']').to_string(),

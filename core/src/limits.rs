@@ -97,3 +97,11 @@ const _: () = assert!(RECOMPRESSED_BYTES_PER_FRAME_BYTE_MAX >= 2);
 /// holds at most one response per leader node it follows.
 pub const REPLICA_FETCH_PARTITION_BYTES_MAX: usize = 1 << 20;
 pub const REPLICA_FETCH_RESPONSE_BYTES_MAX: usize = 10 << 20;
+
+/// What the background scrubber reads per second by default, whole broker (about 3% of this
+/// machine's sequential read rate): a terabyte of sealed segments is verified in about 9 hours.
+pub const SCRUB_BYTES_PER_SECOND_DEFAULT: u64 = 32 << 20;
+/// The scrubber wakes this often and reads its share of the rate each time, in steps of at
+/// most `SCRUB_STEP_BYTES_MAX` (so one partition's step never holds much memory or disk time).
+pub const SCRUB_INTERVAL: Duration = Duration::from_millis(100);
+pub const SCRUB_STEP_BYTES_MAX: usize = 4 << 20;

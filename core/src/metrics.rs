@@ -54,6 +54,10 @@ pub struct ShardMetrics {
     /// had room).
     pub responses_written: Cell<u64>,
     pub response_sends: Cell<u64>,
+    /// The scrubber: bytes verified, segments verified whole, damage found.
+    pub scrub_bytes: Cell<u64>,
+    pub scrub_segments: Cell<u64>,
+    pub scrub_damage: Cell<u64>,
     /// Connections refused at accept, by the cap that refused them.
     pub refused_max_connections: Cell<u64>,
     pub refused_max_connections_per_ip: Cell<u64>,
@@ -86,6 +90,9 @@ impl ShardMetrics {
             closed_idle: Cell::new(0),
             responses_written: Cell::new(0),
             response_sends: Cell::new(0),
+            scrub_bytes: Cell::new(0),
+            scrub_segments: Cell::new(0),
+            scrub_damage: Cell::new(0),
             refused_max_connections: Cell::new(0),
             refused_max_connections_per_ip: Cell::new(0),
             pinning_copies: Cell::new(0),
@@ -122,6 +129,15 @@ impl ShardMetrics {
     pub fn response_written(&self, sends: usize) {
         self.responses_written.set(self.responses_written.get() + 1);
         self.response_sends.set(self.response_sends.get() + sends as u64);
+    }
+
+    pub fn scrubbed(&self, bytes: u64, segment_verified: bool) {
+        self.scrub_bytes.set(self.scrub_bytes.get() + bytes);
+        self.scrub_segments.set(self.scrub_segments.get() + u64::from(segment_verified));
+    }
+
+    pub fn scrub_found_damage(&self) {
+        self.scrub_damage.set(self.scrub_damage.get() + 1);
     }
 
     pub fn connection_closed(&self, read_timeout: bool) {
@@ -278,6 +294,9 @@ pub struct ShardSnapshot {
     pub closed_idle: u64,
     pub responses_written: u64,
     pub response_sends: u64,
+    pub scrub_bytes: u64,
+    pub scrub_segments: u64,
+    pub scrub_damage: u64,
     pub refused_max_connections: u64,
     pub refused_max_connections_per_ip: u64,
     pub pinning_copies: u64,
@@ -669,6 +688,24 @@ impl Collector for Snapshots {
             "ringtail_response_sends",
             "Vectored sends (sendmsg) that wrote responses, size and every chunk of one response in one call while the socket has room: equal to ringtail_responses_written_total when none had to wait.",
             per_shard_u(&|x| x.response_sends),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_scrub_bytes",
+            "Bytes of sealed segments the scrubber read and verified (length, CRC and offset of every batch).",
+            per_shard_u(&|x| x.scrub_bytes),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_scrub_segments_verified",
+            "Sealed segments the scrubber verified whole (again after each restart).",
+            per_shard_u(&|x| x.scrub_segments),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_scrub_damage_found",
+            "Partitions the scrubber found damaged and took offline.",
+            per_shard_u(&|x| x.scrub_damage),
         )?;
         let mut refused = with_reason("max_connections", &|x| x.refused_max_connections);
         refused.extend(with_reason("max_connections_per_ip", &|x| x.refused_max_connections_per_ip));

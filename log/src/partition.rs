@@ -158,6 +158,17 @@ impl CachedBatch {
     }
 }
 
+/// What one scrub step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScrubStep {
+    /// Bytes verified.
+    pub bytes: u64,
+    /// The step finished verifying a segment.
+    pub segment_verified: bool,
+    /// More remains to verify (false: every finalized segment is verified).
+    pub pending: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base_offset: u64,
@@ -183,6 +194,10 @@ pub(crate) struct Segment {
     pub sealed: bool,
     /// Sealed, written, truncated to `size`, indexed and synced.
     pub finalized: bool,
+    /// How far the scrubber has verified this (finalized) segment's batches, and the base
+    /// offset expected there; verified whole when `verified_to == size`.
+    pub verified_to: u64,
+    pub verified_next_offset: u64,
 }
 
 impl Segment {
@@ -203,6 +218,8 @@ impl Segment {
             first_append_ms: None,
             sealed: false,
             finalized: false,
+            verified_to: 0,
+            verified_next_offset: base_offset,
         }
     }
 
@@ -1635,6 +1652,57 @@ impl PartitionLog {
         drop(st);
         waiters.into_iter().for_each(|(_, w)| w.wake());
         readers.into_iter().for_each(|(_, w)| w.wake());
+    }
+
+    /// One step of the scrubber: verifies about `max_bytes` more of the oldest finalized segment
+    /// not yet verified whole (every batch's length, CRC and offset, read from disk). A batch
+    /// that fails takes the log offline (`failed`), as a read that finds damage does; a
+    /// truncation or deletion under the step makes it verify nothing rather than report damage.
+    pub async fn scrub(&self, max_bytes: usize) -> Result<ScrubStep, LogError> {
+        let (base, file, start, expected, limit, epoch) = {
+            let st = self.state.borrow();
+            st.check()?;
+            let Some(s) = st.segments.iter().find(|s| s.finalized && s.verified_to < s.size) else {
+                return Ok(ScrubStep::default());
+            };
+            let Some(file) = s.file.clone() else {
+                return Ok(ScrubStep::default());
+            };
+            (s.base_offset, file, s.verified_to, s.verified_next_offset, s.size, st.tail_epoch)
+        };
+        let path = segment_path(&self.dir, base, "log");
+        let config = self.config.get();
+        let outcome = segment::verify(&file, &path, start, expected, limit, max_bytes, &config, &self.faults).await;
+        let mut st = self.state.borrow_mut();
+        let same = st.tail_epoch == epoch && st.segments.iter().any(|s| s.base_offset == base && s.size == limit);
+        if !same {
+            return Ok(ScrubStep { pending: true, ..ScrubStep::default() });
+        }
+        match outcome {
+            Ok((position, next)) => {
+                let i = st.segment_index(base);
+                let s = &mut st.segments[i];
+                s.verified_to = position;
+                s.verified_next_offset = next;
+                let whole = position >= s.size;
+                drop(st);
+                Ok(ScrubStep { bytes: position - start, segment_verified: whole, pending: true })
+            }
+            Err(e) => {
+                drop(st);
+                if e.is_fatal() {
+                    self.fail(e.clone());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Byte ranges the scrubber has verified, per segment: (base offset, verified bytes, size)
+    /// of every finalized segment.
+    pub fn verified(&self) -> Vec<(u64, u64, u64)> {
+        let st = self.state.borrow();
+        st.segments.iter().filter(|s| s.finalized).map(|s| (s.base_offset, s.verified_to, s.size)).collect()
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least

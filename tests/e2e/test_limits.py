@@ -472,6 +472,36 @@ def test_a_corrupt_sealed_batch_takes_one_partition_offline(broker_factory):
     assert_only_that_partition_is_offline(broker, damaged, healthy, count)
 
 
+def test_the_scrubber_finds_a_flipped_byte_before_any_read_and_takes_that_partition_offline(broker_factory):
+    """No client reads the damaged topic: the background scrubber verifies every sealed segment
+    after the restart, finds the flipped byte, and takes only that partition offline; the
+    healthy topic's sealed segments are verified whole. With the scrubber off, nothing is found
+    until a read reaches the damage."""
+    broker = broker_factory("--scrub-bytes-per-second", "0")
+    damaged, healthy, count = two_topics_with_sealed_segments(broker)
+    broker.stop_cleanly()
+    flip_middle_byte(broker.data_dir / f"{damaged}-0" / ("0" * 20 + ".log"))
+    broker.start()
+    time.sleep(1.0)
+    text = scrape(broker)
+    assert metric_sum(text, "ringtail_scrub_bytes_total") == 0
+    assert metric_sum(text, "ringtail_partition_offline", topic=damaged) == 0
+    broker.stop_cleanly()
+    broker.args = [a for a in broker.args if a not in ("--scrub-bytes-per-second", "0")]
+    broker.start()
+
+    def found():
+        text = scrape(broker)
+        return metric_sum(text, "ringtail_scrub_damage_found_total") == 1 and \
+            metric_sum(text, "ringtail_scrub_segments_verified_total") >= 2 and text
+    text = wait_for(found, timeout_s=30, what=lambda: "the scrubber: " + " ".join(l for l in scrape(broker).splitlines() if "scrub" in l and not l.startswith("#")))
+    assert metric_sum(text, "ringtail_partition_offline", topic=damaged) == 1
+    assert metric_sum(text, "ringtail_partition_offline", topic=healthy) == 0
+    assert metric_sum(text, "ringtail_scrub_bytes_total") >= 2 * MIB
+    assert "partition offline after a storage error" in broker.log_text()
+    assert_only_that_partition_is_offline(broker, damaged, healthy, count)
+
+
 def test_a_read_error_takes_one_partition_offline(broker_factory):
     broker = broker_factory()
     damaged, healthy, count = two_topics_with_sealed_segments(broker)

@@ -7,6 +7,7 @@ pub mod admin_http;
 pub mod connection;
 mod controller_only;
 mod legacy;
+mod scrub;
 mod send;
 
 use std::path::Path;
@@ -549,7 +550,9 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
     let acceptor = glommio::spawn_local(accept_connections(shard.clone(), listener, connection_counts));
     let retention = {
         let shard = shard.clone();
-        glommio::spawn_local(async move { housekeeping(shard).await })
+        glommio::spawn_local(async move {
+            futures_lite::future::zip(housekeeping(shard.clone()), scrub::scrub(shard)).await;
+        })
     };
     let group_timers = {
         let shard = shard.clone();

@@ -347,3 +347,59 @@ fn the_shard_cache_budget_is_shared_by_busy_logs_newest_batches_kept() {
         }
     });
 }
+
+#[test]
+fn the_scrubber_verifies_sealed_segments_and_a_flipped_byte_takes_the_log_offline() {
+    run(|| async {
+        let dir = scratch("scrub");
+        let config = small_config();
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        for i in 0..300u64 {
+            log.append(batch(i, 2, 500, 1_000), 1, 0).unwrap();
+            if i % 20 == 19 {
+                log.flush(true, 0).await.unwrap();
+            }
+        }
+        log.flush(true, 0).await.unwrap();
+        let sealed = log.verified();
+        assert!(sealed.len() >= 2, "64 KiB segments should have rolled: {sealed:?}");
+        assert!(sealed.iter().all(|(_, verified, _)| *verified == 0));
+        // Steps of 16 KiB until everything sealed is verified.
+        let (mut bytes, mut segments, mut steps) = (0, 0, 0);
+        loop {
+            let step = log.scrub(16 << 10).await.unwrap();
+            if !step.pending {
+                break;
+            }
+            assert!(step.bytes <= (16 << 10) + (32 << 10), "a step reads about its allowance: {step:?}");
+            bytes += step.bytes;
+            segments += u64::from(step.segment_verified);
+            steps += 1;
+        }
+        let sealed = log.verified();
+        assert!(sealed.iter().all(|(_, verified, size)| verified == size), "{sealed:?}");
+        assert_eq!(bytes, sealed.iter().map(|(_, _, size)| size).sum::<u64>());
+        assert_eq!(segments, sealed.len() as u64);
+        assert!(steps > sealed.len(), "a segment takes several 16 KiB steps");
+        log.close(0).await.unwrap();
+        drop(log);
+        // A byte flipped in the middle of the second sealed segment, then a fresh start: the
+        // scrubber finds it without any read asking for it, and the log is offline.
+        let (base, _, size) = sealed[1];
+        let path = dir.join(format!("{base:020}.log"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[(size / 2) as usize] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        let log = open(&dir, &config, &flusher).await;
+        let error = loop {
+            match log.scrub(16 << 10).await {
+                Ok(step) => assert!(step.pending, "the damage was not found"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(error, LogError::Corrupt { .. }), "{error}");
+        assert!(log.failed().is_some(), "the log should be offline");
+        assert!(log.read(0, 1, u64::MAX).await.is_err());
+    });
+}
