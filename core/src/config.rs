@@ -128,7 +128,7 @@ pub struct ServeArgs {
     #[arg(long, env = "RINGTAIL_FETCH_MAX_BYTES")]
     pub fetch_max_bytes: Option<usize>,
     /// Bytes of recent batches one shard keeps cached over all its partitions, for reads at the
-    /// tail without the disk; past it each partition above an equal share gives back its oldest
+    /// tail without the disk; past it the partitions holding the most give back their oldest
     /// written batches (default 268435456, at least 8388608).
     #[arg(long, env = "RINGTAIL_CACHE_BUDGET_BYTES")]
     pub cache_budget_bytes: Option<u64>,

@@ -83,26 +83,31 @@ impl Flusher {
         self.cache_budget_bytes.get()
     }
 
-    /// When the shard's caches hold more than the budget, brings them to at most 7/8 of it:
-    /// first every log above an equal share of that target gives back its oldest written
-    /// batches down to the share (so a busy partition keeps as long a tail as the budget
-    /// allows and a consumer a little behind still reads from memory), then, if batches not yet
-    /// written keep the total above it, logs are emptied of what is written, in turn. Logs
-    /// that went quiet are never flushed again, so their caches shrink only here.
+    /// When the shard's caches hold more than the budget, brings them just under it (a 64th of
+    /// it below, so each sweep frees a little, often: freeing tens of MiB of batches at once
+    /// stalls the shard for tens of ms). The logs share the budget max-min fairly: the
+    /// busiest give back their oldest written batches down to a common level, logs holding
+    /// less than that keep theirs, so a busy partition keeps as long a tail as the budget
+    /// allows and a consumer a little behind still reads from memory. If batches not yet
+    /// written keep the total above the budget, logs are then emptied of what is written, in
+    /// turn. Logs that went quiet are never flushed again, so their caches shrink only here.
     pub(crate) fn enforce_cache_budget(&self) {
         let budget = self.cache_budget_bytes.get();
         if self.stats.cache_bytes.get() <= budget {
             return;
         }
-        let target = budget / 8 * 7;
+        let target = budget - budget / 64;
         let logs: Vec<Rc<PartitionLog>> = self.logs.borrow().iter().filter_map(Weak::upgrade).collect();
-        let share = target / logs.len().max(1) as u64;
-        for log in &logs {
-            log.evict_cache(share);
+        let sizes: Vec<u64> = logs.iter().map(|l| l.cache_bytes()).collect();
+        let level = water_level(&sizes, target);
+        for (log, size) in logs.iter().zip(sizes) {
+            if size > level {
+                log.evict_cache(level);
+            }
         }
         let start = self.sweep_from.get() % logs.len().max(1);
         for i in 0..logs.len() {
-            if self.stats.cache_bytes.get() <= target {
+            if self.stats.cache_bytes.get() <= budget {
                 break;
             }
             let log = &logs[(start + i) % logs.len()];
@@ -209,5 +214,39 @@ impl Flusher {
         for t in tasks {
             let _ = t.await;
         }
+    }
+}
+
+/// The largest level L such that the sizes, each cut to L, sum to at most `target` (max-min
+/// fair shares of `target`); `u64::MAX` when they fit whole.
+fn water_level(sizes: &[u64], target: u64) -> u64 {
+    let mut sorted = sizes.to_vec();
+    sorted.sort_unstable();
+    let mut rest = target;
+    for (i, &size) in sorted.iter().enumerate() {
+        let left = (sorted.len() - i) as u64;
+        if size.saturating_mul(left) > rest {
+            return rest / left;
+        }
+        rest -= size;
+    }
+    u64::MAX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::water_level;
+
+    #[test]
+    fn the_water_level_cuts_only_the_largest_caches() {
+        // 32 logs, 16 idle: the busy ones share the whole target, not half of it.
+        let mut sizes = vec![0u64; 16];
+        sizes.extend([4 << 20; 16]);
+        assert_eq!(water_level(&sizes, 56 << 20), (56 << 20) / 16);
+        // Small caches keep theirs; the big one takes the rest.
+        assert_eq!(water_level(&[10, 20, 1000], 100), 70);
+        assert_eq!(water_level(&[10, 20, 30], 100), u64::MAX);
+        assert_eq!(water_level(&[], 100), u64::MAX);
+        assert_eq!(water_level(&[50, 50], 60), 30);
     }
 }
