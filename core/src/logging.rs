@@ -83,15 +83,17 @@ pub fn init(filter: &str, format: LogFormat) {
     let _ = QUEUE.set(tx);
     let _ = FLUSHED.set(flushed_rx);
     let spawned = std::thread::Builder::new().name("log-writer".into()).spawn(move || {
-        let mut stderr = std::io::stderr().lock();
+        // Stderr is locked per line, never for the thread's life: a lock held for ever would
+        // block any other thread's `eprintln!` (or a library's write to stderr) for good.
+        let stderr = std::io::stderr();
         while let Ok(line) = rx.recv() {
             // An empty line is a flush request: everything before it has been written.
             if line.is_empty() {
-                let _ = stderr.flush();
+                let _ = stderr.lock().flush();
                 let _ = flushed_tx.try_send(());
                 continue;
             }
-            let _ = stderr.write_all(&line);
+            let _ = stderr.lock().write_all(&line);
         }
     });
     if let Err(e) = spawned {

@@ -309,65 +309,25 @@ pub(crate) async fn scan(dir: &Path, base: u64, config: &LogConfig, faults: &Fau
 
 /// Verifies the batches of `[position, limit)` of a sealed segment file, reading at most about
 /// `max_bytes` (whole batches, at least one): each batch's length, CRC and base offset (which
-/// must continue from `expected_base`). Returns where it stopped and the next expected base
-/// offset. Any failure is damage: the range was written whole and synced.
+/// must continue from `expected_base`), exactly as a read from disk checks them (it is one).
+/// Returns where it stopped and the next expected base offset. Any failure is damage: the
+/// range was written whole and synced.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn verify(
     file: &DmaFile,
     path: &Path,
-    mut position: u64,
-    mut expected_base: u64,
+    position: u64,
+    expected_base: u64,
     limit: u64,
     max_bytes: usize,
     config: &LogConfig,
     faults: &Faults,
 ) -> Result<(u64, u64), LogError> {
-    let corrupt = |position: u64, reason: String| LogError::Corrupt { path: path.to_path_buf(), position, reason };
-    let start = position;
-    let mut need = 0usize;
-    while position < limit && (position - start) < max_bytes as u64 {
-        let len = config
-            .read_chunk_bytes
-            .max(max_bytes.saturating_sub((position - start) as usize).min(READ_BYTES_MAX))
-            .max(need)
-            .min((limit - position) as usize);
-        faults.check(IoOp::Read, path)?;
-        let chunk = file.read_at(position, len).await.map_err(|e| LogError::io("reading", path, e))?;
-        if chunk.len() < len {
-            return Err(corrupt(position + chunk.len() as u64, format!("file ends before the {limit} bytes written")));
-        }
-        let mut at = 0usize;
-        need = 0;
-        while at < chunk.len() {
-            let rest = &chunk[at..];
-            if rest.len() < BATCH_HEADER_BYTES {
-                need = BATCH_HEADER_BYTES;
-                break;
-            }
-            let header = BatchHeader::parse(rest).map_err(|e| corrupt(position + at as u64, e.to_string()))?;
-            if header.batch_length < BATCH_LENGTH_MIN || position + at as u64 + header.size() as u64 > limit {
-                let reason = format!("batch length {} runs past the end of the written data", header.batch_length);
-                return Err(corrupt(position + at as u64, reason));
-            }
-            if rest.len() < header.size() {
-                need = header.size();
-                break;
-            }
-            batch::validate_batch(&rest[..header.size()], STORED_BATCH_BYTES_MAX, Origin::Log)
-                .map_err(|e| corrupt(position + at as u64, e.to_string()))?;
-            if header.base_offset as u64 != expected_base {
-                let reason = format!("batch base offset {} where {expected_base} was expected", header.base_offset);
-                return Err(corrupt(position + at as u64, reason));
-            }
-            expected_base += header.offset_count();
-            at += header.size();
-        }
-        position += at as u64;
-        if at == 0 && need == 0 {
-            break;
-        }
-    }
-    Ok((position, expected_base))
+    let batches =
+        read_disk(file, path, position, expected_base, limit, expected_base, max_bytes, u64::MAX, config, faults)
+            .await?;
+    let read: u64 = batches.iter().map(|b| (b.header.len() + b.body.len()) as u64).sum();
+    Ok((position + read, batches.last().map_or(expected_base, |b| b.last_offset + 1)))
 }
 
 /// Reads whole batches from `[position, limit)` of a segment file for a fetch at `offset`,

@@ -464,7 +464,9 @@ def test_a_damaged_follower_leaves_the_isr_is_rebuilt_from_the_leader_and_rejoin
     replica offline, the broker reports it in its heartbeat, the controller takes it out of the
     ISR, the broker deletes its files and fetches the partition again from the leader, and it
     rejoins the ISR holding what the others hold."""
-    cluster = cluster_factory(voters=3)
+    # The scrubber is off: here a read is what finds the damage (with it on, it is found
+    # as soon as the broker starts; test_limits.py shows that on a single node).
+    cluster = cluster_factory(voters=3, extra=["--scrub-bytes-per-second", "0"])
     topic = topic_name("damaged-follower")
     create(cluster.bootstrap, topic, 1, 3, {"min.insync.replicas": "2", "segment.bytes": str(1 << 20)})
     wait_isr(cluster, topic, [1, 2, 3])
@@ -495,7 +497,9 @@ def test_a_damaged_last_in_sync_replica_takes_its_partition_offline_rather_than_
     its leadership away and elects nobody (the other replica is behind), so the partition is
     offline; the damaged replica is not rebuilt (that would lose what only it holds), and the
     other replica coming back does not lead either (unclean election is off)."""
-    cluster = cluster_factory(voters=3)
+    # The scrubber is off: here a read is what finds the damage (with it on, it is found
+    # as soon as the broker starts; test_limits.py shows that on a single node).
+    cluster = cluster_factory(voters=3, extra=["--scrub-bytes-per-second", "0"])
     topic = topic_name("damaged-last")
     create(cluster.bootstrap, topic, 1, 2, {"segment.bytes": str(1 << 20)})
     _, (a, b), _ = partitions_of(cluster.bootstrap, topic)[0]
