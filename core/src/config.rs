@@ -137,6 +137,11 @@ pub struct ServeArgs {
     /// takes its partition offline as a read finding it would. 0 turns it off (default 33554432)
     #[arg(long, env = "RINGTAIL_SCRUB_BYTES_PER_SECOND")]
     pub scrub_bytes_per_second: Option<u64>,
+    /// Send cold reads of verified sealed segments from the file to the socket without a copy
+    /// (io_uring splice through a pipe); off, or on a kernel without it, they are read into
+    /// memory and sent from there (default true)
+    #[arg(long, env = "RINGTAIL_ZERO_COPY_READS")]
+    pub zero_copy_reads: Option<bool>,
     /// Partitions one consumer group may hold committed offsets for; a commit for more gets
     /// INVALID_COMMIT_OFFSET_SIZE (default 100000).
     #[arg(long, env = "RINGTAIL_OFFSETS_PER_GROUP_MAX")]
@@ -269,6 +274,7 @@ struct FileConfig {
     partitions_per_shard_max: Option<usize>,
     cache_budget_bytes: Option<u64>,
     scrub_bytes_per_second: Option<u64>,
+    zero_copy_reads: Option<bool>,
     offsets_per_group_max: Option<usize>,
     disk_free_low_bytes: Option<u64>,
     disk_free_low_percent: Option<u8>,
@@ -675,7 +681,12 @@ impl BrokerConfig {
             default_partitions,
             request_bytes_max,
             log_filter: args.log.or(file.log).unwrap_or_else(|| "info,openraft=error".into()),
-            log: LogConfig { durability, producer_id_expiration_ms, ..LogConfig::default() },
+            log: LogConfig {
+                durability,
+                producer_id_expiration_ms,
+                zero_copy_reads: args.zero_copy_reads.or(file.zero_copy_reads).unwrap_or(true),
+                ..LogConfig::default()
+            },
             write_shape: None,
             offsets_topic_partitions,
             groups,

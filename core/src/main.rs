@@ -174,6 +174,13 @@ fn main() {
         tracing::info!(write_bytes, writes_in_flight, "flush shape from io-properties.toml (ringtail iotune)");
         config.write_shape = Some((write_bytes, writes_in_flight));
     }
+    if config.log.zero_copy_reads {
+        // A kernel without what the zero-copy path needs serves every cold read by copying.
+        if let Err(missing) = runtime::splice::probe() {
+            tracing::warn!("zero-copy reads off: {missing}; cold reads are copied");
+            config.log.zero_copy_reads = false;
+        }
+    }
     for warning in ringtail_tuning::startup_warnings(&config.data_dir, config.shards) {
         tracing::warn!("system setting: {warning} (see `ringtail tune`)");
     }

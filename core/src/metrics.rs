@@ -54,6 +54,9 @@ pub struct ShardMetrics {
     /// had room).
     pub responses_written: Cell<u64>,
     pub response_sends: Cell<u64>,
+    /// Cold reads answered as file ranges (sent without a copy), and their bytes.
+    pub zero_copy_reads: Cell<u64>,
+    pub zero_copy_read_bytes: Cell<u64>,
     /// The scrubber: bytes verified, segments verified whole, damage found.
     pub scrub_bytes: Cell<u64>,
     pub scrub_segments: Cell<u64>,
@@ -90,6 +93,8 @@ impl ShardMetrics {
             closed_idle: Cell::new(0),
             responses_written: Cell::new(0),
             response_sends: Cell::new(0),
+            zero_copy_reads: Cell::new(0),
+            zero_copy_read_bytes: Cell::new(0),
             scrub_bytes: Cell::new(0),
             scrub_segments: Cell::new(0),
             scrub_damage: Cell::new(0),
@@ -129,6 +134,11 @@ impl ShardMetrics {
     pub fn response_written(&self, sends: usize) {
         self.responses_written.set(self.responses_written.get() + 1);
         self.response_sends.set(self.response_sends.get() + sends as u64);
+    }
+
+    pub fn zero_copy_read(&self, bytes: usize) {
+        self.zero_copy_reads.set(self.zero_copy_reads.get() + 1);
+        self.zero_copy_read_bytes.set(self.zero_copy_read_bytes.get() + bytes as u64);
     }
 
     pub fn scrubbed(&self, bytes: u64, segment_verified: bool) {
@@ -294,6 +304,12 @@ pub struct ShardSnapshot {
     pub closed_idle: u64,
     pub responses_written: u64,
     pub response_sends: u64,
+    pub zero_copy_reads: u64,
+    pub zero_copy_read_bytes: u64,
+    /// File ranges the shard's splice ring sent, their bytes, and the sends that failed.
+    pub zero_copy_sends: u64,
+    pub zero_copy_send_bytes: u64,
+    pub zero_copy_send_failures: u64,
     pub scrub_bytes: u64,
     pub scrub_segments: u64,
     pub scrub_damage: u64,
@@ -688,6 +704,36 @@ impl Collector for Snapshots {
             "ringtail_response_sends",
             "Vectored sends (sendmsg) that wrote responses, size and every chunk of one response in one call while the socket has room: equal to ringtail_responses_written_total when none had to wait.",
             per_shard_u(&|x| x.response_sends),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_zero_copy_reads",
+            "Cold reads answered as a range of a verified segment file, to be sent from the file without a copy (counted on the shard owning the partition).",
+            per_shard_u(&|x| x.zero_copy_reads),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_zero_copy_read_bytes",
+            "Bytes of the cold reads answered as file ranges.",
+            per_shard_u(&|x| x.zero_copy_read_bytes),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_zero_copy_sends",
+            "File ranges sent from the file to a client's socket through the shard's splice ring (counted on the connection's shard).",
+            per_shard_u(&|x| x.zero_copy_sends),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_zero_copy_send_bytes",
+            "Bytes sent from files through the splice rings.",
+            per_shard_u(&|x| x.zero_copy_send_bytes),
+        )?;
+        counters(
+            &mut e,
+            "ringtail_zero_copy_send_failures",
+            "File-range sends that failed (the client stopped reading for the write timeout, the connection closed, or the file was cut under the send); each closes its connection.",
+            per_shard_u(&|x| x.zero_copy_send_failures),
         )?;
         counters(
             &mut e,

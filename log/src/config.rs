@@ -68,6 +68,9 @@ pub struct LogConfig {
     /// Stamp every batch with the broker's clock (message.timestamp.type=LogAppendTime)
     /// instead of keeping the producer's timestamps (CreateTime).
     pub log_append_time: bool,
+    /// Reads of verified sealed segments below the cache are returned as file ranges, for the
+    /// caller to send without a copy, instead of being read into memory. Broker-wide.
+    pub zero_copy_reads: bool,
 }
 
 impl Default for LogConfig {
@@ -90,6 +93,7 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX as u64,
             timestamp_after_max_ms: TIMESTAMP_AFTER_MAX_MS_DEFAULT,
             log_append_time: false,
+            zero_copy_reads: false,
         }
     }
 }

@@ -51,6 +51,17 @@ impl OffsetIndex {
         }
     }
 
+    /// (relative offset, position) of the last indexed batch starting at or before byte
+    /// `position`, or (0, 0), the segment's first batch.
+    pub fn lookup_position(&self, position: u32) -> (u32, u32) {
+        let i = self.entries.partition_point(|&(_, p)| p <= position);
+        if i == 0 {
+            (0, 0)
+        } else {
+            self.entries[i - 1]
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

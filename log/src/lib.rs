@@ -27,7 +27,7 @@ pub use fault::{Faults, IoOp};
 pub use flusher::{now_ms, Flusher};
 pub use limits::{CACHE_BUDGET_BYTES_DEFAULT, CACHE_BUDGET_BYTES_MIN, PRODUCERS_PER_PARTITION_MAX};
 pub use partition::{
-    AppendInfo, DurableWait, PartitionLog, ReadBatches, RecoveryReport, ScrubStep, WRITES_IN_FLIGHT_DEFAULT,
+    AppendInfo, DurableWait, FileRange, PartitionLog, ReadBatches, RecoveryReport, ScrubStep, WRITES_IN_FLIGHT_DEFAULT,
     WRITE_BYTES_DEFAULT,
 };
 pub use segment::prime_direct_io;

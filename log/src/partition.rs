@@ -3,9 +3,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -66,13 +68,27 @@ pub struct AppendInfo {
     pub tail_epoch: u64,
 }
 
-/// Whole batches read from the log, as byte chunks to send in order, without copying cached data.
+/// Whole batches read from the log, as byte chunks to send in order, without copying cached data;
+/// or, for a read of verified sealed data (with `zero_copy_reads`), the file range holding them,
+/// for the caller to send from the file without reading it.
 #[derive(Debug, Default, Clone)]
 pub struct ReadBatches {
     pub chunks: Vec<Bytes>,
+    /// Instead of `chunks`: the batches are these bytes of a segment file.
+    pub file: Option<FileRange>,
     pub bytes: usize,
     /// One past the last offset returned; the offset asked for if nothing was returned.
     pub next_offset: u64,
+}
+
+/// Whole batches lying in `len` bytes of a segment file from `position`, verified by the
+/// scrubber. `fd` is the file opened for buffered reads (the log writes with direct I/O); it
+/// stays readable after the segment is deleted, and is shortened only by a truncation.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub fd: Arc<OwnedFd>,
+    pub position: u64,
+    pub len: usize,
 }
 
 /// What `open` found and repaired.
@@ -198,6 +214,8 @@ pub(crate) struct Segment {
     /// offset expected there; verified whole when `verified_to == size`.
     pub verified_to: u64,
     pub verified_next_offset: u64,
+    /// The file opened for zero-copy reads, once one has been served.
+    pub splice_fd: Option<Arc<OwnedFd>>,
 }
 
 impl Segment {
@@ -220,6 +238,7 @@ impl Segment {
             finalized: false,
             verified_to: 0,
             verified_next_offset: base_offset,
+            splice_fd: None,
         }
     }
 
@@ -273,6 +292,9 @@ impl Segment {
         self.size = position;
         self.flushed = position;
         self.synced = self.synced.min(position);
+        if self.verified_to >= position {
+            (self.verified_to, self.verified_next_offset) = (position, next_offset);
+        }
         self.next_offset = next_offset;
         self.sealed = true;
         self.finalized = false;
@@ -478,11 +500,16 @@ impl PartitionLog {
     }
 
     /// Takes new settings from the next append, read or retention pass on (a topic's configs
-    /// changed). Durability and space priority are the log's own and stay as they were: a
-    /// change of `ringtail.durability` applies when the log is next opened.
+    /// changed). Durability, space priority and zero-copy reads are the log's own and stay as
+    /// they were: a change of `ringtail.durability` applies when the log is next opened.
     pub fn reconfigure(&self, config: LogConfig) -> Result<(), LogError> {
         let current = self.config.get();
-        let config = LogConfig { durability: current.durability, space_priority: current.space_priority, ..config };
+        let config = LogConfig {
+            durability: current.durability,
+            space_priority: current.space_priority,
+            zero_copy_reads: current.zero_copy_reads,
+            ..config
+        };
         config.validate()?;
         self.config.set(config);
         Ok(())
@@ -1708,6 +1735,11 @@ impl PartitionLog {
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
     /// one batch if any is there), stopping before any batch reaching `max_offset`.
     pub async fn read(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<ReadBatches, LogError> {
+        if self.config.get().zero_copy_reads {
+            if let Some(range) = self.read_file_range(offset, max_bytes, max_offset).await? {
+                return Ok(range);
+            }
+        }
         let batches = self.read_batches(offset, max_bytes, max_offset).await?;
         let mut out = ReadBatches { next_offset: offset, ..ReadBatches::default() };
         for b in batches {
@@ -1719,6 +1751,105 @@ impl PartitionLog {
             }
         }
         Ok(out)
+    }
+
+    /// The read `read` would make, as the range of the segment file holding its batches, when
+    /// it is a cold read of a finalized segment that the scrubber has verified up to where the
+    /// read ends, and every batch of that segment lies below `max_offset`. The same batches the
+    /// copying read returns (whole ones, starting with the one holding `offset`, at least one,
+    /// at most `max_bytes` beyond it); only their headers are read, found from the offset index.
+    /// `None` for any other read, which the copying path serves (and reports errors of).
+    async fn read_file_range(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Option<ReadBatches>, LogError> {
+        let (base, file, size, entry, epoch) = {
+            let st = self.state.borrow();
+            if st.failed.is_some() || offset < st.log_start_offset || offset >= st.next_offset || offset >= max_offset {
+                return Ok(None);
+            }
+            if st.cache.front().is_some_and(|c| c.base_offset <= offset) {
+                return Ok(None);
+            }
+            let Some(mut i) = st.segment_for(offset) else { return Ok(None) };
+            while st.segments[i].next_offset <= offset && i + 1 < st.segments.len() {
+                i += 1;
+            }
+            let s = &st.segments[i];
+            let relative = u32::try_from(offset.saturating_sub(s.base_offset)).unwrap_or(u32::MAX);
+            let (entry_offset, position) = s.offset_index.lookup_entry(relative);
+            let eligible = s.finalized && s.next_offset <= max_offset && s.verified_to > u64::from(position);
+            let Some(file) = s.file.clone().filter(|_| eligible) else { return Ok(None) };
+            let entry = segment::Boundary {
+                position: u64::from(position),
+                base_offset: s.base_offset + u64::from(entry_offset),
+            };
+            (s.base_offset, file, s.size, entry, st.tail_epoch)
+        };
+        let path = segment_path(&self.dir, base, "log");
+        let start = segment::walk_headers(&file, &path, entry, size, &self.faults, |_, _, last| last >= offset).await;
+        // Damage or a file cut under the walk: the copying read finds and reports it.
+        let Ok(start) = start else { return Ok(None) };
+        if start.position >= size {
+            return Ok(None);
+        }
+        // The end: the last batch boundary at most `max_bytes` past the start (the segment's end
+        // at most), walked from the index entry at or before it; one batch at least.
+        let target = (start.position + max_bytes as u64).min(size);
+        let from = {
+            let st = self.state.borrow();
+            let Some(s) = st.segments.iter().find(|s| s.base_offset == base && s.size == size) else { return Ok(None) };
+            let (relative, position) = s.offset_index.lookup_position(u32::try_from(target).unwrap_or(u32::MAX));
+            match u64::from(position) > start.position {
+                true => segment::Boundary { position: u64::from(position), base_offset: base + u64::from(relative) },
+                false => start,
+            }
+        };
+        let end =
+            segment::walk_headers(&file, &path, from, size, &self.faults, |position, size, _| position + size > target)
+                .await;
+        let Ok(mut end) = end else { return Ok(None) };
+        if end.position == start.position {
+            // The first batch alone is larger than `max_bytes`: it goes whole.
+            let one = segment::walk_headers(&file, &path, start, size, &self.faults, |position, _, _| {
+                position > start.position
+            })
+            .await;
+            let Ok(one) = one else { return Ok(None) };
+            end = one;
+        }
+        let fd = {
+            let st = self.state.borrow();
+            let same = st.tail_epoch == epoch && st.failed.is_none();
+            let Some(s) = st.segments.iter().find(|s| s.base_offset == base && s.size == size).filter(|_| same) else {
+                return Ok(None);
+            };
+            if s.verified_to < end.position {
+                return Ok(None);
+            }
+            s.splice_fd.clone()
+        };
+        let fd = match fd {
+            Some(fd) => fd,
+            None => {
+                let Ok(fd) = platform::open_for_splice(&path).await else { return Ok(None) };
+                let fd = Arc::new(fd);
+                let mut st = self.state.borrow_mut();
+                if let Some(s) = st.segments.iter_mut().find(|s| s.base_offset == base && s.size == size) {
+                    s.splice_fd.get_or_insert_with(|| fd.clone());
+                }
+                fd
+            }
+        };
+        let len = (end.position - start.position) as usize;
+        Ok(Some(ReadBatches {
+            chunks: Vec::new(),
+            file: Some(FileRange { fd, position: start.position, len }),
+            bytes: len,
+            next_offset: end.base_offset,
+        }))
     }
 
     async fn read_batches(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<Vec<BatchBytes>, LogError> {

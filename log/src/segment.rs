@@ -330,6 +330,74 @@ pub(crate) async fn verify(
     Ok((position + read, batches.last().map_or(expected_base, |b| b.last_offset + 1)))
 }
 
+/// Bytes read at a time while walking batch headers (one block holds several small batches'
+/// headers).
+const HEADER_READ_BYTES: usize = 4096;
+
+/// A batch boundary of a segment file: its byte position and the base offset of the batch
+/// starting there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Boundary {
+    pub position: u64,
+    pub base_offset: u64,
+}
+
+/// Walks the batch headers of `[from, limit)` of a sealed segment file, reading only headers,
+/// until `stop(position, size, last_offset)` holds for a batch; returns that batch's boundary
+/// (or `limit`'s, if none stops it). Lengths and base offsets are checked to follow on, as
+/// every read checks them; the CRCs are not (the range was verified before, or is about to
+/// be read whole).
+pub(crate) async fn walk_headers(
+    file: &DmaFile,
+    path: &Path,
+    from: Boundary,
+    limit: u64,
+    faults: &Faults,
+    mut stop: impl FnMut(u64, u64, u64) -> bool,
+) -> Result<Boundary, LogError> {
+    let corrupt = |position: u64, reason: String| LogError::Corrupt { path: path.to_path_buf(), position, reason };
+    let Boundary { mut position, base_offset: mut base } = from;
+    // The block last read: where it starts and ends in the file.
+    let mut block = None;
+    let (mut block_at, mut block_end) = (0u64, 0u64);
+    while position < limit {
+        if position < block_at || position + BATCH_HEADER_BYTES as u64 > block_end {
+            let len = HEADER_READ_BYTES.max(BATCH_HEADER_BYTES).min((limit - position) as usize);
+            faults.check(IoOp::Read, path)?;
+            let read = file.read_at(position, len).await.map_err(|e| LogError::io("reading", path, e))?;
+            if read.len() < BATCH_HEADER_BYTES {
+                return Err(corrupt(position, format!("file ends before the {limit} bytes written")));
+            }
+            (block_at, block_end) = (position, position + read.len() as u64);
+            block = Some(read);
+        }
+        let bytes = block.as_ref().expect("read above");
+        let at = block_at;
+        let header =
+            BatchHeader::parse(&bytes[(position - at) as usize..]).map_err(|e| corrupt(position, e.to_string()))?;
+        let size = header.size() as u64;
+        if header.batch_length < BATCH_LENGTH_MIN || position + size > limit {
+            return Err(corrupt(
+                position,
+                format!("batch length {} runs past the end of the written data", header.batch_length),
+            ));
+        }
+        if header.base_offset as u64 != base {
+            return Err(corrupt(
+                position,
+                format!("batch base offset {} where {base} was expected", header.base_offset),
+            ));
+        }
+        let last = base + header.offset_count() - 1;
+        if stop(position, size, last) {
+            return Ok(Boundary { position, base_offset: base });
+        }
+        position += size;
+        base = last + 1;
+    }
+    Ok(Boundary { position, base_offset: base })
+}
+
 /// Reads whole batches from `[position, limit)` of a segment file for a fetch at `offset`,
 /// verifying each one's CRC and offset so a corrupt batch is never served. `expected_base` is
 /// the base offset of the batch at `position`.

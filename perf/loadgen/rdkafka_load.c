@@ -3,6 +3,8 @@
  *
  *   rdkafka_load produce  BROKER TOPIC COUNT SIZE [ACKS]   throughput, all delivered
  *   rdkafka_load consume  BROKER TOPIC COUNT              throughput, from the beginning
+ *   rdkafka_load create   BROKER TOPIC PARTITIONS SEGMENT_BYTES
+ *        creates the topic (replication factor 1) with that segment.bytes (Admin API)
  *   rdkafka_load latency  BROKER TOPIC RATE_MSGS SECONDS SIZE
  *        produces at a fixed rate (timestamps in the payload) while consuming the topic from
  *        its end, and prints end-to-end latency percentiles (send -> receive, microseconds)
@@ -131,6 +133,31 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *mode = argv[1], *broker = argv[2], *topic = argv[3];
+    if (!strcmp(mode, "create") && argc >= 6) {
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        set(conf, "bootstrap.servers", broker);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+        if (!rk) die("rd_kafka_new", err);
+        rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, atoi(argv[4]), 1, err, sizeof err);
+        if (!nt) die("NewTopic", err);
+        if (rd_kafka_NewTopic_set_config(nt, "segment.bytes", argv[5])) die("segment.bytes", argv[5]);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+        if (!ev) die("CreateTopics", "no answer in 30 s");
+        if (rd_kafka_event_error(ev)) die("CreateTopics", rd_kafka_event_error_string(ev));
+        size_t n;
+        const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        for (size_t i = 0; i < n; i++)
+            if (rd_kafka_topic_result_error(res[i])) die("CreateTopics", rd_kafka_topic_result_error_string(res[i]));
+        printf("mode=create topic=%s partitions=%s segment_bytes=%s\n", topic, argv[4], argv[5]);
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_NewTopic_destroy(nt);
+        rd_kafka_destroy(rk);
+        return 0;
+    }
     if (!strcmp(mode, "produce") && argc >= 6) {
         long count = atol(argv[4]);
         size_t size = (size_t)atol(argv[5]);

@@ -4,10 +4,12 @@
 
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ringtail_net::{Chunk, FileChunk};
 use ringtail_replication::{
     Acks, FollowerFetch, FoundOffset, Isolation, NodeId, OffsetSpec, Partition, PartitionId, Role,
 };
@@ -77,7 +79,7 @@ pub struct FetchResult {
     pub error: Option<ServeError>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub records: Vec<Bytes>,
+    pub records: Vec<Chunk>,
     pub bytes: usize,
     /// A follower's log diverged: the epoch and where it ends here.
     pub diverging: Option<(i32, i64)>,
@@ -424,10 +426,14 @@ impl Shard {
     ) {
         match outcome {
             Ok(mut read) => {
+                let mut file_hold = None;
                 if let Some(mut charge) = charge {
                     charge.resize(read.bytes as u64);
                     if let Some(last) = read.chunks.pop() {
                         read.chunks.push(charge.attach(last));
+                    } else if read.file.is_some() {
+                        // Sent from the file: the charge lives until the bytes are sent.
+                        file_hold = Some(Arc::new(charge) as Arc<dyn std::any::Any + Send + Sync>);
                     }
                 }
                 match reader {
@@ -441,7 +447,13 @@ impl Shard {
                     }),
                 }
                 result.bytes = read.bytes;
-                result.records = read.chunks;
+                result.records = match read.file {
+                    Some(f) => {
+                        self.metrics.zero_copy_read(f.len);
+                        vec![Chunk::File(FileChunk { fd: f.fd, position: f.position, len: f.len, hold: file_hold })]
+                    }
+                    None => read.chunks.into_iter().map(Chunk::Mem).collect(),
+                };
             }
             Err(e) => {
                 self.storage_failed(partition, &e);

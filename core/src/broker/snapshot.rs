@@ -50,6 +50,7 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
     }));
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let stats = shard.flusher.stats();
+    let splice = shard.splicer.as_ref().map(|s| s.stats()).unwrap_or_default();
     let (committed, committed_omitted) =
         shard.coordinator.groups.borrow().all_committed(crate::limits::METRICS_GROUP_SERIES_MAX);
     ShardSnapshot {
@@ -73,6 +74,11 @@ pub fn take(shard: &Broker) -> ShardSnapshot {
         closed_read_timeout: m.closed_read_timeout.get(),
         responses_written: m.responses_written.get(),
         response_sends: m.response_sends.get(),
+        zero_copy_reads: m.zero_copy_reads.get(),
+        zero_copy_read_bytes: m.zero_copy_read_bytes.get(),
+        zero_copy_sends: splice.sends,
+        zero_copy_send_bytes: splice.bytes,
+        zero_copy_send_failures: splice.failed,
         scrub_bytes: m.scrub_bytes.get(),
         scrub_segments: m.scrub_segments.get(),
         scrub_damage: m.scrub_damage.get(),

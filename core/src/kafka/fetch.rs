@@ -10,17 +10,22 @@ use ringtail_net::header::ApiKey;
 use ringtail_net::messages::fetch::{
     DivergingEpoch, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
 };
-use ringtail_net::{Reader, Writer};
+use ringtail_net::{Chunk, DecodeError, Reader, Writer};
 use ringtail_replication::{NodeId, ShardId};
 
-use super::common::{leader_endpoints, leader_hint, topic_name_by_id, Handled, DEBUGGING_REPLICA_ID};
+use super::common::{leader_endpoints, leader_hint, topic_name_by_id, DEBUGGING_REPLICA_ID};
 use crate::broker::data::{FetchItem, FetchReader, FetchResult, FetchWait};
 use crate::broker::{Broker, ShardMsg};
 use crate::errors;
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::routing::Route;
 
-pub async fn fetch(broker: &Rc<Broker>, body: &mut Reader, version: i16, w: Writer) -> Handled {
+pub async fn fetch(
+    broker: &Rc<Broker>,
+    body: &mut Reader,
+    version: i16,
+    w: Writer,
+) -> Result<Option<Vec<Chunk>>, DecodeError> {
     let mut req = FetchRequest::decode(body, version)?;
     let mut resp = FetchResponse {
         throttle_time_ms: 0,

@@ -25,14 +25,15 @@ use ringtail_net::header::{decode_frame, write_response_header, ApiKey};
 use ringtail_net::messages::api_versions::{
     ApiVersionsRequest, ApiVersionsResponse, FinalizedFeature, SupportedFeature,
 };
-use ringtail_net::Writer;
+use ringtail_net::{Chunk, Writer};
 use ringtail_replication::metadata::features::FEATURES;
 
 use crate::broker::Broker;
 
 /// What to do after a request.
 pub enum Outcome {
-    Respond(Vec<Bytes>),
+    /// The response's chunks: in memory, or file ranges sent without a copy (Fetch).
+    Respond(Vec<Chunk>),
     /// Produce with acks=0 gets no response.
     Silent,
     /// The request cannot be answered in Kafka's terms; close the connection.
@@ -56,7 +57,7 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
             let mut w = Writer::new();
             write_response_header(&mut w, key, 0, header.correlation_id);
             api_versions(broker, error_code::UNSUPPORTED_VERSION).encode(&mut w, 0);
-            return Outcome::Respond(vec![w.buf.freeze()]);
+            return Outcome::Respond(vec![Chunk::Mem(w.buf.freeze())]);
         }
         let (lo, hi) = key.versions();
         return Outcome::Close(format!("{key:?} v{version} is not supported (v{lo} to v{hi} are)"));
@@ -71,7 +72,13 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         }),
         ApiKey::Metadata => metadata::metadata(broker, &mut body, version, w).await,
         ApiKey::Produce => produce::produce(broker, &mut body, version, w, frame_bytes).await,
-        ApiKey::Fetch => fetch::fetch(broker, &mut body, version, w).await,
+        ApiKey::Fetch => {
+            return match fetch::fetch(broker, &mut body, version, w).await {
+                Ok(Some(chunks)) => Outcome::Respond(chunks),
+                Ok(None) => Outcome::Silent,
+                Err(e) => Outcome::Close(format!("malformed {key:?} v{version} request: {e}")),
+            };
+        }
         ApiKey::ListOffsets => list_offsets::list_offsets(broker, &mut body, version, w).await,
         ApiKey::CreateTopics => topics::create_topics(broker, &mut body, version, w).await,
         ApiKey::DeleteTopics => topics::delete_topics(broker, &mut body, version, w).await,
@@ -119,7 +126,7 @@ pub async fn handle_request(broker: &Rc<Broker>, frame: Bytes, client_host: &str
         ApiKey::DeleteAcls => admin::delete_acls(&mut body, version, w),
     };
     match result {
-        Ok(Some(chunks)) => Outcome::Respond(chunks),
+        Ok(Some(chunks)) => Outcome::Respond(chunks.into_iter().map(Chunk::Mem).collect()),
         Ok(None) => Outcome::Silent,
         Err(e) => Outcome::Close(format!("malformed {key:?} v{version} request: {e}")),
     }

@@ -8,6 +8,7 @@ pub mod mailbox;
 pub mod placement;
 pub mod read_budget;
 pub mod routing;
+pub mod splice;
 pub mod table;
 pub mod throttle;
 
@@ -92,6 +93,9 @@ pub struct Shard {
     /// This shard's share of the replication throttles (leader and follower side).
     pub leader_throttle: throttle::Bucket,
     pub follower_throttle: throttle::Bucket,
+    /// The ring that sends cold reads from file to socket without a copy (`None`: zero-copy
+    /// reads are off).
+    pub splicer: Option<Rc<splice::Splicer>>,
     pub metrics: ShardMetrics,
 }
 
@@ -133,6 +137,7 @@ impl Shard {
         config: Arc<BrokerConfig>,
         view: Arc<NodeView>,
         space_in_flight: Arc<std::sync::atomic::AtomicU64>,
+        splicer: Option<Rc<splice::Splicer>>,
     ) -> Shard {
         let flusher = Flusher::new(fault_point_from_env(), FLUSH_TICK);
         if let Some((write_bytes, writes_in_flight)) = config.write_shape {
@@ -154,6 +159,7 @@ impl Shard {
             read_budget: read_budget::ReadBudget::new(crate::limits::READ_BUDGET_BYTES_PER_SHARD),
             leader_throttle: throttle::Bucket::default(),
             follower_throttle: throttle::Bucket::default(),
+            splicer,
             config,
             view: RefCell::new(view),
             partitions: PartitionTable::default(),

@@ -217,6 +217,24 @@ impl Drop for InFlight {
     }
 }
 
+/// `SO_SNDTIMEO` of the socket `fd`.
+fn set_send_timeout(fd: std::os::fd::RawFd, timeout: std::time::Duration) {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt reads a timeval of the size given from `tv`.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+}
+
 /// Serves one client connection until it closes, fails, stalls or idles out.
 pub async fn serve_connection(shard: Rc<Broker>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -228,6 +246,9 @@ pub async fn serve_connection(shard: Rc<Broker>, stream: TcpStream) {
     // A client that stops reading its responses would hold their memory (and read budget)
     // for ever: a response that cannot be written for this long closes the connection.
     let _ = stream.set_write_timeout(Some(shard.config.request_read_timeout));
+    // The same bound for file ranges, which the splice ring writes to the (blocking) socket
+    // from a kernel worker: a send that makes no progress for this long fails.
+    set_send_timeout(stream.as_raw_fd(), shard.config.request_read_timeout);
     // Responses are written with vectored sends on the socket itself (`send.rs`); `writer`
     // owns it until the connection ends, and waits for room when the socket has none.
     let fd = stream.as_raw_fd();
@@ -288,10 +309,17 @@ pub async fn serve_connection(shard: Rc<Broker>, stream: TcpStream) {
         activity.pending.set(activity.pending.get() - 1);
         activity.last.set(Instant::now());
         match outcome {
-            Outcome::Respond(chunks) => match super::send::write_response(fd, &mut writer, &chunks).await {
-                Ok(calls) => shard.metrics.response_written(calls),
-                Err(_) => break,
-            },
+            Outcome::Respond(chunks) => {
+                match super::send::write_response(fd, &mut writer, &chunks, shard.splicer.as_deref()).await {
+                    Ok(written) => shard.metrics.response_written(written.sends),
+                    Err(e) => {
+                        if shard.log_limits.connections.allow() {
+                            tracing::info!(%peer, error = %e, "closing connection: a response could not be written");
+                        }
+                        break;
+                    }
+                }
+            }
             Outcome::Silent => {}
             Outcome::Close(reason) => {
                 if shard.log_limits.connections.allow() {

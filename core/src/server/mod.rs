@@ -500,6 +500,8 @@ enum ShardStartError {
     DirectIo(ringtail_log::LogError),
     #[error("cannot open its partitions: {0}")]
     Open(ringtail_log::LogError),
+    #[error("cannot set up its ring for zero-copy reads ({0}); --zero-copy-reads false turns them off")]
+    Splice(std::io::Error),
     #[error("{0}")]
     Controller(anyhow::Error),
     #[error("cannot listen on {address}: {source}")]
@@ -539,7 +541,11 @@ async fn run_shard(id: usize, shared: BrokerShared) -> Result<(), ShardStartErro
         }
         _ => None,
     };
-    let runtime = Rc::new(Shard::new(ShardId(id), config.clone(), view, space_in_flight));
+    let splicer = match config.log.zero_copy_reads {
+        true => Some(crate::runtime::splice::Splicer::start(id).map_err(ShardStartError::Splice)?),
+        false => None,
+    };
+    let runtime = Rc::new(Shard::new(ShardId(id), config.clone(), view, space_in_flight, splicer));
     let shard = Broker::new(runtime, mailbox, controller, producer_ids_start);
     ringtail_log::prime_direct_io(&config.data_dir).await.map_err(ShardStartError::DirectIo)?;
     shard.open_owned().await.map_err(ShardStartError::Open)?;

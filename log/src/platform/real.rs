@@ -55,6 +55,23 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<(PathBuf, u64, bool)>> {
     Ok(out)
 }
 
+/// The file at `path` opened for buffered reads, as a descriptor of its own (for zero-copy
+/// sends, which read through the page cache). Opened on the ring; the descriptor is a
+/// duplicate, so it outlives glommio's file.
+pub async fn open_for_splice(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let file = BufferedFile::open(path).await.map_err(io::Error::from)?;
+    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor returns a new one that nothing else owns.
+    let fd = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    let dup = match fd {
+        -1 => Err(io::Error::last_os_error()),
+        // SAFETY: `fd` is the new descriptor just returned, owned by nothing else.
+        fd => Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+    };
+    let _ = file.close().await;
+    dup
+}
+
 /// The size of a file.
 pub fn file_len(path: &Path) -> io::Result<u64> {
     Ok(std::fs::metadata(path)?.len())

@@ -403,3 +403,99 @@ fn the_scrubber_verifies_sealed_segments_and_a_flipped_byte_takes_the_log_offlin
         assert!(log.read(0, 1, u64::MAX).await.is_err());
     });
 }
+
+/// The bytes of a read: its chunks, or its file range read back from the descriptor.
+fn read_bytes(read: &ringtail_log::ReadBatches) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    match &read.file {
+        Some(range) => {
+            let file = std::fs::File::from(range.fd.try_clone().unwrap());
+            let mut bytes = vec![0u8; range.len];
+            file.read_exact_at(&mut bytes, range.position).unwrap();
+            bytes
+        }
+        None => read.chunks.iter().flat_map(|c| c.iter().copied()).collect(),
+    }
+}
+
+#[test]
+fn verified_sealed_data_is_read_as_file_ranges_holding_the_same_batches_as_a_copying_read() {
+    run(|| async {
+        let dir = scratch("zero-copy");
+        let config = LogConfig { zero_copy_reads: true, ..small_config() };
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        // Batches from under the index interval (1 KiB) to well over it.
+        let mut rng = 7u64;
+        for i in 0..400u64 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let (count, len) = (1 + (rng >> 60) as usize, 20 + ((rng >> 33) % 2000) as usize);
+            log.append(batch(i, count, len, 1_000), 1, 0).unwrap();
+            if i % 25 == 24 {
+                log.flush(true, 0).await.unwrap();
+            }
+        }
+        log.flush(true, 0).await.unwrap();
+        let end = log.log_end_offset();
+        let sealed = log.verified();
+        assert!(sealed.len() >= 3, "64 KiB segments should have rolled: {sealed:?}");
+        // Not verified yet: copied.
+        let first = log.read(0, 1 << 20, u64::MAX).await.unwrap();
+        assert!(first.file.is_none() && first.bytes > 0);
+        while log.scrub(1 << 20).await.unwrap().pending {}
+        let sealed_end = sealed.last().map(|&(base, _, _)| base).unwrap();
+        // Every offset, with limits of one byte (one batch), less than a batch, a few batches,
+        // more than a segment; and a read bounded below the end of its segment (a high watermark).
+        let limits = [1usize, 700, 5000, 100_000];
+        let mut reads = Vec::new();
+        for offset in 0..end {
+            let max_bytes = limits[(offset % 4) as usize];
+            let max_offset = if offset % 9 == 0 { offset + 3 } else { u64::MAX };
+            let read = log.read(offset, max_bytes, max_offset).await.unwrap();
+            reads.push((offset, max_bytes, max_offset, read.file.is_some(), read.next_offset, read_bytes(&read)));
+        }
+        let from_file = reads.iter().filter(|r| r.3).count();
+        assert!(from_file > (sealed_end as usize) / 2, "{from_file} of {} reads were file ranges", reads.len());
+        assert!(reads.iter().all(|r| r.4 <= r.2 || r.5.is_empty()), "a read never passes its bound");
+        assert!(reads.iter().any(|r| !r.3 && r.2 != u64::MAX && r.0 < sealed_end), "bounded reads inside a segment");
+        log.close(0).await.unwrap();
+        drop(log);
+
+        let copying = open(&dir, &LogConfig { zero_copy_reads: false, ..small_config() }, &flusher).await;
+        for (offset, max_bytes, max_offset, _, next_offset, bytes) in &reads {
+            let read = copying.read(*offset, *max_bytes, *max_offset).await.unwrap();
+            assert!(read.file.is_none());
+            assert_eq!(read.next_offset, *next_offset, "offset {offset} max_bytes {max_bytes}");
+            assert!(read_bytes(&read) == *bytes, "offset {offset} max_bytes {max_bytes}: different bytes");
+        }
+        copying.close(0).await.unwrap();
+    });
+}
+
+#[test]
+fn a_truncation_into_a_verified_segment_shortens_what_is_read_from_the_file() {
+    run(|| async {
+        let dir = scratch("zero-copy-truncate");
+        let config = LogConfig { zero_copy_reads: true, ..small_config() };
+        let flusher = flusher();
+        let log = open(&dir, &config, &flusher).await;
+        for i in 0..300u64 {
+            log.append(batch(i, 2, 500, 1_000), 1, 0).unwrap();
+        }
+        log.flush(true, 0).await.unwrap();
+        while log.scrub(1 << 20).await.unwrap().pending {}
+        let sealed = log.verified();
+        let (base, _, size) = sealed[0];
+        assert!(sealed.iter().all(|(_, verified, size)| verified == size));
+        // Cut the first segment in its middle (a diverged follower's truncation).
+        let cut = base + 20;
+        assert_eq!(log.truncate_to(cut).await.unwrap(), cut);
+        let now = log.verified();
+        assert!(now.iter().all(|(_, verified, size)| verified <= size), "{now:?}");
+        assert!(now[0].2 < size);
+        let read = log.read(0, 1 << 20, u64::MAX).await.unwrap();
+        assert_eq!(read.next_offset, cut);
+        assert_eq!(read_bytes(&read).len(), read.bytes);
+        log.close(0).await.unwrap();
+    });
+}

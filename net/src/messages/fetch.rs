@@ -3,9 +3,8 @@
 //! named by id; from version 15 a follower identifies itself in the tagged `ReplicaState`
 //! instead of `replica_id`.
 
-use bytes::Bytes;
-
 use super::leader_hints::{encoded_endpoints, CurrentLeader, NodeEndpoint};
+use crate::chunk::Chunk;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::header::ApiKey;
 
@@ -172,8 +171,9 @@ pub struct FetchPartitionResponse {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    /// Whole record batches, as chunks to send in order.
-    pub records: Vec<Bytes>,
+    /// Whole record batches, as chunks to send in order (in memory, or file ranges sent
+    /// without a copy).
+    pub records: Vec<Chunk>,
     /// Tagged (tag 0), version 12 on: for a follower whose log diverges from the leader's.
     pub diverging_epoch: Option<DivergingEpoch>,
     /// Tagged (tag 1), version 12 on (KIP-951): who leads the partition, when this broker
@@ -202,7 +202,7 @@ impl Default for FetchPartitionResponse {
 impl FetchResponse {
     /// Encodes the body after `w`'s current contents (the response header) and returns the
     /// chunks of the whole response in order: encoded fields interleaved with record bytes.
-    pub fn encode_chunks(&self, mut w: Writer, version: i16) -> Vec<Bytes> {
+    pub fn encode_chunks(&self, mut w: Writer, version: i16) -> Vec<Chunk> {
         let flexible = ApiKey::Fetch.is_flexible(version);
         let mut chunks = Vec::new();
         w.i32(self.throttle_time_ms);
@@ -231,10 +231,10 @@ impl FetchResponse {
                 if version >= 11 {
                     w.i32(p.preferred_read_replica);
                 }
-                let length: usize = p.records.iter().map(Bytes::len).sum();
+                let length: usize = p.records.iter().map(Chunk::len).sum();
                 w.bytes_length(flexible, Some(length));
                 if length > 0 {
-                    chunks.push(w.buf.split().freeze());
+                    chunks.push(Chunk::Mem(w.buf.split().freeze()));
                     chunks.extend(p.records.iter().filter(|c| !c.is_empty()).cloned());
                 }
                 p.encode_tagged_fields(&mut w, flexible);
@@ -246,7 +246,7 @@ impl FetchResponse {
         } else {
             w.no_tagged_fields(flexible);
         }
-        chunks.push(w.buf.split().freeze());
+        chunks.push(Chunk::Mem(w.buf.split().freeze()));
         chunks
     }
 }

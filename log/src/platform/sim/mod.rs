@@ -37,6 +37,12 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64, bool)>> {
     disk::with_disk(|d| d.list(dir))
 }
 
+/// The simulated disk has no descriptors to send from: zero-copy reads are never served (the
+/// log's config leaves them off in the simulation, and this refuses them if asked).
+pub async fn open_for_splice(_path: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 /// The size of a file on the simulated disk.
 pub fn file_len(path: &Path) -> std::io::Result<u64> {
     disk::with_disk(|d| d.len_of(path))
