@@ -11,9 +11,15 @@
 //!
 //! A blocking socket write in an io-wq worker is bounded by the socket's `SO_SNDTIMEO` (the
 //! connection sets it to its write timeout): a client that stops reading makes the send fail and
-//! the connection close, as a stalled glommio write does. After a range is sent its pages are
-//! dropped from the page cache (`POSIX_FADV_DONTNEED` on the ring), so cold reads do not grow
-//! the page cache that direct I/O keeps segment data out of.
+//! the connection close, as a stalled glommio write does.
+//!
+//! The page cache: a range is read ahead (`POSIX_FADV_WILLNEED` on the ring) as soon as the
+//! owner shard answers the read with it, so the disk reads of a fetch's ranges run together
+//! while earlier responses are still being sent (as the copying path's reads do); and sent
+//! ranges are dropped from the cache (`POSIX_FADV_DONTNEED`) once more than `DROP_BEHIND_BYTES`
+//! have been sent after them or a second has passed, when the receiver has surely taken their
+//! pages (pages still held by a socket are not dropped), so cold reads do not grow the page
+//! cache that direct I/O keeps segment data out of.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -33,12 +39,18 @@ const RING_ENTRIES: u32 = 256;
 /// pair moves at most this much.
 const PIPE_BYTES: usize = 1 << 20;
 /// Idle pipes a shard keeps for the next sends.
-const PIPES_IDLE_MAX: usize = 16;
+const PIPES_IDLE_MAX: usize = 64;
 /// io-wq workers the ring may use for regular files and for pipes and sockets: bounds the
 /// kernel threads clients' slow reads can hold.
 const IOWQ_WORKERS_MAX: [u32; 2] = [16, 128];
-/// The user data of requests nobody waits for (drop-behind advice).
-const UNWATCHED: u64 = u64::MAX;
+/// Sent ranges whose pages are kept while more recent sends go on (a shard's sockets may
+/// still hold them), and for how long at most.
+const DROP_BEHIND_BYTES: usize = 32 << 20;
+const DROP_BEHIND_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+/// Drop-behind advice covers whole 2 MiB blocks (rounded out): the page cache holds file data
+/// in folios of up to that size, naturally aligned, and evicts only those wholly inside the
+/// range advised.
+const DROP_BEHIND_ALIGN: u64 = 2 << 20;
 
 /// Whether this kernel can send file ranges through a ring: io_uring with splice and fadvise.
 pub fn probe() -> Result<(), String> {
@@ -81,14 +93,61 @@ impl Pipe {
     }
 }
 
+/// A fill's result: the bytes now in the pipe.
+fn filled(result: i32) -> io::Result<usize> {
+    match result {
+        n if n < 0 => Err(io::Error::from_raw_os_error(-n)),
+        0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than the range sent")),
+        n => Ok(n as usize),
+    }
+}
+
+/// A range whose first pipe's worth is being read into a pipe (`Splicer::fill`).
+pub struct Fill<'a> {
+    file: Arc<OwnedFd>,
+    pipe: Rc<Pipe>,
+    position: u64,
+    len: usize,
+    first: Op<'a>,
+}
+
+/// The file, pipe and socket of one send.
+struct Ends {
+    file: Arc<OwnedFd>,
+    pipe: Rc<Pipe>,
+    socket: Arc<OwnedFd>,
+}
+
+impl Ends {
+    fn keep(&self) -> Vec<Keep> {
+        vec![Box::new(self.file.clone()), Box::new(self.pipe.clone()), Box::new(self.socket.clone())]
+    }
+}
+
+/// A range sent from a file, its pages not yet dropped from the page cache (the descriptor is
+/// held so the advice cannot reach another file that reused the number).
+struct SentRange {
+    file: Arc<OwnedFd>,
+    position: u64,
+    len: usize,
+    at: std::time::Instant,
+}
+
 /// A request's state, by its user data (the index).
 enum Slot {
     Free,
     Waiting(Option<Waker>),
     Done(i32),
-    /// Its waiter went away before the completion; freed when it arrives.
-    Abandoned,
+    /// Nobody waits (advice, or a waiter that went away): freed when the completion arrives,
+    /// and with it what the request names (descriptors the kernel looks up only when a worker
+    /// runs it, so they must stay open until then).
+    Abandoned {
+        _held: Vec<Keep>,
+    },
 }
+
+/// Something a request in the ring needs kept alive.
+type Keep = Box<dyn std::any::Any>;
 
 #[derive(Default)]
 struct Slots {
@@ -130,6 +189,8 @@ pub struct Splicer {
     slots: RefCell<Slots>,
     pipes: RefCell<Vec<Pipe>>,
     stats: RefCell<SpliceStats>,
+    /// Sent ranges whose pages are still cached, oldest first, with their bytes in all.
+    sent: RefCell<(std::collections::VecDeque<SentRange>, usize)>,
     eventfd: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
 }
@@ -175,6 +236,7 @@ impl Splicer {
             slots: RefCell::new(Slots::default()),
             pipes: RefCell::new(Vec::new()),
             stats: RefCell::new(SpliceStats::default()),
+            sent: RefCell::new((std::collections::VecDeque::new(), 0)),
             eventfd,
             stop,
         });
@@ -187,21 +249,66 @@ impl Splicer {
         *self.stats.borrow()
     }
 
-    /// Sends `len` bytes of `file` from `position` to `socket`, every byte or an error (the
-    /// file shorter than the range, a truncation; the client not reading for the socket's send
-    /// timeout; the connection gone). Nothing else may write to the socket meanwhile.
-    pub async fn send_file(&self, file: RawFd, position: u64, len: usize, socket: RawFd) -> io::Result<()> {
-        let pipe = match self.pipes.borrow_mut().pop() {
-            Some(p) => p,
-            None => Pipe::new()?,
+    fn advise(&self, file: &Arc<OwnedFd>, position: u64, len: usize, advice: i32) {
+        let key = {
+            let mut slots = self.slots.borrow_mut();
+            let key = slots.take();
+            slots.slots[key] = Slot::Abandoned { _held: vec![Box::new(file.clone())] };
+            key
         };
-        let result = self.send_through(&pipe, file, position, len, socket).await;
-        // Drop-behind: these pages were read for this send only.
-        let advice = opcode::Fadvise::new(types::Fd(file), len as libc::off_t, libc::POSIX_FADV_DONTNEED)
+        let entry = opcode::Fadvise::new(types::Fd(file.as_raw_fd()), len as libc::off_t, advice)
             .offset(position)
             .build()
-            .user_data(UNWATCHED);
-        let _ = self.push(&[advice]);
+            .user_data(key as u64);
+        // Advice only: a full ring loses nothing but the hint.
+        if self.push(&[entry]).is_err() {
+            self.slots.borrow_mut().release(key);
+        }
+    }
+
+    /// Starts moving the first pipe's worth of a range into a pipe of its own (reading the
+    /// file into the page cache as needed) without waiting, so the disk reads of a response's
+    /// ranges run together while earlier ones are being sent; `send` sends it.
+    pub fn fill(&self, file: &Arc<OwnedFd>, position: u64, len: usize) -> io::Result<Fill<'_>> {
+        let pipe = Rc::new(match self.pipes.borrow_mut().pop() {
+            Some(p) => p,
+            None => Pipe::new()?,
+        });
+        let step = len.min(pipe.bytes);
+        let entry = opcode::Splice::new(
+            types::Fd(file.as_raw_fd()),
+            position as i64,
+            types::Fd(pipe.write.as_raw_fd()),
+            -1,
+            step as u32,
+        )
+        .build();
+        let mut first = self.op(entry, vec![Box::new(file.clone()), Box::new(pipe.clone())]);
+        self.submit(&mut [&mut first])?;
+        Ok(Fill { file: file.clone(), pipe, position, len, first })
+    }
+
+    /// Sends a filled range to `socket`: every byte, or an error (the file shorter than the
+    /// range, a truncation; the client not reading for the socket's send timeout; the
+    /// connection gone). Nothing else may write to the socket meanwhile.
+    pub async fn send(&self, fill: Fill<'_>, socket: RawFd) -> io::Result<()> {
+        let Fill { file, pipe, position, len, first } = fill;
+        let result = async {
+            // The requests name a descriptor of the socket of their own, kept open until they
+            // complete even if this send is dropped and the connection closes its own.
+            // SAFETY: F_DUPFD_CLOEXEC on the open socket returns a new descriptor or -1.
+            let socket = match unsafe { libc::fcntl(socket, libc::F_DUPFD_CLOEXEC, 0) } {
+                -1 => return Err(io::Error::last_os_error()),
+                // SAFETY: the new descriptor is owned by nothing else.
+                fd => Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }),
+            };
+            let ends = Ends { file: file.clone(), pipe: pipe.clone(), socket };
+            let filled = filled(first.await)?;
+            self.drain(&ends, filled, 0).await?;
+            self.send_through(&ends, position + filled as u64, len - filled).await
+        }
+        .await;
+        self.drop_behind(SentRange { file, position, len, at: std::time::Instant::now() });
         let mut stats = self.stats.borrow_mut();
         match &result {
             Ok(()) => {
@@ -209,7 +316,7 @@ impl Splicer {
                 stats.bytes += len as u64;
                 // Only an emptied pipe is used again; a failed send's may still hold bytes.
                 let mut pipes = self.pipes.borrow_mut();
-                if pipes.len() < PIPES_IDLE_MAX {
+                if let (true, Ok(pipe)) = (pipes.len() < PIPES_IDLE_MAX, Rc::try_unwrap(pipe)) {
                     pipes.push(pipe);
                 }
             }
@@ -218,7 +325,29 @@ impl Splicer {
         result
     }
 
-    async fn send_through(&self, pipe: &Pipe, file: RawFd, position: u64, len: usize, socket: RawFd) -> io::Result<()> {
+    /// Notes a sent range, and drops from the page cache the ranges sent long enough ago.
+    fn drop_behind(&self, range: SentRange) {
+        let now = range.at;
+        let mut sent = self.sent.borrow_mut();
+        let (ranges, bytes) = &mut *sent;
+        *bytes += range.len;
+        ranges.push_back(range);
+        while let Some(oldest) = ranges.front() {
+            if *bytes <= DROP_BEHIND_BYTES && now.duration_since(oldest.at) < DROP_BEHIND_AFTER {
+                break;
+            }
+            let oldest = ranges.pop_front().expect("looked at");
+            *bytes -= oldest.len;
+            let start = oldest.position / DROP_BEHIND_ALIGN * DROP_BEHIND_ALIGN;
+            let end = (oldest.position + oldest.len as u64).div_ceil(DROP_BEHIND_ALIGN) * DROP_BEHIND_ALIGN;
+            self.advise(&oldest.file, start, (end - start) as usize, libc::POSIX_FADV_DONTNEED);
+        }
+    }
+
+    /// The rest of a range, a pipe's worth at a time: `splice(file -> pipe)` linked to
+    /// `splice(pipe -> socket)`.
+    async fn send_through(&self, ends: &Ends, position: u64, len: usize) -> io::Result<()> {
+        let (file, socket, pipe) = (ends.file.as_raw_fd(), ends.socket.as_raw_fd(), &ends.pipe);
         let mut sent = 0usize;
         while sent < len {
             let step = (len - sent).min(pipe.bytes) as u32;
@@ -232,50 +361,56 @@ impl Splicer {
             .build()
             .flags(squeue::Flags::IO_LINK);
             let drain = opcode::Splice::new(types::Fd(pipe.read.as_raw_fd()), -1, types::Fd(socket), -1, step).build();
-            let (filled, drained) = {
-                let (mut fill, mut drain) = (self.op(fill), self.op(drain));
+            let (filled_now, drained) = {
+                let (mut fill, mut drain) = (self.op(fill, ends.keep()), self.op(drain, ends.keep()));
                 self.submit(&mut [&mut fill, &mut drain])?;
                 (fill.await, drain.await)
             };
-            let filled = match filled {
-                n if n < 0 => return Err(io::Error::from_raw_os_error(-n)),
-                0 => {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than the range sent"))
-                }
-                n => n as usize,
-            };
-            // A short fill breaks the link: the drain is cancelled and the pipe holds `filled`.
-            let mut drained = match drained {
+            let filled_now = filled(filled_now)?;
+            // A short fill breaks the link: the drain is cancelled and the pipe holds it all.
+            let drained = match drained {
                 n if n >= 0 => n as usize,
                 n if -n == libc::ECANCELED => 0,
                 n => return Err(io::Error::from_raw_os_error(-n)),
             };
-            while drained < filled {
-                let rest = (filled - drained) as u32;
-                let entry = opcode::Splice::new(types::Fd(pipe.read.as_raw_fd()), -1, types::Fd(socket), -1, rest);
-                let mut drain = self.op(entry.build());
-                self.submit(&mut [&mut drain])?;
-                drained += match drain.await {
-                    n if n > 0 => n as usize,
-                    0 => return Err(io::ErrorKind::WriteZero.into()),
-                    n if -n == libc::EAGAIN => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client read nothing for the write timeout",
-                        ))
-                    }
-                    n => return Err(io::Error::from_raw_os_error(-n)),
-                };
-            }
-            sent += filled;
+            self.drain(ends, filled_now, drained).await?;
+            sent += filled_now;
+        }
+        Ok(())
+    }
+
+    /// Moves what the pipe holds (`filled`, of which `drained` already went) to the socket.
+    async fn drain(&self, ends: &Ends, filled: usize, mut drained: usize) -> io::Result<()> {
+        while drained < filled {
+            let rest = (filled - drained) as u32;
+            let entry = opcode::Splice::new(
+                types::Fd(ends.pipe.read.as_raw_fd()),
+                -1,
+                types::Fd(ends.socket.as_raw_fd()),
+                -1,
+                rest,
+            );
+            let mut drain = self.op(entry.build(), ends.keep());
+            self.submit(&mut [&mut drain])?;
+            drained += match drain.await {
+                n if n > 0 => n as usize,
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n if -n == libc::EAGAIN => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client read nothing for the write timeout",
+                    ))
+                }
+                n => return Err(io::Error::from_raw_os_error(-n)),
+            };
         }
         Ok(())
     }
 
     /// A request whose completion the returned future waits for.
-    fn op(&self, entry: squeue::Entry) -> Op<'_> {
+    fn op(&self, entry: squeue::Entry, keep: Vec<Keep>) -> Op<'_> {
         let key = self.slots.borrow_mut().take();
-        Op { splicer: self, key, entry: entry.user_data(key as u64), submitted: false, finished: false }
+        Op { splicer: self, key, entry: entry.user_data(key as u64), keep, submitted: false, finished: false }
     }
 
     /// Submits `ops` together (a linked pair stays whole).
@@ -312,18 +447,14 @@ impl Splicer {
         let mut ring = self.ring.borrow_mut();
         let mut slots = self.slots.borrow_mut();
         for cqe in ring.completion() {
-            let key = cqe.user_data();
-            if key == UNWATCHED {
-                continue;
-            }
-            let key = key as usize;
+            let key = cqe.user_data() as usize;
             match std::mem::replace(&mut slots.slots[key], Slot::Done(cqe.result())) {
                 Slot::Waiting(waker) => {
                     if let Some(w) = waker {
                         w.wake();
                     }
                 }
-                Slot::Abandoned => slots.release(key),
+                Slot::Abandoned { .. } => slots.release(key),
                 Slot::Free | Slot::Done(_) => {}
             }
         }
@@ -352,6 +483,8 @@ struct Op<'a> {
     splicer: &'a Splicer,
     key: usize,
     entry: squeue::Entry,
+    /// The descriptors it names, handed to its slot if it is dropped before completing.
+    keep: Vec<Keep>,
     /// In the ring: its slot is held until the completion arrives.
     submitted: bool,
     finished: bool,
@@ -375,7 +508,7 @@ impl Future for Op<'_> {
                 *waker = Some(cx.waker().clone());
                 Poll::Pending
             }
-            Slot::Free | Slot::Abandoned => unreachable!("a request's slot is held until its waiter finishes"),
+            Slot::Free | Slot::Abandoned { .. } => unreachable!("a request's slot is held until its waiter finishes"),
         }
     }
 }
@@ -387,7 +520,9 @@ impl Drop for Op<'_> {
         }
         let mut slots = self.splicer.slots.borrow_mut();
         match slots.slots[self.key] {
-            Slot::Waiting(_) if self.submitted => slots.slots[self.key] = Slot::Abandoned,
+            Slot::Waiting(_) if self.submitted => {
+                slots.slots[self.key] = Slot::Abandoned { _held: std::mem::take(&mut self.keep) }
+            }
             _ => slots.release(self.key),
         }
     }

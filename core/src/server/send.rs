@@ -97,8 +97,12 @@ pub(crate) struct Written {
     pub file_ranges: usize,
 }
 
+/// File ranges of a response being read into pipes ahead of their turn.
+const FILLS_AHEAD: usize = 4;
+
 /// Writes the response of `chunks` (size first) to the socket `fd`, which `writer` also
-/// writes to; file chunks through `splicer`.
+/// writes to; file chunks through `splicer`, the next few read into pipes while earlier
+/// chunks are sent.
 pub(crate) async fn write_response<W: futures_lite::AsyncWrite + Unpin>(
     fd: RawFd,
     writer: &mut W,
@@ -107,6 +111,20 @@ pub(crate) async fn write_response<W: futures_lite::AsyncWrite + Unpin>(
 ) -> io::Result<Written> {
     let total: usize = chunks.iter().map(Chunk::len).sum();
     let size = (total as i32).to_be_bytes();
+    let mut files = chunks.iter().filter_map(|c| match c {
+        Chunk::File(f) => Some(f),
+        Chunk::Mem(_) => None,
+    });
+    let mut fills = std::collections::VecDeque::new();
+    let mut top_up = |fills: &mut std::collections::VecDeque<_>| -> io::Result<()> {
+        while fills.len() < FILLS_AHEAD {
+            let Some(file) = files.next() else { break };
+            let splicer = splicer.ok_or_else(|| io::Error::other("a file range to send and no splice ring"))?;
+            fills.push_back(splicer.fill(&file.fd, file.position, file.len)?);
+        }
+        Ok(())
+    };
+    top_up(&mut fills)?;
     let mut written = Written::default();
     let mut rest = chunks;
     let mut first = true;
@@ -117,11 +135,16 @@ pub(crate) async fn write_response<W: futures_lite::AsyncWrite + Unpin>(
         let mem = rest[..run].iter().filter_map(|c| c.as_mem().map(|b| &b[..]));
         written.sends += write_pieces(fd, writer, Pieces::new(size_piece.into_iter().chain(mem))).await?;
         first = false;
-        let Some(Chunk::File(file)) = rest.get(run) else { break };
-        let splicer = splicer.ok_or_else(|| io::Error::other("a file range to send and no splice ring"))?;
-        use std::os::fd::AsRawFd;
-        splicer.send_file(file.fd.as_raw_fd(), file.position, file.len, fd).await?;
+        if run == rest.len() {
+            break;
+        }
+        let (fill, splicer) = (fills.pop_front(), splicer);
+        let (Some(fill), Some(splicer)) = (fill, splicer) else {
+            return Err(io::Error::other("a file range to send and no splice ring"));
+        };
+        splicer.send(fill, fd).await?;
         written.file_ranges += 1;
+        top_up(&mut fills)?;
         rest = &rest[run + 1..];
     }
     Ok(written)
