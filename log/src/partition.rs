@@ -1735,11 +1735,6 @@ impl PartitionLog {
     /// Reads whole batches starting with the one holding `offset`, up to `max_bytes` (at least
     /// one batch if any is there), stopping before any batch reaching `max_offset`.
     pub async fn read(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<ReadBatches, LogError> {
-        if self.config.get().zero_copy_reads {
-            if let Some(range) = self.read_file_range(offset, max_bytes, max_offset).await? {
-                return Ok(range);
-            }
-        }
         let batches = self.read_batches(offset, max_bytes, max_offset).await?;
         let mut out = ReadBatches { next_offset: offset, ..ReadBatches::default() };
         for b in batches {
@@ -1751,6 +1746,19 @@ impl PartitionLog {
             }
         }
         Ok(out)
+    }
+
+    /// `read` for a fetch, whose caller sends the batches to a socket: with `zero_copy_reads`,
+    /// a cold read of verified sealed data comes back as the file range holding the batches
+    /// (`ReadBatches::file`), for the caller to send without a copy. Readers that look at the
+    /// bytes (the coordinator's replay, timestamp lookups) use `read`.
+    pub async fn read_to_send(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Result<ReadBatches, LogError> {
+        if self.config.get().zero_copy_reads {
+            if let Some(range) = self.read_file_range(offset, max_bytes, max_offset).await? {
+                return Ok(range);
+            }
+        }
+        self.read(offset, max_bytes, max_offset).await
     }
 
     /// The read `read` would make, as the range of the segment file holding its batches, when

@@ -803,6 +803,27 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadBatches, PartitionError> {
+        self.read_with(offset, max_bytes, isolation, false).await
+    }
+
+    /// `read` for a fetch that sends the batches on: a cold read of verified sealed data may
+    /// come back as a file range (`ReadBatches::file`, the log's `read_to_send`).
+    pub async fn read_to_send(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadBatches, PartitionError> {
+        self.read_with(offset, max_bytes, isolation, true).await
+    }
+
+    async fn read_with(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+        to_send: bool,
+    ) -> Result<ReadBatches, PartitionError> {
         if let Some(e) = self.log.failed() {
             return Err(PartitionError::Log(e));
         }
@@ -821,7 +842,11 @@ impl Partition {
         if offset as u64 >= limit {
             return Ok(ReadBatches { next_offset: offset as u64, ..ReadBatches::default() });
         }
-        self.log.read(offset as u64, max_bytes, limit).await.map_err(|e| match e {
+        let read = match to_send {
+            true => self.log.read_to_send(offset as u64, max_bytes, limit).await,
+            false => self.log.read(offset as u64, max_bytes, limit).await,
+        };
+        read.map_err(|e| match e {
             LogError::OffsetOutOfRange { log_start_offset, log_end_offset, .. } => {
                 PartitionError::OffsetOutOfRange { offset, log_start_offset, log_end_offset }
             }

@@ -389,14 +389,14 @@ impl Shard {
                 let read = {
                     let partition = partition.clone();
                     let offset = item.offset;
-                    glommio::spawn_local(async move { partition.read(offset, max_bytes, isolation).await })
+                    glommio::spawn_local(async move { partition.read_to_send(offset, max_bytes, isolation).await })
                 };
                 pending.push(ColdRead { index, partition, reader: item.reader, offset: item.offset, charge, read });
                 first = false;
                 budget = budget.saturating_sub(max_bytes);
                 continue;
             }
-            let outcome = partition.read(item.offset, max_bytes, isolation).await;
+            let outcome = partition.read_to_send(item.offset, max_bytes, isolation).await;
             if let Ok(read) = &outcome {
                 first &= read.bytes == 0;
                 budget = budget.saturating_sub(read.bytes);

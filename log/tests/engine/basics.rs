@@ -440,7 +440,7 @@ fn verified_sealed_data_is_read_as_file_ranges_holding_the_same_batches_as_a_cop
         let sealed = log.verified();
         assert!(sealed.len() >= 3, "64 KiB segments should have rolled: {sealed:?}");
         // Not verified yet: copied.
-        let first = log.read(0, 1 << 20, u64::MAX).await.unwrap();
+        let first = log.read_to_send(0, 1 << 20, u64::MAX).await.unwrap();
         assert!(first.file.is_none() && first.bytes > 0);
         while log.scrub(1 << 20).await.unwrap().pending {}
         let sealed_end = sealed.last().map(|&(base, _, _)| base).unwrap();
@@ -451,8 +451,15 @@ fn verified_sealed_data_is_read_as_file_ranges_holding_the_same_batches_as_a_cop
         for offset in 0..end {
             let max_bytes = limits[(offset % 4) as usize];
             let max_offset = if offset % 9 == 0 { offset + 3 } else { u64::MAX };
-            let read = log.read(offset, max_bytes, max_offset).await.unwrap();
+            let read = log.read_to_send(offset, max_bytes, max_offset).await.unwrap();
             reads.push((offset, max_bytes, max_offset, read.file.is_some(), read.next_offset, read_bytes(&read)));
+        }
+        // Readers that look at the bytes (`read`) always get them, whatever the path a fetch takes.
+        for (offset, max_bytes, max_offset, _, next_offset, bytes) in reads.iter().step_by(7) {
+            let read = log.read(*offset, *max_bytes, *max_offset).await.unwrap();
+            assert!(read.file.is_none(), "offset {offset}: `read` returned a file range");
+            assert_eq!(read.next_offset, *next_offset);
+            assert!(read_bytes(&read) == *bytes);
         }
         let from_file = reads.iter().filter(|r| r.3).count();
         assert!(from_file > (sealed_end as usize) / 2, "{from_file} of {} reads were file ranges", reads.len());
@@ -493,7 +500,7 @@ fn a_truncation_into_a_verified_segment_shortens_what_is_read_from_the_file() {
         let now = log.verified();
         assert!(now.iter().all(|(_, verified, size)| verified <= size), "{now:?}");
         assert!(now[0].2 < size);
-        let read = log.read(0, 1 << 20, u64::MAX).await.unwrap();
+        let read = log.read_to_send(0, 1 << 20, u64::MAX).await.unwrap();
         assert_eq!(read.next_offset, cut);
         assert_eq!(read_bytes(&read).len(), read.bytes);
         log.close(0).await.unwrap();
