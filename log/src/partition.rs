@@ -1828,29 +1828,35 @@ impl PartitionLog {
             let Ok(one) = one else { return Ok(None) };
             end = one;
         }
-        let fd = {
+        // The descriptor to send from: opened once per segment, by name, so it must be checked
+        // to be the segment's own file (a truncation may have replaced it under that name).
+        let cached = {
             let st = self.state.borrow();
+            st.segments.iter().find(|s| s.base_offset == base && s.size == size).and_then(|s| s.splice_fd.clone())
+        };
+        let fd = match cached {
+            Some(fd) => fd,
+            None => {
+                let Ok(fd) = platform::open_for_splice(&path).await else { return Ok(None) };
+                if !platform::same_file(&fd, &file) {
+                    return Ok(None);
+                }
+                Arc::new(fd)
+            }
+        };
+        // Every check again after the last wait: the same segment, not cut, still verified.
+        {
+            let mut st = self.state.borrow_mut();
             let same = st.tail_epoch == epoch && st.failed.is_none();
-            let Some(s) = st.segments.iter().find(|s| s.base_offset == base && s.size == size).filter(|_| same) else {
+            let segment = st.segments.iter_mut().find(|s| s.base_offset == base && s.size == size);
+            let Some(s) = segment.filter(|s| same && s.file.as_ref().is_some_and(|f| Rc::ptr_eq(f, &file))) else {
                 return Ok(None);
             };
             if s.verified_to < end.position {
                 return Ok(None);
             }
-            s.splice_fd.clone()
-        };
-        let fd = match fd {
-            Some(fd) => fd,
-            None => {
-                let Ok(fd) = platform::open_for_splice(&path).await else { return Ok(None) };
-                let fd = Arc::new(fd);
-                let mut st = self.state.borrow_mut();
-                if let Some(s) = st.segments.iter_mut().find(|s| s.base_offset == base && s.size == size) {
-                    s.splice_fd.get_or_insert_with(|| fd.clone());
-                }
-                fd
-            }
-        };
+            s.splice_fd.get_or_insert_with(|| fd.clone());
+        }
         let len = (end.position - start.position) as usize;
         Ok(Some(ReadBatches {
             chunks: Vec::new(),

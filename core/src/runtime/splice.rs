@@ -13,13 +13,17 @@
 //! connection sets it to its write timeout): a client that stops reading makes the send fail and
 //! the connection close, as a stalled glommio write does.
 //!
-//! The page cache: a range is read ahead (`POSIX_FADV_WILLNEED` on the ring) as soon as the
-//! owner shard answers the read with it, so the disk reads of a fetch's ranges run together
-//! while earlier responses are still being sent (as the copying path's reads do); and sent
-//! ranges are dropped from the cache (`POSIX_FADV_DONTNEED`) once more than `DROP_BEHIND_BYTES`
-//! have been sent after them or a second has passed, when the receiver has surely taken their
-//! pages (pages still held by a socket are not dropped), so cold reads do not grow the page
-//! cache that direct I/O keeps segment data out of.
+//! The page cache: the writer reads a response's next ranges into pipes of their own ahead of
+//! their turn (`fill`), so the disk reads of a fetch's ranges run together as the copying
+//! path's do; and sent ranges are dropped from the cache (`POSIX_FADV_DONTNEED`) once more
+//! than `DROP_BEHIND_BYTES` have been sent after them or a second has passed, when the receiver
+//! has surely taken their pages (pages still held by a socket are not dropped), so cold reads
+//! do not grow the page cache that direct I/O keeps segment data out of.
+//!
+//! The kernel looks a request's descriptors up only when a worker runs it, so everything a
+//! request names (file, pipe, its own duplicate of the socket descriptor) is kept open until
+//! its completion arrives, even when its waiter has gone. The io-wq worker limits are the
+//! kernel's defaults (they are per thread, shared with glommio's rings).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -40,9 +44,6 @@ const RING_ENTRIES: u32 = 256;
 const PIPE_BYTES: usize = 1 << 20;
 /// Idle pipes a shard keeps for the next sends.
 const PIPES_IDLE_MAX: usize = 64;
-/// io-wq workers the ring may use for regular files and for pipes and sockets: bounds the
-/// kernel threads clients' slow reads can hold.
-const IOWQ_WORKERS_MAX: [u32; 2] = [16, 128];
 /// Sent ranges whose pages are kept while more recent sends go on (a shard's sockets may
 /// still hold them), and for how long at most.
 const DROP_BEHIND_BYTES: usize = 32 << 20;
@@ -200,9 +201,6 @@ impl Splicer {
     /// called on the shard's executor.
     pub fn start(shard: usize) -> io::Result<Rc<Splicer>> {
         let ring = IoUring::builder().setup_cqsize(RING_ENTRIES * 2).build(RING_ENTRIES)?;
-        let mut workers = IOWQ_WORKERS_MAX;
-        // Older kernels lack the setting; their io-wq limits still apply.
-        let _ = ring.submitter().register_iowq_max_workers(&mut workers);
         // SAFETY: eventfd returns a new descriptor or -1.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if efd < 0 {
@@ -328,10 +326,20 @@ impl Splicer {
     /// Notes a sent range, and drops from the page cache the ranges sent long enough ago.
     fn drop_behind(&self, range: SentRange) {
         let now = range.at;
+        {
+            let mut sent = self.sent.borrow_mut();
+            sent.1 += range.len;
+            sent.0.push_back(range);
+        }
+        self.drop_sent(now);
+    }
+
+    /// Drops from the page cache the sent ranges more than `DROP_BEHIND_BYTES` or
+    /// `DROP_BEHIND_AFTER` behind `now` (letting go of their files: a deleted segment's space is
+    /// freed once nothing holds it).
+    fn drop_sent(&self, now: std::time::Instant) {
         let mut sent = self.sent.borrow_mut();
         let (ranges, bytes) = &mut *sent;
-        *bytes += range.len;
-        ranges.push_back(range);
         while let Some(oldest) = ranges.front() {
             if *bytes <= DROP_BEHIND_BYTES && now.duration_since(oldest.at) < DROP_BEHIND_AFTER {
                 break;
@@ -421,7 +429,9 @@ impl Splicer {
         Ok(())
     }
 
-    /// Queues `entries` together and submits them without waiting.
+    /// Queues `entries` together and submits them without waiting. Once queued they are in
+    /// the ring whatever the submission's outcome: a failed `io_uring_enter` leaves them queued,
+    /// and the driver enters again. An error means nothing was queued.
     fn push(&self, entries: &[squeue::Entry]) -> io::Result<()> {
         let mut ring = self.ring.borrow_mut();
         let room = {
@@ -429,33 +439,49 @@ impl Splicer {
             sq.capacity() - sq.len()
         };
         if room < entries.len() {
-            ring.submit()?;
+            let _ = ring.submit();
         }
-        // SAFETY: every descriptor an entry names stays open until its completion: the file's
-        // and the socket's are held by the sender's caller, which awaits the completion (a
-        // dropped waiter closes nothing the kernel has not already taken a reference to), and
-        // drop-behind advice names a file only by descriptor, which the kernel resolves at
-        // submission.
+        // SAFETY: every descriptor an entry names stays open until its completion arrives: the
+        // requests' slots hold the file, the pipe and the socket's duplicate descriptor until
+        // then (`Op::drop` hands them to the slot if its waiter goes first; advice holds its
+        // file from the start).
         unsafe { ring.submission().push_multiple(entries) }
             .map_err(|_| io::Error::other("the splice ring's submission queue is full"))?;
-        ring.submit()?;
+        let _ = ring.submit();
         Ok(())
     }
 
-    /// Reaps the completion queue, waking the sends waiting on it.
+    /// Reaps the completion queue, waking the sends waiting on it. Also enters the ring when
+    /// requests are still queued (an earlier enter failed) or completions overflowed the queue
+    /// (the kernel keeps those until an enter asks for them).
     fn reap(&self) {
         let mut ring = self.ring.borrow_mut();
         let mut slots = self.slots.borrow_mut();
-        for cqe in ring.completion() {
-            let key = cqe.user_data() as usize;
-            match std::mem::replace(&mut slots.slots[key], Slot::Done(cqe.result())) {
-                Slot::Waiting(waker) => {
-                    if let Some(w) = waker {
-                        w.wake();
+        loop {
+            for cqe in ring.completion() {
+                let key = cqe.user_data() as usize;
+                match std::mem::replace(&mut slots.slots[key], Slot::Done(cqe.result())) {
+                    Slot::Waiting(waker) => {
+                        if let Some(w) = waker {
+                            w.wake();
+                        }
                     }
+                    Slot::Abandoned { .. } => slots.release(key),
+                    Slot::Free | Slot::Done(_) => {}
                 }
-                Slot::Abandoned { .. } => slots.release(key),
-                Slot::Free | Slot::Done(_) => {}
+            }
+            let (queued, overflow) = {
+                let mut sq = ring.submission();
+                sq.sync();
+                (!sq.is_empty(), sq.cq_overflow())
+            };
+            if !(queued || overflow) {
+                break;
+            }
+            // Overflowed completions come back with this enter: reap them too.
+            let entered = ring.submit().is_ok();
+            if !(overflow && entered) {
+                break;
             }
         }
     }
@@ -470,11 +496,21 @@ impl Drop for Splicer {
     }
 }
 
-/// The driver: reaps completions whenever the helper thread says there are some.
+/// The driver: reaps completions whenever the helper thread says there are some, and at least
+/// every `DROP_BEHIND_AFTER` (requests left queued, sent ranges to drop on an idle shard).
 async fn drive(splicer: Weak<Splicer>, wake: flume::Receiver<()>) {
-    while wake.recv_async().await.is_ok() {
+    loop {
+        let woken = futures_lite::future::or(async { wake.recv_async().await.is_ok() }, async {
+            glommio::timer::sleep(DROP_BEHIND_AFTER).await;
+            true
+        })
+        .await;
         let Some(s) = splicer.upgrade() else { break };
+        if !woken {
+            break;
+        }
         s.reap();
+        s.drop_sent(std::time::Instant::now());
     }
 }
 

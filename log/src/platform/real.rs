@@ -72,6 +72,19 @@ pub async fn open_for_splice(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
     dup
 }
 
+/// Whether `fd` is the open file `file` (same device and inode).
+pub fn same_file(fd: &std::os::fd::OwnedFd, file: &DmaFile) -> bool {
+    use std::os::fd::AsRawFd;
+    let identity = |raw: std::os::fd::RawFd| {
+        // SAFETY: a zeroed stat is a valid value of the plain C struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat fills `st` for an open descriptor (or fails).
+        (unsafe { libc::fstat(raw, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    let ours = identity(fd.as_raw_fd());
+    ours.is_some() && ours == identity(file.as_raw_fd())
+}
+
 /// The size of a file.
 pub fn file_len(path: &Path) -> io::Result<u64> {
     Ok(std::fs::metadata(path)?.len())

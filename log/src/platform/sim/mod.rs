@@ -43,6 +43,11 @@ pub async fn open_for_splice(_path: &Path) -> std::io::Result<std::os::fd::Owned
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
+/// Never: the simulated disk has no descriptors (see `open_for_splice`).
+pub fn same_file(_fd: &std::os::fd::OwnedFd, _file: &DmaFile) -> bool {
+    false
+}
+
 /// The size of a file on the simulated disk.
 pub fn file_len(path: &Path) -> std::io::Result<u64> {
     disk::with_disk(|d| d.len_of(path))
