@@ -169,8 +169,9 @@ def test_a_new_broker_takes_moved_partitions_and_its_share_after_a_resumed_rebal
             proc.kill()
             proc.wait(10)
             # Checked while broker 4 is still paused: once it runs, it may finish the moves
-            # before the next look.
-            assert listed(old), "the moves outlive the killed command"
+            # before the next look. Until its session ends, a client may still send the listing
+            # to broker 4 and time out: asked again then.
+            cluster.wait_for("the moves still listed after the killed command", lambda: listed(old))
         finally:
             os.kill(new.pid, signal.SIGCONT)
             if proc.poll() is None:
