@@ -419,6 +419,23 @@ impl State {
         let i = self.segments.partition_point(|s| s.base_offset <= offset);
         i.checked_sub(1)
     }
+
+    /// Where a disk read for `offset` starts: its segment's index, and the batch boundary of the
+    /// offset-index entry at or before it (the offset may lie past the end of its segment, a
+    /// gap left by compaction or deletion: then the next segment).
+    fn disk_read_start(&self, offset: u64) -> Option<(usize, segment::Boundary)> {
+        let mut i = self.segment_for(offset)?;
+        while self.segments[i].next_offset <= offset && i + 1 < self.segments.len() {
+            i += 1;
+        }
+        let s = &self.segments[i];
+        let relative = u32::try_from(offset.saturating_sub(s.base_offset)).unwrap_or(u32::MAX);
+        let (entry_offset, position) = s.offset_index.lookup_entry(relative);
+        Some((
+            i,
+            segment::Boundary { position: u64::from(position), base_offset: s.base_offset + u64::from(entry_offset) },
+        ))
+    }
 }
 
 /// One Kafka partition's log on disk.
@@ -1781,19 +1798,10 @@ impl PartitionLog {
             if st.cache.front().is_some_and(|c| c.base_offset <= offset) {
                 return Ok(None);
             }
-            let Some(mut i) = st.segment_for(offset) else { return Ok(None) };
-            while st.segments[i].next_offset <= offset && i + 1 < st.segments.len() {
-                i += 1;
-            }
+            let Some((i, entry)) = st.disk_read_start(offset) else { return Ok(None) };
             let s = &st.segments[i];
-            let relative = u32::try_from(offset.saturating_sub(s.base_offset)).unwrap_or(u32::MAX);
-            let (entry_offset, position) = s.offset_index.lookup_entry(relative);
-            let eligible = s.finalized && s.next_offset <= max_offset && s.verified_to > u64::from(position);
+            let eligible = s.finalized && s.next_offset <= max_offset && s.verified_to > entry.position;
             let Some(file) = s.file.clone().filter(|_| eligible) else { return Ok(None) };
-            let entry = segment::Boundary {
-                position: u64::from(position),
-                base_offset: s.base_offset + u64::from(entry_offset),
-            };
             (s.base_offset, file, s.size, entry, st.tail_epoch)
         };
         let path = segment_path(&self.dir, base, "log");
@@ -1906,18 +1914,11 @@ impl PartitionLog {
                 return Ok(read_cache(&st.cache, offset, max_bytes, max_offset));
             }
             self.stats.count(&self.stats.cache_misses);
-            let Some(i) = st.segment_for(offset) else {
+            let Some((i, start)) = st.disk_read_start(offset) else {
                 return Ok(Vec::new());
             };
-            let mut i = i;
-            // The offset may lie past the end of its segment (a gap left by compaction or deletion).
-            while st.segments[i].next_offset <= offset && i + 1 < st.segments.len() {
-                i += 1;
-            }
             let s = &st.segments[i];
-            let relative = u32::try_from(offset.saturating_sub(s.base_offset)).unwrap_or(u32::MAX);
-            let (entry_offset, position) = s.offset_index.lookup_entry(relative);
-            (s.base_offset, u64::from(position), s.base_offset + u64::from(entry_offset), s.flushed, s.file.clone())
+            (s.base_offset, start.position, start.base_offset, s.flushed, s.file.clone())
         };
         let Some(file) = file else {
             return Ok(Vec::new());
